@@ -1,0 +1,3 @@
+"""Tracehouse collector: OTLP receivers -> processors -> ClickHouse store -> queries."""
+
+__version__ = "0.1.0"

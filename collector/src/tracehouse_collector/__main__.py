@@ -1,0 +1,3 @@
+from tracehouse_collector.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Tracehouse's own APIs (REST on the HTTP port)."""

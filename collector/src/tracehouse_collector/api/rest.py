@@ -1,0 +1,57 @@
+"""REST API under /api/v1 on the HTTP port, plus /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+
+from tracehouse_collector import __version__
+from tracehouse_collector.output import jsonable
+from tracehouse_collector.query.sql import run_readonly
+from tracehouse_collector.store.client import Store, StoreError
+
+if TYPE_CHECKING:
+    from tracehouse_collector.ingest import Ingest
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def add_routes(app: web.Application, store: Store, ingest: Ingest) -> None:
+    async def healthz(request: web.Request) -> web.Response:
+        writer = ingest.writer
+        body = {
+            "status": "ok" if ingest.accepting else "starting",
+            "version": __version__,
+            "store": store.dsn.display(),
+            "queued_rows": writer.queued_rows,
+            "store_error": writer.store_error or None,
+        }
+        return _json(body, 200 if ingest.accepting else 503)
+
+    async def sql(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            if request.content_type == "application/json":
+                try:
+                    payload = orjson.loads(await request.read())
+                except orjson.JSONDecodeError as exc:
+                    return _json({"error": f"request body is not JSON: {exc}"}, 400)
+                statement = payload.get("sql") if isinstance(payload, dict) else None
+            else:
+                statement = await request.text()
+        else:
+            statement = request.query.get("q")
+        if not isinstance(statement, str) or not statement.strip():
+            return _json({"error": 'send {"sql": "SELECT ..."} (or ?q= on GET)'}, 400)
+        try:
+            result = await asyncio.to_thread(run_readonly, store, statement)
+        except (StoreError, ValueError) as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"columns": result.columns, "rows": [[jsonable(v) for v in r] for r in result.rows]})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_route("*", "/api/v1/sql", sql)

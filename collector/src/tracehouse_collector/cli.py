@@ -1,0 +1,172 @@
+"""The `tracehouse` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tracehouse_collector import __version__
+from tracehouse_collector.config import ServeSettings, default_data_dir, default_store
+from tracehouse_collector.output import FORMATS, render
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"tracehouse: {message}", file=sys.stderr)
+    return code
+
+
+# -- serve -----------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tracehouse_collector import server
+    from tracehouse_collector.store.client import StoreError
+    from tracehouse_collector.store.journal import JournalLockedError
+
+    settings = ServeSettings.from_env(
+        store=args.store,
+        data_dir=args.data_dir,
+        host=args.host,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        workers=args.workers,
+    )
+    try:
+        server.run(settings)
+    except (StoreError, JournalLockedError, OSError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# -- read commands ---------------------------------------------------------------------------
+
+
+def _server_request(server: str, path: str, payload: dict, api_key: str | None) -> dict:
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        server.rstrip("/") + path,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            message = json.loads(body).get("error") or body.decode()
+        except ValueError:
+            message = body.decode("utf-8", "replace")
+        raise RuntimeError(message) from None
+    except urllib.error.URLError as exc:
+        raise RuntimeError(f"cannot reach the server at {server}: {exc.reason}") from None
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    statement = args.statement if args.statement != "-" else sys.stdin.read()
+    if args.server:
+        try:
+            result = _server_request(args.server, "/api/v1/sql", {"sql": statement}, args.api_key)
+        except RuntimeError as exc:
+            return _fail(str(exc))
+        columns, rows = result["columns"], result["rows"]
+    else:
+        from tracehouse_collector.query.sql import run_readonly
+        from tracehouse_collector.store.client import Store, StoreError
+
+        try:
+            store = Store(args.store or default_store(Path(args.data_dir or default_data_dir())))
+            try:
+                store.migrate()
+                res = run_readonly(store, statement)
+            finally:
+                store.close()
+        except (StoreError, ValueError) as exc:
+            return _fail(str(exc))
+        columns, rows = res.columns, res.rows
+    sys.stdout.write(render(columns, rows, args.format))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from tracehouse_collector.store import schema
+
+    if args.print:
+        for stmt in schema.all_statements():
+            print(stmt + ";\n")
+        return 0
+    from tracehouse_collector.store.client import Store, StoreError
+
+    try:
+        store = Store(args.store or default_store(Path(args.data_dir or default_data_dir())))
+        try:
+            applied = store.migrate()
+        finally:
+            store.close()
+    except StoreError as exc:
+        return _fail(str(exc))
+    print(f"schema up to date (applied: {applied or 'none'})")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def _add_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", help="store DSN: chdb:///dir or http(s)://user:pass@host:8123/db (TRACEHOUSE_STORE)")
+    p.add_argument("--data-dir", help="state directory (TRACEHOUSE_DATA_DIR, default ~/.tracehouse)")
+
+
+def _add_read_args(p: argparse.ArgumentParser) -> None:
+    _add_store_args(p)
+    p.add_argument(
+        "--server",
+        default=os.environ.get("TRACEHOUSE_SERVER"),
+        help="read through a running server's API instead of opening the store (TRACEHOUSE_SERVER)",
+    )
+    p.add_argument("--api-key", default=os.environ.get("TRACEHOUSE_API_KEY"), help="API key (TRACEHOUSE_API_KEY)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tracehouse", description="Tracehouse collector and query tools")
+    parser.add_argument("--version", action="version", version=f"tracehouse {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="receive OTLP and store it")
+    _add_store_args(p)
+    p.add_argument("--host", help="address to bind (TRACEHOUSE_HOST, default 127.0.0.1)")
+    p.add_argument("--grpc-port", type=int, help="OTLP/gRPC port (TRACEHOUSE_GRPC_PORT, default 4317)")
+    p.add_argument("--http-port", type=int, help="OTLP/HTTP and API port (TRACEHOUSE_HTTP_PORT, default 4318)")
+    p.add_argument("--workers", type=int, help="decoding worker processes (TRACEHOUSE_WORKERS, default 2)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("sql", help="run a read-only SQL statement in the tracehouse database")
+    p.add_argument("statement", help="the SQL statement, or - to read it from stdin")
+    _add_read_args(p)
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("schema", help="create or upgrade the schema, or print its DDL")
+    _add_store_args(p)
+    p.add_argument("--print", action="store_true", help="print the DDL instead of applying it")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

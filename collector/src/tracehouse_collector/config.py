@@ -1,0 +1,75 @@
+"""Collector settings: one place that turns flags and TRACEHOUSE_* variables into values.
+
+A flag wins over its variable, a variable over the default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_GRPC_PORT = 4317
+DEFAULT_HTTP_PORT = 4318
+DEFAULT_HOST = "127.0.0.1"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("TRACEHOUSE_DATA_DIR") or Path.home() / ".tracehouse")
+
+
+def default_store(data_dir: Path) -> str:
+    return os.environ.get("TRACEHOUSE_STORE") or f"chdb://{data_dir / 'data'}"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"tracehouse: {name}={raw!r} is not an integer") from None
+
+
+@dataclass
+class ServeSettings:
+    """Everything `tracehouse serve` needs to know."""
+
+    store: str
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    grpc_port: int = DEFAULT_GRPC_PORT
+    http_port: int = DEFAULT_HTTP_PORT
+    # Decoding OTLP into rows is CPU-bound Python; it runs in this many worker processes so
+    # that the one process owning the store is not bound by the GIL.
+    workers: int = 2
+    # Group commit: a flush happens when this many rows are pending or the oldest pending row
+    # has waited max_delay_ms. ClickHouse pays per part, so small inserts cost twice per row.
+    batch_rows: int = 20_000
+    max_delay_ms: int = 200
+    # Backpressure: above this many rows accepted but not yet inserted, exports are refused
+    # with RESOURCE_EXHAUSTED / HTTP 429 so that SDKs retry later.
+    max_pending_rows: int = 400_000
+    # An export not durable after this long is answered UNAVAILABLE / HTTP 503 (its rows stay
+    # queued, and a retry of the same request waits for them instead of adding them again).
+    ack_timeout_s: float = 8.0
+    # Attribute values longer than this (bytes of UTF-8) are truncated and marked.
+    max_attribute_bytes: int = 64 * 1024
+    # Largest accepted request, after decompression.
+    max_request_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ServeSettings:
+        data_dir = Path(str(overrides.pop("data_dir", None) or default_data_dir())).expanduser()
+        store = str(overrides.pop("store", None) or default_store(data_dir))
+        values: dict[str, object] = {
+            "host": os.environ.get("TRACEHOUSE_HOST") or DEFAULT_HOST,
+            "grpc_port": _env_int("TRACEHOUSE_GRPC_PORT", DEFAULT_GRPC_PORT),
+            "http_port": _env_int("TRACEHOUSE_HTTP_PORT", DEFAULT_HTTP_PORT),
+            "workers": _env_int("TRACEHOUSE_WORKERS", 2),
+            "max_attribute_bytes": _env_int("TRACEHOUSE_MAX_ATTRIBUTE_BYTES", 64 * 1024),
+            "max_request_bytes": _env_int("TRACEHOUSE_MAX_REQUEST_BYTES", 64 * 1024 * 1024),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(store=store, data_dir=data_dir, **values)  # type: ignore[arg-type]

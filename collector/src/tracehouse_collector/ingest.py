@@ -1,0 +1,81 @@
+"""The front door shared by the OTLP receivers: decode in worker processes, then commit.
+
+Receivers hand over raw request bytes and get back either the outcome (rows accepted,
+rows rejected) or one of the exceptions below, which each receiver maps to its protocol's
+status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+
+from tracehouse_collector.config import ServeSettings
+from tracehouse_collector.processors import pipeline
+from tracehouse_collector.processors.otlp_decode import InvalidRequest, RequestTooLarge
+from tracehouse_collector.store.writer import Overloaded, RowsRefused, Unavailable, Writer
+
+log = logging.getLogger("tracehouse.ingest")
+
+__all__ = ["Ingest", "InvalidRequest", "RequestTooLarge", "Overloaded", "Unavailable", "RowsRefused"]
+
+
+def _warm_up() -> None:
+    """Import the heavy modules once per worker, not on its first request."""
+    from tracehouse_collector.processors import rows  # noqa: F401
+
+
+class Ingest:
+    def __init__(self, settings: ServeSettings, writer: Writer) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.accepting = False
+        self._pool: Executor | None = None
+        self._new_pool()
+
+    def _new_pool(self) -> None:
+        if self.settings.workers <= 0:
+            self._pool = None  # decode on a thread of this process (tests, tiny deployments)
+            return
+        # spawn, not fork: the parent holds chDB's threads and gRPC's, which fork cannot copy.
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.settings.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_warm_up,
+        )
+
+    async def export(
+        self, signal: str, body: bytes, content_type: str, content_encoding: str = ""
+    ) -> pipeline.EncodedRequest:
+        if not self.accepting:
+            raise Unavailable("collector is not accepting data (starting or shutting down)", 1.0)
+        job = partial(
+            pipeline.process,
+            signal,
+            body,
+            content_type,
+            content_encoding,
+            self.settings.max_request_bytes,
+            self.settings.max_attribute_bytes,
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            if self._pool is None:
+                encoded = await asyncio.to_thread(job)
+            else:
+                encoded = await loop.run_in_executor(self._pool, job)
+        except BrokenProcessPool:
+            log.error("a decoding worker died; starting a new pool")
+            self._new_pool()
+            raise Unavailable("decoding worker restarted; retry", 1.0) from None
+        await self.writer.submit(encoded)
+        return encoded
+
+    def close(self) -> None:
+        self.accepting = False
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,76 @@
+"""Rendering of result sets for the CLI: --format table|json|csv."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import ipaddress
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+FORMATS = ("table", "json", "csv")
+
+
+def jsonable(value: Any) -> Any:
+    """A value as JSON can carry it (ClickHouse types included)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (uuid.UUID, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(jsonable(k)): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    v = jsonable(value)
+    if isinstance(v, (dict, list)):
+        return orjson.dumps(v).decode()
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+    if fmt == "json":
+        records = [{c: jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+        return orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(v) for v in row])
+        return buf.getvalue()
+    if fmt == "table":
+        cells = [[_cell(v).replace("\n", "\\n") for v in row] for row in rows]
+        widths = [len(c) for c in columns]
+        for row in cells:
+            for i, c in enumerate(row):
+                widths[i] = min(max(widths[i], len(c)), 80)
+        def line(values: Sequence[str]) -> str:
+            return "  ".join(
+                (v if len(v) <= w else v[: w - 1] + "…").ljust(w) for v, w in zip(values, widths, strict=True)
+            ).rstrip()
+        out = [line(columns), line(["-" * w for w in widths])]
+        out += [line(r) for r in cells]
+        out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+        return "\n".join(out) + "\n"
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

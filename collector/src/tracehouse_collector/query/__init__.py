@@ -1,0 +1,1 @@
+"""Query modules: read-side questions answered from the store."""

@@ -1,0 +1,81 @@
+"""OTLP/HTTP receiver: POST /v1/traces, /v1/metrics, /v1/logs.
+
+Bodies in application/x-protobuf or application/json (the OTLP JSON encoding), optionally
+gzip- or deflate-compressed. Responses use the request's encoding; errors carry a
+google.rpc.Status body and, when retryable, a Retry-After header.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from google.protobuf import json_format
+from google.rpc import status_pb2
+
+from tracehouse_collector.ingest import (
+    Ingest,
+    InvalidRequest,
+    Overloaded,
+    RequestTooLarge,
+    RowsRefused,
+    Unavailable,
+)
+from tracehouse_collector.receivers.otlp_grpc import export_response
+
+log = logging.getLogger("tracehouse.http")
+
+CONTENT_TYPES = {"application/x-protobuf": "protobuf", "application/json": "json"}
+# gRPC status codes used in google.rpc.Status bodies.
+_INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _INTERNAL, _UNAVAILABLE = 3, 8, 13, 14
+
+
+def _reply(message, encoding: str, status: int = 200, headers: dict | None = None) -> web.Response:
+    if encoding == "json":
+        body = json_format.MessageToJson(message, indent=None).encode()
+        return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+    return web.Response(
+        status=status, body=message.SerializeToString(), content_type="application/x-protobuf", headers=headers
+    )
+
+
+def _error(encoding: str, http_status: int, code: int, message: str, retry_after: float | None = None):
+    headers = {"Retry-After": str(max(1, int(retry_after)))} if retry_after is not None else None
+    return _reply(status_pb2.Status(code=code, message=message), encoding, http_status, headers)
+
+
+def add_routes(app: web.Application, ingest: Ingest) -> None:
+    async def export(request: web.Request) -> web.StreamResponse:
+        signal = request.match_info["signal"]
+        mime = request.content_type.lower()
+        encoding = CONTENT_TYPES.get(mime)
+        if encoding is None:
+            return web.json_response(
+                {
+                    "code": _INVALID_ARGUMENT,
+                    "message": f"unsupported Content-Type {mime!r}; "
+                    "send application/x-protobuf or application/json",
+                },
+                status=415,
+            )
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _error(encoding, 413, _INVALID_ARGUMENT, "request body exceeds the configured limit")
+        try:
+            result = await ingest.export(signal, body, encoding, request.headers.get("Content-Encoding", ""))
+        except RequestTooLarge as exc:
+            return _error(encoding, 413, _INVALID_ARGUMENT, str(exc))
+        except (InvalidRequest, RowsRefused) as exc:
+            return _error(encoding, 400, _INVALID_ARGUMENT, str(exc))
+        except Overloaded as exc:
+            return _error(encoding, 429, _RESOURCE_EXHAUSTED, str(exc), exc.retry_after_s)
+        except Unavailable as exc:
+            return _error(encoding, 503, _UNAVAILABLE, str(exc), exc.retry_after_s)
+        except Exception:
+            log.exception("unexpected error in %s export", signal)
+            return _error(encoding, 500, _INTERNAL, "internal error; see the collector log")
+        return _reply(export_response(signal, result.rejected, result.error_message), encoding)
+
+    for signal in ("traces", "metrics", "logs"):
+        app.router.add_post(f"/v1/{{signal:{signal}}}", export)

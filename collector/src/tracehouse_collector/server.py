@@ -1,0 +1,91 @@
+"""`tracehouse serve`: wires receivers -> processors -> writer -> store, and drains on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from tracehouse_collector.api import rest
+from tracehouse_collector.config import ServeSettings
+from tracehouse_collector.ingest import Ingest
+from tracehouse_collector.receivers import otlp_grpc, otlp_http
+from tracehouse_collector.store.client import Store
+from tracehouse_collector.store.journal import Journal
+from tracehouse_collector.store.writer import Writer
+
+log = logging.getLogger("tracehouse.server")
+
+
+def _journal_dir(settings: ServeSettings, store: Store):
+    # One journal per store, so two collectors on different stores may share a data dir.
+    tag = hashlib.sha1(store.dsn.display().encode()).hexdigest()[:10]
+    return settings.data_dir / "journal" / tag
+
+
+async def serve(settings: ServeSettings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await asyncio.to_thread(Store, settings.store)
+    applied = await asyncio.to_thread(store.migrate)
+    if applied:
+        log.info("applied schema migrations %s", applied)
+    journal = Journal(_journal_dir(settings, store))
+    writer = Writer(
+        store,
+        journal,
+        batch_rows=settings.batch_rows,
+        max_delay_s=settings.max_delay_ms / 1000,
+        max_pending_rows=settings.max_pending_rows,
+        ack_timeout_s=settings.ack_timeout_s,
+    )
+    ingest = Ingest(settings, writer)
+    await writer.start()
+
+    grpc_server, grpc_port = otlp_grpc.build_server(
+        ingest, settings.host, settings.grpc_port, settings.max_request_bytes
+    )
+    app = web.Application(client_max_size=settings.max_request_bytes)
+    otlp_http.add_routes(app, ingest)
+    rest.add_routes(app, store, ingest)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True)
+    await site.start()
+    await grpc_server.start()
+    http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    ingest.accepting = True
+    print(
+        f"tracehouse serve: store {store.dsn.display()}\n"
+        f"  OTLP/gRPC  {settings.host}:{grpc_port}\n"
+        f"  OTLP/HTTP  http://{settings.host}:{http_port}/v1/traces (metrics, logs)\n"
+        f"  API        http://{settings.host}:{http_port}/api/v1  health: /healthz",
+        flush=True,
+    )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    print("tracehouse serve: draining", file=sys.stderr, flush=True)
+    # Stop taking new exports, let in-flight ones finish, flush, then close the store.
+    ingest.accepting = False
+    await grpc_server.stop(grace=5)
+    await site.stop()
+    await writer.close()
+    await runner.cleanup()
+    await asyncio.to_thread(ingest.close)
+    journal.close()
+    await asyncio.to_thread(store.close)
+    print("tracehouse serve: stopped", file=sys.stderr, flush=True)
+
+
+def run(settings: ServeSettings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings))

@@ -1,0 +1,258 @@
+"""The one module that talks to ClickHouse, embedded (chDB) or a server, via clickhouse-connect.
+
+DSNs:
+- ``chdb:///abs/dir`` or ``chdb://~/dir``: the embedded engine; the process that opens it owns it.
+- ``http://user:pass@host:8123/db`` or ``https://...``: a ClickHouse server or cluster.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+from tracehouse_collector.store import schema
+
+
+class StoreError(Exception):
+    """A store operation failed; the message is ClickHouse's own where there is one."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not take the request now (down, overloaded, timed out): retry later."""
+
+
+# ClickHouse error codes that say "not now" rather than "not this data".
+_TRANSIENT_CODES = frozenset(
+    {3, 159, 160, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 394, 425, 439, 999, 1000, 1002}
+)
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    match = _CODE.search(str(exc))
+    return match is None or int(match.group(1)) in _TRANSIENT_CODES
+
+
+class StoreLockedError(StoreError):
+    """The embedded store directory is owned by another process (usually `tracehouse serve`)."""
+
+
+@dataclass(frozen=True)
+class DSN:
+    kind: str  # "chdb" or "http"
+    path: Path | None = None
+    host: str = ""
+    port: int = 8123
+    username: str = "default"
+    password: str = ""
+    database: str = schema.DATABASE
+    secure: bool = False
+
+    @classmethod
+    def parse(cls, dsn: str) -> DSN:
+        parts = urlsplit(dsn)
+        if parts.scheme == "chdb":
+            raw = (parts.netloc + parts.path) if parts.netloc else parts.path
+            if not raw:
+                raise StoreError(f"store DSN {dsn!r} names no directory (use chdb:///path/to/dir)")
+            return cls(kind="chdb", path=Path(unquote(raw)).expanduser().resolve())
+        if parts.scheme in ("http", "https"):
+            if not parts.hostname:
+                raise StoreError(f"store DSN {dsn!r} names no host")
+            database = parts.path.strip("/") or schema.DATABASE
+            if database != schema.DATABASE:
+                raise StoreError(
+                    f"store DSN {dsn!r}: Tracehouse keeps its tables in database "
+                    f"{schema.DATABASE!r}; use .../{schema.DATABASE} or no path"
+                )
+            secure = parts.scheme == "https"
+            return cls(
+                kind="http",
+                host=parts.hostname,
+                port=parts.port or (8443 if secure else 8123),
+                username=unquote(parts.username or "default"),
+                password=unquote(parts.password or ""),
+                database=database,
+                secure=secure,
+            )
+        raise StoreError(
+            f"unsupported store DSN {dsn!r}: use chdb:///path/to/dir or http(s)://user:pass@host:8123/db"
+        )
+
+    def display(self) -> str:
+        if self.kind == "chdb":
+            return f"chdb://{self.path}"
+        scheme = "https" if self.secure else "http"
+        return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    # clickhouse-connect prefixes chDB errors with a wrapper line and repeats the code; keep
+    # the first line that carries ClickHouse's own message.
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line
+    return type(exc).__name__
+
+
+class Store:
+    """A connection to the Tracehouse database; thread-safe for one writer plus readers."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = DSN.parse(dsn)
+        self._lock = threading.Lock()
+        self._dir_lock: int | None = None
+        if self.dsn.kind == "chdb":
+            self._dir_lock = self._lock_directory()
+        self._client = self._connect()
+        # Reads get a connection of their own, so a long query never holds up inserts.
+        self._reader: Any = None
+        self._reader_lock = threading.Lock()
+
+    def _lock_directory(self) -> int:
+        """Take the embedded store's directory lock, so a second opener gets a clear error.
+
+        chDB fails obscurely when two processes open one directory; an flock of our own turns
+        that into a message that says what to do. The kernel drops it when the process dies.
+        """
+        assert self.dsn.path is not None
+        self.dsn.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dsn.path / ".tracehouse.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLockedError(
+                f"the embedded store {self.dsn.path} is in use by another process (a running "
+                "`tracehouse serve`?); reach it through that server with --server URL"
+            ) from None
+        return fd
+
+    def _connect(self) -> Any:
+        d = self.dsn
+        try:
+            if d.kind == "chdb":
+                assert d.path is not None
+                d.path.mkdir(parents=True, exist_ok=True)
+                client = clickhouse_connect.get_client(dsn=f"chdb://{d.path}")
+                client.command(f"CREATE DATABASE IF NOT EXISTS {schema.DATABASE}")
+                client.database = schema.DATABASE  # so `SELECT ... FROM otel_traces` works
+                return client
+            client = clickhouse_connect.get_client(
+                host=d.host,
+                port=d.port,
+                username=d.username,
+                password=d.password,
+                secure=d.secure,
+                connect_timeout=10,
+                send_receive_timeout=120,
+            )
+            client.command(f"CREATE DATABASE IF NOT EXISTS {schema.DATABASE}")
+            client.database = schema.DATABASE
+            return client
+        except Exception as exc:  # connection refused, bad credentials, chDB load failures
+            self._release_directory()
+            raise StoreError(f"cannot open store {d.display()}: {_message(exc)}") from exc
+
+    def _release_directory(self) -> None:
+        if self._dir_lock is not None:
+            os.close(self._dir_lock)
+            self._dir_lock = None
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations this store has not seen yet; returns the versions applied."""
+        self.command(schema.MIGRATIONS_TABLE)
+        done = {int(r[0]) for r in self.query(f"SELECT Version FROM {schema.DATABASE}.schema_migrations")[1]}
+        applied = []
+        for m in schema.MIGRATIONS:
+            if m.version in done:
+                continue
+            for stmt in m.statements:
+                self.command(stmt)
+            self.command(
+                f"INSERT INTO {schema.DATABASE}.schema_migrations (Version, Description) VALUES "
+                f"({m.version}, %(d)s)",
+                parameters={"d": m.description},
+            )
+            applied.append(m.version)
+        return applied
+
+    # -- statements -------------------------------------------------------------------------
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None, settings: dict | None = None) -> Any:
+        try:
+            with self._lock:
+                return self._client.command(sql, parameters=parameters, settings=settings)
+        except ClickHouseError as exc:
+            raise StoreError(_message(exc)) from exc
+
+    def query(
+        self,
+        sql: str,
+        parameters: dict[str, Any] | None = None,
+        settings: dict | None = None,
+    ) -> tuple[list[str], list[tuple]]:
+        """Run a SELECT on the read connection; returns (column names, rows)."""
+        try:
+            with self._reader_lock:
+                if self._reader is None:
+                    self._reader = self._connect()
+                result = self._reader.query(sql, parameters=parameters, settings=settings)
+            return list(result.column_names), list(result.result_rows)
+        except ClickHouseError as exc:
+            raise StoreError(_message(exc)) from exc
+
+    def insert_file(self, table: str, path: Path, fmt: str, dedup_token: str) -> None:
+        """Insert a file of rows in a ClickHouse input format, deduplicated by token.
+
+        The embedded engine reads the file itself; a server gets it streamed over HTTP. Either
+        way no row is re-encoded in Python.
+        """
+        # Spans from a buggy clock may span many days; such a batch must still insert.
+        settings = {
+            "insert_deduplication_token": dedup_token,
+            "insert_deduplicate": 1,
+            "max_partitions_per_insert_block": 0,
+        }
+        try:
+            with self._lock:
+                if self.dsn.kind == "chdb":
+                    quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
+                    clause = ", ".join(f"{k} = '{v}'" if isinstance(v, str) else f"{k} = {v}" for k, v in settings.items())
+                    self._client.command(
+                        f"INSERT INTO {schema.DATABASE}.{table} FROM INFILE '{quoted}' SETTINGS {clause} FORMAT {fmt}"
+                    )
+                else:
+                    with open(path, "rb") as fh:
+                        self._client.raw_insert(
+                            f"{schema.DATABASE}.{table}", insert_block=fh, fmt=fmt, settings=settings
+                        )
+        except Exception as exc:  # network errors come as several types; classify by content
+            if is_transient(exc):
+                raise StoreUnavailableError(_message(exc)) from exc
+            raise StoreError(_message(exc)) from exc
+
+    def close(self) -> None:
+        with self._lock, self._reader_lock:
+            for client in (self._reader, self._client):
+                try:
+                    if client is not None:
+                        client.close()
+                except Exception:  # closing must not mask the reason we are shutting down
+                    pass
+            self._release_directory()

@@ -38,7 +38,7 @@ def format_timestamp(ns: int) -> str:
         if len(_SECOND_PREFIX) > 65536:
             _SECOND_PREFIX.clear()
         t = time.gmtime(sec)
-        prefix = "%04d-%02d-%02d %02d:%02d:%02d" % (t[0], t[1], t[2], t[3], t[4], t[5])
+        prefix = f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d} {t[3]:02d}:{t[4]:02d}:{t[5]:02d}"
         _SECOND_PREFIX[sec] = prefix
     return f"{prefix}.{frac:09d}"
 

@@ -54,6 +54,9 @@ class ServeSettings:
     # An export not durable after this long is answered UNAVAILABLE / HTTP 503 (its rows stay
     # queued, and a retry of the same request waits for them instead of adding them again).
     ack_timeout_s: float = 8.0
+    # fsync journaled batches before inserting them. A killed process loses nothing either
+    # way (the page cache survives it); fsync also covers power loss and kernel crashes.
+    journal_fsync: bool = True
     # Attribute values longer than this (bytes of UTF-8) are truncated and marked.
     max_attribute_bytes: int = 64 * 1024
     # Largest accepted request, after decompression.
@@ -68,6 +71,10 @@ class ServeSettings:
             "grpc_port": _env_int("TRACEHOUSE_GRPC_PORT", DEFAULT_GRPC_PORT),
             "http_port": _env_int("TRACEHOUSE_HTTP_PORT", DEFAULT_HTTP_PORT),
             "workers": _env_int("TRACEHOUSE_WORKERS", 2),
+            "batch_rows": _env_int("TRACEHOUSE_BATCH_ROWS", 20_000),
+            "max_delay_ms": _env_int("TRACEHOUSE_MAX_DELAY_MS", 200),
+            "max_pending_rows": _env_int("TRACEHOUSE_MAX_PENDING_ROWS", 400_000),
+            "journal_fsync": os.environ.get("TRACEHOUSE_JOURNAL_FSYNC", "1") not in ("0", "false", "no"),
             "max_attribute_bytes": _env_int("TRACEHOUSE_MAX_ATTRIBUTE_BYTES", 64 * 1024),
             "max_request_bytes": _env_int("TRACEHOUSE_MAX_REQUEST_BYTES", 64 * 1024 * 1024),
         }

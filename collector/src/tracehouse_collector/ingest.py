@@ -61,8 +61,11 @@ class Ingest:
             content_encoding,
             self.settings.max_request_bytes,
             self.settings.max_attribute_bytes,
+            str(self.writer.journal.spool_dir),
+            self.writer.journal.fsync,
         )
         loop = asyncio.get_running_loop()
+        self.writer.arriving(+1)
         try:
             if self._pool is None:
                 encoded = await asyncio.to_thread(job)
@@ -72,6 +75,9 @@ class Ingest:
             log.error("a decoding worker died; starting a new pool")
             self._new_pool()
             raise Unavailable("decoding worker restarted; retry", 1.0) from None
+        finally:
+            self.writer.arriving(-1)
+        # No await between arriving(-1) and submit: the rows join the batch before a flush starts.
         await self.writer.submit(encoded)
         return encoded
 

@@ -33,7 +33,7 @@ async def serve(settings: ServeSettings) -> None:
     applied = await asyncio.to_thread(store.migrate)
     if applied:
         log.info("applied schema migrations %s", applied)
-    journal = Journal(_journal_dir(settings, store))
+    journal = Journal(_journal_dir(settings, store), fsync=settings.journal_fsync)
     writer = Writer(
         store,
         journal,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import TYPE_CHECKING
 
 import orjson
@@ -30,6 +31,7 @@ def add_routes(app: web.Application, store: Store, ingest: Ingest) -> None:
             "store": store.dsn.display(),
             "queued_rows": writer.queued_rows,
             "store_error": writer.store_error or None,
+            "writer": dataclasses.asdict(writer.stats),
         }
         return _json(body, 200 if ingest.accepting else 503)
 

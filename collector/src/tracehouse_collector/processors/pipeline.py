@@ -1,18 +1,22 @@
 """The processing pipeline for one export request, run in a worker process.
 
 body bytes -> decompress -> parse (protobuf or OTLP/JSON) -> typed rows -> processors ->
-encoded blocks (JSONEachRow, which ClickHouse parses natively and in parallel).
+encoded rows (JSONEachRow, which ClickHouse parses natively and in parallel) in spool files.
 
-Workers do all per-span Python work, so the process that owns the store only moves bytes.
-The function takes and returns plain, picklable values.
+Workers do all per-span Python work and write the encoded rows to disk themselves, so the
+process that owns the store moves neither rows nor bytes of them: it only renames files into
+a batch and tells ClickHouse to read them. The function takes and returns plain, picklable
+values.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
+import uuid
 from dataclasses import dataclass, field
 
 import orjson
+import xxhash
 
 from tracehouse_collector.processors import otlp_decode
 from tracehouse_collector.processors.rows import ROW_BUILDERS, Limits, Rows
@@ -26,19 +30,31 @@ class EncodedRequest:
 
     signal: str
     key: str  # identifies the request's content, so a retried export is recognised
-    blocks: dict[str, bytes] = field(default_factory=dict)  # table -> JSONEachRow rows
+    files: dict[str, str] = field(default_factory=dict)  # table -> spool file of JSONEachRow rows
     rows: int = 0
     rejected: int = 0
     error_message: str = ""
 
 
 def request_key(signal: str, payload: bytes) -> str:
-    return hashlib.blake2b(payload, digest_size=16, person=signal.encode()[:16]).hexdigest()
+    # 128-bit XXH3: collisions are out of reach for the window of keys kept, and hashing a
+    # 1.5 MB request costs ~0.1 ms instead of ~3 ms for a cryptographic hash.
+    return xxhash.xxh3_128_hexdigest(payload, seed=len(signal)) + signal[0]
 
 
 def encode_rows(rows: list[dict]) -> bytes:
     dumps = orjson.dumps
     return b"\n".join([dumps(r) for r in rows]) + b"\n"
+
+
+def write_spool_file(spool_dir: str, table: str, data: bytes, fsync: bool) -> str:
+    path = os.path.join(spool_dir, f"{uuid.uuid4().hex}.{table}.jsonl")
+    with open(path, "wb") as fh:
+        fh.write(data)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    return path
 
 
 def process(
@@ -48,8 +64,10 @@ def process(
     content_encoding: str,
     max_request_bytes: int,
     max_attribute_bytes: int,
+    spool_dir: str,
+    fsync: bool = True,
 ) -> EncodedRequest:
-    """Decode and encode one request. Raises otlp_decode.InvalidRequest on bad input."""
+    """Decode one request and spool its encoded rows. Raises otlp_decode.InvalidRequest."""
     if signal not in otlp_decode.REQUEST_TYPES:
         raise otlp_decode.InvalidRequest(f"unknown signal {signal!r}")
     payload = otlp_decode.decompress(body, content_encoding, max_request_bytes)
@@ -60,6 +78,6 @@ def process(
         out.error_message = f"{rows.rejected} rejected: " + "; ".join(rows.errors)
     for table, table_rows in rows.tables.items():
         if table_rows:
-            out.blocks[table] = encode_rows(table_rows)
+            out.files[table] = write_spool_file(spool_dir, table, encode_rows(table_rows), fsync)
             out.rows += len(table_rows)
     return out

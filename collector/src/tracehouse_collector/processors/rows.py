@@ -133,7 +133,11 @@ def attributes(kvs: Any, limit: int) -> dict[str, str]:
     # A str of n characters is at most 4n UTF-8 bytes: only long values need encoding to measure.
     quick = limit // 4
     for kv in kvs:
-        s = any_value_to_str(kv.value)
+        v = kv.value
+        # Most attributes are non-empty strings: read that field first, dispatch only if empty.
+        s = v.string_value
+        if not s and v.WhichOneof("value") != "string_value":
+            s = any_value_to_str(v)
         if len(s) > quick and len(s.encode("utf-8")) > limit:
             s = _truncate(s, limit)
             truncated.append(kv.key)
@@ -155,9 +159,8 @@ def _span_problem(span: Any) -> str | None:
         return "parent_span_id must be empty or 8 bytes"
     if span.start_time_unix_nano > MAX_TIMESTAMP_NS or span.end_time_unix_nano > MAX_TIMESTAMP_NS:
         return "timestamp beyond the year 2262"
-    for ev in span.events:
-        if ev.time_unix_nano > MAX_TIMESTAMP_NS:
-            return "event timestamp beyond the year 2262"
+    if span.events and any(ev.time_unix_nano > MAX_TIMESTAMP_NS for ev in span.events):
+        return "event timestamp beyond the year 2262"
     return None
 
 
@@ -182,36 +185,41 @@ def trace_rows(request: Any, limits: Limits, rows: Rows | None = None) -> Rows:
                     continue
                 start = span.start_time_unix_nano
                 end = span.end_time_unix_nano
-                events = span.events
-                links = span.links
                 kind = span.kind
                 code = span.status.code
-                out.append(
-                    {
-                        "Timestamp": format_timestamp(start),
-                        "TraceId": span.trace_id.hex(),
-                        "SpanId": span.span_id.hex(),
-                        "ParentSpanId": span.parent_span_id.hex(),
-                        "TraceState": span.trace_state,
-                        "SpanName": span.name,
-                        "SpanKind": SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified",
-                        "ServiceName": service,
-                        "ResourceAttributes": res_attrs,
-                        "ScopeName": scope_name,
-                        "ScopeVersion": scope_version,
-                        "SpanAttributes": attributes(span.attributes, limit),
-                        "Duration": end - start if end > start else 0,
-                        "StatusCode": STATUS_CODES[code] if 0 <= code < 3 else "Unset",
-                        "StatusMessage": span.status.message,
-                        "Events.Timestamp": [format_timestamp(e.time_unix_nano) for e in events],
-                        "Events.Name": [e.name for e in events],
-                        "Events.Attributes": [attributes(e.attributes, limit) for e in events],
-                        "Links.TraceId": [lk.trace_id.hex() for lk in links],
-                        "Links.SpanId": [lk.span_id.hex() for lk in links],
-                        "Links.TraceState": [lk.trace_state for lk in links],
-                        "Links.Attributes": [attributes(lk.attributes, limit) for lk in links],
-                    }
-                )
+                row = {
+                    "Timestamp": format_timestamp(start),
+                    "TraceId": span.trace_id.hex(),
+                    "SpanId": span.span_id.hex(),
+                    "SpanName": span.name,
+                    "SpanKind": SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified",
+                    "ServiceName": service,
+                    "ResourceAttributes": res_attrs,
+                    "ScopeName": scope_name,
+                    "ScopeVersion": scope_version,
+                    "SpanAttributes": attributes(span.attributes, limit),
+                    "Duration": end - start if end > start else 0,
+                    "StatusCode": STATUS_CODES[code] if 0 <= code < 3 else "Unset",
+                }
+                # Columns left out take their defaults ('' and []): less to encode and parse.
+                if span.parent_span_id:
+                    row["ParentSpanId"] = span.parent_span_id.hex()
+                if span.trace_state:
+                    row["TraceState"] = span.trace_state
+                if span.status.message:
+                    row["StatusMessage"] = span.status.message
+                events = span.events
+                if events:
+                    row["Events.Timestamp"] = [format_timestamp(e.time_unix_nano) for e in events]
+                    row["Events.Name"] = [e.name for e in events]
+                    row["Events.Attributes"] = [attributes(e.attributes, limit) for e in events]
+                links = span.links
+                if links:
+                    row["Links.TraceId"] = [lk.trace_id.hex() for lk in links]
+                    row["Links.SpanId"] = [lk.span_id.hex() for lk in links]
+                    row["Links.TraceState"] = [lk.trace_state for lk in links]
+                    row["Links.Attributes"] = [attributes(lk.attributes, limit) for lk in links]
+                out.append(row)
     return rows
 
 

@@ -8,9 +8,11 @@ DSNs:
 from __future__ import annotations
 
 import fcntl
+import glob
 import os
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,13 @@ class DSN:
             return f"chdb://{self.path}"
         scheme = "https" if self.secure else "http"
         return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
+
+
+def _read_files(pattern: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+    for path in sorted(glob.glob(pattern)):
+        with open(path, "rb") as fh:
+            while data := fh.read(chunk):
+                yield data
 
 
 def _message(exc: BaseException) -> str:
@@ -217,11 +226,12 @@ class Store:
         except ClickHouseError as exc:
             raise StoreError(_message(exc)) from exc
 
-    def insert_file(self, table: str, path: Path, fmt: str, dedup_token: str) -> None:
-        """Insert a file of rows in a ClickHouse input format, deduplicated by token.
+    def insert_files(self, table: str, pattern: str, fmt: str, dedup_token: str) -> None:
+        """Insert the files matching a glob (or one path), in a ClickHouse input format, as one
+        insert deduplicated by `dedup_token`.
 
-        The embedded engine reads the file itself; a server gets it streamed over HTTP. Either
-        way no row is re-encoded in Python.
+        The embedded engine reads the files itself; a server gets them streamed over HTTP.
+        Either way no row is decoded or re-encoded in Python.
         """
         # Spans from a buggy clock may span many days; such a batch must still insert.
         settings = {
@@ -232,16 +242,15 @@ class Store:
         try:
             with self._lock:
                 if self.dsn.kind == "chdb":
-                    quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
+                    quoted = pattern.replace("\\", "\\\\").replace("'", "\\'")
                     clause = ", ".join(f"{k} = '{v}'" if isinstance(v, str) else f"{k} = {v}" for k, v in settings.items())
                     self._client.command(
                         f"INSERT INTO {schema.DATABASE}.{table} FROM INFILE '{quoted}' SETTINGS {clause} FORMAT {fmt}"
                     )
                 else:
-                    with open(path, "rb") as fh:
-                        self._client.raw_insert(
-                            f"{schema.DATABASE}.{table}", insert_block=fh, fmt=fmt, settings=settings
-                        )
+                    self._client.raw_insert(
+                        f"{schema.DATABASE}.{table}", insert_block=_read_files(pattern), fmt=fmt, settings=settings
+                    )
         except Exception as exc:  # network errors come as several types; classify by content
             if is_transient(exc):
                 raise StoreUnavailableError(_message(exc)) from exc

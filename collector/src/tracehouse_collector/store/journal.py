@@ -1,20 +1,27 @@
-"""The on-disk journal of batches between "accepted" and "inserted".
+"""The on-disk journal of rows between "accepted" and "inserted".
 
-A batch is written here (rows per table, then a meta file naming its requests) before it is
-inserted, and removed after. If the collector dies in between, the next start re-inserts what
-it finds with the same deduplication tokens: ClickHouse drops blocks it already has, so a batch
-lands exactly once whether or not the first insert completed.
+Layout under the journal directory:
+- ``spool/``: one file of encoded rows per request and table, written (and fsync'd) by the
+  decoding workers. A spool file not yet in a batch belongs to an export that has not been
+  acknowledged, so it is deleted at start: its exporter still holds the data and retries.
+- ``batches/<batch id>/``: the spool files of one flush, renamed in, and ``meta.json`` naming
+  its requests. The meta file, written last and atomically, is what makes the batch exist.
+- ``committed-keys.log``: keys of recently committed requests.
 
-The journal also keeps the keys of recently committed requests, so an exporter that retries a
-request whose acknowledgement it never saw (timeout, collector restart) is answered success
-without storing the rows twice.
+A batch is inserted with a deduplication token derived from its id and removed afterwards.
+If the collector dies in between, the next start re-inserts it with the same token:
+ClickHouse drops blocks it already has, so a batch lands exactly once whether or not the first
+insert completed. The committed keys let a retried export whose acknowledgement was lost
+(timeout, restart) be answered success without storing its rows twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import shutil
 import time
 import uuid
 from collections import OrderedDict
@@ -28,20 +35,15 @@ class JournalLockedError(Exception):
 
 
 @dataclass
-class Segment:
-    """One request's rows inside a batch file."""
-
-    key: str
-    offset: int
-    length: int
-
-
-@dataclass
 class JournalBatch:
     batch_id: str
+    directory: Path
     keys: list[str]
-    files: dict[str, Path]  # table -> file of rows
-    segments: dict[str, list[Segment]]  # table -> per-request byte ranges of that file
+    tables: dict[str, list[tuple[str, Path]]]  # table -> [(request key, file)] in order
+
+    def pattern(self, table: str) -> str:
+        """A glob matching exactly this batch's files for `table`."""
+        return str(self.directory / f"*.{table}.jsonl")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -55,11 +57,13 @@ def _fsync_dir(path: Path) -> None:
 class Journal:
     def __init__(self, directory: Path, *, fsync: bool = True, max_keys: int = 200_000) -> None:
         self.directory = directory
+        self.spool_dir = directory / "spool"
         self.batches_dir = directory / "batches"
         self.keys_path = directory / "committed-keys.log"
         self.fsync = fsync
         self.max_keys = max_keys
-        self.batches_dir.mkdir(parents=True, exist_ok=True)
+        for d in (self.spool_dir, self.batches_dir):
+            d.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -75,59 +79,48 @@ class Journal:
         # Sortable by time, unique across restarts.
         return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
 
-    def write(self, batch_id: str, blocks: dict[str, list[tuple[str, bytes]]]) -> JournalBatch:
-        """Persist a batch: for each table, the (request key, rows) pieces in order."""
-        files: dict[str, Path] = {}
-        segments: dict[str, list[Segment]] = {}
+    def write(self, batch_id: str, requests: list[tuple[str, dict[str, str]]]) -> JournalBatch:
+        """Make a batch of spooled requests: [(request key, {table: spool file})]."""
+        directory = self.batches_dir / batch_id
+        directory.mkdir()
         keys: list[str] = []
-        for table, pieces in blocks.items():
-            path = self.batches_dir / f"{batch_id}.{table}.jsonl"
-            offset = 0
-            segs = []
-            with open(path, "wb") as fh:
-                for key, data in pieces:
-                    fh.write(data)
-                    segs.append(Segment(key, offset, len(data)))
-                    offset += len(data)
-                    if key not in keys:
-                        keys.append(key)
-                if self.fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            files[table] = path
-            segments[table] = segs
+        tables: dict[str, list[tuple[str, Path]]] = {}
+        for i, (key, files) in enumerate(requests):
+            keys.append(key)
+            for table, spool_path in files.items():
+                target = directory / f"{i:06d}.{table}.jsonl"
+                os.rename(spool_path, target)
+                tables.setdefault(table, []).append((key, target))
         meta = {
             "batch_id": batch_id,
             "keys": keys,
-            "tables": {t: [[s.key, s.offset, s.length] for s in segs] for t, segs in segments.items()},
+            "tables": {t: [[k, p.name] for k, p in items] for t, items in tables.items()},
         }
-        # The meta file is what makes a batch exist: written last, atomically.
-        tmp = self.batches_dir / f"{batch_id}.meta.tmp"
+        tmp = directory / "meta.tmp"
         with open(tmp, "w") as fh:
             json.dump(meta, fh)
             if self.fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, self.batches_dir / f"{batch_id}.meta.json")
+        os.replace(tmp, directory / "meta.json")
         if self.fsync:
+            _fsync_dir(directory)
             _fsync_dir(self.batches_dir)
-        return JournalBatch(batch_id, keys, files, segments)
+        return JournalBatch(batch_id, directory, keys, tables)
 
     def pending(self) -> list[JournalBatch]:
-        """Batches written but not completed, oldest first. Debris of unfinished writes is removed."""
+        """Batches made but not completed, oldest first; unacknowledged debris is removed."""
+        for p in self.spool_dir.iterdir():
+            p.unlink(missing_ok=True)
         out = []
-        metas = sorted(self.batches_dir.glob("*.meta.json"))
-        live = {p.name[: -len(".meta.json")] for p in metas}
-        for p in self.batches_dir.iterdir():
-            batch_id = p.name.split(".", 1)[0]
-            if batch_id not in live:
-                p.unlink(missing_ok=True)  # never acknowledged: its exporters still hold the data
-        for meta_path in metas:
+        for directory in sorted(p for p in self.batches_dir.iterdir() if p.is_dir()):
+            meta_path = directory / "meta.json"
+            if not meta_path.exists():
+                shutil.rmtree(directory, ignore_errors=True)
+                continue
             meta = json.loads(meta_path.read_text())
-            batch_id = meta["batch_id"]
-            files = {t: self.batches_dir / f"{batch_id}.{t}.jsonl" for t in meta["tables"]}
-            segments = {t: [Segment(k, o, n) for k, o, n in segs] for t, segs in meta["tables"].items()}
-            out.append(JournalBatch(batch_id, list(meta["keys"]), files, segments))
+            tables = {t: [(k, directory / name) for k, name in items] for t, items in meta["tables"].items()}
+            out.append(JournalBatch(meta["batch_id"], directory, list(meta["keys"]), tables))
         return out
 
     def complete(self, batch: JournalBatch, committed_keys: Iterable[str]) -> None:
@@ -137,11 +130,16 @@ class Journal:
             with open(self.keys_path, "a") as fh:
                 fh.write(lines)
             self._keys_written += lines.count("\n")
-            if self._keys_written > self.max_keys:
+            if self._keys_written > 2 * self.max_keys:
                 self._compact_keys()
-        (self.batches_dir / f"{batch.batch_id}.meta.json").unlink(missing_ok=True)
-        for path in batch.files.values():
-            path.unlink(missing_ok=True)
+        shutil.rmtree(batch.directory, ignore_errors=True)
+
+    @staticmethod
+    def discard(files: dict[str, str]) -> None:
+        """Delete the spool files of a request that will not be inserted."""
+        for path in files.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def recent_keys(self) -> OrderedDict[str, None]:
         keys: OrderedDict[str, None] = OrderedDict()
@@ -154,6 +152,7 @@ class Journal:
                         keys.move_to_end(key)
             while len(keys) > self.max_keys:
                 keys.popitem(last=False)
+        self._keys_written = len(keys)
         return keys
 
     def _compact_keys(self) -> None:

@@ -19,7 +19,10 @@ Choices, and why:
 - Skip indexes: bloom filters on TraceId (0.1% false positives, it is the needle we look up
   most), on attribute map keys and values (the "find spans where attribute = x" question), a
   set index on the LLM model columns (few distinct values per granule), and bloom filters on
-  run and session ids that the experiment and session views filter by.
+  run and session ids that the experiment and session views filter by. otel_traces has no
+  bloom filter over span attribute *values*, unlike the exporter: LLM spans carry prompts and
+  completions of kilobytes there, hashing them cost ~20% of insert CPU, and the values people
+  look up (session, user, run, model) have typed, indexed columns.
 - `non_replicated_deduplication_window`: plain MergeTree remembers the hashes of its last
   inserted blocks, so a batch re-inserted with the same `insert_deduplication_token` (after a
   crash between insert and acknowledgement) is dropped instead of stored twice.
@@ -160,7 +163,8 @@ TRACES = Table(
     ),
     indexes=(
         "idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1",
-        *_map_indexes("ResourceAttributes", "SpanAttributes"),
+        *_map_indexes("ResourceAttributes"),
+        "idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
         "idx_duration Duration TYPE minmax GRANULARITY 1",
         "idx_genai_model GenAIResponseModel TYPE set(100) GRANULARITY 4",
         "idx_run_id RunId TYPE bloom_filter(0.01) GRANULARITY 1",

@@ -2,7 +2,9 @@
 
 Each export's encoded rows join the pending batch and the export waits on a future that the
 flush containing its rows resolves, so success is answered only once the rows are inserted.
-A flush happens when `batch_rows` rows are pending or the oldest has waited `max_delay_s`.
+A flush happens when `batch_rows` rows are pending, when the oldest has waited `max_delay_s`,
+or as soon as no further export is on its way (none is being decoded): waiting longer would
+then only add latency, since every exporter in flight is already waiting for this flush.
 
 Backpressure, in OTLP terms:
 - more than `max_pending_rows` accepted but not inserted: refuse new exports (Overloaded ->
@@ -80,6 +82,7 @@ class Writer:
         self._oldest = 0.0
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._committed: OrderedDict[str, None] = OrderedDict()
+        self._arriving = 0  # exports being decoded, whose rows will join the pending batch
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -107,6 +110,12 @@ class Writer:
     def queued_rows(self) -> int:
         return self._queued_rows
 
+    def arriving(self, delta: int) -> None:
+        """Count exports on their way (decoding); the receivers call this around decoding."""
+        self._arriving += delta
+        if self._arriving == 0 and self._pending:
+            self._wake.set()
+
     async def submit(self, req: EncodedRequest) -> None:
         """Return once the request's rows are inserted; raise Overloaded/Unavailable/RowsRefused."""
         self.stats.requests += 1
@@ -114,13 +123,16 @@ class Writer:
             return
         if req.key in self._committed:
             self.stats.duplicates += 1
+            self.journal.discard(req.files)
             return
         fut = self._inflight.get(req.key)
         if fut is None:
             if self._closing:
+                self.journal.discard(req.files)
                 raise Unavailable("collector is shutting down", 1.0)
             if self._queued_rows + req.rows > self.max_pending_rows and self._queued_rows > 0:
                 self.stats.refused_overload += 1
+                self.journal.discard(req.files)
                 raise Overloaded(
                     f"{self._queued_rows} rows are waiting to be written; retry later",
                     self._retry_after(),
@@ -137,7 +149,9 @@ class Writer:
             if self._pending_rows >= self.batch_rows:
                 self._wake.set()
         else:
+            # The same request is already queued (an exporter retried before we answered).
             self.stats.duplicates += 1
+            self.journal.discard(req.files)
         try:
             await asyncio.wait_for(asyncio.shield(fut), self.ack_timeout_s)
         except TimeoutError:
@@ -160,7 +174,8 @@ class Writer:
                 await self._wake.wait()
                 continue
             wait = self._oldest + self.max_delay_s - loop.time()
-            if self._pending_rows < self.batch_rows and wait > 0 and not self._closing:
+            more_coming = self._arriving > 0
+            if self._pending_rows < self.batch_rows and wait > 0 and more_coming and not self._closing:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
@@ -174,12 +189,8 @@ class Writer:
                     self._settle(req, exc)
 
     async def _flush(self, items: list[EncodedRequest]) -> None:
-        blocks: dict[str, list[tuple[str, bytes]]] = {}
-        for req in items:
-            for table, data in req.blocks.items():
-                blocks.setdefault(table, []).append((req.key, data))
         batch_id = self.journal.new_batch_id()
-        batch = await asyncio.to_thread(self.journal.write, batch_id, blocks)
+        batch = await asyncio.to_thread(self.journal.write, batch_id, [(r.key, r.files) for r in items])
         refused = await self._insert_until_done(batch)
         self.stats.batches += 1
         for req in items:
@@ -228,31 +239,20 @@ class Writer:
 
     def _insert_batch(self, batch: JournalBatch) -> dict[str, str]:
         refused: dict[str, str] = {}
-        for table, path in batch.files.items():
+        for table, files in batch.tables.items():
             try:
-                self.store.insert_file(table, path, INSERT_FORMAT, f"{batch.batch_id}:{table}")
+                self.store.insert_files(table, batch.pattern(table), INSERT_FORMAT, f"{batch.batch_id}:{table}")
             except StoreUnavailableError:
                 raise
             except StoreError as exc:
                 # Some request's rows are not insertable: insert request by request so the
                 # others still land, and tell the culprit why.
                 log.warning("batch %s refused by %s (%s); inserting request by request", batch.batch_id, table, exc)
-                refused.update(self._insert_segments(batch, table, path))
-        return refused
-
-    def _insert_segments(self, batch: JournalBatch, table: str, path) -> dict[str, str]:
-        refused: dict[str, str] = {}
-        with open(path, "rb") as fh:
-            data = fh.read()
-        for i, seg in enumerate(batch.segments[table]):
-            piece = path.with_suffix(f".{i}.part")
-            piece.write_bytes(data[seg.offset : seg.offset + seg.length])
-            try:
-                self.store.insert_file(table, piece, INSERT_FORMAT, f"{batch.batch_id}:{table}:{i}")
-            except StoreUnavailableError:
-                raise
-            except StoreError as exc:
-                refused[seg.key] = f"rows refused by the store: {exc}"
-            finally:
-                piece.unlink(missing_ok=True)
+                for i, (key, path) in enumerate(files):
+                    try:
+                        self.store.insert_files(table, str(path), INSERT_FORMAT, f"{batch.batch_id}:{table}:{i}")
+                    except StoreUnavailableError:
+                        raise
+                    except StoreError as exc2:
+                        refused[key] = f"rows refused by the store: {exc2}"
         return refused

@@ -1,0 +1,1 @@
+"""Benchmarks a user can run (`make bench`); each prints ratios against a baseline."""

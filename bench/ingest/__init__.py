@@ -1,0 +1,1 @@
+"""Ingest benchmark: OTLP/gRPC spans/s through `tracehouse serve` until queryable."""

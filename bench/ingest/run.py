@@ -1,0 +1,400 @@
+"""Ingest benchmark.
+
+A load process sends pre-serialized OTLP/gRPC trace requests (512 realistic LLM spans each,
+about 2 KB of prompt text per span, fresh span ids in every request) with a fixed number of
+exports in flight, retrying what the server asks to be retried. The figure is spans/s from the
+first send until every acknowledged span is queryable, printed beside the same load against a
+parse-only gRPC receiver (protobuf parsing and nothing else) run in the same invocation.
+
+    make bench                      # defaults below
+    make bench ARGS="--requests 400 --concurrency 8"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+_WORDS = (  # noqa: SIM905
+    "the model should answer concisely using the retrieved context about invoices payments refunds "
+    "customers orders shipping delays warehouse inventory policy escalation summary please cite sources"  # noqa: SIM905
+).split()
+MODELS = ["gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet-20241022", "gemini-1.5-pro", "mistral-large-latest"]
+
+
+def _kv(key: str, value: object) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    if isinstance(value, float):
+        return KeyValue(key=key, value=AnyValue(double_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+
+def _text(rng: random.Random, n_bytes: int) -> str:
+    out: list[str] = []
+    size = 0
+    while size < n_bytes:
+        w = rng.choice(_WORDS)
+        out.append(w)
+        size += len(w) + 1
+    return " ".join(out)
+
+
+def build_requests(n_requests: int, spans_per_request: int, seed: int = 7) -> list[bytes]:
+    """Serialized requests; every span id (and trace id) is fresh."""
+    rng = random.Random(seed)
+    prompts = [_text(rng, 2000) for _ in range(16)]
+    answers = [_text(rng, 300) for _ in range(16)]
+    now = time.time_ns()
+    resource = Resource(
+        attributes=[
+            _kv("service.name", "bench-llm-app"),
+            _kv("service.version", "1.4.2"),
+            _kv("deployment.environment", "bench"),
+            _kv("telemetry.sdk.language", "python"),
+        ]
+    )
+    out = []
+    for r in range(n_requests):
+        spans = []
+        trace_id = os.urandom(16)
+        for i in range(spans_per_request):
+            if i % 8 == 0:
+                trace_id = os.urandom(16)
+            model = MODELS[(r + i) % len(MODELS)]
+            start = now + (r * spans_per_request + i) * 1_000_000
+            spans.append(
+                Span(
+                    trace_id=trace_id,
+                    span_id=os.urandom(8),
+                    parent_span_id=os.urandom(8),
+                    name=f"chat {model}",
+                    kind=Span.SPAN_KIND_CLIENT,
+                    start_time_unix_nano=start,
+                    end_time_unix_nano=start + rng.randint(200_000_000, 4_000_000_000),
+                    attributes=[
+                        _kv("gen_ai.operation.name", "chat"),
+                        _kv("gen_ai.provider.name", "openai"),
+                        _kv("gen_ai.request.model", model),
+                        _kv("gen_ai.response.model", model),
+                        _kv("gen_ai.request.temperature", 0.2),
+                        _kv("gen_ai.request.max_tokens", 512),
+                        _kv("gen_ai.usage.input_tokens", rng.randint(200, 900)),
+                        _kv("gen_ai.usage.output_tokens", rng.randint(20, 300)),
+                        _kv("gen_ai.response.finish_reasons", '["stop"]'),
+                        _kv("gen_ai.response.id", f"chatcmpl-{r}-{i}"),
+                        _kv("gen_ai.input.messages", prompts[(r + i) % 16]),
+                        _kv("gen_ai.output.messages", answers[(r * 7 + i) % 16]),
+                        _kv("session.id", f"session-{r % 50}"),
+                        _kv("user.id", f"user-{i % 20}"),
+                        _kv("server.address", "api.openai.com"),
+                        _kv("server.port", 443),
+                    ],
+                    status=Status(code=Status.STATUS_CODE_UNSET),
+                )
+            )
+        req = ExportTraceServiceRequest(
+            resource_spans=[
+                ResourceSpans(
+                    resource=resource,
+                    scope_spans=[ScopeSpans(spans=spans)],
+                )
+            ]
+        )
+        req.resource_spans[0].scope_spans[0].scope.name = "tracehouse.bench"
+        out.append(req.SerializeToString())
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- load -------------------------------------------------------------------------------------
+
+
+async def send_all(target: str, requests: list[bytes], concurrency: int) -> tuple[float, int, int]:
+    """Send every request (retrying retryable failures); returns (first send time, acked, retries)."""
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+    acked = 0
+    retries = 0
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for r in requests:
+        queue.put_nowait(r)
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        export = channel.unary_unary(
+            METHOD, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
+        )
+        first = time.perf_counter()
+
+        async def worker() -> None:
+            nonlocal acked, retries
+            while not queue.empty():
+                body = queue.get_nowait()
+                while True:
+                    try:
+                        await export(body, timeout=60)
+                        acked += 1
+                        break
+                    except grpc.aio.AioRpcError as exc:
+                        if exc.code() not in RETRYABLE:
+                            raise
+                        retries += 1
+                        await asyncio.sleep(0.2)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return first, acked, retries
+
+
+# -- baseline: parse-only receiver -------------------------------------------------------------
+
+
+def _parse_only_server(port: int) -> None:
+    async def main() -> None:
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])
+
+        async def export(request: bytes, context: object) -> ExportTraceServiceResponse:
+            ExportTraceServiceRequest.FromString(request)
+            return ExportTraceServiceResponse()
+
+        handler = grpc.unary_unary_rpc_method_handler(
+            export, request_deserializer=None, response_serializer=lambda m: m.SerializeToString()
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("opentelemetry.proto.collector.trace.v1.TraceService", {"Export": handler}),)
+        )
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        print("ready", flush=True)
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user+system) of a process and, separately, of its live children."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def one(p: int) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        children = []
+    return one(pid), sum(one(c) for c in children)
+
+
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's threads, summed by thread name (chDB names its threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a process and its children (decoding workers), in MiB."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def run_baseline(requests: list[bytes], concurrency: int, spans: int) -> dict:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"from bench.ingest.run import _parse_only_server; _parse_only_server({port})"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        first, acked, retries = asyncio.run(send_all(f"127.0.0.1:{port}", requests, concurrency))
+        elapsed = time.perf_counter() - first
+        return {
+            "name": "parse-only gRPC receiver",
+            "spans": acked * spans,
+            "seconds": elapsed,
+            "spans_per_s": acked * spans / elapsed,
+            "retries": retries,
+            "peak_rss_mb": _peak_rss_mb(proc.pid),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _sql(http: str, query: str) -> list[list]:
+    req = urllib.request.Request(
+        f"{http}/api/v1/sql",
+        data=json.dumps({"sql": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())["rows"]
+
+
+def run_tracehouse(requests: list[bytes], concurrency: int, spans: int, workers: int) -> dict:
+    data_dir = Path(tempfile.mkdtemp(prefix="tracehouse-bench-"))
+    grpc_port, http_port = free_port(), free_port()
+    http = f"http://127.0.0.1:{http_port}"
+    env = dict(os.environ)
+    cmd = [
+        sys.executable, "-m", "tracehouse_collector", "serve",
+        "--data-dir", str(data_dir), "--grpc-port", str(grpc_port), "--http-port", str(http_port),
+        "--workers", str(workers),
+    ]  # fmt: skip
+    log = open(data_dir / "serve.log", "w")  # noqa: SIM115 - the collector writes it until the end
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{http}/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline or proc.poll() is not None:
+                raise SystemExit(f"collector did not start; see {data_dir / 'serve.log'}")
+            time.sleep(0.2)
+        cpu_before = _cpu_seconds(proc.pid)
+        threads_before = _thread_cpu(proc.pid)
+        first, acked, retries = asyncio.run(send_all(f"127.0.0.1:{grpc_port}", requests, concurrency))
+        acked_at = time.perf_counter()
+        expected = acked * spans
+        while True:
+            count = _sql(http, "SELECT count() FROM otel_traces")[0][0]
+            if int(count) >= expected:
+                break
+            if time.perf_counter() - acked_at > 120:
+                raise SystemExit(f"only {count} of {expected} acknowledged spans became queryable")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - first
+        with urllib.request.urlopen(f"{http}/healthz", timeout=10) as resp:
+            writer_stats = json.loads(resp.read())["writer"]
+        cpu_after = _cpu_seconds(proc.pid)
+        threads_after = _thread_cpu(proc.pid)
+        by_thread = {k: v - threads_before.get(k, 0.0) for k, v in threads_after.items()}
+        by_thread = dict(sorted(((k, round(v, 2)) for k, v in by_thread.items() if v >= 0.05), key=lambda kv: -kv[1]))
+        distinct = int(_sql(http, "SELECT uniqExact(SpanId) FROM otel_traces")[0][0])
+        return {
+            "name": f"tracehouse serve ({workers} workers)",
+            "spans": expected,
+            "seconds": elapsed,
+            "spans_per_s": expected / elapsed,
+            "retries": retries,
+            "stored": int(count),
+            "distinct_span_ids": distinct,
+            "ack_to_queryable_s": time.perf_counter() - acked_at,
+            "peak_rss_mb": _peak_rss_mb(proc.pid),
+            "cpu_s_main": cpu_after[0] - cpu_before[0],
+            "cpu_s_workers": cpu_after[1] - cpu_before[1],
+            "cpu_s_main_by_thread": by_thread,
+            "rows_per_batch": writer_stats["rows_inserted"] / max(1, writer_stats["batches"]),
+        }
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.ingest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200, help="export requests to send (default 200)")
+    parser.add_argument("--spans", type=int, default=512, help="spans per request (default 512)")
+    parser.add_argument("--concurrency", type=int, default=8, help="exports in flight (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="collector decoding workers (default 2)")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    args = parser.parse_args(argv)
+
+    t0 = time.perf_counter()
+    requests = build_requests(args.requests, args.spans)
+    size = sum(len(r) for r in requests)
+    print(
+        f"built {args.requests} requests x {args.spans} spans "
+        f"({size / len(requests) / args.spans:.0f} bytes/span, {size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+    )
+    results = []
+    if not args.skip_baseline:
+        results.append(run_baseline(requests, args.concurrency, args.spans))
+    results.append(run_tracehouse(requests, args.concurrency, args.spans, args.workers))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    base = results[0]["spans_per_s"]
+    print(f"{'receiver':32} {'spans':>8} {'seconds':>8} {'spans/s':>10} {'ratio':>7} {'retries':>8} {'peak MiB':>9}")
+    for r in results:
+        print(
+            f"{r['name']:32} {r['spans']:>8} {r['seconds']:>8.2f} {r['spans_per_s']:>10.0f} "
+            f"{r['spans_per_s'] / base:>7.2f} {r['retries']:>8} {r['peak_rss_mb']:>9.0f}"
+        )
+    th = results[-1]
+    if th.get("stored") is not None:
+        lost = th["spans"] - th["distinct_span_ids"]
+        dup = th["stored"] - th["distinct_span_ids"]
+        print(f"tracehouse: stored {th['stored']} rows, {th['distinct_span_ids']} distinct span ids; lost {lost}, duplicated {dup}")
+        print(
+            f"tracehouse: CPU seconds during the load: main process {th['cpu_s_main']:.1f}, "
+            f"decoding workers {th['cpu_s_workers']:.1f}; acknowledged->queryable {th['ack_to_queryable_s']:.2f}s"
+        )
+        print(f"tracehouse: {th['rows_per_batch']:.0f} rows per insert on average")
+        print("tracehouse: main process CPU by thread: " + ", ".join(f"{k} {v}" for k, v in th["cpu_s_main_by_thread"].items()))
+    return 0

@@ -51,6 +51,9 @@ class ServeSettings:
     # Backpressure: above this many rows accepted but not yet inserted, exports are refused
     # with RESOURCE_EXHAUSTED / HTTP 429 so that SDKs retry later.
     max_pending_rows: int = 400_000
+    # Bytes of request bodies being decoded at once; above it exports are refused like an
+    # overloaded queue, so a flood of senders cannot grow the decoding backlog without bound.
+    max_decoding_bytes: int = 256 * 1024 * 1024
     # An export not durable after this long is answered UNAVAILABLE / HTTP 503 (its rows stay
     # queued, and a retry of the same request waits for them instead of adding them again).
     ack_timeout_s: float = 8.0

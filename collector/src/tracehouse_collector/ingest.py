@@ -34,6 +34,7 @@ class Ingest:
         self.settings = settings
         self.writer = writer
         self.accepting = False
+        self._decoding_bytes = 0
         self._pool: Executor | None = None
         self._new_pool()
 
@@ -53,6 +54,8 @@ class Ingest:
     ) -> pipeline.EncodedRequest:
         if not self.accepting:
             raise Unavailable("collector is not accepting data (starting or shutting down)", 1.0)
+        if self._decoding_bytes and self._decoding_bytes + len(body) > self.settings.max_decoding_bytes:
+            raise Overloaded(f"{self._decoding_bytes} bytes of requests are being decoded; retry later", 1.0)
         job = partial(
             pipeline.process,
             signal,
@@ -66,6 +69,7 @@ class Ingest:
         )
         loop = asyncio.get_running_loop()
         self.writer.arriving(+1)
+        self._decoding_bytes += len(body)
         try:
             if self._pool is None:
                 encoded = await asyncio.to_thread(job)
@@ -76,6 +80,7 @@ class Ingest:
             self._new_pool()
             raise Unavailable("decoding worker restarted; retry", 1.0) from None
         finally:
+            self._decoding_bytes -= len(body)
             self.writer.arriving(-1)
         # No await between arriving(-1) and submit: the rows join the batch before a flush starts.
         await self.writer.submit(encoded)

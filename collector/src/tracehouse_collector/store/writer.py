@@ -67,6 +67,7 @@ class Writer:
         max_delay_s: float = 0.2,
         max_pending_rows: int = 400_000,
         ack_timeout_s: float = 8.0,
+        close_timeout_s: float = 15.0,
     ) -> None:
         self.store = store
         self.journal = journal
@@ -74,6 +75,8 @@ class Writer:
         self.max_delay_s = max_delay_s
         self.max_pending_rows = max_pending_rows
         self.ack_timeout_s = ack_timeout_s
+        self.close_timeout_s = close_timeout_s
+        self._closing_since = 0.0
         self.stats = WriterStats()
         self.store_error: str = ""
         self._pending: list[EncodedRequest] = []
@@ -100,6 +103,7 @@ class Writer:
     async def close(self) -> None:
         """Flush everything accepted, then stop."""
         self._closing = True
+        self._closing_since = asyncio.get_running_loop().time()
         self._wake.set()
         if self._task:
             await self._task
@@ -224,6 +228,11 @@ class Writer:
                 refused = await asyncio.to_thread(self._insert_batch, batch)
                 break
             except StoreUnavailableError as exc:
+                if self._closing and asyncio.get_running_loop().time() - self._closing_since > self.close_timeout_s:
+                    # Shutting down with the store away: the batch stays in the journal and is
+                    # written at the next start; its exporters get a retryable error meanwhile.
+                    log.error("store unavailable at shutdown; batch %s left in the journal", batch.batch_id)
+                    raise Unavailable(f"store unavailable ({exc}); rows kept for the next start", 5.0) from exc
                 attempt += 1
                 self.stats.store_errors += 1
                 self.store_error = str(exc)

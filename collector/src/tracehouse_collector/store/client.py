@@ -238,6 +238,9 @@ class Store:
             "insert_deduplication_token": dedup_token,
             "insert_deduplicate": 1,
             "max_partitions_per_insert_block": 0,
+            # A replayed batch whose table insert landed but whose materialized-view insert
+            # did not (crash in between) still fills the view.
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
         }
         try:
             with self._lock:

@@ -51,7 +51,9 @@ async def serve(settings: ServeSettings) -> None:
     app = web.Application(client_max_size=settings.max_request_bytes)
     otlp_http.add_routes(app, ingest)
     rest.add_routes(app, store, ingest)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # auto_decompress off: the pipeline inflates bodies itself, with the size limit applied to
+    # the inflated size, in a worker process.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True)
     await site.start()

@@ -285,9 +285,11 @@ def _number(dp: Any) -> float:
     return dp.as_double if dp.WhichOneof("value") == "as_double" else float(dp.as_int)
 
 
-def _finite(v: float) -> float | None:
-    # JSON has no NaN/Inf; ClickHouse reads null as the column default (0) for Float64.
-    return v if math.isfinite(v) else None
+def _finite(v: float) -> float | str:
+    # JSON has no NaN/Inf literals; ClickHouse reads these strings into Float64 columns.
+    if math.isfinite(v):
+        return v
+    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
 def metric_rows(request: Any, limits: Limits, rows: Rows | None = None) -> Rows:

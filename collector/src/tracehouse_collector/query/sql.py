@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tracehouse_collector.store.client import Store
+from tracehouse_collector.store.client import Store, StoreError
 
 # Settings are applied in this order; readonly must come last, as it forbids changing others.
 READONLY_SETTINGS: dict[str, Any] = {
@@ -29,10 +29,22 @@ class SqlResult:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
+def check_single_statement(store: Store, sql: str) -> None:
+    """ClickHouse's own parser checks that `sql` is one statement.
+
+    The embedded engine would otherwise run "SELECT 1; SELECT 2" as two statements.
+    """
+    try:
+        store.query("SELECT formatQuerySingleLine(%(q)s)", parameters={"q": sql}, settings=dict(READONLY_SETTINGS))
+    except StoreError as exc:
+        # Drop the wrapper query from the message: the user never wrote it.
+        raise StoreError(str(exc).split(": In scope SELECT formatQuerySingleLine", 1)[0]) from None
+
+
 def run_readonly(store: Store, sql: str) -> SqlResult:
     """Run one read-only statement; raises StoreError with ClickHouse's message."""
-    sql = sql.strip().rstrip(";").strip()
-    if not sql:
+    if not sql.strip():
         raise ValueError("empty SQL statement")
-    columns, rows = store.query(sql, settings=dict(READONLY_SETTINGS))
+    check_single_statement(store, sql)
+    columns, rows = store.query(sql.strip().rstrip(";"), settings=dict(READONLY_SETTINGS))
     return SqlResult(columns, rows)

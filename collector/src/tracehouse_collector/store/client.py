@@ -221,10 +221,24 @@ class Store:
             with self._reader_lock:
                 if self._reader is None:
                     self._reader = self._connect()
-                result = self._reader.query(sql, parameters=parameters, settings=settings)
+                try:
+                    result = self._reader.query(sql, parameters=parameters, settings=settings)
+                except Exception:
+                    # A failed statement can leave a connection's session state behind
+                    # (chDB keeps unread results); the next query starts on a fresh one.
+                    self._reset_reader()
+                    raise
             return list(result.column_names), list(result.result_rows)
         except ClickHouseError as exc:
             raise StoreError(_message(exc)) from exc
+
+    def _reset_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        try:
+            if reader is not None:
+                reader.close()
+        except Exception:  # the connection is being thrown away anyway
+            pass
 
     def insert_files(self, table: str, pattern: str, fmt: str, dedup_token: str) -> None:
         """Insert the files matching a glob (or one path), in a ClickHouse input format, as one

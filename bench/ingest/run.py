@@ -358,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.ingest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="export requests to send (default 200)")
     parser.add_argument("--spans", type=int, default=512, help="spans per request (default 512)")
-    parser.add_argument("--concurrency", type=int, default=8, help="exports in flight (default 8)")
+    parser.add_argument(
+        "--concurrency", type=int, default=32,
+        help="exports in flight, as from that many application processes (default 32)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="collector decoding workers (default 2)")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--json", action="store_true", help="print results as JSON")

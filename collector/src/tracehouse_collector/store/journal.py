@@ -83,6 +83,13 @@ class Journal:
         """Make a batch of spooled requests: [(request key, {table: spool file})]."""
         directory = self.batches_dir / batch_id
         directory.mkdir()
+        try:
+            return self._write(batch_id, directory, requests)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)  # not acknowledged: nothing to keep
+            raise
+
+    def _write(self, batch_id: str, directory: Path, requests: list[tuple[str, dict[str, str]]]) -> JournalBatch:
         keys: list[str] = []
         tables: dict[str, list[tuple[str, Path]]] = {}
         for i, (key, files) in enumerate(requests):

@@ -188,7 +188,10 @@ class Writer:
             try:
                 await self._flush(items)
             except Exception as exc:  # keep the writer alive whatever happens to one batch
-                log.exception("flush failed")
+                if not isinstance(exc, Unavailable):
+                    log.exception("flush failed")
+                    # A full disk or similar: the exporter should try again later.
+                    exc = Unavailable(f"could not write the batch: {exc}", 5.0)
                 for req in items:
                     self._settle(req, exc)
 

@@ -1,0 +1,301 @@
+"""Cost enrichment: token usage -> USD, from the `genai-prices` data bundled in that package, or a
+user price file. Nothing is fetched at run time.
+
+Precedence: a cost the producer reported (`reported`), then the user's price file (`user`),
+then genai-prices (`genai-prices <version>`). A model nobody prices costs 0 with an empty
+PriceSource and is counted (see `Pricer.unknown`).
+
+genai-prices supplies the semantics: which usage types a model prices (input, cache read,
+cache write, output), context-size tiers (a cliff: crossing a tier's start re-prices every
+token) and the price valid on the span's date. Its calculation is exact but costs ~0.2 ms, too
+much per span, so this module asks it once per (model price, tier) for the price of one token
+of each usage type and applies those rates itself: cost is linear in the token counts within
+a tier, so the result is the library's, to the last digit.
+
+User price file (YAML or JSON), `--prices FILE` / `TRACEHOUSE_PRICES`:
+
+    models:
+      - name: my-finetuned-gpt          # exact model name ...
+        prices: {input_mtok: 2.0, output_mtok: 8.0, cache_read_mtok: 0.5}
+      - match: "acme-*"                 # ... or a glob pattern
+        provider: openai                # optional: only for this provider
+        prices:
+          input_mtok: {base: 1.0, tiers: [{start: 200000, price: 2.0}]}
+          output_mtok: 4.0
+
+Prices are USD per million tokens, with genai-prices' price keys (input_mtok, output_mtok,
+cache_read_mtok, cache_write_mtok, ...). Exact names win over patterns; patterns are tried in
+file order. A user entry overrides genai-prices for the models it matches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import genai_prices
+from genai_prices import Usage, data_snapshot
+from genai_prices.types import ModelPrice, Tier, TieredPrices
+
+from tracehouse_collector.processors.genai_facts import GenAIFacts
+
+GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
+
+# Tracehouse's provider vocabulary -> genai-prices provider ids.
+PROVIDER_IDS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "aws.bedrock": "aws",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "cohere": "cohere",
+    "mistral_ai": "mistral",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "x_ai": "x-ai",
+    "perplexity": "perplexity",
+    "together": "together",
+    "together_ai": "together",
+    "fireworks": "fireworks",
+    "openrouter": "openrouter",
+    "cerebras": "cerebras",
+    "databricks": "databricks",
+    "moonshotai": "moonshotai",
+}
+# Models served on the user's own hardware have no list price.
+SELF_HOSTED = frozenset({"ollama", "vllm", "lmstudio", "llama.cpp", "localai", "huggingface_tgi"})
+
+_ONE_MILLION = 1_000_000
+
+
+class PriceFileError(ValueError):
+    """The user price file cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Cost:
+    input_usd: Decimal
+    output_usd: Decimal
+    total_usd: Decimal
+    source: str
+
+
+UNPRICED = Cost(Decimal(0), Decimal(0), Decimal(0), "")
+
+
+@dataclass(frozen=True)
+class _Rates:
+    """USD per token of each usage type, for one model price within one tier."""
+
+    uncached_input: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    output: Decimal
+
+
+def _tier_starts(mp: ModelPrice) -> tuple[int, ...]:
+    starts = {t.start for v in vars(mp).values() if isinstance(v, TieredPrices) for t in v.tiers}
+    return tuple(sorted(starts))
+
+
+def _probe_rates(mp: ModelPrice, input_tokens: int) -> _Rates:
+    """Rates of `mp` in the tier `input_tokens` falls in, measured with genai-prices itself."""
+    n = max(input_tokens, 1)
+    plain = mp.calc_price(Usage(input_tokens=n))["input_price"] / n
+    read = mp.calc_price(Usage(input_tokens=n, cache_read_tokens=n))["input_price"] / n
+    write = mp.calc_price(Usage(input_tokens=n, cache_write_tokens=n))["input_price"] / n
+    both = mp.calc_price(Usage(input_tokens=n, output_tokens=_ONE_MILLION))
+    output = both["output_price"] / _ONE_MILLION
+    return _Rates(plain, read, write, output)
+
+
+# -- user price file ---------------------------------------------------------------------------
+
+
+def _decimal(value: Any, where: str) -> Decimal:
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise PriceFileError(f"{where}: {value!r} is not a number") from None
+    if not d.is_finite() or d < 0:
+        raise PriceFileError(f"{where}: {value!r} must be a non-negative number")
+    return d
+
+
+def _price_value(value: Any, where: str) -> Decimal | TieredPrices:
+    if isinstance(value, dict):
+        if "base" not in value:
+            raise PriceFileError(f"{where}: a tiered price needs 'base' and 'tiers'")
+        tiers = []
+        for i, tier in enumerate(value.get("tiers") or []):
+            if not isinstance(tier, dict) or "start" not in tier or "price" not in tier:
+                raise PriceFileError(f"{where}.tiers[{i}]: needs 'start' and 'price'")
+            tiers.append(Tier(start=int(tier["start"]), price=_decimal(tier["price"], f"{where}.tiers[{i}].price")))
+        return TieredPrices(base=_decimal(value["base"], f"{where}.base"), tiers=sorted(tiers, key=lambda t: t.start))
+    return _decimal(value, where)
+
+
+def _model_price(values: dict[str, Decimal | TieredPrices], where: str) -> ModelPrice:
+    """A genai-prices ModelPrice, with genai-prices itself judging the price keys."""
+    mp = ModelPrice(**values)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            mp.calc_price(Usage(input_tokens=1, output_tokens=1))
+        except Exception as exc:
+            raise PriceFileError(f"{where}: {exc}") from None
+    problems = [str(w.message) for w in caught]
+    if problems:
+        raise PriceFileError(
+            f"{where}: {'; '.join(problems)} (use genai-prices keys such as input_mtok, output_mtok, "
+            "cache_read_mtok, cache_write_mtok)"
+        )
+    return mp
+
+
+@dataclass(frozen=True)
+class _UserEntry:
+    name: str
+    pattern: str
+    provider: str
+    prices: ModelPrice
+    label: str
+
+    def matches(self, provider: str, model: str) -> bool:
+        if self.provider and self.provider != provider:
+            return False
+        if self.name:
+            return model == self.name
+        return fnmatch.fnmatchcase(model, self.pattern)
+
+
+def load_price_file(path: str | Path) -> list[_UserEntry]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PriceFileError(f"price file {path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            doc = json.loads(text)
+        else:
+            import yaml
+
+            doc = yaml.safe_load(text)
+    except Exception as exc:
+        raise PriceFileError(f"price file {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
+        raise PriceFileError(f"price file {path}: expected a mapping with a 'models' list")
+    entries = []
+    for i, item in enumerate(doc["models"]):
+        where = f"{path.name}: models[{i}]"
+        if not isinstance(item, dict):
+            raise PriceFileError(f"{where}: expected a mapping")
+        name, pattern = str(item.get("name") or ""), str(item.get("match") or "")
+        if bool(name) == bool(pattern):
+            raise PriceFileError(f"{where}: give exactly one of 'name' or 'match'")
+        prices = item.get("prices")
+        if not isinstance(prices, dict) or not prices:
+            raise PriceFileError(f"{where}: 'prices' must map price keys to USD per million tokens")
+        values = {str(k): _price_value(v, f"{where}.prices.{k}") for k, v in prices.items()}
+        mp = _model_price(values, where)
+        entries.append(_UserEntry(name, pattern, str(item.get("provider") or ""), mp, name or pattern))
+    # Exact names first; patterns keep their file order.
+    return sorted(entries, key=lambda e: 0 if e.name else 1)
+
+
+# -- pricing -----------------------------------------------------------------------------------
+
+
+class Pricer:
+    """Prices GenAIFacts; one per decoding worker, caches everything it looks up."""
+
+    def __init__(self, user_entries: list[_UserEntry] | None = None) -> None:
+        self.user_entries = user_entries or []
+        self.unknown: Counter[tuple[str, str]] = Counter()
+        self._snapshot = data_snapshot.get_snapshot()
+        self._models: dict[tuple[str, str], Any] = {}
+        self._user_match: dict[tuple[str, str], _UserEntry | None] = {}
+        self._day_prices: dict[tuple[int, dt.date], ModelPrice] = {}
+        self._rates: dict[tuple[int, int], tuple[ModelPrice, _Rates]] = {}
+
+    @classmethod
+    def from_file(cls, path: str | None) -> Pricer:
+        return cls(load_price_file(path) if path else None)
+
+    def _user_entry(self, provider: str, model: str) -> _UserEntry | None:
+        key = (provider, model)
+        if key not in self._user_match:
+            self._user_match[key] = next((e for e in self.user_entries if e.matches(provider, model)), None)
+        return self._user_match[key]
+
+    def _library_model(self, provider: str, model: str) -> Any:
+        key = (provider, model)
+        if key not in self._models:
+            provider_id = PROVIDER_IDS.get(provider)
+            try:
+                if provider and provider_id is None:
+                    # A provider genai-prices does not know: match the model across providers.
+                    found = self._snapshot.find_provider_model(model, None, None, None)
+                else:
+                    found = self._snapshot.find_provider_model(model, None, provider_id, None)
+                self._models[key] = found[1]
+            except LookupError:
+                self._models[key] = None
+        return self._models[key]
+
+    def _rates_for(self, mp: ModelPrice, input_tokens: int) -> _Rates:
+        starts = _tier_starts(mp) if any(isinstance(v, TieredPrices) for v in vars(mp).values()) else ()
+        tier = sum(1 for s in starts if input_tokens > s)
+        key = (id(mp), tier)
+        hit = self._rates.get(key)
+        if hit is None:
+            # The ModelPrice is kept in the entry so its id() cannot be reused by another object.
+            hit = self._rates[key] = (mp, _probe_rates(mp, input_tokens))
+        return hit[1]
+
+    def price(self, facts: GenAIFacts, day: dt.date) -> Cost | None:
+        """The cost of one call; None when there is nothing to price (no model, no usage, a
+        self-hosted model). A model nobody prices costs 0 with an empty source, and is counted."""
+        if facts.reported_cost_usd is not None or facts.reported_input_cost_usd is not None:
+            inp = facts.reported_input_cost_usd or Decimal(0)
+            out = facts.reported_output_cost_usd or Decimal(0)
+            total = facts.reported_cost_usd if facts.reported_cost_usd is not None else inp + out
+            return Cost(inp, out, total, "reported")
+        model = facts.model
+        if not model or not facts.has_usage or facts.provider in SELF_HOSTED:
+            return None
+        entry = self._user_entry(facts.provider, model)
+        if entry is not None:
+            mp, source = entry.prices, "user"
+        else:
+            lib_model = self._library_model(facts.provider, model)
+            if lib_model is None and facts.request_model and facts.request_model != model:
+                lib_model = self._library_model(facts.provider, facts.request_model)
+            if lib_model is None:
+                self.unknown[(facts.provider, model)] += 1
+                return UNPRICED
+            day_key = (id(lib_model), day)
+            mp = self._day_prices.get(day_key)
+            if mp is None:
+                when = dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
+                mp = self._day_prices[day_key] = lib_model.get_prices(when)
+            source = GENAI_PRICES_SOURCE
+        input_tokens = facts.input_tokens or 0
+        cache_read = facts.cache_read_tokens or 0
+        cache_write = facts.cache_write_tokens or 0
+        rates = self._rates_for(mp, input_tokens)
+        uncached = max(input_tokens - cache_read - cache_write, 0)
+        inp = rates.uncached_input * uncached + rates.cache_read * cache_read + rates.cache_write * cache_write
+        out = rates.output * (facts.output_tokens or 0)
+        return Cost(inp, out, inp + out, source)

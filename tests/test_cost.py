@@ -9,7 +9,6 @@ from decimal import Decimal
 import genai_prices
 import pytest
 from genai_prices import Usage, calc_price
-
 from tracehouse_collector.processors.cost import (
     GENAI_PRICES_SOURCE,
     UNPRICED,
@@ -211,4 +210,4 @@ def test_missing_price_file(tmp_path):
 
 
 def test_source_names_the_package_version():
-    assert GENAI_PRICES_SOURCE == f"genai-prices {genai_prices.__version__}"
+    assert f"genai-prices {genai_prices.__version__}" == GENAI_PRICES_SOURCE

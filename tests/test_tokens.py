@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import tiktoken
-
 from tracehouse_collector.processors import tokens
 
 

@@ -285,11 +285,14 @@ def _sql(http: str, query: str) -> list[list]:
         return json.loads(resp.read())["rows"]
 
 
-def run_tracehouse(requests: list[bytes], concurrency: int, spans: int, workers: int) -> dict:
+def run_tracehouse(
+    requests: list[bytes], concurrency: int, spans: int, workers: int, llm_processor: bool = True
+) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="tracehouse-bench-"))
     grpc_port, http_port = free_port(), free_port()
     http = f"http://127.0.0.1:{http_port}"
     env = dict(os.environ)
+    env["TRACEHOUSE_LLM_PROCESSOR"] = "1" if llm_processor else "0"
     cmd = [
         sys.executable, "-m", "tracehouse_collector", "serve",
         "--data-dir", str(data_dir), "--grpc-port", str(grpc_port), "--http-port", str(http_port),
@@ -330,7 +333,7 @@ def run_tracehouse(requests: list[bytes], concurrency: int, spans: int, workers:
         by_thread = dict(sorted(((k, round(v, 2)) for k, v in by_thread.items() if v >= 0.05), key=lambda kv: -kv[1]))
         distinct = int(_sql(http, "SELECT uniqExact(SpanId) FROM otel_traces")[0][0])
         return {
-            "name": f"tracehouse serve ({workers} workers)",
+            "name": f"tracehouse serve ({workers} workers){'' if llm_processor else ', no LLM processor'}",
             "spans": expected,
             "seconds": elapsed,
             "spans_per_s": expected / elapsed,
@@ -364,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="collector decoding workers (default 2)")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--llm-processor",
+        choices=("on", "off", "both"),
+        default="on",
+        help="run the collector with the LLM processor (normalise, tokens, cost), without it, or both",
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     args = parser.parse_args(argv)
 
@@ -378,26 +387,28 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     if not args.skip_baseline:
         results.append(run_baseline(requests, args.concurrency, args.spans))
-    results.append(run_tracehouse(requests, args.concurrency, args.spans, args.workers))
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.llm_processor]
+    for llm_on in modes:
+        results.append(run_tracehouse(requests, args.concurrency, args.spans, args.workers, llm_on))
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     base = results[0]["spans_per_s"]
-    print(f"{'receiver':32} {'spans':>8} {'seconds':>8} {'spans/s':>10} {'ratio':>7} {'retries':>8} {'peak MiB':>9}")
+    print(f"{'receiver':46} {'spans':>8} {'seconds':>8} {'spans/s':>10} {'ratio':>7} {'retries':>8} {'peak MiB':>9}")
     for r in results:
         print(
-            f"{r['name']:32} {r['spans']:>8} {r['seconds']:>8.2f} {r['spans_per_s']:>10.0f} "
+            f"{r['name']:46} {r['spans']:>8} {r['seconds']:>8.2f} {r['spans_per_s']:>10.0f} "
             f"{r['spans_per_s'] / base:>7.2f} {r['retries']:>8} {r['peak_rss_mb']:>9.0f}"
         )
-    th = results[-1]
-    if th.get("stored") is not None:
+    for th in results[1:] if not args.skip_baseline else results:
+        print(f"{th['name']}:")
         lost = th["spans"] - th["distinct_span_ids"]
         dup = th["stored"] - th["distinct_span_ids"]
-        print(f"tracehouse: stored {th['stored']} rows, {th['distinct_span_ids']} distinct span ids; lost {lost}, duplicated {dup}")
+        print(f"  stored {th['stored']} rows, {th['distinct_span_ids']} distinct span ids; lost {lost}, duplicated {dup}")
         print(
-            f"tracehouse: CPU seconds during the load: main process {th['cpu_s_main']:.1f}, "
+            f"  CPU seconds during the load: main process {th['cpu_s_main']:.1f}, "
             f"decoding workers {th['cpu_s_workers']:.1f}; acknowledged->queryable {th['ack_to_queryable_s']:.2f}s"
         )
-        print(f"tracehouse: {th['rows_per_batch']:.0f} rows per insert on average")
-        print("tracehouse: main process CPU by thread: " + ", ".join(f"{k} {v}" for k, v in th["cpu_s_main_by_thread"].items()))
+        print(f"  {th['rows_per_batch']:.0f} rows per insert on average")
+        print("  main process CPU by thread: " + ", ".join(f"{k} {v}" for k, v in th["cpu_s_main_by_thread"].items()))
     return 0

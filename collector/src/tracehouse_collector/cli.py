@@ -22,6 +22,7 @@ def _fail(message: str, code: int = 1) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tracehouse_collector import server
+    from tracehouse_collector.processors.cost import PriceFileError, Pricer
     from tracehouse_collector.store.client import StoreError
     from tracehouse_collector.store.journal import JournalLockedError
 
@@ -32,10 +33,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         grpc_port=args.grpc_port,
         http_port=args.http_port,
         workers=args.workers,
+        prices=args.prices,
     )
     try:
+        if settings.prices:
+            Pricer.from_file(settings.prices)  # a broken price file stops the start, with its reason
         server.run(settings)
-    except (StoreError, JournalLockedError, OSError) as exc:
+    except (StoreError, JournalLockedError, OSError, PriceFileError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         pass
@@ -149,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, help="OTLP/gRPC port (TRACEHOUSE_GRPC_PORT, default 4317)")
     p.add_argument("--http-port", type=int, help="OTLP/HTTP and API port (TRACEHOUSE_HTTP_PORT, default 4318)")
     p.add_argument("--workers", type=int, help="decoding worker processes (TRACEHOUSE_WORKERS, default 2)")
+    p.add_argument("--prices", help="price file (YAML or JSON) adding or overriding model prices (TRACEHOUSE_PRICES)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("sql", help="run a read-only SQL statement in the tracehouse database")

@@ -64,6 +64,10 @@ class ServeSettings:
     max_attribute_bytes: int = 64 * 1024
     # Largest accepted request, after decompression.
     max_request_bytes: int = 64 * 1024 * 1024
+    # A user price file (YAML or JSON) adding or overriding model prices.
+    prices: str | None = None
+    # The LLM processor (conventions, tokens, cost). Off only to measure what it costs.
+    llm_processor: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServeSettings:
@@ -80,6 +84,8 @@ class ServeSettings:
             "journal_fsync": os.environ.get("TRACEHOUSE_JOURNAL_FSYNC", "1") not in ("0", "false", "no"),
             "max_attribute_bytes": _env_int("TRACEHOUSE_MAX_ATTRIBUTE_BYTES", 64 * 1024),
             "max_request_bytes": _env_int("TRACEHOUSE_MAX_REQUEST_BYTES", 64 * 1024 * 1024),
+            "prices": os.environ.get("TRACEHOUSE_PRICES") or None,
+            "llm_processor": os.environ.get("TRACEHOUSE_LLM_PROCESSOR", "1") not in ("0", "false", "no", "off"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(store=store, data_dir=data_dir, **values)  # type: ignore[arg-type]

@@ -24,9 +24,9 @@ log = logging.getLogger("tracehouse.ingest")
 __all__ = ["Ingest", "InvalidRequest", "RequestTooLarge", "Overloaded", "Unavailable", "RowsRefused"]
 
 
-def _warm_up() -> None:
-    """Import the heavy modules once per worker, not on its first request."""
-    from tracehouse_collector.processors import rows  # noqa: F401
+def _warm_up(prices_path: str | None) -> None:
+    """Import the heavy modules and load prices once per worker, not on its first request."""
+    pipeline.pricer(prices_path)
 
 
 class Ingest:
@@ -47,6 +47,7 @@ class Ingest:
             max_workers=self.settings.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_warm_up,
+            initargs=(self.settings.prices,),
         )
 
     async def export(
@@ -66,6 +67,8 @@ class Ingest:
             self.settings.max_attribute_bytes,
             str(self.writer.journal.spool_dir),
             self.writer.journal.fsync,
+            self.settings.prices,
+            self.settings.llm_processor,
         )
         loop = asyncio.get_running_loop()
         self.writer.arriving(+1)

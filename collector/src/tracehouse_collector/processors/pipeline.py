@@ -1,7 +1,7 @@
 """The processing pipeline for one export request, run in a worker process.
 
-body bytes -> decompress -> parse (protobuf or OTLP/JSON) -> typed rows -> processors ->
-encoded rows (JSONEachRow, which ClickHouse parses natively and in parallel) in spool files.
+body bytes -> decompress -> parse (protobuf or OTLP/JSON) -> typed rows -> LLM processor
+(normalise conventions, estimate missing tokens, price) -> encoded rows (JSONEachRow, which ClickHouse parses natively and in parallel) in spool files.
 
 Workers do all per-span Python work and write the encoded rows to disk themselves, so the
 process that owns the store moves neither rows nor bytes of them: it only renames files into
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import orjson
 import xxhash
 
-from tracehouse_collector.processors import otlp_decode
+from tracehouse_collector.processors import llm, otlp_decode
+from tracehouse_collector.processors.cost import Pricer
 from tracehouse_collector.processors.rows import ROW_BUILDERS, Limits, Rows
 
 INSERT_FORMAT = "JSONEachRow"
@@ -47,6 +48,17 @@ def encode_rows(rows: list[dict]) -> bytes:
     return b"\n".join([dumps(r) for r in rows]) + b"\n"
 
 
+_pricers: dict[str | None, Pricer] = {}
+
+
+def pricer(prices_path: str | None) -> Pricer:
+    """This process's Pricer for a price file (loaded once; restart the collector to reload)."""
+    p = _pricers.get(prices_path)
+    if p is None:
+        p = _pricers[prices_path] = Pricer.from_file(prices_path)
+    return p
+
+
 def write_spool_file(spool_dir: str, table: str, data: bytes, fsync: bool) -> str:
     path = os.path.join(spool_dir, f"{uuid.uuid4().hex}.{table}.jsonl")
     with open(path, "wb") as fh:
@@ -66,6 +78,8 @@ def process(
     max_attribute_bytes: int,
     spool_dir: str,
     fsync: bool = True,
+    prices_path: str | None = None,
+    llm_processor: bool = True,
 ) -> EncodedRequest:
     """Decode one request and spool its encoded rows. Raises otlp_decode.InvalidRequest."""
     if signal not in otlp_decode.REQUEST_TYPES:
@@ -73,6 +87,8 @@ def process(
     payload = otlp_decode.decompress(body, content_encoding, max_request_bytes)
     message = otlp_decode.parse(signal, payload, content_type)
     rows: Rows = ROW_BUILDERS[signal](message, Limits(max_attribute_bytes))
+    if signal == "traces" and llm_processor:
+        llm.enrich(rows, pricer(prices_path))
     out = EncodedRequest(signal=signal, key=request_key(signal, payload), rejected=rows.rejected)
     if rows.rejected:
         out.error_message = f"{rows.rejected} rejected: " + "; ".join(rows.errors)

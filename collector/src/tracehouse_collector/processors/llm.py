@@ -1,0 +1,140 @@
+"""The LLM processor: canonical GenAI facts into the typed columns of otel_traces.
+
+For every span: session, user, run and experiment ids from whatever convention carries them,
+and canonical keys on `gen_ai.evaluation.result` events. For GenAI spans: operation, provider,
+models, token usage (estimated from message content when the producer reported none), and
+cost. Original attributes stay untouched in SpanAttributes.
+
+Typed columns are written only when they hold something: ClickHouse fills the rest with their
+defaults (0, '', false), which keeps rows small to encode and to parse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from typing import Any
+
+from tracehouse_collector.processors import normalize
+from tracehouse_collector.processors.cost import Pricer
+from tracehouse_collector.processors.genai_facts import GenAIFacts
+from tracehouse_collector.processors.rows import Rows, format_timestamp
+from tracehouse_collector.processors.tokens import estimate_tokens
+
+# Operations that consume and produce tokens, so missing usage is worth estimating.
+TOKEN_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings", ""})
+
+UNKNOWN_MODEL_METRIC = "tracehouse.pricing.unknown_model"
+COLLECTOR_SERVICE = "tracehouse-collector"
+
+_days: dict[str, dt.date] = {}
+
+
+def _day(timestamp: str) -> dt.date:
+    key = timestamp[:10]
+    day = _days.get(key)
+    if day is None:
+        if len(_days) > 4096:
+            _days.clear()
+        day = _days[key] = dt.date.fromisoformat(key)
+    return day
+
+
+def _estimate(facts: GenAIFacts) -> bool:
+    """Fill missing usage from message content; True when something was estimated."""
+    if facts.has_usage or facts.operation not in TOKEN_OPERATIONS:
+        return False
+    if not facts.input_text and not facts.output_text:
+        return False
+    model = facts.model
+    facts.input_tokens = estimate_tokens(facts.input_text, model)
+    facts.output_tokens = estimate_tokens(facts.output_text, model)
+    facts.total_tokens = facts.input_tokens + facts.output_tokens
+    return True
+
+
+def _put(row: dict[str, Any], column: str, value: Any) -> None:
+    if value:
+        row[column] = value
+
+
+def enrich_row(row: dict[str, Any], pricer: Pricer, unpriced: Counter[tuple[str, str]]) -> None:
+    attrs = row["SpanAttributes"]
+    resource = row["ResourceAttributes"]
+    session, user, run, experiment = normalize.context_ids(attrs, resource)
+    _put(row, "SessionId", session)
+    _put(row, "UserId", user)
+    _put(row, "RunId", run)
+    _put(row, "ExperimentName", experiment)
+    names = row.get("Events.Name")
+    if names:
+        row["Events.Attributes"] = [
+            normalize.normalize_evaluation_event(n, a) for n, a in zip(names, row["Events.Attributes"], strict=True)
+        ]
+
+    facts = normalize.extract(attrs, resource, row.get("SpanName", ""))
+    if facts is None:
+        return
+    _put(row, "GenAIOperation", facts.operation)
+    _put(row, "GenAIProvider", facts.provider)
+    _put(row, "GenAIRequestModel", facts.request_model)
+    _put(row, "GenAIResponseModel", facts.response_model)
+    if _estimate(facts):
+        row["TokensEstimated"] = True
+    _put(row, "InputTokens", facts.input_tokens)
+    _put(row, "OutputTokens", facts.output_tokens)
+    _put(row, "CacheReadTokens", facts.cache_read_tokens)
+    _put(row, "CacheWriteTokens", facts.cache_write_tokens)
+    _put(row, "ReasoningTokens", facts.reasoning_tokens)
+    total = facts.total_tokens
+    if total is None and (facts.input_tokens or facts.output_tokens):
+        total = (facts.input_tokens or 0) + (facts.output_tokens or 0)
+    _put(row, "TotalTokens", total)
+
+    cost = pricer.price(facts, _day(row["Timestamp"]))
+    if cost is None:
+        return
+    if not cost.source:
+        unpriced[(facts.provider, facts.model)] += 1
+        return
+    # Decimal64(12): strings keep every digit through JSON.
+    row["InputCostUSD"] = f"{cost.input_usd:.12f}"
+    row["OutputCostUSD"] = f"{cost.output_usd:.12f}"
+    row["TotalCostUSD"] = f"{cost.total_usd:.12f}"
+    row["PriceSource"] = cost.source
+
+
+def unknown_model_rows(unpriced: Counter[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The collector's own metric of spans whose model nobody prices (delta sums)."""
+    now = format_timestamp(time.time_ns())
+    resource = {"service.name": COLLECTOR_SERVICE}
+    return [
+        {
+            "ResourceAttributes": resource,
+            "ServiceName": COLLECTOR_SERVICE,
+            "ScopeName": "tracehouse_collector.processors.llm",
+            "MetricName": UNKNOWN_MODEL_METRIC,
+            "MetricDescription": "LLM spans whose model has no price (cost recorded as 0)",
+            "MetricUnit": "{span}",
+            "Attributes": {"gen_ai.provider.name": provider, "gen_ai.request.model": model},
+            "StartTimeUnix": now,
+            "TimeUnix": now,
+            "Value": count,
+            "AggregationTemporality": 1,  # delta
+            "IsMonotonic": True,
+        }
+        for (provider, model), count in sorted(unpriced.items())
+    ]
+
+
+def enrich(rows: Rows, pricer: Pricer) -> None:
+    """Enrich the trace rows of one request in place."""
+    spans = rows.tables.get("otel_traces")
+    if not spans:
+        return
+    unpriced: Counter[tuple[str, str]] = Counter()
+    for row in spans:
+        enrich_row(row, pricer, unpriced)
+    if unpriced:
+        rows.tables.setdefault("otel_metrics_sum", []).extend(unknown_model_rows(unpriced))

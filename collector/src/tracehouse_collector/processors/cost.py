@@ -228,6 +228,7 @@ class Pricer:
         self._user_match: dict[tuple[str, str], _UserEntry | None] = {}
         self._day_prices: dict[tuple[int, dt.date], ModelPrice] = {}
         self._rates: dict[tuple[int, int], tuple[ModelPrice, _Rates]] = {}
+        self._starts: dict[int, tuple[int, ...]] = {}  # keyed like _rates; those entries keep mp alive
 
     @classmethod
     def from_file(cls, path: str | None) -> Pricer:
@@ -255,8 +256,10 @@ class Pricer:
         return self._models[key]
 
     def _rates_for(self, mp: ModelPrice, input_tokens: int) -> _Rates:
-        starts = _tier_starts(mp) if any(isinstance(v, TieredPrices) for v in vars(mp).values()) else ()
-        tier = sum(1 for s in starts if input_tokens > s)
+        starts = self._starts.get(id(mp))
+        if starts is None:
+            starts = self._starts[id(mp)] = _tier_starts(mp)
+        tier = sum(1 for s in starts if input_tokens > s) if starts else 0
         key = (id(mp), tier)
         hit = self._rates.get(key)
         if hit is None:

@@ -54,19 +54,18 @@ def _estimate(facts: GenAIFacts) -> bool:
     return True
 
 
-def _put(row: dict[str, Any], column: str, value: Any) -> None:
-    if value:
-        row[column] = value
-
-
 def enrich_row(row: dict[str, Any], pricer: Pricer, unpriced: Counter[tuple[str, str]]) -> None:
     attrs = row["SpanAttributes"]
     resource = row["ResourceAttributes"]
     session, user, run, experiment = normalize.context_ids(attrs, resource)
-    _put(row, "SessionId", session)
-    _put(row, "UserId", user)
-    _put(row, "RunId", run)
-    _put(row, "ExperimentName", experiment)
+    if session:
+        row["SessionId"] = session
+    if user:
+        row["UserId"] = user
+    if run:
+        row["RunId"] = run
+    if experiment:
+        row["ExperimentName"] = experiment
     names = row.get("Events.Name")
     if names:
         row["Events.Attributes"] = [
@@ -76,21 +75,25 @@ def enrich_row(row: dict[str, Any], pricer: Pricer, unpriced: Counter[tuple[str,
     facts = normalize.extract(attrs, resource, row.get("SpanName", ""))
     if facts is None:
         return
-    _put(row, "GenAIOperation", facts.operation)
-    _put(row, "GenAIProvider", facts.provider)
-    _put(row, "GenAIRequestModel", facts.request_model)
-    _put(row, "GenAIResponseModel", facts.response_model)
     if _estimate(facts):
         row["TokensEstimated"] = True
-    _put(row, "InputTokens", facts.input_tokens)
-    _put(row, "OutputTokens", facts.output_tokens)
-    _put(row, "CacheReadTokens", facts.cache_read_tokens)
-    _put(row, "CacheWriteTokens", facts.cache_write_tokens)
-    _put(row, "ReasoningTokens", facts.reasoning_tokens)
     total = facts.total_tokens
     if total is None and (facts.input_tokens or facts.output_tokens):
         total = (facts.input_tokens or 0) + (facts.output_tokens or 0)
-    _put(row, "TotalTokens", total)
+    for column, value in (
+        ("GenAIOperation", facts.operation),
+        ("GenAIProvider", facts.provider),
+        ("GenAIRequestModel", facts.request_model),
+        ("GenAIResponseModel", facts.response_model),
+        ("InputTokens", facts.input_tokens),
+        ("OutputTokens", facts.output_tokens),
+        ("CacheReadTokens", facts.cache_read_tokens),
+        ("CacheWriteTokens", facts.cache_write_tokens),
+        ("ReasoningTokens", facts.reasoning_tokens),
+        ("TotalTokens", total),
+    ):
+        if value:
+            row[column] = value
 
     cost = pricer.price(facts, _day(row["Timestamp"]))
     if cost is None:

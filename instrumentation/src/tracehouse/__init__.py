@@ -1,9 +1,48 @@
 """Tracehouse SDK: OpenTelemetry instrumentation for LLM applications and ML experiments.
 
-Nothing runs at import time; instrumentation is switched on explicitly.
+Zero-code: set TRACEHOUSE_INSTRUMENT=1 in the environment. From code:
+
+    import tracehouse
+    tracehouse.init(service_name="my-agent")
+
+    @tracehouse.trace(kind="tool")
+    def search(query): ...
+
+    with tracehouse.context(session_id="s-1", user_id="u-7"):
+        ...
+
+Nothing runs at import time, and importing this package imports OpenTelemetry only when one
+of these names is first used.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 """Where a local ``tracehouse serve`` listens for OTLP/HTTP."""
+
+__all__ = ["DEFAULT_ENDPOINT", "context", "init", "trace", "__version__"]
+
+_LAZY = {
+    "context": ("tracehouse._context", "context"),
+    "trace": ("tracehouse._trace", "trace"),
+    "init": ("tracehouse._setup", "init"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tracehouse' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,1 @@
+"""Start-up benchmark: what the `tracehouse` start-up hook costs an interpreter."""

@@ -1,0 +1,135 @@
+"""Tracing set-up: use the application's TracerProvider when it has one, else install ours.
+
+Ours exports OTLP to wherever the standard variables say (default: a local `tracehouse serve`),
+batches in the background, flushes at interpreter exit and keeps working in forked workers
+(the SDK's batch processor restarts its thread after fork).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from tracehouse import _config
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+# OpenTelemetry is imported inside the functions: this module is loaded by the start-up hook,
+# which must stay cheap until tracing is actually needed.
+_lock = threading.Lock()
+_provider: Any = None
+_lazy = False  # zero-code activation: set up on first use rather than at start-up
+
+
+def _exporter(endpoint: str | None, headers: dict[str, str] | None) -> SpanExporter:
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+    ).strip().lower() or "http/protobuf"
+    configured = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+        except ImportError as exc:
+            raise RuntimeError(
+                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: pip install 'tracehouse[grpc]'"
+            ) from exc
+        return GrpcExporter(endpoint=endpoint or configured or _config.DEFAULT_GRPC_ENDPOINT, headers=headers)
+    if protocol not in ("http/protobuf", "http"):
+        raise RuntimeError(f"unsupported OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r}; use http/protobuf or grpc")
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    if endpoint:
+        return OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", headers=headers)
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return OTLPSpanExporter(headers=headers)  # the SDK reads the signal-specific URL as is
+    base = (configured or _config.DEFAULT_ENDPOINT).rstrip("/")
+    return OTLPSpanExporter(endpoint=f"{base}/v1/traces", headers=headers)
+
+
+def has_sdk_provider() -> bool:
+    """True when the application (or an earlier init) already set a real TracerProvider."""
+    from opentelemetry import trace
+
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+def setup_tracing(
+    *,
+    service_name: str | None = None,
+    endpoint: str | None = None,
+    headers: dict[str, str] | None = None,
+    exporter: SpanExporter | None = None,
+) -> Any:
+    """Return the provider spans go to, creating and registering ours only when none exists."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from tracehouse._context import ContextSpanProcessor
+
+    global _provider
+    with _lock:
+        if _provider is not None:
+            return _provider
+        current = trace.get_tracer_provider()
+        if has_sdk_provider():
+            # An existing OpenTelemetry set-up: attach to it, never install a second provider.
+            if isinstance(current, TracerProvider):
+                current.add_span_processor(ContextSpanProcessor())
+            _provider = current
+            return current
+        attributes = {}
+        if service_name:
+            attributes["service.name"] = service_name
+        resource = Resource.create(attributes)  # merges OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES
+        provider = TracerProvider(resource=resource)  # registers its own flush at exit
+        provider.add_span_processor(ContextSpanProcessor())
+        provider.add_span_processor(BatchSpanProcessor(exporter or _exporter(endpoint, headers)))
+        trace.set_tracer_provider(provider)
+        _provider = provider
+        return provider
+
+
+def enable_lazy_setup() -> None:
+    """Zero-code mode: tracing is set up by `ensure_tracing` on the first instrumented call."""
+    global _lazy
+    _lazy = True
+
+
+def ensure_tracing() -> None:
+    """Called before creating a span: completes a deferred zero-code set-up (cheap when done)."""
+    if _provider is None and _lazy:
+        try:
+            setup_tracing()
+        except Exception as exc:  # never break the application's call
+            import sys
+
+            print(f"tracehouse: tracing not set up: {exc!r}", file=sys.stderr)
+
+
+def init(
+    *,
+    service_name: str | None = None,
+    endpoint: str | None = None,
+    headers: dict[str, str] | None = None,
+    instrument: Iterable[str] | str | None = "all",
+) -> None:
+    """Send this process's spans to Tracehouse and instrument LLM client libraries.
+
+    endpoint: the collector's OTLP base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT, else a
+    local `tracehouse serve`). An existing OpenTelemetry TracerProvider is used as it is.
+    instrument: "all", a list of names such as ["openai"], or None for none.
+    """
+    from tracehouse._auto import hook_instrumentors
+
+    if _config.sdk_disabled():
+        return
+    setup_tracing(service_name=service_name, endpoint=endpoint, headers=headers)
+    if instrument == "all":
+        hook_instrumentors(None)
+    elif instrument:
+        hook_instrumentors([instrument] if isinstance(instrument, str) else instrument)

@@ -1,0 +1,149 @@
+"""`@tracehouse.trace`: spans for the application's own steps (agents, tools, retrievals, ...)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tracehouse import __version__
+from tracehouse._setup import ensure_tracing
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Span kinds of GenAI applications -> gen_ai.operation.name.
+KINDS = {
+    "agent": "invoke_agent",
+    "tool": "execute_tool",
+    "retrieval": "retrieval",
+    "workflow": "invoke_workflow",
+    "embedding": "embeddings",
+    "llm": "chat",
+    "chain": "chain",
+    "task": "",
+}
+
+
+def _tracer() -> otel_trace.Tracer:
+    ensure_tracing()
+    return otel_trace.get_tracer("tracehouse", __version__)
+
+
+def _record_error(span: otel_trace.Span, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, str(exc)))
+    span.set_attribute("error.type", type(exc).__qualname__)
+
+
+def trace(
+    func: F | None = None, *, name: str | None = None, kind: str = "task", attributes: dict[str, Any] | None = None
+) -> Any:
+    """Decorate a function (sync, async, generator or async generator) to run inside a span.
+
+    `kind` is one of agent, tool, retrieval, workflow, embedding, llm, chain, task; it sets
+    `gen_ai.operation.name` so Tracehouse shows the step with its type. A generator's span
+    covers its whole iteration and ends exactly once, also when the consumer stops early.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+
+    def decorate(fn: F) -> F:
+        span_name = name or fn.__qualname__
+        attrs = dict(attributes or {})
+        operation = KINDS[kind]
+        if operation:
+            attrs["gen_ai.operation.name"] = operation
+        if kind == "tool":
+            attrs.setdefault("gen_ai.tool.name", fn.__name__)
+        elif kind == "agent":
+            attrs.setdefault("gen_ai.agent.name", fn.__name__)
+
+        def start():
+            return _tracer().start_as_current_span(
+                span_name, kind=SpanKind.INTERNAL, attributes=attrs, record_exception=False, set_status_on_exception=False
+            )
+
+        # Generators suspend: their span is made current only while their body runs, never
+        # across a yield (that would leak it into the consumer's context).
+        if inspect.isasyncgenfunction(fn):
+
+            @functools.wraps(fn)
+            async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                span = _tracer().start_span(span_name, kind=SpanKind.INTERNAL, attributes=attrs)
+                try:
+                    with otel_trace.use_span(span, end_on_exit=False):
+                        agen = fn(*args, **kwargs)
+                    while True:
+                        with otel_trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                            try:
+                                item = await agen.__anext__()
+                            except StopAsyncIteration:
+                                return
+                        yield item
+                except GeneratorExit:
+                    await agen.aclose()
+                    raise
+                except BaseException as exc:
+                    _record_error(span, exc)
+                    raise
+                finally:
+                    span.end()
+
+            return agen_wrapper  # type: ignore[return-value]
+
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                span = _tracer().start_span(span_name, kind=SpanKind.INTERNAL, attributes=attrs)
+                try:
+                    with otel_trace.use_span(span, end_on_exit=False):
+                        gen = fn(*args, **kwargs)
+                    sent: Any = None
+                    while True:
+                        with otel_trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                            try:
+                                item = gen.send(sent)
+                            except StopIteration as stop:
+                                return stop.value
+                        sent = yield item
+                except GeneratorExit:
+                    gen.close()
+                    raise
+                except BaseException as exc:
+                    _record_error(span, exc)
+                    raise
+                finally:
+                    span.end()
+
+            return gen_wrapper  # type: ignore[return-value]
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with start() as span:
+                    try:
+                        return await fn(*args, **kwargs)
+                    except BaseException as exc:
+                        _record_error(span, exc)
+                        raise
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with start() as span:
+                try:
+                    return fn(*args, **kwargs)
+                except BaseException as exc:
+                    _record_error(span, exc)
+                    raise
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate

@@ -1,0 +1,7 @@
+"""Auto-instrumentors, by Tracehouse name: the module whose import triggers patching, and
+the instrumentor class (also registered as an `opentelemetry_instrumentor` entry point named
+`tracehouse_<name>`)."""
+
+INSTRUMENTORS: dict[str, tuple[str, str]] = {
+    "openai": ("openai", "tracehouse.instrumentors.openai:OpenAIInstrumentor"),
+}

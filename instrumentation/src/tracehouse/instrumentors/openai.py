@@ -1,0 +1,710 @@
+"""OpenAI client instrumentation: chat completions, embeddings and the Responses API, sync and
+async, streaming included, as OpenTelemetry GenAI client spans (current conventions).
+
+Imported only once `openai` itself has been imported (post-import hook), so importing openai
+here is free. The objects the application receives are the ones openai returns; streams are
+wrapped in a transparent proxy that ends the span exactly once, however the stream ends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import openai  # noqa: F401  (this module is only loaded after openai is imported)
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tracehouse.instrumentors._base import GenAIInstrumentor
+
+_CALL_KEY = otel_context.create_key("tracehouse-openai-call")
+
+# (module, class, method, kind)
+_TARGETS = (
+    ("openai.resources.chat.completions.completions", "Completions", "create", "chat"),
+    ("openai.resources.chat.completions.completions", "AsyncCompletions", "create", "chat"),
+    ("openai.resources.embeddings", "Embeddings", "create", "embeddings"),
+    ("openai.resources.embeddings", "AsyncEmbeddings", "create", "embeddings"),
+    ("openai.resources.responses.responses", "Responses", "create", "responses"),
+    ("openai.resources.responses.responses", "AsyncResponses", "create", "responses"),
+)
+
+# Host suffix -> gen_ai.provider.name (well-known values of the conventions where one exists).
+_PROVIDERS = (
+    ("api.openai.com", "openai"),
+    (".openai.azure.com", "azure.ai.openai"),
+    (".cognitiveservices.azure.com", "azure.ai.openai"),
+    (".services.ai.azure.com", "azure.ai.inference"),
+    (".inference.ai.azure.com", "azure.ai.inference"),
+    ("api.groq.com", "groq"),
+    ("api.deepseek.com", "deepseek"),
+    ("api.x.ai", "x_ai"),
+    ("api.mistral.ai", "mistral_ai"),
+    ("api.perplexity.ai", "perplexity"),
+    ("generativelanguage.googleapis.com", "gcp.gemini"),
+    ("aiplatform.googleapis.com", "gcp.vertex_ai"),
+    ("api.cohere.ai", "cohere"),
+    ("api.cohere.com", "cohere"),
+    ("openrouter.ai", "openrouter"),
+    ("api.together.xyz", "together_ai"),
+    ("api.fireworks.ai", "fireworks_ai"),
+)
+_OLLAMA_PORT = 11434
+
+TTFC = "tracehouse.response.time_to_first_chunk"
+
+
+# -- small helpers -----------------------------------------------------------------------------
+
+
+def _given(value: Any) -> bool:
+    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    """Attribute or mapping key: request params are dicts, responses are models."""
+    if obj is None:
+        return default
+    value = obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
+    return value if _given(value) else default
+
+
+def _args_json(raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _jsonable(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(mode="json", exclude_unset=True)
+        except Exception:
+            return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if _given(v)}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _error_type(exc: BaseException) -> str:
+    return type(exc).__qualname__
+
+
+def _server(instance: Any) -> tuple[str | None, int | None, str]:
+    client = getattr(instance, "_client", None)
+    url = getattr(client, "base_url", None)
+    host = port = None
+    try:
+        host = url.host or None
+        port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+    except Exception:
+        pass
+    provider = "openai"
+    if type(client).__name__.startswith("Azure"):
+        provider = "azure.ai.openai"
+    elif host:
+        lowered = host.lower()
+        for suffix, name in _PROVIDERS:
+            if lowered == suffix.lstrip(".") or lowered.endswith(
+                suffix if suffix.startswith(".") else "." + suffix
+            ):
+                provider = name
+                break
+        else:
+            if port == _OLLAMA_PORT:
+                provider = "ollama"
+    return host, port, provider
+
+
+def _already_traced(model: Any) -> bool:
+    """True inside a call we are already tracing, or inside another instrumentor's GenAI client
+    span for this same OpenAI call (it wrapped the method outside ours)."""
+    if otel_context.get_value(_CALL_KEY):
+        return True
+    span = trace.get_current_span()
+    if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
+        return False
+    attrs = getattr(span, "attributes", None) or {}
+    if "gen_ai.operation.name" not in attrs:
+        return False
+    scope = getattr(getattr(span, "instrumentation_scope", None), "name", "") or ""
+    if "openai" not in scope.lower():
+        return False
+    other = attrs.get("gen_ai.request.model")
+    return other is None or not _given(model) or other == model
+
+
+# -- message conversion (current GenAI conventions: role + parts) --------------------------------
+
+
+def _content_parts(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    parts = []
+    for part in content if isinstance(content, list | tuple) else [content]:
+        if isinstance(part, str):
+            parts.append({"type": "text", "content": part})
+            continue
+        kind = _get(part, "type")
+        if kind in ("text", "input_text", "output_text"):
+            parts.append({"type": "text", "content": _get(part, "text", "")})
+        elif kind == "refusal":
+            parts.append({"type": "text", "content": _get(part, "refusal", "")})
+        elif kind == "image_url":
+            url = _get(_get(part, "image_url"), "url")
+            parts.append({"type": "uri", "modality": "image", "uri": url} if url else {"type": "image"})
+        elif kind == "input_image" and _get(part, "image_url"):
+            parts.append({"type": "uri", "modality": "image", "uri": _get(part, "image_url")})
+        else:
+            parts.append({"type": str(kind or "unknown")})
+    return parts
+
+
+def _tool_call_part(call: Any) -> dict[str, Any]:
+    function = _get(call, "function")
+    return {
+        "type": "tool_call",
+        "id": _get(call, "id"),
+        "name": _get(function, "name"),
+        "arguments": _args_json(_get(function, "arguments")),
+    }
+
+
+def _chat_input(messages: Any) -> list[dict[str, Any]]:
+    out = []
+    for message in messages or []:
+        role = _get(message, "role", "user")
+        if role == "tool":
+            parts = [
+                {
+                    "type": "tool_call_response",
+                    "id": _get(message, "tool_call_id"),
+                    "response": _text_of(_get(message, "content")),
+                }
+            ]
+        else:
+            parts = _content_parts(_get(message, "content"))
+            for call in _get(message, "tool_calls") or []:
+                parts.append(_tool_call_part(call))
+        out.append({"role": role, "parts": parts})
+    return out
+
+
+def _text_of(content: Any) -> Any:
+    if isinstance(content, str) or content is None:
+        return content
+    parts = _content_parts(content)
+    if all(p.get("type") == "text" for p in parts):
+        return "".join(p["content"] or "" for p in parts)
+    return _jsonable(content)
+
+
+def _responses_input(
+    instructions: Any, items: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    system = [{"type": "text", "content": instructions}] if isinstance(instructions, str) else None
+    if items is None:
+        return [], system
+    if isinstance(items, str):
+        return [{"role": "user", "parts": [{"type": "text", "content": items}]}], system
+    out: list[dict[str, Any]] = []
+    for item in items:
+        kind = _get(item, "type", "message")
+        if kind == "message":
+            out.append({"role": _get(item, "role", "user"), "parts": _content_parts(_get(item, "content"))})
+        elif kind == "function_call":
+            part = {
+                "type": "tool_call",
+                "id": _get(item, "call_id"),
+                "name": _get(item, "name"),
+                "arguments": _args_json(_get(item, "arguments")),
+            }
+            if out and out[-1]["role"] == "assistant":
+                out[-1]["parts"].append(part)
+            else:
+                out.append({"role": "assistant", "parts": [part]})
+        elif kind == "function_call_output":
+            out.append(
+                {
+                    "role": "tool",
+                    "parts": [
+                        {
+                            "type": "tool_call_response",
+                            "id": _get(item, "call_id"),
+                            "response": _get(item, "output"),
+                        }
+                    ],
+                }
+            )
+        else:
+            out.append({"role": "user", "parts": [{"type": str(kind)}]})
+    return out, system
+
+
+def _responses_output(response: Any) -> tuple[list[dict[str, Any]], str]:
+    parts: list[dict[str, Any]] = []
+    tool_calls = False
+    for item in _get(response, "output") or []:
+        kind = _get(item, "type")
+        if kind == "message":
+            parts.extend(_content_parts(_get(item, "content")))
+        elif kind == "function_call":
+            tool_calls = True
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": _get(item, "call_id"),
+                    "name": _get(item, "name"),
+                    "arguments": _args_json(_get(item, "arguments")),
+                }
+            )
+        elif kind == "reasoning":
+            summary = "".join(_get(s, "text", "") for s in _get(item, "summary") or [])
+            if summary:
+                parts.append({"type": "reasoning", "content": summary})
+        elif kind:
+            parts.append({"type": str(kind)})
+    status = _get(response, "status")
+    reason = _get(_get(response, "incomplete_details"), "reason")
+    if reason == "max_output_tokens":
+        finish = "length"
+    elif reason:
+        finish = str(reason)
+    elif status == "failed":
+        finish = "error"
+    elif tool_calls:
+        finish = "tool_calls"
+    else:
+        finish = "stop"
+    return [{"role": "assistant", "parts": parts, "finish_reason": finish}], finish
+
+
+# -- one traced call -----------------------------------------------------------------------------
+
+
+class _Call:
+    """A span for one API call: request attributes at start, response attributes at the end."""
+
+    def __init__(self, inst: OpenAIInstrumentor, kind: str, instance: Any, kwargs: dict[str, Any]) -> None:
+        self.inst = inst
+        self.kind = kind
+        self.capture = inst.capture_content
+        self.ended = False
+        self.first_chunk: float | None = None
+        operation = "embeddings" if kind == "embeddings" else "chat"
+        model = _get(kwargs, "model")
+        host, port, provider = _server(instance)
+        attrs: dict[str, Any] = {"gen_ai.operation.name": operation, "gen_ai.provider.name": provider}
+        if isinstance(model, str):
+            attrs["gen_ai.request.model"] = model
+        if host:
+            attrs["server.address"] = host
+            if port:
+                attrs["server.port"] = port
+        self._request_attributes(attrs, kwargs)
+        name = f"{operation} {model}" if isinstance(model, str) and model else operation
+        self.span = inst.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        self.started = time.monotonic()
+        # accumulated from stream chunks
+        self.choices: dict[int, dict[str, Any]] = {}
+        self.stream_id = self.stream_model = None
+        self.stream_usage: Any = None
+
+    def _request_attributes(self, attrs: dict[str, Any], kw: dict[str, Any]) -> None:
+        for key, attr in (
+            ("temperature", "gen_ai.request.temperature"),
+            ("top_p", "gen_ai.request.top_p"),
+            ("frequency_penalty", "gen_ai.request.frequency_penalty"),
+            ("presence_penalty", "gen_ai.request.presence_penalty"),
+            ("seed", "gen_ai.request.seed"),
+        ):
+            value = _get(kw, key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                attrs[attr] = value
+        if self.kind == "embeddings":
+            fmt = _get(kw, "encoding_format")
+            if isinstance(fmt, str):
+                attrs["gen_ai.request.encoding_formats"] = [fmt]
+            dims = _get(kw, "dimensions")
+            if isinstance(dims, int):
+                attrs["gen_ai.embeddings.dimension.count"] = dims
+            return
+        max_tokens = _get(kw, "max_output_tokens") if self.kind == "responses" else None
+        if self.kind == "chat":
+            max_tokens = _get(kw, "max_completion_tokens", _get(kw, "max_tokens"))
+        if isinstance(max_tokens, int):
+            attrs["gen_ai.request.max_tokens"] = max_tokens
+        stop = _get(kw, "stop")
+        if isinstance(stop, str):
+            attrs["gen_ai.request.stop_sequences"] = [stop]
+        elif isinstance(stop, list | tuple) and stop:
+            attrs["gen_ai.request.stop_sequences"] = [str(s) for s in stop]
+        n = _get(kw, "n")
+        if isinstance(n, int) and n != 1:
+            attrs["gen_ai.request.choice.count"] = n
+        if _get(kw, "stream") is True:
+            attrs["gen_ai.request.stream"] = True
+        if not self.capture:
+            return
+        if self.kind == "chat":
+            messages = _chat_input(_get(kw, "messages"))
+            system = None
+        else:
+            messages, system = _responses_input(_get(kw, "instructions"), _get(kw, "input"))
+        if messages:
+            attrs["gen_ai.input.messages"] = self._json(messages)
+        if system:
+            attrs["gen_ai.system_instructions"] = self._json(system)
+        tools = _get(kw, "tools")
+        if tools:
+            attrs["gen_ai.tool.definitions"] = self._json(_jsonable(list(tools)))
+
+    def _json(self, value: Any) -> str:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        limit = self.inst.max_content_bytes
+        raw = text.encode("utf-8")
+        if len(raw) > limit:
+            text = raw[:limit].decode("utf-8", "ignore")
+        return text
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def _usage(self, usage: Any) -> None:
+        if usage is None:
+            return
+        span = self.span
+        inp = _get(usage, "prompt_tokens", _get(usage, "input_tokens"))
+        out = _get(usage, "completion_tokens", _get(usage, "output_tokens"))
+        if isinstance(inp, int):
+            span.set_attribute("gen_ai.usage.input_tokens", inp)
+        if isinstance(out, int) and self.kind != "embeddings":
+            span.set_attribute("gen_ai.usage.output_tokens", out)
+        in_details = _get(usage, "prompt_tokens_details", _get(usage, "input_tokens_details"))
+        cached = _get(in_details, "cached_tokens")
+        if isinstance(cached, int):
+            span.set_attribute("gen_ai.usage.cache_read.input_tokens", cached)
+        out_details = _get(usage, "completion_tokens_details", _get(usage, "output_tokens_details"))
+        reasoning = _get(out_details, "reasoning_tokens")
+        if isinstance(reasoning, int):
+            span.set_attribute("gen_ai.usage.reasoning.output_tokens", reasoning)
+
+    def _ids(self, rid: Any, model: Any) -> None:
+        if isinstance(rid, str) and rid:
+            self.span.set_attribute("gen_ai.response.id", rid)
+        if isinstance(model, str) and model:
+            self.span.set_attribute("gen_ai.response.model", model)
+
+    def response(self, result: Any) -> None:
+        """Attributes from a non-streamed result (or the final Response of a Responses stream)."""
+        try:
+            if self.kind == "embeddings":
+                self._ids(None, _get(result, "model"))
+                self._usage(_get(result, "usage"))
+                return
+            if self.kind == "responses":
+                self._ids(_get(result, "id"), _get(result, "model"))
+                self._usage(_get(result, "usage"))
+                messages, finish = _responses_output(result)
+                self.span.set_attribute("gen_ai.response.finish_reasons", [finish])
+                if self.capture:
+                    self.span.set_attribute("gen_ai.output.messages", self._json(messages))
+                return
+            choices = _get(result, "choices")
+            if choices is None:  # e.g. with_raw_response: not parsed here, never parsed for it
+                return
+            self._ids(_get(result, "id"), _get(result, "model"))
+            self._usage(_get(result, "usage"))
+            reasons = [str(_get(c, "finish_reason")) for c in choices if _get(c, "finish_reason")]
+            if reasons:
+                self.span.set_attribute("gen_ai.response.finish_reasons", reasons)
+            if self.capture:
+                out = []
+                for choice in choices:
+                    message = _get(choice, "message")
+                    parts = _content_parts(_get(message, "content"))
+                    if _get(message, "refusal"):
+                        parts.append({"type": "text", "content": _get(message, "refusal")})
+                    parts.extend(_tool_call_part(c) for c in _get(message, "tool_calls") or [])
+                    out.append(
+                        {
+                            "role": _get(message, "role", "assistant"),
+                            "parts": parts,
+                            "finish_reason": _get(choice, "finish_reason"),
+                        }
+                    )
+                self.span.set_attribute("gen_ai.output.messages", self._json(out))
+        except Exception:  # telemetry must never break the call
+            pass
+
+    def chunk(self, chunk: Any) -> None:
+        if self.first_chunk is None:
+            self.first_chunk = time.monotonic() - self.started
+        try:
+            if self.kind == "responses":
+                if _get(chunk, "type") in ("response.completed", "response.incomplete", "response.failed"):
+                    self.final_response = _get(chunk, "response")
+                elif _get(chunk, "type") == "response.created":
+                    created = _get(chunk, "response")
+                    self._ids(_get(created, "id"), _get(created, "model"))
+                return
+            self.stream_id = self.stream_id or _get(chunk, "id")
+            self.stream_model = self.stream_model or _get(chunk, "model")
+            usage = _get(chunk, "usage")
+            if usage is not None:
+                self.stream_usage = usage
+            for choice in _get(chunk, "choices") or []:
+                acc = self.choices.setdefault(
+                    _get(choice, "index", 0), {"role": None, "text": [], "tools": {}, "finish": None}
+                )
+                delta = _get(choice, "delta")
+                acc["role"] = acc["role"] or _get(delta, "role")
+                content = _get(delta, "content")
+                if isinstance(content, str):
+                    acc["text"].append(content)
+                for call in _get(delta, "tool_calls") or []:
+                    slot = acc["tools"].setdefault(
+                        _get(call, "index", 0), {"id": None, "name": None, "args": []}
+                    )
+                    slot["id"] = slot["id"] or _get(call, "id")
+                    function = _get(call, "function")
+                    slot["name"] = slot["name"] or _get(function, "name")
+                    if isinstance(_get(function, "arguments"), str):
+                        slot["args"].append(_get(function, "arguments"))
+                if _get(choice, "finish_reason"):
+                    acc["finish"] = _get(choice, "finish_reason")
+        except Exception:
+            pass
+
+    def _stream_results(self) -> None:
+        if self.first_chunk is not None:
+            self.span.set_attribute(TTFC, self.first_chunk)
+            self.span.set_attribute("gen_ai.response.time_to_first_chunk", self.first_chunk)
+        if self.kind == "responses":
+            final = getattr(self, "final_response", None)
+            if final is not None:
+                self.response(final)
+            return
+        self._ids(self.stream_id, self.stream_model)
+        self._usage(self.stream_usage)
+        ordered = [self.choices[i] for i in sorted(self.choices)]
+        reasons = [c["finish"] for c in ordered if c["finish"]]
+        if reasons:
+            self.span.set_attribute("gen_ai.response.finish_reasons", reasons)
+        if self.capture and ordered:
+            out = []
+            for acc in ordered:
+                parts: list[dict[str, Any]] = []
+                if acc["text"]:
+                    parts.append({"type": "text", "content": "".join(acc["text"])})
+                for i in sorted(acc["tools"]):
+                    slot = acc["tools"][i]
+                    parts.append(
+                        {
+                            "type": "tool_call",
+                            "id": slot["id"],
+                            "name": slot["name"],
+                            "arguments": _args_json("".join(slot["args"])),
+                        }
+                    )
+                out.append(
+                    {"role": acc["role"] or "assistant", "parts": parts, "finish_reason": acc["finish"]}
+                )
+            self.span.set_attribute("gen_ai.output.messages", self._json(out))
+
+    def end(self, exc: BaseException | None = None, streamed: bool = False) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            if streamed:
+                self._stream_results()
+            if exc is not None:
+                self.span.record_exception(exc)
+                self.span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
+                self.span.set_attribute("error.type", _error_type(exc))
+                status = getattr(exc, "status_code", None)
+                if isinstance(status, int):
+                    self.span.set_attribute("http.response.status_code", status)
+        finally:
+            self.span.end()
+
+
+# -- streams -------------------------------------------------------------------------------------
+
+
+class _StreamProxy(wrapt.ObjectProxy):
+    """openai.Stream as the application knows it; the span ends once, however iteration ends."""
+
+    def __init__(self, stream: Any, call: _Call) -> None:
+        super().__init__(stream)
+        self._self_call = call
+
+    def __iter__(self) -> _StreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = self.__wrapped__.__next__()
+        except StopIteration:
+            self._self_call.end(streamed=True)
+            raise
+        except BaseException as exc:
+            self._self_call.end(exc, streamed=True)
+            raise
+        self._self_call.chunk(chunk)
+        return chunk
+
+    def __enter__(self) -> _StreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_call.end(exc, streamed=True)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_call.end(streamed=True)
+
+    def __del__(self) -> None:
+        call = getattr(self, "_self_call", None)
+        if call is not None:
+            call.end(streamed=True)
+
+
+class _AsyncStreamProxy(wrapt.ObjectProxy):
+    """openai.AsyncStream as the application knows it; the span ends once."""
+
+    def __init__(self, stream: Any, call: _Call) -> None:
+        super().__init__(stream)
+        self._self_call = call
+
+    def __aiter__(self) -> _AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_call.end(streamed=True)
+            raise
+        except BaseException as exc:
+            self._self_call.end(exc, streamed=True)
+            raise
+        self._self_call.chunk(chunk)
+        return chunk
+
+    async def __aenter__(self) -> _AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_call.end(exc, streamed=True)
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_call.end(streamed=True)
+
+    def __del__(self) -> None:
+        call = getattr(self, "_self_call", None)
+        if call is not None:
+            call.end(streamed=True)
+
+
+# -- the instrumentor ----------------------------------------------------------------------------
+
+
+class OpenAIInstrumentor(GenAIInstrumentor):
+    name = "openai"
+    packages = ("openai >= 1.0",)
+
+    def patch(self) -> None:
+        from openai import AsyncStream, Stream
+
+        for module, cls, method, kind in _TARGETS:
+            is_async = cls.startswith("Async")
+            wrapper = self._async_wrapper(kind, AsyncStream) if is_async else self._sync_wrapper(kind, Stream)
+            wrapt.wrap_function_wrapper(module, f"{cls}.{method}", wrapper)
+
+    def unpatch(self) -> None:
+        import importlib
+
+        for module, cls, method, _kind in _TARGETS:
+            unwrap(getattr(importlib.import_module(module), cls), method)
+
+    def _start(self, kind: str, instance: Any, kwargs: dict[str, Any]) -> _Call | None:
+        if not is_instrumentation_enabled() or _already_traced(kwargs.get("model")):
+            return None
+        try:
+            return _Call(self, kind, instance, kwargs)
+        except Exception:
+            return None
+
+    def _sync_wrapper(self, kind: str, stream_cls: type) -> Any:
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            call = self._start(kind, instance, kwargs)
+            if call is None:
+                return wrapped(*args, **kwargs)
+            token = otel_context.attach(
+                otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
+            )
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                call.end(exc)
+                raise
+            finally:
+                otel_context.detach(token)
+            if isinstance(result, stream_cls):
+                return _StreamProxy(result, call)
+            call.response(result)
+            call.end()
+            return result
+
+        return wrapper
+
+    def _async_wrapper(self, kind: str, stream_cls: type) -> Any:
+        async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            call = self._start(kind, instance, kwargs)
+            if call is None:
+                return await wrapped(*args, **kwargs)
+            token = otel_context.attach(
+                otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
+            )
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as exc:
+                call.end(exc)
+                raise
+            finally:
+                otel_context.detach(token)
+            if isinstance(result, stream_cls):
+                return _AsyncStreamProxy(result, call)
+            call.response(result)
+            call.end()
+            return result
+
+        return wrapper

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -258,11 +259,17 @@ class Traced:
 
 
 @pytest.fixture
-def traced() -> Iterator[Traced]:
+def traced(caplog) -> Iterator[Traced]:
     t = Traced()
     t.instrumentor.instrument(tracer_provider=t.provider)
-    yield t
+    with caplog.at_level(logging.WARNING, logger="opentelemetry"):
+        yield t
+        gc.collect()
     t.instrumentor.uninstrument()
+    # The SDK ignores a second end() (and attributes set after the end) with a warning: there
+    # must be none, so every span was ended exactly once and complete when it ended.
+    records = caplog.get_records("setup") + caplog.get_records("call") + caplog.records
+    assert not [r.getMessage() for r in records if "ended span" in r.getMessage()]
 
 
 def _server_attrs(api) -> dict[str, Any]:
@@ -496,6 +503,7 @@ def test_stream_exhausted(traced, client, include_usage):
         {"role": "assistant", "parts": [{"type": "text", "content": "Hello!"}], "finish_reason": "stop"}
     ]
     assert isinstance(attrs["tracehouse.response.time_to_first_chunk"], float)
+    assert attrs["gen_ai.response.time_to_first_chunk"] == attrs["tracehouse.response.time_to_first_chunk"]
     assert 0 < attrs["tracehouse.response.time_to_first_chunk"] < span.end_time / 1e9 - span.start_time / 1e9
     if include_usage:
         assert attrs["gen_ai.usage.input_tokens"] == 12 and attrs["gen_ai.usage.output_tokens"] == 3
@@ -549,6 +557,18 @@ def test_stream_context_manager_and_response_attribute(traced, client):
     del stream
     gc.collect()
     assert len(traced.spans()) == 1
+
+
+def test_stream_application_error_inside_with(traced, client):
+    with (
+        pytest.raises(ValueError),
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as stream,
+    ):
+        next(stream)
+        raise ValueError("app gave up")
+    span = traced.one()
+    assert span.status.status_code == StatusCode.ERROR and span.attributes["error.type"] == "ValueError"
+    assert stream.response.is_closed
 
 
 def test_stream_error_mid_stream(traced, client):
@@ -733,6 +753,13 @@ def test_suppression_and_child_spans(traced, client, api):
     )
     c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert seen == [(traced.one().context.span_id, True)]
+
+
+def test_module_import_does_not_import_openai():
+    code = "import sys, tracehouse.instrumentors.openai as m; print('openai' in sys.modules, m.OpenAIInstrumentor.name)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert out.stdout.split() == ["False", "openai"], out.stderr
 
 
 # -- end to end: zero-code activation into a real collector ----------------------------------------

@@ -1,8 +1,9 @@
 """OpenAI client instrumentation: chat completions, embeddings and the Responses API, sync and
 async, streaming included, as OpenTelemetry GenAI client spans (current conventions).
 
-Imported only once `openai` itself has been imported (post-import hook), so importing openai
-here is free. The objects the application receives are the ones openai returns; streams are
+Importing this module does not import openai (`opentelemetry-instrument` loads every entry
+point at start-up); patch() does, once BaseInstrumentor has checked that openai is installed.
+The objects the application receives are the ones openai returns; streams are
 wrapped in a transparent proxy that ends the span exactly once, however the stream ends.
 """
 
@@ -12,7 +13,6 @@ import json
 import time
 from typing import Any
 
-import openai  # noqa: F401  (this module is only loaded after openai is imported)
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace

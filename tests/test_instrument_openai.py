@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import openai
+import pydantic
 import pytest
 import wrapt
 from helpers import unique, wait_for
@@ -51,7 +52,8 @@ def _chat_body(model: str) -> dict[str, Any]:
         message = {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}
         finish = "tool_calls"
     else:
-        message = {"role": "assistant", "content": "Hello!"}
+        content = '{"greeting": "hi"}' if model == "gpt-json" else "Hello!"
+        message = {"role": "assistant", "content": content}
         finish = "stop"
     return {
         "id": "chatcmpl-1",
@@ -213,6 +215,16 @@ class _Handler(BaseHTTPRequestHandler):
                         {"type": "response.completed", "sequence_number": 2, "response": RESPONSE},
                     ]
                 )
+            if model == "gpt-rtools":
+                call = {
+                    "type": "function_call",
+                    "id": "fc_1",
+                    "call_id": "call_9",
+                    "name": "lookup",
+                    "arguments": '{"q": 1}',
+                    "status": "completed",
+                }
+                return self._json(200, {**RESPONSE, "model": model, "output": [call]})
             return self._json(200, RESPONSE)
         self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
@@ -649,6 +661,34 @@ def test_async_chat_and_streams(traced, aclient):
     assert spans[6].attributes["gen_ai.response.id"] == "resp_1"
 
 
+def test_async_stream_error_gc_and_responses_stream(traced, aclient):
+    async def main() -> None:
+        cut = await aclient.chat.completions.create(model="gpt-cut", messages=MESSAGES, stream=True)
+        with pytest.raises(openai.APIConnectionError):
+            async for _ in cut:
+                pass
+        await cut.close()
+        dropped = await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        await dropped.__anext__()
+        assert len(traced.spans()) == 1
+        del dropped
+        gc.collect()
+        assert len(traced.spans()) == 2
+        events = await aclient.responses.create(model="gpt-4.1", input="hi", stream=True)
+        assert [e.type async for e in events][-1] == "response.completed"
+        await aclient.close()
+
+    asyncio.run(main())
+    cut, dropped, resp = traced.spans()
+    assert cut.attributes["error.type"] == "APIConnectionError" and cut.status.status_code == StatusCode.ERROR
+    assert (
+        dropped.status.status_code == StatusCode.UNSET
+        and "gen_ai.response.finish_reasons" not in dropped.attributes
+    )
+    assert resp.attributes["gen_ai.usage.input_tokens"] == 9
+    assert resp.attributes["gen_ai.response.finish_reasons"] == ("stop",)
+
+
 # -- embeddings and responses ------------------------------------------------------------------------
 
 
@@ -698,6 +738,47 @@ def test_responses(traced, client, api):
         "gen_ai.usage.cache_read.input_tokens": 3,
         "gen_ai.usage.reasoning.output_tokens": 0,
     }
+
+
+def test_responses_tool_items(traced, client):
+    client.responses.create(
+        model="gpt-rtools",
+        input=[
+            {"role": "user", "content": [{"type": "input_text", "text": "look it up"}]},
+            {"type": "function_call", "call_id": "call_8", "name": "lookup", "arguments": '{"q": 0}'},
+            {"type": "function_call_output", "call_id": "call_8", "output": "none"},
+        ],
+    )
+    attrs = traced.one().attributes
+    assert json.loads(attrs["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "look it up"}]},
+        {
+            "role": "assistant",
+            "parts": [{"type": "tool_call", "id": "call_8", "name": "lookup", "arguments": {"q": 0}}],
+        },
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_8", "response": "none"}]},
+    ]
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert json.loads(attrs["gen_ai.output.messages"]) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "tool_call", "id": "call_9", "name": "lookup", "arguments": {"q": 1}}],
+            "finish_reason": "tool_calls",
+        }
+    ]
+
+
+def test_parse_helpers(traced, client):
+    class Greeting(pydantic.BaseModel):
+        greeting: str
+
+    parsed = client.chat.completions.parse(model="gpt-json", messages=MESSAGES, response_format=Greeting)
+    assert parsed.choices[0].message.parsed == Greeting(greeting="hi")
+    r = client.responses.parse(model="gpt-4.1", input="hi")
+    assert r.output_text == "Hi there"
+    chat, resp = traced.spans()
+    assert (chat.name, chat.attributes["gen_ai.usage.input_tokens"]) == ("chat gpt-json", 12)
+    assert (resp.name, resp.attributes["gen_ai.response.id"]) == ("chat gpt-4.1", "resp_1")
 
 
 def test_responses_stream(traced, client):

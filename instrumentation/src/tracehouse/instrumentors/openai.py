@@ -31,6 +31,11 @@ _TARGETS = (
     ("openai.resources.embeddings", "AsyncEmbeddings", "create", "embeddings"),
     ("openai.resources.responses.responses", "Responses", "create", "responses"),
     ("openai.resources.responses.responses", "AsyncResponses", "create", "responses"),
+    # Structured-output helpers post directly rather than through create().
+    ("openai.resources.chat.completions.completions", "Completions", "parse", "chat"),
+    ("openai.resources.chat.completions.completions", "AsyncCompletions", "parse", "chat"),
+    ("openai.resources.responses.responses", "Responses", "parse", "responses"),
+    ("openai.resources.responses.responses", "AsyncResponses", "parse", "responses"),
 )
 
 # Host suffix -> gen_ai.provider.name (well-known values of the conventions where one exists).

@@ -367,6 +367,16 @@ def test_return_value_identical_to_uninstrumented(traced, client):
     traced.instrumentor.instrument(tracer_provider=traced.provider)  # the fixture uninstruments
 
 
+def test_iterator_arguments_reach_openai_whole(traced, client, api):
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    client.chat.completions.create(model="gpt-4o-mini", messages=iter(MESSAGES), tools=(t for t in tools))
+    sent = api.requests[-1][1]
+    assert sent["messages"] == MESSAGES and sent["tools"] == tools
+    attrs = traced.one().attributes
+    assert attrs["gen_ai.usage.input_tokens"] == 12
+    assert "gen_ai.input.messages" not in attrs  # not read: reading would consume them
+
+
 def test_tool_calls_and_tool_messages(traced, client):
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     client.chat.completions.create(

@@ -78,6 +78,11 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return value if _given(value) else default
 
 
+def _seq(value: Any) -> list | tuple:
+    """Only lists and tuples are read: an iterator the application passed must reach openai whole."""
+    return value if isinstance(value, list | tuple) else ()
+
+
 def _args_json(raw: Any) -> Any:
     if isinstance(raw, str):
         try:
@@ -191,7 +196,7 @@ def _tool_call_part(call: Any) -> dict[str, Any]:
 
 def _chat_input(messages: Any) -> list[dict[str, Any]]:
     out = []
-    for message in messages or []:
+    for message in _seq(messages):
         role = _get(message, "role", "user")
         if role == "tool":
             parts = [
@@ -227,7 +232,7 @@ def _responses_input(
     if isinstance(items, str):
         return [{"role": "user", "parts": [{"type": "text", "content": items}]}], system
     out: list[dict[str, Any]] = []
-    for item in items:
+    for item in _seq(items):
         kind = _get(item, "type", "message")
         if kind == "message":
             out.append({"role": _get(item, "role", "user"), "parts": _content_parts(_get(item, "content"))})
@@ -374,7 +379,7 @@ class _Call:
             attrs["gen_ai.input.messages"] = self._json(messages)
         if system:
             attrs["gen_ai.system_instructions"] = self._json(system)
-        tools = _get(kw, "tools")
+        tools = _seq(_get(kw, "tools"))
         if tools:
             attrs["gen_ai.tool.definitions"] = self._json(_jsonable(list(tools)))
 

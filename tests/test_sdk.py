@@ -312,3 +312,20 @@ def test_init_from_code_with_endpoint_and_service(collector):
     assert len(rows) == 1
     assert rows[0]["SessionId"] == "sess-9"
     assert rows[0]["op"] == "execute_tool"
+
+
+def test_metrics_go_to_the_collector_too(collector):
+    service = f"sdk-{uuid.uuid4().hex[:8]}"
+    code = f"""
+        import tracehouse
+        from opentelemetry import metrics
+        tracehouse.init(service_name="{service}", endpoint="{collector.http_url}", instrument=None)
+        histogram = metrics.get_meter("app").create_histogram("gen_ai.client.token.usage", unit="{{token}}")
+        histogram.record(42, {{"gen_ai.token.type": "input"}})
+    """
+    p = _run(code, {})
+    assert p.returncode == 0, p.stderr
+    rows = collector.sql(
+        f"SELECT MetricName, Count, Sum FROM otel_metrics_histogram WHERE ServiceName = '{service}'"
+    )
+    assert [(r["MetricName"], r["Count"], r["Sum"]) for r in rows] == [("gen_ai.client.token.usage", 1, 42.0)]

@@ -24,29 +24,66 @@ _provider: Any = None
 _lazy = False  # zero-code activation: set up on first use rather than at start-up
 
 
-def _exporter(endpoint: str | None, headers: dict[str, str] | None) -> SpanExporter:
+_EXPORTERS = {
+    # signal: (URL path, HTTP exporter, gRPC exporter)
+    "traces": (
+        "/v1/traces",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
+    ),
+    "metrics": (
+        "/v1/metrics",
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter",
+        "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
+    ),
+}
+
+
+def _load(target: str) -> Any:
+    import importlib
+
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _exporter(signal: str, endpoint: str | None, headers: dict[str, str] | None) -> Any:
+    """The OTLP exporter for a signal, as the standard variables (or init's arguments) say."""
+    path, http_exporter, grpc_exporter = _EXPORTERS[signal]
+    upper = signal.upper()
     protocol = (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
     ).strip().lower() or "http/protobuf"
-    configured = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT")
+    configured = specific or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if protocol == "grpc":
         try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+            cls = _load(grpc_exporter)
         except ImportError as exc:
             raise RuntimeError(
                 "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: pip install 'tracehouse[grpc]'"
             ) from exc
-        return GrpcExporter(endpoint=endpoint or configured or _config.DEFAULT_GRPC_ENDPOINT, headers=headers)
+        return cls(endpoint=endpoint or configured or _config.DEFAULT_GRPC_ENDPOINT, headers=headers)
     if protocol not in ("http/protobuf", "http"):
         raise RuntimeError(f"unsupported OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r}; use http/protobuf or grpc")
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
+    cls = _load(http_exporter)
     if endpoint:
-        return OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", headers=headers)
-    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        return OTLPSpanExporter(headers=headers)  # the SDK reads the signal-specific URL as is
+        return cls(endpoint=endpoint.rstrip("/") + path, headers=headers)
+    if specific:
+        return cls(headers=headers)  # the SDK reads the signal-specific URL as it is
     base = (configured or _config.DEFAULT_ENDPOINT).rstrip("/")
-    return OTLPSpanExporter(endpoint=f"{base}/v1/traces", headers=headers)
+    return cls(endpoint=base + path, headers=headers)
+
+
+def _setup_metrics(resource: Any, endpoint: str | None, headers: dict[str, str] | None) -> None:
+    """Our MeterProvider, for the GenAI client metrics, unless the application has one."""
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    if isinstance(metrics.get_meter_provider(), MeterProvider):
+        return
+    reader = PeriodicExportingMetricReader(_exporter("metrics", endpoint, headers))  # OTEL_METRIC_EXPORT_INTERVAL
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))  # flushes at exit
 
 
 def has_sdk_provider() -> bool:
@@ -88,9 +125,11 @@ def setup_tracing(
         resource = Resource.create(attributes)  # merges OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES
         provider = TracerProvider(resource=resource)  # registers its own flush at exit
         provider.add_span_processor(ContextSpanProcessor())
-        provider.add_span_processor(BatchSpanProcessor(exporter or _exporter(endpoint, headers)))
+        provider.add_span_processor(BatchSpanProcessor(exporter or _exporter("traces", endpoint, headers)))
         trace.set_tracer_provider(provider)
         _provider = provider
+        if exporter is None:
+            _setup_metrics(resource, endpoint, headers)
         return provider
 
 

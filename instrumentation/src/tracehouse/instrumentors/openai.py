@@ -9,7 +9,6 @@ wrapped in a transparent proxy that ends the span exactly once, however the stre
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -20,6 +19,15 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwr
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tracehouse.instrumentors._base import GenAIInstrumentor
+from tracehouse.instrumentors._common import AsyncStreamProxy as _AsyncStreamProxy
+from tracehouse.instrumentors._common import GenAIMetrics, capped_json
+from tracehouse.instrumentors._common import StreamProxy as _StreamProxy
+from tracehouse.instrumentors._common import args_json as _args_json
+from tracehouse.instrumentors._common import error_type as _error_type
+from tracehouse.instrumentors._common import get as _get
+from tracehouse.instrumentors._common import given as _given
+from tracehouse.instrumentors._common import jsonable as _jsonable
+from tracehouse.instrumentors._common import seq as _seq
 
 _CALL_KEY = otel_context.create_key("tracehouse-openai-call")
 
@@ -64,52 +72,6 @@ TTFC = "tracehouse.response.time_to_first_chunk"
 
 
 # -- small helpers -----------------------------------------------------------------------------
-
-
-def _given(value: Any) -> bool:
-    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
-
-
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    """Attribute or mapping key: request params are dicts, responses are models."""
-    if obj is None:
-        return default
-    value = obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
-    return value if _given(value) else default
-
-
-def _seq(value: Any) -> list | tuple:
-    """Only lists and tuples are read: an iterator the application passed must reach openai whole."""
-    return value if isinstance(value, list | tuple) else ()
-
-
-def _args_json(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
-def _jsonable(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        try:
-            return dump(mode="json", exclude_unset=True)
-        except Exception:
-            return str(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items() if _given(v)}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
-
-
-def _error_type(exc: BaseException) -> str:
-    return type(exc).__qualname__
 
 
 def _server(instance: Any) -> tuple[str | None, int | None, str]:
@@ -325,6 +287,9 @@ class _Call:
             attrs["server.address"] = host
             if port:
                 attrs["server.port"] = port
+        self.metric_attrs = dict(attrs)
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
         self._request_attributes(attrs, kwargs)
         name = f"{operation} {model}" if isinstance(model, str) and model else operation
         self.span = inst.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
@@ -384,12 +349,7 @@ class _Call:
             attrs["gen_ai.tool.definitions"] = self._json(_jsonable(list(tools)))
 
     def _json(self, value: Any) -> str:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-        limit = self.inst.max_content_bytes
-        raw = text.encode("utf-8")
-        if len(raw) > limit:
-            text = raw[:limit].decode("utf-8", "ignore")
-        return text
+        return capped_json(value, self.inst.max_content_bytes)
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -400,8 +360,10 @@ class _Call:
         inp = _get(usage, "prompt_tokens", _get(usage, "input_tokens"))
         out = _get(usage, "completion_tokens", _get(usage, "output_tokens"))
         if isinstance(inp, int):
+            self.input_tokens = inp
             span.set_attribute("gen_ai.usage.input_tokens", inp)
         if isinstance(out, int) and self.kind != "embeddings":
+            self.output_tokens = out
             span.set_attribute("gen_ai.usage.output_tokens", out)
         in_details = _get(usage, "prompt_tokens_details", _get(usage, "input_tokens_details"))
         cached = _get(in_details, "cached_tokens")
@@ -417,6 +379,7 @@ class _Call:
             self.span.set_attribute("gen_ai.response.id", rid)
         if isinstance(model, str) and model:
             self.span.set_attribute("gen_ai.response.model", model)
+            self.metric_attrs["gen_ai.response.model"] = model
 
     def response(self, result: Any) -> None:
         """Attributes from a non-streamed result (or the final Response of a Responses stream)."""
@@ -546,102 +509,15 @@ class _Call:
                 self.span.record_exception(exc)
                 self.span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
                 self.span.set_attribute("error.type", _error_type(exc))
+                self.metric_attrs["error.type"] = _error_type(exc)
                 status = getattr(exc, "status_code", None)
                 if isinstance(status, int):
                     self.span.set_attribute("http.response.status_code", status)
         finally:
             self.span.end()
-
-
-# -- streams -------------------------------------------------------------------------------------
-
-
-class _StreamProxy(wrapt.ObjectProxy):
-    """openai.Stream as the application knows it; the span ends once, however iteration ends."""
-
-    def __init__(self, stream: Any, call: _Call) -> None:
-        super().__init__(stream)
-        self._self_call = call
-
-    def __iter__(self) -> _StreamProxy:
-        return self
-
-    def __next__(self) -> Any:
-        try:
-            chunk = self.__wrapped__.__next__()
-        except StopIteration:
-            self._self_call.end(streamed=True)
-            raise
-        except BaseException as exc:
-            self._self_call.end(exc, streamed=True)
-            raise
-        self._self_call.chunk(chunk)
-        return chunk
-
-    def __enter__(self) -> _StreamProxy:
-        self.__wrapped__.__enter__()
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-        try:
-            return self.__wrapped__.__exit__(exc_type, exc, tb)
-        finally:
-            self._self_call.end(exc, streamed=True)
-
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_call.end(streamed=True)
-
-    def __del__(self) -> None:
-        call = getattr(self, "_self_call", None)
-        if call is not None:
-            call.end(streamed=True)
-
-
-class _AsyncStreamProxy(wrapt.ObjectProxy):
-    """openai.AsyncStream as the application knows it; the span ends once."""
-
-    def __init__(self, stream: Any, call: _Call) -> None:
-        super().__init__(stream)
-        self._self_call = call
-
-    def __aiter__(self) -> _AsyncStreamProxy:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            chunk = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            self._self_call.end(streamed=True)
-            raise
-        except BaseException as exc:
-            self._self_call.end(exc, streamed=True)
-            raise
-        self._self_call.chunk(chunk)
-        return chunk
-
-    async def __aenter__(self) -> _AsyncStreamProxy:
-        await self.__wrapped__.__aenter__()
-        return self
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-        try:
-            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
-        finally:
-            self._self_call.end(exc, streamed=True)
-
-    async def close(self) -> None:
-        try:
-            await self.__wrapped__.close()
-        finally:
-            self._self_call.end(streamed=True)
-
-    def __del__(self) -> None:
-        call = getattr(self, "_self_call", None)
-        if call is not None:
-            call.end(streamed=True)
+            self.inst.metrics.record(
+                self.metric_attrs, time.monotonic() - self.started, self.input_tokens, self.output_tokens
+            )
 
 
 # -- the instrumentor ----------------------------------------------------------------------------
@@ -654,6 +530,7 @@ class OpenAIInstrumentor(GenAIInstrumentor):
     def patch(self) -> None:
         from openai import AsyncStream, Stream
 
+        self.metrics = GenAIMetrics(self.meter)
         for module, cls, method, kind in _TARGETS:
             is_async = cls.startswith("Async")
             wrapper = self._async_wrapper(kind, AsyncStream) if is_async else self._sync_wrapper(kind, Stream)

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench bench-instrumentation lint clean
 
 $(STAMP): pyproject.toml instrumentation/pyproject.toml collector/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(ARGS)
+
+# Per-call overhead of OpenAI instrumentors; the competitors live in bench/.venv-instrumentation.
+bench-instrumentation: $(STAMP)
+	$(BIN)/python -m bench.instrumentation --setup
+	$(BIN)/python -m bench.instrumentation $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

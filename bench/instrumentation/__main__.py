@@ -1,0 +1,3 @@
+from bench.instrumentation.run import main
+
+raise SystemExit(main())

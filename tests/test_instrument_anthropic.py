@@ -49,6 +49,8 @@ def _message(model: str) -> dict[str, Any]:
         content, stop = [{"type": "text", "text": "Let me check."}, TOOL_USE], "tool_use"
     elif model == "claude-max":
         content, stop = [{"type": "text", "text": "Hel"}], "max_tokens"
+    elif model == "claude-json":
+        content, stop = [{"type": "text", "text": '{"greeting": "hi"}'}], "end_turn"
     elif model == "claude-refusal":
         content, stop = [], "refusal"
     else:
@@ -380,6 +382,23 @@ def test_tool_use_and_tool_results(traced, client, api):
     ]
     assert json.loads(attrs["gen_ai.tool.definitions"]) == tools
     assert api.requests[-1][1]["messages"] == messages
+
+
+def test_parse_helper(traced, client):
+    import pydantic
+
+    class Greeting(pydantic.BaseModel):
+        greeting: str
+
+    parsed = client.messages.parse(
+        model="claude-json", max_tokens=8, messages=MESSAGES, output_format=Greeting
+    )
+    assert parsed.parsed_output == Greeting(greeting="hi")
+    attrs = traced.one().attributes  # parse() posts itself, not through create()
+    assert attrs["gen_ai.usage.input_tokens"] == 130
+    assert json.loads(attrs["gen_ai.output.messages"])[0]["parts"] == [
+        {"type": "text", "content": '{"greeting": "hi"}'}
+    ]
 
 
 def test_iterator_arguments_reach_anthropic_whole(traced, client, api):

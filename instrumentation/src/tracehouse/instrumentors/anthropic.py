@@ -598,5 +598,6 @@ def _no_sdk_span_inside_ours(wrapped: Any, instance: Any, args: Any, kwargs: Any
     gets a non-recording stand-in carrying our span's context, so that what it propagates in the
     request headers (unless its `propagation` option is off) is our span."""
     if otel_context.get_value(_CALL_KEY):
-        return trace.NonRecordingSpan(trace.get_current_span().get_span_context())
+        ours = trace.get_current_span().get_span_context()
+        return trace.NonRecordingSpan(ours) if ours.is_valid else None
     return wrapped(*args, **kwargs)

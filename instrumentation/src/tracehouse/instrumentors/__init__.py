@@ -3,5 +3,6 @@ the instrumentor class (also registered as an `opentelemetry_instrumentor` entry
 `tracehouse_<name>`)."""
 
 INSTRUMENTORS: dict[str, tuple[str, str]] = {
+    "anthropic": ("anthropic", "tracehouse.instrumentors.anthropic:AnthropicInstrumentor"),
     "openai": ("openai", "tracehouse.instrumentors.openai:OpenAIInstrumentor"),
 }

@@ -15,9 +15,15 @@ SSE stream of 20 content chunks and a usage chunk. Every case runs in its own fr
 `BatchSpanProcessor` to an exporter that only counts spans (so no case pays for export), an SDK
 `LoggerProvider` likewise (for instrumentors that send message content as log events), message
 content captured by all of them, warm-up calls, then the measured calls. No MeterProvider is
-set up, so metrics cost nothing in any case. The cases run in rounds (a fresh process per case
-and round, round-robin), and each case's median and p90 are those of its quietest process: other
-tenants of a shared machine slow whole processes down, never speed them up.
+set up, so metrics cost nothing in any case.
+
+The machine may be shared, and other tenants slow whole seconds down, so the baseline is taken
+in the same process at the same time: each process alternates blocks of calls with its
+instrumentor on and off, swapping in and out exactly the attributes its `instrument()` changed
+in openai (its `uninstrument()` is not relied on: some leave wrappers behind), and overhead is
+the instrumented median minus the interleaved uninstrumented median. The uninstrumented case
+does the same with nothing to swap: its difference is the noise floor. The cases run in rounds
+(a fresh process per case and round, round-robin) and their calls are pooled.
 
 The competitors are not project dependencies: they live in their own virtual environment,
 `bench/.venv-instrumentation`, created (or completed) on first use or with `--setup`. One that
@@ -271,14 +277,16 @@ def _providers() -> tuple[object, object, list[int]]:
     return tracer_provider, logger_provider, counts
 
 
-def _instrument(case: str, tracer_provider: object, logger_provider: object) -> str | None:
-    """Instruments openai as the case says; returns the instrumentor's distribution version."""
+def _instrumentor(
+    case: str, tracer_provider: object, logger_provider: object
+) -> tuple[object, dict, str | None]:
+    """The case's instrumentor (None for the baseline), its instrument() arguments and version."""
     import importlib
     from importlib import metadata
 
     _, dist, module = CASES[case]
     if module is None:
-        return None
+        return None, {}, None
     try:
         instrumentor = importlib.import_module(module).OpenAIInstrumentor()
     except Exception as exc:  # noqa: BLE001 - any import failure makes the case unavailable
@@ -291,16 +299,64 @@ def _instrument(case: str, tracer_provider: object, logger_provider: object) -> 
     kwargs = {"tracer_provider": tracer_provider}
     if logger_provider is not None:
         kwargs["logger_provider"] = logger_provider
-    try:
-        instrumentor.instrument(**kwargs)
-    except Exception as exc:  # noqa: BLE001
-        raise _Unavailable(f"instrument() failed: {type(exc).__name__}: {exc}") from None
-    return metadata.version(dist or "tracehouse")
+    return instrumentor, kwargs, metadata.version(dist or "tracehouse")
+
+
+_MISSING = object()
+
+
+def _openai_state() -> dict[tuple[object, str], object]:
+    """Every attribute of openai's loaded modules and of the classes they define."""
+    state: dict[tuple[object, str], object] = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "openai" or name.startswith("openai.")):
+            continue
+        for attr, value in list(vars(module).items()):
+            state[(module, attr)] = value
+            if isinstance(value, type) and value.__module__ == name:
+                for cattr, cvalue in list(vars(value).items()):
+                    state[(value, cattr)] = cvalue
+    return state
+
+
+class _Switch:
+    """Turns an instrumentor on and off by putting back the attributes its instrument() changed
+    in openai (uninstrument() is not relied on: some leave wrappers behind)."""
+
+    def __init__(self, instrumentor: object, kwargs: dict) -> None:
+        self.changes: dict[tuple[object, str], tuple[object, object]] = {}
+        if instrumentor is None:
+            return
+        before = _openai_state()
+        try:
+            instrumentor.instrument(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise _Unavailable(f"instrument() failed: {type(exc).__name__}: {exc}") from None
+        after = _openai_state()
+        owners = {owner for owner, _ in before}  # what instrument() imported itself is not toggled
+        for key in before.keys() | after.keys():
+            old, new = before.get(key, _MISSING), after.get(key, _MISSING)
+            if key[0] in owners and old is not new:
+                self.changes[key] = (old, new)
+        if not self.changes:
+            raise _Unavailable("instrument() changed nothing in openai")
+
+    def __call__(self, on: bool) -> None:
+        for (obj, attr), (old, new) in self.changes.items():
+            value = new if on else old
+            if value is _MISSING:
+                if attr in vars(obj):
+                    delattr(obj, attr)
+            else:
+                setattr(obj, attr, value)
+
+
+BLOCK = {"call": 10, "stream": 4}  # calls per block; instrumented and baseline blocks alternate
 
 
 def _measure(cfg: dict) -> dict:
     tracer_provider, logger_provider, counts = _providers()
-    version = _instrument(cfg["case"], tracer_provider, logger_provider)
+    instrumentor, kwargs, version = _instrumentor(cfg["case"], tracer_provider, logger_provider)
     import openai
 
     client = openai.OpenAI(base_url=cfg["url"], api_key="sk-bench-0000", max_retries=0, timeout=30)
@@ -330,21 +386,38 @@ def _measure(cfg: dict) -> dict:
         if "".join(parts).strip() != expected or usage is None:
             raise SystemExit("unexpected stream")
 
-    out: dict = {"version": version}
+    call()  # openai imports some modules lazily: load them before the instrumentor's patches are found
+    stream()
+    switch = _Switch(instrumentor, kwargs)
+    out: dict = {
+        "version": version,
+        "patched": sorted(f"{getattr(o, '__name__', o)}.{a}" for o, a in switch.changes),
+    }
     for kind, fn, n in (("call", call, cfg["calls"]), ("stream", stream, cfg["stream_calls"])):
-        for _ in range(cfg["warmup"]):
-            fn()
-        tracer_provider.force_flush()
-        spans_before = counts[0]
-        cpu, wall = [], []
-        for _ in range(n):
-            c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
-            fn()
-            w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-            cpu.append((c1 - c0) / 1e3)
-            wall.append((w1 - w0) / 1e3)
-        tracer_provider.force_flush()
-        out[kind] = {"cpu_us": cpu, "wall_us": wall, "spans": counts[0] - spans_before}
+        res = {state: {"cpu_us": [], "wall_us": [], "spans": 0} for state in ("on", "off")}
+        for on in (False, True):  # warm both paths
+            switch(on)
+            for _ in range(cfg["warmup"]):
+                fn()
+        block = 0
+        while len(res["on"]["cpu_us"]) < n:
+            size = min(BLOCK[kind], n - len(res["on"]["cpu_us"]))
+            for on in (True, False) if block % 2 == 0 else (False, True):
+                switch(on)
+                fn()  # untimed: the first call after a switch
+                tracer_provider.force_flush()
+                spans_before = counts[0]
+                r = res["on" if on else "off"]
+                for _ in range(size):
+                    c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
+                    fn()
+                    w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+                    r["cpu_us"].append((c1 - c0) / 1e3)
+                    r["wall_us"].append((w1 - w0) / 1e3)
+                tracer_provider.force_flush()
+                r["spans"] += counts[0] - spans_before
+            block += 1
+        out[kind] = res
     if logger_provider is not None:
         logger_provider.force_flush()
     out["log_records"] = counts[1]
@@ -420,20 +493,11 @@ def _run_case(case: str, url: str, calls: int, stream_calls: int, warmup: int) -
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _quietest(rounds: list[dict], metric: str) -> dict:
-    """Median and p90 of the round (process) with the lowest median, plus every round's median
-    and the pooled median. Other tenants of the machine only ever add time, and they come and go
-    over seconds, so whole processes run slow: the quietest one is the best estimate of the cost."""
-    medians = [statistics.median(r[metric]) for r in rounds]
-    best = rounds[medians.index(min(medians))][metric]
-    pooled = [v for r in rounds for v in r[metric]]
+def _stats(values: list[float]) -> dict[str, float]:
     return {
-        "median": statistics.median(best),
-        "p90": statistics.quantiles(best, n=10)[8] if len(best) > 1 else best[0],
-        "n": len(best),
-        "round_medians": medians,
-        "pooled_median": statistics.median(pooled),
-        "pooled_p90": statistics.quantiles(pooled, n=10)[8] if len(pooled) > 1 else pooled[0],
+        "median": statistics.median(values),
+        "p90": statistics.quantiles(values, n=10)[8] if len(values) > 1 else values[0],
+        "n": len(values),
     }
 
 
@@ -463,12 +527,18 @@ def run(
                 if "unavailable" in res:
                     pooled[case] = {"unavailable": res["unavailable"]}
                     continue
-                acc = pooled.setdefault(case, {"version": res["version"], "log_records": 0})
+                acc = pooled.setdefault(
+                    case, {"version": res["version"], "patched": res["patched"], "log_records": 0}
+                )
                 acc["log_records"] += res["log_records"]
                 for kind in ("call", "stream"):
-                    k = acc.setdefault(kind, {"rounds": [], "spans": 0})
-                    k["rounds"].append({"cpu_us": res[kind]["cpu_us"], "wall_us": res[kind]["wall_us"]})
-                    k["spans"] += res[kind]["spans"]
+                    for state in ("on", "off"):
+                        k = acc.setdefault(kind, {}).setdefault(
+                            state, {"cpu_us": [], "wall_us": [], "spans": 0}
+                        )
+                        for key in ("cpu_us", "wall_us"):
+                            k[key] += res[kind][state][key]
+                        k["spans"] += res[kind][state]["spans"]
     finally:
         server.shutdown()
 
@@ -479,7 +549,6 @@ def run(
         "rounds": rounds,
         "cases": [],
     }
-    base = pooled.get("none", {})
     for case in cases:
         p = pooled.get(case, {"unavailable": "not run"})
         row: dict = {"case": case, "name": CASES[case][0]}
@@ -489,13 +558,14 @@ def run(
             continue
         row["version"] = p["version"]
         row["log_records"] = p["log_records"]
+        row["patched"] = p["patched"]
         for kind in ("call", "stream"):
-            d = {"spans": p[kind]["spans"]}
+            on, off = p[kind]["on"], p[kind]["off"]
+            d: dict = {"spans": on["spans"], "spans_while_uninstrumented": off["spans"]}
             for metric in ("cpu_us", "wall_us"):
-                d[metric] = _quietest(p[kind]["rounds"], metric)
-                if "unavailable" not in base:
-                    base_median = _quietest(base[kind]["rounds"], metric)["median"]
-                    d[f"overhead_{metric}"] = d[metric]["median"] - base_median
+                d[metric] = _stats(on[metric])
+                d[f"baseline_{metric}"] = _stats(off[metric])
+                d[f"overhead_{metric}"] = d[metric]["median"] - d[f"baseline_{metric}"]["median"]
             row[kind] = d
         results["cases"].append(row)
     th = next((c for c in results["cases"] if c["case"] == "tracehouse" and "call" in c), None)
@@ -528,8 +598,8 @@ def print_table(results: dict) -> None:
     for kind in ("call", "stream"):
         print(f"\n{titles[kind]}: µs per call (calling thread CPU; wall)")
         print(
-            f"{'instrumentor':16} {'version':>9} {'CPU med':>8} {'CPU p90':>8} {'overhead':>9} "
-            f"{'vs Tracehouse':>13} {'pooled med':>10} {'wall med':>9} {'wall ovh':>9} {'spans':>6}"
+            f"{'instrumentor':16} {'version':>9} {'CPU med':>8} {'CPU p90':>8} {'base med':>9} {'overhead':>9} "
+            f"{'vs Tracehouse':>13} {'wall med':>9} {'wall ovh':>9} {'spans':>6}"
         )
         for row in results["cases"]:
             if "unavailable" in row:
@@ -537,15 +607,18 @@ def print_table(results: dict) -> None:
                     print(f"{short[row['case']]:16} unavailable: {row['unavailable'][:160]}")
                 continue
             d = row[kind]
-            base = row["case"] == "none"
-            ovh = "-" if base or "overhead_cpu_us" not in d else f"{d['overhead_cpu_us']:+.0f}"
-            wall_ovh = "-" if base or "overhead_wall_us" not in d else f"{d['overhead_wall_us']:+.0f}"
-            ratio = "-" if base or "ratio_vs_tracehouse" not in d else f"{d['ratio_vs_tracehouse']:.2f}x"
+            aa = row["case"] == "none"  # its two halves are both uninstrumented: the noise floor
+            ovh, wall_ovh = (
+                f"({d[k]:+.0f})" if aa else f"{d[k]:+.0f}" for k in ("overhead_cpu_us", "overhead_wall_us")
+            )
+            ratio = "-" if aa or "ratio_vs_tracehouse" not in d else f"{d['ratio_vs_tracehouse']:.2f}x"
+            spans = f"{d['spans']}" + (
+                f"+{d['spans_while_uninstrumented']}!" if d["spans_while_uninstrumented"] else ""
+            )
             print(
                 f"{short[row['case']]:16} {row['version'] or '-':>9} {d['cpu_us']['median']:>8.0f} "
-                f"{d['cpu_us']['p90']:>8.0f} {ovh:>9} {ratio:>13} {d['cpu_us']['pooled_median']:>10.0f} "
-                f"{d['wall_us']['median']:>9.0f} "
-                f"{wall_ovh:>9} {d['spans']:>6}"
+                f"{d['cpu_us']['p90']:>8.0f} {d['baseline_cpu_us']['median']:>9.0f} {ovh:>9} {ratio:>13} "
+                f"{d['wall_us']['median']:>9.0f} {wall_ovh:>9} {spans:>6}"
             )
     targets = results.get("targets")
     if targets:
@@ -555,10 +628,12 @@ def print_table(results: dict) -> None:
             verdict = "met" if t["met"] else "MISSED"
             print(f"  {label:22} <= {t['target_us']:>3} µs   measured {t['measured_us']:6.0f} µs   {verdict}")
     print(
-        f"\nmed, p90: of the quietest of {results['rounds']} fresh processes per case (lowest median; "
-        "other tenants of the machine only add time); pooled med: all processes together.\n"
-        "overhead = instrumented med - uninstrumented med; vs Tracehouse = overhead / Tracehouse's overhead.\n"
-        "spans: exported (counted, not serialized) over the measured calls, warm-up excluded."
+        "\nEach process alternates blocks of calls with its instrumentor on and off (what its instrument()\n"
+        "changed in openai swapped in and out):\n"
+        "med, p90: instrumented calls; base med: the same process's uninstrumented calls, interleaved;\n"
+        "overhead = med - base med (for 'uninstrumented', in brackets: the same between two uninstrumented\n"
+        "halves, i.e. the noise floor); vs Tracehouse = overhead / Tracehouse's overhead.\n"
+        "spans: exported (counted, not serialized) by the measured instrumented calls."
     )
 
 
@@ -572,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup", type=int, default=20, help="warm-up calls of each kind per process (default 20)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=8, help="fresh processes per case, run round-robin (default 8)"
+        "--rounds", type=int, default=4, help="fresh processes per case, run round-robin (default 4)"
     )
     parser.add_argument(
         "--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}"

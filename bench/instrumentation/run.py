@@ -43,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -324,7 +325,7 @@ class _Switch:
     in openai (uninstrument() is not relied on: some leave wrappers behind)."""
 
     def __init__(self, instrumentor: object, kwargs: dict) -> None:
-        self.changes: dict[tuple[object, str], tuple[object, object]] = {}
+        self.changes: dict[tuple[object, str], tuple[object, object]] = {}  # (owner, name): (off, on)
         if instrumentor is None:
             return
         before = _openai_state()
@@ -333,22 +334,28 @@ class _Switch:
         except Exception as exc:  # noqa: BLE001
             raise _Unavailable(f"instrument() failed: {type(exc).__name__}: {exc}") from None
         after = _openai_state()
-        owners = {owner for owner, _ in before}  # what instrument() imported itself is not toggled
-        for key in before.keys() | after.keys():
-            old, new = before.get(key, _MISSING), after.get(key, _MISSING)
-            if key[0] in owners and old is not new:
+        classes = {owner for owner, _ in before if isinstance(owner, type)}
+        for key, new in after.items():
+            old = before.get(key, _MISSING)
+            # Functions and methods replaced, or set on a class over inherited ones, only: imports
+            # done by instrument() also add submodule attributes and complete pydantic models.
+            if (
+                new is not old
+                and not key[1].startswith("__")
+                and not isinstance(new, type | types.ModuleType)
+                and (callable(new) or isinstance(new, classmethod | staticmethod | property))
+                and (old is not _MISSING or key[0] in classes)
+            ):
                 self.changes[key] = (old, new)
         if not self.changes:
             raise _Unavailable("instrument() changed nothing in openai")
 
     def __call__(self, on: bool) -> None:
         for (obj, attr), (old, new) in self.changes.items():
-            value = new if on else old
-            if value is _MISSING:
-                if attr in vars(obj):
-                    delattr(obj, attr)
-            else:
-                setattr(obj, attr, value)
+            if on or old is not _MISSING:
+                setattr(obj, attr, new if on else old)
+            elif attr in vars(obj):
+                delattr(obj, attr)  # back to the inherited one
 
 
 BLOCK = {"call": 10, "stream": 4}  # calls per block; instrumented and baseline blocks alternate

@@ -17,9 +17,15 @@ from opentelemetry import metrics
 # -- reading params and responses ----------------------------------------------------------------
 
 
+_PLAIN = frozenset({str, int, float, bool, list, tuple, dict})
+
+
 def given(value: Any) -> bool:
     """False for None and for the SDKs' NotGiven / Omit sentinels."""
-    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
+    if value is None:
+        return False
+    t = type(value)
+    return t in _PLAIN or t.__name__ not in ("NotGiven", "Omit")
 
 
 def get(obj: Any, key: str, default: Any = None) -> Any:

@@ -9,7 +9,9 @@ wrapped in a transparent proxy that ends the span exactly once, however the stre
 
 from __future__ import annotations
 
+import contextlib
 import time
+import weakref
 from typing import Any
 
 import wrapt
@@ -74,9 +76,28 @@ TTFC = "tracehouse.response.time_to_first_chunk"
 # -- small helpers -----------------------------------------------------------------------------
 
 
+_servers: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[str | None, int | None, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _server(instance: Any) -> tuple[str | None, int | None, str]:
+    """(host, port, provider) of the client behind a resource, cached per client and base URL."""
     client = getattr(instance, "_client", None)
     url = getattr(client, "base_url", None)
+    try:
+        cached = _servers.get(client)
+    except TypeError:  # not weak-referenceable
+        cached = None
+    if cached is not None and cached[0] is url:
+        return cached[1]
+    found = _find_server(client, url)
+    with contextlib.suppress(TypeError):
+        _servers[client] = (url, found)
+    return found
+
+
+def _find_server(client: Any, url: Any) -> tuple[str | None, int | None, str]:
     host = port = None
     try:
         host = url.host or None
@@ -298,6 +319,11 @@ class _Call:
         self.choices: dict[int, dict[str, Any]] = {}
         self.stream_id = self.stream_model = None
         self.stream_usage: Any = None
+        # Response attributes, set on the span in one call when it ends.
+        self.result_attrs: dict[str, Any] = {}
+
+    def _set(self, key: str, value: Any) -> None:
+        self.result_attrs[key] = value
 
     def _request_attributes(self, attrs: dict[str, Any], kw: dict[str, Any]) -> None:
         for key, attr in (
@@ -356,29 +382,28 @@ class _Call:
     def _usage(self, usage: Any) -> None:
         if usage is None:
             return
-        span = self.span
         inp = _get(usage, "prompt_tokens", _get(usage, "input_tokens"))
         out = _get(usage, "completion_tokens", _get(usage, "output_tokens"))
         if isinstance(inp, int):
             self.input_tokens = inp
-            span.set_attribute("gen_ai.usage.input_tokens", inp)
+            self._set("gen_ai.usage.input_tokens", inp)
         if isinstance(out, int) and self.kind != "embeddings":
             self.output_tokens = out
-            span.set_attribute("gen_ai.usage.output_tokens", out)
+            self._set("gen_ai.usage.output_tokens", out)
         in_details = _get(usage, "prompt_tokens_details", _get(usage, "input_tokens_details"))
         cached = _get(in_details, "cached_tokens")
         if isinstance(cached, int):
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", cached)
+            self._set("gen_ai.usage.cache_read.input_tokens", cached)
         out_details = _get(usage, "completion_tokens_details", _get(usage, "output_tokens_details"))
         reasoning = _get(out_details, "reasoning_tokens")
         if isinstance(reasoning, int):
-            span.set_attribute("gen_ai.usage.reasoning.output_tokens", reasoning)
+            self._set("gen_ai.usage.reasoning.output_tokens", reasoning)
 
     def _ids(self, rid: Any, model: Any) -> None:
         if isinstance(rid, str) and rid:
-            self.span.set_attribute("gen_ai.response.id", rid)
+            self._set("gen_ai.response.id", rid)
         if isinstance(model, str) and model:
-            self.span.set_attribute("gen_ai.response.model", model)
+            self._set("gen_ai.response.model", model)
             self.metric_attrs["gen_ai.response.model"] = model
 
     def response(self, result: Any) -> None:
@@ -392,9 +417,9 @@ class _Call:
                 self._ids(_get(result, "id"), _get(result, "model"))
                 self._usage(_get(result, "usage"))
                 messages, finish = _responses_output(result)
-                self.span.set_attribute("gen_ai.response.finish_reasons", [finish])
+                self._set("gen_ai.response.finish_reasons", [finish])
                 if self.capture:
-                    self.span.set_attribute("gen_ai.output.messages", self._json(messages))
+                    self._set("gen_ai.output.messages", self._json(messages))
                 return
             choices = _get(result, "choices")
             if choices is None:  # e.g. with_raw_response: not parsed here, never parsed for it
@@ -403,7 +428,7 @@ class _Call:
             self._usage(_get(result, "usage"))
             reasons = [str(_get(c, "finish_reason")) for c in choices if _get(c, "finish_reason")]
             if reasons:
-                self.span.set_attribute("gen_ai.response.finish_reasons", reasons)
+                self._set("gen_ai.response.finish_reasons", reasons)
             if self.capture:
                 out = []
                 for choice in choices:
@@ -419,7 +444,7 @@ class _Call:
                             "finish_reason": _get(choice, "finish_reason"),
                         }
                     )
-                self.span.set_attribute("gen_ai.output.messages", self._json(out))
+                self._set("gen_ai.output.messages", self._json(out))
         except Exception:  # telemetry must never break the call
             pass
 
@@ -464,8 +489,8 @@ class _Call:
 
     def _stream_results(self) -> None:
         if self.first_chunk is not None:
-            self.span.set_attribute(TTFC, self.first_chunk)
-            self.span.set_attribute("gen_ai.response.time_to_first_chunk", self.first_chunk)
+            self._set(TTFC, self.first_chunk)
+            self._set("gen_ai.response.time_to_first_chunk", self.first_chunk)
         if self.kind == "responses":
             final = getattr(self, "final_response", None)
             if final is not None:
@@ -476,7 +501,7 @@ class _Call:
         ordered = [self.choices[i] for i in sorted(self.choices)]
         reasons = [c["finish"] for c in ordered if c["finish"]]
         if reasons:
-            self.span.set_attribute("gen_ai.response.finish_reasons", reasons)
+            self._set("gen_ai.response.finish_reasons", reasons)
         if self.capture and ordered:
             out = []
             for acc in ordered:
@@ -496,7 +521,7 @@ class _Call:
                 out.append(
                     {"role": acc["role"] or "assistant", "parts": parts, "finish_reason": acc["finish"]}
                 )
-            self.span.set_attribute("gen_ai.output.messages", self._json(out))
+            self._set("gen_ai.output.messages", self._json(out))
 
     def end(self, exc: BaseException | None = None, streamed: bool = False) -> None:
         if self.ended:
@@ -508,12 +533,14 @@ class _Call:
             if exc is not None:
                 self.span.record_exception(exc)
                 self.span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
-                self.span.set_attribute("error.type", _error_type(exc))
+                self._set("error.type", _error_type(exc))
                 self.metric_attrs["error.type"] = _error_type(exc)
                 status = getattr(exc, "status_code", None)
                 if isinstance(status, int):
-                    self.span.set_attribute("http.response.status_code", status)
+                    self._set("http.response.status_code", status)
         finally:
+            if self.result_attrs:
+                self.span.set_attributes(self.result_attrs)
             self.span.end()
             self.inst.metrics.record(
                 self.metric_attrs, time.monotonic() - self.started, self.input_tokens, self.output_tokens

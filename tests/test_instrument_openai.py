@@ -900,3 +900,50 @@ def test_zero_code_activation_end_to_end(collector, api, tmp_path):
         }
     ]
     assert collector.sql(f"SELECT count() AS n FROM otel_traces WHERE ServiceName = '{off}'") == [{"n": 0}]
+
+
+@pytest.fixture
+def traced_inject(caplog, monkeypatch) -> Iterator[Traced]:
+    monkeypatch.setenv("TRACEHOUSE_STREAM_USAGE", "inject")
+    t = Traced()
+    t.instrumentor.instrument(tracer_provider=t.provider)
+    yield t
+    t.instrumentor.uninstrument()
+
+
+def test_stream_usage_injection_hides_the_extra_chunk(traced_inject, client, api):
+    plain = openai.OpenAI(base_url=api.base_url, api_key="test", max_retries=0)
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    chunks = list(stream)
+    # The application sees exactly the chunks it would see without the injection ...
+    assert all(c.choices for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello!"
+    # ... while the request asked for usage and the span has it.
+    assert api.requests[-1][1]["stream_options"] == {"include_usage": True}
+    attrs = traced_inject.one().attributes
+    assert attrs["gen_ai.usage.input_tokens"] == 12 and attrs["gen_ai.usage.output_tokens"] == 3
+    plain.close()
+
+
+def test_stream_usage_injection_respects_the_applications_choice(traced_inject, client):
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert any(not c.choices and c.usage is not None for c in chunks)  # asked for: not hidden
+
+
+def test_stream_usage_injection_async(traced_inject, aclient):
+    async def run():
+        stream = await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        return [c async for c in stream]
+
+    chunks = asyncio.run(run())
+    assert all(c.choices for c in chunks)
+    assert traced_inject.one().attributes["gen_ai.usage.output_tokens"] == 3
+
+
+def test_no_injection_by_default(traced, client, api):
+    list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert "stream_options" not in api.requests[-1][1]

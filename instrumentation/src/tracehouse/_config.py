@@ -47,3 +47,9 @@ def max_content_bytes() -> int:
         return max(0, int(raw)) if raw else MAX_CONTENT_BYTES
     except ValueError:
         return MAX_CONTENT_BYTES
+
+
+def inject_stream_usage() -> bool:
+    """TRACEHOUSE_STREAM_USAGE=inject: ask streaming APIs for a usage chunk (and hide it from the
+    application). Off by default: it changes the request the application sends."""
+    return os.environ.get("TRACEHOUSE_STREAM_USAGE", "").strip().lower() == "inject"

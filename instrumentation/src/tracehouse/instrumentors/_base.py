@@ -54,6 +54,7 @@ class GenAIInstrumentor(BaseInstrumentor):
         self.meter = metrics.get_meter(scope, __version__, kwargs.get("meter_provider"), schema_url=SCHEMA_URL)
         self.capture_content = _config.capture_content()
         self.max_content_bytes = _config.max_content_bytes()
+        self.inject_stream_usage = _config.inject_stream_usage()
         self.patch()
 
     def _uninstrument(self, **kwargs: Any) -> None:

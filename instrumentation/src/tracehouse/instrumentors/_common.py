@@ -84,7 +84,9 @@ def error_type(exc: BaseException) -> str:
 
 
 class StreamedCall(Protocol):
-    def chunk(self, chunk: Any) -> None: ...
+    def chunk(self, chunk: Any) -> bool | None:
+        """Take a chunk in; True hides it from the application (a chunk we asked for)."""
+        ...
 
     def end(self, exc: BaseException | None = None, streamed: bool = False) -> None: ...
 
@@ -101,16 +103,17 @@ class StreamProxy(wrapt.ObjectProxy):
         return self
 
     def __next__(self) -> Any:
-        try:
-            chunk = self.__wrapped__.__next__()
-        except StopIteration:
-            self._self_call.end(streamed=True)
-            raise
-        except BaseException as exc:
-            self._self_call.end(exc, streamed=True)
-            raise
-        self._self_call.chunk(chunk)
-        return chunk
+        while True:
+            try:
+                chunk = self.__wrapped__.__next__()
+            except StopIteration:
+                self._self_call.end(streamed=True)
+                raise
+            except BaseException as exc:
+                self._self_call.end(exc, streamed=True)
+                raise
+            if self._self_call.chunk(chunk) is not True:
+                return chunk
 
     def __enter__(self) -> StreamProxy:
         self.__wrapped__.__enter__()
@@ -145,16 +148,17 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
         return self
 
     async def __anext__(self) -> Any:
-        try:
-            chunk = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            self._self_call.end(streamed=True)
-            raise
-        except BaseException as exc:
-            self._self_call.end(exc, streamed=True)
-            raise
-        self._self_call.chunk(chunk)
-        return chunk
+        while True:
+            try:
+                chunk = await self.__wrapped__.__anext__()
+            except StopAsyncIteration:
+                self._self_call.end(streamed=True)
+                raise
+            except BaseException as exc:
+                self._self_call.end(exc, streamed=True)
+                raise
+            if self._self_call.chunk(chunk) is not True:
+                return chunk
 
     async def __aenter__(self) -> AsyncStreamProxy:
         await self.__wrapped__.__aenter__()

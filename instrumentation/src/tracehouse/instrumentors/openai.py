@@ -319,6 +319,7 @@ class _Call:
         self.choices: dict[int, dict[str, Any]] = {}
         self.stream_id = self.stream_model = None
         self.stream_usage: Any = None
+        self.injected_usage = False  # set when we added stream_options.include_usage
         # Response attributes, set on the span in one call when it ends.
         self.result_attrs: dict[str, Any] = {}
 
@@ -448,9 +449,13 @@ class _Call:
         except Exception:  # telemetry must never break the call
             pass
 
-    def chunk(self, chunk: Any) -> None:
+    def chunk(self, chunk: Any) -> bool | None:
+        """Accumulate a streamed chunk; True for the usage chunk we injected (hidden)."""
         if self.first_chunk is None:
             self.first_chunk = time.monotonic() - self.started
+        if self.injected_usage and not _get(chunk, "choices") and _get(chunk, "usage") is not None:
+            self.stream_usage = _get(chunk, "usage")
+            return True
         try:
             if self.kind == "responses":
                 if _get(chunk, "type") in ("response.completed", "response.incomplete", "response.failed"):
@@ -577,11 +582,24 @@ class OpenAIInstrumentor(GenAIInstrumentor):
         except Exception:
             return None
 
+    def _with_stream_usage(self, call: _Call, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """With TRACEHOUSE_STREAM_USAGE=inject, ask a chat stream for its usage chunk."""
+        if not self.inject_stream_usage or call.kind != "chat" or kwargs.get("stream") is not True:
+            return kwargs
+        options = _get(kwargs, "stream_options")  # None also for the SDK's NotGiven / Omit
+        if options is not None and not isinstance(options, dict):
+            return kwargs  # a type we do not know how to extend: leave the request alone
+        if options and options.get("include_usage"):
+            return kwargs  # the application asked for it: it sees the chunk
+        call.injected_usage = True
+        return {**kwargs, "stream_options": {**(options or {}), "include_usage": True}}
+
     def _sync_wrapper(self, kind: str, stream_cls: type) -> Any:
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             call = self._start(kind, instance, kwargs)
             if call is None:
                 return wrapped(*args, **kwargs)
+            kwargs = self._with_stream_usage(call, kwargs)
             token = otel_context.attach(
                 otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
             )
@@ -605,6 +623,7 @@ class OpenAIInstrumentor(GenAIInstrumentor):
             call = self._start(kind, instance, kwargs)
             if call is None:
                 return await wrapped(*args, **kwargs)
+            kwargs = self._with_stream_usage(call, kwargs)
             token = otel_context.attach(
                 otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
             )

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test bench bench-instrumentation lint clean
+.PHONY: run test bench bench-startup bench-instrumentation lint clean
 
 $(STAMP): pyproject.toml instrumentation/pyproject.toml collector/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(ARGS)
+
+# Interpreter start-up with and without the tracehouse hook.
+bench-startup: $(STAMP)
+	$(BIN)/python -m bench.startup $(ARGS)
 
 # Per-call overhead of OpenAI instrumentors; the competitors live in bench/.venv-instrumentation.
 bench-instrumentation: $(STAMP)

@@ -132,6 +132,11 @@ class _Handler(BaseHTTPRequestHandler):
             kind = "INVALID_ARGUMENT" if status == 400 else "INTERNAL"
             return self._json(status, {"error": {"code": status, "message": "bad " + model, "status": kind}})
         if method == "generateContent":
+            if model == "gemini-afc":  # a function call, until the request carries its response
+                last = body["contents"][-1]["parts"][-1]
+                return self._json(
+                    200, _response("gemini-x" if "functionResponse" in last else "gemini-tools")
+                )
             return self._json(200, _response(model))
         if method == "streamGenerateContent":
             chunks = _chunks(model)
@@ -363,6 +368,58 @@ def test_function_calls_and_responses(traced, client, api):
         json.loads(attrs["gen_ai.tool.definitions"])[0]["function_declarations"][0]["name"] == "get_weather"
     )
     assert api.requests[-1][1]["contents"][2]["parts"][0]["functionResponse"]["name"] == "get_weather"
+
+
+def test_automatic_function_calling_is_one_span(traced, client, api):
+    calls = []
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        calls.append(city)
+        return "sunny"
+
+    n = len(api.requests)
+    response = client.models.generate_content(
+        model="gemini-afc", contents="Weather?", config=types.GenerateContentConfig(tools=[get_weather])
+    )
+    assert response.text == "Hello!" and calls == ["Paris"] and len(api.requests) == n + 2
+    attrs = traced.one().attributes
+    assert json.loads(attrs["gen_ai.tool.definitions"]) == [
+        {"type": "function", "name": "get_weather", "description": "The weather in a city."}
+    ]
+    assert json.loads(attrs["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]}
+    ]
+    assert json.loads(attrs["gen_ai.output.messages"]) == HELLO_OUT
+
+
+def test_chat_send_message(traced, client):
+    chat = client.chats.create(model="gemini-x")
+    assert chat.send_message("hi").text == "Hello!"
+    assert "".join(c.text or "" for c in chat.send_message_stream("again")) == "Hello!"
+    first, second = traced.spans()
+    assert json.loads(second.attributes["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]},
+        {
+            "role": "assistant",
+            "parts": [{"type": "reasoning", "content": "Thinking..."}, {"type": "text", "content": "Hello!"}],
+        },
+        {"role": "user", "parts": [{"type": "text", "content": "again"}]},
+    ]
+    assert second.attributes["gen_ai.request.stream"] is True
+
+
+def test_no_duplicate_inside_other_genai_client_span(traced, client):
+    other = traced.provider.get_tracer("opentelemetry.instrumentation.google_genai")
+    with other.start_as_current_span(
+        "generate_content gemini-x",
+        kind=SpanKind.CLIENT,
+        attributes={"gen_ai.operation.name": "generate_content", "gen_ai.request.model": "gemini-x"},
+    ):
+        client.models.generate_content(model="gemini-x", contents="hi")
+    assert [s.instrumentation_scope.name for s in traced.spans()] == [
+        "opentelemetry.instrumentation.google_genai"
+    ]
 
 
 def test_loose_parts_and_blobs(traced, client):

@@ -91,6 +91,24 @@ def _get2(obj: Any, snake: str, camel: str) -> Any:
     return get(obj, camel) if value is None and isinstance(obj, dict) else value
 
 
+def _already_traced(model: Any) -> bool:
+    """True inside a call we are already tracing, or inside another instrumentor's GenAI client
+    span for this same google-genai call (it wrapped the method outside ours)."""
+    if otel_context.get_value(_CALL_KEY):
+        return True
+    span = trace.get_current_span()
+    if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
+        return False
+    attrs = getattr(span, "attributes", None) or {}
+    if "gen_ai.operation.name" not in attrs:
+        return False
+    scope = (getattr(getattr(span, "instrumentation_scope", None), "name", "") or "").lower()
+    if "google_genai" not in scope and "google-genai" not in scope and "google.genai" not in scope:
+        return False
+    other = attrs.get("gen_ai.request.model")
+    return other is None or not isinstance(model, str) or other == model
+
+
 # -- content (current GenAI conventions: role + parts) -------------------------------------------
 
 
@@ -148,13 +166,33 @@ def _part(part: Any) -> dict[str, Any]:
     ran = _get2(part, "code_execution_result", "codeExecutionResult")
     if ran is not None:
         return {"type": "code_execution_result", "content": get(ran, "output")}
+    if type(part).__module__.startswith("PIL."):
+        return {"type": "blob", "modality": "image"}  # a PIL image the SDK sends inline
+    uri = get(part, "uri")
+    if isinstance(uri, str) and uri:  # an uploaded File
+        return {
+            "type": "uri",
+            "uri": uri,
+            **({"mime_type": m} if isinstance(m := get(part, "mime_type"), str) else {}),
+        }
     return {"type": type(part).__name__.lower() if not isinstance(part, dict) else "unknown"}
+
+
+def _tool(tool: Any) -> Any:
+    """A tool definition; a Python function (automatic function calling) by its name and doc."""
+    if callable(tool) and not hasattr(tool, "model_dump"):
+        out = {"type": "function", "name": getattr(tool, "__name__", type(tool).__name__)}
+        doc = getattr(tool, "__doc__", None)
+        if isinstance(doc, str) and doc.strip():
+            out["description"] = doc.strip()
+        return out
+    return jsonable(tool)
 
 
 def _is_content(item: Any) -> bool:
     if isinstance(item, dict):
         return "parts" in item or "role" in item
-    return type(item).__name__ == "Content"
+    return any(cls.__name__ == "Content" for cls in type(item).__mro__)  # UserContent, ModelContent too
 
 
 def _message(role: Any, parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -279,7 +317,7 @@ class _Call:
             attrs["gen_ai.system_instructions"] = self._json(system)
         tools = seq(get(config, "tools"))
         if tools:
-            attrs["gen_ai.tool.definitions"] = self._json(jsonable(list(tools)))
+            attrs["gen_ai.tool.definitions"] = self._json([_tool(t) for t in tools])
 
     def _json(self, value: Any) -> str:
         return capped_json(value, self.inst.max_content_bytes)
@@ -316,7 +354,7 @@ class _Call:
     def _output(self, candidates: list[tuple[list[dict[str, Any]], Any]]) -> None:
         finishes = [_finish(reason) for _parts, reason in candidates]
         if any(finishes):
-            self.span.set_attribute("gen_ai.response.finish_reasons", [f or "" for f in finishes])
+            self.span.set_attribute("gen_ai.response.finish_reasons", [f for f in finishes if f])
         if self.capture and candidates:
             messages = [
                 {"role": "assistant", "parts": parts, "finish_reason": finish}
@@ -467,7 +505,7 @@ class GoogleGenAIInstrumentor(GenAIInstrumentor):
         self._patched = []
 
     def _start(self, instance: Any, kwargs: dict[str, Any], operation: str, stream: bool) -> _Call | None:
-        if not is_instrumentation_enabled() or otel_context.get_value(_CALL_KEY):
+        if not is_instrumentation_enabled() or _already_traced(kwargs.get("model")):
             return None
         try:
             return _Call(self, instance, kwargs, operation, stream)

@@ -283,15 +283,19 @@ def test_generate_content_attributes_exact(traced, client, api):
     assert body["generationConfig"]["temperature"] == 0.5
 
 
+_PATCHED = ("generate_content", "generate_content_stream", "embed_content")
+
+
 def test_return_value_identical_and_uninstrument(traced, client):
     instrumented = client.models.generate_content(model="gemini-x", contents="hi")
     assert len(traced.spans()) == 1
-    traced.instrumentor.uninstrument()
     from google.genai.models import AsyncModels, Models
 
-    for cls in (Models, AsyncModels):
-        for method in ("generate_content", "generate_content_stream", "embed_content"):
-            assert not isinstance(cls.__dict__[method], wrapt.ObjectProxy)
+    methods = [cls.__dict__[m] for cls in (Models, AsyncModels) for m in _PATCHED]
+    assert all(isinstance(m, wrapt.FunctionWrapper) for m in methods)
+    traced.instrumentor.uninstrument()
+    methods = [cls.__dict__[m] for cls in (Models, AsyncModels) for m in _PATCHED]
+    assert not [m for m in methods if hasattr(m, "__wrapped__")]
     plain = client.models.generate_content(model="gemini-x", contents="hi")
     assert len(traced.spans()) == 1
     assert type(instrumented) is type(plain)

@@ -443,6 +443,28 @@ def test_stream_chat_and_generate_exhausted(traced, client):
     _check_stream_span(traced.spans()[1], "text_completion")
 
 
+def test_stream_request_sent_inside_the_span(traced, client, monkeypatch):
+    """ollama sends the request on the first step: that step runs with our span current."""
+    from opentelemetry import trace
+
+    seen = []
+    send = client._client.send
+
+    def recording_send(*args: Any, **kwargs: Any) -> Any:
+        seen.append(trace.get_current_span().get_span_context())
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(client._client, "send", recording_send)
+    stream = client.chat(model="llama3", messages=MESSAGES, stream=True)
+    assert seen == []
+    next(stream)
+    assert trace.get_current_span().get_span_context().is_valid is False
+    for _ in stream:
+        pass
+    [ctx] = seen
+    assert ctx.span_id == traced.one().get_span_context().span_id
+
+
 def test_stream_tool_calls(traced, client):
     for _ in client.chat(model="llama-tools", messages=MESSAGES, stream=True):
         pass

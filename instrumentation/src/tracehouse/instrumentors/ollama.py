@@ -314,14 +314,37 @@ class _Call:
             )
 
 
+class _GeneratorProxy(StreamProxy):
+    """A generator of chunks. Ollama sends the request on the first step, so each step runs with
+    the call's span as the current span (an HTTP client span is its child, and propagates it)."""
+
+    def __next__(self) -> Any:
+        token = _attach(self._self_call)  # type: ignore[arg-type]
+        try:
+            return super().__next__()
+        finally:
+            otel_context.detach(token)
+
+
 class _AsyncGeneratorProxy(AsyncStreamProxy):
-    """An async generator of chunks: `aclose()` (its close) ends the span too."""
+    """An async generator of chunks (see _GeneratorProxy); `aclose()` ends the span too."""
+
+    async def __anext__(self) -> Any:
+        token = _attach(self._self_call)  # type: ignore[arg-type]
+        try:
+            return await super().__anext__()
+        finally:
+            otel_context.detach(token)
 
     async def aclose(self) -> None:
         try:
             await self.__wrapped__.aclose()
         finally:
             self._self_call.end(streamed=True)
+
+
+def _attach(call: _Call) -> object:
+    return otel_context.attach(otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span)))
 
 
 # -- the instrumentor ----------------------------------------------------------------------------
@@ -394,18 +417,12 @@ class OllamaInstrumentor(GenAIInstrumentor):
         params.update(kwargs)
         return params
 
-    @staticmethod
-    def _attach(call: _Call) -> object:
-        return otel_context.attach(
-            otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
-        )
-
     def _sync_wrapper(self, method: str, names: list[str]) -> Any:
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             call = self._start(instance, method, self._params(names, args, kwargs))
             if call is None:
                 return wrapped(*args, **kwargs)
-            token = self._attach(call)
+            token = _attach(call)
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
@@ -414,7 +431,7 @@ class OllamaInstrumentor(GenAIInstrumentor):
             finally:
                 otel_context.detach(token)
             if hasattr(result, "__next__") and hasattr(result, "close"):
-                return StreamProxy(result, call)
+                return _GeneratorProxy(result, call)
             call.response(result)
             call.end()
             return result
@@ -426,7 +443,7 @@ class OllamaInstrumentor(GenAIInstrumentor):
             call = self._start(instance, method, self._params(names, args, kwargs))
             if call is None:
                 return await wrapped(*args, **kwargs)
-            token = self._attach(call)
+            token = _attach(call)
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:

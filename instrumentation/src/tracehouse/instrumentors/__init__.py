@@ -4,5 +4,6 @@ the instrumentor class (also registered as an `opentelemetry_instrumentor` entry
 
 INSTRUMENTORS: dict[str, tuple[str, str]] = {
     "anthropic": ("anthropic", "tracehouse.instrumentors.anthropic:AnthropicInstrumentor"),
+    "google_genai": ("google.genai", "tracehouse.instrumentors.google_genai:GoogleGenAIInstrumentor"),
     "openai": ("openai", "tracehouse.instrumentors.openai:OpenAIInstrumentor"),
 }

@@ -5,5 +5,8 @@ the instrumentor class (also registered as an `opentelemetry_instrumentor` entry
 INSTRUMENTORS: dict[str, tuple[str, str]] = {
     "anthropic": ("anthropic", "tracehouse.instrumentors.anthropic:AnthropicInstrumentor"),
     "google_genai": ("google.genai", "tracehouse.instrumentors.google_genai:GoogleGenAIInstrumentor"),
+    # mistralai 2.x and later make `mistralai` a namespace package, whose import runs no loader.
+    "mistralai": ("mistralai.client", "tracehouse.instrumentors.mistralai:MistralInstrumentor"),
+    "ollama": ("ollama", "tracehouse.instrumentors.ollama:OllamaInstrumentor"),
     "openai": ("openai", "tracehouse.instrumentors.openai:OpenAIInstrumentor"),
 }

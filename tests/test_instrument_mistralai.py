@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -20,16 +19,14 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import genai_support
 import pytest
 import wrapt
 from helpers import unique, wait_for
 from mistralai.client import Mistral, errors, models
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from tracehouse.instrumentors.mistralai import MistralInstrumentor
 
@@ -156,48 +153,13 @@ def client(api) -> Iterator[Mistral]:
         yield c
 
 
-class Traced:
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.instrumentor = MistralInstrumentor()
-
-    def instrument(self) -> None:
-        self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
-
-    def spans(self) -> list[Any]:
-        return list(self.exporter.get_finished_spans())
-
-    def one(self) -> Any:
-        spans = self.spans()
-        assert len(spans) == 1, [s.name for s in spans]
-        return spans[0]
-
-    def metrics(self) -> dict[str, Any]:
-        data = self.reader.get_metrics_data()
-        out = {}
-        for rm in data.resource_metrics if data else []:
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    out[m.name] = m
-        return out
+class Traced(genai_support.Traced):
+    instrumentor_class = MistralInstrumentor
 
 
 @pytest.fixture
 def traced(caplog) -> Iterator[Traced]:
-    t = Traced()
-    t.instrument()
-    with caplog.at_level(logging.WARNING, logger="opentelemetry"):
-        yield t
-        gc.collect()
-    t.instrumentor.uninstrument()
-    # The SDK ignores a second end() (and attributes set after the end) with a warning: there
-    # must be none, so every span was ended exactly once and complete when it ended.
-    records = caplog.get_records("setup") + caplog.get_records("call") + caplog.records
-    assert not [r.getMessage() for r in records if "ended span" in r.getMessage()]
+    yield from genai_support.exactly_once(caplog, Traced())
 
 
 def _server_attrs(api) -> dict[str, Any]:

@@ -1,0 +1,735 @@
+"""Amazon Bedrock Runtime instrumentation (boto3 / botocore `bedrock-runtime` clients): the
+Converse, ConverseStream, InvokeModel and InvokeModelWithResponseStream operations, as
+OpenTelemetry GenAI client spans (current conventions) and GenAI client metrics.
+
+boto3 creates its client classes at run time, so the hook is `BaseClient._make_api_call`, the
+one method every botocore operation goes through; only clients of the `bedrock-runtime` service
+and the four operations above are traced (clients made before instrumenting included).
+Importing this module does not import botocore; patch() does.
+
+What the application receives is what botocore returns, with two transparent changes: a stream
+(`response["stream"]` of ConverseStream, `response["body"]` of InvokeModelWithResponseStream) is
+wrapped in a proxy that ends the span exactly once however the stream ends, and InvokeModel's
+`body` is read to parse it and replaced by a new StreamingBody of the same bytes.
+
+Usage follows the OTel conventions: `gen_ai.usage.input_tokens` INCLUDES cache reads and cache
+writes (Bedrock's `inputTokens`, like Anthropic's `input_tokens`, excludes them), with
+`gen_ai.usage.cache_read.input_tokens` and `gen_ai.usage.cache_creation.input_tokens` beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tracehouse.instrumentors._base import GenAIInstrumentor
+from tracehouse.instrumentors._common import (
+    GenAIMetrics,
+    args_json,
+    capped_json,
+    error_type,
+    get,
+    jsonable,
+    seq,
+)
+from tracehouse.instrumentors.anthropic import _input_messages as _anthropic_messages
+from tracehouse.instrumentors.anthropic import _parts as _anthropic_parts
+from tracehouse.instrumentors.anthropic import _system as _anthropic_system
+
+_CALL_KEY = otel_context.create_key("tracehouse-bedrock-call")
+_SERVICE = "bedrock-runtime"
+_OPERATIONS = frozenset({"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"})
+_STREAMING = frozenset({"ConverseStream", "InvokeModelWithResponseStream"})
+PROVIDER = "aws.bedrock"
+TTFC = "tracehouse.response.time_to_first_chunk"
+
+# Bedrock stop reasons (Converse, Nova, Anthropic and Titan bodies) -> the conventions' finish
+# reasons; others are kept as they are.
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+    "FINISH": "stop",
+    "LENGTH": "length",
+    "STOP_CRITERIA_MET": "stop",
+    "CONTENT_FILTERED": "content_filter",
+}
+
+
+def _finish(reason: Any) -> str | None:
+    return _FINISH.get(reason, str(reason)) if reason else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _num(value: Any) -> int | float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _server(client: Any) -> tuple[str | None, int | None]:
+    try:
+        url = urlsplit(client.meta.endpoint_url)
+        return url.hostname or None, url.port or {"https": 443, "http": 80}.get(url.scheme)
+    except Exception:
+        return None, None
+
+
+def _already_traced() -> bool:
+    """True inside a call we already trace, or inside another instrumentation's GenAI client
+    span (e.g. opentelemetry-instrumentation-botocore's Bedrock extension wrapped outside ours)."""
+    if otel_context.get_value(_CALL_KEY):
+        return True
+    span = trace.get_current_span()
+    if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
+        return False
+    attrs = getattr(span, "attributes", None) or {}
+    return "gen_ai.operation.name" in attrs and attrs.get("gen_ai.provider.name", PROVIDER) == PROVIDER
+
+
+def _error_code(exc: BaseException) -> tuple[str, int | None]:
+    """botocore ClientError (and EventStreamError): the AWS error code and HTTP status."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = get(get(response, "Error"), "Code")
+        status = _int(get(get(response, "ResponseMetadata"), "HTTPStatusCode"))
+        if isinstance(code, str) and code:
+            return code, status
+    return error_type(exc), None
+
+
+# -- content: Converse (and Nova) blocks -> role + parts -----------------------------------------
+
+
+def _text_or_json(content: Any) -> Any:
+    blocks = seq(content)
+    if blocks and all(isinstance(b, dict) and "text" in b for b in blocks):
+        return "".join(str(b["text"]) for b in blocks)
+    if len(blocks) == 1 and isinstance(blocks[0], dict) and "json" in blocks[0]:
+        return jsonable(blocks[0]["json"])
+    return jsonable(list(blocks)) if blocks else content
+
+
+def _block_part(block: Any) -> dict[str, Any] | None:
+    if not isinstance(block, dict):
+        return {"type": "text", "content": block} if isinstance(block, str) else None
+    if "text" in block:
+        return {"type": "text", "content": block["text"]}
+    if "toolUse" in block:
+        use = block["toolUse"]
+        return {
+            "type": "tool_call",
+            "id": get(use, "toolUseId"),
+            "name": get(use, "name"),
+            "arguments": args_json(jsonable(get(use, "input"))),
+        }
+    if "toolResult" in block:
+        result = block["toolResult"]
+        return {
+            "type": "tool_call_response",
+            "id": get(result, "toolUseId"),
+            "response": _text_or_json(get(result, "content")),
+        }
+    if "reasoningContent" in block:
+        reasoning = get(get(block["reasoningContent"], "reasoningText"), "text")
+        return {"type": "reasoning", "content": reasoning or ""}
+    for kind in ("image", "document", "video", "audio"):
+        if kind in block:
+            part: dict[str, Any] = {"type": "blob", "modality": kind}
+            fmt = get(block[kind], "format")
+            uri = get(get(get(block[kind], "source"), "s3Location"), "uri")
+            if uri:
+                part = {"type": "uri", "modality": kind, "uri": uri}
+            if isinstance(fmt, str):
+                part["mime_type"] = (
+                    fmt if "/" in fmt else f"{'application' if kind == 'document' else kind}/{fmt}"
+                )
+            return part
+    if "cachePoint" in block:
+        return None  # a cache marker, not content
+    return {"type": next(iter(block), "unknown")}
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    return [p for p in (_block_part(b) for b in seq(content)) if p is not None]
+
+
+def _input_messages(messages: Any) -> list[dict[str, Any]]:
+    out = []
+    for message in seq(messages):
+        parts = _parts(get(message, "content"))
+        role = get(message, "role", "user")
+        if parts and all(p["type"] == "tool_call_response" for p in parts):
+            role = "tool"  # Bedrock sends tool results as user turns
+        out.append({"role": role, "parts": parts})
+    return out
+
+
+# -- one traced call -----------------------------------------------------------------------------
+
+
+class _Call:
+    """A span for one Bedrock operation: request attributes at start, results at the end."""
+
+    def __init__(
+        self, inst: BedrockInstrumentor, client: Any, operation: str, params: dict[str, Any]
+    ) -> None:
+        self.inst = inst
+        self.capture = inst.capture_content
+        self.operation = operation
+        self.ended = False
+        self.started = time.monotonic()
+        self.first_chunk: float | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        # accumulated from stream events
+        self.stop_reason: Any = None
+        self.usage: dict[str, int] = {}
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.response_id = self.response_model = None
+        self.body: dict[str, Any] | None = None
+        self.kind = "converse"  # or "anthropic", "nova", "titan", "embed", "other"
+        model = get(params, "modelId")
+        op_name = "chat"
+        if operation.startswith("InvokeModel"):
+            self.body = _json_body(get(params, "body"))
+            self.kind = _body_kind(self.body, model)
+            if self.kind == "embed":
+                op_name = "embeddings"
+        host, port = _server(client)
+        attrs: dict[str, Any] = {"gen_ai.operation.name": op_name, "gen_ai.provider.name": PROVIDER}
+        if isinstance(model, str) and model:
+            attrs["gen_ai.request.model"] = model
+        if host:
+            attrs["server.address"] = host
+            if port:
+                attrs["server.port"] = port
+        self.metric_attrs = dict(attrs)
+        try:
+            if self.body is not None:
+                self._invoke_request(attrs, self.body)
+            elif self.kind == "converse":
+                self._converse_request(attrs, params)
+        except Exception:
+            pass
+        if operation in _STREAMING:
+            attrs["gen_ai.request.stream"] = True
+        name = f"{op_name} {model}" if isinstance(model, str) and model else op_name
+        self.span = inst.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+
+    def _json(self, value: Any) -> str:
+        return capped_json(value, self.inst.max_content_bytes)
+
+    @staticmethod
+    def _params(attrs: dict[str, Any], config: Any, keys: dict[str, tuple[str, ...]]) -> None:
+        for attr, names in keys.items():
+            for key in names:
+                value = get(config, key)
+                if attr == "gen_ai.request.stop_sequences":
+                    if isinstance(value, list | tuple) and value:
+                        attrs[attr] = [str(s) for s in value]
+                        break
+                elif _num(value) is not None:
+                    attrs[attr] = value
+                    break
+
+    def _converse_request(self, attrs: dict[str, Any], params: dict[str, Any]) -> None:
+        self._params(
+            attrs,
+            get(params, "inferenceConfig"),
+            {
+                "gen_ai.request.max_tokens": ("maxTokens",),
+                "gen_ai.request.temperature": ("temperature",),
+                "gen_ai.request.top_p": ("topP",),
+                "gen_ai.request.stop_sequences": ("stopSequences",),
+            },
+        )
+        self._params(
+            attrs, get(params, "additionalModelRequestFields"), {"gen_ai.request.top_k": ("top_k", "topK")}
+        )
+        if not self.capture:
+            return
+        self._content(
+            attrs,
+            _input_messages(get(params, "messages")),
+            _parts(get(params, "system")),
+            [get(t, "toolSpec") or t for t in seq(get(get(params, "toolConfig"), "tools"))],
+        )
+
+    def _content(self, attrs: dict[str, Any], messages: Any, system: Any, tools: Any) -> None:
+        if messages:
+            attrs["gen_ai.input.messages"] = self._json(messages)
+        if system:
+            attrs["gen_ai.system_instructions"] = self._json(system)
+        if tools:
+            attrs["gen_ai.tool.definitions"] = self._json(jsonable(list(tools)))
+
+    def _invoke_request(self, attrs: dict[str, Any], body: dict[str, Any]) -> None:
+        if self.kind == "anthropic":
+            self._params(
+                attrs,
+                body,
+                {
+                    "gen_ai.request.max_tokens": ("max_tokens",),
+                    "gen_ai.request.temperature": ("temperature",),
+                    "gen_ai.request.top_p": ("top_p",),
+                    "gen_ai.request.top_k": ("top_k",),
+                    "gen_ai.request.stop_sequences": ("stop_sequences",),
+                },
+            )
+            if self.capture:
+                self._content(
+                    attrs,
+                    _anthropic_messages(get(body, "messages")),
+                    _anthropic_system(get(body, "system")),
+                    seq(get(body, "tools")),
+                )
+        elif self.kind == "nova":
+            self._params(
+                attrs,
+                get(body, "inferenceConfig"),
+                {
+                    "gen_ai.request.max_tokens": ("maxTokens", "max_new_tokens"),
+                    "gen_ai.request.temperature": ("temperature",),
+                    "gen_ai.request.top_p": ("topP", "top_p"),
+                    "gen_ai.request.top_k": ("topK", "top_k"),
+                    "gen_ai.request.stop_sequences": ("stopSequences",),
+                },
+            )
+            if self.capture:
+                self._content(
+                    attrs,
+                    _input_messages(get(body, "messages")),
+                    _parts(get(body, "system")),
+                    [get(t, "toolSpec") or t for t in seq(get(get(body, "toolConfig"), "tools"))],
+                )
+        elif self.kind == "titan":
+            self._params(
+                attrs,
+                get(body, "textGenerationConfig"),
+                {
+                    "gen_ai.request.max_tokens": ("maxTokenCount",),
+                    "gen_ai.request.temperature": ("temperature",),
+                    "gen_ai.request.top_p": ("topP",),
+                    "gen_ai.request.stop_sequences": ("stopSequences",),
+                },
+            )
+            text = get(body, "inputText")
+            if self.capture and isinstance(text, str):
+                self._content(
+                    attrs, [{"role": "user", "parts": [{"type": "text", "content": text}]}], None, None
+                )
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def _usage(self, inp: Any, out: Any, read: Any = None, write: Any = None) -> None:
+        inp, out, read, write = _int(inp), _int(out), _int(read), _int(write)
+        span = self.span
+        if inp is not None:
+            self.input_tokens = inp + (read or 0) + (write or 0)
+            span.set_attribute("gen_ai.usage.input_tokens", self.input_tokens)
+        if read is not None:
+            span.set_attribute("gen_ai.usage.cache_read.input_tokens", read)
+        if write is not None:
+            span.set_attribute("gen_ai.usage.cache_creation.input_tokens", write)
+        if out is not None:
+            self.output_tokens = out
+            span.set_attribute("gen_ai.usage.output_tokens", out)
+
+    def _converse_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            self._usage(
+                get(usage, "inputTokens"),
+                get(usage, "outputTokens"),
+                get(usage, "cacheReadInputTokens", get(usage, "cacheReadInputTokenCount")),
+                get(usage, "cacheWriteInputTokens", get(usage, "cacheWriteInputTokenCount")),
+            )
+
+    def _ids(self, rid: Any, model: Any) -> None:
+        if isinstance(rid, str) and rid:
+            self.span.set_attribute("gen_ai.response.id", rid)
+        if isinstance(model, str) and model:
+            self.span.set_attribute("gen_ai.response.model", model)
+            self.metric_attrs["gen_ai.response.model"] = model
+
+    def _output(self, parts: list[dict[str, Any]], stop_reason: Any) -> None:
+        finish = _finish(stop_reason)
+        if finish:
+            self.span.set_attribute("gen_ai.response.finish_reasons", [finish])
+        if self.capture and (parts or finish):
+            message = {"role": "assistant", "parts": parts, "finish_reason": finish}
+            self.span.set_attribute("gen_ai.output.messages", self._json([message]))
+
+    def converse_response(self, result: Any) -> None:
+        try:
+            self._converse_usage(get(result, "usage"))
+            message = get(get(result, "output"), "message")
+            self._output(_parts(get(message, "content")), get(result, "stopReason"))
+        except Exception:  # telemetry must never break the call
+            pass
+
+    def invoke_response(self, data: bytes) -> None:
+        try:
+            body = json.loads(data)
+        except ValueError:
+            return
+        try:
+            if not isinstance(body, dict):
+                return
+            if self.kind == "anthropic" or get(body, "type") == "message":
+                self._ids(get(body, "id"), get(body, "model"))
+                usage = get(body, "usage")
+                self._usage(
+                    get(usage, "input_tokens"),
+                    get(usage, "output_tokens"),
+                    get(usage, "cache_read_input_tokens"),
+                    get(usage, "cache_creation_input_tokens"),
+                )
+                self._output(_anthropic_parts(list(seq(get(body, "content")))), get(body, "stop_reason"))
+            elif "output" in body or "usage" in body:  # Nova
+                self._converse_usage(get(body, "usage"))
+                message = get(get(body, "output"), "message")
+                self._output(_parts(get(message, "content")), get(body, "stopReason"))
+            elif "results" in body or "inputTextTokenCount" in body:  # Titan text / embeddings
+                results = [r for r in seq(get(body, "results")) if isinstance(r, dict)]
+                counts = [_int(r.get("tokenCount")) for r in results]
+                out = sum(c for c in counts if c is not None) if any(c is not None for c in counts) else None
+                self._usage(get(body, "inputTextTokenCount"), out)
+                if results:
+                    parts = [{"type": "text", "content": r.get("outputText", "")} for r in results]
+                    self._output(parts, results[0].get("completionReason"))
+        except Exception:
+            pass
+
+    # -- streams ---------------------------------------------------------------------------------
+
+    def chunk(self, event: Any) -> None:
+        if self.first_chunk is None:
+            self.first_chunk = time.monotonic() - self.started
+        try:
+            if not isinstance(event, dict):
+                return
+            if "chunk" in event:  # InvokeModelWithResponseStream: a model's own JSON chunk
+                raw = get(event["chunk"], "bytes")
+                if isinstance(raw, str):
+                    raw = base64.b64decode(raw)
+                payload = json.loads(raw) if raw else None
+                if isinstance(payload, dict):
+                    self._model_chunk(payload)
+            else:
+                self._converse_event(event)
+        except Exception:
+            pass
+
+    def _slot(self, index: Any) -> dict[str, Any]:
+        return self.blocks.setdefault(
+            index if isinstance(index, int) else 0,
+            {"type": "text", "id": None, "name": None, "text": [], "json": []},
+        )
+
+    def _converse_event(self, event: dict[str, Any]) -> None:
+        if "contentBlockStart" in event:
+            start = event["contentBlockStart"]
+            use = get(get(start, "start"), "toolUse")
+            if use is not None:
+                slot = self._slot(get(start, "contentBlockIndex"))
+                slot.update(type="tool_use", id=get(use, "toolUseId"), name=get(use, "name"))
+        elif "contentBlockDelta" in event:
+            delta_event = event["contentBlockDelta"]
+            slot = self._slot(get(delta_event, "contentBlockIndex"))
+            delta = get(delta_event, "delta") or {}
+            if "text" in delta:
+                slot["text"].append(str(delta["text"]))
+            elif "toolUse" in delta:
+                slot["type"] = "tool_use"
+                slot["json"].append(get(delta["toolUse"], "input", ""))
+            elif "reasoningContent" in delta:
+                slot["type"] = "reasoning"
+                slot["text"].append(get(delta["reasoningContent"], "text", "") or "")
+        elif "messageStop" in event:
+            self.stop_reason = get(event["messageStop"], "stopReason") or self.stop_reason
+        elif "metadata" in event:
+            usage = get(event["metadata"], "usage")
+            if isinstance(usage, dict):
+                self.usage.update(
+                    {
+                        k: v
+                        for k, v in (
+                            ("input", get(usage, "inputTokens")),
+                            ("output", get(usage, "outputTokens")),
+                            (
+                                "read",
+                                get(usage, "cacheReadInputTokens", get(usage, "cacheReadInputTokenCount")),
+                            ),
+                            (
+                                "write",
+                                get(usage, "cacheWriteInputTokens", get(usage, "cacheWriteInputTokenCount")),
+                            ),
+                        )
+                        if _int(v) is not None
+                    }
+                )
+
+    def _model_chunk(self, payload: dict[str, Any]) -> None:
+        kind = payload.get("type")
+        if kind == "message_start":  # Anthropic
+            message = get(payload, "message")
+            self.response_id, self.response_model = get(message, "id"), get(message, "model")
+            self._anthropic_usage(get(message, "usage"))
+        elif kind == "content_block_start":
+            block = get(payload, "content_block")
+            slot = self._slot(get(payload, "index"))
+            if get(block, "type") == "tool_use":
+                slot.update(type="tool_use", id=get(block, "id"), name=get(block, "name"))
+        elif kind == "content_block_delta":
+            slot = self._slot(get(payload, "index"))
+            delta = get(payload, "delta")
+            dtype = get(delta, "type")
+            if dtype == "text_delta":
+                slot["text"].append(get(delta, "text", ""))
+            elif dtype == "input_json_delta":
+                slot["json"].append(get(delta, "partial_json", ""))
+            elif dtype == "thinking_delta":
+                slot["type"] = "reasoning"
+                slot["text"].append(get(delta, "thinking", ""))
+        elif kind == "message_delta":
+            self.stop_reason = get(get(payload, "delta"), "stop_reason") or self.stop_reason
+            self._anthropic_usage(get(payload, "usage"))
+        elif kind is None and ("outputText" in payload or "completionReason" in payload):  # Titan
+            self._slot(get(payload, "index")).setdefault("text", []).append(payload.get("outputText") or "")
+            self.stop_reason = payload.get("completionReason") or self.stop_reason
+        elif kind is None:  # Nova: Converse-shaped events
+            self._converse_event(payload)
+        metrics = payload.get("amazon-bedrock-invocationMetrics")
+        if isinstance(metrics, dict):
+            # The usage the model reported wins; these are the fallback.
+            for key, name in (
+                ("input", "inputTokenCount"),
+                ("output", "outputTokenCount"),
+                ("read", "cacheReadInputTokenCount"),
+                ("write", "cacheWriteInputTokenCount"),
+            ):
+                if key not in self.usage and _int(metrics.get(name)) is not None:
+                    self.usage[key] = metrics[name]
+
+    def _anthropic_usage(self, usage: Any) -> None:
+        for key, name in (
+            ("input", "input_tokens"),
+            ("output", "output_tokens"),
+            ("read", "cache_read_input_tokens"),
+            ("write", "cache_creation_input_tokens"),
+        ):
+            value = _int(get(usage, name))
+            if value is not None:
+                self.usage[key] = value
+
+    def _stream_results(self) -> None:
+        if self.first_chunk is not None:
+            self.span.set_attribute(TTFC, self.first_chunk)
+            self.span.set_attribute("gen_ai.response.time_to_first_chunk", self.first_chunk)
+        self._ids(self.response_id, self.response_model)
+        if self.usage:
+            u = self.usage
+            self._usage(u.get("input"), u.get("output"), u.get("read"), u.get("write"))
+        parts = []
+        for i in sorted(self.blocks):
+            slot = self.blocks[i]
+            if slot["type"] == "tool_use":
+                raw = "".join(slot["json"])
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": slot["id"],
+                        "name": slot["name"],
+                        "arguments": args_json(raw) if raw else {},
+                    }
+                )
+            elif slot["type"] == "reasoning":
+                parts.append({"type": "reasoning", "content": "".join(slot["text"])})
+            else:
+                parts.append({"type": "text", "content": "".join(slot["text"])})
+        if parts or self.stop_reason:
+            self._output(parts, self.stop_reason)
+
+    def end(self, exc: BaseException | None = None, streamed: bool = False) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            if streamed:
+                self._stream_results()
+            if exc is not None:
+                code, status = _error_code(exc)
+                self.span.record_exception(exc)
+                self.span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
+                self.span.set_attribute("error.type", code)
+                self.metric_attrs["error.type"] = code
+                if status is not None:
+                    self.span.set_attribute("http.response.status_code", status)
+        finally:
+            self.span.end()
+            self.inst.metrics.record(
+                self.metric_attrs, time.monotonic() - self.started, self.input_tokens, self.output_tokens
+            )
+
+
+def _json_body(body: Any) -> dict[str, Any] | None:
+    """InvokeModel's request body when it is JSON bytes or text (a file object is not read)."""
+    if isinstance(body, bytes | bytearray | str):
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+    return None
+
+
+def _body_kind(body: dict[str, Any] | None, model: Any) -> str:
+    model = model.lower() if isinstance(model, str) else ""
+    if body is None:
+        return "embed" if "embed" in model else "other"
+    if "anthropic_version" in body or "anthropic" in model and "messages" in body:
+        return "anthropic"
+    if "embed" in model:
+        return "embed"
+    if "messages" in body:
+        return "nova"
+    if "inputText" in body:
+        return "titan"
+    return "other"
+
+
+class _EventStreamProxy(wrapt.ObjectProxy):
+    """A botocore EventStream as the application knows it; `call.end()` runs once, however it
+    ends: exhausted, failed mid-stream, closed, or collected."""
+
+    def __init__(self, stream: Any, call: _Call) -> None:
+        super().__init__(stream)
+        self._self_call = call
+        self._self_iter: Any = None
+
+    def __iter__(self) -> _EventStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        if self._self_iter is None:
+            self._self_iter = iter(self.__wrapped__)
+        try:
+            event = next(self._self_iter)
+        except StopIteration:
+            self._self_call.end(streamed=True)
+            raise
+        except BaseException as exc:
+            self._self_call.end(exc, streamed=True)
+            raise
+        self._self_call.chunk(event)
+        return event
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_call.end(streamed=True)
+
+    def __del__(self) -> None:
+        call = getattr(self, "_self_call", None)
+        if call is not None:
+            call.end(streamed=True)
+
+
+# -- the instrumentor ----------------------------------------------------------------------------
+
+
+class BedrockInstrumentor(GenAIInstrumentor):
+    name = "bedrock"
+    packages = ("botocore >= 1.34",)
+
+    def patch(self) -> None:
+        from botocore.client import BaseClient
+
+        self.metrics = GenAIMetrics(self.meter)
+        wrapt.wrap_function_wrapper(BaseClient, "_make_api_call", self._wrapper)
+        self._patched = [(BaseClient, "_make_api_call")]
+
+    def unpatch(self) -> None:
+        for owner, method in getattr(self, "_patched", []):
+            unwrap(owner, method)
+        self._patched = []
+
+    def _start(self, client: Any, operation: Any, params: Any) -> _Call | None:
+        if operation not in _OPERATIONS or not is_instrumentation_enabled():
+            return None
+        try:
+            if client.meta.service_model.service_name != _SERVICE or _already_traced():
+                return None
+            return _Call(self, client, operation, params if isinstance(params, dict) else {})
+        except Exception:
+            return None
+
+    def _wrapper(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        operation = args[0] if args else kwargs.get("operation_name")
+        params = args[1] if len(args) > 1 else kwargs.get("api_params")
+        call = self._start(instance, operation, params)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        token = otel_context.attach(
+            otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
+        )
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.end(exc)
+            raise
+        finally:
+            otel_context.detach(token)
+        try:
+            key = {"ConverseStream": "stream", "InvokeModelWithResponseStream": "body"}.get(operation)
+            if key is not None:
+                stream = result.get(key) if isinstance(result, dict) else None
+                if stream is not None:
+                    result[key] = _EventStreamProxy(stream, call)
+                    return result
+                call.end(streamed=True)
+                return result
+            if operation == "Converse":
+                call.converse_response(result)
+        except Exception:
+            pass
+        if operation == "InvokeModel":
+            try:
+                self._read_body(call, result)
+            except BaseException as exc:
+                # The body failed to arrive: the error the application would have had reading it.
+                call.end(exc)
+                raise
+        call.end()
+        return result
+
+    @staticmethod
+    def _read_body(call: _Call, result: Any) -> None:
+        """InvokeModel: read the body, give the application a fresh StreamingBody of the same
+        bytes, and parse it."""
+        from botocore.response import StreamingBody
+
+        body = result.get("body") if isinstance(result, dict) else None
+        if body is None or not hasattr(body, "read"):
+            return
+        data = body.read()
+        result["body"] = StreamingBody(io.BytesIO(data), len(data))
+        call.invoke_response(data)

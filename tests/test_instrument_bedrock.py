@@ -166,6 +166,13 @@ def _invoke(model: str, body: dict[str, Any]) -> dict[str, Any]:
             "stopReason": "max_tokens",
             "usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10},
         }
+    if model.startswith("meta.llama"):
+        return {
+            "generation": "Hello!",
+            "prompt_token_count": 8,
+            "generation_token_count": 2,
+            "stop_reason": "length",
+        }
     if model.startswith("amazon.titan-embed"):
         return {"embedding": [0.1, 0.2], "inputTextTokenCount": 4}
     return {  # Titan text
@@ -245,6 +252,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, _converse(model))
         if op == "converse-stream":
             return self._send(200, b"".join(_converse_events(model)), "application/vnd.amazon.eventstream")
+        if op == "invoke" and model == "m-cut":
+            # promises more than it sends, then drops the connection
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "10000")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b'{"partial": ')
+            self.wfile.flush()
+            self.close_connection = True
+            return None
         if op == "invoke":
             return self._send(200, json.dumps(_invoke(model, json.loads(raw))).encode(), "application/json")
         if op == "invoke-with-response-stream":
@@ -605,6 +623,31 @@ def test_invoke_model_error(traced, client):
     assert traced.one().attributes["error.type"] == "ValidationException"
 
 
+def test_invoke_model_llama(traced, client):
+    body = {"prompt": "Say hello", "max_gen_len": 12, "temperature": 0.1}
+    response = client.invoke_model(modelId="meta.llama3-8b-instruct-v1:0", body=json.dumps(body))
+    assert json.loads(response["body"].read())["generation"] == "Hello!"
+    attrs = traced.one().attributes
+    assert attrs["gen_ai.request.max_tokens"] == 12 and attrs["gen_ai.request.temperature"] == 0.1
+    assert attrs["gen_ai.usage.input_tokens"] == 8 and attrs["gen_ai.usage.output_tokens"] == 2
+    assert attrs["gen_ai.response.finish_reasons"] == ("length",)
+
+
+def test_invoke_model_body_cut_off(traced, client):
+    traced.instrumentor.uninstrument()
+    plain = client.invoke_model(modelId="m-cut", body=b"{}")
+    with pytest.raises(Exception) as expected:
+        plain["body"].read()
+    traced.instrument()
+    response = client.invoke_model(modelId="m-cut", body=b"{}")
+    span = traced.one()  # the call failed, the span is ended with the error
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes["error.type"] == type(expected.value).__qualname__
+    # and the application still gets that error when it reads the body
+    with pytest.raises(type(expected.value)):
+        response["body"].read()
+
+
 def test_invoke_model_with_response_stream(traced, client):
     body = {
         "anthropic_version": "bedrock-2023-05-31",
@@ -642,9 +685,14 @@ def test_no_duplicate_inside_other_genai_client_span(traced, client):
         "opentelemetry.instrumentation.botocore"
     ]
     app = traced.provider.get_tracer("app")
-    with app.start_as_current_span("agent step"):
+    with (
+        app.start_as_current_span("agent step"),
+        app.start_as_current_span(
+            "invoke_agent a", kind=SpanKind.CLIENT, attributes={"gen_ai.operation.name": "invoke_agent"}
+        ),
+    ):
         client.converse(modelId=MODEL, messages=MESSAGES)
-    child, parent = traced.spans()[1:]
+    child, parent, _ = traced.spans()[1:]
     assert child.instrumentation_scope.name == "tracehouse.instrumentors.bedrock"
     assert child.parent.span_id == parent.context.span_id
 

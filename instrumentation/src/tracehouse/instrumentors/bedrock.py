@@ -98,7 +98,10 @@ def _already_traced() -> bool:
     if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
         return False
     attrs = getattr(span, "attributes", None) or {}
-    return "gen_ai.operation.name" in attrs and attrs.get("gen_ai.provider.name", PROVIDER) == PROVIDER
+    if attrs.get("gen_ai.operation.name") not in ("chat", "text_completion", "embeddings"):
+        return False  # e.g. an agent's invoke_agent span: our call is its child
+    provider = attrs.get("gen_ai.provider.name", attrs.get("gen_ai.system", PROVIDER))
+    return provider in (PROVIDER, "aws_bedrock")
 
 
 def _error_code(exc: BaseException) -> tuple[str, int | None]:
@@ -319,6 +322,18 @@ class _Call:
                     _parts(get(body, "system")),
                     [get(t, "toolSpec") or t for t in seq(get(get(body, "toolConfig"), "tools"))],
                 )
+        elif self.kind == "other":
+            self._params(
+                attrs,
+                body,
+                {
+                    "gen_ai.request.max_tokens": ("max_tokens", "max_gen_len"),
+                    "gen_ai.request.temperature": ("temperature",),
+                    "gen_ai.request.top_p": ("top_p",),
+                    "gen_ai.request.top_k": ("top_k",),
+                    "gen_ai.request.stop_sequences": ("stop", "stop_sequences"),
+                },
+            )
         elif self.kind == "titan":
             self._params(
                 attrs,
@@ -406,6 +421,10 @@ class _Call:
                 self._converse_usage(get(body, "usage"))
                 message = get(get(body, "output"), "message")
                 self._output(_parts(get(message, "content")), get(body, "stopReason"))
+            elif "prompt_token_count" in body or "generation_token_count" in body:  # Meta Llama
+                self._usage(get(body, "prompt_token_count"), get(body, "generation_token_count"))
+                if isinstance(get(body, "generation"), str):
+                    self._output([{"type": "text", "content": body["generation"]}], get(body, "stop_reason"))
             elif "results" in body or "inputTextTokenCount" in body:  # Titan text / embeddings
                 results = [r for r in seq(get(body, "results")) if isinstance(r, dict)]
                 counts = [_int(r.get("tokenCount")) for r in results]
@@ -730,6 +749,27 @@ class BedrockInstrumentor(GenAIInstrumentor):
         body = result.get("body") if isinstance(result, dict) else None
         if body is None or not hasattr(body, "read"):
             return
-        data = body.read()
+        try:
+            data = body.read()
+        except Exception as exc:
+            # The body broke off: the application gets this same error when it reads the body
+            # (as it would have), and the call failed.
+            result["body"] = StreamingBody(_BrokenBody(exc), None)
+            call.end(exc)
+            return
         result["body"] = StreamingBody(io.BytesIO(data), len(data))
         call.invoke_response(data)
+
+
+class _BrokenBody(io.RawIOBase):
+    """The raw stream of an InvokeModel body whose read failed: every read raises that error."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__()
+        self._exc = exc
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, amt: int | None = -1) -> bytes:
+        raise self._exc

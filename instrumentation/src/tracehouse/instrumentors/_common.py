@@ -18,6 +18,7 @@ from opentelemetry import metrics
 
 
 _PLAIN = frozenset({str, int, float, bool, list, tuple, dict})
+_SENTINELS = ("NotGiven", "Omit")
 
 
 def given(value: Any) -> bool:
@@ -25,7 +26,7 @@ def given(value: Any) -> bool:
     if value is None:
         return False
     t = type(value)
-    return t in _PLAIN or t.__name__ not in ("NotGiven", "Omit")
+    return t in _PLAIN or t.__name__ not in _SENTINELS
 
 
 def get(obj: Any, key: str, default: Any = None) -> Any:
@@ -33,7 +34,10 @@ def get(obj: Any, key: str, default: Any = None) -> Any:
     if obj is None:
         return default
     value = obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
-    return value if given(value) else default
+    if value is None:
+        return default
+    t = type(value)  # given(), inlined: this runs dozens of times a call
+    return value if t in _PLAIN or t.__name__ not in _SENTINELS else default
 
 
 def seq(value: Any) -> list | tuple:
@@ -69,11 +73,17 @@ def jsonable(value: Any) -> Any:
 
 def capped_json(value: Any, limit: int) -> str:
     """JSON text of `value`, cut to at most `limit` UTF-8 bytes (never inside a character)."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = _ENCODER.encode(value)
+    if len(text) <= limit and text.isascii():  # as many bytes as characters: nothing to cut
+        return text
     raw = text.encode("utf-8")
     if len(raw) > limit:
         text = raw[:limit].decode("utf-8", "ignore")
     return text
+
+
+# json.dumps(value, ensure_ascii=False, default=str), without building an encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 def error_type(exc: BaseException) -> str:

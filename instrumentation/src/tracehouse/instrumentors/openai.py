@@ -72,6 +72,14 @@ _OLLAMA_PORT = 11434
 
 TTFC = "tracehouse.response.time_to_first_chunk"
 
+_NUMERIC_PARAMS = (
+    ("temperature", "gen_ai.request.temperature"),
+    ("top_p", "gen_ai.request.top_p"),
+    ("frequency_penalty", "gen_ai.request.frequency_penalty"),
+    ("presence_penalty", "gen_ai.request.presence_penalty"),
+    ("seed", "gen_ai.request.seed"),
+)
+
 
 # -- small helpers -----------------------------------------------------------------------------
 
@@ -180,7 +188,20 @@ def _tool_call_part(call: Any) -> dict[str, Any]:
 def _chat_input(messages: Any) -> list[dict[str, Any]]:
     out = []
     for message in _seq(messages):
-        role = _get(message, "role", "user")
+        if type(message) is dict:  # the common case, read directly; anything else through _get
+            role = message.get("role")
+            if type(role) is not str:
+                role = _get(message, "role", "user")
+            content = message.get("content")
+            if type(content) is str and role != "tool":
+                parts = [{"type": "text", "content": content}]
+                if message.get("tool_calls"):
+                    for call in _get(message, "tool_calls") or []:
+                        parts.append(_tool_call_part(call))
+                out.append({"role": role, "parts": parts})
+                continue
+        else:
+            role = _get(message, "role", "user")
         if role == "tool":
             parts = [
                 {
@@ -327,15 +348,11 @@ class _Call:
         self.result_attrs[key] = value
 
     def _request_attributes(self, attrs: dict[str, Any], kw: dict[str, Any]) -> None:
-        for key, attr in (
-            ("temperature", "gen_ai.request.temperature"),
-            ("top_p", "gen_ai.request.top_p"),
-            ("frequency_penalty", "gen_ai.request.frequency_penalty"),
-            ("presence_penalty", "gen_ai.request.presence_penalty"),
-            ("seed", "gen_ai.request.seed"),
-        ):
-            value = _get(kw, key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
+        # kw is the call's kwargs dict. A NotGiven / Omit sentinel fails every isinstance test
+        # below as None does, so plain lookups read what _get() would.
+        for key, attr in _NUMERIC_PARAMS:
+            value = kw.get(key)
+            if value is not None and isinstance(value, int | float) and not isinstance(value, bool):
                 attrs[attr] = value
         if self.kind == "embeddings":
             fmt = _get(kw, "encoding_format")
@@ -345,25 +362,29 @@ class _Call:
             if isinstance(dims, int):
                 attrs["gen_ai.embeddings.dimension.count"] = dims
             return
-        max_tokens = _get(kw, "max_output_tokens") if self.kind == "responses" else None
+        max_tokens = kw.get("max_output_tokens") if self.kind == "responses" else None
         if self.kind == "chat":
-            max_tokens = _get(kw, "max_completion_tokens", _get(kw, "max_tokens"))
+            max_tokens = kw.get("max_completion_tokens")
+            if max_tokens is None or not _given(max_tokens):
+                max_tokens = kw.get("max_tokens")
         if isinstance(max_tokens, int):
             attrs["gen_ai.request.max_tokens"] = max_tokens
-        stop = _get(kw, "stop")
-        if isinstance(stop, str):
+        stop = kw.get("stop")
+        if stop is None:
+            pass
+        elif isinstance(stop, str):
             attrs["gen_ai.request.stop_sequences"] = [stop]
         elif isinstance(stop, list | tuple) and stop:
             attrs["gen_ai.request.stop_sequences"] = [str(s) for s in stop]
-        n = _get(kw, "n")
+        n = kw.get("n")
         if isinstance(n, int) and n != 1:
             attrs["gen_ai.request.choice.count"] = n
-        if _get(kw, "stream") is True:
+        if kw.get("stream") is True:
             attrs["gen_ai.request.stream"] = True
         if not self.capture:
             return
         if self.kind == "chat":
-            messages = _chat_input(_get(kw, "messages"))
+            messages = _chat_input(kw.get("messages"))
             system = None
         else:
             messages, system = _responses_input(_get(kw, "instructions"), _get(kw, "input"))
@@ -371,7 +392,7 @@ class _Call:
             attrs["gen_ai.input.messages"] = self._json(messages)
         if system:
             attrs["gen_ai.system_instructions"] = self._json(system)
-        tools = _seq(_get(kw, "tools"))
+        tools = _seq(kw.get("tools"))
         if tools:
             attrs["gen_ai.tool.definitions"] = self._json(_jsonable(list(tools)))
 
@@ -383,22 +404,33 @@ class _Call:
     def _usage(self, usage: Any) -> None:
         if usage is None:
             return
-        inp = _get(usage, "prompt_tokens", _get(usage, "input_tokens"))
-        out = _get(usage, "completion_tokens", _get(usage, "output_tokens"))
+        # Chat names first, Responses names only when those are missing: looking up an attribute
+        # a pydantic model does not have is slow.
+        set_ = self.result_attrs
+        inp = _get(usage, "prompt_tokens")
+        if inp is None:
+            inp = _get(usage, "input_tokens")
+        out = _get(usage, "completion_tokens")
+        if out is None:
+            out = _get(usage, "output_tokens")
         if isinstance(inp, int):
             self.input_tokens = inp
-            self._set("gen_ai.usage.input_tokens", inp)
+            set_["gen_ai.usage.input_tokens"] = inp
         if isinstance(out, int) and self.kind != "embeddings":
             self.output_tokens = out
-            self._set("gen_ai.usage.output_tokens", out)
-        in_details = _get(usage, "prompt_tokens_details", _get(usage, "input_tokens_details"))
+            set_["gen_ai.usage.output_tokens"] = out
+        in_details = _get(usage, "prompt_tokens_details")
+        if in_details is None:
+            in_details = _get(usage, "input_tokens_details")
         cached = _get(in_details, "cached_tokens")
         if isinstance(cached, int):
-            self._set("gen_ai.usage.cache_read.input_tokens", cached)
-        out_details = _get(usage, "completion_tokens_details", _get(usage, "output_tokens_details"))
+            set_["gen_ai.usage.cache_read.input_tokens"] = cached
+        out_details = _get(usage, "completion_tokens_details")
+        if out_details is None:
+            out_details = _get(usage, "output_tokens_details")
         reasoning = _get(out_details, "reasoning_tokens")
         if isinstance(reasoning, int):
-            self._set("gen_ai.usage.reasoning.output_tokens", reasoning)
+            set_["gen_ai.usage.reasoning.output_tokens"] = reasoning
 
     def _ids(self, rid: Any, model: Any) -> None:
         if isinstance(rid, str) and rid:
@@ -427,24 +459,30 @@ class _Call:
                 return
             self._ids(_get(result, "id"), _get(result, "model"))
             self._usage(_get(result, "usage"))
-            reasons = [str(_get(c, "finish_reason")) for c in choices if _get(c, "finish_reason")]
+            capture = self.capture
+            reasons = []
+            out = []
+            for choice in choices:
+                finish = _get(choice, "finish_reason")
+                if finish:
+                    reasons.append(str(finish))
+                if not capture:
+                    continue
+                message = _get(choice, "message")
+                content = _get(message, "content")
+                parts = [{"type": "text", "content": content}] if type(content) is str else _content_parts(content)
+                refusal = _get(message, "refusal")
+                if refusal:
+                    parts.append({"type": "text", "content": refusal})
+                tool_calls = _get(message, "tool_calls")
+                if tool_calls:
+                    parts.extend(_tool_call_part(c) for c in tool_calls)
+                out.append(
+                    {"role": _get(message, "role", "assistant"), "parts": parts, "finish_reason": finish}
+                )
             if reasons:
                 self._set("gen_ai.response.finish_reasons", reasons)
-            if self.capture:
-                out = []
-                for choice in choices:
-                    message = _get(choice, "message")
-                    parts = _content_parts(_get(message, "content"))
-                    if _get(message, "refusal"):
-                        parts.append({"type": "text", "content": _get(message, "refusal")})
-                    parts.extend(_tool_call_part(c) for c in _get(message, "tool_calls") or [])
-                    out.append(
-                        {
-                            "role": _get(message, "role", "assistant"),
-                            "parts": parts,
-                            "finish_reason": _get(choice, "finish_reason"),
-                        }
-                    )
+            if capture:
                 self._set("gen_ai.output.messages", self._json(out))
         except Exception:  # telemetry must never break the call
             pass
@@ -464,21 +502,26 @@ class _Call:
                     created = _get(chunk, "response")
                     self._ids(_get(created, "id"), _get(created, "model"))
                 return
-            self.stream_id = self.stream_id or _get(chunk, "id")
-            self.stream_model = self.stream_model or _get(chunk, "model")
+            if not self.stream_id:
+                self.stream_id = _get(chunk, "id")
+            if not self.stream_model:
+                self.stream_model = _get(chunk, "model")
             usage = _get(chunk, "usage")
             if usage is not None:
                 self.stream_usage = usage
-            for choice in _get(chunk, "choices") or []:
-                acc = self.choices.setdefault(
-                    _get(choice, "index", 0), {"role": None, "text": [], "tools": {}, "finish": None}
-                )
+            for choice in _get(chunk, "choices") or ():
+                index = _get(choice, "index", 0)
+                acc = self.choices.get(index)
+                if acc is None:
+                    acc = self.choices[index] = {"role": None, "text": [], "tools": {}, "finish": None}
                 delta = _get(choice, "delta")
-                acc["role"] = acc["role"] or _get(delta, "role")
+                if not acc["role"]:
+                    acc["role"] = _get(delta, "role")
                 content = _get(delta, "content")
                 if isinstance(content, str):
                     acc["text"].append(content)
-                for call in _get(delta, "tool_calls") or []:
+                tool_calls = _get(delta, "tool_calls")
+                for call in tool_calls or ():
                     slot = acc["tools"].setdefault(
                         _get(call, "index", 0), {"id": None, "name": None, "args": []}
                     )
@@ -487,8 +530,9 @@ class _Call:
                     slot["name"] = slot["name"] or _get(function, "name")
                     if isinstance(_get(function, "arguments"), str):
                         slot["args"].append(_get(function, "arguments"))
-                if _get(choice, "finish_reason"):
-                    acc["finish"] = _get(choice, "finish_reason")
+                finish = _get(choice, "finish_reason")
+                if finish:
+                    acc["finish"] = finish
         except Exception:
             pass
 

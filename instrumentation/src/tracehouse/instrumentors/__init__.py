@@ -4,6 +4,8 @@ the instrumentor class (also registered as an `opentelemetry_instrumentor` entry
 
 INSTRUMENTORS: dict[str, tuple[str, str]] = {
     "anthropic": ("anthropic", "tracehouse.instrumentors.anthropic:AnthropicInstrumentor"),
+    # boto3 creates clients at run time: botocore.client holds the method every call goes through.
+    "bedrock": ("botocore.client", "tracehouse.instrumentors.bedrock:BedrockInstrumentor"),
     "google_genai": ("google.genai", "tracehouse.instrumentors.google_genai:GoogleGenAIInstrumentor"),
     # mistralai 2.x and later make `mistralai` a namespace package, whose import runs no loader.
     "mistralai": ("mistralai.client", "tracehouse.instrumentors.mistralai:MistralInstrumentor"),

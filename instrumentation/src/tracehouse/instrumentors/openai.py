@@ -506,6 +506,9 @@ class _Call:
                 self.stream_id = _get(chunk, "id")
             if not self.stream_model:
                 self.stream_model = _get(chunk, "model")
+            if not isinstance(chunk, dict):
+                self._model_chunk(chunk)
+                return None
             usage = _get(chunk, "usage")
             if usage is not None:
                 self.stream_usage = usage
@@ -535,6 +538,47 @@ class _Call:
                     acc["finish"] = finish
         except Exception:
             pass
+
+    def _model_chunk(self, chunk: Any) -> None:
+        """chunk() for the SDK's chunk objects, with plain attribute reads: a NotGiven / Omit
+        sentinel read where _get() would have read None is falsy and fails the same tests."""
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.stream_usage = usage
+        choices = getattr(chunk, "choices", None)
+        if not choices:
+            return
+        accs = self.choices
+        for choice in choices:
+            index = getattr(choice, "index", 0)
+            if type(index) is not int:
+                index = _get(choice, "index", 0)
+            acc = accs.get(index)
+            if acc is None:
+                acc = accs[index] = {"role": None, "text": [], "tools": {}, "finish": None}
+            delta = getattr(choice, "delta", None)
+            if delta is not None:
+                if not acc["role"]:
+                    acc["role"] = _get(delta, "role")
+                content = getattr(delta, "content", None)
+                if isinstance(content, str):
+                    acc["text"].append(content)
+                tool_calls = getattr(delta, "tool_calls", None)
+                if tool_calls:
+                    self._tool_call_deltas(acc, tool_calls)
+            finish = getattr(choice, "finish_reason", None)
+            if finish:
+                acc["finish"] = finish
+
+    @staticmethod
+    def _tool_call_deltas(acc: dict[str, Any], tool_calls: Any) -> None:
+        for call in tool_calls:
+            slot = acc["tools"].setdefault(_get(call, "index", 0), {"id": None, "name": None, "args": []})
+            slot["id"] = slot["id"] or _get(call, "id")
+            function = _get(call, "function")
+            slot["name"] = slot["name"] or _get(function, "name")
+            if isinstance(_get(function, "arguments"), str):
+                slot["args"].append(_get(function, "arguments"))
 
     def _stream_results(self) -> None:
         if self.first_chunk is not None:

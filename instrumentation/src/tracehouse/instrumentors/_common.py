@@ -113,16 +113,17 @@ class StreamProxy(wrapt.ObjectProxy):
         return self
 
     def __next__(self) -> Any:
+        call = self._self_call
         while True:
             try:
                 chunk = self.__wrapped__.__next__()
             except StopIteration:
-                self._self_call.end(streamed=True)
+                call.end(streamed=True)
                 raise
             except BaseException as exc:
-                self._self_call.end(exc, streamed=True)
+                call.end(exc, streamed=True)
                 raise
-            if self._self_call.chunk(chunk) is not True:
+            if call.chunk(chunk) is not True:
                 return chunk
 
     def __enter__(self) -> StreamProxy:
@@ -158,16 +159,17 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
         return self
 
     async def __anext__(self) -> Any:
+        call = self._self_call
         while True:
             try:
                 chunk = await self.__wrapped__.__anext__()
             except StopAsyncIteration:
-                self._self_call.end(streamed=True)
+                call.end(streamed=True)
                 raise
             except BaseException as exc:
-                self._self_call.end(exc, streamed=True)
+                call.end(exc, streamed=True)
                 raise
-            if self._self_call.chunk(chunk) is not True:
+            if call.chunk(chunk) is not True:
                 return chunk
 
     async def __aenter__(self) -> AsyncStreamProxy:
@@ -209,6 +211,20 @@ _METRIC_ATTRIBUTES = (
 )
 
 
+_UNSET = object()
+
+
+def _drops(instrument: Any) -> bool:
+    """True for an instrument that records nothing: a no-op one, or the API's proxy one while
+    no meter provider is set (checked at every call: a provider may be set later)."""
+    real = getattr(instrument, "_real_instrument", _UNSET)
+    if real is not _UNSET:
+        if real is None:
+            return True
+        instrument = real
+    return isinstance(instrument, metrics.NoOpHistogram)
+
+
 class GenAIMetrics:
     """The GenAI client histograms of one instrumentor's meter."""
 
@@ -236,6 +252,8 @@ class GenAIMetrics:
         """One finished operation; `attributes` are its span's (only the metric ones are kept).
         Never raises."""
         try:
+            if _drops(self.duration) and _drops(self.token_usage):
+                return
             attrs = {k: attributes[k] for k in _METRIC_ATTRIBUTES if attributes.get(k) is not None}
             self.duration.record(max(duration_s, 0.0), attrs)
             for kind, count in (("input", input_tokens), ("output", output_tokens)):

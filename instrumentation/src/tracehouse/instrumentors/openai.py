@@ -506,67 +506,57 @@ class _Call:
                 self.stream_id = _get(chunk, "id")
             if not self.stream_model:
                 self.stream_model = _get(chunk, "model")
-            if not isinstance(chunk, dict):
-                self._model_chunk(chunk)
+            if isinstance(chunk, dict):
+                self._dict_chunk(chunk)
                 return None
-            usage = _get(chunk, "usage")
+            # The SDK's chunk objects, with plain attribute reads: a NotGiven / Omit sentinel read
+            # where _get() would have read None is falsy and fails the same tests.
+            usage = getattr(chunk, "usage", None)
             if usage is not None:
                 self.stream_usage = usage
-            for choice in _get(chunk, "choices") or ():
-                index = _get(choice, "index", 0)
+            for choice in getattr(chunk, "choices", None) or ():
+                index = getattr(choice, "index", 0)
+                if type(index) is not int:
+                    index = _get(choice, "index", 0)
                 acc = self.choices.get(index)
                 if acc is None:
                     acc = self.choices[index] = {"role": None, "text": [], "tools": {}, "finish": None}
-                delta = _get(choice, "delta")
-                if not acc["role"]:
-                    acc["role"] = _get(delta, "role")
-                content = _get(delta, "content")
-                if isinstance(content, str):
-                    acc["text"].append(content)
-                tool_calls = _get(delta, "tool_calls")
-                for call in tool_calls or ():
-                    slot = acc["tools"].setdefault(
-                        _get(call, "index", 0), {"id": None, "name": None, "args": []}
-                    )
-                    slot["id"] = slot["id"] or _get(call, "id")
-                    function = _get(call, "function")
-                    slot["name"] = slot["name"] or _get(function, "name")
-                    if isinstance(_get(function, "arguments"), str):
-                        slot["args"].append(_get(function, "arguments"))
-                finish = _get(choice, "finish_reason")
+                delta = getattr(choice, "delta", None)
+                if delta is not None:
+                    if not acc["role"]:
+                        acc["role"] = _get(delta, "role")
+                    content = getattr(delta, "content", None)
+                    if isinstance(content, str):
+                        acc["text"].append(content)
+                    tool_calls = getattr(delta, "tool_calls", None)
+                    if tool_calls:
+                        self._tool_call_deltas(acc, tool_calls)
+                finish = getattr(choice, "finish_reason", None)
                 if finish:
                     acc["finish"] = finish
         except Exception:
             pass
+        return None
 
-    def _model_chunk(self, chunk: Any) -> None:
-        """chunk() for the SDK's chunk objects, with plain attribute reads: a NotGiven / Omit
-        sentinel read where _get() would have read None is falsy and fails the same tests."""
-        usage = getattr(chunk, "usage", None)
+    def _dict_chunk(self, chunk: dict[str, Any]) -> None:
+        usage = _get(chunk, "usage")
         if usage is not None:
             self.stream_usage = usage
-        choices = getattr(chunk, "choices", None)
-        if not choices:
-            return
-        accs = self.choices
-        for choice in choices:
-            index = getattr(choice, "index", 0)
-            if type(index) is not int:
-                index = _get(choice, "index", 0)
-            acc = accs.get(index)
+        for choice in _get(chunk, "choices") or ():
+            index = _get(choice, "index", 0)
+            acc = self.choices.get(index)
             if acc is None:
-                acc = accs[index] = {"role": None, "text": [], "tools": {}, "finish": None}
-            delta = getattr(choice, "delta", None)
-            if delta is not None:
-                if not acc["role"]:
-                    acc["role"] = _get(delta, "role")
-                content = getattr(delta, "content", None)
-                if isinstance(content, str):
-                    acc["text"].append(content)
-                tool_calls = getattr(delta, "tool_calls", None)
-                if tool_calls:
-                    self._tool_call_deltas(acc, tool_calls)
-            finish = getattr(choice, "finish_reason", None)
+                acc = self.choices[index] = {"role": None, "text": [], "tools": {}, "finish": None}
+            delta = _get(choice, "delta")
+            if not acc["role"]:
+                acc["role"] = _get(delta, "role")
+            content = _get(delta, "content")
+            if isinstance(content, str):
+                acc["text"].append(content)
+            tool_calls = _get(delta, "tool_calls")
+            if tool_calls:
+                self._tool_call_deltas(acc, tool_calls)
+            finish = _get(choice, "finish_reason")
             if finish:
                 acc["finish"] = finish
 

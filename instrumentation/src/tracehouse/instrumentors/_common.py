@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import wrapt
 from opentelemetry import metrics
+from opentelemetry.trace import Status, StatusCode
 
 # -- reading params and responses ----------------------------------------------------------------
 
@@ -88,6 +89,20 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 def error_type(exc: BaseException) -> str:
     return type(exc).__qualname__
+
+
+def record_error(
+    span: Any, exc: BaseException, metric_attrs: dict[str, Any], status_code: Any = None
+) -> None:
+    """Mark a call's span (and its metric attributes) failed with `exc`, plus the HTTP status
+    when the SDK's exception carries a real one."""
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
+    kind = error_type(exc)
+    span.set_attribute("error.type", kind)
+    metric_attrs["error.type"] = kind
+    if isinstance(status_code, int) and not isinstance(status_code, bool) and 100 <= status_code <= 599:
+        span.set_attribute("http.response.status_code", status_code)
 
 
 # -- streams -------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from tracehouse.instrumentors._base import GenAIInstrumentor
 from tracehouse.instrumentors._common import (
@@ -36,9 +36,9 @@ from tracehouse.instrumentors._common import (
     StreamProxy,
     args_json,
     capped_json,
-    error_type,
     get,
     jsonable,
+    record_error,
     seq,
 )
 
@@ -376,13 +376,7 @@ class _Call:
             if streamed:
                 self._stream_results()
             if exc is not None:
-                self.span.record_exception(exc)
-                self.span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
-                self.span.set_attribute("error.type", error_type(exc))
-                self.metric_attrs["error.type"] = error_type(exc)
-                status = getattr(exc, "status_code", None)
-                if isinstance(status, int):
-                    self.span.set_attribute("http.response.status_code", status)
+                record_error(self.span, exc, self.metric_attrs, getattr(exc, "status_code", None))
         finally:
             self.span.end()
             self.inst.metrics.record(

@@ -18,14 +18,13 @@ import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from tracehouse.instrumentors._base import GenAIInstrumentor
 from tracehouse.instrumentors._common import AsyncStreamProxy as _AsyncStreamProxy
-from tracehouse.instrumentors._common import GenAIMetrics, capped_json
+from tracehouse.instrumentors._common import GenAIMetrics, capped_json, record_error
 from tracehouse.instrumentors._common import StreamProxy as _StreamProxy
 from tracehouse.instrumentors._common import args_json as _args_json
-from tracehouse.instrumentors._common import error_type as _error_type
 from tracehouse.instrumentors._common import get as _get
 from tracehouse.instrumentors._common import given as _given
 from tracehouse.instrumentors._common import jsonable as _jsonable
@@ -614,13 +613,7 @@ class _Call:
             if streamed:
                 self._stream_results()
             if exc is not None:
-                self.span.record_exception(exc)
-                self.span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
-                self._set("error.type", _error_type(exc))
-                self.metric_attrs["error.type"] = _error_type(exc)
-                status = getattr(exc, "status_code", None)
-                if isinstance(status, int):
-                    self._set("http.response.status_code", status)
+                record_error(self.span, exc, self.metric_attrs, getattr(exc, "status_code", None))
         finally:
             if self.result_attrs:
                 self.span.set_attributes(self.result_attrs)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
@@ -48,6 +50,20 @@ class Traced:
                 for m in sm.metrics:
                     out[m.name] = m
         return out
+
+
+def fake_api(handler: type[BaseHTTPRequestHandler], path: str = "") -> Iterator[Any]:
+    """A provider's API faked by `handler` on a free local port, for one test module.
+
+    The server records requests in `server.requests` and has its `base_url` (plus `path`)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.requests = []  # type: ignore[attr-defined]
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.base_url = f"http://127.0.0.1:{server.server_port}{path}"  # type: ignore[attr-defined]
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
 def exactly_once(caplog: pytest.LogCaptureFixture, traced: Traced) -> Iterator[Traced]:

@@ -14,9 +14,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import Any
 
@@ -169,15 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Any]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.requests = []  # type: ignore[attr-defined]
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.base_url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from genai_support.fake_api(_Handler)
 
 
 @pytest.fixture

@@ -58,12 +58,18 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     return out
 
 
+def _brief(exc: BaseException, limit: int = 600) -> str:
+    """A parser's message, cut short: it may quote a hostile value of any size."""
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
+
+
 def parse_protobuf(signal: str, payload: bytes) -> Message:
     msg = REQUEST_TYPES[signal]()
     try:
         msg.ParseFromString(payload)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise InvalidRequest(f"malformed OTLP/protobuf {signal} request: {exc}") from None
+        raise InvalidRequest(f"malformed OTLP/protobuf {signal} request: {_brief(exc)}") from None
     return msg
 
 
@@ -73,7 +79,14 @@ _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id"
 _BAD_ID = base64.b64encode(b"\xff").decode()
 
 
-def _hex_ids_to_base64(node: Any) -> Any:
+# Deeper JSON than any request the protobuf runtime accepts (100 nested messages); past it,
+# recursion here, in the JSON-to-protobuf parser or in the row encoder would fail.
+MAX_JSON_DEPTH = 200
+
+
+def _hex_ids_to_base64(node: Any, depth: int = 0) -> Any:
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"OTLP/JSON request nests deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _ID_KEYS and isinstance(value, str):
@@ -82,11 +95,11 @@ def _hex_ids_to_base64(node: Any) -> Any:
                 except ValueError:
                     node[key] = _BAD_ID
             elif isinstance(value, (dict, list)):
-                _hex_ids_to_base64(value)
+                _hex_ids_to_base64(value, depth + 1)
     elif isinstance(node, list):
         for item in node:
             if isinstance(item, (dict, list)):
-                _hex_ids_to_base64(item)
+                _hex_ids_to_base64(item, depth + 1)
     return node
 
 
@@ -94,14 +107,14 @@ def parse_json(signal: str, payload: bytes) -> Message:
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"malformed OTLP/JSON {signal} request: {exc}") from None
+        raise InvalidRequest(f"malformed OTLP/JSON {signal} request: {_brief(exc)}") from None
     if not isinstance(doc, dict):
         raise InvalidRequest(f"OTLP/JSON {signal} request must be a JSON object")
     msg = REQUEST_TYPES[signal]()
     try:
         json_format.ParseDict(_hex_ids_to_base64(doc), msg, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidRequest(f"invalid OTLP/JSON {signal} request: {exc}") from None
+        raise InvalidRequest(f"invalid OTLP/JSON {signal} request: {_brief(exc)}") from None
     return msg
 
 

@@ -275,7 +275,7 @@ def _exemplars(exemplars: Any, limit: int) -> dict[str, list]:
     return {
         "Exemplars.FilteredAttributes": [attributes(e.filtered_attributes, limit) for e in exemplars],
         "Exemplars.TimeUnix": [format_timestamp(min(e.time_unix_nano, MAX_TIMESTAMP_NS)) for e in exemplars],
-        "Exemplars.Value": [e.as_double if e.HasField("as_double") else float(e.as_int) for e in exemplars],
+        "Exemplars.Value": [_finite(e.as_double) if e.HasField("as_double") else float(e.as_int) for e in exemplars],
         "Exemplars.SpanId": [e.span_id.hex() for e in exemplars],
         "Exemplars.TraceId": [e.trace_id.hex() for e in exemplars],
     }

@@ -6,7 +6,7 @@ A flag wins over its variable, a variable over the default.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_GRPC_PORT = 4317
@@ -57,7 +57,13 @@ class ServeSettings:
     # An export not durable after this long is answered UNAVAILABLE / HTTP 503 (its rows stay
     # queued, and a retry of the same request waits for them instead of adding them again).
     ack_timeout_s: float = 8.0
-    # fsync journaled batches before inserting them. A killed process loses nothing either
+    # The on-disk queue of rows accepted but not yet inserted (store down or slow): exports are
+    # acknowledged once queued; beyond this many bytes they get RESOURCE_EXHAUSTED / HTTP 429.
+    max_queue_bytes: int = 1 << 30
+    # An insert running longer than this marks the store slow: waiting exports are then
+    # acknowledged from the queue instead of waiting for their insert.
+    slow_insert_ms: int = 6000
+    # fsync queued rows (files and directories) before acknowledging. A killed process loses nothing either
     # way (the page cache survives it); fsync also covers power loss and kernel crashes.
     journal_fsync: bool = True
     # Attribute values longer than this (bytes of UTF-8) are truncated and marked.
@@ -68,6 +74,11 @@ class ServeSettings:
     prices: str | None = None
     # The LLM processor (conventions, tokens, cost). Off only to measure what it costs.
     llm_processor: bool = True
+    # Security (see auth.py, tls.py). Keys stay out of repr() so they never reach a log.
+    api_keys: str | None = field(default=None, repr=False)  # comma-separated
+    api_keys_file: str | None = None  # one key per line, '#' comments
+    tls_cert: str | None = None  # PEM certificate (chain) file; with tls_key, serve TLS
+    tls_key: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServeSettings:
@@ -81,11 +92,18 @@ class ServeSettings:
             "batch_rows": _env_int("TRACEHOUSE_BATCH_ROWS", 20_000),
             "max_delay_ms": _env_int("TRACEHOUSE_MAX_DELAY_MS", 200),
             "max_pending_rows": _env_int("TRACEHOUSE_MAX_PENDING_ROWS", 400_000),
+            "max_queue_bytes": _env_int("TRACEHOUSE_MAX_QUEUE_BYTES", 1 << 30),
+            "slow_insert_ms": _env_int("TRACEHOUSE_SLOW_INSERT_MS", 6000),
             "journal_fsync": os.environ.get("TRACEHOUSE_JOURNAL_FSYNC", "1") not in ("0", "false", "no"),
             "max_attribute_bytes": _env_int("TRACEHOUSE_MAX_ATTRIBUTE_BYTES", 64 * 1024),
             "max_request_bytes": _env_int("TRACEHOUSE_MAX_REQUEST_BYTES", 64 * 1024 * 1024),
             "prices": os.environ.get("TRACEHOUSE_PRICES") or None,
             "llm_processor": os.environ.get("TRACEHOUSE_LLM_PROCESSOR", "1") not in ("0", "false", "no", "off"),
+            # Set but empty is kept (and refused at start-up): security must not fail open.
+            "api_keys": os.environ.get("TRACEHOUSE_API_KEYS"),
+            "api_keys_file": os.environ.get("TRACEHOUSE_API_KEYS_FILE"),
+            "tls_cert": os.environ.get("TRACEHOUSE_TLS_CERT"),
+            "tls_key": os.environ.get("TRACEHOUSE_TLS_KEY"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(store=store, data_dir=data_dir, **values)  # type: ignore[arg-type]

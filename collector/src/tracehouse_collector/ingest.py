@@ -82,6 +82,9 @@ class Ingest:
             log.error("a decoding worker died; starting a new pool")
             self._new_pool()
             raise Unavailable("decoding worker restarted; retry", 1.0) from None
+        except OSError as exc:  # the spool disk is full or failing: not accepted, retryable
+            log.error("cannot spool a %s request: %s", signal, exc)
+            raise Unavailable(f"cannot queue the request on disk: {exc}", 5.0) from None
         finally:
             self._decoding_bytes -= len(body)
             self.writer.arriving(-1)

@@ -30,7 +30,9 @@ def add_routes(app: web.Application, store: Store, ingest: Ingest) -> None:
             "version": __version__,
             "store": store.dsn.display(),
             "queued_rows": writer.queued_rows,
+            "store_status": writer.store_status(),
             "store_error": writer.store_error or None,
+            "queue": writer.queue_status(),
             "writer": dataclasses.asdict(writer.stats),
         }
         return _json(body, 200 if ingest.accepting else 503)

@@ -120,13 +120,14 @@ def _message(exc: BaseException) -> str:
 class Store:
     """A connection to the Tracehouse database; thread-safe for one writer plus readers."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, lazy: bool = False) -> None:
+        """`lazy` (server stores only): don't connect yet; `connect()` does, later."""
         self.dsn = DSN.parse(dsn)
         self._lock = threading.Lock()
         self._dir_lock: int | None = None
         if self.dsn.kind == "chdb":
             self._dir_lock = self._lock_directory()
-        self._client = self._connect()
+        self._client = None if lazy and self.dsn.kind == "http" else self._connect()
         # Reads get a connection of their own, so a long query never holds up inserts.
         self._reader: Any = None
         self._reader_lock = threading.Lock()
@@ -176,6 +177,17 @@ class Store:
             self._release_directory()
             raise StoreError(f"cannot open store {d.display()}: {_message(exc)}") from exc
 
+    def connect(self) -> None:
+        """Open the write connection a lazy start left closed; raises StoreError."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+
+    def _writer(self) -> Any:
+        if self._client is None:
+            raise StoreUnavailableError(f"not connected to the store {self.dsn.display()} yet")
+        return self._client
+
     def _release_directory(self) -> None:
         if self._dir_lock is not None:
             os.close(self._dir_lock)
@@ -187,6 +199,13 @@ class Store:
         """Apply the migrations this store has not seen yet; returns the versions applied."""
         self.command(schema.MIGRATIONS_TABLE)
         done = {int(r[0]) for r in self.query(f"SELECT Version FROM {schema.DATABASE}.schema_migrations")[1]}
+        pending = [m.version for m in schema.MIGRATIONS if m.version not in done]
+        if pending and self._has_cluster_schema():
+            # Single-node DDL here would put plain tables on one node of a cluster (store/ddl.py).
+            raise StoreError(
+                f"the store has a cluster schema and lacks migrations {pending}: apply them with "
+                "`tracehouse schema --cluster NAME --store DSN` before starting collectors"
+            )
         applied = []
         for m in schema.MIGRATIONS:
             if m.version in done:
@@ -201,12 +220,20 @@ class Store:
             applied.append(m.version)
         return applied
 
+    def _has_cluster_schema(self) -> bool:
+        """Whether `tracehouse schema --cluster` made this store (its bookkeeping is replicated)."""
+        rows = self.query(
+            "SELECT engine FROM system.tables WHERE database = %(db)s AND name = 'schema_migrations'",
+            parameters={"db": schema.DATABASE},
+        )[1]
+        return bool(rows) and str(rows[0][0]).startswith("Replicated")
+
     # -- statements -------------------------------------------------------------------------
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None, settings: dict | None = None) -> Any:
         try:
             with self._lock:
-                return self._client.command(sql, parameters=parameters, settings=settings)
+                return self._writer().command(sql, parameters=parameters, settings=settings)
         except ClickHouseError as exc:
             raise StoreError(_message(exc)) from exc
 
@@ -229,6 +256,22 @@ class Store:
                     self._reset_reader()
                     raise
             return list(result.column_names), list(result.result_rows)
+        except ClickHouseError as exc:
+            raise StoreError(_message(exc)) from exc
+
+    def query_bytes(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict | None = None
+    ) -> bytes:
+        """Run a SELECT whose text ends in `FORMAT <fmt>`; returns ClickHouse's output as is."""
+        try:
+            with self._reader_lock:
+                if self._reader is None:
+                    self._reader = self._connect()
+                try:
+                    return bytes(self._reader.raw_query(sql, parameters=parameters, settings=settings))
+                except Exception:
+                    self._reset_reader()
+                    raise
         except ClickHouseError as exc:
             raise StoreError(_message(exc)) from exc
 
@@ -261,11 +304,11 @@ class Store:
                 if self.dsn.kind == "chdb":
                     quoted = pattern.replace("\\", "\\\\").replace("'", "\\'")
                     clause = ", ".join(f"{k} = '{v}'" if isinstance(v, str) else f"{k} = {v}" for k, v in settings.items())
-                    self._client.command(
+                    self._writer().command(
                         f"INSERT INTO {schema.DATABASE}.{table} FROM INFILE '{quoted}' SETTINGS {clause} FORMAT {fmt}"
                     )
                 else:
-                    self._client.raw_insert(
+                    self._writer().raw_insert(
                         f"{schema.DATABASE}.{table}", insert_block=_read_files(pattern), fmt=fmt, settings=settings
                     )
         except Exception as exc:  # network errors come as several types; classify by content

@@ -5,7 +5,11 @@ Layout under the journal directory:
   decoding workers. A spool file not yet in a batch belongs to an export that has not been
   acknowledged, so it is deleted at start: its exporter still holds the data and retries.
 - ``batches/<batch id>/``: the spool files of one flush, renamed in, and ``meta.json`` naming
-  its requests. The meta file, written last and atomically, is what makes the batch exist.
+  its requests. The meta file, written last and atomically, is what makes the batch exist:
+  from then on the batch is in the on-disk queue, durable (fsync'd files and directories), and
+  its requests may be acknowledged before they are inserted (see writer.py).
+- ``quarantine/<batch id>/``: rows of requests that ClickHouse refused as invalid data, with
+  ``reasons.json``; kept for an operator, never retried.
 - ``committed-keys.log``: keys of recently committed requests.
 
 A batch is inserted with a deduplication token derived from its id and removed afterwards.
@@ -26,7 +30,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -40,6 +44,15 @@ class JournalBatch:
     directory: Path
     keys: list[str]
     tables: dict[str, list[tuple[str, Path]]]  # table -> [(request key, file)] in order
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # request key -> (rows, bytes)
+
+    @property
+    def rows(self) -> int:
+        return sum(r for r, _ in self.sizes.values())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b for _, b in self.sizes.values())
 
     def pattern(self, table: str) -> str:
         """A glob matching exactly this batch's files for `table`."""
@@ -59,6 +72,7 @@ class Journal:
         self.directory = directory
         self.spool_dir = directory / "spool"
         self.batches_dir = directory / "batches"
+        self.quarantine_dir = directory / "quarantine"
         self.keys_path = directory / "committed-keys.log"
         self.fsync = fsync
         self.max_keys = max_keys
@@ -79,17 +93,25 @@ class Journal:
         # Sortable by time, unique across restarts.
         return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
 
-    def write(self, batch_id: str, requests: list[tuple[str, dict[str, str]]]) -> JournalBatch:
-        """Make a batch of spooled requests: [(request key, {table: spool file})]."""
+    def write(
+        self,
+        batch_id: str,
+        requests: list[tuple[str, dict[str, str]]],
+        sizes: dict[str, tuple[int, int]] | None = None,
+    ) -> JournalBatch:
+        """Make a batch of spooled requests: [(request key, {table: spool file})], with each
+        request's (rows, bytes) recorded so that a restart knows how full the queue is."""
         directory = self.batches_dir / batch_id
         directory.mkdir()
         try:
-            return self._write(batch_id, directory, requests)
+            return self._write(batch_id, directory, requests, sizes or {})
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)  # not acknowledged: nothing to keep
             raise
 
-    def _write(self, batch_id: str, directory: Path, requests: list[tuple[str, dict[str, str]]]) -> JournalBatch:
+    def _write(
+        self, batch_id: str, directory: Path, requests: list[tuple[str, dict[str, str]]], sizes: dict
+    ) -> JournalBatch:
         keys: list[str] = []
         tables: dict[str, list[tuple[str, Path]]] = {}
         for i, (key, files) in enumerate(requests):
@@ -102,6 +124,7 @@ class Journal:
             "batch_id": batch_id,
             "keys": keys,
             "tables": {t: [[k, p.name] for k, p in items] for t, items in tables.items()},
+            "sizes": {k: list(sizes.get(k, (0, 0))) for k in keys},
         }
         tmp = directory / "meta.tmp"
         with open(tmp, "w") as fh:
@@ -113,7 +136,7 @@ class Journal:
         if self.fsync:
             _fsync_dir(directory)
             _fsync_dir(self.batches_dir)
-        return JournalBatch(batch_id, directory, keys, tables)
+        return JournalBatch(batch_id, directory, keys, tables, {k: sizes.get(k, (0, 0)) for k in keys})
 
     def pending(self) -> list[JournalBatch]:
         """Batches made but not completed, oldest first; unacknowledged debris is removed."""
@@ -127,7 +150,13 @@ class Journal:
                 continue
             meta = json.loads(meta_path.read_text())
             tables = {t: [(k, directory / name) for k, name in items] for t, items in meta["tables"].items()}
-            out.append(JournalBatch(meta["batch_id"], directory, list(meta["keys"]), tables))
+            sizes = {k: (int(v[0]), int(v[1])) for k, v in meta.get("sizes", {}).items()}
+            if not sizes:  # a batch journaled before sizes were recorded: measure its files
+                sizes = {k: (0, 0) for k in meta["keys"]}
+                for items in tables.values():
+                    for k, path in items:
+                        sizes[k] = (0, sizes[k][1] + path.stat().st_size)
+            out.append(JournalBatch(meta["batch_id"], directory, list(meta["keys"]), tables, sizes))
         return out
 
     def complete(self, batch: JournalBatch, committed_keys: Iterable[str]) -> None:
@@ -140,6 +169,20 @@ class Journal:
             if self._keys_written > 2 * self.max_keys:
                 self._compact_keys()
         shutil.rmtree(batch.directory, ignore_errors=True)
+
+    def quarantine(self, batch: JournalBatch, refused: dict[str, str]) -> Path:
+        """Move the files of refused requests out of the batch, with ClickHouse's reasons."""
+        target = self.quarantine_dir / batch.batch_id
+        target.mkdir(parents=True, exist_ok=True)
+        for items in batch.tables.values():
+            for key, path in items:
+                if key in refused and path.exists():
+                    os.rename(path, target / path.name)
+        (target / "reasons.json").write_text(json.dumps(refused, indent=1))
+        if self.fsync:
+            _fsync_dir(target)
+            _fsync_dir(self.quarantine_dir)
+        return target
 
     @staticmethod
     def discard(files: dict[str, str]) -> None:

@@ -1,19 +1,36 @@
-"""The batch writer: group commit of concurrent exports into few, large inserts.
+"""The batch writer: group commit into few, large inserts, through a bounded on-disk queue.
 
-Each export's encoded rows join the pending batch and the export waits on a future that the
-flush containing its rows resolves, so success is answered only once the rows are inserted.
-A flush happens when `batch_rows` rows are pending, when the oldest has waited `max_delay_s`,
-or as soon as no further export is on its way (none is being decoded): waiting longer would
-then only add latency, since every exporter in flight is already waiting for this flush.
+Two tasks share the work:
+- the *sealer* turns pending exports into journal batches (spool files renamed into a batch
+  directory, meta written, files and directories fsync'd): from then on a batch is in the
+  on-disk queue and survives kill -9 and power loss;
+- the *drainer* inserts queued batches, oldest first, each with its own deduplication token,
+  backing off while the store is unavailable.
+
+When an export is acknowledged:
+- store healthy: once its rows are inserted (group commit: the export waits for the flush that
+  contains its rows). An acknowledgement then means "queryable", a row ClickHouse refuses is
+  reported to its exporter, and exporters are paced by the store, so batches stay large;
+- store failing, slow (an insert running longer than `slow_insert_s`) or a backlog queued:
+  once its batch is durably in the queue. The collector keeps accepting while the store is
+  away, up to `max_queue_bytes` of queued rows; rows stay on disk, not in memory.
+Either way nothing acknowledged is lost: it is inserted or in the queue, which a restart replays.
 
 Backpressure, in OTLP terms:
-- more than `max_pending_rows` accepted but not inserted: refuse new exports (Overloaded ->
-  RESOURCE_EXHAUSTED / 429 with a retry delay);
-- an export not inserted within `ack_timeout_s` (store slow or down): answer Unavailable
-  (UNAVAILABLE / 503). Its rows stay queued; a retry of the same request waits for them.
+- the queue would exceed `max_queue_bytes` or `max_queued_requests`, or more than
+  `max_pending_rows` wait to be sealed: refuse new exports (Overloaded -> RESOURCE_EXHAUSTED / 429 with a retry delay);
+- an export neither inserted nor queued within `ack_timeout_s` (the disk is failing):
+  Unavailable (UNAVAILABLE / 503). A retry of the same request waits for the first attempt.
 
-Nothing is dropped silently: rows leave the queue only by being inserted, or by being refused
-by ClickHouse as invalid, in which case their export gets that error.
+Exactly once: a request key is "accepted" from submit until its batch is inserted (a retry
+waits for, or is answered from, the first attempt), then "committed" (remembered in the
+journal's key log). Batches keep their id across restarts, so a replayed batch carries the
+same deduplication token and ClickHouse drops what the first attempt already stored.
+
+A batch that ClickHouse refuses as invalid data is inserted request by request; the culprits
+are moved to the journal's quarantine with the reason, so one bad request cannot block the
+queue. Other permanent errors (authentication, a missing table) are treated as "store
+unavailable": the queue waits for the operator rather than throwing acknowledged rows away.
 """
 
 from __future__ import annotations
@@ -21,7 +38,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+import os
+import re
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tracehouse_collector.processors.pipeline import INSERT_FORMAT, EncodedRequest
@@ -29,6 +49,16 @@ from tracehouse_collector.store.client import Store, StoreError, StoreUnavailabl
 from tracehouse_collector.store.journal import Journal, JournalBatch
 
 log = logging.getLogger("tracehouse.writer")
+
+# ClickHouse error codes that blame the rows sent, not the server: parse errors, type errors,
+# values out of range. Only these split a batch and quarantine requests.
+DATA_ERROR_CODES = frozenset({6, 16, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 131, 349})
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def is_data_error(exc: BaseException) -> bool:
+    match = _CODE.search(str(exc))
+    return match is not None and int(match.group(1)) in DATA_ERROR_CODES
 
 
 class Overloaded(Exception):
@@ -55,6 +85,16 @@ class WriterStats:
     batches: int = 0
     refused_overload: int = 0
     store_errors: int = 0
+    acked_from_queue: int = 0  # acknowledged once durably queued, before their insert
+    quarantined: int = 0  # requests whose rows ClickHouse refused
+
+
+def _spool_bytes(files: dict[str, str]) -> int:
+    total = 0
+    for path in files.values():
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(path)
+    return total
 
 
 class Writer:
@@ -66,62 +106,137 @@ class Writer:
         batch_rows: int = 20_000,
         max_delay_s: float = 0.2,
         max_pending_rows: int = 400_000,
+        max_queue_bytes: int = 1 << 30,
+        max_queued_requests: int = 200_000,
         ack_timeout_s: float = 8.0,
+        slow_insert_s: float = 6.0,
+        max_backoff_s: float = 5.0,
         close_timeout_s: float = 15.0,
+        replay_wait_s: float = 30.0,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.journal = journal
         self.batch_rows = batch_rows
         self.max_delay_s = max_delay_s
         self.max_pending_rows = max_pending_rows
+        self.max_queue_bytes = max_queue_bytes
+        self.max_queued_requests = max_queued_requests
         self.ack_timeout_s = ack_timeout_s
+        self.slow_insert_s = slow_insert_s
+        self.max_backoff_s = max_backoff_s
         self.close_timeout_s = close_timeout_s
-        self._closing_since = 0.0
+        self.replay_wait_s = replay_wait_s
+        # Connects and migrates a store that was unreachable at start; None once done.
+        self._prepare = prepare
         self.stats = WriterStats()
-        self.store_error: str = ""
+        self.store_error: str = ""  # the last insert error while the store is failing
+        self._slow = False  # the current insert has run longer than slow_insert_s
+        # Accepted, not yet sealed into a batch (their rows are in spool files).
         self._pending: list[EncodedRequest] = []
-        self._pending_rows = 0  # rows waiting for the next flush
-        self._queued_rows = 0  # rows accepted and not yet inserted (pending + flushing)
+        self._pending_rows = 0
+        self._pending_sizes: dict[str, tuple[int, int]] = {}
         self._oldest = 0.0
-        self._inflight: dict[str, asyncio.Future[None]] = {}
+        # Sealed batches waiting for the drainer, oldest first, and the one being inserted.
+        self._queue: deque[JournalBatch] = deque()
+        self._current: JournalBatch | None = None
+        self._queued_rows = 0  # rows accepted and not yet inserted (pending + queued)
+        self._queued_bytes = 0
+        # Request key -> the future its exporters wait on, from submit until inserted.
+        self._accepted: dict[str, asyncio.Future[None]] = {}
         self._committed: OrderedDict[str, None] = OrderedDict()
         self._arriving = 0  # exports being decoded, whose rows will join the pending batch
-        self._wake = asyncio.Event()
+        self._wake_sealer = asyncio.Event()
+        self._wake_drainer = asyncio.Event()
+        self._drained = asyncio.Event()  # the queue is empty or the store is failing
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._closing_since = 0.0
+        self._sealer_task: asyncio.Task[None] | None = None
+        self._drainer_task: asyncio.Task[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Replay what a previous run left in the journal, then start flushing."""
+        """Load what a previous run left in the queue and start draining it.
+
+        Waits until the replay is done or the store turns out to be failing: with a healthy
+        store, what was acknowledged before a crash is queryable as soon as we serve again;
+        with a failing one, we serve anyway and the queue drains when the store returns.
+        """
         self._committed = await asyncio.to_thread(self.journal.recent_keys)
+        if self._prepare is not None:
+            self.store_error = "not connected to the store yet"  # acknowledge from the queue at once
+        loop = asyncio.get_running_loop()
         for batch in await asyncio.to_thread(self.journal.pending):
-            log.info("replaying journaled batch %s (%d requests)", batch.batch_id, len(batch.keys))
-            await self._insert_until_done(batch)
-        self._task = asyncio.create_task(self._flusher(), name="tracehouse-writer")
+            self._queue.append(batch)
+            self._queued_rows += batch.rows
+            self._queued_bytes += batch.nbytes
+            for key in batch.keys:  # acknowledged (or never answered): a retry is answered at once
+                done = loop.create_future()
+                done.set_result(None)
+                self._accepted[key] = done
+        if self._queue:
+            log.info("replaying %d queued batches (%d bytes)", len(self._queue), self._queued_bytes)
+        self._sealer_task = asyncio.create_task(self._sealer(), name="tracehouse-sealer")
+        self._drainer_task = asyncio.create_task(self._drainer(), name="tracehouse-drainer")
+        if self._queue and self._prepare is None:
+            # Bounded: a large backlog finishes draining while we serve.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), self.replay_wait_s)
 
     async def close(self) -> None:
-        """Flush everything accepted, then stop."""
+        """Seal what is pending, insert what the store takes within close_timeout_s, then stop.
+
+        Whatever is left stays in the queue for the next start.
+        """
         self._closing = True
         self._closing_since = asyncio.get_running_loop().time()
-        self._wake.set()
-        if self._task:
-            await self._task
+        self._wake_sealer.set()
+        if self._sealer_task:
+            await self._sealer_task
+        self._wake_drainer.set()
+        if self._drainer_task:
+            await self._drainer_task
 
-    # -- submission -------------------------------------------------------------------------
+    # -- state ------------------------------------------------------------------------------
 
     @property
     def queued_rows(self) -> int:
         return self._queued_rows
 
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    @property
+    def degraded(self) -> bool:
+        """The store is failing or slow: exports are acknowledged from the queue."""
+        return bool(self.store_error) or self._slow
+
+    def queue_status(self) -> dict:
+        batches = list(self._queue) + ([self._current] if self._current else [])
+        return {
+            "batches": len(batches),
+            "requests": sum(len(b.keys) for b in batches),
+            "rows": self._queued_rows,
+            "bytes": self._queued_bytes,
+            "max_bytes": self.max_queue_bytes,
+            "pending_requests": len(self._pending),
+        }
+
+    def store_status(self) -> str:
+        return "failing" if self.store_error else "slow" if self._slow else "ok"
+
+    # -- submission -------------------------------------------------------------------------
+
     def arriving(self, delta: int) -> None:
         """Count exports on their way (decoding); the receivers call this around decoding."""
         self._arriving += delta
         if self._arriving == 0 and self._pending:
-            self._wake.set()
+            self._wake_sealer.set()
 
     async def submit(self, req: EncodedRequest) -> None:
-        """Return once the request's rows are inserted; raise Overloaded/Unavailable/RowsRefused."""
+        """Return once the request is inserted or durably queued; raise Overloaded/Unavailable/RowsRefused."""
         self.stats.requests += 1
         if req.rows == 0:
             return
@@ -129,142 +244,280 @@ class Writer:
             self.stats.duplicates += 1
             self.journal.discard(req.files)
             return
-        fut = self._inflight.get(req.key)
+        fut = self._accepted.get(req.key)
         if fut is None:
             if self._closing:
                 self.journal.discard(req.files)
                 raise Unavailable("collector is shutting down", 1.0)
-            if self._queued_rows + req.rows > self.max_pending_rows and self._queued_rows > 0:
+            nbytes = _spool_bytes(req.files)
+            full = self._queued_bytes > 0 and self._queued_bytes + nbytes > self.max_queue_bytes
+            # Each queued request costs about 0.8 KB of memory (key, paths, future): with tiny
+            # requests the count, not the bytes, is what bounds memory.
+            full = full or len(self._accepted) >= self.max_queued_requests
+            if full or (self._pending_rows > 0 and self._pending_rows + req.rows > self.max_pending_rows):
                 self.stats.refused_overload += 1
                 self.journal.discard(req.files)
+                what = (
+                    f"{self._queued_bytes} bytes in {len(self._accepted)} requests"
+                    if full
+                    else f"{self._pending_rows} rows"
+                )
                 raise Overloaded(
-                    f"{self._queued_rows} rows are waiting to be written; retry later",
-                    self._retry_after(),
+                    f"the write queue is full ({what} waiting); retry later", self._retry_after()
                 )
             loop = asyncio.get_running_loop()
             fut = loop.create_future()
-            self._inflight[req.key] = fut
+            self._accepted[req.key] = fut
             if not self._pending:
                 self._oldest = loop.time()
-                self._wake.set()  # the flusher sleeps while nothing is pending
             self._pending.append(req)
             self._pending_rows += req.rows
+            self._pending_sizes[req.key] = (req.rows, nbytes)
             self._queued_rows += req.rows
-            if self._pending_rows >= self.batch_rows:
-                self._wake.set()
+            self._queued_bytes += nbytes
+            self._wake_sealer.set()
         else:
-            # The same request is already queued (an exporter retried before we answered).
+            # The same request is already accepted (an exporter retried before, or after, we
+            # answered): answer it like the first attempt, without storing it twice.
             self.stats.duplicates += 1
             self.journal.discard(req.files)
         try:
             await asyncio.wait_for(asyncio.shield(fut), self.ack_timeout_s)
         except TimeoutError:
+            log.warning(
+                "export not queued after %.0fs (store %s, %d pending, %d batches queued, inserting %s)",
+                self.ack_timeout_s,
+                self.store_status(),
+                len(self._pending),
+                len(self._queue),
+                self._current.batch_id if self._current else None,
+            )
             reason = f": {self.store_error}" if self.store_error else ""
             raise Unavailable(f"rows not yet written after {self.ack_timeout_s:.0f}s{reason}", 2.0) from None
 
     def _retry_after(self) -> float:
+        if self.degraded:
+            return self.max_backoff_s  # the store is away: about when the next insert attempt is
         # Roughly the time the queue needs to drain at one batch per flush.
         return max(1.0, min(30.0, self._queued_rows / max(self.batch_rows, 1) * 0.5))
 
-    # -- flushing ---------------------------------------------------------------------------
+    # -- sealing ----------------------------------------------------------------------------
 
-    async def _flusher(self) -> None:
+    async def _wait(self, event: asyncio.Event, timeout: float | None = None) -> None:
+        event.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    async def _sealer(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             if not self._pending:
                 if self._closing:
                     return
-                self._wake.clear()
-                await self._wake.wait()
+                await self._wait(self._wake_sealer)
+                continue
+            # With a healthy store, seal only when the drainer is idle: exporters wait for the
+            # insert anyway, and what piles up meanwhile makes the next insert larger.
+            # A backlog (batches queued behind the one being inserted, e.g. after an outage) is
+            # drained in order; meanwhile new exports are answered once queued, not after it.
+            backlog = bool(self._queue) and self._current is not None
+            ack_from_queue = self.degraded or backlog or self._closing
+            drainer_idle = self._current is None and not self._queue
+            if not (ack_from_queue or drainer_idle):
+                await self._wait(self._wake_sealer)
                 continue
             wait = self._oldest + self.max_delay_s - loop.time()
-            more_coming = self._arriving > 0
-            if self._pending_rows < self.batch_rows and wait > 0 and more_coming and not self._closing:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+            if self._pending_rows < self.batch_rows and wait > 0 and self._arriving > 0 and not self._closing:
+                await self._wait(self._wake_sealer, wait)
                 continue
             items, self._pending, self._pending_rows = self._pending, [], 0
+            sizes = {r.key: self._pending_sizes.pop(r.key) for r in items}
+            batch_id = self.journal.new_batch_id()
             try:
-                await self._flush(items)
-            except Exception as exc:  # keep the writer alive whatever happens to one batch
-                if not isinstance(exc, Unavailable):
-                    log.exception("flush failed")
-                    # A full disk or similar: the exporter should try again later.
-                    exc = Unavailable(f"could not write the batch: {exc}", 5.0)
-                for req in items:
-                    self._settle(req, exc)
+                batch = await asyncio.to_thread(
+                    self.journal.write, batch_id, [(r.key, r.files) for r in items], sizes
+                )
+            except Exception as exc:  # a full or failing disk: not accepted, the exporters retry
+                log.exception("could not queue batch %s", batch_id)
+                for r in items:
+                    self.journal.discard(r.files)
+                    self._forget(r.key, sizes[r.key], Unavailable(f"could not queue the rows: {exc}", 5.0))
+                continue
+            self._queue.append(batch)
+            if ack_from_queue or self.degraded:
+                self._ack_from_queue([batch])
+            self._wake_drainer.set()
 
-    async def _flush(self, items: list[EncodedRequest]) -> None:
-        batch_id = self.journal.new_batch_id()
-        batch = await asyncio.to_thread(self.journal.write, batch_id, [(r.key, r.files) for r in items])
-        refused = await self._insert_until_done(batch)
-        self.stats.batches += 1
-        for req in items:
-            self._settle(req, RowsRefused(refused[req.key]) if req.key in refused else None)
+    def _ack_from_queue(self, batches: list[JournalBatch]) -> None:
+        """Answer the exporters of durably queued batches now, before their insert."""
+        for batch in batches:
+            for key in batch.keys:
+                fut = self._accepted.get(key)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+                    self.stats.acked_from_queue += 1
 
-    def _settle(self, req: EncodedRequest, error: BaseException | None) -> None:
-        self._queued_rows -= req.rows
-        fut = self._inflight.pop(req.key, None)
+    def _set_degraded(self, store_error: str | None = None, slow: bool | None = None) -> None:
+        was = self.degraded
+        if store_error is not None:
+            self.store_error = store_error
+        if slow is not None:
+            self._slow = slow
+        if self.degraded and not was:
+            log.warning("store %s; acknowledging exports once queued on disk", self.store_status())
+            self._ack_from_queue(list(self._queue) + ([self._current] if self._current else []))
+            self._drained.set()
+            self._wake_sealer.set()
+        elif was and not self.degraded:
+            log.info("store is back; draining %d queued batches", len(self._queue))
+
+    def _forget(self, key: str, size: tuple[int, int], error: BaseException | None) -> None:
+        """The request left the queue: inserted (error None), refused or not queued."""
+        rows, nbytes = size
+        self._queued_rows -= rows
+        self._queued_bytes -= nbytes
+        fut = self._accepted.pop(key, None)
         if error is None:
-            self.stats.rows_inserted += req.rows
-            self._remember(req.key)
+            self.stats.rows_inserted += rows
+            self._remember(key)
         if fut is not None and not fut.done():
             if error is None:
                 fut.set_result(None)
             else:
                 fut.set_exception(error)
+                fut.exception()  # nobody may be waiting any more; don't log it as unretrieved
 
     def _remember(self, key: str) -> None:
         self._committed[key] = None
         if len(self._committed) > self.journal.max_keys:
             self._committed.popitem(last=False)
 
-    async def _insert_until_done(self, batch: JournalBatch) -> dict[str, str]:
-        """Insert a journaled batch, retrying while the store is unavailable.
+    # -- draining ---------------------------------------------------------------------------
 
-        Returns {request key: error} for requests whose rows ClickHouse refused as invalid.
+    async def _drainer(self) -> None:
+        while True:
+            if self._prepare is not None and not self._queue and not self._closing:
+                # Started while the store was unreachable: connect and migrate once it answers,
+                # even before any data comes, so that reads work as soon as it is back.
+                await self._insert_until_done(None)
+                continue
+            if not self._queue:
+                self._drained.set()
+                self._wake_sealer.set()  # the sealer may be waiting for an idle drainer
+                if self._closing and (self._sealer_task is None or self._sealer_task.done()):
+                    return
+                await self._wait(self._wake_drainer)
+                continue
+            self._drained.clear()
+            batch = self._current = self._queue.popleft()
+            # The sealer decides from (queue, current) whether a backlog is draining: wake it
+            # at every change, or an export could wait behind the whole backlog.
+            self._wake_sealer.set()
+            refused = await self._insert_until_done(batch)
+            if refused is None:  # shutting down with the store away: leave it queued
+                self._current = None
+                self._queue.appendleft(batch)
+                self._ack_from_queue(list(self._queue))
+                return
+            try:
+                if refused:
+                    where = await asyncio.to_thread(self.journal.quarantine, batch, refused)
+                    log.error(
+                        "batch %s: %d requests refused by the store, kept in %s",
+                        batch.batch_id,
+                        len(refused),
+                        where,
+                    )
+                committed = [k for k in batch.keys if k not in refused]
+                await asyncio.to_thread(self.journal.complete, batch, committed)
+            except Exception:  # a failing disk: keep the batch; its re-insert is deduplicated
+                log.exception("could not complete batch %s; retrying", batch.batch_id)
+                self._current = None
+                self._queue.appendleft(batch)
+                await asyncio.sleep(1.0)
+                continue
+            self.stats.quarantined += len(refused)
+            self.stats.batches += 1
+            for key in batch.keys:
+                error = RowsRefused(refused[key]) if key in refused else None
+                self._forget(key, batch.sizes.get(key, (0, 0)), error)
+            self._current = None
+            self._wake_sealer.set()
+
+    async def _insert_until_done(self, batch: JournalBatch | None) -> dict[str, str] | None:
+        """Insert a queued batch (None: only get the store ready), retrying while the store is
+        unavailable.
+
+        Returns {request key: error} for requests whose rows ClickHouse refused as invalid,
+        or None when shutting down with the store still away.
         """
+        loop = asyncio.get_running_loop()
         attempt = 0
         while True:
+            task = asyncio.ensure_future(asyncio.to_thread(self._prepare_and_insert, batch))
             try:
-                refused = await asyncio.to_thread(self._insert_batch, batch)
-                break
-            except StoreUnavailableError as exc:
-                if self._closing and asyncio.get_running_loop().time() - self._closing_since > self.close_timeout_s:
-                    # Shutting down with the store away: the batch stays in the journal and is
-                    # written at the next start; its exporters get a retryable error meanwhile.
-                    log.error("store unavailable at shutdown; batch %s left in the journal", batch.batch_id)
-                    raise Unavailable(f"store unavailable ({exc}); rows kept for the next start", 5.0) from exc
+                done, _ = await asyncio.wait({task}, timeout=self.slow_insert_s)
+                if not done:
+                    self._set_degraded(slow=True)
+                refused = await task
+            except Exception as exc:  # StoreUnavailableError, or anything unexpected (disk)
+                if not isinstance(exc, StoreUnavailableError):
+                    log.exception("writing to the store failed")
+                # Shutting down: a store that was already failing is not waited for (the
+                # queue is on disk); a healthy one gets close_timeout_s to take the rest.
+                if self._closing and (
+                    batch is None or self.degraded or loop.time() - self._closing_since > self.close_timeout_s
+                ):
+                    if batch is not None:
+                        log.error(
+                            "store unavailable at shutdown; %d batches stay queued", len(self._queue) + 1
+                        )
+                    return None
                 attempt += 1
                 self.stats.store_errors += 1
-                self.store_error = str(exc)
-                delay = min(5.0, 0.05 * 2**attempt)
+                self._set_degraded(store_error=str(exc) or type(exc).__name__, slow=False)
+                delay = min(self.max_backoff_s, 0.05 * 2**attempt)
                 log.warning("store unavailable (attempt %d), retrying in %.2fs: %s", attempt, delay, exc)
                 await asyncio.sleep(delay)
-        self.store_error = ""
-        committed = [k for k in batch.keys if k not in refused]
-        await asyncio.to_thread(self.journal.complete, batch, committed)
-        for key in committed:
-            self._remember(key)
-        return refused
+                continue
+            self._set_degraded(store_error="", slow=False)
+            return refused
+
+    def _prepare_and_insert(self, batch: JournalBatch | None) -> dict[str, str]:
+        if self._prepare is not None:
+            self._prepare()  # raises StoreUnavailableError while the store is away
+            self._prepare = None
+        return {} if batch is None else self._insert_batch(batch)
 
     def _insert_batch(self, batch: JournalBatch) -> dict[str, str]:
         refused: dict[str, str] = {}
         for table, files in batch.tables.items():
             try:
-                self.store.insert_files(table, batch.pattern(table), INSERT_FORMAT, f"{batch.batch_id}:{table}")
+                self.store.insert_files(
+                    table, batch.pattern(table), INSERT_FORMAT, f"{batch.batch_id}:{table}"
+                )
             except StoreUnavailableError:
                 raise
             except StoreError as exc:
+                if not is_data_error(exc):
+                    # Not about the rows (credentials, a missing table): wait for the operator.
+                    raise StoreUnavailableError(f"store refuses inserts: {exc}") from exc
                 # Some request's rows are not insertable: insert request by request so the
-                # others still land, and tell the culprit why.
-                log.warning("batch %s refused by %s (%s); inserting request by request", batch.batch_id, table, exc)
+                # others still land, and set the culprits aside.
+                log.warning(
+                    "batch %s refused by %s (%s); inserting request by request", batch.batch_id, table, exc
+                )
                 for i, (key, path) in enumerate(files):
+                    if key in refused:
+                        continue
                     try:
-                        self.store.insert_files(table, str(path), INSERT_FORMAT, f"{batch.batch_id}:{table}:{i}")
+                        self.store.insert_files(
+                            table, str(path), INSERT_FORMAT, f"{batch.batch_id}:{table}:{i}"
+                        )
                     except StoreUnavailableError:
                         raise
                     except StoreError as exc2:
+                        if not is_data_error(exc2):
+                            raise StoreUnavailableError(f"store refuses inserts: {exc2}") from exc2
                         refused[key] = f"rows refused by the store: {exc2}"
         return refused

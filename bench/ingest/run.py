@@ -390,12 +390,19 @@ def main(argv: list[str] | None = None) -> int:
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.llm_processor]
     for llm_on in modes:
         results.append(run_tracehouse(requests, args.concurrency, args.spans, args.workers, llm_on))
+    server = None  # two collectors against a ClickHouse server (bench/ingest/server.py)
+    if os.environ.get("TRACEHOUSE_BENCH_CLICKHOUSE"):
+        from bench.ingest import server as server_mode
+
+        server = server_mode.run_server_mode(
+            os.environ["TRACEHOUSE_BENCH_CLICKHOUSE"], requests, args.concurrency, args.spans, args.workers
+        )
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results + ([server] if server else []), indent=2))
         return 0
     base = results[0]["spans_per_s"]
     print(f"{'receiver':46} {'spans':>8} {'seconds':>8} {'spans/s':>10} {'ratio':>7} {'retries':>8} {'peak MiB':>9}")
-    for r in results:
+    for r in results + ([server] if server else []):
         print(
             f"{r['name']:46} {r['spans']:>8} {r['seconds']:>8.2f} {r['spans_per_s']:>10.0f} "
             f"{r['spans_per_s'] / base:>7.2f} {r['retries']:>8} {r['peak_rss_mb']:>9.0f}"
@@ -411,4 +418,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  {th['rows_per_batch']:.0f} rows per insert on average")
         print("  main process CPU by thread: " + ", ".join(f"{k} {v}" for k, v in th["cpu_s_main_by_thread"].items()))
+    if server:
+        print(server_mode.report(server))
     return 0

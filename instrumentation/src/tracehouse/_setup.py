@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 _provider: Any = None
 _lazy = False  # zero-code activation: set up on first use rather than at start-up
+export_target: tuple[str | None, dict[str, str] | None] = (None, None)  # init's endpoint, headers
 
 
 _EXPORTERS = {
@@ -35,6 +36,11 @@ _EXPORTERS = {
         "/v1/metrics",
         "opentelemetry.exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter",
         "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
+    ),
+    "logs": (  # scores (tracehouse.score) travel as log records
+        "/v1/logs",
+        "opentelemetry.exporter.otlp.proto.http._log_exporter:OTLPLogExporter",
+        "opentelemetry.exporter.otlp.proto.grpc._log_exporter:OTLPLogExporter",
     ),
 }
 
@@ -108,10 +114,11 @@ def setup_tracing(
 
     from tracehouse._context import ContextSpanProcessor
 
-    global _provider
+    global _provider, export_target
     with _lock:
         if _provider is not None:
             return _provider
+        export_target = (endpoint, headers)  # for other signals set up later (scores: logs)
         current = trace.get_tracer_provider()
         if has_sdk_provider():
             # An existing OpenTelemetry set-up: attach to it, never install a second provider.

@@ -1,0 +1,3 @@
+from bench.query.run import main
+
+raise SystemExit(main())

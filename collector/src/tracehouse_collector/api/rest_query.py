@@ -1,0 +1,92 @@
+"""REST endpoints for the aggregates: GET or POST /api/v1/query/{latency|cost|accuracy|errors}.
+
+Parameters (query string on GET, a JSON object on POST; the same names as the CLI):
+by (comma-separated or a JSON list), since, until, service, where, all_spans, plan
+(auto|raw|rollup), format (json, the default: {"columns", "rows"}; or parquet: the file).
+Errors: 400 {"error": message} for a bad parameter or filter, 503 when the store is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tracehouse_collector.output import jsonable
+from tracehouse_collector.query import aggregates
+from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
+
+PARQUET_TYPE = "application/vnd.apache.parquet"
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _error(message: str, status: int = 400) -> web.Response:
+    return web.Response(body=orjson.dumps({"error": message}), status=status, content_type="application/json")
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    params: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.can_read_body:
+        try:
+            body = orjson.loads(await request.read() or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise aggregates.QueryError(f"request body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise aggregates.QueryError("request body must be a JSON object")
+        params.update({k: v for k, v in body.items() if v is not None})
+    known = {"by", "since", "until", "service", "where", "all_spans", "plan", "format"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise aggregates.QueryError(
+            f"unknown parameter(s) {', '.join(unknown)}; use {', '.join(sorted(known))}"
+        )
+    by = params.get("by") or []
+    if isinstance(by, str):
+        by = [by]
+    if not isinstance(by, list) or not all(isinstance(b, str) for b in by):
+        raise aggregates.QueryError("by: expected dimension names, comma-separated or as a list")
+    all_spans = params.get("all_spans", False)
+    if isinstance(all_spans, str):
+        all_spans = all_spans.strip().lower() in _TRUE
+    for key in ("since", "until", "service", "where", "plan", "format"):
+        if params.get(key) is not None and not isinstance(params[key], str):
+            raise aggregates.QueryError(f"{key}: expected text, got {params[key]!r}")
+    return {
+        "by": by,
+        "since": params.get("since"),
+        "until": params.get("until"),
+        "service": params.get("service"),
+        "where": params.get("where"),
+        "all_spans": bool(all_spans),
+        "plan": params.get("plan") or "auto",
+        "format": (params.get("format") or "json").lower(),
+    }
+
+
+def add_routes(app: web.Application, store: Store) -> None:
+    async def query(request: web.Request) -> web.Response:
+        kind = request.match_info["kind"]
+        if kind not in aggregates.KINDS:
+            return _error(f"unknown aggregate {kind!r}; use one of {', '.join(aggregates.KINDS)}", 404)
+        try:
+            params = await _params(request)
+            fmt = params.pop("format")
+            if fmt == "parquet":
+                body = await asyncio.to_thread(aggregates.aggregate_parquet, store, kind, **params)
+                return web.Response(body=body, content_type=PARQUET_TYPE)
+            if fmt != "json":
+                raise aggregates.QueryError(f"format: use json or parquet, got {fmt!r}")
+            result = await asyncio.to_thread(aggregates.aggregate, store, kind, **params)
+        except ValueError as exc:  # QueryError, FilterError
+            return _error(str(exc))
+        except StoreUnavailableError as exc:
+            return _error(str(exc), 503)
+        except StoreError as exc:
+            return _error(str(exc), 400)
+        body = {"columns": result.columns, "rows": [[jsonable(v) for v in row] for row in result.rows]}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    app.router.add_route("GET", "/api/v1/query/{kind}", query)
+    app.router.add_route("POST", "/api/v1/query/{kind}", query)

@@ -1,0 +1,139 @@
+"""`tracehouse query latency|cost|accuracy|errors`: aggregates on the store or through a server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tracehouse_collector.output import FORMATS, render
+
+HELP = {
+    "latency": "latency percentiles, mean, max, error rate and time to first token",
+    "cost": "token sums by type, cost in USD and the share of estimated tokens",
+    "accuracy": "evaluation scores: count, mean and label counts per evaluation",
+    "errors": "errors by error.type (or status), with their rate",
+}
+
+
+def add_parsers(sub, add_read_args, add_store_args) -> None:
+    from tracehouse_collector.query.aggregates import DIMENSIONS, KINDS
+
+    p = sub.add_parser("query", help="aggregates: latency, cost, accuracy, errors")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    for kind in KINDS:
+        q = kinds.add_parser(kind, help=HELP[kind], description=HELP[kind])
+        q.add_argument("--by", default="", help=f"dimensions, comma-separated: {', '.join(DIMENSIONS)}")
+        q.add_argument(
+            "--since", default="24h", help="start: a duration back from now (15m, 24h, 30d) or ISO time"
+        )
+        q.add_argument(
+            "--until", help="end (exclusive): a duration back from now or an ISO time; default now"
+        )
+        q.add_argument("--service", help="only spans of this service")
+        q.add_argument("--where", help="filter, e.g. \"model = 'gpt-4o' AND duration_ms > 2s\" (see README)")
+        q.add_argument("--all-spans", action="store_true", help="every span, not only LLM calls")
+        q.add_argument(
+            "--plan", choices=("auto", "raw", "rollup"), default="auto", help="force a plan (default auto)"
+        )
+        q.add_argument("-o", "--output", help="write to this file instead of stdout")
+        add_read_args(q)
+        for action in q._actions:  # add parquet to the shared --format choices
+            if action.dest == "format":
+                action.choices = (*FORMATS, "parquet")
+        q.set_defaults(func=cmd_query)
+
+
+def _fail(message: str) -> int:
+    print(f"tracehouse: {message}", file=sys.stderr)
+    return 1
+
+
+def _params(args: argparse.Namespace) -> dict:
+    return {
+        "by": [d for d in args.by.split(",") if d.strip()],
+        "since": args.since,
+        "until": args.until,
+        "service": args.service,
+        "where": args.where,
+        "all_spans": args.all_spans,
+        "plan": args.plan,
+    }
+
+
+def _server_bytes(server: str, path: str, payload: dict, api_key: str | None) -> bytes:
+    req = urllib.request.Request(
+        server.rstrip("/") + path,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            message = json.loads(body).get("error") or body.decode()
+        except ValueError:
+            message = body.decode("utf-8", "replace")
+        raise RuntimeError(message) from None
+    except urllib.error.URLError as exc:
+        raise RuntimeError(f"cannot reach the server at {server}: {exc.reason}") from None
+
+
+def _run_local(args: argparse.Namespace, params: dict) -> tuple[list[str], list, bytes | None]:
+    from tracehouse_collector.config import default_data_dir, default_store
+    from tracehouse_collector.query import aggregates
+    from tracehouse_collector.store.client import Store
+
+    # Check the parameters before opening (and migrating) a store.
+    aggregates.build(args.kind, **params)
+    store = Store(args.store or default_store(Path(args.data_dir or default_data_dir())))
+    try:
+        store.migrate()
+        if args.format == "parquet":
+            return [], [], aggregates.aggregate_parquet(store, args.kind, **params)
+        result = aggregates.aggregate(store, args.kind, **params)
+        return result.columns, result.rows, None
+    finally:
+        store.close()
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from tracehouse_collector.store.client import StoreError
+
+    params = _params(args)
+    if args.format == "parquet" and not args.output and sys.stdout.isatty():
+        return _fail("--format parquet writes a binary file: give -o FILE (or redirect stdout)")
+    try:
+        if args.server:
+            path = f"/api/v1/query/{args.kind}"
+            if args.format == "parquet":
+                columns, rows, blob = (
+                    [],
+                    [],
+                    _server_bytes(args.server, path, {**params, "format": "parquet"}, args.api_key),
+                )
+            else:
+                answer = json.loads(_server_bytes(args.server, path, params, args.api_key))
+                columns, rows, blob = answer["columns"], answer["rows"], None
+        else:
+            columns, rows, blob = _run_local(args, params)
+    except (RuntimeError, ValueError, StoreError) as exc:  # ValueError: QueryError, FilterError
+        return _fail(str(exc))
+    data = blob if blob is not None else render(columns, rows, args.format).encode()
+    if args.output:
+        try:
+            Path(args.output).write_bytes(data)
+        except OSError as exc:
+            return _fail(f"cannot write {args.output}: {exc.strerror}")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,124 @@
+"""REST endpoints for traces and sessions under /api/v1.
+
+GET /api/v1/traces?since=&until=&service=&where=&limit=&cursor=   -> {"columns", "rows", "next_cursor"}
+GET /api/v1/traces/{trace_id}                                      -> the span tree
+GET /api/v1/sessions?since=&until=&user=&limit=&cursor=            -> {"columns", "rows", "next_cursor"}
+GET /api/v1/sessions/{session_id}                                  -> the session and its turns
+POST with the same parameters as a JSON object is accepted too (what the CLI sends).
+Errors: 400 (bad parameter, filter, id, cursor), 404 (unknown id), 503 (store unavailable),
+each as {"error": message}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tracehouse_collector.output import jsonable
+from tracehouse_collector.query import traces
+from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(jsonable(traces.json_ready(data))), status=status, content_type="application/json"
+    )
+
+
+def _page(page: traces.Page) -> dict[str, Any]:
+    return {"columns": page.columns, "rows": page.rows, "next_cursor": page.next_cursor}
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    """Query-string parameters, overlaid by a JSON object body on POST."""
+    params: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.can_read_body:
+        try:
+            body = orjson.loads(await request.read() or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"request body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise ValueError("request body must be a JSON object")
+        params.update({k: v for k, v in body.items() if v is not None})
+    raw = params.get("limit")
+    if raw is None or raw == "":
+        params["limit"] = None
+    else:
+        try:
+            params["limit"] = int(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"limit must be a whole number, got {raw!r}") from None
+    for key in ("since", "until", "service", "where", "user", "cursor"):
+        value = params.get(key)
+        if value is not None and not isinstance(value, str):
+            params[key] = str(value)
+    return params
+
+
+async def _answer(fn: Callable[[], Any]) -> web.Response:
+    try:
+        return _json(await asyncio.to_thread(fn))
+    except traces.NotFound as exc:
+        return _json({"error": str(exc)}, 404)
+    except StoreUnavailableError as exc:
+        return _json({"error": str(exc)}, 503)
+    except StoreError as exc:
+        # ClickHouse's refusals carry "Code: N"; without one, the store could not be reached.
+        return _json({"error": str(exc)}, 400 if "Code:" in str(exc) else 503)
+    except ValueError as exc:  # ValueError includes the filter language's FilterError
+        return _json({"error": str(exc)}, 400)
+
+
+def add_routes(app: web.Application, store: Store) -> None:
+    async def list_traces(request: web.Request) -> web.Response:
+        try:
+            q = await _params(request)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        return await _answer(
+            lambda: _page(
+                traces.list_traces(
+                    store,
+                    since=q.get("since") or None,
+                    until=q.get("until") or None,
+                    service=q.get("service") or None,
+                    where=q.get("where") or None,
+                    limit=q["limit"],
+                    cursor=q.get("cursor") or None,
+                )
+            )
+        )
+
+    async def get_trace(request: web.Request) -> web.Response:
+        return await _answer(lambda: traces.get_trace(store, request.match_info["trace_id"]))
+
+    async def list_sessions(request: web.Request) -> web.Response:
+        try:
+            q = await _params(request)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        return await _answer(
+            lambda: _page(
+                traces.list_sessions(
+                    store,
+                    since=q.get("since") or None,
+                    until=q.get("until") or None,
+                    user=q.get("user") or None,
+                    limit=q["limit"],
+                    cursor=q.get("cursor") or None,
+                )
+            )
+        )
+
+    async def get_session(request: web.Request) -> web.Response:
+        return await _answer(lambda: traces.get_session(store, request.match_info["session_id"]))
+
+    for method in ("GET", "POST"):
+        app.router.add_route(method, "/api/v1/traces", list_traces)
+        app.router.add_route(method, "/api/v1/traces/{trace_id}", get_trace)
+        app.router.add_route(method, "/api/v1/sessions", list_sessions)
+        app.router.add_route(method, "/api/v1/sessions/{session_id}", get_session)

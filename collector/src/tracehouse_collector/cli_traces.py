@@ -1,0 +1,301 @@
+"""`tracehouse traces list|show` and `tracehouse sessions list|show`.
+
+Each reads the store directly (`--store`) or a running server's REST API (`--server URL`);
+both paths return the same data, so the rendering below does not care which one answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracehouse_collector.output import jsonable, render
+
+
+def _fetch(args: argparse.Namespace, path: str, payload: dict[str, Any], local: Callable[[Any], Any]) -> Any:
+    """The answer of `local(store)` on --store, or of the REST `path` on --server (as JSON)."""
+    from tracehouse_collector import cli
+
+    if args.server:
+        return cli._server_request(
+            args.server, path, {k: v for k, v in payload.items() if v is not None}, args.api_key
+        )
+    from tracehouse_collector.config import default_data_dir, default_store
+    from tracehouse_collector.store.client import Store
+
+    store = Store(args.store or default_store(Path(args.data_dir or default_data_dir())))
+    try:
+        store.migrate()
+        from tracehouse_collector.query.traces import json_ready
+
+        return jsonable(json_ready(_plain(local(store))))
+    finally:
+        store.close()
+
+
+def _plain(value: Any) -> Any:
+    from tracehouse_collector.query.traces import Page
+
+    if isinstance(value, Page):
+        return {"columns": value.columns, "rows": value.rows, "next_cursor": value.next_cursor}
+    return value
+
+
+def _run(args: argparse.Namespace, body: Callable[[], int]) -> int:
+    from tracehouse_collector import cli
+    from tracehouse_collector.query.traces import NotFound
+    from tracehouse_collector.store.client import StoreError
+
+    try:
+        return body()
+    except (RuntimeError, StoreError, ValueError, NotFound) as exc:
+        return cli._fail(str(exc))
+
+
+def _print_page(answer: dict[str, Any], fmt: str) -> None:
+    sys.stdout.write(render(answer["columns"], answer["rows"], fmt))
+    if answer.get("next_cursor"):
+        print(f"more: add --cursor {answer['next_cursor']}", file=sys.stderr)
+
+
+# -- traces ----------------------------------------------------------------------------------
+
+
+def cmd_traces_list(args: argparse.Namespace) -> int:
+    from tracehouse_collector.query import traces
+
+    payload = {
+        "since": args.since,
+        "until": args.until,
+        "service": args.service,
+        "where": args.where,
+        "limit": args.limit,
+        "cursor": args.cursor,
+    }
+
+    def body() -> int:
+        answer = _fetch(args, "/api/v1/traces", payload, lambda store: traces.list_traces(store, **payload))
+        if args.format == "table":
+            answer = _table_view(answer)
+        _print_page(answer, args.format)
+        return 0
+
+    return _run(args, body)
+
+
+# Left out of the list's table view (json and csv keep them): the per-direction token counts.
+_TABLE_HIDDEN = {"input_tokens", "output_tokens"}
+
+
+def _table_view(answer: dict[str, Any]) -> dict[str, Any]:
+    """The list for a terminal: one line per trace, short previews, no columns that are
+    empty on every row."""
+    from tracehouse_collector.query.traces import preview
+
+    columns = answer["columns"]
+    keep = [
+        i
+        for i, c in enumerate(columns)
+        if c not in _TABLE_HIDDEN
+        and (
+            not answer["rows"]
+            or c in ("trace_id", "start_time")
+            or any(row[i] not in ("", [], {}, None) for row in answer["rows"])
+        )
+    ]
+    rows = []
+    for row in answer["rows"]:
+        cells = []
+        for i in keep:
+            v = row[i]
+            if columns[i] in ("input", "output"):
+                v = preview(v or "", 60)
+            elif columns[i] == "models":
+                v = ", ".join(v)
+            cells.append(v)
+        rows.append(cells)
+    return {**answer, "columns": [columns[i] for i in keep], "rows": rows}
+
+
+def _tree_text(trace: dict[str, Any]) -> str:
+    """The trace as an indented tree: offset, duration, name, then the facts that matter."""
+    from tracehouse_collector.query.traces import content_text, preview, walk
+
+    lines = [
+        f"trace {trace['trace_id']}  {trace['start_time']}  {trace['duration_ms']:.1f} ms  "
+        f"{trace['span_count']} spans  status {trace['status']}",
+    ]
+    facts = [
+        f"llm calls {trace['llm_calls']}",
+        f"tokens {trace['total_tokens']}",
+        f"cost ${trace['cost_usd']}",
+    ]
+    for key in ("session_id", "user_id", "run_id"):
+        if trace.get(key):
+            facts.append(f"{key.removesuffix('_id')} {trace[key]}")
+    if trace.get("scores"):
+        facts.append("scores " + ", ".join(f"{k}={v}" for k, v in trace["scores"].items()))
+    lines.append("  " + "  ".join(facts))
+    lines.append(f"  {'offset ms':>10} {'dur ms':>10}  span")
+    for depth, s in walk(trace["spans"]):
+        pad = "  " * depth
+        mark = " ✗" if s["status"] == "Error" else ""
+        orphan = " (orphan: parent not received)" if s["orphan"] else ""
+        lines.append(
+            f"  {s['offset_ms']:>10.1f} {s['duration_ms']:>10.1f}  {pad}{s['name']} [{s['kind']}]{mark}{orphan}"
+        )
+        detail = pad + " " * 26
+        if s["model"]:
+            usage = f"{s['input_tokens']} in / {s['output_tokens']} out"
+            if s["tokens_estimated"]:
+                usage += " (estimated)"
+            lines.append(f"{detail}model {s['model']}  tokens {usage}  cost ${s['cost_usd']}")
+        for label, key in (("input", "input"), ("output", "output")):
+            if s[key] is not None:
+                raw = s[key] if isinstance(s[key], str) else orjson.dumps(s[key]).decode()
+                lines.append(
+                    f"{detail}{label}: {preview(content_text(raw, 'user' if key == 'input' else None), 100)}"
+                )
+        for call in s["tool_calls"]:
+            args = call.get("arguments")
+            args = args if isinstance(args, str) else orjson.dumps(args).decode()
+            lines.append(f"{detail}tool call: {call.get('name')}({preview(args, 80)})")
+        if s["tool"]:
+            result = s["tool"].get("result")
+            shown = result if isinstance(result, str) else orjson.dumps(result).decode()
+            lines.append(f"{detail}tool {s['tool'].get('name')} -> {preview(shown or '', 80)}")
+        if s["error"]:
+            err = s["error"]
+            lines.append(
+                f"{detail}error: {': '.join(x for x in (err.get('type'), err.get('message')) if x) or 'status Error'}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _flat_spans(trace: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    from tracehouse_collector.query.traces import walk
+
+    columns = [
+        "depth", "span_id", "parent_span_id", "name", "kind", "service", "offset_ms", "duration_ms",
+        "status", "model", "input_tokens", "output_tokens", "cost_usd", "orphan",
+    ]  # fmt: skip
+    rows = []
+    for depth, s in walk(trace["spans"]):
+        rows.append([depth, *(s[c] for c in columns[1:])])
+    return columns, rows
+
+
+def cmd_traces_show(args: argparse.Namespace) -> int:
+    from tracehouse_collector.query import traces
+
+    def body() -> int:
+        trace_id = traces.check_trace_id(args.trace_id)  # before it becomes part of a URL
+        trace = _fetch(
+            args, f"/api/v1/traces/{trace_id}", {}, lambda store: traces.get_trace(store, trace_id)
+        )
+        if args.format == "json":
+            sys.stdout.write(orjson.dumps(trace, option=orjson.OPT_INDENT_2).decode() + "\n")
+        elif args.format == "csv":
+            sys.stdout.write(render(*_flat_spans(trace), "csv"))
+        else:
+            sys.stdout.write(_tree_text(trace))
+        return 0
+
+    return _run(args, body)
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+def cmd_sessions_list(args: argparse.Namespace) -> int:
+    from tracehouse_collector.query import traces
+
+    payload = {
+        "since": args.since,
+        "until": args.until,
+        "user": args.user,
+        "limit": args.limit,
+        "cursor": args.cursor,
+    }
+
+    def body() -> int:
+        answer = _fetch(
+            args, "/api/v1/sessions", payload, lambda store: traces.list_sessions(store, **payload)
+        )
+        _print_page(answer, args.format)
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_sessions_show(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    from tracehouse_collector.query import traces
+
+    def body() -> int:
+        session = _fetch(
+            args,
+            f"/api/v1/sessions/{quote(args.session_id, safe='')}",
+            {},
+            lambda store: traces.get_session(store, args.session_id),
+        )
+        if args.format == "json":
+            sys.stdout.write(orjson.dumps(session, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return 0
+        if args.format == "table":
+            print(
+                f"session {session['session_id']}  user {session['user_id'] or '-'}  {session['traces']} traces  "
+                f"{session['first_time']} .. {session['last_time']}  tokens {session['total_tokens']}  "
+                f"cost ${session['cost_usd']}"
+            )
+        columns = list(traces.TURN_COLUMNS)
+        rows = [[t[c] for c in columns] for t in session["turns"]]
+        sys.stdout.write(render(columns, rows, args.format))
+        return 0
+
+    return _run(args, body)
+
+
+# -- parsers ---------------------------------------------------------------------------------
+
+
+def add_parsers(sub: Any, add_read_args: Callable, add_store_args: Callable) -> None:
+    def window(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--since",
+            help="from this time: a duration ago (30m, 24h, 7d) or an ISO-8601 time (UTC unless it says)",
+        )
+        p.add_argument("--until", help="up to this time (same forms as --since)")
+        p.add_argument("--limit", type=int, default=50, help="rows per page (default 50, at most 1000)")
+        p.add_argument("--cursor", help="continue a listing: the cursor the previous page printed")
+
+    traces_p = sub.add_parser("traces", help="list traces or show one as a span tree")
+    tsub = traces_p.add_subparsers(dest="traces_command", required=True)
+    p = tsub.add_parser("list", help="one row per trace, newest first")
+    window(p)
+    p.add_argument("--service", help="traces with a span of this service")
+    p.add_argument("--where", help="traces with a span matching this filter, e.g. \"model = 'gpt-4o'\"")
+    add_read_args(p)
+    p.set_defaults(func=cmd_traces_list)
+    p = tsub.add_parser("show", help="a whole trace as an indented span tree (--format json: nested)")
+    p.add_argument("trace_id", help="the trace id (32 hex digits)")
+    add_read_args(p)
+    p.set_defaults(func=cmd_traces_show)
+
+    sessions_p = sub.add_parser("sessions", help="list conversations (sessions) or show one")
+    ssub = sessions_p.add_subparsers(dest="sessions_command", required=True)
+    p = ssub.add_parser("list", help="sessions, most recently active first")
+    window(p)
+    p.add_argument("--user", help="sessions of this user")
+    add_read_args(p)
+    p.set_defaults(func=cmd_sessions_list)
+    p = ssub.add_parser("show", help="the turns of one session: input and output per trace")
+    p.add_argument("session_id")
+    add_read_args(p)
+    p.set_defaults(func=cmd_sessions_show)

@@ -1,0 +1,834 @@
+"""Traces and sessions: the one-row-per-request view, the full span tree, conversations.
+
+Reads `otel_traces` only, with two rules that keep it fast on large stores:
+- A trace is found by id through `otel_traces_trace_id_ts` (ordered by TraceId) which gives its
+  time range; the span read is then restricted to that range (day partitions prune) and to the
+  id (the TraceId bloom filter skips granules). Nothing scans all spans for one id.
+- Lists page by keyset on (start, id), never OFFSET: the next page's cursor bounds the span
+  scan by time, so deep pages cost what the first page costs. A page is first looked for in
+  recent time windows (1 h, 1 d, 7 d, 30 d before the cursor or --until) and the window only
+  grows when it does not hold a full page, so a page reads what it shows, not the whole store.
+- The summary of a page's traces reads their spans only, by id within their time range.
+
+Times travel as integer nanoseconds through ClickHouse (no time-zone guessing) and leave as
+ISO-8601 UTC strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from tracehouse_collector.processors.normalize import NON_MODEL_OPERATIONS
+from tracehouse_collector.store.client import Store, StoreError
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+MAX_SESSION_TURNS = 1000
+MAX_TRACE_SPANS = 20_000  # a trace shows at most its first this-many spans ("truncated": true)
+SCORES_TABLE = "otel_scores"
+PREVIEW_CHARS = 200  # first input / last output in lists
+# Attribute values are cut before they leave ClickHouse; prompts can be megabytes.
+RAW_CHARS = 16384
+
+# Where producers put the content of a call, canonical GenAI first (see processors/normalize.py).
+INPUT_KEYS = (
+    "gen_ai.input.messages",
+    "gen_ai.prompt",
+    "input.value",
+    "ai.prompt.messages",
+    "ai.prompt",
+    "traceloop.entity.input",
+    "langfuse.observation.input",
+    "mlflow.spanInputs",
+)
+OUTPUT_KEYS = (
+    "gen_ai.output.messages",
+    "gen_ai.completion",
+    "output.value",
+    "ai.response.text",
+    "traceloop.entity.output",
+    "langfuse.observation.output",
+    "mlflow.spanOutputs",
+)
+
+
+class NotFound(LookupError):
+    """No trace / session with that id."""
+
+
+@dataclass
+class Page:
+    """One page of a list: rows as the CLI renders them, and where the next page starts."""
+
+    columns: list[str]
+    rows: list[tuple]
+    next_cursor: str | None = None
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+# -- time and input checks -------------------------------------------------------------------
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def parse_time(value: Any, what: str = "time", now: dt.datetime | None = None) -> int | None:
+    """A point in time as Unix nanoseconds, in the time language of every query command
+    (query/aggregates.parse_time: "24h"/"30m"/"7d" ago, or ISO-8601, UTC unless it says so)."""
+    from tracehouse_collector.query.aggregates import parse_time as parse_when
+
+    when = parse_when(value, now=now, what=what)
+    if when is None:
+        return None
+    whole = int(when.replace(microsecond=0).timestamp())
+    return whole * 1_000_000_000 + when.microsecond * 1000
+
+
+def iso(ns: int) -> str:
+    """Unix nanoseconds as ISO-8601 UTC with microseconds."""
+    return dt.datetime.fromtimestamp(ns // 1000 / 1e6, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def check_trace_id(trace_id: str) -> str:
+    tid = (trace_id or "").strip().lower()
+    if not _HEX32.match(tid):
+        raise ValueError(f"trace id {trace_id!r} is not 32 hexadecimal digits")
+    return tid
+
+
+def check_limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    limit = int(limit)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    return limit
+
+
+def _decode_cursor(cursor: str | None) -> tuple[int, str] | None:
+    if not cursor:
+        return None
+    ns, sep, key = cursor.partition(":")
+    if not sep or not ns.isdigit() or not key:
+        raise ValueError(f"bad cursor {cursor!r}: pass the next_cursor of the previous page unchanged")
+    return int(ns), key
+
+
+def _encode_cursor(ns: int, key: str) -> str:
+    return f"{ns}:{key}"
+
+
+# -- message content -------------------------------------------------------------------------
+
+
+def _parse(raw: str) -> Any:
+    if raw and raw[0] in "[{":
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _part_text(part: Any) -> str:
+    if isinstance(part, str):
+        return part
+    if not isinstance(part, dict):
+        return ""
+    kind = part.get("type")
+    if kind == "tool_call":
+        args = part.get("arguments")
+        if not isinstance(args, str):
+            args = orjson.dumps(args).decode() if args is not None else ""
+        return f"[tool call {part.get('name', '')}({args})]"
+    if kind == "tool_call_response":
+        resp = part.get("response", part.get("result", ""))
+        return resp if isinstance(resp, str) else orjson.dumps(resp).decode()
+    for key in ("content", "text"):
+        v = part.get(key)
+        if isinstance(v, str):
+            return v
+        if isinstance(v, list):
+            return " ".join(filter(None, (_part_text(p) for p in v)))
+    return ""
+
+
+def _message_text(msg: Any) -> str:
+    if isinstance(msg, str):
+        return msg
+    if not isinstance(msg, dict):
+        return ""
+    if isinstance(msg.get("parts"), list):
+        return " ".join(filter(None, (_part_text(p) for p in msg["parts"])))
+    return _part_text(msg)
+
+
+def content_text(raw: str, prefer_role: str | None = None) -> str:
+    """Readable text of a content attribute: for message lists, the last message with
+    `prefer_role` (the user's question of a prompt), else all messages; other JSON and plain
+    strings as they are."""
+    value = _parse(raw)
+    if isinstance(value, dict) and isinstance(value.get("messages"), list):
+        value = value["messages"]
+    if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
+        if prefer_role:
+            picked = [m for m in value if m.get("role") == prefer_role]
+            if picked:
+                return _message_text(picked[-1])
+        return "\n".join(filter(None, (_message_text(m) for m in value)))
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def preview(text: str, chars: int = PREVIEW_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def tool_calls_of(output_raw: str) -> list[dict[str, Any]]:
+    """Tool calls the model asked for, from canonical output messages."""
+    value = _parse(output_raw)
+    calls: list[dict[str, Any]] = []
+    if isinstance(value, list):
+        for msg in value:
+            for part in (msg.get("parts") or []) if isinstance(msg, dict) else []:
+                if isinstance(part, dict) and part.get("type") == "tool_call":
+                    calls.append({k: part.get(k) for k in ("id", "name", "arguments")})
+    return calls
+
+
+# -- SQL pieces ------------------------------------------------------------------------------
+
+_NON_MODEL = ", ".join(f"'{op}'" for op in sorted(NON_MODEL_OPERATIONS))
+# An LLM call: a span with a model whose operation consumes tokens (not an agent or tool step).
+LLM_SPAN = f"((GenAIRequestModel != '' OR GenAIResponseModel != '') AND GenAIOperation NOT IN ({_NON_MODEL}))"
+MODEL = "if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel)"
+
+
+def _first_attr(keys: tuple[str, ...]) -> str:
+    values = ", ".join(f"SpanAttributes['{k}']" for k in keys)
+    return f"leftUTF8(arrayFirst(x -> x != '', [{values}, '']), {RAW_CHARS})"
+
+
+INPUT_SQL = _first_attr(INPUT_KEYS)
+OUTPUT_SQL = _first_attr(OUTPUT_KEYS)
+END_NS = "(toUnixTimestamp64Nano(Timestamp) + toInt64(Duration))"
+
+
+def _time_conditions(since_ns: int | None, until_ns: int | None, params: dict[str, Any]) -> list[str]:
+    out = []
+    if since_ns is not None:
+        params["since_ns"] = since_ns
+        out.append("Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64})")
+    if until_ns is not None:
+        params["until_ns"] = until_ns
+        out.append("Timestamp < fromUnixTimestamp64Nano({until_ns:Int64})")
+    return out
+
+
+def _span_filter(where: str | None, params: dict[str, Any]) -> str | None:
+    """The --where filter compiled to parameterised SQL over span fields, or None."""
+    if not where or not where.strip():
+        return None
+    try:
+        from tracehouse_collector.query import filters
+    except ImportError:
+        raise ValueError("--where is not available: this build has no filter language") from None
+    compiled = filters.compile_filter(where, filters.SPAN_FIELDS, param_prefix="wf")
+    params.update(compiled.params)
+    return compiled.sql
+
+
+# -- the trace summary row -------------------------------------------------------------------
+
+TRACE_COLUMNS = [
+    "trace_id",
+    "start_time",
+    "root_span",
+    "service",
+    "status",
+    "latency_ms",
+    "spans",
+    "llm_calls",
+    "models",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost_usd",
+    "session_id",
+    "user_id",
+    "run_id",
+    "input",
+    "output",
+    "scores",
+]
+
+_SUMMARY_SQL = f"""
+SELECT
+    TraceId,
+    toUnixTimestamp64Nano(min(Timestamp)) AS start_ns,
+    max({END_NS}) AS end_ns,
+    count() AS spans,
+    if(countIf(ParentSpanId = '') > 0, argMinIf(SpanName, Timestamp, ParentSpanId = ''),
+       argMin(SpanName, Timestamp)) AS root_span,
+    if(countIf(ParentSpanId = '') > 0, argMinIf(ServiceName, Timestamp, ParentSpanId = ''),
+       argMin(ServiceName, Timestamp)) AS service,
+    countIf(StatusCode = 'Error') AS errors,
+    countIf({LLM_SPAN}) AS llm_calls,
+    arraySort(groupUniqArrayIf({MODEL}, {LLM_SPAN} AND {MODEL} != '')) AS models,
+    sum(InputTokens) AS input_tokens,
+    sum(OutputTokens) AS output_tokens,
+    sum(TotalTokens) AS total_tokens,
+    sum(TotalCostUSD) AS cost_usd,
+    anyIf(SessionId, SessionId != '') AS session_id,
+    anyIf(UserId, UserId != '') AS user_id,
+    anyIf(RunId, RunId != '') AS run_id,
+    argMinIf({INPUT_SQL}, Timestamp, {INPUT_SQL} != '') AS input_raw,
+    argMaxIf({OUTPUT_SQL}, {END_NS}, {OUTPUT_SQL} != '') AS output_raw
+FROM otel_traces
+WHERE TraceId IN {{ids:Array(String)}}
+  AND Timestamp >= fromUnixTimestamp64Nano({{lo_ns:Int64}})
+  AND Timestamp < fromUnixTimestamp64Nano({{hi_ns:Int64}})
+GROUP BY TraceId
+"""
+
+# The same without message content, for totals (sessions): no attribute maps are read.
+_TOTALS_SQL = _SUMMARY_SQL.replace(
+    f"argMinIf({INPUT_SQL}, Timestamp, {INPUT_SQL} != '') AS input_raw", "'' AS input_raw"
+).replace(f"argMaxIf({OUTPUT_SQL}, {END_NS}, {OUTPUT_SQL} != '') AS output_raw", "'' AS output_raw")
+
+# Time range of traces by id: the table is ordered by TraceId, so this reads a few granules.
+RANGE_SQL = """
+SELECT count() AS n, toInt64(min(Start)) AS lo_s, toInt64(max(End)) AS hi_s
+FROM otel_traces_trace_id_ts
+WHERE TraceId IN {ids:Array(String)}
+"""
+
+
+def _range_of(store: Store, ids: list[str]) -> tuple[int, int] | None:
+    """[lo, hi) in Unix ns covering every span of the traces, from the trace-id time table.
+
+    Its Start/End are span start times cut to whole seconds, so hi is End + 1 s."""
+    _, rows = store.query(RANGE_SQL, parameters={"ids": ids})
+    n, lo_s, hi_s = rows[0]
+    if not n:
+        return None
+    return lo_s * 1_000_000_000, (hi_s + 1) * 1_000_000_000
+
+
+def _scores_by_trace(store: Store, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Scores per trace, {name: mean value, or the latest label for label-only scores}, from
+    the scores table (scores of the trace itself and of any of its spans)."""
+    from tracehouse_collector.store import schema
+
+    if SCORES_TABLE not in schema.TABLES:
+        return {}
+    try:
+        _, rows = store.query(
+            f"SELECT TraceId, Name, avg(Value) AS v, argMaxIf(Label, Timestamp, Label != '') AS l "
+            f"FROM {SCORES_TABLE} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId, Name ORDER BY Name",
+            parameters={"ids": ids},
+        )
+    except StoreError:  # a store not yet migrated to the scores table
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for tid, name, v, label in rows:
+        out.setdefault(tid, {})[name] = round(v, 6) if v is not None and math.isfinite(v) else (label or None)
+    return out
+
+
+def trace_summaries(
+    store: Store, ids: list[str], chars: int = PREVIEW_CHARS, content: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Summary rows (TRACE_COLUMNS) of the given traces, by trace id; without `content`, input,
+    output and scores stay empty (and cost nothing to read)."""
+    if not ids:
+        return {}
+    bounds = _range_of(store, ids)
+    if bounds is None:
+        return {}
+    params = {"ids": ids, "lo_ns": bounds[0], "hi_ns": bounds[1]}
+    columns, rows = store.query(_SUMMARY_SQL if content else _TOTALS_SQL, parameters=params)
+    scores = _scores_by_trace(store, ids) if content else {}
+    out = {}
+    for row in rows:
+        r = dict(zip(columns, row, strict=True))
+        tid = r["TraceId"]
+        out[tid] = {
+            "trace_id": tid,
+            "start_time": iso(r["start_ns"]),
+            "root_span": r["root_span"],
+            "service": r["service"],
+            "status": "error" if r["errors"] else "ok",
+            "latency_ms": round((r["end_ns"] - r["start_ns"]) / 1e6, 3),
+            "spans": r["spans"],
+            "llm_calls": r["llm_calls"],
+            "models": list(r["models"]),
+            "input_tokens": r["input_tokens"],
+            "output_tokens": r["output_tokens"],
+            "total_tokens": r["total_tokens"],
+            "cost_usd": _money(r["cost_usd"]),
+            "session_id": r["session_id"],
+            "user_id": r["user_id"],
+            "run_id": r["run_id"],
+            "input": preview(content_text(r["input_raw"], "user"), chars),
+            "output": preview(content_text(r["output_raw"]), chars),
+            "scores": scores.get(tid, {}),
+            "_start_ns": r["start_ns"],
+        }
+    return out
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(value).normalize() if value else Decimal(0)
+
+
+def json_ready(value: Any) -> Any:
+    """`value` with every Decimal as a plain decimal string ("0.0000001", never "1E-7");
+    the rest is left for output.jsonable."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+# -- list_traces -----------------------------------------------------------------------------
+
+
+# Without a lower time bound, a page is first looked for among recent spans only: the first
+# window that holds a full page of traces, all of which started inside it, gives the exact
+# answer at the cost of reading that window (see _candidates).
+WINDOWS_S = (3600, 86400, 7 * 86400, 30 * 86400)
+
+
+def list_traces(
+    store: Store,
+    since: Any = None,
+    until: Any = None,
+    service: str | None = None,
+    where: str | None = None,
+    limit: int | None = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    """Traces newest first, one summary row each; `next_cursor` continues the listing.
+
+    A trace belongs to the listing when its first span started in [since, until); `service`
+    and `where` keep traces with at least one span that matches (the filter language of
+    query/filters.py, over span fields).
+    """
+    limit = check_limit(limit)
+    since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
+    after = _decode_cursor(cursor)
+    params: dict[str, Any] = {}
+    filters = []
+    if service:
+        params["service"] = service
+        filters.append("ServiceName = {service:String}")
+    span_filter = _span_filter(where, params)
+    if span_filter:
+        filters.append(f"({span_filter})")
+
+    top = after[0] if after else until_ns if until_ns is not None else parse_time("0s")
+    lows = [
+        top - w * 1_000_000_000 for w in WINDOWS_S if since_ns is None or top - w * 1_000_000_000 > since_ns
+    ]
+    lows.append(since_ns)  # the real bound (None: all time) always comes last
+    for i, lo in enumerate(lows):
+        final = i == len(lows) - 1
+        fetch = limit + 1
+        while True:
+            found = _candidates(store, lo, until_ns, after, filters, dict(params), fetch)
+            summaries = trace_summaries(store, [tid for tid, _ in found])
+            # A trace with spans in the window that started before it is an impostor: its
+            # min() here is not its start.
+            genuine = [summaries[tid] for tid, _ in found if tid in summaries]
+            genuine = [s for s in genuine if lo is None or s["_start_ns"] >= lo]
+            exact = len(genuine) == len(found)
+            if final and not exact and len(found) == fetch and len(genuine) <= limit:
+                fetch *= 2  # impostors took places of the page: look further
+                continue
+            break
+        if final or (exact and len(found) > limit):
+            break
+    page, more = genuine[:limit], len(genuine) > limit
+    rows = [tuple(s[c] for c in TRACE_COLUMNS) for s in page]
+    next_cursor = _encode_cursor(page[-1]["_start_ns"], page[-1]["trace_id"]) if more else None
+    return Page(list(TRACE_COLUMNS), rows, next_cursor)
+
+
+def _candidates(
+    store: Store,
+    lo: int | None,
+    until_ns: int | None,
+    after: tuple[int, str] | None,
+    filters: list[str],
+    params: dict[str, Any],
+    n: int,
+) -> list[tuple[str, int]]:
+    """(trace id, first span start within the spans read) of the n newest traces with spans
+    in [lo, until) (and before the cursor) that match the filters."""
+    params["n"] = n
+    conds = ["TraceId != ''", *_time_conditions(lo, until_ns, params)]
+    window = list(conds)
+    having = ""
+    if after is not None:
+        # Every span of a trace that starts before the cursor is in this bound, so min() is exact.
+        params["c_ns"], params["c_id"] = after
+        conds.append("Timestamp <= fromUnixTimestamp64Nano({c_ns:Int64})")
+        having = "HAVING start_ns < {c_ns:Int64} OR (start_ns = {c_ns:Int64} AND TraceId < {c_id:String})"
+    for f in filters:
+        conds.append("TraceId IN (SELECT TraceId FROM otel_traces WHERE " + " AND ".join([*window, f]) + ")")
+    sql = (
+        "SELECT TraceId, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns FROM otel_traces WHERE "
+        + " AND ".join(conds)
+        + f" GROUP BY TraceId {having} ORDER BY start_ns DESC, TraceId DESC LIMIT {{n:UInt32}}"
+    )
+    return store.query(sql, parameters=params)[1]
+
+
+# -- get_trace -------------------------------------------------------------------------------
+
+SPANS_SQL = """
+SELECT
+    SpanId, ParentSpanId, SpanName, SpanKind, ServiceName,
+    toUnixTimestamp64Nano(Timestamp) AS start_ns, Duration,
+    StatusCode, StatusMessage, ScopeName, ScopeVersion,
+    SpanAttributes, ResourceAttributes,
+    arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) AS event_ns, Events.Name, Events.Attributes,
+    Links.TraceId, Links.SpanId,
+    GenAIOperation, GenAIProvider, GenAIRequestModel, GenAIResponseModel,
+    InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, ReasoningTokens, TotalTokens,
+    TokensEstimated, TotalCostUSD, SessionId, UserId, RunId
+FROM otel_traces
+WHERE TraceId = {trace_id:String}
+  AND Timestamp >= fromUnixTimestamp64Nano({lo_ns:Int64})
+  AND Timestamp < fromUnixTimestamp64Nano({hi_ns:Int64})
+ORDER BY Timestamp, SpanId
+LIMIT {max_spans:UInt32}
+"""
+
+
+def _span_node(r: dict[str, Any], trace_start: int) -> dict[str, Any]:
+    attrs: dict[str, str] = r["SpanAttributes"]
+    input_raw = next((attrs[k] for k in INPUT_KEYS if attrs.get(k)), "")
+    output_raw = next((attrs[k] for k in OUTPUT_KEYS if attrs.get(k)), "")
+    node: dict[str, Any] = {
+        "span_id": r["SpanId"],
+        "parent_span_id": r["ParentSpanId"],
+        "name": r["SpanName"],
+        "kind": r["SpanKind"],
+        "service": r["ServiceName"],
+        "start_time": iso(r["start_ns"]),
+        "offset_ms": round((r["start_ns"] - trace_start) / 1e6, 3),
+        "duration_ms": round(r["Duration"] / 1e6, 3),
+        "status": r["StatusCode"],
+        "status_message": r["StatusMessage"],
+        "operation": r["GenAIOperation"],
+        "provider": r["GenAIProvider"],
+        "model": r["GenAIResponseModel"] or r["GenAIRequestModel"],
+        "request_model": r["GenAIRequestModel"],
+        "input_tokens": r["InputTokens"],
+        "output_tokens": r["OutputTokens"],
+        "cache_read_tokens": r["CacheReadTokens"],
+        "cache_write_tokens": r["CacheWriteTokens"],
+        "reasoning_tokens": r["ReasoningTokens"],
+        "total_tokens": r["TotalTokens"],
+        "tokens_estimated": bool(r["TokensEstimated"]),
+        "cost_usd": _money(r["TotalCostUSD"]),
+        "session_id": r["SessionId"],
+        "user_id": r["UserId"],
+        "run_id": r["RunId"],
+        "input": _parse(input_raw) if input_raw else None,
+        "output": _parse(output_raw) if output_raw else None,
+        "tool_calls": tool_calls_of(attrs.get("gen_ai.output.messages", "")),
+        "tool": None,
+        "error": None,
+        "events": [],
+        "links": [
+            {"trace_id": t, "span_id": s} for t, s in zip(r["Links.TraceId"], r["Links.SpanId"], strict=True)
+        ],
+        "scope": r["ScopeName"],
+        "attributes": dict(attrs),
+        "resource": dict(r["ResourceAttributes"]),
+        "orphan": False,
+        "children": [],
+    }
+    if attrs.get("gen_ai.tool.name") or r["GenAIOperation"] == "execute_tool":
+        node["tool"] = {
+            "name": attrs.get("gen_ai.tool.name", ""),
+            "call_id": attrs.get("gen_ai.tool.call.id", ""),
+            "arguments": _parse(attrs.get("gen_ai.tool.call.arguments", "")) or None,
+            "result": _parse(attrs.get("gen_ai.tool.call.result", "")) or None,
+        }
+    for ns, name, ev_attrs in zip(r["event_ns"], r["Events.Name"], r["Events.Attributes"], strict=True):
+        node["events"].append(
+            {"name": name, "offset_ms": round((ns - trace_start) / 1e6, 3), "attributes": dict(ev_attrs)}
+        )
+        if name == "exception" and node["error"] is None:
+            node["error"] = {
+                "type": ev_attrs.get("exception.type", ""),
+                "message": ev_attrs.get("exception.message", ""),
+            }
+    if r["StatusCode"] == "Error" and node["error"] is None:
+        node["error"] = {"type": attrs.get("error.type", ""), "message": r["StatusMessage"]}
+    return node
+
+
+def build_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Link span nodes (in start order) to their parents; returns the top level.
+
+    Every span appears exactly once: one whose parent is missing, or that sits in a parent
+    cycle (a broken producer), goes to the top level marked "orphan"."""
+    by_id = {n["span_id"]: n for n in nodes}
+    parent_of: dict[int, dict[str, Any]] = {}
+    roots = []
+    for n in nodes:
+        parent = by_id.get(n["parent_span_id"]) if n["parent_span_id"] else None
+        if parent is not None and parent is not n:
+            parent["children"].append(n)
+            parent_of[id(n)] = parent
+        else:
+            n["orphan"] = bool(n["parent_span_id"])
+            roots.append(n)
+    seen = {id(s) for _, s in walk(roots)}
+    for n in nodes:
+        if id(n) not in seen:  # in a cycle: cut it here and hang it at the top
+            parent_of[id(n)]["children"].remove(n)
+            n["orphan"] = True
+            roots.append(n)
+            seen.update(id(s) for _, s in walk([n]))
+    return roots
+
+
+def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
+    """The whole trace as a tree: every span with timing offsets from the trace start, GenAI
+    facts, content, tool calls, errors, events and attributes. Spans whose parent never
+    arrived are kept at the top level with "orphan": true. Raises NotFound."""
+    tid = check_trace_id(trace_id)
+    bounds = _range_of(store, [tid])
+    if bounds is None:
+        raise NotFound(f"trace {tid} not found")
+    columns, rows = store.query(
+        SPANS_SQL,
+        parameters={
+            "trace_id": tid,
+            "lo_ns": bounds[0],
+            "hi_ns": bounds[1],
+            "max_spans": MAX_TRACE_SPANS + 1,
+        },
+    )
+    if not rows:
+        raise NotFound(f"trace {tid} not found")
+    truncated = len(rows) > MAX_TRACE_SPANS
+    rows = rows[:MAX_TRACE_SPANS]
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    start = min(r["start_ns"] for r in records)
+    end = max(r["start_ns"] + r["Duration"] for r in records)
+    nodes = [_span_node(r, start) for r in records]
+    roots = build_tree(nodes)
+    llm = [n for n in nodes if n["model"] and n["operation"] not in NON_MODEL_OPERATIONS]  # as LLM_SPAN
+    return {
+        "trace_id": tid,
+        "start_time": iso(start),
+        "duration_ms": round((end - start) / 1e6, 3),
+        "span_count": len(nodes),
+        "services": sorted({n["service"] for n in nodes}),
+        "status": "error" if any(n["status"] == "Error" for n in nodes) else "ok",
+        "llm_calls": len(llm),
+        "models": sorted({n["model"] for n in llm}),
+        "input_tokens": sum(n["input_tokens"] for n in nodes),
+        "output_tokens": sum(n["output_tokens"] for n in nodes),
+        "total_tokens": sum(n["total_tokens"] for n in nodes),
+        "cost_usd": _money(sum((n["cost_usd"] for n in nodes), Decimal(0))),
+        "session_id": next((n["session_id"] for n in nodes if n["session_id"]), ""),
+        "user_id": next((n["user_id"] for n in nodes if n["user_id"]), ""),
+        "run_id": next((n["run_id"] for n in nodes if n["run_id"]), ""),
+        "scores": _scores_by_trace(store, [tid]).get(tid, {}),
+        "truncated": truncated,
+        "spans": roots,
+    }
+
+
+def walk(spans: list[dict[str, Any]]):
+    """(depth, span) for every span of a tree, depth first in start order (no recursion:
+    agent loops can nest deeply)."""
+    stack = [(0, s) for s in reversed(spans)]
+    while stack:
+        depth, s = stack.pop()
+        yield depth, s
+        stack.extend((depth + 1, c) for c in reversed(s["children"]))
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+SESSION_COLUMNS = [
+    "session_id",
+    "user_id",
+    "first_time",
+    "last_time",
+    "traces",
+    "llm_calls",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost_usd",
+]
+
+
+def list_sessions(
+    store: Store,
+    since: Any = None,
+    until: Any = None,
+    user: str | None = None,
+    limit: int | None = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    """Sessions (conversations across traces), most recently active first.
+
+    A page is found in two steps: the sessions whose spans were seen last (in growing time
+    windows, as list_traces), then the totals of those sessions' traces. Usage counts every
+    span of a session's traces, so LLM calls below a root span that carries the session id
+    count too. With --since/--until, only traces that started in that range count.
+    """
+    limit = check_limit(limit)
+    since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
+    after = _decode_cursor(cursor)
+    top = after[0] if after else until_ns if until_ns is not None else parse_time("0s")
+    lows = [
+        top - w * 1_000_000_000 for w in WINDOWS_S if since_ns is None or top - w * 1_000_000_000 > since_ns
+    ]
+    lows.append(since_ns)
+    for lo in lows:
+        # max() over a window is exact for every session seen in it: no impostors here.
+        params: dict[str, Any] = {"n": limit + 1}
+        conds = ["SessionId != ''", *_time_conditions(lo, until_ns, params)]
+        if user:
+            params["user"] = user
+            conds.append("UserId = {user:String}")
+        having = ""
+        if after is not None:
+            params["c_ns"], params["c_id"] = after
+            having = "HAVING last_ns < {c_ns:Int64} OR (last_ns = {c_ns:Int64} AND SessionId < {c_id:String})"
+        _, found = store.query(
+            "SELECT SessionId, toUnixTimestamp64Nano(max(Timestamp)) AS last_ns FROM otel_traces WHERE "
+            + " AND ".join(conds)
+            + f" GROUP BY SessionId {having} ORDER BY last_ns DESC, SessionId DESC LIMIT {{n:UInt32}}",
+            parameters=params,
+        )
+        if len(found) > limit:
+            break
+    page, more = found[:limit], len(found) > limit
+    totals = _session_totals(store, [sid for sid, _ in page], since_ns, until_ns)
+    rows = []
+    for sid, last_ns in page:
+        tot = totals.get(sid)
+        if tot is None:  # its traces all started outside [since, until)
+            continue
+        rows.append(
+            (
+                sid,
+                tot["user_id"],
+                iso(tot["first_ns"]),
+                iso(last_ns),
+                tot["traces"],
+                tot["llm_calls"],
+                tot["input_tokens"],
+                tot["output_tokens"],
+                tot["total_tokens"],
+                _money(tot["cost_usd"]),
+            )
+        )
+    next_cursor = _encode_cursor(page[-1][1], page[-1][0]) if more else None
+    return Page(list(SESSION_COLUMNS), rows, next_cursor)
+
+
+def _session_traces(
+    store: Store, session_ids: list[str], limit: int | None = None
+) -> list[tuple[str, str, int, int]]:
+    """(session id, trace id, first and last start of its spans that carry the session id)
+    of the sessions' traces, oldest first; the SessionId bloom filter finds them."""
+    _, rows = store.query(
+        "SELECT SessionId, TraceId, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns, "
+        "toUnixTimestamp64Nano(max(Timestamp)) AS last_ns FROM otel_traces "
+        "WHERE SessionId IN {sids:Array(String)} GROUP BY SessionId, TraceId ORDER BY start_ns, TraceId"
+        + (" LIMIT {n:UInt32}" if limit else ""),
+        parameters={"sids": session_ids, "n": limit or 0},
+    )
+    return rows
+
+
+def _session_totals(
+    store: Store, session_ids: list[str], since_ns: int | None, until_ns: int | None
+) -> dict[str, dict[str, Any]]:
+    if not session_ids:
+        return {}
+    pairs = _session_traces(store, session_ids)
+    summaries = trace_summaries(store, sorted({p[1] for p in pairs}), content=False)
+    out: dict[str, dict[str, Any]] = {}
+    for sid, tid, _, _ in pairs:
+        s = summaries.get(tid)
+        if s is None or (since_ns is not None and s["_start_ns"] < since_ns):
+            continue
+        if until_ns is not None and s["_start_ns"] >= until_ns:
+            continue
+        tot = out.setdefault(
+            sid,
+            {"user_id": "", "first_ns": s["_start_ns"], "traces": 0, "llm_calls": 0, "input_tokens": 0,
+             "output_tokens": 0, "total_tokens": 0, "cost_usd": Decimal(0)},
+        )  # fmt: skip
+        tot["user_id"] = tot["user_id"] or s["user_id"]
+        tot["first_ns"] = min(tot["first_ns"], s["_start_ns"])
+        tot["traces"] += 1
+        for key in ("llm_calls", "input_tokens", "output_tokens", "total_tokens", "cost_usd"):
+            tot[key] += s[key]
+    return out
+
+
+TURN_COLUMNS = [
+    "turn",
+    "trace_id",
+    "start_time",
+    "status",
+    "latency_ms",
+    "models",
+    "total_tokens",
+    "cost_usd",
+    "input",
+    "output",
+]
+
+
+def get_session(store: Store, session_id: str, chars: int = 2000) -> dict[str, Any]:
+    """A conversation: its traces in time order, each with its input and output. Raises NotFound."""
+    if not session_id or not session_id.strip():
+        raise ValueError("session id is empty")
+    found = _session_traces(store, [session_id], MAX_SESSION_TURNS)
+    if not found:
+        raise NotFound(f"session {session_id!r} not found")
+    summaries = trace_summaries(store, [tid for _, tid, _, _ in found], chars=chars)
+    ordered = sorted(summaries.values(), key=lambda s: (s["_start_ns"], s["trace_id"]))
+    turns = [{c: (i if c == "turn" else s[c]) for c in TURN_COLUMNS} for i, s in enumerate(ordered, 1)]
+    return {
+        "session_id": session_id,
+        "user_id": next((s["user_id"] for s in ordered if s["user_id"]), ""),
+        "first_time": turns[0]["start_time"] if turns else None,
+        # as in list_sessions: the latest start of a span that carries the session id
+        "last_time": iso(max(last for _, _, _, last in found)),
+        "traces": len(turns),
+        "llm_calls": sum(s["llm_calls"] for s in ordered),
+        "total_tokens": sum(s["total_tokens"] for s in ordered),
+        "cost_usd": _money(sum((s["cost_usd"] for s in ordered), Decimal(0))),
+        "turns": turns,
+    }

@@ -1,0 +1,3 @@
+from bench.runs.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Readers that turn other tools' files into run snapshots for `tracehouse import`."""

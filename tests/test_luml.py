@@ -1,0 +1,468 @@
+"""`.luml` model files: `run.log_model` -> a real FNNX package uploaded to a real collector,
+`tracehouse reproduce` passing on it and failing clearly on a tampered, foreign or broken file,
+and `tracehouse import` of `.luml` files (ours and LUML-shaped) and LUML experiment exports,
+whose fixtures are built here from the documented layout (tar members, SQLite tables)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import tarfile
+import uuid
+import zipfile
+
+os.environ.setdefault("KERAS_BACKEND", "torch")  # before anything imports keras
+
+import numpy as np
+import pytest
+import tracehouse
+from helpers import quote, run_cli, unique, wait_for
+from tracehouse import _run_transport, luml
+
+
+@pytest.fixture(scope="module")
+def sdk(collector, tmp_path_factory):
+    """This process's run transport, sending to the test collector (restored afterwards)."""
+    previous = _run_transport._transport
+    transport = _run_transport.Transport(
+        url=collector.http_url + "/v1/logs", spool_dir=tmp_path_factory.mktemp("spool")
+    )
+    _run_transport._transport = transport
+    yield collector
+    transport.flush(10)
+    _run_transport._transport = previous
+
+
+def iris_split():
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    X, y = X[order], y[order]
+    return X[:100], y[:100], X[100:], y[100:]
+
+
+@pytest.fixture(scope="module")
+def logged(sdk, tmp_path_factory):
+    """A classifier logged with its evaluation data from a run; the file kept locally too."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, X_test, y_test = iris_split()
+    path = tmp_path_factory.mktemp("models") / "iris.luml"
+    exp = unique("luml")
+    with tracehouse.run(experiment=exp, name="iris-lr", params={"C": 0.7}) as run:
+        clf = LogisticRegression(C=0.7, max_iter=500).fit(X, y)
+        for step, loss in enumerate([0.9, 0.5, 0.3]):
+            run.log_metric("loss", loss, step=step)
+        digest = run.log_model(
+            clf, "iris", inputs=X[:3], eval_data=(X_test, y_test), metric="accuracy", path=path
+        )
+    run.flush()
+    return {
+        "run": run,
+        "path": path,
+        "digest": digest,
+        "clf": clf,
+        "test": (X_test, y_test),
+        "experiment": exp,
+    }
+
+
+def test_log_model_writes_an_fnnx_package_linked_to_the_run(logged, sdk):
+    from fnnx.extras.reader import Reader
+
+    path, run = logged["path"], logged["run"]
+    assert logged["digest"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    reader = Reader(str(path))  # FNNX's own reader accepts it
+    assert reader.manifest.variant == "pyfunc" and reader.manifest.name == "iris"
+    assert reader.manifest.inputs[0].dtype == "Array[float64]" and reader.manifest.inputs[0].shape == [
+        "batch",
+        4,
+    ]
+    deps = {d.package.split("==")[0] for d in reader.pyenv.dependencies}
+    assert {"scikit-learn", "numpy", "cloudpickle", "fnnx"} <= deps
+    (entry,) = [e for e in reader.metadata if luml.SNAPSHOT_TAG in e.producer_tags]
+    assert entry.id.startswith("tracehouse~c~~c~run_snapshot~c~v1~~et~~")
+    payload = entry.payload
+    assert payload["run"]["id"] == run.id and payload["run"]["experiment"] == logged["experiment"]
+    assert payload["params"] == {"C": 0.7}
+    assert payload["metrics"]["summary"]["loss"] == 0.3 and payload["metrics"]["steps"]["loss"] == 2
+    expected = logged["clf"].score(*logged["test"])
+    assert payload["eval"]["metric"] == "accuracy" and payload["eval"]["value"] == pytest.approx(expected)
+    assert payload["environment"]["packages"]["scikit-learn"]
+    assert (
+        luml.load(path).predict(logged["test"][0][:5]).tolist()
+        == logged["clf"].predict(logged["test"][0][:5]).tolist()
+    )
+
+    # The collector has the file as the run's model, byte for byte.
+    rows = wait_for(
+        lambda: sdk.sql(f"SELECT Name, Digest, RunId FROM models FINAL WHERE RunId = {quote(run.id)}")
+    )
+    assert rows == [{"Name": "iris", "Digest": logged["digest"], "RunId": run.id}]
+    stored = sdk.session.get(f"{sdk.http_url}/api/v1/artifacts/{logged['digest']}", timeout=30)
+    assert stored.status_code == 200 and stored.content == path.read_bytes()
+    history = sdk.sql(
+        f"SELECT Value FROM run_metrics WHERE RunId = {quote(run.id)} AND Key = 'iris.accuracy'"
+    )
+    assert [r["Value"] for r in history] == [pytest.approx(expected)]
+
+
+def test_reproduce_passes(logged):
+    result = run_cli("reproduce", str(logged["path"]))
+    assert result.returncode == 0, result.stderr
+    assert "checksum: ok" in result.stdout and "PASS" in result.stdout and "accuracy" in result.stdout
+    result = run_cli("reproduce", str(logged["path"]), "--format", "json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 0 and report["verdict"] == "pass" and report["run"]["id"] == logged["run"].id
+    (check,) = report["checks"]
+    assert check["recorded"] == check["reproduced"] == pytest.approx(logged["clf"].score(*logged["test"]))
+
+
+def test_models_list_and_reproduce_by_name_from_the_collector(logged, sdk):
+    result = run_cli("models", "--name", "iris", "--server", sdk.http_url, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    models = [m for m in json.loads(result.stdout) if m["run"] == logged["run"].id]
+    assert models == [
+        {
+            "name": "iris",
+            "digest": logged["digest"],
+            "size": logged["path"].stat().st_size,
+            "run": logged["run"].id,
+            "experiment": logged["experiment"],
+            "time": models[0]["time"],
+            "metric": "accuracy",
+            "value": pytest.approx(logged["clf"].score(*logged["test"])),
+        }
+    ]
+    # By digest prefix: the bytes come from the collector's artifact store.
+    result = run_cli("reproduce", logged["digest"][:16], "--server", sdk.http_url)
+    assert result.returncode == 0, result.stderr
+    assert "PASS" in result.stdout and f"model iris {logged['digest'][:12]}" in result.stderr
+    result = run_cli("reproduce", "no-such-model", "--server", sdk.http_url)
+    assert result.returncode == 2 and "no logged model with that name or digest" in result.stderr
+
+
+def _append(path, name: str, data: bytes) -> None:
+    with tarfile.open(path, "a") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+def test_reproduce_detects_a_replaced_model(logged, tmp_path):
+    import cloudpickle
+    from sklearn.dummy import DummyClassifier
+
+    X, y, _, _ = iris_split()
+    tampered = tmp_path / "tampered.luml"
+    tampered.write_bytes(logged["path"].read_bytes())
+    # A later member of the same name is what extraction (and FNNX) would load.
+    _append(
+        tampered,
+        "variant_artifacts/extra_files/model/model.pkl",
+        cloudpickle.dumps(DummyClassifier().fit(X, y)),
+    )
+    result = run_cli("reproduce", str(tampered))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "variant_artifacts/extra_files/model/model.pkl: content changed" in result.stdout
+    assert "modified after it was logged" in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(luml.LumlError, match="modified after it was logged"):
+        luml.load(tampered)
+
+
+def test_reproduce_detects_an_added_file_and_a_changed_manifest(logged, tmp_path):
+    tampered = tmp_path / "edited.luml"
+    with tarfile.open(logged["path"]) as src, tarfile.open(tampered, "w") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            if member.name == "manifest.json":
+                data = data.replace(b'"iris"', b'"iris2"')
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    _append(tampered, "variant_artifacts/extra_modules/evil.py", b"print('hi')")
+    report = luml.reproduce(tampered)
+    assert report.verdict == "tampered" and not report.ok and report.checks == []
+    changed, added = report.problems
+    assert changed.startswith("manifest.json: content changed (sha256 ")
+    assert added == "variant_artifacts/extra_modules/evil.py: added after the snapshot was written"
+
+
+def test_reproduce_reports_a_metric_mismatch(sdk, tmp_path):
+    class EnvironmentSensitive:
+        """Predicts class 0, or class 1 where FLIP is set: the same file, another environment."""
+
+        def predict(self, X):
+            import os
+
+            return np.full(len(X), 1 if os.environ.get("FLIP") else 0)
+
+    X, y, X_test, y_test = iris_split()
+    path = tmp_path / "flip.luml"
+    with tracehouse.run(experiment=unique("luml-mismatch")) as run:
+        run.log_model(
+            EnvironmentSensitive(), "flip", eval_data=(X_test, y_test), metric="accuracy", path=path
+        )
+    assert run_cli("reproduce", str(path)).returncode == 0
+    result = run_cli("reproduce", str(path), env={"FLIP": "1"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL" in result.stdout and "MISMATCH: accuracy reproduced as" in result.stdout
+    assert "mismatch" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reproduce_rejects_what_it_cannot_use(logged, tmp_path):
+    text = tmp_path / "notes.luml"
+    text.write_text("not a model")
+    not_tar = run_cli("reproduce", str(text))
+    assert not_tar.returncode == 2 and "not a .luml file (not an uncompressed tar archive)" in not_tar.stderr
+
+    stripped = tmp_path / "no-snapshot.luml"
+    with tarfile.open(logged["path"]) as src, tarfile.open(stripped, "w") as dst:
+        for member in src.getmembers():
+            if not member.name.startswith("meta-"):
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    no_snapshot = run_cli("reproduce", str(stripped))
+    assert no_snapshot.returncode == 2 and "no Tracehouse run snapshot" in no_snapshot.stderr
+    with pytest.raises(luml.NotALumlFile, match="no such file"):
+        luml.reproduce(tmp_path / "missing.luml")
+    assert "Traceback" not in not_tar.stderr + no_snapshot.stderr
+
+
+def test_torch_module_round_trip(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    X = np.random.default_rng(1).normal(size=(40, 3))  # float64: the package feeds the weights' dtype
+    y = X @ np.array([1.0, -2.0, 0.5])
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    built = luml.build(net, tmp_path / "net.luml", "net", inputs=X[:2], eval_data=(X, y), metric="rmse")
+    assert built.flavor == "torch" and built.value > 0
+    report = luml.reproduce(built.path)
+    assert report.ok and report.checks[0].reproduced == pytest.approx(built.value, rel=1e-6)
+    restored = luml.load(built.path)
+    assert isinstance(restored, torch.nn.Sequential)
+    assert torch.equal(restored[0].weight, net[0].weight)
+
+
+def test_keras_model_saved_in_its_own_format(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    X = np.random.default_rng(2).normal(size=(30, 4)).astype("float32")
+    y = (X[:, 0] > 0).astype("int64")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    def balanced_accuracy(y_true, y_pred):  # a callable metric travels inside the package
+        labels = np.asarray(y_pred).argmax(axis=1)
+        return float(np.mean([np.mean(labels[y_true == c] == c) for c in np.unique(y_true)]))
+
+    built = luml.build(model, tmp_path / "k.luml", "k", eval_data=(X, y), metric=balanced_accuracy)
+    with tarfile.open(built.path) as tar:
+        names = tar.getnames()
+    assert "variant_artifacts/extra_files/model/model.keras" in names
+    assert "variant_artifacts/extra_files/eval/metric.pkl" in names
+    report = luml.reproduce(built.path)
+    assert report.ok and report.checks[0].metric == "balanced_accuracy"
+    assert report.checks[0].reproduced == pytest.approx(built.value)
+
+
+def test_named_metrics():
+    y = np.array([0, 1, 1, 0])
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])  # argmax: 0 1 0 0
+    assert luml.accuracy(y, scores) == 0.75
+    assert luml.f1(y, scores) == pytest.approx(2 / 3)  # positive class: tp 1, fn 1, fp 0
+    assert luml.mse([1.0, 2.0], [[1.0], [4.0]]) == 2.0 and luml.rmse([1.0, 2.0], [1.0, 4.0]) == pytest.approx(
+        2**0.5
+    )
+    assert luml.mae([1.0, 2.0], [2.0, 4.0]) == 1.5 and luml.r2([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+    with pytest.raises(ValueError, match="unknown metric 'auc'"):
+        luml._metric("auc")
+
+
+# -- import ----------------------------------------------------------------------------------------
+
+
+def exp_db_zip(tmp_path) -> bytes:
+    """A LUML per-run database with the documented tables, zipped as LUML ships it."""
+    db = tmp_path / "exp.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        """
+        CREATE TABLE static_params (key TEXT PRIMARY KEY, value TEXT, value_type TEXT);
+        CREATE TABLE dynamic_metrics (key TEXT, value REAL, step INTEGER, logged_at TIMESTAMP
+            DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (key, step));
+        CREATE TABLE attachments (id TEXT, name TEXT, file_path TEXT, created_at TIMESTAMP);
+        CREATE TABLE spans (trace_id TEXT, span_id TEXT, parent_span_id TEXT, name TEXT, kind INTEGER,
+            dfs_span_type INTEGER, status_code INTEGER, status_message TEXT, attributes TEXT, events TEXT,
+            links TEXT, trace_flags INTEGER, created_at TIMESTAMP, PRIMARY KEY (trace_id, span_id));
+        CREATE TABLE evals (id TEXT, dataset_id TEXT, inputs TEXT, outputs TEXT, refs TEXT, scores TEXT,
+            metadata TEXT, created_at TIMESTAMP, updated_at TIMESTAMP);
+        """
+    )
+    conn.executemany(
+        "INSERT INTO static_params VALUES (?, ?, ?)",
+        [
+            ("learning_rate", "0.01", "float"),
+            ("epochs", "3", "int"),
+            ("use_bn", "True", "bool"),
+            ("optimizer", "adam", "str"),
+            ("layers", "[64, 32]", "json"),
+        ],
+    )
+    for step, loss in enumerate([1.2, 0.8, 0.5]):
+        conn.execute(
+            "INSERT INTO dynamic_metrics VALUES ('loss', ?, ?, ?)", (loss, step, f"2025-03-01 10:00:0{step}")
+        )
+    # Re-logging a step overwrites it (the table's key): the import sees the last value only.
+    conn.execute("INSERT OR REPLACE INTO dynamic_metrics VALUES ('loss', 0.45, 2, '2025-03-01 10:00:09')")
+    conn.execute("INSERT INTO attachments VALUES ('a1', 'notes.txt', 'notes.txt', '2025-03-01 10:00:00')")
+    conn.execute(
+        "INSERT INTO spans (trace_id, span_id, name, kind, attributes) VALUES ('t1', 's1', 'chat', 3, '{}')"
+    )
+    conn.commit()
+    conn.close()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(db, "exp.db")
+    return buf.getvalue()
+
+
+def attachments_tar() -> tuple[bytes, bytes]:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"trained on the March data"
+        info = tarfile.TarInfo("notes.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue(), json.dumps({"notes.txt": [512, 25]}).encode()
+
+
+def luml_shaped_model(tmp_path, db_zip: bytes) -> tuple:
+    """An FNNX package with LUML's embedded experiment snapshot appended the way LUML appends it."""
+    path = tmp_path / "luml-model.luml"
+    manifest = {
+        "variant": "pyfunc", "name": "churn", "version": "1", "description": "", "producer_name": "luml.ai",
+        "producer_version": "0.1", "producer_tags": [], "inputs": [], "outputs": [],
+        "dynamic_attributes": [], "env_vars": [],
+    }  # fmt: skip
+    with tarfile.open(path, "w") as tar:
+        for name, data in (("manifest.json", json.dumps(manifest).encode()), ("meta.json", b"[]")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tag = "dataforce.studio::experiment_snapshot:v1"
+    entry_id = tag.replace(":", "~c~").replace("/", "~s~") + "~~et~~" + uuid.uuid4().hex
+    att, index = attachments_tar()
+    _append(
+        path,
+        f"meta-{uuid.uuid4().hex}.json",
+        json.dumps([{"id": entry_id, "tags": [tag], "payload": {}}]).encode(),
+    )
+    for name, data in (("exp.db.zip", db_zip), ("attachments.tar", att), ("attachments.index.json", index)):
+        _append(path, f"meta_artifacts/{entry_id}/{name}", data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def import_target(start_collector):
+    """A collector of its own: what is imported is all it holds."""
+    return start_collector(name="luml-import")
+
+
+def test_import_luml_shaped_model_file(import_target, tmp_path):
+    c = import_target
+    db_zip = exp_db_zip(tmp_path)
+    path = luml_shaped_model(tmp_path, db_zip)
+    result = run_cli("import", str(path), "--server", c.http_url, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    (loaded,) = json.loads(result.stdout)
+    run_id = loaded["run"]
+    assert loaded["source"] == "LUML model file (.luml)" and loaded["metric_points"] == 3
+    run = wait_for(lambda: c.sql(f"SELECT * FROM runs FINAL WHERE RunId = {quote(run_id)}"))
+    assert (
+        run[0]["Experiment"] == "luml"
+        and run[0]["Name"] == "churn"
+        and run[0]["Metadata"]["luml.spans"] == "1"
+    )
+    params = {
+        r["Key"]: json.loads(r["Value"])
+        for r in c.sql(f"SELECT Key, Value FROM run_params FINAL WHERE RunId = {quote(run_id)}")
+    }
+    assert params == {
+        "learning_rate": 0.01,
+        "epochs": 3,
+        "use_bn": True,
+        "optimizer": "adam",
+        "layers": [64, 32],
+    }
+    loss = c.sql(f"SELECT Step, Value FROM run_metrics WHERE RunId = {quote(run_id)} ORDER BY Step")
+    assert [(r["Step"], r["Value"]) for r in loss] == [(0, 1.2), (1, 0.8), (2, 0.45)]
+    artifacts = {
+        r["Name"]: r
+        for r in c.sql(f"SELECT Name, Kind, Digest FROM run_artifacts FINAL WHERE RunId = {quote(run_id)}")
+    }
+    assert artifacts["notes.txt"]["Kind"] == "file" and artifacts["luml-model.luml"]["Kind"] == "model"
+    notes = c.session.get(f"{c.http_url}/api/v1/artifacts/{artifacts['notes.txt']['Digest']}", timeout=30)
+    assert notes.content == b"trained on the March data"
+    assert c.sql(f"SELECT Name FROM models FINAL WHERE RunId = {quote(run_id)}") == [{"Name": "churn"}]
+
+
+def test_import_luml_experiment_export(import_target, tmp_path):
+    c = import_target
+    experiment_id = str(uuid.uuid4())
+    manifest = {
+        "artifact_type": "experiment", "variant": "default", "name": "baseline-lr", "version": "1",
+        "producer_name": "luml.ai", "producer_version": "0.1", "producer_tags": ["luml.ai::experiment_snapshot:v1"],
+        "payload": {"local_experiment_id": experiment_id, "status": "completed", "group": "tabular", "tags": ["gbt"]},
+    }  # fmt: skip
+    path = tmp_path / "experiment.tar"
+    att, index = attachments_tar()
+    with tarfile.open(path, "w") as tar:
+        for name, data in (
+            ("manifest.json", json.dumps(manifest).encode()),
+            ("exp.db.zip", exp_db_zip(tmp_path)),
+            ("attachments.tar", att),
+            ("attachments.index.json", index),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    result = run_cli("import", str(path), "--server", c.http_url, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    run_id = experiment_id.replace("-", "")
+    assert json.loads(result.stdout)[0]["run"] == run_id
+    run = wait_for(lambda: c.sql(f"SELECT * FROM runs FINAL WHERE RunId = {quote(run_id)}"))
+    assert run[0]["Name"] == "baseline-lr" and run[0]["Status"] == "finished"
+    assert run[0]["Tags"]["luml.group"] == "tabular" and run[0]["Tags"]["luml.tag.gbt"] == "true"
+    assert c.scalar(f"SELECT count() FROM run_metrics WHERE RunId = {quote(run_id)}") == 3
+
+
+def test_import_our_model_file_into_another_collector(logged, import_target):
+    c, run = import_target, logged["run"]
+    result = run_cli("import", str(logged["path"]), "--server", c.http_url, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["run"] == run.id
+    rows = wait_for(lambda: c.sql(f"SELECT Experiment, Name FROM runs FINAL WHERE RunId = {quote(run.id)}"))
+    assert rows == [{"Experiment": logged["experiment"], "Name": "iris-lr"}]
+    params = c.sql(f"SELECT Key, Value FROM run_params FINAL WHERE RunId = {quote(run.id)}")
+    assert params == [{"Key": "C", "Value": "0.7"}]
+    loss = c.sql(f"SELECT Step, Value FROM run_metrics WHERE RunId = {quote(run.id)} AND Key = 'loss'")
+    assert loss == [{"Step": 2, "Value": 0.3}]  # the final value, at the step it was logged at
+    models = c.sql(f"SELECT Name, Digest FROM models FINAL WHERE RunId = {quote(run.id)}")
+    assert models == [{"Name": "iris", "Digest": logged["digest"]}]
+
+
+def test_import_model_file_without_snapshot_says_so(logged, tmp_path, import_target):
+    stripped = tmp_path / "plain.luml"
+    with tarfile.open(logged["path"]) as src, tarfile.open(stripped, "w") as dst:
+        for member in src.getmembers():
+            if not member.name.startswith("meta-"):
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    result = run_cli("import", str(stripped), "--server", import_target.http_url)
+    assert result.returncode != 0 and "carries no run snapshot" in result.stderr
+    assert "Traceback" not in result.stderr

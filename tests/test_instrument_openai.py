@@ -486,6 +486,24 @@ def test_provider_from_base_url(traced, api):
     ]
 
 
+
+def test_azure_clients_named_azure(traced, api):
+    # Azure is told by the client class, sync or async, whatever host the resource has.
+    from helpers import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: each call fails to connect
+    kw = {"azure_endpoint": endpoint, "api_key": "x", "api_version": "2024-10-21", "max_retries": 0}
+    with pytest.raises(openai.APIConnectionError):
+        openai.AzureOpenAI(**kw).chat.completions.create(model="m", messages=MESSAGES)
+
+    async def call() -> None:
+        async with openai.AsyncAzureOpenAI(**kw) as c:
+            await c.chat.completions.create(model="m", messages=MESSAGES)
+
+    with pytest.raises(openai.APIConnectionError):
+        asyncio.run(call())
+    assert [s.attributes["gen_ai.provider.name"] for s in traced.spans()] == ["azure.ai.openai"] * 2
+
 def test_with_raw_response_untouched(traced, client):
     raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
     assert type(raw).__name__ == "LegacyAPIResponse"

@@ -25,7 +25,16 @@ class _Loader:
     def create_module(self, spec: Any) -> ModuleType | None:
         return self.inner.create_module(spec)
 
+    def __getattr__(self, name: str) -> Any:  # the rest of the inner loader (is_package, get_data, ...)
+        return getattr(self.inner, name)
+
     def exec_module(self, module: ModuleType) -> None:
+        # The module sees its own loader, as without the hook: importlib.resources, pkgutil and
+        # friends ask it for resource readers and data (litellm reads its bundled price map so).
+        module.__loader__ = self.inner
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.loader is self:
+            spec.loader = self.inner
         self.inner.exec_module(module)
         _fire(module.__name__, module)
 

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import wrapt
-from opentelemetry import metrics
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
 from opentelemetry.trace import Status, StatusCode
 
 # -- reading params and responses ----------------------------------------------------------------
@@ -103,6 +104,22 @@ def record_error(
     metric_attrs["error.type"] = kind
     if isinstance(status_code, int) and not isinstance(status_code, bool) and 100 <= status_code <= 599:
         span.set_attribute("http.response.status_code", status_code)
+
+
+# -- one LLM call, one span -----------------------------------------------------------------------
+
+# Set while a routing library's call (litellm) is traced: the provider SDK call it makes inside is
+# the same LLM call, so the SDK instrumentors make no span of their own for it.
+_ROUTED_CALL_KEY = otel_context.create_key("tracehouse-routed-llm-call")
+
+
+def routed_call_context(span: trace.Span) -> otel_context.Context:
+    """The context to run a routed call in: `span` current, nested GenAI client spans suppressed."""
+    return otel_context.set_value(_ROUTED_CALL_KEY, True, trace.set_span_in_context(span))
+
+
+def inside_routed_call() -> bool:
+    return otel_context.get_value(_ROUTED_CALL_KEY) is True
 
 
 # -- streams -------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from tracehouse.instrumentors._common import (
     args_json,
     capped_json,
     get,
+    inside_routed_call,
     jsonable,
     record_error,
     seq,
@@ -87,8 +88,9 @@ def _server(instance: Any) -> tuple[str | None, int | None, str]:
 
 def _already_traced(model: Any) -> bool:
     """True inside a call we are already tracing, or inside another instrumentor's GenAI client
-    span for this same Anthropic call (it wrapped the method outside ours)."""
-    if otel_context.get_value(_CALL_KEY):
+    span for this same Anthropic call (it wrapped the method outside ours), or inside a routed
+    call (litellm) that is this call's span."""
+    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
         return True
     span = trace.get_current_span()
     if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
@@ -591,7 +593,7 @@ def _no_sdk_span_inside_ours(wrapped: Any, instance: Any, args: Any, kwargs: Any
     """anthropic's own call span is not started for a call this instrumentor already traces: it
     gets a non-recording stand-in carrying our span's context, so that what it propagates in the
     request headers (unless its `propagation` option is off) is our span."""
-    if otel_context.get_value(_CALL_KEY):
+    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
         ours = trace.get_current_span().get_span_context()
         return trace.NonRecordingSpan(ours) if ours.is_valid else None
     return wrapped(*args, **kwargs)

@@ -39,6 +39,7 @@ from tracehouse.instrumentors._common import (
     capped_json,
     error_type,
     get,
+    inside_routed_call,
     jsonable,
     seq,
 )
@@ -91,8 +92,9 @@ def _server(client: Any) -> tuple[str | None, int | None]:
 
 def _already_traced() -> bool:
     """True inside a call we already trace, or inside another instrumentation's GenAI client
-    span (e.g. opentelemetry-instrumentation-botocore's Bedrock extension wrapped outside ours)."""
-    if otel_context.get_value(_CALL_KEY):
+    span (e.g. opentelemetry-instrumentation-botocore's Bedrock extension wrapped outside ours),
+    or inside a routed call (litellm) that is this call's span."""
+    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
         return True
     span = trace.get_current_span()
     if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:

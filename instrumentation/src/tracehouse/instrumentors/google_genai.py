@@ -36,6 +36,7 @@ from tracehouse.instrumentors._common import (
     StreamProxy,
     capped_json,
     get,
+    inside_routed_call,
     jsonable,
     record_error,
     seq,
@@ -93,8 +94,9 @@ def _get2(obj: Any, snake: str, camel: str) -> Any:
 
 def _already_traced(model: Any) -> bool:
     """True inside a call we are already tracing, or inside another instrumentor's GenAI client
-    span for this same google-genai call (it wrapped the method outside ours)."""
-    if otel_context.get_value(_CALL_KEY):
+    span for this same google-genai call (it wrapped the method outside ours), or inside a
+    routed call (litellm) that is this call's span."""
+    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
         return True
     span = trace.get_current_span()
     if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:

@@ -37,6 +37,7 @@ from tracehouse.instrumentors._common import (
     args_json,
     capped_json,
     get,
+    inside_routed_call,
     jsonable,
     record_error,
     seq,
@@ -433,7 +434,7 @@ class MistralInstrumentor(GenAIInstrumentor):
         self._patched = []
 
     def _start(self, instance: Any, kind: str, kwargs: dict[str, Any], stream: bool) -> _Call | None:
-        if not is_instrumentation_enabled() or otel_context.get_value(_CALL_KEY):
+        if not is_instrumentation_enabled() or otel_context.get_value(_CALL_KEY) or inside_routed_call():
             return None
         try:
             return _Call(self, instance, kind, kwargs, stream)
@@ -492,7 +493,7 @@ class MistralInstrumentor(GenAIInstrumentor):
 def _no_sdk_span_inside_ours(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     """mistralai's own call span is not started for a call this instrumentor already traces; the
     request carries our span's context instead."""
-    if otel_context.get_value(_CALL_KEY):
+    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
         request = kwargs.get("request", args[4] if len(args) > 4 else None)
         span = kwargs.get("span", args[2] if len(args) > 2 else None)
         with contextlib.suppress(Exception):

@@ -34,6 +34,7 @@ from tracehouse.instrumentors._common import (
     StreamProxy,
     capped_json,
     get,
+    inside_routed_call,
     jsonable,
     record_error,
     seq,
@@ -396,7 +397,7 @@ class OllamaInstrumentor(GenAIInstrumentor):
         self._rebound = {}
 
     def _start(self, instance: Any, method: str, kwargs: dict[str, Any]) -> _Call | None:
-        if not is_instrumentation_enabled() or otel_context.get_value(_CALL_KEY):
+        if not is_instrumentation_enabled() or otel_context.get_value(_CALL_KEY) or inside_routed_call():
             return None
         try:
             return _Call(self, instance, method, kwargs, kwargs.get("stream") is True)

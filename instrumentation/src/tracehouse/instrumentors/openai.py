@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind
 
 from tracehouse.instrumentors._base import GenAIInstrumentor
 from tracehouse.instrumentors._common import AsyncStreamProxy as _AsyncStreamProxy
-from tracehouse.instrumentors._common import GenAIMetrics, capped_json, record_error
+from tracehouse.instrumentors._common import GenAIMetrics, capped_json, inside_routed_call, record_error
 from tracehouse.instrumentors._common import StreamProxy as _StreamProxy
 from tracehouse.instrumentors._common import args_json as _args_json
 from tracehouse.instrumentors._common import get as _get
@@ -112,7 +112,7 @@ def _find_server(client: Any, url: Any) -> tuple[str | None, int | None, str]:
     except Exception:
         pass
     provider = "openai"
-    if type(client).__name__.startswith("Azure"):
+    if "Azure" in type(client).__name__:  # AzureOpenAI and AsyncAzureOpenAI
         provider = "azure.ai.openai"
     elif host:
         lowered = host.lower()
@@ -130,8 +130,9 @@ def _find_server(client: Any, url: Any) -> tuple[str | None, int | None, str]:
 
 def _already_traced(model: Any) -> bool:
     """True inside a call we are already tracing, or inside another instrumentor's GenAI client
-    span for this same OpenAI call (it wrapped the method outside ours)."""
-    if otel_context.get_value(_CALL_KEY):
+    span for this same OpenAI call (it wrapped the method outside ours), or inside a routed call
+    (litellm) that is this call's span."""
+    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
         return True
     span = trace.get_current_span()
     if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:

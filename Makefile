@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test bench bench-startup bench-instrumentation lint clean
+.PHONY: proto run test bench bench-startup bench-instrumentation bench-query lint clean bench-runs
 
 $(STAMP): pyproject.toml instrumentation/pyproject.toml collector/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,22 @@ bench: $(STAMP)
 bench-startup: $(STAMP)
 	$(BIN)/python -m bench.startup $(ARGS)
 
+# Aggregates (raw vs rollup), trace lookup and traces list on 10M generated spans.
+bench-query: $(STAMP)
+	$(BIN)/python -m bench.query $(ARGS)
+
 # Per-call overhead of OpenAI instrumentors; the competitors live in bench/.venv-instrumentation.
 bench-instrumentation: $(STAMP)
 	$(BIN)/python -m bench.instrumentation --setup
 	$(BIN)/python -m bench.instrumentation $(ARGS)
+
+# Training-loop overhead of run logging (with vs without) and end-to-end points/s into a collector.
+bench-runs: $(STAMP)
+	$(BIN)/python -m bench.runs $(ARGS)
+
+# Regenerate the Python code of proto/ (the gRPC Query service) into the collector package.
+proto: $(STAMP)
+	$(BIN)/python proto/generate.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
 from helpers import BASE_NS, make_span, quote, run_cli, trace_request, unique
+from tracehouse_collector.store import schema
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -262,8 +264,17 @@ def test_sql_direct_store_after_server_stopped(start_collector):
 
 # -- schema ----------------------------------------------------------------------------------
 
-EXPECTED_TABLES = {
-    "schema_migrations",
+# What the schema module defines: every table, plus the materialized views the migrations create.
+EXPECTED_TABLES = (
+    {"schema_migrations", *schema.TABLES}
+    | {
+        m.group(1)
+        for stmt in schema.all_statements()
+        if (m := re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS tracehouse\.(\w+)", stmt))
+    }
+)
+# The exporter-compatible tables a Grafana dashboard expects, whatever Tracehouse adds.
+OTEL_TABLES = {
     "otel_traces",
     "otel_traces_trace_id_ts",
     "otel_traces_trace_id_ts_mv",
@@ -303,7 +314,7 @@ def test_schema_print_applies_to_a_fresh_chdb(tmp_path):
     printed = run_cli("schema", "--print")
     assert printed.returncode == 0, printed.stderr
     ddl = printed.stdout
-    assert ddl.count("CREATE TABLE IF NOT EXISTS tracehouse.") == 9
+    assert ddl.count("CREATE TABLE IF NOT EXISTS tracehouse.") == len(schema.TABLES) + 1  # + migrations
     assert "CREATE MATERIALIZED VIEW IF NOT EXISTS tracehouse.otel_traces_trace_id_ts_mv" in ddl
 
     applied = subprocess.run(
@@ -312,8 +323,9 @@ def test_schema_print_applies_to_a_fresh_chdb(tmp_path):
     )
     assert applied.returncode == 0, applied.stderr
     from_print = json.loads(applied.stdout.strip().splitlines()[-1])
-    assert from_print["statements"] == 11
+    assert from_print["statements"] == len(schema.all_statements())
     assert {t["name"] for t in from_print["tables"]} == EXPECTED_TABLES
+    assert OTEL_TABLES <= EXPECTED_TABLES
     engines = {t["name"]: t["engine"] for t in from_print["tables"]}
     assert engines["otel_traces_trace_id_ts_mv"] == "MaterializedView"
     assert engines["otel_traces"] == "MergeTree"
@@ -322,7 +334,7 @@ def test_schema_print_applies_to_a_fresh_chdb(tmp_path):
     store = f"chdb://{tmp_path / 'migrated'}"
     first = run_cli("schema", "--store", store)
     assert first.returncode == 0, first.stderr
-    assert "applied: [1]" in first.stdout
+    assert f"applied: {[m.version for m in schema.MIGRATIONS]}" in first.stdout
     again = run_cli("schema", "--store", store)
     assert again.returncode == 0 and "applied: none" in again.stdout
     p = run_cli(
@@ -415,3 +427,21 @@ def test_exporter_compatible_columns(collector):
     assert traces[: len(EXPORTER_TRACE_COLUMNS)] == EXPORTER_TRACE_COLUMNS
     assert dict(traces[len(EXPORTER_TRACE_COLUMNS):]) == LLM_COLUMNS
     assert cols["otel_logs"][: len(EXPORTER_LOG_COLUMNS)] == EXPORTER_LOG_COLUMNS
+
+
+@pytest.mark.parametrize("taken", ["grpc", "http"])
+def test_serve_on_a_taken_port_says_so_without_a_traceback(tmp_path, taken):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = str(holder.getsockname()[1])
+        ports = {"grpc": "0", "http": "0", taken: port}
+        p = run_cli(
+            "serve", "--store", f"chdb://{tmp_path / 'store'}", "--data-dir", str(tmp_path),
+            "--grpc-port", ports["grpc"], "--http-port", ports["http"], timeout=90,
+        )
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr
+    assert port in p.stderr and ("in use" in p.stderr or "address already" in p.stderr)

@@ -22,9 +22,12 @@ def _fail(message: str, code: int = 1) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tracehouse_collector import server
+    from tracehouse_collector.auth import ApiKeyError
     from tracehouse_collector.processors.cost import PriceFileError, Pricer
+    from tracehouse_collector.query.sql import SqlLimitsError
     from tracehouse_collector.store.client import StoreError
     from tracehouse_collector.store.journal import JournalLockedError
+    from tracehouse_collector.tls import TlsConfigError
 
     settings = ServeSettings.from_env(
         store=args.store,
@@ -34,12 +37,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         workers=args.workers,
         prices=args.prices,
+        api_keys_file=args.api_keys_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     try:
         if settings.prices:
             Pricer.from_file(settings.prices)  # a broken price file stops the start, with its reason
         server.run(settings)
-    except (StoreError, JournalLockedError, OSError, PriceFileError) as exc:
+    except (
+        StoreError,
+        JournalLockedError,
+        OSError,
+        PriceFileError,
+        ApiKeyError,
+        TlsConfigError,
+        SqlLimitsError,
+    ) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         pass
@@ -103,24 +117,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from tracehouse_collector.store import schema
+    from tracehouse_collector import cli_schema
 
-    if args.print:
-        for stmt in schema.all_statements():
-            print(stmt + ";\n")
-        return 0
-    from tracehouse_collector.store.client import Store, StoreError
-
-    try:
-        store = Store(args.store or default_store(Path(args.data_dir or default_data_dir())))
-        try:
-            applied = store.migrate()
-        finally:
-            store.close()
-    except StoreError as exc:
-        return _fail(str(exc))
-    print(f"schema up to date (applied: {applied or 'none'})")
-    return 0
+    return cli_schema.run(args)
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -154,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, help="OTLP/HTTP and API port (TRACEHOUSE_HTTP_PORT, default 4318)")
     p.add_argument("--workers", type=int, help="decoding worker processes (TRACEHOUSE_WORKERS, default 2)")
     p.add_argument("--prices", help="price file (YAML or JSON) adding or overriding model prices (TRACEHOUSE_PRICES)")
+    p.add_argument(
+        "--api-keys-file",
+        help="require API keys, one per line, on every endpoint (TRACEHOUSE_API_KEYS_FILE; or TRACEHOUSE_API_KEYS)",
+    )
+    p.add_argument(
+        "--tls-cert", help="serve gRPC and HTTP over TLS with this PEM certificate (TRACEHOUSE_TLS_CERT)"
+    )
+    p.add_argument("--tls-key", help="the certificate's PEM private key (TRACEHOUSE_TLS_KEY)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("sql", help="run a read-only SQL statement in the tracehouse database")
@@ -164,7 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="create or upgrade the schema, or print its DDL")
     _add_store_args(p)
     p.add_argument("--print", action="store_true", help="print the DDL instead of applying it")
+    from tracehouse_collector.cli_schema import add_arguments as add_schema_arguments
+
+    add_schema_arguments(p)
     p.set_defaults(func=cmd_schema)
+
+    # Each command group lives in its own module; importing them costs a few ms, no heavy deps.
+    from tracehouse_collector import cli_models, cli_query, cli_runs, cli_traces
+
+    for group in (cli_query, cli_traces, cli_runs, cli_models):
+        group.add_parsers(sub, _add_read_args, _add_store_args)
     return parser
 
 

@@ -10,12 +10,15 @@ import sys
 
 from aiohttp import web
 
-from tracehouse_collector.api import rest
+from tracehouse_collector import auth, tls
+from tracehouse_collector.api import grpc_query, rest, rest_query, rest_runs, rest_traces
 from tracehouse_collector.config import ServeSettings
 from tracehouse_collector.ingest import Ingest
+from tracehouse_collector.query.sql import SqlLimits
 from tracehouse_collector.receivers import otlp_grpc, otlp_http
 from tracehouse_collector.store.client import Store
 from tracehouse_collector.store.journal import Journal
+from tracehouse_collector.store.startup import open_store
 from tracehouse_collector.store.writer import Writer
 
 log = logging.getLogger("tracehouse.server")
@@ -28,11 +31,16 @@ def _journal_dir(settings: ServeSettings, store: Store):
 
 
 async def serve(settings: ServeSettings) -> None:
+    # Unusable keys or certificates stop the start before anything opens or listens.
+    api_keys = auth.ApiKeys(auth.load_keys(settings.api_keys, settings.api_keys_file))
+    tls_files = tls.load_tls(settings.tls_cert, settings.tls_key)
+    SqlLimits.from_env()  # a bad TRACEHOUSE_SQL_* limit stops the start, not every query
+    exposure = auth.exposure_warning(settings.host, api_keys, tls_files is not None)
+    if exposure:
+        log.warning(exposure)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await asyncio.to_thread(Store, settings.store)
-    applied = await asyncio.to_thread(store.migrate)
-    if applied:
-        log.info("applied schema migrations %s", applied)
+    # A server store that is down does not stop the start: exports go to the on-disk queue.
+    store, prepare_store = await asyncio.to_thread(open_store, settings.store)
     journal = Journal(_journal_dir(settings, store), fsync=settings.journal_fsync)
     writer = Writer(
         store,
@@ -40,32 +48,53 @@ async def serve(settings: ServeSettings) -> None:
         batch_rows=settings.batch_rows,
         max_delay_s=settings.max_delay_ms / 1000,
         max_pending_rows=settings.max_pending_rows,
+        max_queue_bytes=settings.max_queue_bytes,
+        slow_insert_s=settings.slow_insert_ms / 1000,
         ack_timeout_s=settings.ack_timeout_s,
+        prepare=prepare_store,
     )
     ingest = Ingest(settings, writer)
     await writer.start()
 
     grpc_server, grpc_port = otlp_grpc.build_server(
-        ingest, settings.host, settings.grpc_port, settings.max_request_bytes
+        ingest,
+        settings.host,
+        settings.grpc_port,
+        settings.max_request_bytes,
+        interceptors=auth.grpc_interceptors(api_keys),
+        credentials=tls_files.grpc_credentials() if tls_files else None,
     )
     app = web.Application(client_max_size=settings.max_request_bytes)
+    auth.protect_http(app, api_keys)
     otlp_http.add_routes(app, ingest)
     rest.add_routes(app, store, ingest)
+    rest_traces.add_routes(app, store)
+    rest_query.add_routes(app, store)
+    rest_runs.add_routes(app, store, settings.data_dir)
+    grpc_query.add_to_server(grpc_server, store)
     # auto_decompress off: the pipeline inflates bodies itself, with the size limit applied to
     # the inflated size, in a worker process.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True)
+    site = web.TCPSite(
+        runner,
+        settings.host,
+        settings.http_port,
+        reuse_address=True,
+        ssl_context=tls_files.ssl_context() if tls_files else None,
+    )
     await site.start()
     await grpc_server.start()
     http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     ingest.accepting = True
+    scheme = "https" if tls_files else "http"
     print(
         f"tracehouse serve: store {store.dsn.display()}\n"
-        f"  OTLP/gRPC  {settings.host}:{grpc_port}\n"
-        f"  OTLP/HTTP  http://{settings.host}:{http_port}/v1/traces (metrics, logs)\n"
-        f"  API        http://{settings.host}:{http_port}/api/v1  health: /healthz",
+        f"  OTLP/gRPC  {settings.host}:{grpc_port}{' (TLS)' if tls_files else ''}\n"
+        f"  OTLP/HTTP  {scheme}://{settings.host}:{http_port}/v1/traces (metrics, logs)\n"
+        f"  API        {scheme}://{settings.host}:{http_port}/api/v1  health: /healthz\n"
+        f"  API keys   {f'required ({len(api_keys)} configured)' if api_keys else 'not required'}",
         flush=True,
     )
 

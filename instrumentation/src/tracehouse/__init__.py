@@ -24,12 +24,15 @@ __version__ = "0.1.0"
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 """Where a local ``tracehouse serve`` listens for OTLP/HTTP."""
 
-__all__ = ["DEFAULT_ENDPOINT", "context", "init", "trace", "__version__"]
+__all__ = ["DEFAULT_ENDPOINT", "active_run", "context", "init", "run", "score", "trace", "__version__"]
 
 _LAZY = {
     "context": ("tracehouse._context", "context"),
     "trace": ("tracehouse._trace", "trace"),
     "init": ("tracehouse._setup", "init"),
+    "score": ("tracehouse._score", "score"),
+    "run": ("tracehouse._run", "run"),
+    "active_run": ("tracehouse._run", "active_run"),
 }
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import orjson
 import xxhash
 
-from tracehouse_collector.processors import llm, otlp_decode
+from tracehouse_collector.processors import llm, otlp_decode, runs, scores
 from tracehouse_collector.processors.cost import Pricer
 from tracehouse_collector.processors.rows import ROW_BUILDERS, Limits, Rows
 
@@ -86,9 +86,13 @@ def process(
         raise otlp_decode.InvalidRequest(f"unknown signal {signal!r}")
     payload = otlp_decode.decompress(body, content_encoding, max_request_bytes)
     message = otlp_decode.parse(signal, payload, content_type)
-    rows: Rows = ROW_BUILDERS[signal](message, Limits(max_attribute_bytes))
+    # Experiment-run records leave the logs request here for the run tables (processors/runs.py).
+    run_rows = runs.take_run_records(message) if signal == "logs" else None
+    rows: Rows = ROW_BUILDERS[signal](message, Limits(max_attribute_bytes), run_rows)
     if signal == "traces" and llm_processor:
         llm.enrich(rows, pricer(prices_path))
+    if signal == "logs":
+        scores.normalize_log_scores(rows)
     out = EncodedRequest(signal=signal, key=request_key(signal, payload), rejected=rows.rejected)
     if rows.rejected:
         out.error_message = f"{rows.rejected} rejected: " + "; ".join(rows.errors)

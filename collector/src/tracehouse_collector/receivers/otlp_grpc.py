@@ -76,13 +76,21 @@ def _handler(ingest: Ingest, signal: str) -> Callable:
     return export
 
 
-def build_server(ingest: Ingest, host: str, port: int, max_message_bytes: int) -> tuple[grpc.aio.Server, int]:
+def build_server(
+    ingest: Ingest,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    interceptors: list | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server(
+        interceptors=interceptors or None,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     handlers = []
     for signal, service in SERVICES.items():
@@ -93,7 +101,14 @@ def build_server(ingest: Ingest, host: str, port: int, max_message_bytes: int) -
         )
         handlers.append(grpc.method_handlers_generic_handler(service, {"Export": method}))
     server.add_generic_rpc_handlers(tuple(handlers))
-    bound = server.add_insecure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
+    address = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    try:
+        if credentials is not None:
+            bound = server.add_secure_port(address, credentials)
+        else:
+            bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpc raises rather than returning 0 when the port is taken
+        bound = 0
     if bound == 0:
         raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port} (address in use?)")
     return server, bound

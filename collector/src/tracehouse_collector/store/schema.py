@@ -68,6 +68,10 @@ class Table:
     primary_key: str = ""
     engine: str = "MergeTree"
     settings: dict[str, object] = field(default_factory=dict)
+    # Retention (`tracehouse schema --ttl`, see store/ddl.py): the time column it applies to,
+    # by default the column of a time PARTITION BY; retention=False keeps rows forever.
+    ttl_column: str = ""
+    retention: bool = True
 
     @property
     def column_names(self) -> list[str]:
@@ -305,6 +309,307 @@ METRICS_SUMMARY = _metric_table(
     _c("Flags", "UInt32"),
 )
 
+
+# -- v2: scores and rollups (query module) ---------------------------------------------------
+# Evaluation results, one row per score, from `gen_ai.evaluation.result` span events and log
+# records (the SDK's tracehouse.score() sends a log record). A score keeps only the ids of
+# what it evaluates; its model, run and session come from the span at query time, so a score
+# that arrives before its span still counts once the span is there.
+SCORES = Table(
+    name="otel_scores",
+    columns=(
+        _c("Timestamp", "DateTime64(9)", "Delta, ZSTD(1)"),
+        _c("TraceId", "String"),
+        _c("SpanId", "String"),
+        _c("RunId", "String"),
+        _c("Name", "LowCardinality(String)"),
+        _c("Value", "Nullable(Float64)"),
+        _c("Label", "String"),
+        _c("Explanation", "String"),
+        _c("ResponseId", "String"),
+        _c("ServiceName", "LowCardinality(String)"),
+        _c("Source", "LowCardinality(String)"),  # span_event | log
+        _c("Attributes", _ATTR_MAP),
+    ),
+    indexes=(
+        "idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1",
+        "idx_run_id RunId TYPE bloom_filter(0.01) GRANULARITY 1",
+    ),
+    partition_by="toDate(Timestamp)",
+    order_by="(Name, toDateTime(Timestamp))",
+)
+
+_EVAL_COLUMNS = """{a}['gen_ai.evaluation.name'] AS Name,
+    toFloat64OrNull({a}['gen_ai.evaluation.score.value']) AS Value,
+    {a}['gen_ai.evaluation.score.label'] AS Label,
+    {a}['gen_ai.evaluation.explanation'] AS Explanation,
+    {a}['gen_ai.response.id'] AS ResponseId"""
+
+# The LLM processor (spans) and processors/scores.py (logs) add the canonical gen_ai.evaluation.*
+# keys to evaluation events of every spelling; these selects pick those events out.
+SCORES_FROM_SPANS_SELECT = f"""SELECT
+    ev_ts AS Timestamp, TraceId, SpanId, RunId,
+    {_EVAL_COLUMNS.format(a="ev_attrs")},
+    ServiceName, 'span_event' AS Source, ev_attrs AS Attributes
+FROM {DATABASE}.otel_traces
+ARRAY JOIN Events.Timestamp AS ev_ts, Events.Name AS ev_name, Events.Attributes AS ev_attrs
+WHERE ev_attrs['gen_ai.evaluation.name'] != '' AND position(ev_name, 'evaluation') > 0"""
+
+SCORES_FROM_LOGS_SELECT = f"""SELECT
+    Timestamp, TraceId, SpanId, LogAttributes['tracehouse.run.id'] AS RunId,
+    {_EVAL_COLUMNS.format(a="LogAttributes")},
+    ServiceName, 'log' AS Source, LogAttributes AS Attributes
+FROM {DATABASE}.otel_logs
+WHERE LogAttributes['gen_ai.evaluation.name'] != ''
+    AND position(if(EventName != '', EventName, LogAttributes['event.name']), 'evaluation') > 0"""
+
+# Usage of every span per minute and per hour, the rollups behind long-range latency and cost
+# questions (the hourly one keeps 30-day questions to a few thousand rows per group; the
+# per-minute one answers minute buckets and the partial hours at a range's edges).
+# Counts, token and cost sums are exact; percentiles are DDSketch states (quantilesDD) with a
+# relative error of at most ROLLUP_RELATIVE_ERROR on each reported value.
+ROLLUP_RELATIVE_ERROR = 0.01
+ROLLUP_LEVELS = (0.5, 0.9, 0.95, 0.99)
+_DD = f"quantilesDD({ROLLUP_RELATIVE_ERROR}, {', '.join(map(str, ROLLUP_LEVELS))})"
+ROLLUP_DIMENSIONS = ("ServiceName", "SpanName", "GenAIOperation", "GenAIProvider", "Model", "ExperimentName")
+TTFT_MS_SQL = (
+    "1000 * coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']), "
+    "toFloat64OrNull(SpanAttributes['tracehouse.response.time_to_first_chunk']))"
+)
+
+
+def _sum(type_: str) -> str:
+    return f"SimpleAggregateFunction(sum, {type_})"
+
+
+def _usage_table(name: str) -> Table:
+    return Table(
+        name=name,
+        columns=(
+            _c("Start", "DateTime", "Delta, ZSTD(1)"),  # start of the minute / hour
+            _c("ServiceName", "LowCardinality(String)"),
+            _c("SpanName", "LowCardinality(String)"),
+            _c("GenAIOperation", "LowCardinality(String)"),
+            _c("GenAIProvider", "LowCardinality(String)"),
+            _c("Model", "LowCardinality(String)"),
+            _c("ExperimentName", "LowCardinality(String)"),
+            _c("Spans", _sum("UInt64")),
+            _c("Errors", _sum("UInt64")),
+            _c("DurationSumNs", _sum("UInt64")),
+            _c("DurationMaxNs", "SimpleAggregateFunction(max, UInt64)"),
+            _c("DurationMs", f"AggregateFunction({_DD}, Float64)"),
+            _c("TtftSpans", _sum("UInt64")),
+            _c("TtftMs", f"AggregateFunction({_DD}, Float64)"),
+            _c("InputTokens", _sum("UInt64")),
+            _c("OutputTokens", _sum("UInt64")),
+            _c("CacheReadTokens", _sum("UInt64")),
+            _c("CacheWriteTokens", _sum("UInt64")),
+            _c("ReasoningTokens", _sum("UInt64")),
+            _c("TotalTokens", _sum("UInt64")),
+            _c("EstimatedTokens", _sum("UInt64")),
+            _c("CostUSD", _sum("Decimal128(12)")),
+        ),
+        engine="AggregatingMergeTree",
+        partition_by="toDate(Start)",
+        # Time first: every rollup read is a time range, which the primary key then prunes.
+        order_by="(Start, " + ", ".join(ROLLUP_DIMENSIONS) + ")",
+        # Rows carry two sketches each: smaller granules read less for a short time range.
+        settings={"index_granularity": 1024},
+    )
+
+
+USAGE_1M = _usage_table("llm_usage_1m")
+USAGE_1H = _usage_table("llm_usage_1h")
+
+# The rollup's row for a group of spans; also used by the query planner on raw spans at the
+# edges of a range, so both sides make identical states.
+USAGE_STATES: tuple[tuple[str, str], ...] = (
+    ("count()", "Spans"),
+    ("countIf(StatusCode = 'Error')", "Errors"),
+    ("sum(Duration)", "DurationSumNs"),
+    ("max(Duration)", "DurationMaxNs"),
+    (f"{_DD.replace('quantilesDD', 'quantilesDDState')}(Duration / 1e6)", "DurationMs"),
+    (f"countIf(isNotNull({TTFT_MS_SQL}))", "TtftSpans"),
+    (
+        f"{_DD.replace('quantilesDD', 'quantilesDDStateIf')}(assumeNotNull({TTFT_MS_SQL}), isNotNull({TTFT_MS_SQL}))",
+        "TtftMs",
+    ),
+    ("sum(InputTokens)", "InputTokens"),
+    ("sum(OutputTokens)", "OutputTokens"),
+    ("sum(CacheReadTokens)", "CacheReadTokens"),
+    ("sum(CacheWriteTokens)", "CacheWriteTokens"),
+    ("sum(ReasoningTokens)", "ReasoningTokens"),
+    ("sum(TotalTokens)", "TotalTokens"),
+    # Qualified: the column TotalTokens, not the alias of the sum above.
+    ("sumIf(otel_traces.TotalTokens, TokensEstimated)", "EstimatedTokens"),
+    ("sum(TotalCostUSD)", "CostUSD"),
+)
+USAGE_STATE_COLUMNS = ",\n    ".join(f"{expr} AS {alias}" for expr, alias in USAGE_STATES)
+
+USAGE_1M_SELECT = f"""SELECT
+    toStartOfMinute(toDateTime(Timestamp, 'UTC')) AS Start, ServiceName, SpanName, GenAIOperation,
+    GenAIProvider, if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel) AS Model, ExperimentName,
+    {USAGE_STATE_COLUMNS}
+FROM {DATABASE}.otel_traces
+GROUP BY Start, ServiceName, SpanName, GenAIOperation, GenAIProvider, Model, ExperimentName"""
+
+
+def _merge_state(alias: str) -> str:
+    if alias in ("DurationMs", "TtftMs"):
+        return f"{_DD.replace('quantilesDD', 'quantilesDDMergeState')}({alias})"
+    return f"{'max' if alias == 'DurationMaxNs' else 'sum'}({alias})"
+
+
+# The hourly rollup is fed from the per-minute one (a cascaded view): each inserted block is
+# grouped once from raw spans, and the hour only merges the few minute rows that made.
+USAGE_1H_SELECT = f"""SELECT
+    toStartOfHour(llm_usage_1m.Start) AS Start, ServiceName, SpanName, GenAIOperation, GenAIProvider, Model, ExperimentName,
+    {", ".join(f"{_merge_state(alias)} AS {alias}" for _, alias in USAGE_STATES)}
+FROM {DATABASE}.llm_usage_1m
+GROUP BY Start, ServiceName, SpanName, GenAIOperation, GenAIProvider, Model, ExperimentName"""
+
+
+def _mv(name: str, target: str, select: str) -> str:
+    return f"CREATE MATERIALIZED VIEW IF NOT EXISTS {DATABASE}.{name}\nTO {DATABASE}.{target}\nAS {select}"
+
+
+def _backfill(target: str, select: str) -> str:
+    # Fills a new table from data stored before its view existed (migrations run before the
+    # collector accepts data, so no row is counted twice).
+    return f"INSERT INTO {DATABASE}.{target}\n{select}"
+
+
+# -- v3: experiment runs (processors/runs.py fills them from `tracehouse.run.*` log records) --
+# Runs are few and kept forever (retention=False, no time partition); metric points are many.
+# - runs: one row per state record the SDK sends (start, tag change, end), each carrying the
+#   whole state, so ReplacingMergeTree(Version) keeps the newest and `FINAL` reads one row per
+#   run. ORDER BY (Experiment, RunId): `runs list --experiment` reads a key prefix.
+# - run_params, run_artifacts: ReplacingMergeTree keyed by (RunId, Key|Name): a value logged
+#   again replaces the old one ("latest value per run"), and a run's rows sit together.
+# - run_metrics: every point, never replaced; ORDER BY (RunId, Key, Step, Timestamp) makes the
+#   full history of one metric a contiguous range read in step order, and "compare 50 runs"
+#   50 such ranges. A repeated step stays as two rows; readers take the later Timestamp.
+# - run_metric_summary: AggregatingMergeTree filled by a materialized view, one row per
+#   (RunId, Key) after merges: last value (argMax by (Step, Timestamp)), min, max, count. Lists
+#   and comparisons of many runs read it instead of scanning histories.
+# - models: one row per registered model file (a `kind="model"` artifact), by name then digest.
+_RUN_ID = _c("RunId", "String")
+_EXPERIMENT = _c("Experiment", "LowCardinality(String)")
+_VERSION = _c("Version", "UInt64", "Delta, ZSTD(1)")
+
+RUNS = Table(
+    name="runs",
+    columns=(
+        _RUN_ID,
+        _EXPERIMENT,
+        _c("Name", "String"),
+        _c("ParentId", "String"),
+        _c("Status", "LowCardinality(String)"),
+        _c("StartTime", "DateTime64(9)"),
+        _c("EndTime", "Nullable(DateTime64(9))"),
+        _c("Tags", "Map(String, String)"),
+        _c("Metadata", "Map(LowCardinality(String), String)"),  # git, command, python, host...
+        _c("Packages", "Map(String, String)"),  # installed distributions: name -> version
+        _c("ServiceName", "LowCardinality(String)"),
+        _VERSION,
+    ),
+    engine="ReplacingMergeTree(Version)",
+    partition_by="tuple()",
+    order_by="(Experiment, RunId)",
+    retention=False,
+)
+
+RUN_PARAMS = Table(
+    name="run_params",
+    columns=(
+        _RUN_ID,
+        _c("Key", "String"),
+        _c("Value", "String"),  # JSON text of the typed value: 0.01, 64, true, "adam", {...}
+        _c("Type", "LowCardinality(String)"),  # int | float | bool | str | json
+        _VERSION,
+    ),
+    engine="ReplacingMergeTree(Version)",
+    partition_by="tuple()",
+    order_by="(RunId, Key)",
+    retention=False,
+)
+
+RUN_METRICS = Table(
+    name="run_metrics",
+    columns=(
+        _RUN_ID,
+        _c("Key", "LowCardinality(String)"),
+        _c("Step", "Int64", "Delta, ZSTD(1)"),
+        _c("Value", "Float64", "Gorilla, ZSTD(1)"),
+        _c("Timestamp", "DateTime64(9)", "Delta, ZSTD(1)"),
+    ),
+    partition_by="tuple()",
+    order_by="(RunId, Key, Step, Timestamp)",
+    retention=False,
+)
+
+RUN_METRIC_SUMMARY = Table(
+    name="run_metric_summary",
+    columns=(
+        _RUN_ID,
+        _c("Key", "LowCardinality(String)"),
+        _c("Last", "AggregateFunction(argMax, Float64, Tuple(Int64, DateTime64(9)))", ""),
+        _c("LastStep", "SimpleAggregateFunction(max, Int64)"),
+        _c("Min", "SimpleAggregateFunction(min, Float64)"),
+        _c("Max", "SimpleAggregateFunction(max, Float64)"),
+        _c("Count", "SimpleAggregateFunction(sum, UInt64)"),
+    ),
+    engine="AggregatingMergeTree",
+    partition_by="tuple()",
+    order_by="(RunId, Key)",
+    retention=False,
+)
+
+RUN_METRIC_SUMMARY_SELECT = f"""SELECT
+    RunId, Key, argMaxState(Value, (Step, Timestamp)) AS Last, max(Step) AS LastStep,
+    min(Value) AS Min, max(Value) AS Max, count() AS Count
+FROM {DATABASE}.run_metrics
+GROUP BY RunId, Key"""
+
+RUN_ARTIFACTS = Table(
+    name="run_artifacts",
+    columns=(
+        _RUN_ID,
+        _c("Name", "String"),
+        _c("Path", "String"),  # where the client read it (informational, never used to store)
+        _c("Digest", "String"),  # sha256 hex of the bytes, the key in the artifact store
+        _c("Size", "UInt64"),
+        _c("Kind", "LowCardinality(String)"),  # file | folder | model | ...
+        _c("Metadata", "String"),  # JSON object
+        _c("Timestamp", "DateTime64(9)", "Delta, ZSTD(1)"),
+        _VERSION,
+    ),
+    engine="ReplacingMergeTree(Version)",
+    partition_by="tuple()",
+    order_by="(RunId, Name)",
+    retention=False,
+)
+
+MODELS = Table(
+    name="models",
+    columns=(
+        _c("Name", "String"),
+        _c("Digest", "String"),
+        _c("Size", "UInt64"),
+        _RUN_ID,
+        _EXPERIMENT,
+        _c("Metadata", "String"),
+        _c("Timestamp", "DateTime64(9)", "Delta, ZSTD(1)"),
+        _VERSION,
+    ),
+    engine="ReplacingMergeTree(Version)",
+    partition_by="tuple()",
+    order_by="(Name, Digest, RunId)",
+    retention=False,
+)
+
+RUN_TABLES = (RUNS, RUN_PARAMS, RUN_METRICS, RUN_METRIC_SUMMARY, RUN_ARTIFACTS, MODELS)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -316,6 +621,10 @@ TABLES: dict[str, Table] = {
         METRICS_HISTOGRAM,
         METRICS_EXP_HISTOGRAM,
         METRICS_SUMMARY,
+        SCORES,
+        USAGE_1M,
+        USAGE_1H,
+        *RUN_TABLES,
     )
 }
 
@@ -351,6 +660,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             METRICS_HISTOGRAM.ddl(),
             METRICS_EXP_HISTOGRAM.ddl(),
             METRICS_SUMMARY.ddl(),
+        ),
+    ),
+    Migration(
+        2,
+        "Scores (evaluation results) and the per-minute and per-hour LLM usage rollups",
+        (
+            SCORES.ddl(),
+            _backfill("otel_scores", SCORES_FROM_SPANS_SELECT),
+            _mv("otel_scores_from_spans_mv", "otel_scores", SCORES_FROM_SPANS_SELECT),
+            _backfill("otel_scores", SCORES_FROM_LOGS_SELECT),
+            _mv("otel_scores_from_logs_mv", "otel_scores", SCORES_FROM_LOGS_SELECT),
+            USAGE_1M.ddl(),
+            _backfill("llm_usage_1m", USAGE_1M_SELECT),
+            _mv("llm_usage_1m_mv", "llm_usage_1m", USAGE_1M_SELECT),
+            USAGE_1H.ddl(),
+            _backfill("llm_usage_1h", USAGE_1H_SELECT),
+            _mv("llm_usage_1h_mv", "llm_usage_1h", USAGE_1H_SELECT),
+        ),
+    ),
+    Migration(
+        3,
+        "Experiment runs: runs, params, step metrics (+ per-key summary), artifacts, models",
+        (
+            *(t.ddl() for t in RUN_TABLES),
+            _mv("run_metric_summary_mv", "run_metric_summary", RUN_METRIC_SUMMARY_SELECT),
         ),
     ),
 )

@@ -131,8 +131,8 @@ def check_outcome(signal: str, body: bytes, content_type: str, spool: str) -> pi
     for table, path in out.files.items():
         columns = table_columns(table)
         with open(path, "rb") as fh:
-            for line in fh:
-                row = orjson.loads(line)
+            rows = orjson.loads(b"[" + fh.read().rstrip(b"\n") + b"]")  # JSONEachRow, comma-separated
+            for row in rows:
                 for key, value in row.items():
                     assert key in columns, (table, key)
                     assert fits(value, columns[key]), (table, key, columns[key], value)

@@ -64,30 +64,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _server_request(server: str, path: str, payload: dict, api_key: str | None) -> dict:
-    import json
-    import urllib.error
-    import urllib.request
+    from tracehouse_collector.server_client import call_json
 
-    req = urllib.request.Request(
-        server.rstrip("/") + path,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        try:
-            message = json.loads(body).get("error") or body.decode()
-        except ValueError:
-            message = body.decode("utf-8", "replace")
-        raise RuntimeError(message) from None
-    except urllib.error.URLError as exc:
-        raise RuntimeError(f"cannot reach the server at {server}: {exc.reason}") from None
+    return call_json(server, path, api_key, payload)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
+from tracehouse_collector import server_client
 from tracehouse_collector.output import FORMATS, render
 
 HELP = {
@@ -65,26 +64,7 @@ def _params(args: argparse.Namespace) -> dict:
 
 
 def _server_bytes(server: str, path: str, payload: dict, api_key: str | None) -> bytes:
-    req = urllib.request.Request(
-        server.rstrip("/") + path,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.read()
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        try:
-            message = json.loads(body).get("error") or body.decode()
-        except ValueError:
-            message = body.decode("utf-8", "replace")
-        raise RuntimeError(message) from None
-    except urllib.error.URLError as exc:
-        raise RuntimeError(f"cannot reach the server at {server}: {exc.reason}") from None
+    return server_client.call(server, path, api_key, payload)
 
 
 def _run_local(args: argparse.Namespace, params: dict) -> tuple[list[str], list, bytes | None]:

@@ -50,22 +50,13 @@ class CliError(Exception):
 
 
 def _get(server: str, path: str, api_key: str | None, raw: bool = False) -> Any:
-    req = urllib.request.Request(server.rstrip("/") + path, method="GET")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
+    from tracehouse_collector.server_client import ServerError, call
+
     try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            body = resp.read()
-            return body if raw else json.loads(body)
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        try:
-            message = json.loads(body).get("error") or body.decode()
-        except ValueError:
-            message = body.decode("utf-8", "replace")
-        raise CliError(message or f"HTTP {exc.code}") from None
-    except urllib.error.URLError as exc:
-        raise CliError(f"cannot reach the server at {server}: {exc.reason}") from None
+        body = call(server, path, api_key)
+    except ServerError as exc:
+        raise CliError(str(exc)) from None
+    return body if raw else json.loads(body)
 
 
 def data_dir_of(args: argparse.Namespace) -> Path:

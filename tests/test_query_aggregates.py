@@ -100,11 +100,13 @@ def data(collector):
                 "llm": True,
             }
         )
-    # Spans that are no LLM call: counted only with --all-spans.
-    for _ in range(60):
+    # Spans that are no LLM call: counted only with --all-spans. Half are agent and tool steps,
+    # which carry a GenAI operation but call no model themselves.
+    for j in range(60):
         start = _ns(T0) + rng.randrange(0, SPAN_HOURS * 3600 * 10**9)
         duration_ns = rng.randrange(1, 5000) * 1_000_000
-        spans.append(make_span("agent step", start_ns=start, duration_ns=duration_ns))
+        step = {0: {}, 1: {"gen_ai.operation.name": "invoke_agent"}, 2: {"gen_ai.operation.name": "execute_tool"}}
+        spans.append(make_span("agent step", start_ns=start, duration_ns=duration_ns, attributes=step[j % 3]))
         expected.append(
             {
                 "model": "",

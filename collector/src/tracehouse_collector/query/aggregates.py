@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from tracehouse_collector.processors.normalize import NON_MODEL_OPERATIONS
 from tracehouse_collector.query.filters import (
     MODEL_SQL,
     SPAN_FIELDS,
@@ -172,10 +173,17 @@ def _time_range(
     return out
 
 
+# "LLM spans": calls of a model. Agent, workflow and tool steps carry a GenAI operation too, but
+# no tokens of their own; counting them would add a model-less row and skew latencies.
+MODEL_CALL = "GenAIOperation != '' AND GenAIOperation NOT IN ({})".format(
+    ", ".join(f"'{op}'" for op in sorted(NON_MODEL_OPERATIONS))
+)
+
+
 def _raw_conditions(req: Request, params: _Params, compiled: Compiled | None, *, llm_only: bool) -> list[str]:
     cond = []
     if llm_only and not req.all_spans:
-        cond.append("GenAIOperation != ''")
+        cond.append(MODEL_CALL)
     if req.service:
         cond.append(f"ServiceName = {params.add('service', req.service, 'String')}")
     if compiled is not None:

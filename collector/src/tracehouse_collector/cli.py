@@ -156,9 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schema)
 
     # Each command group lives in its own module; importing them costs a few ms, no heavy deps.
-    from tracehouse_collector import cli_models, cli_query, cli_runs, cli_traces
+    from tracehouse_collector import cli_demo, cli_models, cli_query, cli_runs, cli_traces
 
-    for group in (cli_query, cli_traces, cli_runs, cli_models):
+    for group in (cli_query, cli_traces, cli_runs, cli_models, cli_demo):
         group.add_parsers(sub, _add_read_args, _add_store_args)
     return parser
 

@@ -10,8 +10,8 @@ import sys
 
 from aiohttp import web
 
-from tracehouse_collector import auth, tls
-from tracehouse_collector.api import grpc_query, rest, rest_query, rest_runs, rest_traces
+from tracehouse_collector import auth, demo, tls
+from tracehouse_collector.api import grpc_query, rest, rest_query, rest_runs, rest_traces, ui
 from tracehouse_collector.config import ServeSettings
 from tracehouse_collector.ingest import Ingest
 from tracehouse_collector.query.sql import SqlLimits
@@ -71,6 +71,7 @@ async def serve(settings: ServeSettings) -> None:
     rest_traces.add_routes(app, store)
     rest_query.add_routes(app, store)
     rest_runs.add_routes(app, store, settings.data_dir)
+    ui.add_routes(app)
     grpc_query.add_to_server(grpc_server, store)
     # auto_decompress off: the pipeline inflates bodies itself, with the size limit applied to
     # the inflated size, in a worker process.
@@ -87,16 +88,21 @@ async def serve(settings: ServeSettings) -> None:
     await grpc_server.start()
     http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
-    ingest.accepting = True
     scheme = "https" if tls_files else "http"
+    hint = await asyncio.to_thread(demo.empty_store_hint, store, f"{scheme}://{settings.host}:{http_port}")
+    # No await from here to the banner: once /healthz answers 200, the banner is in the log.
+    ingest.accepting = True
     print(
         f"tracehouse serve: store {store.dsn.display()}\n"
         f"  OTLP/gRPC  {settings.host}:{grpc_port}{' (TLS)' if tls_files else ''}\n"
         f"  OTLP/HTTP  {scheme}://{settings.host}:{http_port}/v1/traces (metrics, logs)\n"
         f"  API        {scheme}://{settings.host}:{http_port}/api/v1  health: /healthz\n"
+        f"  Web UI     {scheme}://{settings.host}:{http_port}/\n"
         f"  API keys   {f'required ({len(api_keys)} configured)' if api_keys else 'not required'}",
         flush=True,
     )
+    if hint:
+        print(hint, flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,0 +1,175 @@
+"""`tracehouse demo`: a real collector filled by the demo through OTLP, checked with SQL and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import free_port, run_cli, wait_for
+
+
+@pytest.fixture(scope="module")
+def demo_collector(start_collector):
+    c = start_collector(name="demo")
+    # A fresh store: the banner (printed before /healthz turns ready) suggests the demo.
+    assert "tracehouse demo --server" in c.log_text()
+    result = run_cli("demo", "--server", c.http_url, "--seed", "1", timeout=120)
+    assert result.returncode == 0, result.stderr
+    c.demo_output = result.stdout
+
+    def landed() -> bool:
+        # The writer batches: wait until the last things sent (the model row, the scores) are stored.
+        return (
+            c.scalar("SELECT count() FROM models") >= 1 and c.scalar("SELECT count() FROM otel_scores") >= 16
+        )
+
+    assert wait_for(landed, timeout=20), "the demo's data did not arrive"
+    return c
+
+
+def test_summary_names_the_ui_and_commands(demo_collector):
+    out = demo_collector.demo_output
+    assert f"{demo_collector.http_url}/" in out
+    assert f"tracehouse query latency --by model --server {demo_collector.http_url}" in out
+    assert "4 sessions" in out and "1 failed on purpose" in out
+
+
+def test_llm_spans_cover_three_models_and_the_past_days(demo_collector):
+    rows = demo_collector.sql(
+        "SELECT GenAIRequestModel AS model, count() AS n, sum(InputTokens) AS tokens, "
+        "dateDiff('hour', min(Timestamp), max(Timestamp)) AS span_hours "
+        "FROM otel_traces WHERE GenAIOperation = 'chat' GROUP BY model ORDER BY model"
+    )
+    assert [r["model"] for r in rows] == ["gpt-4o", "gpt-4o-mini", "o3-mini"]
+    assert all(r["n"] >= 10 and r["tokens"] > 0 for r in rows)
+    assert max(r["span_hours"] for r in rows) >= 24 * 5  # backdated history, not only "now"
+
+
+def test_live_agent_spans_streaming_tool_error_sessions(demo_collector):
+    c = demo_collector
+    live = "ServiceName = 'demo-support-bot' AND Timestamp > now() - INTERVAL 1 HOUR"
+    # Streaming through the real openai client: the instrumentor measured the first chunk.
+    ttfc = c.scalar(
+        f"SELECT count() FROM otel_traces WHERE {live} "
+        "AND toFloat64OrZero(SpanAttributes['tracehouse.response.time_to_first_chunk']) > 0"
+    )
+    assert ttfc >= 2
+    assert (
+        c.scalar(
+            f"SELECT count() FROM otel_traces WHERE {live} AND SpanAttributes['gen_ai.tool.name'] = 'get_weather'"
+        )
+        >= 2
+    )
+    assert c.scalar(f"SELECT count() FROM otel_traces WHERE {live} AND SpanName = 'retrieve_documents'") == 9
+    # The simulated outage: the chat span and its agent span both failed.
+    failed = c.sql(
+        f"SELECT SpanName, GenAIOperation FROM otel_traces WHERE {live} AND StatusCode = 'Error' ORDER BY SpanName"
+    )
+    assert {r["GenAIOperation"] for r in failed} == {"chat", "invoke_agent"}
+    sessions = c.sql(
+        f"SELECT SessionId, any(UserId) AS user FROM otel_traces WHERE {live} AND SessionId != '' GROUP BY SessionId"
+    )
+    assert {r["SessionId"] for r in sessions} == {
+        "sess-onboarding",
+        "sess-orders",
+        "sess-travel",
+        "sess-support",
+    }
+    assert all(r["user"].startswith("user-") for r in sessions)
+
+
+def test_scores_attach_to_agent_spans(demo_collector):
+    c = demo_collector
+    rows = c.sql("SELECT Name, count() AS n FROM otel_scores GROUP BY Name ORDER BY Name")
+    assert [(r["Name"], r["n"]) for r in rows] == [("helpfulness", 8), ("relevance", 8)]  # 9 turns, 1 failed
+    orphans = c.scalar(
+        "SELECT count() FROM otel_scores WHERE (TraceId, SpanId) NOT IN "
+        "(SELECT TraceId, SpanId FROM otel_traces WHERE GenAIOperation = 'invoke_agent')"
+    )
+    assert orphans == 0
+
+
+def test_runs_metrics_artifacts_and_model(demo_collector):
+    c = demo_collector
+    runs = c.sql("SELECT RunId, Status FROM runs FINAL WHERE Experiment = 'demo-classifier'")
+    assert len(runs) == 4 and {r["Status"] for r in runs} == {"finished"}
+    steps = c.scalar("SELECT max(Step) FROM run_metrics WHERE Key = 'train/loss'")
+    assert steps == 299
+    # The synthetic loss goes down.
+    first, last = c.sql(
+        "SELECT avgIf(Value, Step < 20) AS first, avgIf(Value, Step >= 280) AS last FROM run_metrics WHERE Key = 'train/loss'"
+    )[0].values()
+    assert last < first / 3
+    assert c.scalar("SELECT count() FROM run_artifacts WHERE Name = 'validation_curve.csv'") == 3
+    assert c.scalar("SELECT count() FROM models WHERE Name = 'demo-classifier'") == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("query", "latency", "--by", "model"), ("traces", "list"), ("runs", "list")],
+    ids=["latency-by-model", "traces-list", "runs-list"],
+)
+def test_read_commands_show_the_demo(demo_collector, command):
+    result = run_cli(*command, "--server", demo_collector.http_url, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) >= 3
+
+
+def test_banner_hint_only_on_an_empty_store(demo_collector):
+    demo_collector.stop()
+    demo_collector.start()
+    assert "tracehouse demo" not in demo_collector.log_text()
+
+
+def test_no_collector_is_a_clear_error():
+    result = run_cli("demo", "--server", f"http://127.0.0.1:{free_port()}", timeout=30)
+    assert result.returncode == 1
+    assert "no Tracehouse collector answers" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_openai_sends_the_history_only(start_collector, tmp_path):
+    hidden = tmp_path / "hide" / "openai"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('openai is hidden for this test')\n")
+    c = start_collector(name="demo-no-openai")
+    result = run_cli(
+        "demo",
+        "--server",
+        c.http_url,
+        "--seed",
+        "2",
+        "--days",
+        "2",
+        env={"PYTHONPATH": str(tmp_path / "hide")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "openai is not installed" in result.stdout
+    assert wait_for(lambda: c.scalar("SELECT count() FROM models") >= 1, timeout=20)
+    assert c.scalar("SELECT count() FROM otel_traces WHERE GenAIOperation = 'chat'") >= 20
+    # No live agent: nothing from the last hour came from the openai instrumentor.
+    assert c.scalar("SELECT count() FROM otel_traces WHERE ScopeName LIKE 'tracehouse.instrumentors.%'") == 0
+    assert c.scalar("SELECT count() FROM otel_scores") == 0
+
+
+def test_history_is_deterministic_per_seed():
+    import random
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from tracehouse_collector import demo
+
+    def history(seed: int) -> list:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        demo._history(provider, random.Random(seed), 3, demo.Summary())
+        return [
+            (s.name, dict(s.attributes), s.end_time - s.start_time) for s in exporter.get_finished_spans()
+        ]
+
+    first = history(5)
+    assert len(first) >= 2 * 3 * 12
+    assert history(5) == first
+    assert history(6) != first

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: proto run test bench bench-startup bench-instrumentation bench-query lint clean bench-runs
+.PHONY: proto run test system-deps bench bench-startup bench-instrumentation bench-query lint clean bench-runs
 
 $(STAMP): pyproject.toml instrumentation/pyproject.toml collector/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,26 @@ $(STAMP): pyproject.toml instrumentation/pyproject.toml collector/pyproject.toml
 run: $(STAMP)
 	$(BIN)/tracehouse serve $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(ARGS)
+
+# Debian packages some tests drive: headless Chromium and its WebDriver (web UI), docker-compose
+# and nginx (deploy/ validation). Installed when missing and apt-get can run as root; elsewhere
+# those tests skip, except in CI (CI set), where they fail.
+SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver docker-compose:docker-compose nginx:nginx
+system-deps:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	    tool=$${pair%%:*}; pkg=$${pair##*:}; \
+	    command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        echo "installing:$$missing"; apt-get update -qq && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	    else \
+	        echo "not installed:$$missing (their tests skip; as root on Debian, make test installs them)"; \
+	    fi; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(ARGS)

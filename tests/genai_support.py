@@ -77,3 +77,24 @@ def exactly_once(caplog: pytest.LogCaptureFixture, traced: Traced) -> Iterator[T
     # must be none, so every span was ended exactly once and complete when it ended.
     records = caplog.get_records("setup") + caplog.get_records("call") + caplog.records
     assert not [r.getMessage() for r in records if "ended span" in r.getMessage()]
+
+
+def collector_provider(collector: Any, service: str) -> TracerProvider:
+    """A TracerProvider exporting each span at once over OTLP/HTTP to a running collector."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url + "/v1/traces"))
+    )
+    return provider
+
+
+def points_by_attributes(metric: Any) -> dict[tuple, Any]:
+    """A metric's data points keyed by their attributes, as `key(attributes)` spells them."""
+    return {key(p.attributes): p for p in metric.data.data_points}
+
+
+def key(attributes: Any) -> tuple:
+    return tuple(sorted(dict(attributes).items()))

@@ -25,8 +25,6 @@ import pytest
 import wrapt
 from helpers import unique, wait_for
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 from tracehouse.instrumentors.anthropic import AnthropicInstrumentor, _server
 
@@ -766,37 +764,31 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         "gen_ai.response.model": "claude-x-2025",
         **_server_attrs(api),
     }
-    points = {tuple(sorted(p.attributes.items())): p for p in tokens.data.data_points}
+    points = genai_support.points_by_attributes(tokens)
     assert len(points) == 2
-    inp = points[tuple(sorted({**base, "gen_ai.token.type": "input"}.items()))]
-    out = points[tuple(sorted({**base, "gen_ai.token.type": "output"}.items()))]
+    inp = points[genai_support.key({**base, "gen_ai.token.type": "input"})]
+    out = points[genai_support.key({**base, "gen_ai.token.type": "output"})]
     assert (inp.count, inp.sum, out.count, out.sum) == (2, 260, 2, 10)
     assert list(inp.explicit_bounds) == [
         1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
     ]  # fmt: skip
-    dpoints = {tuple(sorted(p.attributes.items())): p for p in duration.data.data_points}
-    ok = dpoints[tuple(sorted(base.items()))]
+    dpoints = genai_support.points_by_attributes(duration)
+    ok = dpoints[genai_support.key(base)]
     assert ok.count == 2 and ok.sum > 0
     assert list(ok.explicit_bounds) == [
         0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
     ]  # fmt: skip
     failed = {k: v for k, v in base.items() if k != "gen_ai.response.model"}
     failed.update({"gen_ai.request.model": "claude-400", "error.type": "BadRequestError"})
-    assert dpoints[tuple(sorted(failed.items()))].count == 1
+    assert dpoints[genai_support.key(failed)].count == 1
 
 
 # -- end to end: spans into a real collector -------------------------------------------------------
 
 
 def test_collector_token_columns_end_to_end(collector, api):
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-
     service = unique("anthropic-e2e")
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url + "/v1/traces"))
-    )
+    provider = genai_support.collector_provider(collector, service)
     inst = AnthropicInstrumentor()
     inst.instrument(tracer_provider=provider)
     c = anthropic.Anthropic(base_url=api.base_url, api_key="t", max_retries=0)

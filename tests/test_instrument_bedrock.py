@@ -33,8 +33,6 @@ from botocore.exceptions import ClientError, EventStreamError
 from botocore.response import StreamingBody
 from helpers import unique, wait_for
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 from tracehouse.instrumentors.bedrock import BedrockInstrumentor
 
@@ -732,29 +730,23 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         "gen_ai.request.model": MODEL,
         **_server_attrs(api),
     }
-    points = {tuple(sorted(p.attributes.items())): p for p in tokens.data.data_points}
+    points = genai_support.points_by_attributes(tokens)
     assert len(points) == 2
-    inp = points[tuple(sorted({**base, "gen_ai.token.type": "input"}.items()))]
-    out = points[tuple(sorted({**base, "gen_ai.token.type": "output"}.items()))]
+    inp = points[genai_support.key({**base, "gen_ai.token.type": "input"})]
+    out = points[genai_support.key({**base, "gen_ai.token.type": "output"})]
     assert (inp.count, inp.sum, out.count, out.sum) == (2, 260, 2, 10)
-    dpoints = {tuple(sorted(p.attributes.items())): p for p in duration.data.data_points}
-    assert dpoints[tuple(sorted(base.items()))].count == 2
+    dpoints = genai_support.points_by_attributes(duration)
+    assert dpoints[genai_support.key(base)].count == 2
     failed = {**base, "gen_ai.request.model": "m-400", "error.type": "ValidationException"}
-    assert dpoints[tuple(sorted(failed.items()))].count == 1
+    assert dpoints[genai_support.key(failed)].count == 1
 
 
 # -- end to end: spans into a real collector -------------------------------------------------------
 
 
 def test_collector_token_columns_end_to_end(collector, api, client):
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-
     service = unique("bedrock-e2e")
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url + "/v1/traces"))
-    )
+    provider = genai_support.collector_provider(collector, service)
     inst = BedrockInstrumentor()
     inst.instrument(tracer_provider=provider)
     try:

@@ -618,16 +618,8 @@ def test_module_import_does_not_import_litellm():
 
 
 def test_spans_stored_by_the_collector(collector, api):
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
     service = unique("litellm-e2e")
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url + "/v1/traces"))
-    )
+    provider = genai_support.collector_provider(collector, service)
     inst = LiteLLMInstrumentor()
     inst.instrument(tracer_provider=provider)
     server = genai_support.fake_api(_Handler)

@@ -25,8 +25,6 @@ import pytest
 import wrapt
 from helpers import unique, wait_for
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 from tracehouse.instrumentors.ollama import OllamaInstrumentor
 
@@ -545,30 +543,24 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         "gen_ai.response.model": "llama3:latest",
         **_server_attrs(api),
     }
-    points = {tuple(sorted(p.attributes.items())): p for p in tokens.data.data_points}
+    points = genai_support.points_by_attributes(tokens)
     assert len(points) == 2
-    inp = points[tuple(sorted({**base, "gen_ai.token.type": "input"}.items()))]
-    out = points[tuple(sorted({**base, "gen_ai.token.type": "output"}.items()))]
+    inp = points[genai_support.key({**base, "gen_ai.token.type": "input"})]
+    out = points[genai_support.key({**base, "gen_ai.token.type": "output"})]
     assert (inp.count, inp.sum, out.count, out.sum) == (2, 24, 2, 14)
-    dpoints = {tuple(sorted(p.attributes.items())): p for p in duration.data.data_points}
-    assert dpoints[tuple(sorted(base.items()))].count == 2
+    dpoints = genai_support.points_by_attributes(duration)
+    assert dpoints[genai_support.key(base)].count == 2
     failed = {k: v for k, v in base.items() if k != "gen_ai.response.model"}
     failed.update({"gen_ai.request.model": "llama-404", "error.type": "ResponseError"})
-    assert dpoints[tuple(sorted(failed.items()))].count == 1
+    assert dpoints[genai_support.key(failed)].count == 1
 
 
 # -- end to end: spans into a real collector -------------------------------------------------------
 
 
 def test_collector_token_columns_end_to_end(collector, api):
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-
     service = unique("ollama-e2e")
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url + "/v1/traces"))
-    )
+    provider = genai_support.collector_provider(collector, service)
     inst = OllamaInstrumentor()
     inst.instrument(tracer_provider=provider)
     c = ollama.Client(host=api.base_url)

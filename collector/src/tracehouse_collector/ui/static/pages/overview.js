@@ -1,0 +1,80 @@
+import { h, api, records, fmtMs, fmtCost, fmtInt, fmtTime, sinceSeconds, emptyTraces, routeUrl, chart, rangeSelect } from "../lib.js";
+
+export async function renderOverview(root, route, current) {
+  const since = route.params.get("since") || "24h";
+  root.append(
+    h("div.toolbar", h("h1", "Overview"), rangeSelect(since, (v) => (location.hash = routeUrl("overview", "", { since: v })))),
+  );
+  const secs = sinceSeconds(since);
+  const [counts, lat, cost, byHour] = await Promise.all([
+    api("/api/v1/sql", null, {
+      sql:
+        "SELECT uniqExact(TraceId) AS traces, uniqExactIf(TraceId, StatusCode = 'Error') AS error_traces " +
+        `FROM otel_traces WHERE Timestamp >= now() - INTERVAL ${secs} SECOND`,
+    }),
+    api("/api/v1/query/latency", { since }),
+    api("/api/v1/query/cost", { since }),
+    api("/api/v1/query/latency", { since, by: "hour" }),
+  ]);
+  if (!current()) return;
+  const c = records(counts)[0] || { traces: 0, error_traces: 0 };
+  const l = records(lat)[0] || {};
+  const k = records(cost)[0] || {};
+  if (!Number(c.traces)) {
+    root.append(emptyTraces());
+    return;
+  }
+  const kpi = (key, label, value) => h("div.kpi", { dataset: { kpi: key } }, h("div.label", label), h("div.value", value));
+  root.append(
+    h(
+      "div.kpis#kpis",
+      kpi("traces", "Traces", fmtInt(c.traces)),
+      kpi("llm_calls", "LLM calls", fmtInt(l.count)),
+      kpi("tokens", "Tokens", fmtInt(k.total_tokens)),
+      kpi("cost", "Cost", fmtCost(k.cost_usd)),
+      kpi("p50", "LLM latency p50", fmtMs(l.p50_ms)),
+      kpi("p99", "LLM latency p99", fmtMs(l.p99_ms)),
+      kpi("error_rate", "Traces with errors", `${((100 * c.error_traces) / c.traces).toFixed(1)}%`),
+    ),
+  );
+  const hours = records(byHour);
+  const el = h("div.chart#latency-chart");
+  root.append(h("h2", "LLM call latency by hour"), el);
+  chart(el).setOption({
+    tooltip: { trigger: "axis" },
+    legend: { data: ["p50", "p90", "p99"] },
+    grid: { left: 60, right: 20, top: 40, bottom: 40 },
+    xAxis: { type: "time", min: Date.now() - secs * 1000, max: Date.now() },
+    yAxis: { type: "value", name: "ms" },
+    series: ["p50", "p90", "p99"].map((p) => ({
+      name: p,
+      type: "line",
+      showSymbol: hours.length < 50,
+      data: hours.map((r) => [r.hour + "Z", r[`${p}_ms`]]),
+    })),
+  });
+  const [recent, runs] = await Promise.all([api("/api/v1/traces", { since, limit: 8 }), api("/api/v1/runs", { limit: 8 })]);
+  if (!current()) return;
+  root.append(
+    h("div.charts",
+      h("div",
+        h("h2", "Recent traces ", h("a", { href: routeUrl("traces", "", { since }) }, "(all)")),
+        h("table#recent-traces", h("tbody", records(recent).map((r) =>
+          h(`tr${r.status === "error" ? ".error" : ""}`,
+            h("td", h("span.status", { title: r.status })),
+            h("td", h("a", { href: routeUrl("trace", r.trace_id) }, r.root_span || r.trace_id)),
+            h("td.preview", { title: r.input }, r.input),
+            h("td.num", fmtMs(r.latency_ms)),
+            h("td", { title: r.start_time }, fmtTime(r.start_time))))))),
+      h("div",
+        h("h2", "Recent runs ", h("a", { href: "#/runs" }, "(all)")),
+        runs.length
+          ? h("table#recent-runs", h("tbody", runs.map((r) =>
+              h(`tr${r.status === "failed" ? ".error" : ""}`,
+                h("td", h(`span.status${r.status === "failed" ? ".error" : ""}`, { title: r.status })),
+                h("td", h("a", { href: routeUrl("run", r.id) }, r.name)),
+                h("td", r.experiment),
+                h("td", { title: r.start }, fmtTime(r.start))))))
+          : h("p.muted", "No runs yet."))),
+  );
+}

@@ -1,0 +1,153 @@
+import { h, api, fmtMs, fmtCost, fmtInt, fmtTime, errorBox, routeUrl, filterLink } from "../lib.js";
+
+// ----- trace detail -----
+
+const SPAN_ICONS = { llm: "◆", tool: "⚙", retrieval: "⌕", embedding: "≋", agent: "★", span: "•" };
+
+function spanType(s) {
+  const op = s.operation || "";
+  if (s.tool || op === "execute_tool") return "tool";
+  if (op === "embeddings") return "embedding";
+  if (op.includes("retriev") || /retriev|search/i.test(s.name)) return "retrieval";
+  if (op.includes("agent")) return "agent";
+  if (s.model) return "llm";
+  return "span";
+}
+
+function* walkSpans(spans, depth = 0) {
+  for (const s of spans) {
+    yield [s, depth];
+    yield* walkSpans(s.children || [], depth + 1);
+  }
+}
+
+export async function renderTrace(root, route, current) {
+  const t = await api(`/api/v1/traces/${encodeURIComponent(route.id)}`);
+  if (!current()) return;
+  root.append(
+    h("div.toolbar",
+      h("a", { href: "#/traces" }, "← Traces"),
+      h("h1", `Trace ${t.trace_id}`),
+      h("span.status" + (t.status === "error" ? ".error" : ""), { title: t.status }),
+      h("span.muted", `${fmtTime(t.start_time)} · ${fmtMs(t.duration_ms)} · ${t.span_count} spans · `,
+        `${fmtInt(t.total_tokens)} tokens · ${fmtCost(t.cost_usd)}`,
+        t.session_id ? [" · session ", h("a", { href: filterLink("session", t.session_id) }, t.session_id)] : "",
+        t.user_id ? [" · user ", h("a", { href: filterLink("user", t.user_id) }, t.user_id)] : "",
+        t.run_id ? [" · run ", h("a", { href: routeUrl("run", t.run_id) }, t.run_id.slice(0, 8))] : ""),
+    ),
+  );
+  if (t.truncated) root.append(h("p.error-box", "This trace has more spans than shown."));
+  const pane = h("div.pane#span-detail", h("p.muted", "Select a span to see its messages and attributes."));
+  const tree = h("div#span-tree");
+  const total = t.duration_ms || 1;
+  let selected = null;
+  let initial = null;
+  for (const [s, depth] of walkSpans(t.spans)) {
+    const cls = ["span-row"];
+    if (s.status === "Error" || s.error) cls.push("error");
+    if (s.model) cls.push("llm");
+    const left = (100 * s.offset_ms) / total;
+    const width = Math.max((100 * s.duration_ms) / total, 0.3);
+    const row = h(
+      "div." + cls.join("."),
+      { dataset: { spanId: s.span_id }, tabindex: 0 },
+      h("div.span-name", { style: `padding-left:${depth * 16}px`, title: s.name },
+        h("span.span-icon", { title: spanType(s) }, SPAN_ICONS[spanType(s)]),
+        h("span", s.name),
+        s.model ? h("span.badge", s.model) : null,
+        s.total_tokens ? h("span.badge", { title: `${s.input_tokens} in / ${s.output_tokens} out` }, `${s.total_tokens} tok`) : null,
+        Number(s.cost_usd) ? h("span.badge", fmtCost(s.cost_usd)) : null,
+        s.orphan ? h("span.badge", { title: "its parent span never arrived" }, "orphan") : null,
+        s.error ? h("span.span-error", `${s.error.type ? s.error.type + ": " : ""}${s.error.message || "error"}`) : null,
+      ),
+      h("div.waterfall",
+        h("div.waterfall-bar", { style: `left:${Math.min(left, 99.7)}%;width:${Math.min(width, 100 - Math.min(left, 99.7))}%` }),
+        h("span.waterfall-label", fmtMs(s.duration_ms)),
+      ),
+    );
+    const select = () => {
+      if (selected) selected.classList.remove("selected");
+      selected = row;
+      row.classList.add("selected");
+      pane.replaceChildren(...spanDetail(s));
+      history.replaceState(null, "", routeUrl("trace", t.trace_id, { span: s.span_id })); // shareable
+    };
+    row.addEventListener("click", select);
+    row.addEventListener("keydown", (e) => e.key === "Enter" && select());
+    tree.append(row);
+    if (s.span_id === route.params.get("span")) initial = select;
+  }
+  if (initial) initial();
+  root.append(h("div.trace-layout", tree, pane));
+}
+
+// A message's parts as readable blocks: text as text, tool calls and other parts as JSON.
+function messageParts(msg) {
+  const out = [];
+  const content = msg.parts ?? msg.content;
+  const parts = typeof content === "string" ? [{ type: "text", content }] : Array.isArray(content) ? content : [];
+  for (const p of parts) {
+    if (typeof p === "string") out.push(h("div.text", p));
+    else if (p.type === "text" && typeof (p.content ?? p.text) === "string") out.push(h("div.text", p.content ?? p.text));
+    else if (p.type === "tool_call") out.push(h("div", h("strong", `→ tool call ${p.name || ""}`), h("pre.json", JSON.stringify(p.arguments ?? p, null, 2))));
+    else if (p.type === "tool_call_response") out.push(h("div", h("strong", "← tool result"), h("pre.json", fmtJson(p.response ?? p.result ?? p))));
+    else out.push(h("pre.json", JSON.stringify(p, null, 2)));
+  }
+  for (const call of msg.tool_calls || []) out.push(h("div", h("strong", "→ tool call"), h("pre.json", JSON.stringify(call, null, 2))));
+  if (!parts.length && !(msg.tool_calls || []).length) out.push(h("pre.json", JSON.stringify(msg, null, 2)));
+  return out;
+}
+
+const fmtJson = (v) => (typeof v === "string" ? v : JSON.stringify(v, null, 2));
+
+function messages(value) {
+  if (value === null || value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((m) =>
+    m && typeof m === "object"
+      ? h(`div.message.role-${String(m.role || "unknown").replace(/[^a-z_-]/gi, "")}`,
+          h("div.role", m.role || "message", m.finish_reason ? ` (${m.finish_reason})` : ""), messageParts(m))
+      : h("div.message", h("div.text", fmtJson(m))),
+  );
+}
+
+function spanDetail(s) {
+  const out = [h("h2", s.name)];
+  const facts = [
+    ["status", s.status + (s.status_message ? `: ${s.status_message}` : "")],
+    ["duration", fmtMs(s.duration_ms)],
+    ["start", `+${fmtMs(s.offset_ms)} (${s.start_time})`],
+    ["service", s.service],
+    ["operation", s.operation],
+    ["model", s.model],
+    ["provider", s.provider],
+    ["tokens", s.total_tokens ? `${s.input_tokens} in / ${s.output_tokens} out${s.tokens_estimated ? " (estimated)" : ""}` : ""],
+    ["cost", Number(s.cost_usd) ? fmtCost(s.cost_usd) : ""],
+    ["span id", s.span_id],
+  ].filter(([, v]) => v);
+  out.push(h("dl.facts", facts.map(([k, v]) => [h("dt", k), h("dd", v)])));
+  if (s.error) out.push(errorBox("span-error", `${s.error.type ? s.error.type + ": " : ""}${s.error.message}`));
+  if (s.input !== null && s.input !== undefined) out.push(h("h2", "Input"), ...messages(s.input));
+  if (s.output !== null && s.output !== undefined) out.push(h("h2", "Output"), ...messages(s.output));
+  if (s.tool) {
+    out.push(h("h2", `Tool ${s.tool.name}`));
+    if (s.tool.arguments !== null) out.push(h("div", h("strong", "arguments"), h("pre.json", fmtJson(s.tool.arguments))));
+    if (s.tool.result !== null) out.push(h("div", h("strong", "result"), h("pre.json", fmtJson(s.tool.result))));
+  }
+  if ((s.events || []).length) {
+    out.push(h("h2", "Events"));
+    for (const e of s.events) out.push(h("div", h("strong", `+${fmtMs(e.offset_ms)} ${e.name}`), h("pre.json", JSON.stringify(e.attributes, null, 2))));
+  }
+  const search = h("input#attr-search", { type: "search", placeholder: "search attributes" });
+  const attrRows = Object.entries(s.attributes || {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => h("tr", { dataset: { key: k.toLowerCase(), value: String(v).toLowerCase().slice(0, 2000) } }, h("td", k), h("td", v)));
+  search.addEventListener("input", () => {
+    const q = search.value.trim().toLowerCase();
+    for (const r of attrRows) r.style.display = !q || r.dataset.key.includes(q) || r.dataset.value.includes(q) ? "" : "none";
+  });
+  out.push(h("h2", "Attributes"), search, h("table#attr-table", h("tbody", attrRows)));
+  const res = Object.entries(s.resource || {}).sort(([a], [b]) => a.localeCompare(b));
+  if (res.length) out.push(h("h2", "Resource"), h("table", h("tbody", res.map(([k, v]) => h("tr", h("td", k), h("td", v))))));
+  return out;
+}

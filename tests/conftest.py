@@ -24,6 +24,9 @@ from helpers import REPO, free_port, tracehouse_cmd
 
 START_TIMEOUT_S = 60.0
 
+# Browser fixtures (Playwright) and the demo-filled collector the UI tests share.
+pytest_plugins = ["ui_fixtures"]
+
 
 class SqlError(Exception):
     def __init__(self, status: int, message: str) -> None:

@@ -8,25 +8,6 @@ import pytest
 from helpers import free_port, run_cli, wait_for
 
 
-@pytest.fixture(scope="module")
-def demo_collector(start_collector):
-    c = start_collector(name="demo")
-    # A fresh store: the banner (printed before /healthz turns ready) suggests the demo.
-    assert "tracehouse demo --server" in c.log_text()
-    result = run_cli("demo", "--server", c.http_url, "--seed", "1", timeout=120)
-    assert result.returncode == 0, result.stderr
-    c.demo_output = result.stdout
-
-    def landed() -> bool:
-        # The writer batches: wait until the last things sent (the model row, the scores) are stored.
-        return (
-            c.scalar("SELECT count() FROM models") >= 1 and c.scalar("SELECT count() FROM otel_scores") >= 16
-        )
-
-    assert wait_for(landed, timeout=20), "the demo's data did not arrive"
-    return c
-
-
 def test_summary_names_the_ui_and_commands(demo_collector):
     out = demo_collector.demo_output
     assert f"{demo_collector.http_url}/" in out

@@ -7,14 +7,28 @@ import { renderTraces } from "./pages/traces.js";
 import { renderTrace } from "./pages/trace.js";
 import { renderRuns } from "./pages/runs.js";
 import { renderRun } from "./pages/run.js";
+import { renderCompare } from "./pages/compare.js";
+import { renderSessions } from "./pages/sessions.js";
+import { renderMetrics } from "./pages/metrics.js";
+import { renderSql } from "./pages/sql.js";
 
 const view = document.getElementById("view");
 const THEME_KEY = "tracehouse.theme";
 let renderToken = 0; // a page render that finds a newer token has been superseded
 
-const PAGES = { overview: renderOverview, traces: renderTraces, trace: renderTrace, runs: renderRuns, run: renderRun };
+const PAGES = {
+  overview: renderOverview,
+  traces: renderTraces,
+  trace: renderTrace,
+  sessions: renderSessions, // #/sessions and #/sessions/<id> (the transcript)
+  runs: renderRuns,
+  run: renderRun,
+  compare: renderCompare,
+  metrics: renderMetrics,
+  sql: renderSql,
+};
 // Detail pages light up the nav entry of their list.
-const NAV_OF = { trace: "traces", run: "runs" };
+const NAV_OF = { trace: "traces", run: "runs", compare: "runs" };
 
 async function render() {
   const token = ++renderToken;

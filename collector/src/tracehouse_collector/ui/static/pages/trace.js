@@ -1,4 +1,4 @@
-import { h, api, fmtMs, fmtCost, fmtInt, fmtTime, errorBox, routeUrl, filterLink } from "../lib.js";
+import { h, api, fmtMs, fmtCost, fmtInt, fmtScore, fmtTime, errorBox, routeUrl, filterLink } from "../lib.js";
 
 // ----- trace detail -----
 
@@ -34,6 +34,7 @@ export async function renderTrace(root, route, current) {
         t.session_id ? [" · session ", h("a", { href: filterLink("session", t.session_id) }, t.session_id)] : "",
         t.user_id ? [" · user ", h("a", { href: filterLink("user", t.user_id) }, t.user_id)] : "",
         t.run_id ? [" · run ", h("a", { href: routeUrl("run", t.run_id) }, t.run_id.slice(0, 8))] : ""),
+      h("span#trace-scores", Object.entries(t.scores || {}).map(([k, v]) => h("span.badge", { title: `score ${k}` }, `${k} ${fmtScore(v)}`))),
     ),
   );
   if (t.truncated) root.append(h("p.error-box", "This trace has more spans than shown."));
@@ -42,6 +43,23 @@ export async function renderTrace(root, route, current) {
   const total = t.duration_ms || 1;
   let selected = null;
   let initial = null;
+  const rowsOf = new Map(); // span id -> its row and its children's ids, for collapsing
+  const collapsed = new Set();
+  const setHidden = (id, hidden) => {
+    for (const child of rowsOf.get(id).children) {
+      rowsOf.get(child).row.hidden = hidden;
+      // a collapsed child keeps its own subtree hidden when its parent opens again
+      setHidden(child, hidden || collapsed.has(child));
+    }
+  };
+  const toggle = (s, button) => {
+    const closing = !collapsed.has(s.span_id);
+    if (closing) collapsed.add(s.span_id);
+    else collapsed.delete(s.span_id);
+    button.textContent = closing ? "▸" : "▾";
+    button.setAttribute("aria-expanded", String(!closing));
+    setHidden(s.span_id, closing);
+  };
   for (const [s, depth] of walkSpans(t.spans)) {
     const cls = ["span-row"];
     if (s.status === "Error" || s.error) cls.push("error");
@@ -52,6 +70,10 @@ export async function renderTrace(root, route, current) {
       "div." + cls.join("."),
       { dataset: { spanId: s.span_id }, tabindex: 0 },
       h("div.span-name", { style: `padding-left:${depth * 16}px`, title: s.name },
+        (s.children || []).length
+          ? h("button.tree-toggle", { type: "button", title: "collapse / expand the children", "aria-expanded": "true",
+              onclick: (e) => { e.stopPropagation(); toggle(s, e.currentTarget); } }, "▾")
+          : h("span.tree-toggle"),
         h("span.span-icon", { title: spanType(s) }, SPAN_ICONS[spanType(s)]),
         h("span", s.name),
         s.model ? h("span.badge", s.model) : null,
@@ -75,6 +97,7 @@ export async function renderTrace(root, route, current) {
     row.addEventListener("click", select);
     row.addEventListener("keydown", (e) => e.key === "Enter" && select());
     tree.append(row);
+    rowsOf.set(s.span_id, { row, children: (s.children || []).map((c) => c.span_id) });
     if (s.span_id === route.params.get("span")) initial = select;
   }
   if (initial) initial();
@@ -127,6 +150,13 @@ function spanDetail(s) {
   ].filter(([, v]) => v);
   out.push(h("dl.facts", facts.map(([k, v]) => [h("dt", k), h("dd", v)])));
   if (s.error) out.push(errorBox("span-error", `${s.error.type ? s.error.type + ": " : ""}${s.error.message}`));
+  const attrs = s.attributes || {};
+  const request = requestParams(attrs);
+  if (request.length) out.push(h("h2", "Request and response"), h("dl.facts#request-params", request.map(([k, v]) => [h("dt", k), h("dd", v)])));
+  const system = parseJson(attrs["gen_ai.system_instructions"]);
+  if (system !== undefined) out.push(h("h2", "System instructions"), ...messages({ role: "system", parts: Array.isArray(system) ? system : [system] }));
+  const tools = parseJson(attrs["gen_ai.tool.definitions"]);
+  if (Array.isArray(tools) && tools.length) out.push(h("h2", `Tools available (${tools.length})`), h("div#tool-definitions", tools.map(toolDefinition)));
   if (s.input !== null && s.input !== undefined) out.push(h("h2", "Input"), ...messages(s.input));
   if (s.output !== null && s.output !== undefined) out.push(h("h2", "Output"), ...messages(s.output));
   if (s.tool) {
@@ -150,4 +180,37 @@ function spanDetail(s) {
   const res = Object.entries(s.resource || {}).sort(([a], [b]) => a.localeCompare(b));
   if (res.length) out.push(h("h2", "Resource"), h("table", h("tbody", res.map(([k, v]) => h("tr", h("td", k), h("td", v))))));
   return out;
+}
+
+// gen_ai.request.* (temperature, max_tokens, ...) and response facts, as "name: value" pairs.
+const RESPONSE_FACTS = ["gen_ai.response.id", "gen_ai.response.finish_reasons", "gen_ai.output.type", "gen_ai.conversation.id"];
+function requestParams(attrs) {
+  const out = Object.entries(attrs)
+    .filter(([k]) => k.startsWith("gen_ai.request.") && k !== "gen_ai.request.model")
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => [k.slice("gen_ai.request.".length), v]);
+  for (const k of RESPONSE_FACTS) if (attrs[k]) out.push([k.replace(/^gen_ai\./, ""), attrs[k]]);
+  return out;
+}
+
+function parseJson(text) {
+  if (text === undefined || text === null || text === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+// One tool definition, in any of the shapes providers use: {type, function: {name, ...}},
+// {name, description, parameters | input_schema | inputSchema}, or Gemini's function_declarations.
+function toolDefinition(tool) {
+  if (tool && Array.isArray(tool.function_declarations || tool.functionDeclarations)) {
+    return (tool.function_declarations || tool.functionDeclarations).map(toolDefinition);
+  }
+  const fn = (tool && (tool.function || tool.toolSpec)) || tool || {};
+  const schema = fn.parameters || fn.input_schema || (fn.inputSchema && (fn.inputSchema.json || fn.inputSchema)) || null;
+  return h("details.tool-def",
+    h("summary", h("strong", fn.name || tool.type || "tool"), fn.description ? h("span.muted", ` ${fn.description}`) : null),
+    h("pre.json", JSON.stringify(schema ?? tool, null, 2)));
 }

@@ -11,7 +11,7 @@ export async function renderTraces(root, route, current) {
   };
   const whereBox = h("input#where", {
     type: "search",
-    placeholder: "filter, e.g. model = 'gpt-4o' and duration_ms > 500 (press Enter)",
+    placeholder: "filter, e.g. request_model = 'gpt-4o' and duration_ms > 500 (press Enter)",
     value: where,
   });
   root.append(

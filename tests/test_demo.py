@@ -62,18 +62,49 @@ def test_live_agent_spans_streaming_tool_error_sessions(demo_collector):
 def test_scores_attach_to_agent_spans(demo_collector):
     c = demo_collector
     rows = c.sql("SELECT Name, count() AS n FROM otel_scores GROUP BY Name ORDER BY Name")
-    assert [(r["Name"], r["n"]) for r in rows] == [("helpfulness", 8), ("relevance", 8)]  # 9 turns, 1 failed
+    # 9 agent turns (1 failed) score relevance and helpfulness; 2 eval runs x 8 examples, accuracy.
+    assert [(r["Name"], r["n"]) for r in rows] == [("accuracy", 16), ("helpfulness", 8), ("relevance", 8)]
     orphans = c.scalar(
-        "SELECT count() FROM otel_scores WHERE (TraceId, SpanId) NOT IN "
+        "SELECT count() FROM otel_scores WHERE Name != 'accuracy' AND (TraceId, SpanId) NOT IN "
         "(SELECT TraceId, SpanId FROM otel_traces WHERE GenAIOperation = 'invoke_agent')"
     )
     assert orphans == 0
+
+
+def test_prompt_eval_runs_carry_their_llm_usage(demo_collector):
+    """The two evaluation runs' LLM calls roll up per run (REST compare), matching the spans."""
+    c = demo_collector
+    runs = {
+        r["name"]: r for r in c.session.get(c.http_url + "/api/v1/runs?experiment=demo-prompt-eval").json()
+    }
+    assert sorted(runs) == ["prompt-v1-gpt-4o-mini", "prompt-v2-gpt-4o"]
+    ids = [runs["prompt-v1-gpt-4o-mini"]["id"], runs["prompt-v2-gpt-4o"]["id"]]
+    compared = c.session.get(c.http_url + "/api/v1/runs/compare", params={"ids": ",".join(ids)}).json()
+    for run_id in ids:
+        llm = compared["llm"][run_id]
+        spans = c.sql(
+            "SELECT count() AS n, sum(TotalTokens) AS tokens, sum(TotalCostUSD) AS cost FROM otel_traces "
+            f"WHERE RunId = '{run_id}' AND GenAIOperation = 'chat'"
+        )[0]
+        assert llm["calls"] == spans["n"] == 8
+        assert llm["total_tokens"] == spans["tokens"] > 0
+        assert llm["cost_usd"] == pytest.approx(float(spans["cost"])) and llm["cost_usd"] > 0
+        # The score mean is the run's own accuracy metric, computed by the demo from the answers.
+        metric = c.scalar(
+            f"SELECT argMax(Value, Step) FROM run_metrics WHERE RunId = '{run_id}' AND Key = 'accuracy'"
+        )
+        assert llm["accuracy"] == pytest.approx(metric)
+        assert runs[[n for n in runs if runs[n]["id"] == run_id][0]]["llm"] == llm
+    rows = {(r[0], r[1]): r[2:] for r in compared["rows"]}
+    assert rows[("llm", "calls")][:2] == [8, 8]
+    assert compared["llm"][ids[1]]["cost_usd"] > compared["llm"][ids[0]]["cost_usd"]  # gpt-4o costs more
 
 
 def test_runs_metrics_artifacts_and_model(demo_collector):
     c = demo_collector
     runs = c.sql("SELECT RunId, Status FROM runs FINAL WHERE Experiment = 'demo-classifier'")
     assert len(runs) == 4 and {r["Status"] for r in runs} == {"finished"}
+    assert c.scalar("SELECT count() FROM runs FINAL WHERE Experiment = 'demo-prompt-eval'") == 2
     steps = c.scalar("SELECT max(Step) FROM run_metrics WHERE Key = 'train/loss'")
     assert steps == 299
     # The synthetic loss goes down.

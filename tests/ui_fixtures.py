@@ -40,7 +40,7 @@ def demo_collector(start_collector):
     def landed() -> bool:
         # The writer batches: wait until the last things sent (the model row, the scores) are stored.
         return (
-            c.scalar("SELECT count() FROM models") >= 1 and c.scalar("SELECT count() FROM otel_scores") >= 16
+            c.scalar("SELECT count() FROM models") >= 1 and c.scalar("SELECT count() FROM otel_scores") >= 32
         )
 
     assert wait_for(landed, timeout=30), "the demo's data did not arrive"

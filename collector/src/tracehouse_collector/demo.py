@@ -96,8 +96,28 @@ def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+# The evaluation runs' task: label a review's sentiment. The fake models get it right with these
+# rates, so the two prompt-eval runs differ in accuracy the way real models would.
+_EVAL_REVIEWS = (
+    ("I love this kettle, it boils in a minute", "positive"),
+    ("Broke after two days, very disappointed", "negative"),
+    ("Great value and fast delivery", "positive"),
+    ("The lid leaks and support never answered", "negative"),
+    ("Works exactly as described, would buy again", "positive"),
+    ("Arrived scratched and the handle is loose", "negative"),
+    ("Quiet, pretty and easy to clean", "positive"),
+    ("Stopped working in a week, asking for a refund", "negative"),
+)
+_EVAL_PREFIX = "Label the sentiment (positive or negative): "
+_MODEL_SKILL = {"gpt-4o-mini": 0.7, "gpt-4o": 0.9, "o3-mini": 0.8}
+
+
 def _answer_for(messages: list[dict], model: str) -> str:
     question = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+    if question.startswith(_EVAL_PREFIX):
+        truth = dict(_EVAL_REVIEWS).get(question[len(_EVAL_PREFIX) :], "positive")
+        right = random.Random(question + model).random() < _MODEL_SKILL.get(model, 0.5)
+        return truth if right else ("negative" if truth == "positive" else "positive")
     tool = next((m.get("content") for m in reversed(messages) if m.get("role") == "tool"), None)
     if tool:
         return f"According to the weather service: {tool}. ({model})"
@@ -336,10 +356,41 @@ def _agent_app(provider: Any, rng: random.Random, summary: Summary) -> None:
                         support_agent(question, model, stream)
                     except openai.APIError:
                         summary.errors += 1  # recorded on the spans: the demo shows a failed call on purpose
+        _prompt_eval_runs(client, summary)
     finally:
         httpd.shutdown()
         httpd.server_close()
         instrumentor.uninstrument()
+
+
+def _prompt_eval_runs(client: Any, summary: Summary) -> None:
+    """Two evaluation runs of a labelling prompt on two models: every call is an LLM span of the
+    run, scored `accuracy` 1/0 against the expected label, so the runs compare on accuracy,
+    latency, tokens and cost."""
+    import tracehouse
+
+    @tracehouse.trace(kind="chain", name="eval_example")
+    def evaluate(model: str, review: str, truth: str) -> bool:
+        resp = client.chat.completions.create(
+            model=model, temperature=0.0, messages=[{"role": "user", "content": _EVAL_PREFIX + review}]
+        )
+        ok = (resp.choices[0].message.content or "").strip() == truth
+        tracehouse.score("accuracy", 1.0 if ok else 0.0)  # on this example's span
+        return ok
+
+    for variant, model in (("v1", "gpt-4o-mini"), ("v2", "gpt-4o")):
+        params = {"prompt": variant, "model": model, "temperature": 0.0, "examples": len(_EVAL_REVIEWS)}
+        with tracehouse.run("demo-prompt-eval", name=f"prompt-{variant}-{model}", params=params) as run:
+            correct = 0
+            for step, (review, truth) in enumerate(_EVAL_REVIEWS):
+                correct += evaluate(model, review, truth)
+                summary.llm_calls += 1
+                summary.scores += 1
+                run.log_metric("running_accuracy", correct / (step + 1), step=step)
+                summary.metric_points += 1
+            run.log_metric("accuracy", correct / len(_EVAL_REVIEWS))
+            summary.metric_points += 1
+            summary.runs += 1
 
 
 # -- backdated history --------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from tracehouse_collector.query.filters import Field, FieldSet, KeyedField, comp
 from tracehouse_collector.store.client import Store
 
 MAX_COMPARE = 100
+# The LLM usage of a run shown side by side by `compare` (see llm_rollups).
+LLM_FIELDS = ("calls", "errors", "accuracy", "latency_p50_ms", "latency_p95_ms", "total_tokens", "cost_usd")
 _REF = re.compile(r"[0-9a-f]{6,32}")
 
 
@@ -149,9 +151,31 @@ def list_runs(
         clauses.append(compiled.sql)
         params.update(compiled.params)
     runs = _runs(store, " AND ".join(clauses), params, limit=limit)
+    ids = [r["id"] for r in runs]
+    llm = llm_rollups(store, runs)
+    summaries = metric_summaries(store, ids) if ids else {}
+    models = linked_models(store, ids) if ids else {}
     for r in runs:  # system.* samples stay in `show`; a list shows what the run itself logged
         r["metrics"] = {k: v for k, v in r["metrics"].items() if not k.startswith("system.")}
+        summary = summaries.get(r["id"], {})
+        r["metrics_min"] = {k: summary[k]["min"] for k in r["metrics"] if k in summary}
+        r["metrics_max"] = {k: summary[k]["max"] for k in r["metrics"] if k in summary}
+        r["models"] = models.get(r["id"], [])
+        r["llm"] = llm[r["id"]]
     return runs
+
+
+def linked_models(store: Store, ids: list[str]) -> dict[str, list[dict]]:
+    """{run id: [{name, digest, size}]}: the model files (e.g. `.luml`) the runs registered."""
+    _, rows = store.query(
+        "SELECT RunId, Name, Digest, Size FROM tracehouse.models FINAL WHERE RunId IN {ids:Array(String)} "
+        "ORDER BY RunId, Timestamp",
+        parameters={"ids": ids},
+    )
+    out: dict[str, list[dict]] = {}
+    for run_id, name, digest, size in rows:
+        out.setdefault(run_id, []).append({"name": name, "digest": digest, "size": size})
+    return out
 
 
 def resolve(store: Store, ref: str) -> str:
@@ -239,6 +263,7 @@ def show_run(store: Store, ref: str) -> dict:
         parameters={"id": run_id},
     )
     run["children"] = [c[0] for c in children]
+    run["llm"] = llm_rollups(store, [run])[run_id]
     return run
 
 
@@ -267,6 +292,56 @@ def metric_history(store: Store, ref: str, key: str | None = None, all_points: b
         {"key": k, "step": s, "value": _num(v), "timestamp": _iso(t), "time_unix_nano": ns}
         for k, s, v, t, ns in rows
     ]
+
+
+def llm_rollups(store: Store, runs: list[dict]) -> dict[str, dict | None]:
+    """{run id: LLM usage of the calls made inside the run, or None when it made none}: calls,
+    errors, tokens, cost, p50/p95 latency, and the mean of each score attributed to the run
+    (`accuracy` is the score of that name). Computed by the aggregates module (exact, raw
+    spans) over the runs' whole lifetime, three queries for all runs together."""
+    from tracehouse_collector.query import aggregates
+
+    out: dict[str, dict | None] = {r["id"]: None for r in runs}
+    starts = [dt.datetime.fromisoformat(r["start"]) for r in runs if r.get("start")]
+    if not starts:
+        return out
+    # Spans logged just before a run's start record (clock skew between hosts) still count.
+    since = min(starts) - dt.timedelta(minutes=5)
+    where = "run IN (" + ", ".join(f"'{i}'" for i in out) + ")"  # ids are hex: nothing to escape
+
+    def records(kind: str, by: list[str]) -> list[dict]:
+        res = aggregates.aggregate(store, kind, by=by, since=since, where=where, plan="raw")
+        return [dict(zip(res.columns, row, strict=True)) for row in res.rows]
+
+    for r in records("latency", ["run"]):
+        out[r["run"]] = {
+            "calls": r["count"],
+            "errors": round(r["error_rate"] * r["count"]),
+            "latency_p50_ms": r["p50_ms"],
+            "latency_p95_ms": r["p95_ms"],
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "total_tokens": 0,
+            "cost_usd": 0.0,
+            "accuracy": None,
+            "scores": {},
+        }
+    for r in records("cost", ["run"]):
+        if out.get(r["run"]) is not None:
+            out[r["run"]].update(
+                input_tokens=r["input_tokens"],
+                output_tokens=r["output_tokens"],
+                total_tokens=r["total_tokens"],
+                cost_usd=float(r["cost_usd"]),
+            )
+    for r in records("accuracy", ["run"]):
+        usage = out.get(r["run"])
+        if usage is not None and r["mean"] is not None and math.isfinite(r["mean"]):
+            usage["scores"][r["evaluation"]] = round(r["mean"], 6)
+    for usage in out.values():
+        if usage is not None:
+            usage["accuracy"] = usage["scores"].get("accuracy")
+    return out
 
 
 def compare(store: Store, refs: list[str], diff_only: bool = False) -> dict:
@@ -309,7 +384,13 @@ def compare(store: Store, refs: list[str], diff_only: bool = False) -> dict:
         for stat in ("last", "min", "max", "count"):
             values = [summaries[i].get(key, {}).get(stat) for i in ids]
             add(f"metric.{stat}", key, values, numeric=True)
-    return {"columns": columns, "rows": rows, "runs": ids}
+    llm = llm_rollups(store, runs)
+    if any(llm.values()):
+        for field in LLM_FIELDS:
+            add("llm", field, [(llm[i] or {}).get(field) for i in ids], numeric=True)
+        for name in sorted({n for u in llm.values() if u for n in u["scores"]}):
+            add("llm.score", name, [(llm[i] or {}).get("scores", {}).get(name) for i in ids], numeric=True)
+    return {"columns": columns, "rows": rows, "runs": ids, "llm": llm}
 
 
 def export_data(store: Store, ref: str) -> dict:

@@ -158,3 +158,8 @@ export function filterLink(field, value) {
   return routeUrl("traces", "", { since: "30d", where: `${field} = '${String(value).replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'` });
 }
 
+
+// ECharts renders a tooltip formatter's string as HTML: user data in one must be escaped.
+export function escapeHtml(value) {
+  return String(value).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}

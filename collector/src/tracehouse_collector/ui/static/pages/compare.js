@@ -1,6 +1,139 @@
-import { h } from "../lib.js";
+import { h, api, chart, fmtNum, fmtValue, routeUrl } from "../lib.js";
 
-// Placeholder while the page is being built this session (owner: see /work/team/RULES.md).
-export async function renderCompare(root) {
-  root.append(h("h1", "Compare"));
+// #/compare?ids=a,b,c&base=a&diff=1: runs side by side against a baseline run.
+
+// Which way is better for a metric, guessed from its name; null when unknown (no colour).
+function direction(key) {
+  const k = key.toLowerCase();
+  if (/loss|error|perplexity|latency|_ms$|cost|mse|mae|rmse|wer|cer/.test(k)) return -1;
+  if (/acc|f1|precision|recall|auc|score|bleu|rouge|map|ndcg|r2|reward|calls$/.test(k)) return k.endsWith("calls") ? null : 1;
+  return null;
+}
+
+function delta(value, base, key) {
+  if (typeof value !== "number" || typeof base !== "number") return null;
+  const d = value - base;
+  const pct = base !== 0 ? (100 * d) / Math.abs(base) : null;
+  const dir = direction(key);
+  const cls = d === 0 || dir === null ? "" : d * dir > 0 ? ".better" : ".worse";
+  const text = `${d > 0 ? "+" : ""}${fmtNum(d)}${pct === null ? "" : ` (${pct > 0 ? "+" : ""}${pct.toFixed(1)}%)`}`;
+  return h(`span.delta${cls}`, text);
+}
+
+const same = (values) => values.every((v) => JSON.stringify(v) === JSON.stringify(values[0]));
+
+const LLM_LABELS = {
+  calls: "LLM calls",
+  errors: "errors",
+  accuracy: "accuracy (mean score)",
+  latency_p50_ms: "latency p50 (ms)",
+  latency_p95_ms: "latency p95 (ms)",
+  total_tokens: "tokens",
+  cost_usd: "cost (USD)",
+};
+
+export async function renderCompare(root, route, current) {
+  const ids = (route.params.get("ids") || "").split(",").filter(Boolean);
+  if (ids.length < 2) {
+    root.append(
+      h("h1", "Compare runs"),
+      h("div.empty", h("p", "Pick at least two runs to compare: tick them on the ", h("a", { href: "#/runs" }, "Runs"),
+        " page, then press ", h("strong", "Compare selected"), ".")),
+    );
+    return;
+  }
+  const diffOnly = route.params.get("diff") === "1";
+  const [cmp, ...details] = await Promise.all([
+    api("/api/v1/runs/compare", { ids: ids.join(",") }),
+    ...ids.map((id) => api(`/api/v1/runs/${encodeURIComponent(id)}`)),
+  ]);
+  if (!current()) return;
+  const runs = cmp.runs.map((id) => details.find((d) => d.id === id));
+  const base = runs.find((r) => r.id === route.params.get("base")) || runs[0];
+  const others = runs.filter((r) => r !== base);
+  const order = [base, ...others];
+  const go = (changes) => (location.hash = routeUrl("compare", "", { ids: ids.join(","), base: base.id, diff: diffOnly ? "1" : "", ...changes }));
+  root.append(
+    h("div.toolbar",
+      h("a", { href: "#/runs" }, "← Runs"),
+      h("h1", `Compare ${runs.length} runs`),
+      h("label", "baseline ",
+        h("select#baseline", { onchange: (e) => go({ base: e.target.value }) },
+          runs.map((r) => h("option", { value: r.id, selected: r === base }, `${r.name} (${r.id.slice(0, 6)})`)))),
+      h("label", h("input#diff-only", { type: "checkbox", checked: diffOnly, onchange: (e) => go({ diff: e.target.checked ? "1" : "" }) }),
+        " only params that differ"),
+    ),
+  );
+  const head = h("thead", h("tr", h("th", ""), order.map((r, i) =>
+    h("th", h("a", { href: routeUrl("run", r.id) }, r.name), h("div.muted", i === 0 ? "baseline" : r.experiment)))));
+
+  // Params side by side.
+  const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params || {})))].sort();
+  const paramRows = paramKeys
+    .map((k) => [k, order.map((r) => (k in (r.params || {}) ? r.params[k] : undefined))])
+    .filter(([, values]) => !diffOnly || !same(values))
+    .map(([k, values]) => h(`tr${same(values) ? "" : ".differs"}`, { dataset: { param: k } }, h("td", k),
+      values.map((v) => h("td", v === undefined ? "–" : fmtValue(v)))));
+  root.append(h("h2", "Params"),
+    paramRows.length
+      ? h("table.compare#compare-params", head.cloneNode(true), h("tbody", paramRows))
+      : h("p.muted#compare-params", diffOnly ? "All params are equal." : "No params logged."));
+
+  // Metric summaries with deltas against the baseline.
+  const metricKeys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].filter((k) => !k.startsWith("system.")).sort();
+  const metricRows = metricKeys.map((k) => {
+    const b = base.metrics?.[k];
+    return h("tr", { dataset: { metric: k } }, h("td", k),
+      order.map((r, i) => {
+        const m = r.metrics?.[k];
+        if (!m) return h("td", "–");
+        return h("td", { title: `min ${fmtNum(m.min)} · max ${fmtNum(m.max)} · ${m.count} points` },
+          h("span.value", fmtNum(m.last)), i > 0 && b ? [" ", delta(m.last, b.last, k)] : null);
+      }));
+  });
+  root.append(h("h2", "Metrics (last value; min/max on hover)"),
+    metricRows.length ? h("table.compare#compare-metrics", head.cloneNode(true), h("tbody", metricRows)) : h("p.muted", "No metrics logged."));
+
+  // LLM usage of each run.
+  const llm = cmp.llm || {};
+  if (runs.some((r) => llm[r.id])) {
+    const scoreNames = [...new Set(runs.flatMap((r) => Object.keys(llm[r.id]?.scores || {})))].sort();
+    const row = (label, key, get) => h("tr", { dataset: { llm: key } }, h("td", label),
+      order.map((r, i) => {
+        const v = get(llm[r.id]);
+        if (v === undefined || v === null) return h("td", "–");
+        return h("td", h("span.value", key === "cost_usd" ? `$${fmtNum(v)}` : fmtNum(v)),
+          i > 0 ? [" ", delta(v, get(llm[base.id]), key)] : null);
+      }));
+    root.append(h("h2", "LLM calls inside the runs"),
+      h("table.compare#compare-llm", head.cloneNode(true), h("tbody",
+        Object.entries(LLM_LABELS).map(([key, label]) => row(label, key, (u) => u?.[key])),
+        scoreNames.filter((n) => n !== "accuracy").map((n) => row(`score ${n}`, `score.${n}`, (u) => u?.scores?.[n])))));
+  }
+
+  // Overlaid curves, one chart per metric.
+  const histories = await Promise.all(order.map((r) => api(`/api/v1/runs/${encodeURIComponent(r.id)}/metrics`)));
+  if (!current()) return;
+  const box = h("div.charts#compare-charts");
+  root.append(h("h2", "Curves"), box);
+  for (const key of metricKeys) {
+    const lines = order.map((r, i) => ({
+      name: `${r.name} (${r.id.slice(0, 6)})`,
+      data: histories[i].filter((p) => p.key === key).map((p) => [p.step, p.value]),
+    })).filter((l) => l.data.length);
+    if (!lines.some((l) => l.data.length > 1)) continue; // a single value is in the table already
+    const el = h("div.chart", { dataset: { metric: key } });
+    box.append(el);
+    chart(el).setOption({
+      title: { text: key, left: 8, textStyle: { fontSize: 13 } },
+      tooltip: { trigger: "axis" },
+      legend: { top: 24, type: "scroll" },
+      grid: { left: 60, right: 20, top: 60, bottom: 50 },
+      xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 26 },
+      yAxis: { type: "value", scale: true },
+      dataZoom: [{ type: "inside" }],
+      series: lines.map((l, i) => ({ type: "line", name: l.name, showSymbol: l.data.length < 60, data: l.data, lineStyle: { width: i === 0 ? 2.5 : 1.5 } })),
+    });
+  }
+  if (!box.children.length) box.append(h("p.muted", "No metric has more than one point to draw."));
 }

@@ -1,32 +1,69 @@
-import { h, ApiError, api, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl, chart } from "../lib.js";
+import { h, ApiError, api, chart, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl } from "../lib.js";
 
-const RUN_COLUMNS = {
-  status: (r) => r.status,
-  name: (r) => r.name,
-  experiment: (r) => r.experiment,
-  start: (r) => r.start || "",
-  duration: (r) => r.duration_s ?? -1,
+// #/runs: the runs table (sortable, column chooser, filter, selection) and below it the chart
+// views: metric curves of the selected runs (smoothing, log scale, x = step or time), parallel
+// coordinates over params and a metric, and a scatter of any two columns, both over the shown runs.
+
+// Fixed columns: [label, sort value, cell].
+const FIXED = {
+  status: ["status", (r) => r.status, (r) => [h(`span.status${r.status === "failed" ? ".error" : ""}`), " ", r.status]],
+  name: ["name", (r) => r.name, (r) => h("a", { href: routeUrl("run", r.id) }, r.name)],
+  experiment: ["experiment", (r) => r.experiment, (r) => r.experiment],
+  start: ["start", (r) => r.start || "", (r) => h("span", { title: r.start }, fmtTime(r.start))],
+  duration: ["duration", (r) => r.duration_s ?? -1, (r) => (r.duration_s === null ? "running" : fmtMs(r.duration_s * 1000))],
+  models: ["model files", (r) => (r.models || []).length, (r) => (r.models || []).map((m) =>
+    h("a.badge", { href: `/api/v1/artifacts/${encodeURIComponent(m.digest)}`, download: m.name, title: `${m.digest.slice(0, 12)} · ${fmtInt(m.size)} B` }, m.name))],
+  llm_calls: ["LLM calls", (r) => r.llm?.calls, (r) => fmtInt(r.llm?.calls)],
+  llm_tokens: ["LLM tokens", (r) => r.llm?.total_tokens, (r) => fmtInt(r.llm?.total_tokens)],
+  llm_cost: ["LLM cost", (r) => r.llm?.cost_usd, (r) => (r.llm ? fmtCost(r.llm.cost_usd) : "")],
 };
+
+// A column's value for sorting and charts: fixed columns, params.k, metrics.k, scores.k.
+function valueOf(col) {
+  if (FIXED[col]) return FIXED[col][1];
+  const [kind, ...rest] = col.split(".");
+  const key = rest.join(".");
+  if (kind === "params") return (r) => r.params[key];
+  if (kind === "metrics") return (r) => r.metrics[key];
+  if (kind === "scores") return (r) => r.llm?.scores?.[key];
+  return FIXED.start[1];
+}
+
+const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+
+// Exponential moving average with the start-up bias removed (as TensorBoard smooths curves).
+function smooth(points, weight) {
+  if (!weight) return points;
+  let last = 0;
+  return points.map(([x, y], i) => {
+    last = last * weight + (1 - weight) * y;
+    return [x, last / (1 - weight ** (i + 1))];
+  });
+}
 
 export async function renderRuns(root, route, current) {
   const p = route.params;
   const sort = p.get("sort") || "start";
   const dir = p.get("dir") || (sort === "start" ? "desc" : "asc");
   const selected = new Set((p.get("sel") || "").split(",").filter(Boolean));
+  const hidden = new Set((p.get("hide") || "").split(",").filter(Boolean));
   const experiment = p.get("experiment") || "";
   const where = p.get("where") || "";
-  const state = () => ({ experiment, where, sort, dir, sel: [...selected].join(",") });
+  const opts = { smooth: Number(p.get("smooth") || 0), log: p.get("log") === "1", x: p.get("x") === "time" ? "time" : "step" };
+  const state = () => ({
+    experiment, where, sort, dir, sel: [...selected].join(","), hide: [...hidden].join(","),
+    smooth: opts.smooth || "", log: opts.log ? "1" : "", x: opts.x === "time" ? "time" : "",
+    pc: p.get("pc") || "", sx: p.get("sx") || "", sy: p.get("sy") || "",
+  });
+  const go = (changes) => (location.hash = routeUrl("runs", "", { ...state(), ...changes }));
   const whereBox = h("input#where", { type: "search", placeholder: "filter, e.g. params.lr > 0.001 and status = 'finished' (press Enter)", value: where });
-  root.append(
-    h("div.toolbar",
-      h("h1", "Runs"),
-      h("input#experiment", { type: "search", placeholder: "experiment", value: experiment, size: 16,
-        onchange: (e) => (location.hash = routeUrl("runs", "", { ...state(), experiment: e.target.value.trim() })) }),
-      h("form", { style: "display:contents", onsubmit: (e) => { e.preventDefault(); location.hash = routeUrl("runs", "", { ...state(), where: whereBox.value.trim() }); } },
-        whereBox, h("button", { type: "submit" }, "Apply")),
-      h("span.muted#selection-count", selected.size ? `${selected.size} selected` : ""),
-    ),
+  const toolbar = h("div.toolbar",
+    h("h1", "Runs"),
+    h("input#experiment", { type: "search", placeholder: "experiment", value: experiment, size: 16, onchange: (e) => go({ experiment: e.target.value.trim() }) }),
+    h("form", { style: "display:contents", onsubmit: (e) => { e.preventDefault(); go({ where: whereBox.value.trim() }); } },
+      whereBox, h("button", { type: "submit" }, "Apply")),
   );
+  root.append(toolbar);
   let runs;
   try {
     runs = await api("/api/v1/runs", { limit: 1000, experiment, where });
@@ -42,93 +79,175 @@ export async function renderRuns(root, route, current) {
   }
   const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort();
   const metricKeys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
-  const keyOf = (col) => {
-    if (RUN_COLUMNS[col]) return RUN_COLUMNS[col];
-    if (col.startsWith("params.")) return (r) => r.params[col.slice(7)];
-    if (col.startsWith("metrics.")) return (r) => r.metrics[col.slice(8)];
-    return RUN_COLUMNS.start;
-  };
-  const get = keyOf(sort);
+  const scoreKeys = [...new Set(runs.flatMap((r) => Object.keys(r.llm?.scores || {})))].sort();
+  const anyLlm = runs.some((r) => r.llm);
+  const anyModel = runs.some((r) => (r.models || []).length);
+  const columns = [
+    ...Object.keys(FIXED).filter((c) => (c.startsWith("llm_") ? anyLlm : c === "models" ? anyModel : true)),
+    ...paramKeys.map((k) => `params.${k}`),
+    ...metricKeys.map((k) => `metrics.${k}`),
+    ...scoreKeys.map((k) => `scores.${k}`),
+  ];
+  const shown = columns.filter((c) => !hidden.has(c));
+  const label = (c) => (FIXED[c] ? FIXED[c][0] : c.split(".").slice(1).join("."));
+
+  // Selection and column chooser live in the toolbar.
+  toolbar.append(
+    h("span.muted#selection-count", selected.size ? `${selected.size} selected` : ""),
+    selected.size >= 2 ? h("a.button#compare-selected", { href: routeUrl("compare", "", { ids: [...selected].join(",") }) }, "Compare selected") : null,
+    h("details.column-chooser#column-chooser",
+      h("summary", `Columns (${shown.length}/${columns.length})`),
+      h("div.chooser-list", columns.map((c) =>
+        h("label", { title: c }, h("input", { type: "checkbox", checked: !hidden.has(c), dataset: { column: c },
+          onchange: (e) => { if (e.target.checked) hidden.delete(c); else hidden.add(c); go({}); } }), ` ${c.includes(".") ? c : label(c)}`)))),
+  );
+
+  const get = valueOf(sort);
   const sorted = [...runs].sort((a, b) => {
     const x = get(a), y = get(b);
-    if (x === undefined || y === undefined) return x === undefined ? 1 : -1; // missing values last
-    const c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+    if (x === undefined || x === null || y === undefined || y === null) return x === undefined || x === null ? 1 : -1; // missing last
+    const c = isNum(x) && isNum(y) ? x - y : String(x).localeCompare(String(y));
     return dir === "asc" ? c : -c;
   });
-  const header = (col, label) =>
+  const header = (col) =>
     h(`th.sortable${col === sort ? ".sorted" + (dir === "asc" ? ".asc" : "") : ""}${col.includes(".") ? "." + col.split(".")[0] : ""}`,
-      { title: col.includes(".") ? col : null, onclick: () => (location.hash = routeUrl("runs", "", { ...state(), sort: col, dir: col === sort && dir === "asc" ? "desc" : "asc" })) },
-      label);
+      { title: col.includes(".") ? col : null, dataset: { column: col }, onclick: () => go({ sort: col, dir: col === sort && dir === "asc" ? "desc" : "asc" }) },
+      label(col));
+  const cell = (r, col) => {
+    if (FIXED[col]) return h(FIXED[col][0].startsWith("LLM") || col === "duration" ? "td.num" : "td", FIXED[col][2](r));
+    const v = valueOf(col)(r);
+    if (col.startsWith("metrics.")) {
+      const k = col.slice(8);
+      const tip = k in (r.metrics_min || {}) ? `min ${fmtNum(r.metrics_min[k])} · max ${fmtNum(r.metrics_max[k])}` : null;
+      return h("td.num", { title: tip }, v === undefined ? "" : fmtNum(v));
+    }
+    return h(col.startsWith("scores.") ? "td.num" : "td", v === undefined || v === null ? "" : fmtValue(v));
+  };
   const check = (r) =>
-    h("input", {
-      type: "checkbox",
-      checked: selected.has(r.id),
-      title: "select for comparison",
-      onchange: (e) => {
-        if (e.target.checked) selected.add(r.id);
-        else selected.delete(r.id);
-        location.hash = routeUrl("runs", "", state()); // redraws the curves of the selection
-      },
-    });
-  const body = sorted.map((r) =>
-    h(`tr${r.status === "failed" ? ".error" : ""}`, { dataset: { runId: r.id } },
-      h("td", check(r)),
-      h("td", h(`span.status${r.status === "failed" ? ".error" : ""}`), " ", r.status),
-      h("td", h("a", { href: routeUrl("run", r.id) }, r.name)),
-      h("td", r.experiment),
-      h("td", { title: r.start }, fmtTime(r.start)),
-      h("td.num", r.duration_s === null ? "running" : fmtMs(r.duration_s * 1000)),
-      paramKeys.map((k) => h("td", k in r.params ? fmtValue(r.params[k]) : "")),
-      metricKeys.map((k) => h("td.num", k in r.metrics ? fmtNum(r.metrics[k]) : "")),
-    ),
-  );
+    h("input", { type: "checkbox", checked: selected.has(r.id), title: "select for comparison",
+      onchange: (e) => { if (e.target.checked) selected.add(r.id); else selected.delete(r.id); go({}); } });
   root.append(
-    h("table#runs-table",
-      h("thead", h("tr",
-        h("th", ""),
-        Object.keys(RUN_COLUMNS).map((c) => header(c, c)),
-        paramKeys.map((k) => header(`params.${k}`, k)),
-        metricKeys.map((k) => header(`metrics.${k}`, k)),
-      )),
-      h("tbody", body),
-    ),
+    h("div.table-scroll", h("table#runs-table",
+      h("thead", h("tr", h("th", ""), shown.map(header))),
+      h("tbody", sorted.map((r) => h(`tr${r.status === "failed" ? ".error" : ""}`, { dataset: { runId: r.id } }, h("td", check(r)), shown.map((c) => cell(r, c))))),
+    )),
   );
+
+  // ---- charts ----
+  const numericCols = [...paramKeys.map((k) => `params.${k}`), ...metricKeys.map((k) => `metrics.${k}`), ...scoreKeys.map((k) => `scores.${k}`)]
+    .filter((c) => runs.some((r) => isNum(valueOf(c)(r))));
   const chosen = sorted.filter((r) => selected.has(r.id));
-  if (chosen.length) await selectedCurves(root, chosen, current);
+  if (chosen.length) await curves(root, chosen, opts, go, current);
+  if (!current()) return;
+  if (runs.length >= 2 && metricKeys.length) parallel(root, sorted, paramKeys, metricKeys, p.get("pc"), go);
+  if (runs.length >= 2 && numericCols.length >= 2) scatter(root, sorted, numericCols, p.get("sx"), p.get("sy"), label, go);
 }
 
-// One chart per metric, a line per selected run (x = step).
-async function selectedCurves(root, chosen, current) {
+// One chart per metric, a line per selected run.
+async function curves(root, chosen, opts, go, current) {
   const histories = await Promise.all(chosen.map((r) => api(`/api/v1/runs/${encodeURIComponent(r.id)}/metrics`)));
   if (!current()) return;
   const byKey = new Map(); // metric -> [{name, data}]
   chosen.forEach((r, i) => {
+    const t0 = Date.parse(r.start);
     const perKey = new Map();
-    for (const p of histories[i]) {
-      if (p.key.startsWith("system.")) continue;
-      if (!perKey.has(p.key)) perKey.set(p.key, []);
-      perKey.get(p.key).push([p.step, p.value]);
+    for (const pt of histories[i]) {
+      if (pt.key.startsWith("system.")) continue;
+      const x = opts.x === "time" ? (pt.time_unix_nano / 1e6 - t0) / 1000 : pt.step;
+      if (!perKey.has(pt.key)) perKey.set(pt.key, []);
+      perKey.get(pt.key).push([x, pt.value]);
     }
     for (const [key, data] of perKey) {
+      if (opts.x === "time") data.sort((a, b) => a[0] - b[0]);
       if (!byKey.has(key)) byKey.set(key, []);
       byKey.get(key).push({ name: `${r.name} (${r.id.slice(0, 6)})`, data });
     }
   });
+  const controls = h("div.toolbar#chart-options",
+    h("label", "smoothing ", h("input#smoothing", { type: "range", min: 0, max: 0.99, step: 0.01, value: opts.smooth,
+      onchange: (e) => go({ smooth: Number(e.target.value) || "" }) }), ` ${opts.smooth.toFixed(2)}`),
+    h("label", h("input#log-scale", { type: "checkbox", checked: opts.log, onchange: (e) => go({ log: e.target.checked ? "1" : "" }) }), " log scale"),
+    h("label", "x ", h("select#x-axis", { onchange: (e) => go({ x: e.target.value === "time" ? "time" : "" }) },
+      h("option", { value: "step", selected: opts.x === "step" }, "step"),
+      h("option", { value: "time", selected: opts.x === "time" }, "time since start (s)"))),
+  );
   const box = h("div.charts#selected-charts");
-  root.append(h("h2", `Metric curves of the ${chosen.length} selected run${chosen.length > 1 ? "s" : ""}`), box);
+  root.append(h("h2", `Metric curves of the ${chosen.length} selected run${chosen.length > 1 ? "s" : ""}`), controls, box);
   if (!byKey.size) box.append(h("p.muted", "The selected runs logged no metrics."));
   for (const [key, lines] of [...byKey].sort(([a], [b]) => a.localeCompare(b))) {
     const el = h("div.chart", { dataset: { metric: key } });
     box.append(el);
+    // A log axis cannot show zero or negative values: those points are left out of it.
+    const clean = (data) => (opts.log ? data.filter(([, y]) => y > 0) : data);
+    const series = [];
+    lines.forEach((l, i) => {
+      const color = CHART_COLORS[i % CHART_COLORS.length];
+      if (opts.smooth) series.push({ type: "line", name: l.name, showSymbol: false, data: clean(l.data), lineStyle: { opacity: 0.25, width: 1 }, itemStyle: { color }, silent: true, tooltip: { show: false } });
+      series.push({ type: "line", name: l.name, showSymbol: l.data.length < 60, data: clean(smooth(l.data, opts.smooth)), itemStyle: { color } });
+    });
     chart(el).setOption({
       title: { text: key, left: 8, textStyle: { fontSize: 13 } },
       tooltip: { trigger: "axis" },
       legend: { top: 24, type: "scroll" },
       grid: { left: 60, right: 20, top: 60, bottom: 50 },
-      xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 26 },
-      yAxis: { type: "value", scale: true },
+      xAxis: { type: "value", name: opts.x === "time" ? "seconds since start" : "step", nameLocation: "middle", nameGap: 26 },
+      yAxis: opts.log ? { type: "log" } : { type: "value", scale: true },
       dataZoom: [{ type: "inside" }],
-      series: lines.map((l) => ({ type: "line", name: l.name, showSymbol: l.data.length < 60, data: l.data })),
+      series,
     });
   }
+}
+
+// ECharts' default palette, so a run's raw and smoothed lines share a colour.
+const CHART_COLORS = ["#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452", "#9a60b4", "#ea7ccc"];
+
+// Parallel coordinates: an axis per param (numbers as values, anything else as categories) and
+// the chosen metric last; each run is a line, coloured by that metric.
+function parallel(root, runs, paramKeys, metricKeys, chosenMetric, go) {
+  const metric = metricKeys.includes(chosenMetric) ? chosenMetric : metricKeys[0];
+  const axes = paramKeys.map((k) => {
+    const values = runs.map((r) => r.params[k]).filter((v) => v !== undefined);
+    const numeric = values.every(isNum);
+    return numeric
+      ? { name: k, type: "value", scale: true }
+      : { name: k, type: "category", data: [...new Set(values.map((v) => fmtValue(v)))].sort() };
+  });
+  axes.push({ name: metric, type: "value", scale: true, nameTextStyle: { fontWeight: "bold" } });
+  const data = runs.filter((r) => isNum(r.metrics[metric])).map((r) => ({
+    name: r.name,
+    value: [...paramKeys.map((k, i) => (r.params[k] === undefined ? null : axes[i].type === "value" ? r.params[k] : fmtValue(r.params[k]))), r.metrics[metric]],
+  }));
+  const values = data.map((d) => d.value[d.value.length - 1]);
+  const el = h("div.chart.tall#parallel-chart");
+  root.append(
+    h("h2", "Params against a metric"),
+    h("div.toolbar", h("label", "metric ", h("select#parallel-metric", { onchange: (e) => go({ pc: e.target.value }) },
+      metricKeys.map((k) => h("option", { value: k, selected: k === metric }, k))))),
+    el,
+  );
+  chart(el).setOption({
+    tooltip: { formatter: (d) => escapeHtml(`${d.name}: ${metric} ${fmtNum(d.value[d.value.length - 1])}`) },
+    parallelAxis: axes.map((a, i) => ({ dim: i, ...a })),
+    parallel: { left: 60, right: 80, top: 40, bottom: 30 },
+    visualMap: { show: false, dimension: axes.length - 1, min: Math.min(...values), max: Math.max(...values), inRange: { color: ["#3b82f6", "#f59e0b", "#ef4444"] } },
+    series: [{ type: "parallel", lineStyle: { width: 2, opacity: 0.8 }, data }],
+  });
+}
+
+// Scatter of any two numeric columns (params, last metric values, scores), a point per run.
+function scatter(root, runs, cols, sx, sy, label, go) {
+  const x = cols.includes(sx) ? sx : cols[0];
+  const y = cols.includes(sy) ? sy : cols.find((c) => c !== x);
+  const fx = valueOf(x), fy = valueOf(y);
+  const data = runs.filter((r) => isNum(fx(r)) && isNum(fy(r))).map((r) => ({ name: r.name, value: [fx(r), fy(r)] }));
+  const select = (id, value, key) => h(`select#${id}`, { onchange: (e) => go({ [key]: e.target.value }) }, cols.map((c) => h("option", { value: c, selected: c === value }, c)));
+  const el = h("div.chart#scatter-chart");
+  root.append(h("h2", "Scatter"), h("div.toolbar", h("label", "x ", select("scatter-x", x, "sx")), h("label", "y ", select("scatter-y", y, "sy"))), el);
+  chart(el).setOption({
+    tooltip: { formatter: (d) => [d.name, `${label(x)} ${fmtNum(d.value[0])}`, `${label(y)} ${fmtNum(d.value[1])}`].map(escapeHtml).join("<br>") },
+    grid: { left: 70, right: 30, top: 20, bottom: 50 },
+    xAxis: { type: "value", name: x, nameLocation: "middle", nameGap: 28, scale: true },
+    yAxis: { type: "value", name: y, scale: true },
+    series: [{ type: "scatter", symbolSize: 10, data }],
+  });
 }

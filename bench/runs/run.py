@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+LONG_HISTORY = 100_000
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -199,8 +201,15 @@ def queries(n_runs: int, n_points: int, repeats: int = 5) -> dict:
             f"SELECT {run_id}, concat('m', toString(intDiv(number, {n_runs}) % 10)), intDiv(number, {n_runs * 10}), "
             f"rand() / 4294967296, now64(9) FROM numbers({n_points})"
         )
+        # One long history for the chart read: 100,000 steps of a single key.
+        store.command(
+            "INSERT INTO tracehouse.run_metrics (RunId, Key, Step, Value, Timestamp) "
+            f"SELECT lower(hex(MD5('0'))), 'long', number, sin(number / 500) + rand() / 4294967296, now64(9) "
+            f"FROM numbers({LONG_HISTORY})"
+        )
         load_s = time.perf_counter() - t0
         ids = [r[0] for r in store.query("SELECT RunId FROM tracehouse.runs ORDER BY RunId LIMIT 50")[1]]
+        long_id = store.query("SELECT lower(hex(MD5('0')))")[1][0][0]
         cases = {
             f"runs list ({n_runs} runs)": lambda: q.list_runs(store, experiment="scale"),
             "runs list --where params/metrics": lambda: q.list_runs(
@@ -209,6 +218,13 @@ def queries(n_runs: int, n_points: int, repeats: int = 5) -> dict:
             "runs compare (50 runs)": lambda: q.compare(store, ids),
             "runs metrics --key (one history)": lambda: q.metric_history(store, ids[0], key="m3"),
             "runs show": lambda: q.show_run(store, ids[0]),
+            # The run page's chart: every point (baseline) vs the server-side M4 reduction.
+            f"chart of {LONG_HISTORY:,} points, all of them": lambda: q.metric_history(
+                store, long_id, key="long"
+            ),
+            f"chart of {LONG_HISTORY:,} points, series max 2000": lambda: q.metric_series(
+                store, long_id, "long", max_points=2000
+            ),
         }
         out = {}
         for name, fn in cases.items():

@@ -20,11 +20,13 @@ import json
 import math
 import os
 import random
+import struct
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -497,8 +499,10 @@ def _training_runs(rng: random.Random, workdir: Path, summary: Summary) -> None:
             speed = 0.004 + 0.01 * params["learning_rate"] * (1 + idx)
             floor = 0.08 + 0.05 * rng.random()
             rows = ["step,loss,accuracy"]
+            losses = []
             for step in range(steps):
                 loss = floor + 2.2 * math.exp(-speed * step * 3) + rng.gauss(0, 0.02)
+                losses.append(loss)
                 acc = min(0.99, 1 - loss / 2.4 + rng.gauss(0, 0.01))
                 run.log_metrics({"train/loss": round(loss, 5), "train/accuracy": round(acc, 5)}, step=step)
                 if step % 30 == 29:
@@ -509,6 +513,10 @@ def _training_runs(rng: random.Random, workdir: Path, summary: Summary) -> None:
             csv_path = workdir / f"curve-{idx}.csv"
             csv_path.write_text("\n".join(rows) + "\n")
             run.log_artifact(csv_path, name="validation_curve.csv")
+            png = workdir / f"loss-{idx}.png"
+            png.write_bytes(_curve_png(losses))
+            run.log_artifact(png, name="loss_curve.png")
+            summary.artifacts += 1
             notes = workdir / f"notes-{idx}.txt"
             notes.write_text(f"Run {run.name}: {json.dumps(params)}\nfinal loss {loss:.4f}\n")
             run.log_artifact(notes, name="notes.txt")
@@ -517,6 +525,33 @@ def _training_runs(rng: random.Random, workdir: Path, summary: Summary) -> None:
             if best is None or loss < best[0]:
                 best = (loss, run.id)
     _log_model(rng, workdir, summary)
+
+
+def _curve_png(values: list[float], width: int = 240, height: int = 120) -> bytes:
+    """A small line chart of `values` as a PNG (grey-scale, drawn pixel by pixel: the demo needs
+    no imaging library)."""
+    lo, hi = min(values), max(values)
+    pixels = [[255] * width for _ in range(height)]
+    previous = None
+    for i, v in enumerate(values):
+        x = round(i * (width - 1) / max(1, len(values) - 1))
+        y = round((height - 1) * (1 - (v - lo) / ((hi - lo) or 1)))
+        ys = range(min(y, previous), max(y, previous) + 1) if previous is not None else (y,)
+        for yy in ys:  # a vertical run joins this point to the last one
+            pixels[yy][x] = 40
+        previous = y
+    raw = b"".join(b"\x00" + bytes(row) for row in pixels)  # filter type 0 per scanline
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey-scale
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _log_model(rng: random.Random, workdir: Path, summary: Summary) -> None:

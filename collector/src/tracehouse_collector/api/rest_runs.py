@@ -4,6 +4,9 @@
     GET  /api/v1/runs/compare?ids=A,B[&diff_only=1]      side by side
     GET  /api/v1/runs/{id}                               one run (id or unique prefix)
     GET  /api/v1/runs/{id}/metrics?key=K[&all=1]         metric history
+    GET  /api/v1/runs/{id}/series?key=K[&max_points=N&min_step=A&max_step=B]
+                                                         one metric for a chart: every point,
+                                                         or a peak-keeping reduction to ~N
     PUT  /api/v1/artifacts/{sha256}                      upload bytes; the digest is verified
     HEAD /api/v1/artifacts/{sha256}                      200 if stored, 404 if not
     GET  /api/v1/artifacts/{sha256}                      download
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import mimetypes
 import os
 import re
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -108,6 +113,18 @@ def add_routes(app: web.Application, store: Store, data_dir: Path) -> None:
         )
         return err or _json(result)
 
+    async def series(request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            bounds = {k: int(q[k]) if q.get(k) else None for k in ("min_step", "max_step")}
+            max_points = int(q.get("max_points") or 2000)
+        except ValueError:
+            return _error("max_points, min_step and max_step must be integers", 400)
+        result, err = await query(
+            run_queries.metric_series, request.match_info["run_id"], q.get("key", ""), max_points, **bounds
+        )
+        return err or _json(result)
+
     async def compare(request: web.Request) -> web.Response:
         ids = [i for i in request.query.get("ids", "").split(",") if i.strip()]
         diff_only = request.query.get("diff_only", "") in ("1", "true")
@@ -130,7 +147,19 @@ def add_routes(app: web.Application, store: Store, data_dir: Path) -> None:
             return _error("artifact address must be a sha256 digest (64 hex digits)", 400)
         if not artifacts.has(digest):
             return _error(f"no artifact {digest}", 404)
-        return web.FileResponse(artifacts.path(digest), headers={"Content-Type": "application/octet-stream"})
+        # The type comes from the name the caller gives (the run's artifact name), for previews;
+        # nosniff and an attachment disposition keep the browser from running what it fetched.
+        name = request.query.get("name", "")
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if content_type in ("text/html", "application/xhtml+xml", "text/javascript", "application/javascript"):
+            content_type = "text/plain"  # never a page or script of this origin
+        headers = {
+            "Content-Type": content_type,
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            "Content-Disposition": "attachment" + (f"; filename*=UTF-8''{quote(name)}" if name else ""),
+        }
+        return web.FileResponse(artifacts.path(digest), headers=headers)
 
     async def put_artifact(request: web.Request) -> web.Response:
         digest = _digest(request)
@@ -167,6 +196,7 @@ def add_routes(app: web.Application, store: Store, data_dir: Path) -> None:
     app.router.add_get("/api/v1/runs/compare", compare)
     app.router.add_get("/api/v1/runs/{run_id}", show_run)
     app.router.add_get("/api/v1/runs/{run_id}/metrics", metrics)
+    app.router.add_get("/api/v1/runs/{run_id}/series", series)
     app.router.add_route("HEAD", "/api/v1/artifacts/{digest}", head_artifact)
     app.router.add_get("/api/v1/artifacts/{digest}", get_artifact, allow_head=False)
     app.router.add_put("/api/v1/artifacts/{digest}", put_artifact)

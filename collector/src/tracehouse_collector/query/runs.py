@@ -294,6 +294,77 @@ def metric_history(store: Store, ref: str, key: str | None = None, all_points: b
     ]
 
 
+MAX_SERIES_POINTS = 20_000
+
+# One metric's points over a step range (the latest value of a repeated step), then per bucket of
+# steps its first, last, lowest and highest point (the M4 reduction): a chart drawn from those
+# looks like one drawn from every point, spikes included, however long the history.
+_SERIES_SQL = """
+WITH points AS (
+    SELECT Step, argMax(Value, Timestamp) AS Value
+    FROM tracehouse.run_metrics
+    WHERE RunId = {id:String} AND Key = {key:String} AND Step BETWEEN {lo:Int64} AND {hi:Int64}
+    GROUP BY Step
+)
+SELECT
+    min(Step), argMin(Value, Step), max(Step), argMax(Value, Step),
+    argMin(Step, Value), min(Value), argMax(Step, Value), max(Value), count()
+FROM points
+GROUP BY intDiv(Step - {lo:Int64}, {width:Int64})
+"""
+
+
+def metric_series(
+    store: Store,
+    ref: str,
+    key: str,
+    max_points: int = 2000,
+    min_step: int | None = None,
+    max_step: int | None = None,
+) -> dict:
+    """A metric's [step, value] points between min_step and max_step (inclusive), at most about
+    max_points of them: every point when there are few enough, else the M4 reduction over
+    max_points/4 step buckets (first, last, min and max of each), which keeps every peak."""
+    if not key:
+        raise ValueError("key is required")
+    if not 4 <= max_points <= MAX_SERIES_POINTS:
+        raise ValueError(f"max_points must be between 4 and {MAX_SERIES_POINTS}")
+    run_id = resolve(store, ref)
+    params: dict[str, Any] = {"id": run_id, "key": key}
+    _, rows = store.query(
+        "SELECT min(Step), max(Step), uniqExact(Step) FROM tracehouse.run_metrics "
+        "WHERE RunId = {id:String} AND Key = {key:String}",
+        parameters=params,
+    )
+    first, last, _ = rows[0]
+    lo = first if min_step is None else max(min_step, first)
+    hi = last if max_step is None else min(max_step, last)
+    out = {"key": key, "min_step": lo, "max_step": hi, "total": 0, "downsampled": False, "points": []}
+    if not rows[0][2] or lo > hi:
+        return out
+    params.update(lo=lo, hi=hi)
+    buckets = max(1, max_points // 4)
+    width = max(1, -(-(hi - lo + 1) // buckets))  # ceil
+    _, rows = store.query(_SERIES_SQL, parameters={**params, "width": width})
+    total = sum(r[8] for r in rows)
+    out["total"] = total
+    if total <= max_points:
+        _, rows = store.query(
+            "SELECT Step, argMax(Value, Timestamp) FROM tracehouse.run_metrics WHERE RunId = {id:String} "
+            "AND Key = {key:String} AND Step BETWEEN {lo:Int64} AND {hi:Int64} GROUP BY Step ORDER BY Step",
+            parameters=params,
+        )
+        out["points"] = [[step, _num(v)] for step, v in rows]
+        return out
+    points: dict[int, Any] = {}
+    for f_step, f_v, l_step, l_v, lo_step, lo_v, hi_step, hi_v, _ in rows:
+        for step, value in ((f_step, f_v), (l_step, l_v), (lo_step, lo_v), (hi_step, hi_v)):
+            points[step] = _num(value)
+    out["points"] = [[step, points[step]] for step in sorted(points)]
+    out["downsampled"] = True
+    return out
+
+
 def llm_rollups(store: Store, runs: list[dict]) -> dict[str, dict | None]:
     """{run id: LLM usage of the calls made inside the run, or None when it made none}: calls,
     errors, tokens, cost, p50/p95 latency, and the mean of each score attributed to the run
@@ -307,7 +378,16 @@ def llm_rollups(store: Store, runs: list[dict]) -> dict[str, dict | None]:
         return out
     # Spans logged just before a run's start record (clock skew between hosts) still count.
     since = min(starts) - dt.timedelta(minutes=5)
-    where = "run IN (" + ", ".join(f"'{i}'" for i in out) + ")"  # ids are hex: nothing to escape
+    # Most runs (training jobs) call no model: one cheap look at the RunId index first.
+    _, rows = store.query(
+        "SELECT DISTINCT RunId FROM tracehouse.otel_traces WHERE RunId IN {ids:Array(String)} "
+        "AND Timestamp >= fromUnixTimestamp64Nano({since_ns:Int64})",
+        parameters={"ids": list(out), "since_ns": int(since.timestamp()) * 1_000_000_000},
+    )
+    with_spans = sorted(r[0] for r in rows)
+    if not with_spans:
+        return out
+    where = "run IN (" + ", ".join(f"'{i}'" for i in with_spans) + ")"  # ids are hex: nothing to escape
 
     def records(kind: str, by: list[str]) -> list[dict]:
         res = aggregates.aggregate(store, kind, by=by, since=since, where=where, plan="raw")

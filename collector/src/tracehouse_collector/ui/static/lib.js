@@ -35,11 +35,38 @@ export function append(el, children) {
 
 export class ApiError extends Error {}
 
+// Raised for a 401: the collector wants an API key (app.js shows the sign-in form).
+export class AuthError extends ApiError {}
+
+// The API key the user signed in with: localStorage when "remember" was ticked, else this tab only.
+const KEY_NAME = "tracehouse.apiKey";
+export const apiKey = {
+  get: () => sessionStorage.getItem(KEY_NAME) || localStorage.getItem(KEY_NAME) || "",
+  set(key, remember) {
+    this.clear();
+    (remember ? localStorage : sessionStorage).setItem(KEY_NAME, key);
+  },
+  clear() {
+    sessionStorage.removeItem(KEY_NAME);
+    localStorage.removeItem(KEY_NAME);
+  },
+};
+
+// fetch() of a collector URL with the API key, if any; a 401 becomes AuthError.
+export async function apiFetch(url, opts = {}) {
+  const key = apiKey.get();
+  const headers = new Headers(opts.headers || {});
+  if (key) headers.set("Authorization", `Bearer ${key}`);
+  const resp = await fetch(url, { ...opts, headers });
+  if (resp.status === 401) throw new AuthError(key ? "The API key was not accepted." : "This collector needs an API key.");
+  return resp;
+}
+
 export async function api(path, params, body) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(params || {})) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
   const opts = body ? { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) } : {};
-  const resp = await fetch(url, opts);
+  const resp = await apiFetch(url, opts);
   let data = null;
   try {
     data = await resp.json();

@@ -1,65 +1,262 @@
-import { h, api, fmtMs, fmtInt, fmtNum, fmtTime, fmtValue, chart, filterLink } from "../lib.js";
+import { h, api, apiFetch, chart, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, filterLink, records, routeUrl } from "../lib.js";
+
+// #/run/<id>: info, params, one chart per metric (server-side reduced, full resolution on zoom),
+// system metrics, artifacts with previews, linked models with the reproduce command, traces.
+
+const CHART_POINTS = 1500; // per chart; the server keeps each bucket's first, last, min and max
+const PREVIEW_BYTES = 65536;
+const CSV_ROWS = 100;
+const IMAGE = /\.(png|jpe?g|gif|webp|svg)$/i;
+const TEXT = /\.(txt|log|json|jsonl|ya?ml|md|py|toml|ini|cfg|sh)$/i;
+const TABLE = /\.(csv|tsv)$/i;
 
 export async function renderRun(root, route, current) {
-  const id = route.id;
-  const [run, history] = await Promise.all([
-    api(`/api/v1/runs/${encodeURIComponent(id)}`),
-    api(`/api/v1/runs/${encodeURIComponent(id)}/metrics`),
-  ]);
+  const run = await api(`/api/v1/runs/${encodeURIComponent(route.id)}`);
   if (!current()) return;
+  const meta = run.metadata || {};
   root.append(
     h("div.toolbar", h("a", { href: "#/runs" }, "← Runs"), h("h1", `Run ${run.name}`),
       h(`span.status${run.status === "failed" ? ".error" : ""}`), h("span", run.status)),
-    h("dl.facts",
-      [["id", run.id], ["experiment", run.experiment], ["start", fmtTime(run.start)],
-        ["duration", run.duration_s === null ? "running" : fmtMs(run.duration_s * 1000)],
-        ["source", run.metadata?.source], ["command", run.metadata?.command], ["parent", run.parent_id]]
-        .filter(([, v]) => v).map(([k, v]) => [h("dt", k), h("dd", v)])),
   );
-  root.append(h("p", h("a#run-traces", { href: filterLink("run", run.id) }, "Traces of this run →")));
+  const git = meta["git.commit"]
+    ? `${meta["git.commit"].slice(0, 12)}${meta["git.branch"] ? ` (${meta["git.branch"]})` : ""}${meta["git.dirty"] === "true" ? ", uncommitted changes" : ""}`
+    : "";
+  const facts = [
+    ["id", run.id],
+    ["experiment", h("a", { href: routeUrl("runs", "", { experiment: run.experiment }) }, run.experiment)],
+    ["start", fmtTime(run.start)],
+    ["duration", run.duration_s === null ? "running" : fmtMs(run.duration_s * 1000)],
+    ["parent", run.parent_id ? h("a", { href: routeUrl("run", run.parent_id) }, run.parent_id.slice(0, 12)) : ""],
+    ["child runs", (run.children || []).length ? run.children.map((c) => [h("a", { href: routeUrl("run", c) }, c.slice(0, 8)), " "]) : ""],
+    ["source", meta.source],
+    ["command", meta.command ? h("code", meta.command) : ""],
+    ["git", git],
+    ["python", [meta["python.implementation"], meta["python.version"]].filter(Boolean).join(" ")],
+    ["host", [meta["host.name"], meta.os].filter(Boolean).join(" · ")],
+  ].filter(([, v]) => v && (!Array.isArray(v) || v.length));
+  root.append(h("dl.facts#run-info", facts.map(([k, v]) => [h("dt", k), h("dd", v)])));
+  const packages = Object.entries(run.packages || {}).sort(([a], [b]) => a.localeCompare(b));
+  if (packages.length) {
+    root.append(h("details#run-packages", h("summary", `${packages.length} installed packages`),
+      h("table.compact", h("tbody", packages.map(([k, v]) => h("tr", h("td", k), h("td", v)))))));
+  }
+  const tags = Object.entries(run.tags || {});
+  if (tags.length) root.append(h("p#run-tags", tags.map(([k, v]) => h("span.badge", `${k}=${v}`))));
+
   const params = Object.entries(run.params || {});
   root.append(h("h2", "Params"),
     params.length
       ? h("table.compact#run-params", h("tbody", params.map(([k, v]) => h("tr", h("td", k), h("td", fmtValue(v))))))
       : h("p.muted#run-params", "No params logged."));
-  const tags = Object.entries(run.tags || {});
-  if (tags.length) root.append(h("h2", "Tags"), h("p", tags.map(([k, v]) => h("span.badge", `${k}=${v}`))));
-  const arts = run.artifacts || [];
-  if (arts.length) {
-    root.append(h("h2", "Artifacts"), h("table.compact#run-artifacts", h("tbody", arts.map((a) =>
-      h("tr",
-        h("td", a.digest ? h("a", { href: `/api/v1/artifacts/${encodeURIComponent(a.digest)}`, download: a.name }, a.name) : a.name),
-        h("td", a.kind),
-        h("td.num", a.size === null || a.size === undefined ? "" : `${fmtInt(a.size)} B`),
-        h("td.muted", a.metadata && a.metadata.format === "luml" ? `tracehouse reproduce ${a.name}` : ""))))));
-  }
-  const series = new Map();
-  for (const p of history) {
-    if (!series.has(p.key)) series.set(p.key, []);
-    series.get(p.key).push([p.step, p.value]);
-  }
-  const keys = [...series.keys()];
+
+  if (run.llm) root.append(h("h2", "LLM calls in this run"), llmFacts(run.llm));
+
+  const keys = Object.keys(run.metrics || {}).sort();
   const user = keys.filter((k) => !k.startsWith("system."));
   const system = keys.filter((k) => k.startsWith("system."));
-  const section = (id, title, list) => {
-    const box = h(`div.charts#${id}`);
-    root.append(h("h2", title), box);
-    for (const key of list) {
-      const summary = run.metrics?.[key];
-      const el = h("div.chart", { dataset: { metric: key } });
-      box.append(el);
-      chart(el).setOption({
-        title: { text: key, subtext: summary ? `last ${fmtNum(summary.last)} · min ${fmtNum(summary.min)} · max ${fmtNum(summary.max)}` : "", left: 8, textStyle: { fontSize: 13 } },
-        tooltip: { trigger: "axis" },
-        grid: { left: 60, right: 20, top: 56, bottom: 50 },
-        xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 26 },
-        yAxis: { type: "value", scale: true },
-        dataZoom: [{ type: "inside" }],
-        series: [{ type: "line", name: key, showSymbol: series.get(key).length < 60, data: series.get(key) }],
-      });
-    }
-  };
-  if (user.length) section("run-charts", "Metrics", user);
-  else root.append(h("p.muted", "No metrics logged."));
-  if (system.length) section("system-charts", "System metrics", system);
+  if (user.length) metricCharts(root, run, "run-charts", "Metrics", user, current);
+  else root.append(h("h2", "Metrics"), h("p.muted", "No metrics logged."));
+  if (system.length) metricCharts(root, run, "system-charts", "System metrics", system, current);
+
+  const models = (run.artifacts || []).filter((a) => a.kind === "model" || /\.luml$/i.test(a.name));
+  if (models.length) {
+    root.append(h("h2", "Models"), h("div#run-models", models.map((m) => {
+      const command = `tracehouse reproduce ${m.digest.slice(0, 16)} --server ${location.origin}`;
+      return h("div.model",
+        h("div", h("strong", m.name), " ", h("span.muted", `${fmtInt(m.size)} B · sha256 ${m.digest.slice(0, 12)}`), " ",
+          h("a", { href: artifactUrl(m), download: m.name }, "download")),
+        h("div.muted", "Verify the file against this run and re-run its recorded evaluation:"),
+        h("div.command", h("code.reproduce", command),
+          h("button", { type: "button", title: "copy to the clipboard", onclick: (e) => copy(command, e.currentTarget) }, "copy")));
+    })));
+  }
+
+  const arts = (run.artifacts || []).filter((a) => !models.includes(a));
+  if (arts.length) {
+    root.append(h("h2", "Artifacts"), h("div#run-artifacts", arts.map((a) => artifact(a))));
+  }
+
+  await runTraces(root, run, current);
+}
+
+function llmFacts(u) {
+  const facts = [
+    ["calls", fmtInt(u.calls)],
+    ["errors", String(u.errors)],
+    ["latency p50 / p95", `${fmtMs(u.latency_p50_ms)} / ${fmtMs(u.latency_p95_ms)}`],
+    ["tokens", `${fmtInt(u.total_tokens)} (${fmtInt(u.input_tokens)} in, ${fmtInt(u.output_tokens)} out)`],
+    ["cost", fmtCost(u.cost_usd)],
+    ...Object.entries(u.scores || {}).map(([k, v]) => [`score ${k}`, fmtNum(v)]),
+  ];
+  return h("dl.facts#run-llm", facts.map(([k, v]) => [h("dt", k), h("dd", v)]));
+}
+
+const artifactUrl = (a) => `/api/v1/artifacts/${encodeURIComponent(a.digest)}?name=${encodeURIComponent(a.name)}`;
+
+async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "copied";
+  } catch {
+    button.textContent = "select and copy";
+  }
+}
+
+// ---- metric charts ----
+
+function metricCharts(root, run, id, title, keys, current) {
+  const box = h(`div.charts#${id}`);
+  root.append(h("h2", title), box);
+  for (const key of keys) {
+    const el = h("div.chart", { dataset: { metric: key } });
+    box.append(el);
+    metricChart(el, run, key, current).catch((err) => {
+      if (current()) el.replaceChildren(h("p.error-box", `${key}: ${err.message}`));
+    });
+  }
+}
+
+const seriesOf = (run, key, extra) =>
+  api(`/api/v1/runs/${encodeURIComponent(run.id)}/series`, { key, max_points: CHART_POINTS, ...extra });
+
+async function metricChart(el, run, key, current) {
+  const overview = await seriesOf(run, key);
+  if (!current()) return;
+  const s = run.metrics[key];
+  const c = chart(el);
+  const subtitle = (data) =>
+    `last ${fmtNum(s.last)} · min ${fmtNum(s.min)} · max ${fmtNum(s.max)} · ${fmtInt(data.total)} points` +
+    (data.downsampled ? ` (${data.points.length} drawn; zoom in for every point)` : "");
+  c.setOption({
+    title: { text: key, subtext: subtitle(overview), left: 8, textStyle: { fontSize: 13 } },
+    tooltip: { trigger: "axis" },
+    grid: { left: 60, right: 20, top: 56, bottom: 50 },
+    xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 26, min: overview.min_step, max: overview.max_step },
+    yAxis: { type: "value", scale: true },
+    dataZoom: [{ type: "inside", filterMode: "none" }],
+    series: [{ type: "line", name: key, showSymbol: overview.points.length < 60, data: overview.points }],
+  });
+  el.dataset.points = overview.points.length;
+  el.dataset.downsampled = overview.downsampled;
+  if (!overview.downsampled) return; // every point is drawn already
+  // On zoom, fetch the visible step range at full resolution (or reduced again, if still long)
+  // and splice it into the overview, so the axis extent and the zoom window stay as they are.
+  let timer = null;
+  let asked = 0;
+  c.on("datazoom", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const [lo, hi] = visibleRange(c, overview);
+      const ticket = ++asked;
+      const detail = lo <= overview.min_step && hi >= overview.max_step ? overview : await seriesOf(run, key, { min_step: lo, max_step: hi });
+      if (!current() || c.isDisposed() || ticket !== asked) return;
+      const data = [
+        ...overview.points.filter(([x]) => x < detail.min_step),
+        ...detail.points,
+        ...overview.points.filter(([x]) => x > detail.max_step),
+      ];
+      c.setOption({ title: { subtext: subtitle(detail === overview ? overview : { ...detail, total: overview.total }) }, series: [{ data, showSymbol: detail.points.length < 60 }] });
+      el.dataset.points = detail.points.length;
+      el.dataset.downsampled = detail.downsampled;
+      el.dataset.zoom = `${detail.min_step}-${detail.max_step}`;
+    }, 250);
+  });
+}
+
+function visibleRange(c, overview) {
+  const z = c.getOption().dataZoom[0];
+  const span = overview.max_step - overview.min_step;
+  const lo = z.startValue ?? overview.min_step + (span * (z.start ?? 0)) / 100;
+  const hi = z.endValue ?? overview.min_step + (span * (z.end ?? 100)) / 100;
+  return [Math.floor(lo), Math.ceil(hi)];
+}
+
+// ---- artifacts ----
+
+function artifact(a) {
+  const box = h("div.artifact", { dataset: { name: a.name } },
+    h("div", h("strong", a.name), " ", h("span.muted", `${a.kind} · ${fmtInt(a.size)} B`), " ",
+      a.digest ? h("a", { href: artifactUrl(a), download: a.name }, "download") : null));
+  if (!a.digest) return box;
+  const preview = h("div.preview");
+  box.append(preview);
+  if (IMAGE.test(a.name) || TEXT.test(a.name) || TABLE.test(a.name)) {
+    loadPreview(a, preview).catch((err) => preview.replaceChildren(h("p.muted", `No preview: ${err.message}`)));
+  }
+  return box;
+}
+
+async function loadPreview(a, el) {
+  if (IMAGE.test(a.name)) {
+    // Through a blob URL in an <img>: the API key travels in the header, and an SVG's scripts never run.
+    const resp = await apiFetch(artifactUrl(a));
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const img = h("img", { alt: a.name, src: URL.createObjectURL(await resp.blob()) });
+    el.replaceChildren(img);
+    return;
+  }
+  const resp = await apiFetch(artifactUrl(a), { headers: { Range: `bytes=0-${PREVIEW_BYTES - 1}` } });
+  if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+  const text = await resp.text();
+  const cut = a.size > PREVIEW_BYTES;
+  if (TABLE.test(a.name)) {
+    const sep = /\.tsv$/i.test(a.name) ? "\t" : ",";
+    const lines = text.split(/\r?\n/).filter(Boolean);
+    if (cut) lines.pop(); // the last line may be cut in the middle
+    const [head, ...rows] = lines.map((l) => parseCsvLine(l, sep));
+    el.replaceChildren(
+      ...[h("table.compact.csv-preview", h("thead", h("tr", (head || []).map((c) => h("th", c)))),
+        h("tbody", rows.slice(0, CSV_ROWS).map((r) => h("tr", r.map((c) => h("td", c)))))),
+      rows.length > CSV_ROWS || cut ? h("p.muted", `First ${Math.min(rows.length, CSV_ROWS)} rows.`) : null].filter(Boolean),
+    );
+    return;
+  }
+  el.replaceChildren(h("pre.text-preview", text));
+  if (cut) el.append(h("p.muted", `First ${fmtInt(PREVIEW_BYTES)} bytes of ${fmtInt(a.size)}.`));
+}
+
+// One CSV line into fields: quotes group separators, "" is a literal quote.
+function parseCsvLine(line, sep) {
+  const out = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') (field += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === sep) out.push(field), (field = "");
+    else field += ch;
+  }
+  out.push(field);
+  return out;
+}
+
+// ---- the run's traces ----
+
+async function runTraces(root, run, current) {
+  // From a little before the run's start: spans of its first step may be stamped earlier.
+  const since = new Date(Date.parse(run.start) - 3600e3).toISOString();
+  const where = `run = '${run.id}'`;
+  const page = await api("/api/v1/traces", { since, where, limit: 20 });
+  if (!current()) return;
+  const rows = records(page);
+  root.append(h("h2", "Traces of this run ", h("a#run-traces", { href: filterLink("run", run.id) }, "(all, in the traces view)")));
+  if (!rows.length) {
+    root.append(h("p.muted#run-trace-list", "No traces carry this run's id. Spans made inside ", h("code", "tracehouse.run(...)"), " are linked to it."));
+    return;
+  }
+  root.append(h("table#run-trace-list", h("tbody", rows.map((r) =>
+    h(`tr${r.status === "error" ? ".error" : ""}`, { dataset: { traceId: r.trace_id } },
+      h("td", h("span.status", { title: r.status })),
+      h("td", h("a", { href: routeUrl("trace", r.trace_id) }, r.root_span || r.trace_id)),
+      h("td.preview", { title: r.input }, r.input),
+      h("td.preview", { title: r.output }, r.output),
+      h("td.num", fmtMs(r.latency_ms)),
+      h("td.num", fmtInt(r.total_tokens)),
+      h("td.num", fmtCost(r.cost_usd)),
+      h("td", { title: r.start_time }, fmtTime(r.start_time)))))),
+    page.next_cursor ? h("p.muted", "Showing the latest 20.") : null);
 }

@@ -819,7 +819,15 @@ def get_session(store: Store, session_id: str, chars: int = 2000) -> dict[str, A
         raise NotFound(f"session {session_id!r} not found")
     summaries = trace_summaries(store, [tid for _, tid, _, _ in found], chars=chars)
     ordered = sorted(summaries.values(), key=lambda s: (s["_start_ns"], s["trace_id"]))
-    turns = [{c: (i if c == "turn" else s[c]) for c in TURN_COLUMNS} for i, s in enumerate(ordered, 1)]
+    # The CLI table shows TURN_COLUMNS; REST and the UI's transcript also get names and scores.
+    turns = [
+        {
+            **{c: (i if c == "turn" else s[c]) for c in TURN_COLUMNS},
+            "root_span": s["root_span"],
+            "scores": s["scores"],
+        }
+        for i, s in enumerate(ordered, 1)
+    ]
     return {
         "session_id": session_id,
         "user_id": next((s["user_id"] for s in ordered if s["user_id"]), ""),

@@ -163,7 +163,8 @@ export function disposeCharts() {
 export function chart(el) {
   const dark = document.documentElement.dataset.theme === "dark";
   const c = window.echarts.init(el, dark ? "dark" : null, { renderer: "canvas" });
-  c.setOption({ backgroundColor: "transparent" }); // the page's own background, in both themes
+  // The page's own background in both themes; no animation, so a chart shows its data at once.
+  c.setOption({ backgroundColor: "transparent", animation: false });
   requestAnimationFrame(() => c.isDisposed() || c.resize()); // once the grid has laid out its siblings
   charts.push(c);
   return c;

@@ -1,6 +1,131 @@
-import { h } from "../lib.js";
+import { h, ApiError, api, chart, emptyTraces, errorBox, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, rangeSelect, records, routeUrl, sinceSeconds } from "../lib.js";
 
-// Placeholder while the page is being built this session (owner: see /work/team/RULES.md).
-export async function renderMetrics(root) {
-  root.append(h("h1", "Metrics"));
+// #/metrics?since=24h&service=&where=: LLM usage over time from the aggregates API (the same
+// numbers as `tracehouse query`), and an across-runs table.
+
+// The time bucket for a range: minutes up to 6 h, hours up to 7 days, days beyond.
+function bucketOf(since) {
+  const s = sinceSeconds(since);
+  return s <= 6 * 3600 ? "minute" : s <= 7 * 86400 ? "hour" : "day";
+}
+
+const toTime = (t) => Date.parse(String(t).replace(" ", "T") + "Z");
+
+export async function renderMetrics(root, route, current) {
+  const p = route.params;
+  const since = p.get("since") || "24h";
+  const service = p.get("service") || "";
+  const where = p.get("where") || "";
+  const go = (changes) => (location.hash = routeUrl("metrics", "", { since, service, where, ...changes }));
+  const whereBox = h("input#where", { type: "search", placeholder: "filter, e.g. provider = 'openai' (press Enter)", value: where });
+  root.append(
+    h("div.toolbar",
+      h("h1", "Metrics"),
+      rangeSelect(since, (v) => go({ since: v })),
+      h("input#service", { type: "search", placeholder: "service", value: service, size: 14, onchange: (e) => go({ service: e.target.value.trim() }) }),
+      h("form", { style: "display:contents", onsubmit: (e) => { e.preventDefault(); go({ where: whereBox.value.trim() }); } },
+        whereBox, h("button", { type: "submit" }, "Apply")),
+    ),
+  );
+  const bucket = bucketOf(since);
+  const q = (kind, by) => api(`/api/v1/query/${kind}`, { since, service, where, by: by.join(",") }).then(records);
+  let data;
+  try {
+    data = await Promise.all([
+      q("latency", [bucket]),
+      q("cost", [bucket, "model"]),
+      q("cost", ["model"]),
+      q("accuracy", [bucket]),
+      q("latency", ["run"]),
+      q("cost", ["run"]),
+      q("accuracy", ["run"]),
+    ]);
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    root.append(errorBox("metrics-error", err.message));
+    return;
+  }
+  if (!current()) return;
+  const [latency, costByTime, costByModel, scoresByTime, latencyByRun, costByRun, scoresByRun] = data;
+  if (!latency.length && !costByModel.length) {
+    root.append(where || service ? h("p.empty", "No LLM calls match in this time range.") : emptyTraces());
+    return;
+  }
+  const secs = sinceSeconds(since);
+  const xAxis = { type: "time", min: Date.now() - secs * 1000, max: Date.now() };
+  const grid = { left: 60, right: 20, top: 48, bottom: 36 };
+  const box = h("div.charts#metrics-charts");
+  root.append(h("p.muted", `LLM calls by ${bucket}; percentiles over the calls of each ${bucket}.`), box);
+  const panel = (id, title) => {
+    const el = h(`div.chart#${id}`);
+    box.append(el);
+    const c = chart(el);
+    c.setOption({ title: { text: title, left: 8, textStyle: { fontSize: 13 } }, grid, tooltip: { trigger: "axis" } });
+    return c;
+  };
+
+  panel("requests-chart", "Requests and errors").setOption({
+    legend: { top: 22, data: ["requests", "errors"] },
+    xAxis, yAxis: { type: "value", minInterval: 1 },
+    series: [
+      { name: "requests", type: "bar", barMaxWidth: 16, data: latency.map((r) => [toTime(r[bucket]), r.count]) },
+      { name: "errors", type: "bar", barMaxWidth: 16, barGap: "-100%", itemStyle: { color: "#e5484d" }, data: latency.map((r) => [toTime(r[bucket]), Math.round(r.count * r.error_rate)]) },
+    ],
+  });
+  panel("latency-chart", "Latency (ms)").setOption({
+    legend: { top: 22, data: ["p50", "p90", "p99"] },
+    xAxis, yAxis: { type: "value" },
+    series: ["p50", "p90", "p99"].map((lvl) => ({ name: lvl, type: "line", showSymbol: latency.length < 50, data: latency.map((r) => [toTime(r[bucket]), r[`${lvl}_ms`]]) })),
+  });
+  const models = [...new Set(costByTime.map((r) => r.model))].sort();
+  const stacked = (field) => models.map((m) => ({
+    name: m, type: "bar", stack: field, barMaxWidth: 16,
+    data: costByTime.filter((r) => r.model === m).map((r) => [toTime(r[bucket]), Number(r[field])]),
+  }));
+  panel("tokens-chart", "Tokens by model").setOption({ legend: { top: 22, type: "scroll" }, xAxis, yAxis: { type: "value" }, series: stacked("total_tokens") });
+  panel("cost-chart", "Cost by model (USD)").setOption({ legend: { top: 22, type: "scroll" }, xAxis, yAxis: { type: "value" }, series: stacked("cost_usd") });
+  const top = [...costByModel].sort((a, b) => Number(b.cost_usd) - Number(a.cost_usd)).slice(0, 10).reverse();
+  panel("top-models-chart", "Top models by cost").setOption({
+    tooltip: { trigger: "item", formatter: (d) => escapeHtml(`${d.name}: ${fmtCost(d.value)}`) },
+    grid: { left: 140, right: 30, top: 40, bottom: 30 },
+    xAxis: { type: "value" },
+    yAxis: { type: "category", data: top.map((r) => r.model || "(none)") },
+    series: [{ type: "bar", data: top.map((r) => Number(r.cost_usd)) }],
+  });
+  const names = [...new Set(scoresByTime.filter((r) => r.mean !== null).map((r) => r.evaluation))].sort();
+  const scoreChart = panel("scores-chart", "Mean scores");
+  if (names.length) {
+    scoreChart.setOption({
+      legend: { top: 22, type: "scroll" }, xAxis, yAxis: { type: "value", scale: true },
+      series: names.map((n) => ({ name: n, type: "line", showSymbol: true, connectNulls: true,
+        data: scoresByTime.filter((r) => r.evaluation === n && r.mean !== null).map((r) => [toTime(r[bucket]), r.mean]) })),
+    });
+  } else {
+    scoreChart.setOption({ graphic: { type: "text", left: "center", top: "middle", style: { text: "No numeric scores in this range", fill: "#888" } } });
+  }
+
+  // Across runs: the LLM calls made inside each run.
+  const runs = new Map();
+  for (const r of latencyByRun.filter((x) => x.run)) runs.set(r.run, { run: r.run, calls: r.count, mean_ms: r.mean_ms, p50_ms: r.p50_ms });
+  for (const r of costByRun.filter((x) => runs.has(x.run))) Object.assign(runs.get(r.run), { tokens: r.total_tokens, cost: r.cost_usd });
+  for (const r of scoresByRun.filter((x) => runs.has(x.run) && x.evaluation === "accuracy")) runs.get(r.run).accuracy = r.mean;
+  root.append(h("h2", "Across runs"));
+  if (!runs.size) {
+    root.append(h("p.muted#runs-usage", "No LLM calls inside runs in this range: calls made within ", h("code", "tracehouse.run(...)"), " are counted per run."));
+    return;
+  }
+  const known = await api("/api/v1/runs", { where: `id IN (${[...runs.keys()].map((id) => `'${id}'`).join(", ")})` }).catch(() => []);
+  if (!current()) return;
+  const runName = Object.fromEntries(known.map((r) => [r.id, r.name]));
+  root.append(h("table#runs-usage",
+    h("thead", h("tr", ["run", "accuracy", "LLM calls", "avg latency", "p50 latency", "tokens", "cost"].map((c) => h("th", c)))),
+    h("tbody", [...runs.values()].sort((a, b) => b.calls - a.calls).map((r) =>
+      h("tr", { dataset: { runId: r.run } },
+        h("td", h("a", { href: routeUrl("run", r.run) }, runName[r.run] || r.run.slice(0, 8))),
+        h("td.num", r.accuracy === undefined || r.accuracy === null ? "–" : fmtNum(r.accuracy)),
+        h("td.num", fmtInt(r.calls)),
+        h("td.num", fmtMs(r.mean_ms)),
+        h("td.num", fmtMs(r.p50_ms)),
+        h("td.num", fmtInt(r.tokens)),
+        h("td.num", fmtCost(r.cost)))))));
 }

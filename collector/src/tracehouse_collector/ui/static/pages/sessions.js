@@ -1,6 +1,79 @@
-import { h } from "../lib.js";
+import { h, ApiError, api, errorBox, fmtCost, fmtInt, fmtMs, fmtScore, fmtTime, rangeSelect, records, routeUrl } from "../lib.js";
 
-// Placeholder while the page is being built this session (owner: see /work/team/RULES.md).
-export async function renderSessions(root) {
-  root.append(h("h1", "Sessions"));
+// #/sessions: conversations, most recently active first; #/sessions/<id>: one as a transcript.
+
+export async function renderSessions(root, route, current) {
+  if (route.id) return renderTranscript(root, route, current);
+  const p = route.params;
+  const since = p.get("since") || "7d";
+  const user = p.get("user") || "";
+  const cursor = p.get("cursor") || "";
+  const go = (changes) => (location.hash = routeUrl("sessions", "", { since, user, ...changes }));
+  root.append(
+    h("div.toolbar",
+      h("h1", "Sessions"),
+      rangeSelect(since, (v) => go({ since: v })),
+      h("input#session-user", { type: "search", placeholder: "user id", value: user, size: 16, onchange: (e) => go({ user: e.target.value.trim() }) }),
+    ),
+  );
+  let page;
+  try {
+    page = await api("/api/v1/sessions", { since, user, cursor, limit: 50 });
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    root.append(errorBox("sessions-error", err.message));
+    return;
+  }
+  if (!current()) return;
+  const rows = records(page);
+  if (!rows.length) {
+    root.append(h("div.empty",
+      h("h2", user || cursor ? "No sessions match in this time range." : "No sessions yet"),
+      h("p", "A session groups the traces of one conversation. Give spans a ", h("code", "session.id"),
+        " attribute (", h("code", 'with tracehouse.context(session_id="...")'), "), or run ", h("code", "tracehouse demo"), ".")));
+    return;
+  }
+  root.append(
+    h("table#sessions-table",
+      h("thead", h("tr", ["session", "user", "turns", "LLM calls", "tokens", "cost", "first", "last active"].map((c) => h("th", c)))),
+      h("tbody", rows.map((s) =>
+        h("tr", { dataset: { sessionId: s.session_id } },
+          h("td", h("a", { href: routeUrl("sessions", s.session_id) }, s.session_id)),
+          h("td", s.user_id),
+          h("td.num", String(s.traces)),
+          h("td.num", fmtInt(s.llm_calls)),
+          h("td.num", fmtInt(s.total_tokens)),
+          h("td.num", fmtCost(s.cost_usd)),
+          h("td", { title: s.first_time }, fmtTime(s.first_time)),
+          h("td", { title: s.last_time }, fmtTime(s.last_time)))))),
+    h("div.pager",
+      cursor ? h("button", { type: "button", onclick: () => go({}) }, "« First page") : null,
+      page.next_cursor ? h("button#next-page", { type: "button", onclick: () => go({ cursor: page.next_cursor }) }, "Next page »") : null),
+  );
+}
+
+async function renderTranscript(root, route, current) {
+  const s = await api(`/api/v1/sessions/${encodeURIComponent(route.id)}`);
+  if (!current()) return;
+  root.append(
+    h("div.toolbar",
+      h("a", { href: "#/sessions" }, "← Sessions"),
+      h("h1", `Session ${s.session_id}`),
+      h("span.muted", [s.user_id ? `user ${s.user_id} · ` : "", `${s.traces} turns · ${fmtInt(s.llm_calls)} LLM calls · `,
+        `${fmtInt(s.total_tokens)} tokens · ${fmtCost(s.cost_usd)} · ${fmtTime(s.first_time)} – ${fmtTime(s.last_time)}`]),
+    ),
+  );
+  const turns = s.turns.map((t) =>
+    h(`div.turn${t.status === "error" ? ".error" : ""}`, { dataset: { traceId: t.trace_id, turn: t.turn } },
+      h("div.turn-meta",
+        h("a.turn-link", { href: routeUrl("trace", t.trace_id), title: "open this turn's trace" }, `#${t.turn} ${t.root_span || "trace"}`),
+        h("span.muted", ` ${fmtTime(t.start_time)} · ${fmtMs(t.latency_ms)} · ${(t.models || []).join(", ") || "no model"} · ${fmtInt(t.total_tokens)} tokens · ${fmtCost(t.cost_usd)}`),
+        Object.entries(t.scores || {}).map(([k, v]) => h("span.badge", { title: `score ${k}` }, `${k} ${fmtScore(v)}`)),
+        t.status === "error" ? h("span.span-error", " failed") : null),
+      t.input ? h("div.bubble.user", h("div.role", s.user_id || "user"), h("div.text", t.input)) : null,
+      t.output
+        ? h("div.bubble.assistant", h("div.role", "assistant"), h("div.text", t.output))
+        : h("div.bubble.assistant.missing", h("div.role", "assistant"), h("div.text.muted", t.status === "error" ? "No answer: the turn failed." : "No answer recorded."))),
+  );
+  root.append(h("div#transcript", turns));
 }

@@ -31,7 +31,7 @@ export async function renderTrace(root, route, current) {
       h("span.status" + (t.status === "error" ? ".error" : ""), { title: t.status }),
       h("span.muted", `${fmtTime(t.start_time)} · ${fmtMs(t.duration_ms)} · ${t.span_count} spans · `,
         `${fmtInt(t.total_tokens)} tokens · ${fmtCost(t.cost_usd)}`,
-        t.session_id ? [" · session ", h("a", { href: filterLink("session", t.session_id) }, t.session_id)] : "",
+        t.session_id ? [" · session ", h("a", { href: routeUrl("sessions", t.session_id) }, t.session_id)] : "",
         t.user_id ? [" · user ", h("a", { href: filterLink("user", t.user_id) }, t.user_id)] : "",
         t.run_id ? [" · run ", h("a", { href: routeUrl("run", t.run_id) }, t.run_id.slice(0, 8))] : ""),
       h("span#trace-scores", Object.entries(t.scores || {}).map(([k, v]) => h("span.badge", { title: `score ${k}` }, `${k} ${fmtScore(v)}`))),

@@ -141,7 +141,6 @@ def test_exposure_warning():
         ("GET", "/api/v1/query/latency?by=model"),
         ("GET", "/api/v1/runs"),
         ("HEAD", "/api/v1/artifacts/" + "0" * 64),
-        ("GET", "/"),
         ("GET", "/static/app.js"),  # routes that do not exist yet are refused the same way
         ("GET", "/api/v1/no-such-route"),
     ],
@@ -158,6 +157,28 @@ def test_http_endpoints_refuse_missing_or_wrong_key(secured, method, path, auth)
         assert "API key" in r.json()["error"]
     challenges = r.raw.headers.getlist("WWW-Authenticate")
     assert any(ch.startswith("Bearer") for ch in challenges), challenges
+
+
+def test_ui_shell_loads_without_a_key_but_its_data_does_not(secured):
+    """The page and its static files carry no data; the UI's fetch() calls are refused with a
+    Bearer challenge only (no browser password prompt over the UI's sign-in form), while a
+    page load of an API URL also gets the Basic challenge."""
+    import http.client
+
+    for path in ("/", "/ui/app.js", "/ui/lib.js", "/ui/vendor/echarts/echarts.min.js"):
+        r = requests.get(secured.http_url + path, timeout=30)
+        assert r.status_code == 200, (path, r.status_code)
+    r = requests.get(secured.http_url + "/api/v1/runs", headers={"Sec-Fetch-Mode": "cors"}, timeout=30)
+    assert r.status_code == 401
+    assert r.raw.headers.getlist("WWW-Authenticate") == ['Bearer realm="tracehouse"']
+    r = requests.get(secured.http_url + "/api/v1/runs", headers={"Sec-Fetch-Mode": "navigate"}, timeout=30)
+    assert any(ch.startswith("Basic") for ch in r.raw.headers.getlist("WWW-Authenticate"))
+    # A path that climbs out of /ui/ is not a static file and stays locked.
+    host, port = secured.http_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("GET", "/ui/../api/v1/sql?q=SELECT%201")
+    assert conn.getresponse().status in (401, 403, 404)
+    conn.close()
 
 
 def test_http_otlp_and_rest_accept_either_key(secured):

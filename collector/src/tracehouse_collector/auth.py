@@ -4,7 +4,9 @@ Keys come from TRACEHOUSE_API_KEYS (comma-separated) and/or a keys file (one key
 '#' starts a comment). One check guards both servers: an aiohttp middleware on the whole HTTP
 app (OTLP/HTTP, REST, UI and static files, including routes added later) and a gRPC server
 interceptor (every service on the port). `/healthz` stays open for probes, but without a
-valid key it answers only its status.
+valid key it answers only its status. The web UI's shell (`/` and the static files under
+`/ui/`) holds no data and loads without a key; the UI then asks for one and sends it on
+every API call.
 
 Keys are compared as SHA-256 digests with `hmac.compare_digest`, against every key without
 an early exit, so neither timing nor length says how close a guess was or which key matched.
@@ -33,8 +35,14 @@ log = logging.getLogger("tracehouse.auth")
 UNAUTHORIZED_MESSAGE = "missing or invalid API key: send the header 'Authorization: Bearer KEY'"
 HEALTH_PATH = "/healthz"
 # Browsers cannot add a Bearer header to a page load; the Basic challenge makes them ask for
-# the key (as the password, any user name) and send it on every later request to the UI.
-CHALLENGES = ('Bearer realm="tracehouse"', 'Basic realm="tracehouse", charset="UTF-8"')
+# the key (as the password, any user name) when someone opens an API URL directly. The web UI's
+# own fetch() calls get only the Bearer challenge, so the UI's sign-in form asks instead of the
+# browser's prompt (see unauthorized_response).
+BEARER_CHALLENGE = 'Bearer realm="tracehouse"'
+BASIC_CHALLENGE = 'Basic realm="tracehouse", charset="UTF-8"'
+CHALLENGES = (BEARER_CHALLENGE, BASIC_CHALLENGE)
+UI_SHELL = "/"
+UI_STATIC_PREFIX = "/ui/"
 _SHORT_KEY = 16
 _TRAILING_COMMENT = re.compile(r"\s+#.*$")
 
@@ -162,15 +170,23 @@ def exposure_warning(host: str, keys: ApiKeys, tls: bool) -> str | None:
 # -- HTTP -------------------------------------------------------------------------------------
 
 
-def unauthorized_response() -> web.Response:
+def unauthorized_response(request: web.Request | None = None) -> web.Response:
     response = web.Response(
         status=401,
         body=orjson.dumps({"error": UNAUTHORIZED_MESSAGE}),
         content_type="application/json",
     )
-    for challenge in CHALLENGES:
+    # A script's fetch() says so in Sec-Fetch-Mode (cors, same-origin, no-cors); a Basic
+    # challenge there would pop up the browser's own password prompt over the UI's form.
+    from_script = request is not None and request.headers.get("Sec-Fetch-Mode", "navigate") != "navigate"
+    for challenge in (BEARER_CHALLENGE,) if from_script else CHALLENGES:
         response.headers.add("WWW-Authenticate", challenge)
     return response
+
+
+def _public(path: str) -> bool:
+    """The UI shell and its static files: no data in them, and the sign-in form lives there."""
+    return path == UI_SHELL or path.startswith(UI_STATIC_PREFIX)
 
 
 def http_middleware(keys: ApiKeys) -> Callable:
@@ -184,8 +200,8 @@ def http_middleware(keys: ApiKeys) -> Callable:
         if request.path == HEALTH_PATH:
             response = await handler(request)
             return response if authorized else _health_status_only(response)
-        if not authorized:
-            return unauthorized_response()
+        if not authorized and not _public(request.path):
+            return unauthorized_response(request)
         return await handler(request)
 
     return require_api_key

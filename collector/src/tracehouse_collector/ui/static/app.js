@@ -1,7 +1,7 @@
 // Tracehouse web UI: a hash-routed single page over the REST API (/api/v1/...).
 // Each page lives in pages/<name>.js and exports render(root, route, current).
 
-import { ApiError, charts, disposeCharts, errorBox, h, parseRoute } from "./lib.js";
+import { ApiError, AuthError, apiKey, charts, disposeCharts, errorBox, h, parseRoute } from "./lib.js";
 import { renderOverview } from "./pages/overview.js";
 import { renderTraces } from "./pages/traces.js";
 import { renderTrace } from "./pages/trace.js";
@@ -40,14 +40,45 @@ async function render() {
   const root = h("div"); // in the page from the start, so charts get their real size
   view.replaceChildren(root);
   const current = () => token === renderToken;
+  signOut.hidden = !apiKey.get();
   try {
     await PAGES[page](root, route, current);
   } catch (err) {
     if (!current()) return;
+    if (err instanceof AuthError) {
+      root.replaceChildren(signInForm(err.message));
+      return;
+    }
     root.replaceChildren(errorBox("page-error", err instanceof ApiError ? err.message : `Error: ${err.message}`));
     if (!(err instanceof ApiError)) console.warn(err);
   }
 }
+
+// The collector wants an API key (TRACEHOUSE_API_KEYS): ask for one, keep it in this tab
+// (sessionStorage) or, when asked to remember, in this browser (localStorage).
+function signInForm(message) {
+  const key = h("input#api-key", { type: "password", autocomplete: "current-password", placeholder: "API key", size: 40, required: true });
+  const remember = h("input#remember-key", { type: "checkbox" });
+  return h("form.sign-in#sign-in", {
+    onsubmit: (e) => {
+      e.preventDefault();
+      apiKey.set(key.value.trim(), remember.checked);
+      render();
+    },
+  },
+    h("h1", "Sign in"),
+    h("p", apiKey.get() ? h("span.error-box#sign-in-error", message) : message,
+      " Enter one of the keys the collector was started with (", h("code", "TRACEHOUSE_API_KEYS"), ")."),
+    h("div.toolbar", key, h("button", { type: "submit" }, "Sign in")),
+    h("label", remember, " remember on this browser"),
+  );
+}
+
+const signOut = document.getElementById("sign-out");
+signOut.addEventListener("click", () => {
+  apiKey.clear();
+  render();
+});
 
 // ---------- theme and start ----------
 

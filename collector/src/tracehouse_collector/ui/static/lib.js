@@ -35,8 +35,9 @@ export function append(el, children) {
 
 export class ApiError extends Error {}
 
-// Raised for a 401: the collector wants an API key (app.js shows the sign-in form).
-export class AuthError extends ApiError {}
+// Raised for a 401: the collector wants an API key. Not an ApiError, so pages that show API
+// errors inline let it through to app.js, which shows the sign-in form instead of the page.
+export class AuthError extends Error {}
 
 // The API key the user signed in with: localStorage when "remember" was ticked, else this tab only.
 const KEY_NAME = "tracehouse.apiKey";
@@ -190,4 +191,23 @@ export function filterLink(field, value) {
 // ECharts renders a tooltip formatter's string as HTML: user data in one must be escaped.
 export function escapeHtml(value) {
   return String(value).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+// A download link to a collector URL. A plain link cannot carry the API key, so when one is
+// stored the click fetches the file with it and saves the bytes under `name`.
+export function downloadLink(href, name, label, attrs = {}) {
+  const a = h("a", { ...attrs, href, download: name }, label);
+  a.addEventListener("click", async (e) => {
+    if (!apiKey.get()) return;
+    e.preventDefault();
+    const resp = await apiFetch(href);
+    if (!resp.ok) return;
+    const url = URL.createObjectURL(await resp.blob());
+    const tmp = h("a", { href: url, download: name });
+    document.body.append(tmp);
+    tmp.click();
+    tmp.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  });
+  return a;
 }

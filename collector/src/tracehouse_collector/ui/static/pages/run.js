@@ -1,4 +1,4 @@
-import { h, api, apiFetch, chart, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, filterLink, records, routeUrl } from "../lib.js";
+import { h, api, apiFetch, chart, downloadLink, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, filterLink, records, routeUrl } from "../lib.js";
 
 // #/run/<id>: info, params, one chart per metric (server-side reduced, full resolution on zoom),
 // system metrics, artifacts with previews, linked models with the reproduce command, traces.
@@ -64,7 +64,7 @@ export async function renderRun(root, route, current) {
       const command = `tracehouse reproduce ${m.digest.slice(0, 16)} --server ${location.origin}`;
       return h("div.model",
         h("div", h("strong", m.name), " ", h("span.muted", `${fmtInt(m.size)} B · sha256 ${m.digest.slice(0, 12)}`), " ",
-          h("a", { href: artifactUrl(m), download: m.name }, "download")),
+          downloadLink(artifactUrl(m), m.name, "download")),
         h("div.muted", "Verify the file against this run and re-run its recorded evaluation:"),
         h("div.command", h("code.reproduce", command),
           h("button", { type: "button", title: "copy to the clipboard", onclick: (e) => copy(command, e.currentTarget) }, "copy")));
@@ -176,7 +176,7 @@ function visibleRange(c, overview) {
 function artifact(a) {
   const box = h("div.artifact", { dataset: { name: a.name } },
     h("div", h("strong", a.name), " ", h("span.muted", `${a.kind} · ${fmtInt(a.size)} B`), " ",
-      a.digest ? h("a", { href: artifactUrl(a), download: a.name }, "download") : null));
+      a.digest ? downloadLink(artifactUrl(a), a.name, "download") : null));
   if (!a.digest) return box;
   const preview = h("div.preview");
   box.append(preview);

@@ -1,4 +1,4 @@
-import { h, ApiError, api, chart, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl } from "../lib.js";
+import { h, ApiError, api, chart, downloadLink, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl } from "../lib.js";
 
 // #/runs: the runs table (sortable, column chooser, filter, selection) and below it the chart
 // views: metric curves of the selected runs (smoothing, log scale, x = step or time), parallel
@@ -12,7 +12,8 @@ const FIXED = {
   start: ["start", (r) => r.start || "", (r) => h("span", { title: r.start }, fmtTime(r.start))],
   duration: ["duration", (r) => r.duration_s ?? -1, (r) => (r.duration_s === null ? "running" : fmtMs(r.duration_s * 1000))],
   models: ["model files", (r) => (r.models || []).length, (r) => (r.models || []).map((m) =>
-    h("a.badge", { href: `/api/v1/artifacts/${encodeURIComponent(m.digest)}`, download: m.name, title: `${m.digest.slice(0, 12)} · ${fmtInt(m.size)} B` }, m.name))],
+    downloadLink(`/api/v1/artifacts/${encodeURIComponent(m.digest)}?name=${encodeURIComponent(m.name)}`, m.name, m.name,
+      { class: "badge", title: `${m.digest.slice(0, 12)} · ${fmtInt(m.size)} B` }))],
   llm_calls: ["LLM calls", (r) => r.llm?.calls, (r) => fmtInt(r.llm?.calls)],
   llm_tokens: ["LLM tokens", (r) => r.llm?.total_tokens, (r) => fmtInt(r.llm?.total_tokens)],
   llm_cost: ["LLM cost", (r) => r.llm?.cost_usd, (r) => (r.llm ? fmtCost(r.llm.cost_usd) : "")],

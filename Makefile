@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml instrumentation/pyproject.toml collector/pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tracehouse serve $(ARGS)
+	$(BIN)/tracehouse serve --offer-demo $(ARGS)
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(ARGS)

@@ -40,6 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api_keys_file=args.api_keys_file,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        offer_demo=args.offer_demo or None,
     )
     try:
         if settings.prices:
@@ -105,7 +106,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="store DSN: chdb:///dir or http(s)://user:pass@host:8123/db (TRACEHOUSE_STORE)")
+    p.add_argument(
+        "--store", help="store DSN: chdb:///dir or http(s)://user:pass@host:8123/db (TRACEHOUSE_STORE)"
+    )
     p.add_argument("--data-dir", help="state directory (TRACEHOUSE_DATA_DIR, default ~/.tracehouse)")
 
 
@@ -116,7 +119,9 @@ def _add_read_args(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("TRACEHOUSE_SERVER"),
         help="read through a running server's API instead of opening the store (TRACEHOUSE_SERVER)",
     )
-    p.add_argument("--api-key", default=os.environ.get("TRACEHOUSE_API_KEY"), help="API key (TRACEHOUSE_API_KEY)")
+    p.add_argument(
+        "--api-key", default=os.environ.get("TRACEHOUSE_API_KEY"), help="API key (TRACEHOUSE_API_KEY)"
+    )
     p.add_argument("--format", choices=FORMATS, default="table")
 
 
@@ -129,9 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_args(p)
     p.add_argument("--host", help="address to bind (TRACEHOUSE_HOST, default 127.0.0.1)")
     p.add_argument("--grpc-port", type=int, help="OTLP/gRPC port (TRACEHOUSE_GRPC_PORT, default 4317)")
-    p.add_argument("--http-port", type=int, help="OTLP/HTTP and API port (TRACEHOUSE_HTTP_PORT, default 4318)")
+    p.add_argument(
+        "--http-port", type=int, help="OTLP/HTTP and API port (TRACEHOUSE_HTTP_PORT, default 4318)"
+    )
     p.add_argument("--workers", type=int, help="decoding worker processes (TRACEHOUSE_WORKERS, default 2)")
-    p.add_argument("--prices", help="price file (YAML or JSON) adding or overriding model prices (TRACEHOUSE_PRICES)")
+    p.add_argument(
+        "--prices", help="price file (YAML or JSON) adding or overriding model prices (TRACEHOUSE_PRICES)"
+    )
     p.add_argument(
         "--api-keys-file",
         help="require API keys, one per line, on every endpoint (TRACEHOUSE_API_KEYS_FILE; or TRACEHOUSE_API_KEYS)",
@@ -140,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-cert", help="serve gRPC and HTTP over TLS with this PEM certificate (TRACEHOUSE_TLS_CERT)"
     )
     p.add_argument("--tls-key", help="the certificate's PEM private key (TRACEHOUSE_TLS_KEY)")
+    p.add_argument(
+        "--offer-demo",
+        action="store_true",
+        help="on an empty store, ask in the terminal whether to load the demo data (make run does)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("sql", help="run a read-only SQL statement in the tracehouse database")

@@ -39,6 +39,8 @@ class ServeSettings:
     store: str
     data_dir: Path
     host: str = DEFAULT_HOST
+    # On an empty store with a terminal on stdin, ask whether to load the demo data (make run).
+    offer_demo: bool = False
     grpc_port: int = DEFAULT_GRPC_PORT
     http_port: int = DEFAULT_HTTP_PORT
     # Decoding OTLP into rows is CPU-bound Python; it runs in this many worker processes so
@@ -98,7 +100,8 @@ class ServeSettings:
             "max_attribute_bytes": _env_int("TRACEHOUSE_MAX_ATTRIBUTE_BYTES", 64 * 1024),
             "max_request_bytes": _env_int("TRACEHOUSE_MAX_REQUEST_BYTES", 64 * 1024 * 1024),
             "prices": os.environ.get("TRACEHOUSE_PRICES") or None,
-            "llm_processor": os.environ.get("TRACEHOUSE_LLM_PROCESSOR", "1") not in ("0", "false", "no", "off"),
+            "llm_processor": os.environ.get("TRACEHOUSE_LLM_PROCESSOR", "1")
+            not in ("0", "false", "no", "off"),
             # Set but empty is kept (and refused at start-up): security must not fail open.
             "api_keys": os.environ.get("TRACEHOUSE_API_KEYS"),
             "api_keys_file": os.environ.get("TRACEHOUSE_API_KEYS_FILE"),

@@ -32,7 +32,8 @@ def _journal_dir(settings: ServeSettings, store: Store):
 
 async def serve(settings: ServeSettings) -> None:
     # Unusable keys or certificates stop the start before anything opens or listens.
-    api_keys = auth.ApiKeys(auth.load_keys(settings.api_keys, settings.api_keys_file))
+    key_list = auth.load_keys(settings.api_keys, settings.api_keys_file)
+    api_keys = auth.ApiKeys(key_list)
     tls_files = tls.load_tls(settings.tls_cert, settings.tls_key)
     SqlLimits.from_env()  # a bad TRACEHOUSE_SQL_* limit stops the start, not every query
     exposure = auth.exposure_warning(settings.host, api_keys, tls_files is not None)
@@ -103,6 +104,11 @@ async def serve(settings: ServeSettings) -> None:
     )
     if hint:
         print(hint, flush=True)
+        # Only where someone can answer: a terminal on stdin (make run), never under a supervisor.
+        if settings.offer_demo and sys.stdin is not None and sys.stdin.isatty():
+            offering = asyncio.create_task(  # noqa: F841 - kept referenced while serve runs
+                demo.offer(f"{scheme}://{settings.host}:{http_port}", key_list[0] if key_list else None)
+            )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

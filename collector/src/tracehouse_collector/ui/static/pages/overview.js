@@ -1,4 +1,4 @@
-import { h, api, records, fmtMs, fmtCost, fmtInt, fmtTime, sinceSeconds, emptyTraces, routeUrl, chart, rangeSelect } from "../lib.js";
+import { h, api, records, fmtMs, fmtCost, fmtInt, fmtScore, fmtTime, sinceSeconds, emptyTraces, routeUrl, chart, rangeSelect } from "../lib.js";
 
 export async function renderOverview(root, route, current) {
   const since = route.params.get("since") || "24h";
@@ -6,7 +6,7 @@ export async function renderOverview(root, route, current) {
     h("div.toolbar", h("h1", "Overview"), rangeSelect(since, (v) => (location.hash = routeUrl("overview", "", { since: v })))),
   );
   const secs = sinceSeconds(since);
-  const [counts, lat, cost, byHour] = await Promise.all([
+  const [counts, lat, cost, byHour, byModel, byProvider, scores] = await Promise.all([
     api("/api/v1/sql", null, {
       sql:
         "SELECT uniqExact(TraceId) AS traces, uniqExactIf(TraceId, StatusCode = 'Error') AS error_traces " +
@@ -15,6 +15,9 @@ export async function renderOverview(root, route, current) {
     api("/api/v1/query/latency", { since }),
     api("/api/v1/query/cost", { since }),
     api("/api/v1/query/latency", { since, by: "hour" }),
+    api("/api/v1/query/cost", { since, by: "model" }),
+    api("/api/v1/query/cost", { since, by: "provider" }),
+    api("/api/v1/query/accuracy", { since }),
   ]);
   if (!current()) return;
   const c = records(counts)[0] || { traces: 0, error_traces: 0 };
@@ -35,7 +38,10 @@ export async function renderOverview(root, route, current) {
       kpi("p50", "LLM latency p50", fmtMs(l.p50_ms)),
       kpi("p99", "LLM latency p99", fmtMs(l.p99_ms)),
       kpi("error_rate", "Traces with errors", `${((100 * c.error_traces) / c.traces).toFixed(1)}%`),
+      records(scores).filter((r) => r.mean !== null).map((r) => kpi(`score.${r.evaluation}`, `Mean ${r.evaluation}`, fmtScore(r.mean))),
     ),
+    costBreakdown(records(byModel), "model", Number(k.cost_usd)),
+    costBreakdown(records(byProvider), "provider", Number(k.cost_usd)),
   );
   const hours = records(byHour);
   const el = h("div.chart#latency-chart");
@@ -78,3 +84,20 @@ export async function renderOverview(root, route, current) {
           : h("p.muted", "No runs yet."))),
   );
 }
+
+// A bar split by each model's (or provider's) share of the cost, with the figures beside it.
+function costBreakdown(rows, dim, total) {
+  const parts = rows.filter((r) => Number(r.cost_usd) > 0).sort((a, b) => Number(b.cost_usd) - Number(a.cost_usd));
+  if (!parts.length || !total) return null;
+  const share = (r) => (100 * Number(r.cost_usd)) / total;
+  return h(`div.cost-breakdown#cost-by-${dim}`,
+    h("span.label", `Cost by ${dim}`),
+    h("div.cost-bar", parts.map((r, i) =>
+      h("span", { style: `width:${share(r)}%;background:${PALETTE[i % PALETTE.length]}`, title: `${r[dim] || "(none)"}: ${fmtCost(r.cost_usd)}` }))),
+    h("ul.cost-legend", parts.map((r, i) =>
+      h("li", { dataset: { key: r[dim] } }, h("span.swatch", { style: `background:${PALETTE[i % PALETTE.length]}` }),
+        `${r[dim] || "(none)"} ${fmtCost(r.cost_usd)} (${share(r).toFixed(0)}%)`))),
+  );
+}
+
+const PALETTE = ["#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452", "#9a60b4"];

@@ -1,4 +1,4 @@
-import { h, ApiError, api, chart, downloadLink, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl } from "../lib.js";
+import { h, append, ApiError, api, chart, downloadLink, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl } from "../lib.js";
 
 // #/runs: the runs table (sortable, column chooser, filter, selection) and below it the chart
 // views: metric curves of the selected runs (smoothing, log scale, x = step or time), parallel
@@ -93,7 +93,7 @@ export async function renderRuns(root, route, current) {
   const label = (c) => (FIXED[c] ? FIXED[c][0] : c.split(".").slice(1).join("."));
 
   // Selection and column chooser live in the toolbar.
-  toolbar.append(
+  append(toolbar, [
     h("span.muted#selection-count", selected.size ? `${selected.size} selected` : ""),
     selected.size >= 2 ? h("a.button#compare-selected", { href: routeUrl("compare", "", { ids: [...selected].join(",") }) }, "Compare selected") : null,
     h("details.column-chooser#column-chooser",
@@ -101,7 +101,7 @@ export async function renderRuns(root, route, current) {
       h("div.chooser-list", columns.map((c) =>
         h("label", { title: c }, h("input", { type: "checkbox", checked: !hidden.has(c), dataset: { column: c },
           onchange: (e) => { if (e.target.checked) hidden.delete(c); else hidden.add(c); go({}); } }), ` ${c.includes(".") ? c : label(c)}`)))),
-  );
+  ]);
 
   const get = valueOf(sort);
   const sorted = [...runs].sort((a, b) => {
@@ -135,13 +135,22 @@ export async function renderRuns(root, route, current) {
   );
 
   // ---- charts ----
-  const numericCols = [...paramKeys.map((k) => `params.${k}`), ...metricKeys.map((k) => `metrics.${k}`), ...scoreKeys.map((k) => `scores.${k}`)]
-    .filter((c) => runs.some((r) => isNum(valueOf(c)(r))));
+  // Columns most runs have come first, so the default chart axes are the informative ones.
+  const coverage = (c) => runs.filter((r) => isNum(valueOf(c)(r))).length;
+  const byCoverage = (cols) => cols.map((c) => [c, coverage(c)]).filter(([, n]) => n).sort((a, b) => b[1] - a[1]).map(([c]) => c);
+  const numericCols = [
+    ...byCoverage(paramKeys.map((k) => `params.${k}`)),
+    ...byCoverage([...metricKeys.map((k) => `metrics.${k}`), ...scoreKeys.map((k) => `scores.${k}`)]),
+  ];
+  const metricsByCoverage = byCoverage(metricKeys.map((k) => `metrics.${k}`)).map((c) => c.slice(8));
   const chosen = sorted.filter((r) => selected.has(r.id));
   if (chosen.length) await curves(root, chosen, opts, go, current);
   if (!current()) return;
-  if (runs.length >= 2 && metricKeys.length) parallel(root, sorted, paramKeys, metricKeys, p.get("pc"), go);
-  if (runs.length >= 2 && numericCols.length >= 2) scatter(root, sorted, numericCols, p.get("sx"), p.get("sy"), label, go);
+  if (runs.length >= 2 && metricsByCoverage.length) parallel(root, sorted, paramKeys, metricsByCoverage, p.get("pc"), go);
+  if (runs.length >= 2 && numericCols.length >= 2) {
+    const firstMetric = numericCols.find((c) => !c.startsWith("params."));
+    scatter(root, sorted, numericCols, p.get("sx"), p.get("sy") || firstMetric, label, go);
+  }
 }
 
 // One chart per metric, a line per selected run.

@@ -21,10 +21,10 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(ARGS)
 
-# Debian packages some tests drive: headless Chromium and its WebDriver (web UI), docker-compose
+# Debian packages some tests drive: headless Chromium (web UI, driven by Playwright), docker-compose
 # and nginx (deploy/ validation). Installed when missing and apt-get can run as root; elsewhere
 # those tests skip, except in CI (CI set), where they fail.
-SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver docker-compose:docker-compose nginx:nginx
+SYSTEM_TOOLS := chromium:chromium docker-compose:docker-compose nginx:nginx
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	    tool=$${pair%%:*}; pkg=$${pair##*:}; \

@@ -1,12 +1,11 @@
-"""The web UI in a real headless Chromium against a real collector, filled through OTLP by the
-OTel SDK and the run SDK: traces list, trace detail, filter errors, runs, run charts, theme,
-empty state and the browser console."""
+"""The web UI in headless Chromium (Playwright) against a real collector, filled through OTLP by
+the OTel SDK and the run SDK with hand-made data (markup in prompts, a failing tool): traces
+list, trace detail, filter errors, paging, runs, run charts, theme and the empty state. Every
+test fails on a browser console error (tests/ui_fixtures.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,15 +19,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 from tracehouse import _run_transport
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-# CI installs both (.ci/run), so there a missing browser fails rather than skips.
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("CI") and not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-    reason="chromium/chromedriver not installed",
-)
 
 USER_TEXT = "What is the capital of <b>France</b>?"  # markup must show as text, never render
 ANSWER_TEXT = "The capital of France is Paris."
@@ -115,238 +105,164 @@ def filled(start_collector, tmp_path_factory):
     return c, populate(c, tmp_path_factory.mktemp("ui-spool"))
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}",
-    ):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    d.set_page_load_timeout(30)
-    d.screenshot_dir = tmp_path_factory.mktemp("ui-screenshots")
-    yield d
-    d.quit()
-
-
-def _wait(driver, css: str, timeout: float = 15):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
-
-
-def _wait_text(driver, css: str, text: str, timeout: float = 15):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, timeout).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
-    return driver.find_element(By.CSS_SELECTOR, css)
-
-
-def _shot(driver, name: str) -> None:
-    """Keep a screenshot of the page (in UI_SCREENSHOT_DIR if set, else the test's temp folder)."""
-    folder = Path(os.environ.get("UI_SCREENSHOT_DIR") or driver.screenshot_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(folder / f"{name}.png"))
-
-
-def _severe(driver) -> list[dict]:
-    """Severe console entries: script errors and failed loads, except the 400 answers to the
-    bad filters these tests send on purpose (the browser logs every refused request)."""
-    return [
-        e
-        for e in driver.get_log("browser")
-        if e["level"] == "SEVERE" and not (e["source"] == "network" and "status of 400" in e["message"])
-    ]
-
-
-def test_traces_list_and_detail(filled, driver):
-    from selenium.webdriver.common.by import By
-
+def test_traces_list_and_detail(filled, ui):
     c, data = filled
-    driver.get(c.http_url + "/#/traces?since=1h")
-    table = _wait_text(driver, "#traces-table", "agent.answer")
-    _shot(driver, "traces")
-    assert "gpt-4o-mini" in table.text
-    assert "alice" in table.text and "sess-1" in table.text
-    assert "<b>France</b>" in table.text  # escaped, shown as typed
-    assert not driver.find_elements(By.CSS_SELECTOR, "#traces-table b")
-    assert "30" in table.text  # total tokens of the LLM call
+    page = ui.page
+    ui.open(c.http_url, "traces?since=1h")
+    table = page.locator("#traces-table")
+    table.get_by_text("agent.answer").wait_for()
+    ui.screenshot("traces")
+    text = table.inner_text()
+    assert "gpt-4o-mini" in text
+    assert "alice" in text and "sess-1" in text
+    assert "<b>France</b>" in text  # escaped, shown as typed
+    assert table.locator("b").count() == 0
+    assert "30" in text  # total tokens of the LLM call
     # the failing trace is marked as an error
-    err_row = driver.find_element(By.CSS_SELECTOR, f'tr[data-trace-id="{data["err_id"]}"]')
-    assert "error" in err_row.get_attribute("class")
+    assert "error" in page.get_attribute(f'tr[data-trace-id="{data["err_id"]}"]', "class")
 
-    driver.find_element(By.CSS_SELECTOR, f'tr[data-trace-id="{data["ok_id"]}"] a').click()
-    _wait_text(driver, "#span-tree", "chat gpt-4o-mini")
-    assert driver.current_url.endswith(f"#/trace/{data['ok_id']}")
-    tree = driver.find_element(By.CSS_SELECTOR, "#span-tree")
-    assert "agent.answer" in tree.text
-    assert len(driver.find_elements(By.CSS_SELECTOR, "#span-tree .waterfall-bar")) == 2
-    driver.find_element(By.XPATH, "//*[@id='span-tree']//*[contains(text(), 'chat gpt-4o-mini')]").click()
-    pane = _wait_text(driver, "#span-detail", ANSWER_TEXT)
-    _shot(driver, "trace-detail")
-    assert USER_TEXT in pane.text and "Be brief." in pane.text
-    assert driver.find_elements(By.CSS_SELECTOR, "#span-detail .message.role-assistant")
+    page.click(f'tr[data-trace-id="{data["ok_id"]}"] a')
+    page.locator("#span-tree").get_by_text("chat gpt-4o-mini").first.wait_for()
+    assert page.url.endswith(f"#/trace/{data['ok_id']}")
+    assert "agent.answer" in page.inner_text("#span-tree")
+    assert page.locator("#span-tree .waterfall-bar").count() == 2
+    page.locator("#span-tree").get_by_text("chat gpt-4o-mini", exact=True).click()
+    pane = page.locator("#span-detail")
+    pane.get_by_text(ANSWER_TEXT, exact=True).wait_for()
+    ui.screenshot("trace-detail")
+    assert USER_TEXT in pane.inner_text() and "Be brief." in pane.inner_text()
+    assert pane.locator(".message.role-assistant").count() >= 1
     # the selected span travels in the URL: reloading opens the same pane
-    assert "span=" in driver.current_url
-    driver.refresh()
-    _wait_text(driver, "#span-detail", ANSWER_TEXT)
+    assert "span=" in page.url
+    page.reload()
+    page.locator("#span-detail").get_by_text(ANSWER_TEXT, exact=True).wait_for()
     # attribute search narrows the attribute table
-    search = driver.find_element(By.CSS_SELECTOR, "#attr-search")
-    search.send_keys("response.model")
-    rows = [r for r in driver.find_elements(By.CSS_SELECTOR, "#attr-table tr") if r.is_displayed()]
-    assert len(rows) == 1 and "gen_ai.response.model" in rows[0].text
-    # the session link lists that session's traces, through the filter language
-    driver.find_element(By.LINK_TEXT, "sess-1").click()
-    table = _wait_text(driver, "#traces-table", "agent.answer")
-    assert "agent.broken" not in table.text
-    assert "session" in driver.current_url
-    assert _severe(driver) == []
+    page.fill("#attr-search", "response.model")
+    rows = page.locator("#attr-table tr:visible")
+    assert rows.count() == 1 and "gen_ai.response.model" in rows.first.inner_text()
+    # the session link opens that session's transcript
+    page.click("text=sess-1")
+    page.locator("#transcript .turn").first.wait_for()
+    assert page.url.endswith("#/sessions/sess-1")
+    assert USER_TEXT in page.inner_text("#transcript")
 
 
-def test_error_trace_shows_error_mark(filled, driver):
+def test_error_trace_shows_error_mark(filled, ui):
     c, data = filled
-    driver.get(c.http_url + f"/#/trace/{data['err_id']}")
-    _wait_text(driver, "#span-tree", "tool lookup")
-    from selenium.webdriver.common.by import By
-
-    marks = driver.find_elements(By.CSS_SELECTOR, "#span-tree .span-row.error")
-    assert len(marks) >= 1
-    assert "lookup failed" in driver.find_element(By.CSS_SELECTOR, "#span-tree").get_attribute("textContent")
+    ui.open(c.http_url, f"trace/{data['err_id']}")
+    ui.page.locator("#span-tree").get_by_text("tool lookup").first.wait_for()
+    assert ui.page.locator("#span-tree .span-row.error").count() >= 1
+    assert "lookup failed" in ui.page.text_content("#span-tree")
 
 
-def test_bad_filter_shows_the_server_error(filled, driver):
+def test_bad_filter_shows_the_server_error(filled, ui):
     c, _ = filled
+    ui.allow_console_error(r"status of 400")  # the browser logs the refused request
     expected = requests.get(c.http_url + "/api/v1/traces", params={"where": "latency >>> 3"}).json()["error"]
-    driver.get(c.http_url + "/#/traces?since=1h")
-    box = _wait(driver, "#where")
-    box.clear()
-    box.send_keys("latency >>> 3\n")
-    err = _wait(driver, "#traces-error")
-    assert expected[:40] in err.text
-    assert "where=latency" in driver.current_url  # the filter travels in the URL
-    assert _severe(driver) == []
+    ui.open(c.http_url, "traces?since=1h")
+    ui.page.fill("#where", "latency >>> 3")
+    ui.page.press("#where", "Enter")
+    assert expected[:40] in ui.page.locator("#traces-error").inner_text()
+    assert "where=latency" in ui.page.url  # the filter travels in the URL
 
 
-def test_traces_paging(filled, driver):
-    from selenium.webdriver.common.by import By
-
+def test_traces_paging(filled, ui):
     c, data = filled
-    driver.get(c.http_url + "/#/traces?since=1h&limit=1")
-    _wait(driver, "#traces-table")
-    first = {
-        r.get_attribute("data-trace-id")
-        for r in driver.find_elements(By.CSS_SELECTOR, "#traces-table tbody tr")
-    }
-    driver.find_element(By.CSS_SELECTOR, "#next-page").click()
-    _wait(driver, f"#traces-table tr:not([data-trace-id='{next(iter(first))}'])[data-trace-id]")
-    second = {
-        r.get_attribute("data-trace-id")
-        for r in driver.find_elements(By.CSS_SELECTOR, "#traces-table tbody tr")
-    }
+    ui.open(c.http_url, "traces?since=1h&limit=1")
+    ui.page.wait_for_selector("#traces-table tbody tr")
+    ids = "rows => rows.map(r => r.dataset.traceId)"
+    first = ui.page.eval_on_selector_all("#traces-table tbody tr", ids)
+    ui.page.click("#next-page")
+    ui.page.wait_for_selector(f"#traces-table tr[data-trace-id]:not([data-trace-id='{first[0]}'])")
+    second = ui.page.eval_on_selector_all("#traces-table tbody tr", ids)
     assert len(first) == len(second) == 1
-    assert first | second == {data["ok_id"], data["err_id"]}  # newest first, then the older one
-    assert "cursor=" in driver.current_url
+    assert set(first) | set(second) == {data["ok_id"], data["err_id"]}  # newest first, then the older one
+    assert "cursor=" in ui.page.url
 
 
-def test_runs_list_and_run_chart(filled, driver):
-    from selenium.webdriver.common.by import By
-
+def test_runs_list_and_run_chart(filled, ui):
     c, data = filled
-    driver.get(c.http_url + "/#/runs")
-    table = _wait_text(driver, "#runs-table", "ui-run-2")
-    assert "adam" in table.text and "finished" in table.text
-    assert driver.find_elements(By.CSS_SELECTOR, "#runs-table input[type=checkbox]")
+    page = ui.page
+    ui.allow_console_error(r"status of 400")  # the bad filter below, on purpose
+    ui.open(c.http_url, "runs")
+    table = page.locator("#runs-table")
+    table.get_by_text("ui-run-2").wait_for()
+    assert "adam" in table.inner_text() and "finished" in table.inner_text()
+    assert table.locator("input[type=checkbox]").count() >= 2
     # sorting by a column header keeps the run and marks the sorted column
-    driver.find_element(By.XPATH, "//*[@id='runs-table']//th[normalize-space()='name']").click()
-    assert _wait_text(driver, "#runs-table th.sorted", "name")
-    assert "sort=name" in driver.current_url
+    page.click('#runs-table th[data-column="name"]')
+    page.wait_for_selector('#runs-table th.sorted[data-column="name"]')
+    assert "sort=name" in page.url
     # a filter narrows the table; a bad one shows the server's message
-    driver.get(c.http_url + f"/#/runs?experiment={data['experiment']}&where=params.lr%20%3E%200.5")
-    _wait_text(driver, ".empty", "No runs match")
-    driver.get(c.http_url + "/#/runs?where=bogus%20%3D%201")
-    assert "unknown field 'bogus'" in _wait(driver, "#runs-error").text
-    driver.get(c.http_url + f"/#/runs?experiment={data['experiment']}&where=params.lr%20%3C%200.5")
-    _wait_text(driver, "#runs-table", "ui-run")
+    ui.open(c.http_url, f"runs?experiment={data['experiment']}&where=params.lr%20%3E%200.5")
+    page.get_by_text("No runs match").wait_for()
+    ui.open(c.http_url, "runs?where=bogus%20%3D%201")
+    assert "unknown field 'bogus'" in page.locator("#runs-error").inner_text()
+    ui.open(c.http_url, f"runs?experiment={data['experiment']}&where=params.lr%20%3C%200.5")
+    page.locator("#runs-table").get_by_text("ui-run", exact=True).wait_for()
     # selecting two runs overlays their curves: one line per run in the shared "loss" chart
     for rid in (data["run_id"], data["run2_id"]):
-        driver.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{rid}"] input[type=checkbox]').click()
-        _wait(driver, f'tr[data-run-id="{rid}"] input[type=checkbox]:checked')
-    loss = _wait(driver, '#selected-charts .chart[data-metric="loss"] canvas')
-    assert loss
-    assert data["run2_id"] in driver.current_url and data["run_id"] in driver.current_url
-    lines = driver.execute_script(
-        "const el = document.querySelector('#selected-charts .chart[data-metric=loss]');"
-        "return echarts.getInstanceByDom(el).getOption().series.map(s => s.data.length);"
+        page.check(f'tr[data-run-id="{rid}"] input[type=checkbox]')
+        page.wait_for_selector(f'tr[data-run-id="{rid}"] input[type=checkbox]:checked')
+    page.wait_for_selector('#selected-charts .chart[data-metric="loss"] canvas')
+    assert data["run2_id"] in page.url and data["run_id"] in page.url
+    lines = page.evaluate(
+        "() => echarts.getInstanceByDom(document.querySelector('#selected-charts .chart[data-metric=loss]'))"
+        ".getOption().series.map(s => s.data.length)"
     )
     assert sorted(lines) == [10, 20]
-    _shot(driver, "runs-selected")
-    driver.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{data["run_id"]}"] a').click()
-    _wait(driver, "#run-charts .chart canvas")
-    _shot(driver, "run-detail")
-    charts = driver.find_elements(By.CSS_SELECTOR, "#run-charts .chart")
-    assert {ch.get_attribute("data-metric") for ch in charts} == {"loss", "acc"}
-    for ch in charts:
-        assert ch.find_elements(By.CSS_SELECTOR, "canvas")
-    assert "lr" in driver.find_element(By.CSS_SELECTOR, "#run-params").text
-    link = _wait(driver, "#run-artifacts a")
-    assert link.text == "notes.txt"
-    assert requests.get(link.get_attribute("href"), timeout=10).content == b"ui test artifact\n"
-    driver.find_element(By.CSS_SELECTOR, "#run-traces").click()  # no trace carries this run: empty, no error
-    _wait_text(driver, ".empty", "No traces match")
-    assert _severe(driver) == []
+    ui.screenshot("runs-selected")
+    page.click(f'tr[data-run-id="{data["run_id"]}"] td a')
+    page.wait_for_selector("#run-charts .chart canvas")
+    ui.screenshot("run-detail")
+    metrics = page.eval_on_selector_all("#run-charts .chart", "els => els.map(e => e.dataset.metric)")
+    assert set(metrics) == {"loss", "acc"}
+    assert page.locator("#run-charts .chart canvas").count() == 2
+    assert "lr" in page.inner_text("#run-params")
+    link = page.locator('.artifact[data-name="notes.txt"] a')
+    assert link.inner_text() == "download"
+    href = link.get_attribute("href")
+    assert requests.get(c.http_url + href, timeout=10).content == b"ui test artifact\n"
+    page.click("#run-traces")  # no trace carries this run: empty, no error
+    page.get_by_text("No traces match").wait_for()
 
 
-def test_overview_kpis_and_theme_toggle(filled, driver):
-    from selenium.webdriver.common.by import By
-
+def test_overview_kpis_and_theme_toggle(filled, ui):
     c, _ = filled
-    driver.get(c.http_url + "/#/overview?since=1h")
-    kpis = _wait_text(driver, "#kpis", "LLM calls")
-    assert kpis.find_element(By.CSS_SELECTOR, '[data-kpi="traces"] .value').text == "2"
-    _wait(driver, "#latency-chart canvas")
-    assert "agent.answer" in _wait(driver, "#recent-traces").text
-    assert "ui-run" in _wait(driver, "#recent-runs").text
-    _shot(driver, "overview")
-    html = driver.find_element(By.TAG_NAME, "html")
-    before = html.get_attribute("data-theme")
-    driver.find_element(By.CSS_SELECTOR, "#theme-toggle").click()
-    after = html.get_attribute("data-theme")
+    page = ui.page
+    ui.open(c.http_url, "overview?since=1h")
+    page.wait_for_selector("#kpis")
+    assert page.inner_text('#kpis [data-kpi="traces"] .value') == "2"
+    page.wait_for_selector("#latency-chart canvas")
+    assert "agent.answer" in page.inner_text("#recent-traces")
+    assert "ui-run" in page.inner_text("#recent-runs")
+    ui.screenshot("overview")
+    before = page.get_attribute("html", "data-theme")
+    page.click("#theme-toggle")
+    after = page.get_attribute("html", "data-theme")
     assert {before, after} == {"light", "dark"}
-    driver.refresh()  # remembered across loads
-    _wait(driver, "#kpis")
-    assert driver.find_element(By.TAG_NAME, "html").get_attribute("data-theme") == after
-    assert _severe(driver) == []
+    page.reload()  # remembered across loads
+    page.wait_for_selector("#kpis")
+    assert page.get_attribute("html", "data-theme") == after
 
 
-def test_empty_collector_tells_what_to_run(start_collector, driver):
+def test_empty_collector_tells_what_to_run(start_collector, ui):
     c = start_collector(name="ui-empty")
-    driver.get(c.http_url + "/#/traces")
-    empty = _wait(driver, ".empty")
-    assert "tracehouse demo" in empty.text and "TRACEHOUSE_INSTRUMENT=1" in empty.text
-    driver.get(c.http_url + "/#/runs")
-    _wait_text(driver, ".empty", "tracehouse.run")
-    driver.get(c.http_url + "/#/overview")
-    _wait_text(driver, ".empty h2", "No traces yet")
-    assert _severe(driver) == []
+    ui.open(c.http_url, "traces")
+    empty = ui.page.locator(".empty")
+    empty.wait_for()
+    assert "tracehouse demo" in empty.inner_text() and "TRACEHOUSE_INSTRUMENT=1" in empty.inner_text()
+    ui.open(c.http_url, "runs")
+    ui.page.locator(".empty").get_by_text("tracehouse.run").first.wait_for()
+    ui.open(c.http_url, "overview")
+    ui.page.locator(".empty h2").get_by_text("No traces yet").wait_for()
+    for route, text in (
+        ("sessions", "No sessions yet"),
+        ("metrics", "No traces yet"),
+        ("compare", "at least two runs"),
+    ):
+        ui.open(c.http_url, route)
+        ui.page.locator(".empty").get_by_text(text).first.wait_for()
 
 
 def test_static_files_are_served(filled):

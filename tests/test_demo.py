@@ -95,6 +95,9 @@ def test_prompt_eval_runs_carry_their_llm_usage(demo_collector):
         )
         assert llm["accuracy"] == pytest.approx(metric)
         assert runs[[n for n in runs if runs[n]["id"] == run_id][0]]["llm"] == llm
+    shown = run_cli("runs", "show", ids[1], "--server", c.http_url)
+    assert shown.returncode == 0, shown.stderr
+    assert "llm.calls" in shown.stdout and "llm.score.accuracy" in shown.stdout
     rows = {(r[0], r[1]): r[2:] for r in compared["rows"]}
     assert rows[("llm", "calls")][:2] == [8, 8]
     assert compared["llm"][ids[1]]["cost_usd"] > compared["llm"][ids[0]]["cost_usd"]  # gpt-4o costs more

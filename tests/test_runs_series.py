@@ -42,12 +42,16 @@ def long_run(collector, tmp_path_factory) -> str:
         _run_transport._transport = previous
         t.shutdown(5)
     url = f"{collector.http_url}/api/v1/runs/{run.id}/series"
-    assert wait_for(lambda: collector.session.get(url, params={"key": "loss"}).json()["total"] == N, timeout=60)
+    assert wait_for(
+        lambda: collector.session.get(url, params={"key": "loss"}).json()["total"] == N, timeout=60
+    )
     return run.id
 
 
 def get(collector, run_id: str, status: int = 200, **params):
-    resp = collector.session.get(f"{collector.http_url}/api/v1/runs/{run_id}/series", params=params, timeout=30)
+    resp = collector.session.get(
+        f"{collector.http_url}/api/v1/runs/{run_id}/series", params=params, timeout=30
+    )
     assert resp.status_code == status, resp.text
     return resp.json()
 

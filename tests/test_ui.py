@@ -191,7 +191,9 @@ def test_runs_list_and_run_chart(filled, ui):
     assert table.locator("input[type=checkbox]").count() >= 2
     # sorting by a column header keeps the run and marks the sorted column
     page.click('#runs-table th[data-column="name"]')
-    page.wait_for_selector('#runs-table th.sorted[data-column="name"]')
+    page.wait_for_url("**sort=name*")
+    ui.wait_ready()
+    assert page.locator('#runs-table th.sorted[data-column="name"]').count() == 1
     assert "sort=name" in page.url
     # a filter narrows the table; a bad one shows the server's message
     ui.open(c.http_url, f"runs?experiment={data['experiment']}&where=params.lr%20%3E%200.5")
@@ -203,7 +205,8 @@ def test_runs_list_and_run_chart(filled, ui):
     # selecting two runs overlays their curves: one line per run in the shared "loss" chart
     for rid in (data["run_id"], data["run2_id"]):
         page.check(f'tr[data-run-id="{rid}"] input[type=checkbox]')
-        page.wait_for_selector(f'tr[data-run-id="{rid}"] input[type=checkbox]:checked')
+        page.wait_for_url(f"**{rid}*")
+        ui.wait_ready()
     page.wait_for_selector('#selected-charts .chart[data-metric="loss"] canvas')
     assert data["run2_id"] in page.url and data["run_id"] in page.url
     lines = page.evaluate(

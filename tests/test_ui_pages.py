@@ -94,7 +94,7 @@ def test_metrics_charts_match_the_aggregates(demo_collector, ui):
 
     ui.page.select_option("#range", "1h")
     ui.page.wait_for_url("**since=1h*")
-    ui.page.wait_for_selector("#latency-chart")
+    ui.wait_ready()
     # A range of an hour is bucketed by minute.
     assert "by minute" in ui.page.locator("main p.muted").first.inner_text()
 

@@ -58,7 +58,7 @@ def test_table_matches_the_api_and_sorts(demo_collector, ui, runs):
     # header click sorts the other way
     ui.page.click('th[data-column="metrics.train/loss"]')
     ui.page.wait_for_url("**dir=desc*")
-    ui.page.wait_for_selector("#runs-table tbody tr")
+    ui.wait_ready()
     assert table_rows(ui.page)[: len(expected)] == [r["id"] for r in reversed(expected)]
 
 
@@ -76,7 +76,7 @@ def test_llm_columns_and_column_chooser(demo_collector, ui, runs):
     ui.page.click("#column-chooser summary")
     ui.page.uncheck('#column-chooser input[data-column="params.prompt"]')
     ui.page.wait_for_url("**hide=params.prompt*")
-    ui.page.wait_for_selector("#runs-table tbody tr")
+    ui.wait_ready()
     assert ui.page.locator('th[data-column="params.prompt"]').count() == 0
     ui.page.reload()
     ui.page.wait_for_selector("#runs-table tbody tr")
@@ -159,7 +159,7 @@ def test_compare_view(demo_collector, ui, runs):
     )  # examples, model, prompt, temperature
     ui.page.check("#diff-only")
     ui.page.wait_for_url("**diff=1*")
-    ui.page.wait_for_selector("#compare-params")
+    ui.wait_ready()
     assert sorted(
         ui.page.eval_on_selector_all("#compare-params tr[data-param]", "r => r.map(x => x.dataset.param)")
     ) == [
@@ -192,7 +192,7 @@ def test_compare_view(demo_collector, ui, runs):
     # The other run as baseline: deltas flip sign.
     ui.page.select_option("#baseline", b["id"])
     ui.page.wait_for_url(f"**base={b['id']}*")
-    ui.page.wait_for_selector('#compare-llm tr[data-llm="cost_usd"] .delta')
+    ui.wait_ready()
     assert ui.page.locator('#compare-llm tr[data-llm="cost_usd"] .delta').inner_text().startswith("-")
     ui.screenshot("baseline-b")
 

@@ -89,6 +89,13 @@ class UiPage:
     def open(self, base_url: str, route: str = "") -> None:
         self.page.goto(f"{base_url}/{'#/' + route.lstrip('#/') if route else ''}")
 
+    def wait_ready(self) -> None:
+        """Wait until the view shows the current address, fully loaded (app.js marks #view)."""
+        self.page.wait_for_function(
+            "() => { const v = document.getElementById('view');"
+            " return v.dataset.state === 'ready' && v.dataset.hash === location.hash; }"
+        )
+
     def screenshot(self, suffix: str = "") -> Path:
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOT_DIR / f"{self.name}{'-' + suffix if suffix else ''}.png"

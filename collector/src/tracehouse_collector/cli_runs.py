@@ -173,6 +173,11 @@ def _show(source: _Source, args: argparse.Namespace) -> int:
                 f"last {s['last']} (step {s['last_step']})  min {s['min']}  max {s['max']}  n {s['count']}",
             ]
         )
+    for key, value in (run.get("llm") or {}).items():  # the LLM calls made inside the run
+        if key == "scores":
+            rows += [[f"llm.score.{name}", mean] for name, mean in value.items()]
+        else:
+            rows.append([f"llm.{key}", value])
     for a in run["artifacts"]:
         rows.append([f"artifacts.{a['name']}", f"{a['kind']} {a['size']} bytes sha256:{a['digest']}"])
     for child in run["children"]:

@@ -41,9 +41,14 @@ async function render() {
   view.replaceChildren(root);
   const current = () => token === renderToken;
   signOut.hidden = !apiKey.get();
+  // Which address the view shows and whether it is still loading: for tests and scripts.
+  view.dataset.hash = location.hash;
+  view.dataset.state = "loading";
   try {
     await PAGES[page](root, route, current);
+    if (current()) view.dataset.state = "ready";
   } catch (err) {
+    if (current()) view.dataset.state = "ready";
     if (!current()) return;
     if (err instanceof AuthError) {
       root.replaceChildren(signInForm(err.message));

@@ -4,10 +4,7 @@ breakdown and mean scores against the aggregates API, in both themes."""
 from __future__ import annotations
 
 import pytest
-
-CANVAS_PAINTED = """el => { const c = el.querySelector('canvas'); if (!c || !c.width) return false;
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; }"""
+from ui_fixtures import CANVAS_PAINTED
 
 
 def rows(c, kind: str, **params) -> list[dict]:

@@ -4,11 +4,7 @@ each cross-checked against the REST API it reads."""
 from __future__ import annotations
 
 import pytest
-
-OPTION = "el => echarts.getInstanceByDom(el).getOption()"
-CANVAS_PAINTED = """el => { const c = el.querySelector('canvas'); if (!c || !c.width) return false;
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; }"""
+from ui_fixtures import CANVAS_PAINTED, OPTION
 
 
 def rest(c, path: str, **params):

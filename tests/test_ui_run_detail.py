@@ -11,10 +11,7 @@ import pytest
 import tracehouse
 from helpers import run_cli, wait_for
 from tracehouse import _run_transport
-
-CANVAS_PAINTED = """el => { const c = el.querySelector('canvas'); if (!c || !c.width) return false;
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; }"""
+from ui_fixtures import CANVAS_PAINTED
 
 
 @pytest.fixture(scope="module")

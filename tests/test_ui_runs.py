@@ -6,13 +6,7 @@ deltas, LLM usage per run, overlaid curves)."""
 from __future__ import annotations
 
 import pytest
-
-# The chart's option as ECharts holds it (series data included).
-OPTION = "el => echarts.getInstanceByDom(el).getOption()"
-# True when the chart's canvas has at least one non-transparent pixel.
-CANVAS_PAINTED = """el => { const c = el.querySelector('canvas'); if (!c || !c.width) return false;
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; }"""
+from ui_fixtures import CANVAS_PAINTED, OPTION
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,13 @@ from pathlib import Path
 import pytest
 from helpers import REPO, run_cli, wait_for
 
+# For page.evaluate / locator.evaluate on a chart element: the option ECharts holds (series data
+# included), and whether its canvas has at least one painted (non-transparent) pixel.
+OPTION = "el => echarts.getInstanceByDom(el).getOption()"
+CANVAS_PAINTED = """el => { const c = el.querySelector('canvas'); if (!c || !c.width) return false;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; }"""
+
 CHROMIUM = os.environ.get("TRACEHOUSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT_DIR = Path(os.environ.get("UI_SCREENSHOT_DIR") or REPO / "test-artifacts" / "ui")
 

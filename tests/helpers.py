@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -167,3 +168,21 @@ def log_request(service: str, bodies: list[str]) -> ExportLogsServiceRequest:
         rec.time_unix_nano = BASE_NS + i
         rec.body.string_value = body
     return req
+
+
+@contextlib.contextmanager
+def run_sdk_to(http_url: str, spool_dir: Path, flush_s: float = 60):
+    """The run SDK (tracehouse.run) sending to the collector at http_url for the duration of the
+    block, with its own spool; everything logged is flushed before the block ends."""
+    from tracehouse import _run_transport
+
+    previous = _run_transport._transport
+    transport = _run_transport._transport = _run_transport.Transport(
+        url=http_url + "/v1/logs", spool_dir=spool_dir
+    )
+    try:
+        yield transport
+        assert transport.flush(flush_s), "the run SDK could not deliver everything"
+    finally:
+        _run_transport._transport = previous
+        transport.shutdown(5)

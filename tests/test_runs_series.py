@@ -9,8 +9,7 @@ import math
 
 import pytest
 import tracehouse
-from helpers import unique, wait_for
-from tracehouse import _run_transport
+from helpers import run_sdk_to, unique, wait_for
 
 N = 100_000
 SPIKE_STEP, SPIKE = 61_234, 50.0
@@ -27,20 +26,16 @@ def value(step: int) -> float:
 
 @pytest.fixture(scope="module")
 def long_run(collector, tmp_path_factory) -> str:
-    previous = _run_transport._transport
-    t = _run_transport._transport = _run_transport.Transport(
-        url=collector.http_url + "/v1/logs", spool_dir=tmp_path_factory.mktemp("spool")
-    )
-    try:
-        with tracehouse.run(experiment=unique("series"), name="long") as run:
-            for step in range(N):
-                run.log_metric("loss", value(step), step=step)
-            run.log_metric("loss", value(99), step=99)  # a repeated step: counted once
-            run.log_metric("single", 3.5, step=7)
-        assert t.flush(60)
-    finally:
-        _run_transport._transport = previous
-        t.shutdown(5)
+    # The run ends (inner) before the SDK's flush (outer).
+    spool = tmp_path_factory.mktemp("spool")
+    with (
+        run_sdk_to(collector.http_url, spool),
+        tracehouse.run(experiment=unique("series"), name="long") as run,
+    ):
+        for step in range(N):
+            run.log_metric("loss", value(step), step=step)
+        run.log_metric("loss", value(99), step=99)  # a repeated step: counted once
+        run.log_metric("single", 3.5, step=7)
     url = f"{collector.http_url}/api/v1/runs/{run.id}/series"
     assert wait_for(
         lambda: collector.session.get(url, params={"key": "loss"}).json()["total"] == N, timeout=60

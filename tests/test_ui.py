@@ -216,7 +216,8 @@ def test_runs_list_and_run_chart(filled, ui):
     assert sorted(lines) == [10, 20]
     ui.screenshot("runs-selected")
     page.click(f'tr[data-run-id="{data["run_id"]}"] td a')
-    page.wait_for_selector("#run-charts .chart canvas")
+    page.wait_for_url(f"**#/run/{data['run_id']}")
+    ui.wait_ready()
     ui.screenshot("run-detail")
     metrics = page.eval_on_selector_all("#run-charts .chart", "els => els.map(e => e.dataset.metric)")
     assert set(metrics) == {"loss", "acc"}

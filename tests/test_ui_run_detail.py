@@ -9,8 +9,7 @@ import shlex
 
 import pytest
 import tracehouse
-from helpers import run_cli, wait_for
-from tracehouse import _run_transport
+from helpers import run_cli, run_sdk_to, wait_for
 from ui_fixtures import CANVAS_PAINTED
 
 
@@ -80,18 +79,10 @@ def test_artifact_download_headers(demo_collector, runs):
 
 
 def test_long_history_is_reduced_and_zoom_loads_every_point(demo_collector, ui, tmp_path):
-    previous = _run_transport._transport
-    t = _run_transport._transport = _run_transport.Transport(
-        url=demo_collector.http_url + "/v1/logs", spool_dir=tmp_path / "spool"
-    )
-    try:
-        with tracehouse.run(experiment="ui-long", name="long-history") as run:
-            for step in range(20_000):
-                run.log_metric("loss", 9.0 if step == 5_123 else (step % 100) / 100, step=step)
-        assert t.flush(60)
-    finally:
-        _run_transport._transport = previous
-        t.shutdown(5)
+    sdk = run_sdk_to(demo_collector.http_url, tmp_path / "spool")
+    with sdk, tracehouse.run(experiment="ui-long", name="long-history") as run:
+        for step in range(20_000):
+            run.log_metric("loss", 9.0 if step == 5_123 else (step % 100) / 100, step=step)
     url = f"{demo_collector.http_url}/api/v1/runs/{run.id}/series"
     assert wait_for(
         lambda: demo_collector.session.get(url, params={"key": "loss"}).json()["total"] == 20_000, 30

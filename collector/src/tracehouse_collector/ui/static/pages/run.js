@@ -54,9 +54,10 @@ export async function renderRun(root, route, current) {
   const keys = Object.keys(run.metrics || {}).sort();
   const user = keys.filter((k) => !k.startsWith("system."));
   const system = keys.filter((k) => k.startsWith("system."));
-  if (user.length) metricCharts(root, run, "run-charts", "Metrics", user, current);
+  const chartLoads = []; // the charts load side by side; the page is done when they are
+  if (user.length) chartLoads.push(...metricCharts(root, run, "run-charts", "Metrics", user, current));
   else root.append(h("h2", "Metrics"), h("p.muted", "No metrics logged."));
-  if (system.length) metricCharts(root, run, "system-charts", "System metrics", system, current);
+  if (system.length) chartLoads.push(...metricCharts(root, run, "system-charts", "System metrics", system, current));
 
   const models = (run.artifacts || []).filter((a) => a.kind === "model" || /\.luml$/i.test(a.name));
   if (models.length) {
@@ -77,6 +78,7 @@ export async function renderRun(root, route, current) {
   }
 
   await runTraces(root, run, current);
+  await Promise.all(chartLoads);
 }
 
 function llmFacts(u) {
@@ -104,16 +106,17 @@ async function copy(text, button) {
 
 // ---- metric charts ----
 
+// Starts one chart per key; returns their loads (each settles, showing its own error if any).
 function metricCharts(root, run, id, title, keys, current) {
   const box = h(`div.charts#${id}`);
   root.append(h("h2", title), box);
-  for (const key of keys) {
+  return keys.map((key) => {
     const el = h("div.chart", { dataset: { metric: key } });
     box.append(el);
-    metricChart(el, run, key, current).catch((err) => {
+    return metricChart(el, run, key, current).catch((err) => {
       if (current()) el.replaceChildren(h("p.error-box", `${key}: ${err.message}`));
     });
-  }
+  });
 }
 
 const seriesOf = (run, key, extra) =>

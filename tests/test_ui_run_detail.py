@@ -138,3 +138,18 @@ def test_run_traces_and_llm_usage(demo_collector, ui, runs):
     ui.page.click(f'#run-trace-list tr[data-trace-id="{shown[0]}"] a')
     ui.page.wait_for_selector("#span-tree .span-row")
     assert f"#/trace/{shown[0]}" in ui.page.url
+
+
+def test_single_values_are_a_table_not_charts(demo_collector, ui, runs):
+    run = show(demo_collector, runs["logreg-final"]["id"])
+    ui.open(demo_collector.http_url, f"run/{run['id']}")
+    ui.wait_ready()
+    values = dict(
+        ui.page.eval_on_selector_all(
+            "#run-values tr", "rows => rows.map(r => [r.dataset.metric, r.cells[1].textContent])"
+        )
+    )
+    once = {k: s for k, s in run["metrics"].items() if s["count"] == 1}
+    assert once and set(values) == set(once)
+    assert float(values["train/accuracy"]) == pytest.approx(once["train/accuracy"]["last"], rel=1e-3)
+    assert ui.page.locator('#run-charts .chart[data-metric="train/accuracy"]').count() == 0

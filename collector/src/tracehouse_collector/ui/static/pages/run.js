@@ -51,12 +51,19 @@ export async function renderRun(root, route, current) {
 
   if (run.llm) root.append(h("h2", "LLM calls in this run"), llmFacts(run.llm));
 
+  // A metric logged once is a value, not a curve: those go in a table, the rest get charts.
   const keys = Object.keys(run.metrics || {}).sort();
-  const user = keys.filter((k) => !k.startsWith("system."));
-  const system = keys.filter((k) => k.startsWith("system."));
+  const single = keys.filter((k) => run.metrics[k].count <= 1);
+  const user = keys.filter((k) => !k.startsWith("system.") && !single.includes(k));
+  const system = keys.filter((k) => k.startsWith("system.") && !single.includes(k));
+  if (!keys.length) root.append(h("h2", "Metrics"), h("p.muted", "No metrics logged."));
+  if (single.length) {
+    root.append(h("h2", "Values"), h("table.compact#run-values", h("tbody", single.map((k) =>
+      h("tr", { dataset: { metric: k } }, h("td", k), h("td.num", fmtNum(run.metrics[k].last)),
+        h("td.muted", `step ${run.metrics[k].last_step}`))))));
+  }
   const chartLoads = []; // the charts load side by side; the page is done when they are
   if (user.length) chartLoads.push(...metricCharts(root, run, "run-charts", "Metrics", user, current));
-  else root.append(h("h2", "Metrics"), h("p.muted", "No metrics logged."));
   if (system.length) chartLoads.push(...metricCharts(root, run, "system-charts", "System metrics", system, current));
 
   const models = (run.artifacts || []).filter((a) => a.kind === "model" || /\.luml$/i.test(a.name));

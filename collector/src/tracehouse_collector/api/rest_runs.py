@@ -151,7 +151,12 @@ def add_routes(app: web.Application, store: Store, data_dir: Path) -> None:
         # nosniff and an attachment disposition keep the browser from running what it fetched.
         name = request.query.get("name", "")
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        if content_type in ("text/html", "application/xhtml+xml", "text/javascript", "application/javascript"):
+        if content_type in (
+            "text/html",
+            "application/xhtml+xml",
+            "text/javascript",
+            "application/javascript",
+        ):
             content_type = "text/plain"  # never a page or script of this origin
         headers = {
             "Content-Type": content_type,

@@ -194,3 +194,9 @@ def test_compare_view(demo_collector, ui, runs):
 def test_compare_needs_two_runs(demo_collector, ui):
     ui.open(demo_collector.http_url, "compare")
     assert "at least two runs" in ui.page.locator(".empty").inner_text()
+
+
+def test_compare_names_a_missing_run(demo_collector, ui, runs):
+    ui.allow_console_error(r"status of 4\d\d")
+    ui.open(demo_collector.http_url, f"compare?ids={runs['sgd-lr0.1']['id']},{'0' * 32}")
+    assert f"no run {'0' * 32}" in ui.page.locator("#page-error").inner_text()

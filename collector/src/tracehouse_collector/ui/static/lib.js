@@ -211,3 +211,12 @@ export function downloadLink(href, name, label, attrs = {}) {
   });
   return a;
 }
+
+// The filter-language box of a list page (#where, Enter or Apply): onApply gets the trimmed text.
+// Returns [form, input]; the input's current text is there for a page that keeps it on other changes.
+export function whereForm(value, example, onApply) {
+  const input = h("input#where", { type: "search", placeholder: `filter, e.g. ${example} (press Enter)`, value });
+  const form = h("form", { style: "display:contents", onsubmit: (e) => { e.preventDefault(); onApply(input.value.trim()); } },
+    input, h("button", { type: "submit" }, "Apply"));
+  return [form, input];
+}

@@ -1,4 +1,4 @@
-import { h, api, chart, fmtNum, fmtValue, routeUrl } from "../lib.js";
+import { h, ApiError, api, chart, fmtNum, fmtValue, routeUrl } from "../lib.js";
 
 // #/compare?ids=a,b,c&base=a&diff=1: runs side by side against a baseline run.
 
@@ -43,12 +43,12 @@ export async function renderCompare(root, route, current) {
     return;
   }
   const diffOnly = route.params.get("diff") === "1";
-  const [cmp, ...details] = await Promise.all([
-    api("/api/v1/runs/compare", { ids: ids.join(",") }),
-    ...ids.map((id) => api(`/api/v1/runs/${encodeURIComponent(id)}`)),
-  ]);
+  // One list read gives each run's params, last/min/max metric values and LLM usage.
+  const listed = await api("/api/v1/runs", { where: `id IN (${ids.map((id) => `'${id.replace(/[^0-9a-f]/gi, "")}'`).join(", ")})` });
   if (!current()) return;
-  const runs = cmp.runs.map((id) => details.find((d) => d.id === id));
+  const missing = ids.filter((id) => !listed.some((r) => r.id === id));
+  if (missing.length) throw new ApiError(`no run ${missing.join(", ")}`);
+  const runs = ids.map((id) => listed.find((r) => r.id === id));
   const base = runs.find((r) => r.id === route.params.get("base")) || runs[0];
   const others = runs.filter((r) => r !== base);
   const order = [base, ...others];
@@ -80,22 +80,21 @@ export async function renderCompare(root, route, current) {
       : h("p.muted#compare-params", diffOnly ? "All params are equal." : "No params logged."));
 
   // Metric summaries with deltas against the baseline.
-  const metricKeys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].filter((k) => !k.startsWith("system.")).sort();
+  const metricKeys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
   const metricRows = metricKeys.map((k) => {
-    const b = base.metrics?.[k];
+    const b = base.metrics[k];
     return h("tr", { dataset: { metric: k } }, h("td", k),
       order.map((r, i) => {
-        const m = r.metrics?.[k];
-        if (!m) return h("td", "–");
-        return h("td", { title: `min ${fmtNum(m.min)} · max ${fmtNum(m.max)} · ${m.count} points` },
-          h("span.value", fmtNum(m.last)), i > 0 && b ? [" ", delta(m.last, b.last, k)] : null);
+        if (!(k in r.metrics)) return h("td", "–");
+        return h("td", { title: `min ${fmtNum(r.metrics_min[k])} · max ${fmtNum(r.metrics_max[k])}` },
+          h("span.value", fmtNum(r.metrics[k])), i > 0 && k in base.metrics ? [" ", delta(r.metrics[k], b, k)] : null);
       }));
   });
   root.append(h("h2", "Metrics (last value; min/max on hover)"),
     metricRows.length ? h("table.compare#compare-metrics", head.cloneNode(true), h("tbody", metricRows)) : h("p.muted", "No metrics logged."));
 
   // LLM usage of each run.
-  const llm = cmp.llm || {};
+  const llm = Object.fromEntries(runs.map((r) => [r.id, r.llm]));
   if (runs.some((r) => llm[r.id])) {
     const scoreNames = [...new Set(runs.flatMap((r) => Object.keys(llm[r.id]?.scores || {})))].sort();
     const row = (label, key, get) => h("tr", { dataset: { llm: key } }, h("td", label),

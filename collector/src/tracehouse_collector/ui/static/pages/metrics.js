@@ -1,4 +1,4 @@
-import { h, ApiError, api, chart, emptyTraces, errorBox, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, rangeSelect, records, routeUrl, sinceSeconds } from "../lib.js";
+import { h, ApiError, api, chart, emptyTraces, errorBox, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, rangeSelect, records, routeUrl, sinceSeconds, whereForm } from "../lib.js";
 
 // #/metrics?since=24h&service=&where=: LLM usage over time from the aggregates API (the same
 // numbers as `tracehouse query`), and an across-runs table.
@@ -17,14 +17,12 @@ export async function renderMetrics(root, route, current) {
   const service = p.get("service") || "";
   const where = p.get("where") || "";
   const go = (changes) => (location.hash = routeUrl("metrics", "", { since, service, where, ...changes }));
-  const whereBox = h("input#where", { type: "search", placeholder: "filter, e.g. provider = 'openai' (press Enter)", value: where });
   root.append(
     h("div.toolbar",
       h("h1", "Metrics"),
       rangeSelect(since, (v) => go({ since: v })),
       h("input#service", { type: "search", placeholder: "service", value: service, size: 14, onchange: (e) => go({ service: e.target.value.trim() }) }),
-      h("form", { style: "display:contents", onsubmit: (e) => { e.preventDefault(); go({ where: whereBox.value.trim() }); } },
-        whereBox, h("button", { type: "submit" }, "Apply")),
+      whereForm(where, "provider = 'openai'", (w) => go({ where: w }))[0],
     ),
   );
   const bucket = bucketOf(since);

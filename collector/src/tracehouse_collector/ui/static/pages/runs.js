@@ -1,4 +1,4 @@
-import { h, append, ApiError, api, chart, downloadLink, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl } from "../lib.js";
+import { h, append, ApiError, api, chart, downloadLink, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl, whereForm } from "../lib.js";
 
 // #/runs: the runs table (sortable, column chooser, filter, selection) and below it the chart
 // views: metric curves of the selected runs (smoothing, log scale, x = step or time), parallel
@@ -57,12 +57,10 @@ export async function renderRuns(root, route, current) {
     pc: p.get("pc") || "", sx: p.get("sx") || "", sy: p.get("sy") || "",
   });
   const go = (changes) => (location.hash = routeUrl("runs", "", { ...state(), ...changes }));
-  const whereBox = h("input#where", { type: "search", placeholder: "filter, e.g. params.lr > 0.001 and status = 'finished' (press Enter)", value: where });
   const toolbar = h("div.toolbar",
     h("h1", "Runs"),
     h("input#experiment", { type: "search", placeholder: "experiment", value: experiment, size: 16, onchange: (e) => go({ experiment: e.target.value.trim() }) }),
-    h("form", { style: "display:contents", onsubmit: (e) => { e.preventDefault(); go({ where: whereBox.value.trim() }); } },
-      whereBox, h("button", { type: "submit" }, "Apply")),
+    whereForm(where, "params.lr > 0.001 and status = 'finished'", (w) => go({ where: w }))[0],
   );
   root.append(toolbar);
   let runs;

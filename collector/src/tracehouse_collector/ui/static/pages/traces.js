@@ -1,4 +1,4 @@
-import { h, ApiError, api, records, fmtMs, fmtCost, fmtInt, fmtScore, fmtTime, errorBox, emptyTraces, routeUrl, rangeSelect } from "../lib.js";
+import { h, ApiError, api, records, fmtMs, fmtCost, fmtInt, fmtScore, fmtTime, errorBox, emptyTraces, routeUrl, rangeSelect, whereForm } from "../lib.js";
 
 export async function renderTraces(root, route, current) {
   const p = route.params;
@@ -9,17 +9,12 @@ export async function renderTraces(root, route, current) {
   const go = (changes) => {
     location.hash = routeUrl("traces", "", { since, where, limit, ...changes });
   };
-  const whereBox = h("input#where", {
-    type: "search",
-    placeholder: "filter, e.g. request_model = 'gpt-4o' and duration_ms > 500 (press Enter)",
-    value: where,
-  });
+  const [filter, whereBox] = whereForm(where, "request_model = 'gpt-4o' and duration_ms > 500", (w) => go({ where: w }));
   root.append(
     h("div.toolbar",
       h("h1", "Traces"),
       rangeSelect(since, (v) => go({ since: v, where: whereBox.value })),
-      h("form", { style: "display:contents", onsubmit: (e) => { e.preventDefault(); go({ where: whereBox.value.trim() }); } },
-        whereBox, h("button", { type: "submit" }, "Apply")),
+      filter,
     ),
   );
   let page;

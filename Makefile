@@ -1,24 +1,41 @@
 # Two commands do all set-up on a fresh machine with Python 3.11:
-#   make run   - the collector on the embedded store, with its HTTP API
+#   make run   - the collector on the embedded store, with its web UI and the demo
 #   make test  - the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# What the distributions are built from: a change to any of these reinstalls.
+PROJECT_FILES := VERSION instrumentation/pyproject.toml collector/pyproject.toml
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# Wheels of every third-party package the two distributions need (with the demo), so the
+# packaging test builds and installs them offline (tests/test_packaging.py).
+WHEELHOUSE := $(VENV)/wheelhouse
 ARGS   ?=
 
 .PHONY: proto run test system-deps bench bench-startup bench-instrumentation bench-query lint clean bench-runs
 
-$(STAMP): pyproject.toml instrumentation/pyproject.toml collector/pyproject.toml
+# `make run` installs the collector, its UI and what `tracehouse demo` drives, and nothing else.
+$(RUN_STAMP): $(PROJECT_FILES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e instrumentation -e collector -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e instrumentation -e 'collector[demo]'
+	touch $@
 
-run: $(STAMP)
+# `make test` adds the development extras (LLM clients, training frameworks, browser driver, ...)
+# and the wheelhouse.
+$(DEV_STAMP): $(RUN_STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) ./instrumentation './collector[demo]' \
+	    hatchling build
+	rm -f $(WHEELHOUSE)/tracehouse-*.whl $(WHEELHOUSE)/tracehouse_collector-*.whl
+	touch $@
+
+run: $(RUN_STAMP)
 	$(BIN)/tracehouse serve --offer-demo $(ARGS)
 
-test: $(STAMP) system-deps
+test: $(DEV_STAMP) system-deps
 	$(BIN)/python -m pytest $(ARGS)
 
 # Debian packages some tests drive: headless Chromium (web UI, driven by Playwright), docker-compose
@@ -39,31 +56,31 @@ system-deps:
 	    fi; \
 	fi
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.ingest $(ARGS)
 
 # Interpreter start-up with and without the tracehouse hook.
-bench-startup: $(STAMP)
+bench-startup: $(DEV_STAMP)
 	$(BIN)/python -m bench.startup $(ARGS)
 
 # Aggregates (raw vs rollup), trace lookup and traces list on 10M generated spans.
-bench-query: $(STAMP)
+bench-query: $(DEV_STAMP)
 	$(BIN)/python -m bench.query $(ARGS)
 
 # Per-call overhead of OpenAI instrumentors; the competitors live in bench/.venv-instrumentation.
-bench-instrumentation: $(STAMP)
+bench-instrumentation: $(DEV_STAMP)
 	$(BIN)/python -m bench.instrumentation --setup
 	$(BIN)/python -m bench.instrumentation $(ARGS)
 
 # Training-loop overhead of run logging (with vs without) and end-to-end points/s into a collector.
-bench-runs: $(STAMP)
+bench-runs: $(DEV_STAMP)
 	$(BIN)/python -m bench.runs $(ARGS)
 
 # Regenerate the Python code of proto/ (the gRPC Query service) into the collector package.
-proto: $(STAMP)
+proto: $(DEV_STAMP)
 	$(BIN)/python proto/generate.py
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 clean:

@@ -38,10 +38,21 @@ class SqlError(Exception):
 class Collector:
     """A `tracehouse serve` process; can be stopped, killed and restarted on the same data dir."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        workers: int | None = None,
+        command: list[str] | None = None,
+        cwd: Path = REPO,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.env = dict(env or {})
         self.workers = workers
+        # The program: the checkout's `tracehouse` by default, or an installed one
+        # (tests/test_packaging.py runs the one installed from the wheels).
+        self.command = command or tracehouse_cmd()
+        self.cwd = cwd
         self.grpc_port = free_port()
         self.http_port = free_port()
         self.proc: subprocess.Popen | None = None
@@ -111,11 +122,11 @@ class Collector:
         with open(self._log_path, "wb") as log:
             # A session of its own, so that cleanup can reach the decoding workers as well.
             self.proc = subprocess.Popen(
-                tracehouse_cmd(*args),
+                [*self.command, *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                cwd=str(REPO),
+                cwd=str(self.cwd),
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout

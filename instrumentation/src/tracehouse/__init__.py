@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 """Where a local ``tracehouse serve`` listens for OTLP/HTTP."""
 
@@ -37,6 +35,15 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read on demand: a metadata lookup costs more than this import
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("tracehouse")
+        except PackageNotFoundError:  # a source tree that was never installed
+            value = "0+unknown"
+        globals()[name] = value
+        return value
     if name in _LAZY:
         import importlib
 

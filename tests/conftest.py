@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+from fake_clickhouse import FakeClickHouseProcess
 from helpers import REPO, free_port, tracehouse_cmd
 
 START_TIMEOUT_S = 60.0
@@ -261,3 +262,11 @@ def start_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 def collector(start_collector) -> Collector:
     """The shared collector for tests that only send data and read it back."""
     return start_collector(name="shared")
+
+
+@pytest.fixture
+def fake_store(tmp_path) -> Iterator[FakeClickHouseProcess]:
+    """A ClickHouse HTTP endpoint (tests/fake_clickhouse.py) in its own process, with faults."""
+    store = FakeClickHouseProcess(tmp_path / "clickhouse", free_port()).start()
+    yield store
+    store.stop()

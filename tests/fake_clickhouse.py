@@ -25,7 +25,14 @@ Faults, switched at run time by ``GET /__fault?mode=...`` (``GET /__fault`` repo
 - ``reset``: every connection is closed before an answer (the client sees a network error);
 - ``hang``: requests wait (up to ``hang_s``, default 600 s) until the mode changes, then fail;
 - ``poison&marker=TEXT``: normal service, except INSERTs whose data contains TEXT, which get a
-  permanent data error (Code 27, cannot parse input), as a server would for a bad row.
+  permanent data error (Code 27, cannot parse input), as a server would for a bad row;
+- ``commit_reset&count=N``: the next N INSERTs are committed, then their connection is closed
+  without an answer (the client cannot tell whether the rows landed); then back to ``ok``;
+- ``commit_hang&count=N``: the next N INSERTs are committed, then their answer waits (up to
+  ``hang_s``) until the mode changes; later INSERTs are served. Meant for killing the client in
+  the window between ClickHouse's commit and the client learning of it.
+``GET /__fault`` answers the mode, and ``GET /__fault?committed=1`` the number of INSERTs
+committed under the two ``commit_*`` modes so far.
 "Connection refused" is had by stopping the process; its data dir keeps the tables for a restart.
 
     python tests/fake_clickhouse.py --port 18123 --data /tmp/fake-ch [--log]
@@ -75,6 +82,11 @@ def _settings_clause(settings: dict[str, str]) -> str:
     return ", ".join(f"{k} = {_setting_value(v)}" for k, v in settings.items())
 
 
+def _is_data_insert(params: dict[str, str], body: bytes) -> bool:
+    """An INSERT whose rows travel in the body (the collector's batches, not its bookkeeping)."""
+    return bool(body) and bool(re.match(r"\s*INSERT\b", params.get("query", ""), re.IGNORECASE))
+
+
 def _decompress(body: bytes, encoding: str) -> bytes:
     encoding = encoding.strip().lower()
     if not encoding or encoding == "identity":
@@ -113,20 +125,41 @@ class FakeClickHouse:
         self.changed = threading.Condition()
         self.log = log
         self.counts: dict[str, int] = {}
+        self.commit_faults_left = 0  # INSERTs still to commit and then fail (commit_* modes)
+        self.committed_then_failed = 0
 
-    def set_mode(self, mode: str, marker: str = "", hang_s: float | None = None) -> None:
+    def set_mode(self, mode: str, marker: str = "", hang_s: float | None = None, count: int = 1) -> None:
         with self.changed:
             self.mode = mode
             self.marker = marker.encode()
             if hang_s is not None:
                 self.hang_s = hang_s
+            self.commit_faults_left = count if mode.startswith("commit_") else 0
             self.changed.notify_all()
 
-    def wait_while_hanging(self) -> None:
+    def take_commit_fault(self) -> str | None:
+        """For an INSERT about to run: the commit_* mode to apply to it, if any are left."""
+        with self.changed:
+            if not self.mode.startswith("commit_") or self.commit_faults_left <= 0:
+                return None
+            self.commit_faults_left -= 1
+            return self.mode
+
+    def committed_and_failed(self, mode: str) -> None:
+        with self.changed:
+            self.committed_then_failed += 1
+            if mode == "commit_reset" and self.commit_faults_left == 0:
+                self.mode = "ok"
+            self.changed.notify_all()
+
+    def wait_while(self, mode: str) -> None:
         deadline = time.monotonic() + self.hang_s
         with self.changed:
-            while self.mode == "hang" and time.monotonic() < deadline:
+            while self.mode == mode and time.monotonic() < deadline:
                 self.changed.wait(deadline - time.monotonic())
+
+    def wait_while_hanging(self) -> None:
+        self.wait_while("hang")
 
     def execute(self, params: dict[str, str], body: bytes) -> tuple[bytes, str]:
         """Run one request's statement; returns (output, format). Raises on a ClickHouse error."""
@@ -231,8 +264,10 @@ def make_handler(ch: FakeClickHouse) -> type[http.server.BaseHTTPRequestHandler]
                         params["mode"],
                         params.get("marker", ""),
                         float(params["hang_s"]) if "hang_s" in params else None,
+                        int(params.get("count", 1)),
                     )
-                self._send(200, f"{ch.mode}\n".encode())
+                answer = ch.committed_then_failed if "committed" in params else ch.mode
+                self._send(200, f"{answer}\n".encode())
                 return
             if url.path == "/ping":
                 self._send(200, b"Ok.\n")
@@ -253,6 +288,7 @@ def make_handler(ch: FakeClickHouse) -> type[http.server.BaseHTTPRequestHandler]
                 msg = b"Code: 202. DB::Exception: Too many simultaneous queries (fake fault). (TOO_MANY_SIMULTANEOUS_QUERIES)\n"
                 self._send(503, msg, {"X-ClickHouse-Exception-Code": "202", "Content-Type": "text/plain"})
                 return
+            commit_fault = ch.take_commit_fault() if _is_data_insert(params, body) else None
             try:
                 body = _decompress(body, self.headers.get("Content-Encoding", ""))
                 out, fmt = ch.execute(params, body)
@@ -263,6 +299,13 @@ def make_handler(ch: FakeClickHouse) -> type[http.server.BaseHTTPRequestHandler]
                     "X-ClickHouse-Exception-Code": code.group(1) if code else "1001",
                     "Content-Type": "text/plain; charset=UTF-8",
                 })  # fmt: skip
+                return
+            if commit_fault is not None:  # the rows are in; the client never hears so
+                ch.committed_and_failed(commit_fault)
+                if commit_fault == "commit_hang":
+                    ch.wait_while("commit_hang")
+                self.close_connection = True
+                self.connection.close()
                 return
             self._send(200, out, {
                 "Content-Type": "application/octet-stream",
@@ -320,6 +363,13 @@ class FakeClickHouseProcess:
         query = urllib.parse.urlencode({"mode": mode, **params})
         with urllib.request.urlopen(f"{self.url}/__fault?{query}", timeout=10) as resp:
             assert resp.read().decode().strip() == mode
+
+    def committed_then_failed(self) -> int:
+        """How many INSERTs the commit_* faults have committed (and then failed) so far."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/__fault?committed=1", timeout=10) as resp:
+            return int(resp.read().decode())
 
     def sql(self, query: str) -> list[dict]:
         """Rows of a SELECT, read straight from the store (not through a collector)."""

@@ -26,13 +26,6 @@ from test_dedup_and_crash import Load, make_load_requests
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 
-@pytest.fixture
-def fake_store(tmp_path):
-    store = FakeClickHouseProcess(tmp_path / "clickhouse", free_port()).start()
-    yield store
-    store.stop()
-
-
 def collector_env(store: FakeClickHouseProcess, **extra: str) -> dict[str, str]:
     return {
         "TRACEHOUSE_STORE": store.dsn,

@@ -24,6 +24,7 @@ import shutil
 import tempfile
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from google.protobuf import json_format
@@ -117,7 +118,11 @@ def table_columns(table: str) -> dict[str, str]:
     return out
 
 
-def check_outcome(signal: str, body: bytes, content_type: str, spool: str) -> pipeline.EncodedRequest | None:
+def check_outcome(
+    signal: str, body: bytes, content_type: str, spool: str, keep: bool = False
+) -> pipeline.EncodedRequest | None:
+    """Decode a request: refused with a message, or rows that fit their columns (whose spool
+    files are removed unless `keep`)."""
     try:
         out = pipeline.process(signal, body, content_type, "", MAX_REQUEST, MAX_ATTRIBUTE, spool, fsync=False)
     except otlp_decode.InvalidRequest as exc:
@@ -125,18 +130,22 @@ def check_outcome(signal: str, body: bytes, content_type: str, spool: str) -> pi
         assert message and len(message) < 4000, message
         assert "Traceback" not in message
         return None
-    assert out.rows >= 0 and out.rejected >= 0
+    assert out.rejected >= 0
     if out.rejected:
         assert out.error_message
+    written = 0
     for table, path in out.files.items():
         columns = table_columns(table)
         with open(path, "rb") as fh:
             rows = orjson.loads(b"[" + fh.read().rstrip(b"\n") + b"]")  # JSONEachRow, comma-separated
+            written += len(rows)
             for row in rows:
                 for key, value in row.items():
                     assert key in columns, (table, key)
                     assert fits(value, columns[key]), (table, key, columns[key], value)
-        os.unlink(path)
+        if not keep:
+            os.unlink(path)
+    assert out.rows == written, "the row count reported for the request is not what was written"
     return out
 
 
@@ -451,6 +460,140 @@ def test_valid_extreme_requests_give_insertable_rows(signal, spool):
         body = message.SerializeToString()
         check_outcome(signal, body, "protobuf", spool)
         check_outcome(signal, orjson.dumps(to_otlp_json(message)), "json", spool)
+
+    run()
+
+
+# -- valid requests must give their rows --------------------------------------------------------
+# The generators above mix valid and invalid parts, so most of their requests are refused or
+# rejected whole. These build only what OTLP allows and Tracehouse must store: every span and
+# log record must come out as exactly one row, with the values an independent computation
+# (numpy's datetime64 for timestamps, bytes.hex for ids) gives, through both decoders alike.
+
+MAX_NS = 2**63 - 1  # ClickHouse DateTime64(9) ends in 2262
+VALID_TS = st.one_of(st.sampled_from([0, 1, 10**18, MAX_NS]), st.integers(0, MAX_NS))
+TRACE_IDS = st.binary(min_size=16, max_size=16).filter(any)
+SPAN_IDS = st.binary(min_size=8, max_size=8).filter(any)
+SERVICES = st.text(max_size=40)
+
+
+@st.composite
+def valid_trace_requests(draw) -> tuple[ExportTraceServiceRequest, list[dict]]:
+    """A valid request and, per span, the values its row must carry."""
+    req = ExportTraceServiceRequest()
+    expected = []
+    for _ in range(draw(st.integers(1, 2))):
+        rs = req.resource_spans.add()
+        _set_attrs(rs.resource.attributes, draw(ATTRS))
+        service = draw(SERVICES)
+        rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
+        ss = rs.scope_spans.add()
+        ss.scope.name = draw(TEXT)
+        for _ in range(draw(st.integers(1, 3))):
+            span = ss.spans.add()
+            span.trace_id = draw(TRACE_IDS)
+            span.span_id = draw(SPAN_IDS)
+            span.parent_span_id = draw(st.just(b"") | SPAN_IDS)
+            span.name = draw(TEXT)
+            span.kind = draw(st.integers(0, 5))
+            span.start_time_unix_nano = draw(VALID_TS)
+            span.end_time_unix_nano = draw(VALID_TS)
+            span.status.code = draw(st.integers(0, 2))
+            _set_attrs(span.attributes, draw(ATTRS))
+            for _ in range(draw(st.integers(0, 2))):
+                ev = span.events.add()
+                ev.name = draw(TEXT)
+                ev.time_unix_nano = draw(VALID_TS)
+            start, end = span.start_time_unix_nano, span.end_time_unix_nano
+            expected.append(
+                {
+                    "TraceId": span.trace_id.hex(),
+                    "SpanId": span.span_id.hex(),
+                    "ParentSpanId": span.parent_span_id.hex(),
+                    "SpanName": span.name,
+                    "ServiceName": service,
+                    "ScopeName": ss.scope.name,
+                    "Timestamp": _iso_ns(start),
+                    "Duration": max(0, end - start),
+                    "SpanKind": ["Unspecified", "Internal", "Server", "Client", "Producer", "Consumer"][span.kind],
+                    "StatusCode": ["Unset", "Ok", "Error"][span.status.code],
+                    "Events.Timestamp": [_iso_ns(e.time_unix_nano) for e in span.events],
+                    "Events.Name": [e.name for e in span.events],
+                }
+            )
+    return req, expected
+
+
+@st.composite
+def valid_log_requests(draw) -> tuple[ExportLogsServiceRequest, list[dict]]:
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    service = draw(SERVICES)
+    rl.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
+    sl = rl.scope_logs.add()
+    expected = []
+    for _ in range(draw(st.integers(1, 4))):
+        rec = sl.log_records.add()
+        rec.time_unix_nano = draw(VALID_TS)
+        rec.severity_number = draw(st.integers(0, 24))
+        rec.severity_text = draw(TEXT)
+        body = draw(st.text(max_size=200))
+        rec.body.string_value = body
+        rec.trace_id = draw(st.just(b"") | TRACE_IDS)
+        rec.span_id = draw(st.just(b"") | SPAN_IDS)
+        _set_attrs(rec.attributes, draw(ATTRS))
+        expected.append(
+            {
+                "Timestamp": _iso_ns(rec.time_unix_nano or rec.observed_time_unix_nano),
+                "TraceId": rec.trace_id.hex(),
+                "SpanId": rec.span_id.hex(),
+                "SeverityNumber": rec.severity_number,
+                "SeverityText": rec.severity_text,
+                "ServiceName": service,
+                "Body": body,
+            }
+        )
+    return req, expected
+
+
+def _iso_ns(ns: int) -> str:
+    return str(np.datetime64(ns, "ns")).replace("T", " ")
+
+
+def _decoded_rows(signal: str, body: bytes, content_type: str, spool: str) -> dict[str, list[dict]]:
+    out = check_outcome(signal, body, content_type, spool, keep=True)
+    assert out is not None, "a valid request was refused"
+    assert out.rejected == 0, out.error_message
+    tables = {}
+    for table, path in out.files.items():
+        with open(path, "rb") as fh:
+            tables[table] = orjson.loads(b"[" + fh.read().rstrip(b"\n") + b"]")
+        os.unlink(path)
+    assert out.rows == sum(len(rows) for rows in tables.values())
+    return tables
+
+
+VALID = {"traces": (valid_trace_requests(), "otel_traces"), "logs": (valid_log_requests(), "otel_logs")}
+
+
+@pytest.mark.parametrize("signal", list(VALID))
+def test_valid_requests_give_one_row_per_item_with_the_sent_values(signal, spool):
+    strategy, table = VALID[signal]
+
+    @FUZZ
+    @given(strategy)
+    def run(case):
+        message, expected = case
+        from_proto = _decoded_rows(signal, message.SerializeToString(), "protobuf", spool)
+        rows = from_proto.get(table, [])
+        assert len(rows) == len(expected)
+        for row, want in zip(rows, expected, strict=True):
+            got = {k: row.get(k, [] if k.startswith("Events.") else "") for k in want}
+            got = {k: int(v) if k in ("Duration", "SeverityNumber") else v for k, v in got.items()}
+            assert got == want
+        # The JSON decoder reads the same request to the same rows.
+        from_json = _decoded_rows(signal, orjson.dumps(to_otlp_json(message)), "json", spool)
+        assert from_json == from_proto
 
     run()
 

@@ -57,12 +57,21 @@ def _message(model: str) -> dict[str, Any]:
         "content": content,
         "stop_reason": stop,
         "stop_sequence": None,
-        "usage": USAGE,
+        "usage": BILLED_USAGE if model == "claude-billed" else USAGE,
     }
 
 
+# How Anthropic says what it billed: the tier, the speed, and the one-hour part of the writes.
+BILLED_USAGE = {
+    **USAGE,
+    "cache_creation": {"ephemeral_5m_input_tokens": 15, "ephemeral_1h_input_tokens": 5},
+    "service_tier": "batch",
+    "speed": "fast",
+}
+
+
 def _events(model: str) -> list[dict[str, Any]]:
-    start_usage = {**USAGE, "output_tokens": 1}
+    start_usage = {**(BILLED_USAGE if model == "claude-billed" else USAGE), "output_tokens": 1}
     events: list[dict[str, Any]] = [
         {
             "type": "message_start",
@@ -825,3 +834,16 @@ def test_collector_token_columns_end_to_end(collector, api):
         }
         for name in ("chat claude-tools", "chat claude-x")
     ]
+
+
+def test_billing_context_tier_speed_and_one_hour_writes(traced, client):
+    client.messages.create(model="claude-billed", max_tokens=8, messages=MESSAGES, service_tier="auto")
+    list(client.messages.create(model="claude-billed", max_tokens=8, messages=MESSAGES, stream=True))
+    for span in traced.spans():
+        attrs = span.attributes
+        assert attrs["tracehouse.response.service_tier"] == "batch"
+        assert attrs["tracehouse.response.speed"] == "fast"
+        assert attrs["tracehouse.usage.cache_creation_1h.input_tokens"] == 5
+        assert attrs["gen_ai.usage.cache_creation.input_tokens"] == 20
+    assert traced.spans()[0].attributes["tracehouse.request.service_tier"] == "auto"
+    assert len(traced.spans()) == 2

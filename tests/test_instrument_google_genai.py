@@ -703,3 +703,10 @@ def test_collector_token_columns_end_to_end(collector, api):
         ]
         * 2
     )
+
+
+@pytest.mark.parametrize("tier", [types.ServiceTier.PRIORITY, "flex"])
+def test_requested_service_tier_recorded(traced, client, tier):
+    client.models.generate_content(model="gemini-x", contents="hi", config={"service_tier": tier})
+    value = "priority" if tier == types.ServiceTier.PRIORITY else "flex"
+    assert traced.one().attributes["tracehouse.request.service_tier"] == value

@@ -180,14 +180,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(
                 500, {"error": {"message": "boom", "type": "server_error", "param": None, "code": None}}
             )
+        # OpenAI answers with the tier it served the call at: `auto` comes back as `default`.
+        tier = body.get("service_tier")
+        served = {"service_tier": "default" if tier == "auto" else tier} if tier else {}
         if self.path == "/v1/chat/completions":
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                chunks = _chat_chunks(model, include_usage)
+                chunks = [{**c, **served} for c in _chat_chunks(model, include_usage)]
                 if model == "gpt-cut":
                     return self._sse(chunks[:2], cut=True)
                 return self._sse(chunks)
-            return self._json(200, _chat_body(model))
+            return self._json(200, {**_chat_body(model), **served})
         if self.path == "/v1/embeddings":
             return self._json(
                 200,
@@ -225,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "status": "completed",
                 }
                 return self._json(200, {**RESPONSE, "model": model, "output": [call]})
-            return self._json(200, RESPONSE)
+            return self._json(200, {**RESPONSE, **served})
         self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
 
@@ -486,7 +489,6 @@ def test_provider_from_base_url(traced, api):
     ]
 
 
-
 def test_azure_clients_named_azure(traced, api):
     # Azure is told by the client class, sync or async, whatever host the resource has.
     from helpers import free_port
@@ -503,6 +505,7 @@ def test_azure_clients_named_azure(traced, api):
     with pytest.raises(openai.APIConnectionError):
         asyncio.run(call())
     assert [s.attributes["gen_ai.provider.name"] for s in traced.spans()] == ["azure.ai.openai"] * 2
+
 
 def test_with_raw_response_untouched(traced, client):
     raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -957,3 +960,30 @@ def test_stream_usage_injection_async(traced_inject, aclient):
 def test_no_injection_by_default(traced, client, api):
     list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
     assert "stream_options" not in api.requests[-1][1]
+
+
+@pytest.mark.parametrize(
+    ("requested", "served"), [("priority", "priority"), ("auto", "default"), ("flex", "flex")]
+)
+def test_service_tier_requested_and_served(traced, client, requested, served):
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES, service_tier=requested)
+    stream = client.chat.completions.create(
+        model="gpt-4o",
+        messages=MESSAGES,
+        service_tier=requested,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    list(stream)
+    client.responses.create(model="gpt-4.1", input="hi", service_tier=requested)
+    spans = traced.spans()
+    assert len(spans) == 3
+    for span in spans:
+        assert span.attributes["openai.request.service_tier"] == requested
+        assert span.attributes["openai.response.service_tier"] == served
+
+
+def test_no_service_tier_attributes_when_neither_side_names_one(traced, client):
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    attrs = traced.one().attributes
+    assert "openai.request.service_tier" not in attrs and "openai.response.service_tier" not in attrs

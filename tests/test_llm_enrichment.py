@@ -126,7 +126,7 @@ def test_unknown_model_costs_zero_and_is_counted_in_sql(collector):
     row = _rows(collector, service)[f"chat {model}"]
     assert row["InputTokens"] == 10
     assert Decimal(row["TotalCostUSD"]) == 0
-    assert row["PriceSource"] == ""
+    assert row["PriceSource"] == "unpriced"
     counted = collector.scalar(
         "SELECT sum(Value) FROM otel_metrics_sum WHERE MetricName = 'tracehouse.pricing.unknown_model' "
         f"AND Attributes['gen_ai.request.model'] = '{model}'"

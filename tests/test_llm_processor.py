@@ -209,4 +209,5 @@ def test_unknown_models_become_collector_metric_rows():
     assert metric["MetricName"] == llm.UNKNOWN_MODEL_METRIC
     assert metric["Value"] == 4
     assert metric["Attributes"] == {"gen_ai.provider.name": "openai", "gen_ai.request.model": "zz-unknown"}
-    assert all("PriceSource" not in r for r in rows.tables["otel_traces"])
+    # Marked unpriced, cost columns left out: 0 here means "no price", not "free".
+    assert all(r["PriceSource"] == "unpriced" and "TotalCostUSD" not in r for r in rows.tables["otel_traces"])

@@ -105,7 +105,11 @@ def data(collector):
     for j in range(60):
         start = _ns(T0) + rng.randrange(0, SPAN_HOURS * 3600 * 10**9)
         duration_ns = rng.randrange(1, 5000) * 1_000_000
-        step = {0: {}, 1: {"gen_ai.operation.name": "invoke_agent"}, 2: {"gen_ai.operation.name": "execute_tool"}}
+        step = {
+            0: {},
+            1: {"gen_ai.operation.name": "invoke_agent"},
+            2: {"gen_ai.operation.name": "execute_tool"},
+        }
         spans.append(make_span("agent step", start_ns=start, duration_ns=duration_ns, attributes=step[j % 3]))
         expected.append(
             {
@@ -233,6 +237,8 @@ def cost_expectation(items):
         "total_tokens": inp + out,
         "cost_usd": sum((e["cost"] for e in items), Decimal(0)),
         "estimated_share": 0.0,
+        "unpriced_calls": 0,
+        "unpriced_tokens": 0,
     }
 
 
@@ -449,3 +455,149 @@ def test_rollup_equals_raw_for_counts_and_costs(collector, data, by):
         lat_roll = query(collector, "latency", **kw, plan="rollup")
         for r, k in zip(lat_raw, lat_roll, strict=True):
             assert (r["count"], r["max_ms"], r["error_rate"]) == (k["count"], k["max_ms"], k["error_rate"])
+
+
+# -- unpriced models -------------------------------------------------------------------------
+
+T1 = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
+U_SINCE, U_UNTIL = (
+    (T1 - dt.timedelta(seconds=31)).isoformat(),
+    (T1 + dt.timedelta(hours=10, seconds=7)).isoformat(),
+)
+
+
+@pytest.fixture(scope="module")
+def unpriced_data(collector):
+    """gpt-4o calls priced by genai-prices, calls of a model nobody prices, and failed calls
+    without usage (not billed), spread over ten hours; with the genai-prices total expected."""
+    from genai_prices import Usage, calc_price
+
+    rng = random.Random(25)
+    service, mystery = unique("unpriced"), f"mystery-llm-{unique('m')}"
+    spans, priced, mystery_tokens = [], Decimal(0), 0
+    for i in range(300):
+        start = _ns(T1) + rng.randrange(0, 10 * 3600 * 10**9)
+        model = mystery if i % 3 == 0 else "gpt-4o"
+        inp, out = rng.randrange(10, 3000), rng.randrange(1, 500)
+        attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": model,
+        }
+        failed = i % 10 == 1
+        if not failed:
+            attrs.update({"gen_ai.usage.input_tokens": inp, "gen_ai.usage.output_tokens": out})
+            if model == mystery:
+                mystery_tokens += inp + out
+            else:
+                when = dt.datetime.fromtimestamp(start / 1e9, dt.UTC).replace(
+                    hour=12, minute=0, second=0, microsecond=0
+                )
+                priced += calc_price(
+                    Usage(input_tokens=inp, output_tokens=out),
+                    "gpt-4o",
+                    provider_id="openai",
+                    genai_request_timestamp=when,
+                ).total_price
+        else:
+            attrs.update(
+                {"gen_ai.input.messages": '[{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]'}
+            )
+        span = make_span(f"chat {model}", start_ns=start, duration_ns=1_000_000, attributes=attrs)
+        if failed:
+            span.status.code = Status.STATUS_CODE_ERROR
+        spans.append(span)
+    r = collector.post("/v1/traces", trace_request(service, spans).SerializeToString())
+    assert r.status_code == 200, r.content
+    calls = sum(1 for i in range(300) if i % 3 == 0 and i % 10 != 1)
+    return service, mystery, priced, calls, mystery_tokens
+
+
+@pytest.mark.parametrize("plan", ["raw", "rollup"])
+def test_unpriced_models_have_a_null_cost_and_are_counted_on_both_plans(collector, unpriced_data, plan):
+    service, mystery, priced, calls, tokens = unpriced_data
+    kw = {"since": U_SINCE, "until": U_UNTIL, "service": service, "plan": plan}
+    by_model = {r["model"]: r for r in query(collector, "cost", by=["model"], **kw)}
+    assert by_model[mystery]["cost_usd"] is None  # unknown, not free
+    assert (by_model[mystery]["unpriced_calls"], by_model[mystery]["unpriced_tokens"]) == (calls, tokens)
+    assert Decimal(by_model["gpt-4o"]["cost_usd"]) == priced  # failed calls add nothing
+    assert by_model["gpt-4o"]["unpriced_calls"] == 0
+    (total,) = query(collector, "cost", **kw)
+    assert Decimal(total["cost_usd"]) == priced
+    assert (total["unpriced_calls"], total["unpriced_tokens"]) == (calls, tokens)
+    assert total["estimated_share"] == 0  # failed calls' prompts were not estimated as billed
+
+
+def test_rollup_and_raw_agree_on_unpriced_counts_by_hour(collector, unpriced_data):
+    service = unpriced_data[0]
+    kw = {"since": U_SINCE, "until": U_UNTIL, "service": service, "by": ["hour", "model"]}
+    raw, roll = query(collector, "cost", **kw, plan="raw"), query(collector, "cost", **kw, plan="rollup")
+    assert raw == roll and any(r["cost_usd"] is None for r in raw)
+
+
+def test_query_cost_unpriced_lists_the_models_lacking_a_price(collector, unpriced_data):
+    service, mystery, _, calls, tokens = unpriced_data
+    p = run_cli(
+        "query",
+        "cost",
+        "--unpriced",
+        "--since",
+        U_SINCE,
+        "--until",
+        U_UNTIL,
+        "--service",
+        service,
+        "--server",
+        collector.http_url,
+        "--format",
+        "json",
+    )
+    assert p.returncode == 0, p.stderr
+    (row,) = json.loads(p.stdout)
+    assert (row["provider"], row["model"], row["calls"], row["total_tokens"]) == (
+        "openai",
+        mystery,
+        calls,
+        tokens,
+    )
+    assert set(row) == {"provider", "model", *aggregates.UNPRICED_COLUMNS}
+    r = collector.session.get(
+        collector.http_url + "/api/v1/query/latency", params={"unpriced": "1"}, timeout=30
+    )
+    assert r.status_code == 400 and "only the cost aggregate" in r.json()["error"]
+
+
+def test_upgrade_to_v4_counts_unpriced_calls_in_the_rollups(tmp_path):
+    """A v3 store gains the rollup columns; calls stored after the upgrade are counted there."""
+    from tracehouse_collector.store import schema
+    from tracehouse_collector.store.client import Store
+
+    store = Store(f"chdb://{tmp_path / 'v3'}")
+    insert = (
+        "INSERT INTO tracehouse.otel_traces (Timestamp, TraceId, SpanId, ServiceName, SpanName, Duration, "
+        "GenAIOperation, GenAIRequestModel, TotalTokens, TotalCostUSD, PriceSource) "
+        "SELECT toDateTime64('2024-03-01 00:00:00', 9, 'UTC') + toIntervalMinute(number), "
+        "lower(hex(MD5(toString(number)))), substring(lower(hex(MD5(toString(-number)))), 1, 16), 's', 'chat', "
+        "1000000, 'chat', {model}, 10, {cost}, {source} FROM numbers({n})"
+    )
+    try:
+        store.command(schema.MIGRATIONS_TABLE)
+        for m in schema.MIGRATIONS[:3]:
+            for stmt in m.statements:
+                store.command(stmt)
+            store.command(
+                f"INSERT INTO tracehouse.schema_migrations (Version, Description) VALUES ({m.version}, 'x')"
+            )
+        store.command(insert.format(model="'m-old'", cost="toDecimal64(1, 12)", source="''", n=120))
+        assert store.migrate() == [4]
+        store.command(insert.format(model="'m-new'", cost="0", source="'unpriced'", n=90))
+        since, until = "2024-02-29", "2024-03-02"
+        raw = aggregates.aggregate(store, "cost", by=["model"], since=since, until=until, plan="raw")
+        roll = aggregates.aggregate(store, "cost", by=["model"], since=since, until=until, plan="rollup")
+        assert raw.rows == roll.rows
+        rows = {r[0]: dict(zip(raw.columns, r, strict=True)) for r in raw.rows}
+        assert rows["m-new"]["cost_usd"] is None and rows["m-new"]["unpriced_calls"] == 90
+        assert rows["m-new"]["unpriced_tokens"] == 900
+        assert rows["m-old"]["cost_usd"] == 120 and rows["m-old"]["unpriced_calls"] == 0
+    finally:
+        store.close()

@@ -26,6 +26,14 @@ def test_kpis_cost_breakdown_and_scores(demo_collector, ui):
     assert kpi(ui.page, "llm_calls") == f"{latency['count']:,}"
     assert kpi(ui.page, "tokens") == f"{cost['total_tokens']:,}"
     assert kpi(ui.page, "cost") == f"${float(cost['cost_usd']):.2f}"
+    # Calls of models with no price are marked beside the cost, never silently left out.
+    mark = ui.page.locator('.kpi[data-kpi="cost"] .unpriced')
+    if cost["unpriced_calls"]:
+        assert mark.inner_text() == f"{cost['unpriced_calls']:,} unpriced call" + (
+            "s" if cost["unpriced_calls"] > 1 else ""
+        )
+    else:
+        assert mark.count() == 0
     traces = demo_collector.scalar(
         "SELECT uniqExact(TraceId) FROM otel_traces WHERE Timestamp >= now() - INTERVAL 7 DAY"
     )

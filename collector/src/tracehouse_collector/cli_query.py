@@ -12,7 +12,8 @@ from tracehouse_collector.output import FORMATS, render
 
 HELP = {
     "latency": "latency percentiles, mean, max, error rate and time to first token",
-    "cost": "token sums by type, cost in USD and the share of estimated tokens",
+    "cost": "token sums by type, cost in USD (null where nothing was priced), the share of estimated "
+    "tokens and the unpriced calls and tokens; --unpriced lists the models that lack a price",
     "accuracy": "evaluation scores: count, mean and label counts per evaluation",
     "errors": "errors by error.type (or status), with their rate",
 }
@@ -35,6 +36,12 @@ def add_parsers(sub, add_read_args, add_store_args) -> None:
         q.add_argument("--service", help="only spans of this service")
         q.add_argument("--where", help="filter, e.g. \"model = 'gpt-4o' AND duration_ms > 2s\" (see README)")
         q.add_argument("--all-spans", action="store_true", help="every span, not only LLM calls")
+        if kind == "cost":
+            q.add_argument(
+                "--unpriced",
+                action="store_true",
+                help="list the models with no known price (calls, tokens), to add to a price file",
+            )
         q.add_argument(
             "--plan", choices=("auto", "raw", "rollup"), default="auto", help="force a plan (default auto)"
         )
@@ -59,6 +66,7 @@ def _params(args: argparse.Namespace) -> dict:
         "service": args.service,
         "where": args.where,
         "all_spans": args.all_spans,
+        **({"unpriced": True} if getattr(args, "unpriced", False) else {}),
         "plan": args.plan,
     }
 

@@ -36,7 +36,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise aggregates.QueryError("request body must be a JSON object")
         params.update({k: v for k, v in body.items() if v is not None})
-    known = {"by", "since", "until", "service", "where", "all_spans", "plan", "format"}
+    known = {"by", "since", "until", "service", "where", "all_spans", "plan", "format", "unpriced"}
     unknown = sorted(set(params) - known)
     if unknown:
         raise aggregates.QueryError(
@@ -47,9 +47,11 @@ async def _params(request: web.Request) -> dict[str, Any]:
         by = [by]
     if not isinstance(by, list) or not all(isinstance(b, str) for b in by):
         raise aggregates.QueryError("by: expected dimension names, comma-separated or as a list")
-    all_spans = params.get("all_spans", False)
+    all_spans, unpriced = params.get("all_spans", False), params.get("unpriced", False)
     if isinstance(all_spans, str):
         all_spans = all_spans.strip().lower() in _TRUE
+    if isinstance(unpriced, str):
+        unpriced = unpriced.strip().lower() in _TRUE
     for key in ("since", "until", "service", "where", "plan", "format"):
         if params.get(key) is not None and not isinstance(params[key], str):
             raise aggregates.QueryError(f"{key}: expected text, got {params[key]!r}")
@@ -60,6 +62,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
         "service": params.get("service"),
         "where": params.get("where"),
         "all_spans": bool(all_spans),
+        "unpriced": bool(unpriced),
         "plan": params.get("plan") or "auto",
         "format": (params.get("format") or "json").lower(),
     }

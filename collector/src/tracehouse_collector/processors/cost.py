@@ -2,8 +2,17 @@
 user price file. Nothing is fetched at run time.
 
 Precedence: a cost the producer reported (`reported`), then the user's price file (`user`),
-then genai-prices (`genai-prices <version>`). A model nobody prices costs 0 with an empty
-PriceSource and is counted (see `Pricer.unknown`).
+then genai-prices (`genai-prices <version>`). A model nobody prices gets PriceSource
+`unpriced` (its cost columns stay 0, which aggregates must not read as free) and is counted
+(see `Pricer.unknown`).
+
+Price variants (batch, service tiers, fast mode) follow the call's price context
+(`price_context`): genai-prices picks the variant, and PriceSource names it, e.g.
+`genai-prices 0.2.3 service_tier=priority`. A context value the model has no variant for is
+priced at the base price and named too: `genai-prices 0.2.3 base price, no service_tier=scale`.
+User price files have no variants: their prices apply to every context.
+Anthropic's one-hour cache writes (`cache_write_1h_tokens`, part of the cache writes) are
+priced at the model's `cache_write_1h_mtok` where it has one.
 
 genai-prices supplies the semantics: which usage types a model prices (input, cache read,
 cache write, output), context-size tiers (a cliff: crossing a tier's start re-prices every
@@ -45,6 +54,7 @@ from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelPrice, Tier, TieredPrices
 
 from tracehouse_collector.processors.genai_facts import GenAIFacts
+from tracehouse_collector.processors.price_context import PriceContext
 
 GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
 
@@ -90,7 +100,8 @@ class Cost:
     source: str
 
 
-UNPRICED = Cost(Decimal(0), Decimal(0), Decimal(0), "")
+UNPRICED_SOURCE = "unpriced"
+UNPRICED = Cost(Decimal(0), Decimal(0), Decimal(0), UNPRICED_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ class _Rates:
     uncached_input: Decimal
     cache_read: Decimal
     cache_write: Decimal
+    cache_write_1h: Decimal
     output: Decimal
 
 
@@ -114,9 +126,31 @@ def _probe_rates(mp: ModelPrice, input_tokens: int) -> _Rates:
     plain = mp.calc_price(Usage(input_tokens=n))["input_price"] / n
     read = mp.calc_price(Usage(input_tokens=n, cache_read_tokens=n))["input_price"] / n
     write = mp.calc_price(Usage(input_tokens=n, cache_write_tokens=n))["input_price"] / n
+    # Without a one-hour price genai-prices charges those writes as any cache write.
+    write_1h = mp.calc_price(Usage(input_tokens=n, cache_write_tokens=n, cache_write_1h_tokens=n))["input_price"] / n
     both = mp.calc_price(Usage(input_tokens=n, output_tokens=_ONE_MILLION))
     output = both["output_price"] / _ONE_MILLION
-    return _Rates(plain, read, write, output)
+    return _Rates(plain, read, write, write_1h, output)
+
+
+def _variant_keys(lib_model: Any, context: PriceContext, when: dt.datetime) -> frozenset[tuple[str, str]]:
+    """The pairs of `context` that select a variant of `lib_model` on that date."""
+    wanted = dict(context)
+    used: set[tuple[str, str]] = set()
+    for variant in lib_model.price_variants or ():
+        if variant.constraint is not None and not variant.constraint.active(when):
+            continue
+        if all(wanted.get(k) == v for k, v in variant.when.items()):
+            used.update(variant.when.items())
+    return frozenset(used)
+
+
+def _describe(source: str, context: PriceContext, used: frozenset[tuple[str, str]]) -> str:
+    """PriceSource naming the variants applied and the context values priced at base."""
+    applied = " ".join(f"{k}={v}" for k, v in context if (k, v) in used)
+    missing = ", ".join(f"{k}={v}" for k, v in context if (k, v) not in used)
+    out = f"{source} {applied}" if applied else source
+    return f"{out}{',' if applied else ''} base price, no {missing}" if missing else out
 
 
 # -- user price file ---------------------------------------------------------------------------
@@ -226,7 +260,8 @@ class Pricer:
         self._snapshot = data_snapshot.get_snapshot()
         self._models: dict[tuple[str, str], Any] = {}
         self._user_match: dict[tuple[str, str], _UserEntry | None] = {}
-        self._day_prices: dict[tuple[int, dt.date], ModelPrice] = {}
+        self._day_prices: dict[tuple[int, dt.date, PriceContext], tuple[ModelPrice, str]] = {}
+        self._own_model: dict[tuple[str, str], bool] = {}
         self._rates: dict[tuple[int, int], tuple[ModelPrice, _Rates]] = {}
         self._starts: dict[int, tuple[int, ...]] = {}  # keyed like _rates; those entries keep mp alive
 
@@ -251,9 +286,24 @@ class Pricer:
                 else:
                     found = self._snapshot.find_provider_model(model, None, provider_id, None)
                 self._models[key] = found[1]
+                # genai-prices applies variants only to a provider's own models, not to a
+                # model it found at another provider.
+                self._own_model[key] = any(found[1] is m for m in found[0].models)
             except LookupError:
                 self._models[key] = None
         return self._models[key]
+
+    def _library_price(self, lib_model: Any, own: bool, day: dt.date, context: PriceContext) -> tuple[ModelPrice, str]:
+        key = (id(lib_model), day, context)
+        hit = self._day_prices.get(key)
+        if hit is None:
+            when = dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
+            ctx = dict(context) if own else None
+            used = _variant_keys(lib_model, context, when) if own else frozenset()
+            mp = lib_model.get_prices(when, ctx)
+            # The snapshot's models live as long as the process, so their id() is stable.
+            hit = self._day_prices[key] = (mp, _describe(GENAI_PRICES_SOURCE, context, used))
+        return hit
 
     def _rates_for(self, mp: ModelPrice, input_tokens: int) -> _Rates:
         starts = self._starts.get(id(mp))
@@ -269,7 +319,7 @@ class Pricer:
 
     def price(self, facts: GenAIFacts, day: dt.date) -> Cost | None:
         """The cost of one call; None when there is nothing to price (no model, no usage, a
-        self-hosted model). A model nobody prices costs 0 with an empty source, and is counted."""
+        self-hosted model). A model nobody prices is UNPRICED, and counted."""
         if facts.reported_cost_usd is not None or facts.reported_input_cost_usd is not None:
             inp = facts.reported_input_cost_usd or Decimal(0)
             out = facts.reported_output_cost_usd or Decimal(0)
@@ -280,25 +330,28 @@ class Pricer:
             return None
         entry = self._user_entry(facts.provider, model)
         if entry is not None:
-            mp, source = entry.prices, "user"
+            mp, source = entry.prices, _describe("user", facts.price_context, frozenset())
         else:
-            lib_model = self._library_model(facts.provider, model)
+            lookup = (facts.provider, model)
+            lib_model = self._library_model(*lookup)
             if lib_model is None and facts.request_model and facts.request_model != model:
-                lib_model = self._library_model(facts.provider, facts.request_model)
+                lookup = (facts.provider, facts.request_model)
+                lib_model = self._library_model(*lookup)
             if lib_model is None:
                 self.unknown[(facts.provider, model)] += 1
                 return UNPRICED
-            day_key = (id(lib_model), day)
-            mp = self._day_prices.get(day_key)
-            if mp is None:
-                when = dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
-                mp = self._day_prices[day_key] = lib_model.get_prices(when)
-            source = GENAI_PRICES_SOURCE
+            mp, source = self._library_price(lib_model, self._own_model[lookup], day, facts.price_context)
         input_tokens = facts.input_tokens or 0
         cache_read = facts.cache_read_tokens or 0
         cache_write = facts.cache_write_tokens or 0
+        write_1h = min(facts.cache_write_1h_tokens or 0, cache_write)
         rates = self._rates_for(mp, input_tokens)
         uncached = max(input_tokens - cache_read - cache_write, 0)
-        inp = rates.uncached_input * uncached + rates.cache_read * cache_read + rates.cache_write * cache_write
+        inp = (
+            rates.uncached_input * uncached
+            + rates.cache_read * cache_read
+            + rates.cache_write * (cache_write - write_1h)
+            + rates.cache_write_1h * write_1h
+        )
         out = rates.output * (facts.output_tokens or 0)
         return Cost(inp, out, inp + out, source)

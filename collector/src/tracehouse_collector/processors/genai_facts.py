@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from tracehouse_collector.processors.price_context import PriceContext
+
 
 @dataclass
 class GenAIFacts:
@@ -25,12 +27,15 @@ class GenAIFacts:
     output_tokens: int | None = None  # includes reasoning_tokens
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None  # the one-hour part of cache_write_tokens (Anthropic)
     reasoning_tokens: int | None = None
     total_tokens: int | None = None
     # A cost the producer reported (USD); it wins over computed prices.
     reported_cost_usd: Decimal | None = None
     reported_input_cost_usd: Decimal | None = None
     reported_output_cost_usd: Decimal | None = None
+    # Request context selecting a price variant (service tier, batch, speed): see price_context.
+    price_context: PriceContext = ()
     # Message content, used only to estimate tokens when the producer reported no usage.
     input_text: str = ""
     output_text: str = ""

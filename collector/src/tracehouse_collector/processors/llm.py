@@ -5,6 +5,12 @@ and canonical keys on `gen_ai.evaluation.result` events. For GenAI spans: operat
 models, token usage (estimated from message content when the producer reported none), and
 cost. Original attributes stay untouched in SpanAttributes.
 
+Failed calls: a call whose span ended in error without reporting usage was not billed (the
+provider bills tokens it reports, and reports none for a request it rejected or failed), so
+its tokens are not estimated and its cost is 0 with PriceSource `not billed: failed without
+usage`. A failed call that did report usage (a stream cut after its usage chunk, a refusal
+that carries usage) is priced like any other.
+
 Typed columns are written only when they hold something: ClickHouse fills the rest with their
 defaults (0, '', false), which keeps rows small to encode and to parse.
 """
@@ -17,7 +23,7 @@ from collections import Counter
 from typing import Any
 
 from tracehouse_collector.processors import normalize
-from tracehouse_collector.processors.cost import Pricer
+from tracehouse_collector.processors.cost import UNPRICED_SOURCE, Pricer
 from tracehouse_collector.processors.genai_facts import GenAIFacts
 from tracehouse_collector.processors.rows import Rows, format_timestamp
 from tracehouse_collector.processors.tokens import estimate_tokens
@@ -25,6 +31,7 @@ from tracehouse_collector.processors.tokens import estimate_tokens
 # Operations that consume and produce tokens, so missing usage is worth estimating.
 TOKEN_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings", ""})
 
+NOT_BILLED_SOURCE = "not billed: failed without usage"
 UNKNOWN_MODEL_METRIC = "tracehouse.pricing.unknown_model"
 COLLECTOR_SERVICE = "tracehouse-collector"
 
@@ -75,7 +82,10 @@ def enrich_row(row: dict[str, Any], pricer: Pricer, unpriced: Counter[tuple[str,
     facts = normalize.extract(attrs, resource, row.get("SpanName", ""))
     if facts is None:
         return
-    if _estimate(facts):
+    failed_unbilled = (
+        row.get("StatusCode") == "Error" and not facts.has_usage and facts.operation in TOKEN_OPERATIONS
+    )
+    if not failed_unbilled and _estimate(facts):
         row["TokensEstimated"] = True
     total = facts.total_tokens
     if total is None and (facts.input_tokens or facts.output_tokens):
@@ -95,11 +105,16 @@ def enrich_row(row: dict[str, Any], pricer: Pricer, unpriced: Counter[tuple[str,
         if value:
             row[column] = value
 
+    if failed_unbilled and facts.reported_cost_usd is None and facts.reported_input_cost_usd is None:
+        row["PriceSource"] = NOT_BILLED_SOURCE
+        return
     cost = pricer.price(facts, _day(row["Timestamp"]))
     if cost is None:
         return
-    if not cost.source:
+    if cost.source == UNPRICED_SOURCE:
+        # Cost columns stay 0: PriceSource says that 0 means "no price", not "free".
         unpriced[(facts.provider, facts.model)] += 1
+        row["PriceSource"] = UNPRICED_SOURCE
         return
     # Decimal64(12): strings keep every digit through JSON.
     row["InputCostUSD"] = f"{cost.input_usd:.12f}"
@@ -118,7 +133,7 @@ def unknown_model_rows(unpriced: Counter[tuple[str, str]]) -> list[dict[str, Any
             "ServiceName": COLLECTOR_SERVICE,
             "ScopeName": "tracehouse_collector.processors.llm",
             "MetricName": UNKNOWN_MODEL_METRIC,
-            "MetricDescription": "LLM spans whose model has no price (cost recorded as 0)",
+            "MetricDescription": "LLM spans whose model has no price (PriceSource 'unpriced')",
             "MetricUnit": "{span}",
             "Attributes": {"gen_ai.provider.name": provider, "gen_ai.request.model": model},
             "StartTimeUnix": now,

@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from tracehouse_collector.processors import price_context
 from tracehouse_collector.processors.genai_facts import GenAIFacts
 
 __all__ = [
@@ -1045,6 +1046,13 @@ _RESPONSE_MODEL_KEYS = (
 )
 
 
+# The one-hour part of the cache writes (Anthropic's usage.cache_creation.ephemeral_1h_input_tokens).
+CACHE_WRITE_1H_KEYS = (
+    "tracehouse.usage.cache_creation_1h.input_tokens",
+    "gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",
+)
+
+
 def extract(
     span_attrs: dict[str, str], resource_attrs: dict[str, str], span_name: str = ""
 ) -> GenAIFacts | None:
@@ -1105,6 +1113,9 @@ def extract(
         facts.cache_read_tokens = cr
         facts.cache_write_tokens = cw
         facts.reasoning_tokens = rs
+        if cw:
+            facts.cache_write_1h_tokens = _first_int(get, CACHE_WRITE_1H_KEYS)
+    facts.price_context = price_context.from_attributes(get)
 
     facts.reported_cost_usd, facts.reported_input_cost_usd, facts.reported_output_cost_usd = _reported_cost(
         get

@@ -11,6 +11,12 @@ Two plans answer latency and cost (see `plan_for`):
   percentiles come from DDSketch states (quantilesDD): each is within 1% (relative) of a
   value ranked at the quantile (between the two values the exact interpolation uses).
 Errors and accuracy always read raw rows (errors need `error.type`; scores are few).
+
+Cost rows carry `unpriced_calls` and `unpriced_tokens`: calls of models nobody prices
+(PriceSource 'unpriced'), whose cost is missing rather than 0. A group with unpriced calls and
+no priced spend has a null `cost_usd`, never a 0 that reads as free. `unpriced=True`
+(`tracehouse query cost --unpriced`) lists those models instead, with their calls and tokens,
+so a user can add them to a price file.
 """
 
 from __future__ import annotations
@@ -282,6 +288,11 @@ def _latency_outer(req: Request, inner: list[str], source: str, cond: list[str])
     )
 
 
+def _cost(total: str) -> str:
+    # Null when the group has unpriced calls and no priced spend: unknown, not free.
+    return f"if(unpriced_calls > 0 AND {total} = 0, NULL, {total})"
+
+
 def _cost_raw(req: Request, params: _Params, compiled: Compiled | None) -> str:
     cond = _raw_conditions(req, params, compiled, llm_only=True)
     cond += _time_range("Timestamp", req.since, req.until, params, "t")
@@ -294,10 +305,34 @@ def _cost_raw(req: Request, params: _Params, compiled: Compiled | None) -> str:
         "sum(CacheWriteTokens) AS cache_write_tokens",
         "sum(ReasoningTokens) AS reasoning_tokens",
         "sum(TotalTokens) AS total_tokens",
-        "sum(TotalCostUSD) AS cost_usd",
+        f"{_cost('sum(TotalCostUSD)')} AS cost_usd",
         "if(total_tokens > 0, sumIf(TotalTokens, TokensEstimated) / total_tokens, 0) AS estimated_share",
+        f"countIf({schema.UNPRICED_SQL}) AS unpriced_calls",
+        f"sumIf(TotalTokens, {schema.UNPRICED_SQL}) AS unpriced_tokens",
     ]
     return f"SELECT {', '.join(cols)}\nFROM {DB}.otel_traces\n{_where(cond)}\n{_group_order(req.by)}"
+
+
+# Which models lack a price: grouped by provider and model unless --by says otherwise.
+UNPRICED_DIMS = ["provider", "model"]
+UNPRICED_COLUMNS = ["calls", "input_tokens", "output_tokens", "total_tokens", "first_seen", "last_seen"]
+
+
+def _unpriced(req: Request, params: _Params, compiled: Compiled | None) -> str:
+    cond = _raw_conditions(req, params, compiled, llm_only=True) + [schema.UNPRICED_SQL]
+    cond += _time_range("Timestamp", req.since, req.until, params, "t")
+    dims = req.by or UNPRICED_DIMS
+    cols = [
+        *_dim_select(dims, "raw"),
+        "count() AS calls",
+        "sum(InputTokens) AS input_tokens",
+        "sum(OutputTokens) AS output_tokens",
+        "sum(TotalTokens) AS total_tokens",
+        "min(Timestamp) AS first_seen",
+        "max(Timestamp) AS last_seen",
+    ]
+    order = ", ".join(["calls DESC", *dims])
+    return f"SELECT {', '.join(cols)}\nFROM {DB}.otel_traces\n{_where(cond)}\nGROUP BY {', '.join(dims)}\nORDER BY {order}"
 
 
 Segment = tuple[str, "dt.datetime | None", "dt.datetime | None"]  # (source table, from, until)
@@ -390,8 +425,10 @@ def _cost_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_f: 
         "sum(CacheWriteTokens) AS cache_write_tokens",
         "sum(ReasoningTokens) AS reasoning_tokens",
         "sum(TotalTokens) AS total_tokens",
-        "sum(CostUSD) AS cost_usd",
+        f"{_cost('sum(CostUSD)')} AS cost_usd",
         "if(total_tokens > 0, sum(EstimatedTokens) / total_tokens, 0) AS estimated_share",
+        "sum(UnpricedSpans) AS unpriced_calls",
+        "sum(UnpricedTokens) AS unpriced_tokens",
     ]
     source = _rollup_source(req, params, raw_f, roll_f)
     return f"SELECT {', '.join(cols)}\nFROM {source}\n{_group_order(req.by)}"
@@ -481,10 +518,18 @@ def build(
     all_spans: bool = False,
     plan: str = "auto",
     now: dt.datetime | None = None,
+    unpriced: bool = False,
 ) -> tuple[str, dict[str, object], str]:
     """(SQL, parameters, plan used) for an aggregate; raises QueryError or FilterError."""
     req = Request.make(kind, by, since, until, service, where, all_spans, now)
     compiled = compile_filter(req.where, SPAN_FIELDS) if req.where else None
+    if unpriced:
+        if kind != "cost":
+            raise QueryError(f"unpriced: only the cost aggregate lists unpriced models, not {kind}")
+        if plan == "rollup":
+            raise QueryError("unpriced: the list of unpriced models reads raw spans; use plan auto or raw")
+        params = _Params()
+        return _unpriced(req, params, compiled), params.values, "raw"
     chosen = plan_for(req, now) if plan == "auto" else plan
     if chosen not in ("raw", "rollup"):
         raise QueryError(f"unknown plan {plan!r}; use auto, raw or rollup")
@@ -512,17 +557,21 @@ def aggregate(
     where: str | None = None,
     all_spans: bool = False,
     plan: str = "auto",
+    unpriced: bool = False,
 ) -> QueryResult:
     """Run an aggregate; rows are tuples in `columns` order. Raises QueryError/FilterError
     (both ValueError) for bad parameters and StoreError for store failures."""
-    sql, params, _ = build(kind, by, since, until, service, where, all_spans, plan)
+    sql, params, _ = build(kind, by, since, until, service, where, all_spans, plan, unpriced=unpriced)
     columns, rows = store.query(sql, parameters=params, settings=dict(READONLY_SETTINGS))
     if not rows:  # the embedded engine names no columns for an empty result
-        columns = output_columns(kind, Request.make(kind, by, since, until, service, where, all_spans).by)
+        dims = Request.make(kind, by, since, until, service, where, all_spans).by
+        columns = output_columns(kind, dims, unpriced)
     return QueryResult(columns, rows)
 
 
-def output_columns(kind: str, by: list[str]) -> list[str]:
+def output_columns(kind: str, by: list[str], unpriced: bool = False) -> list[str]:
+    if unpriced:
+        return [*(by or UNPRICED_DIMS), *UNPRICED_COLUMNS]
     tail = {
         "latency": [
             "count",
@@ -543,6 +592,8 @@ def output_columns(kind: str, by: list[str]) -> list[str]:
             "total_tokens",
             "cost_usd",
             "estimated_share",
+            "unpriced_calls",
+            "unpriced_tokens",
         ],
         "errors": ["error_type", "errors", "spans", "error_rate"],
         "accuracy": ["evaluation", "count", "mean", "scored", "labels"],

@@ -364,6 +364,9 @@ def _alter_table(sql: str, match: re.Match[str], ctx: _Context) -> list[str]:
         return [sql]
     database, table = _split_name(match.group(1))
     rest = sql[match.end() :]
+    if re.match(r"\s*MODIFY\s+QUERY\b", rest, re.I):
+        # A materialized view's new select reads the local tables, as its CREATE did.
+        return [f"ALTER TABLE {database}.{table}{ctx.on_cluster}{_to_local_references(rest, ctx)}"]
     if table not in ctx.sharded:
         return [f"ALTER TABLE {database}.{table}{ctx.on_cluster}{rest}"]
     out = [f"ALTER TABLE {_local(database, table)}{ctx.on_cluster}{rest}"]

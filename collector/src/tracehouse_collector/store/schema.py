@@ -382,7 +382,7 @@ def _sum(type_: str) -> str:
     return f"SimpleAggregateFunction(sum, {type_})"
 
 
-def _usage_table(name: str) -> Table:
+def _usage_table(name: str, extra: tuple[Column, ...] = ()) -> Table:
     return Table(
         name=name,
         columns=(
@@ -408,6 +408,7 @@ def _usage_table(name: str) -> Table:
             _c("TotalTokens", _sum("UInt64")),
             _c("EstimatedTokens", _sum("UInt64")),
             _c("CostUSD", _sum("Decimal128(12)")),
+            *extra,
         ),
         engine="AggregatingMergeTree",
         partition_by="toDate(Start)",
@@ -418,12 +419,17 @@ def _usage_table(name: str) -> Table:
     )
 
 
-USAGE_1M = _usage_table("llm_usage_1m")
-USAGE_1H = _usage_table("llm_usage_1h")
+# v4 adds the calls and tokens of models nobody prices (PriceSource 'unpriced'), so cost
+# aggregates can say how much spend they are missing. Migration 2 keeps its own shape.
+UNPRICED_COLUMNS = (_c("UnpricedSpans", _sum("UInt64")), _c("UnpricedTokens", _sum("UInt64")))
+_USAGE_1M_V2 = _usage_table("llm_usage_1m")
+_USAGE_1H_V2 = _usage_table("llm_usage_1h")
+USAGE_1M = _usage_table("llm_usage_1m", UNPRICED_COLUMNS)
+USAGE_1H = _usage_table("llm_usage_1h", UNPRICED_COLUMNS)
 
 # The rollup's row for a group of spans; also used by the query planner on raw spans at the
 # edges of a range, so both sides make identical states.
-USAGE_STATES: tuple[tuple[str, str], ...] = (
+_USAGE_STATES_V2: tuple[tuple[str, str], ...] = (
     ("count()", "Spans"),
     ("countIf(StatusCode = 'Error')", "Errors"),
     ("sum(Duration)", "DurationSumNs"),
@@ -444,14 +450,26 @@ USAGE_STATES: tuple[tuple[str, str], ...] = (
     ("sumIf(otel_traces.TotalTokens, TokensEstimated)", "EstimatedTokens"),
     ("sum(TotalCostUSD)", "CostUSD"),
 )
-USAGE_STATE_COLUMNS = ",\n    ".join(f"{expr} AS {alias}" for expr, alias in USAGE_STATES)
+UNPRICED_SQL = "PriceSource = 'unpriced'"
+USAGE_STATES = (
+    *_USAGE_STATES_V2,
+    (f"countIf({UNPRICED_SQL})", "UnpricedSpans"),
+    (f"sumIf(otel_traces.TotalTokens, {UNPRICED_SQL})", "UnpricedTokens"),
+)
 
-USAGE_1M_SELECT = f"""SELECT
+
+def _usage_1m_select(states: tuple[tuple[str, str], ...]) -> str:
+    columns = ",\n    ".join(f"{expr} AS {alias}" for expr, alias in states)
+    return f"""SELECT
     toStartOfMinute(toDateTime(Timestamp, 'UTC')) AS Start, ServiceName, SpanName, GenAIOperation,
     GenAIProvider, if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel) AS Model, ExperimentName,
-    {USAGE_STATE_COLUMNS}
+    {columns}
 FROM {DATABASE}.otel_traces
 GROUP BY Start, ServiceName, SpanName, GenAIOperation, GenAIProvider, Model, ExperimentName"""
+
+
+_USAGE_1M_SELECT_V2 = _usage_1m_select(_USAGE_STATES_V2)
+USAGE_1M_SELECT = _usage_1m_select(USAGE_STATES)
 
 
 def _merge_state(alias: str) -> str:
@@ -462,11 +480,25 @@ def _merge_state(alias: str) -> str:
 
 # The hourly rollup is fed from the per-minute one (a cascaded view): each inserted block is
 # grouped once from raw spans, and the hour only merges the few minute rows that made.
-USAGE_1H_SELECT = f"""SELECT
+def _usage_1h_select(states: tuple[tuple[str, str], ...]) -> str:
+    return f"""SELECT
     toStartOfHour(llm_usage_1m.Start) AS Start, ServiceName, SpanName, GenAIOperation, GenAIProvider, Model, ExperimentName,
-    {", ".join(f"{_merge_state(alias)} AS {alias}" for _, alias in USAGE_STATES)}
+    {", ".join(f"{_merge_state(alias)} AS {alias}" for _, alias in states)}
 FROM {DATABASE}.llm_usage_1m
 GROUP BY Start, ServiceName, SpanName, GenAIOperation, GenAIProvider, Model, ExperimentName"""
+
+
+_USAGE_1H_SELECT_V2 = _usage_1h_select(_USAGE_STATES_V2)
+USAGE_1H_SELECT = _usage_1h_select(USAGE_STATES)
+
+
+def _add_columns(table: str, columns: tuple[Column, ...]) -> str:
+    adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {c.ddl()}" for c in columns)
+    return f"ALTER TABLE {DATABASE}.{table} {adds}"
+
+
+def _modify_query(view: str, select: str) -> str:
+    return f"ALTER TABLE {DATABASE}.{view} MODIFY QUERY {select}"
 
 
 def _mv(name: str, target: str, select: str) -> str:
@@ -671,12 +703,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             _mv("otel_scores_from_spans_mv", "otel_scores", SCORES_FROM_SPANS_SELECT),
             _backfill("otel_scores", SCORES_FROM_LOGS_SELECT),
             _mv("otel_scores_from_logs_mv", "otel_scores", SCORES_FROM_LOGS_SELECT),
-            USAGE_1M.ddl(),
-            _backfill("llm_usage_1m", USAGE_1M_SELECT),
-            _mv("llm_usage_1m_mv", "llm_usage_1m", USAGE_1M_SELECT),
-            USAGE_1H.ddl(),
-            _backfill("llm_usage_1h", USAGE_1H_SELECT),
-            _mv("llm_usage_1h_mv", "llm_usage_1h", USAGE_1H_SELECT),
+            _USAGE_1M_V2.ddl(),
+            _backfill("llm_usage_1m", _USAGE_1M_SELECT_V2),
+            _mv("llm_usage_1m_mv", "llm_usage_1m", _USAGE_1M_SELECT_V2),
+            _USAGE_1H_V2.ddl(),
+            _backfill("llm_usage_1h", _USAGE_1H_SELECT_V2),
+            _mv("llm_usage_1h_mv", "llm_usage_1h", _USAGE_1H_SELECT_V2),
         ),
     ),
     Migration(
@@ -685,6 +717,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             *(t.ddl() for t in RUN_TABLES),
             _mv("run_metric_summary_mv", "run_metric_summary", RUN_METRIC_SUMMARY_SELECT),
+        ),
+    ),
+    Migration(
+        4,
+        "Usage rollups count unpriced calls and tokens (models with no known price)",
+        (
+            # Rows rolled up before this count 0 unpriced: spans stored before it have no
+            # 'unpriced' PriceSource either, so the raw and rollup plans still agree.
+            _add_columns("llm_usage_1m", UNPRICED_COLUMNS),
+            _add_columns("llm_usage_1h", UNPRICED_COLUMNS),
+            _modify_query("llm_usage_1m_mv", USAGE_1M_SELECT),
+            _modify_query("llm_usage_1h_mv", USAGE_1H_SELECT),
         ),
     ),
 )

@@ -229,6 +229,14 @@ class _Call:
             attrs["gen_ai.request.stop_sequences"] = [str(s) for s in stop]
         if stream:
             attrs["gen_ai.request.stream"] = True
+        # What selects the price variant (see the collector's price_context): tier and speed.
+        for key, attr in (
+            ("service_tier", "tracehouse.request.service_tier"),
+            ("speed", "tracehouse.request.speed"),
+        ):
+            value = get(kw, key)
+            if isinstance(value, str) and value:
+                attrs[attr] = value
         if not self.capture:
             return
         messages = _input_messages(get(kw, "messages"))
@@ -264,6 +272,18 @@ class _Call:
         if out is not None:
             self.output_tokens = out
             span.set_attribute("gen_ai.usage.output_tokens", out)
+        # One-hour cache writes cost more than five-minute ones: their share of the writes.
+        one_hour = _int(get(get(usage, "cache_creation"), "ephemeral_1h_input_tokens"))
+        if one_hour:
+            span.set_attribute("tracehouse.usage.cache_creation_1h.input_tokens", one_hour)
+        # The tier (standard, priority, batch) and speed Anthropic billed the call at.
+        for key, attr in (
+            ("service_tier", "tracehouse.response.service_tier"),
+            ("speed", "tracehouse.response.speed"),
+        ):
+            value = get(usage, key)
+            if isinstance(value, str) and value:
+                span.set_attribute(attr, value)
 
     def _ids(self, rid: Any, model: Any) -> None:
         if isinstance(rid, str) and rid:
@@ -341,6 +361,13 @@ class _Call:
             value = _int(get(usage, key))
             if value is not None:
                 self.usage[key] = value
+        for key in ("service_tier", "speed"):
+            value = get(usage, key)
+            if isinstance(value, str) and value:
+                self.usage[key] = value
+        one_hour = _int(get(get(usage, "cache_creation"), "ephemeral_1h_input_tokens"))
+        if one_hour is not None:
+            self.usage["cache_creation"] = {"ephemeral_1h_input_tokens": one_hour}
 
     def _stream_results(self) -> None:
         if self.first_chunk is not None:

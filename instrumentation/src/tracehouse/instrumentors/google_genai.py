@@ -309,6 +309,11 @@ class _Call:
             )
         if stream:
             attrs["gen_ai.request.stream"] = True
+        # Selects the flex or priority price; the response does not echo it.
+        tier = get(config, "service_tier")
+        tier = getattr(tier, "value", tier)  # a ServiceTier enum or its string
+        if isinstance(tier, str) and tier:
+            attrs["tracehouse.request.service_tier"] = tier.lower()
         if not self.capture:
             return
         messages = _input_messages(contents)

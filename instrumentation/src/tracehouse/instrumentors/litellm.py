@@ -123,7 +123,7 @@ class _Call(_OpenAICall):
         self.span = inst.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attrs)
         self.started = time.monotonic()
         self.choices: dict[int, dict[str, Any]] = {}
-        self.stream_id = self.stream_model = None
+        self.stream_id = self.stream_model = self.stream_tier = None
         self.stream_usage: Any = None
         self.injected_usage = False
         self.result_attrs: dict[str, Any] = {}

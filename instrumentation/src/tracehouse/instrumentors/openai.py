@@ -338,7 +338,7 @@ class _Call:
         self.started = time.monotonic()
         # accumulated from stream chunks
         self.choices: dict[int, dict[str, Any]] = {}
-        self.stream_id = self.stream_model = None
+        self.stream_id = self.stream_model = self.stream_tier = None
         self.stream_usage: Any = None
         self.injected_usage = False  # set when we added stream_options.include_usage
         # Response attributes, set on the span in one call when it ends.
@@ -381,6 +381,9 @@ class _Call:
             attrs["gen_ai.request.choice.count"] = n
         if kw.get("stream") is True:
             attrs["gen_ai.request.stream"] = True
+        tier = kw.get("service_tier")
+        if isinstance(tier, str) and tier:
+            attrs["openai.request.service_tier"] = tier
         if not self.capture:
             return
         if self.kind == "chat":
@@ -432,9 +435,12 @@ class _Call:
         if isinstance(reasoning, int):
             set_["gen_ai.usage.reasoning.output_tokens"] = reasoning
 
-    def _ids(self, rid: Any, model: Any) -> None:
+    def _ids(self, rid: Any, model: Any, tier: Any = None) -> None:
         if isinstance(rid, str) and rid:
             self._set("gen_ai.response.id", rid)
+        # The tier OpenAI billed the call at (it answers `auto` with the one it used).
+        if isinstance(tier, str) and tier:
+            self._set("openai.response.service_tier", tier)
         if isinstance(model, str) and model:
             self._set("gen_ai.response.model", model)
             self.metric_attrs["gen_ai.response.model"] = model
@@ -447,7 +453,7 @@ class _Call:
                 self._usage(_get(result, "usage"))
                 return
             if self.kind == "responses":
-                self._ids(_get(result, "id"), _get(result, "model"))
+                self._ids(_get(result, "id"), _get(result, "model"), _get(result, "service_tier"))
                 self._usage(_get(result, "usage"))
                 messages, finish = _responses_output(result)
                 self._set("gen_ai.response.finish_reasons", [finish])
@@ -457,7 +463,7 @@ class _Call:
             choices = _get(result, "choices")
             if choices is None:  # e.g. with_raw_response: not parsed here, never parsed for it
                 return
-            self._ids(_get(result, "id"), _get(result, "model"))
+            self._ids(_get(result, "id"), _get(result, "model"), _get(result, "service_tier"))
             self._usage(_get(result, "usage"))
             capture = self.capture
             reasons = []
@@ -506,6 +512,8 @@ class _Call:
                 self.stream_id = _get(chunk, "id")
             if not self.stream_model:
                 self.stream_model = _get(chunk, "model")
+            if not self.stream_tier:
+                self.stream_tier = _get(chunk, "service_tier")
             if isinstance(chunk, dict):
                 self._dict_chunk(chunk)
                 return None
@@ -579,7 +587,7 @@ class _Call:
             if final is not None:
                 self.response(final)
             return
-        self._ids(self.stream_id, self.stream_model)
+        self._ids(self.stream_id, self.stream_model, self.stream_tier)
         self._usage(self.stream_usage)
         ordered = [self.choices[i] for i in sorted(self.choices)]
         reasons = [c["finish"] for c in ordered if c["finish"]]

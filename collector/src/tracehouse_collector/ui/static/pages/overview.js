@@ -27,14 +27,20 @@ export async function renderOverview(root, route, current) {
     root.append(emptyTraces());
     return;
   }
-  const kpi = (key, label, value) => h("div.kpi", { dataset: { kpi: key } }, h("div.label", label), h("div.value", value));
+  const kpi = (key, label, value, note) =>
+    h("div.kpi", { dataset: { kpi: key } }, h("div.label", label), h("div.value", value), note || null);
+  // Calls of models with no known price: their spend is missing from the cost, not zero.
+  const unpriced = Number(k.unpriced_calls)
+    ? h("div.muted.unpriced", { title: `${fmtInt(k.unpriced_tokens)} tokens not in the cost; list the models with: tracehouse query cost --unpriced` },
+      `${fmtInt(k.unpriced_calls)} unpriced call${Number(k.unpriced_calls) === 1 ? "" : "s"}`)
+    : null;
   root.append(
     h(
       "div.kpis#kpis",
       kpi("traces", "Traces", fmtInt(c.traces)),
       kpi("llm_calls", "LLM calls", fmtInt(l.count)),
       kpi("tokens", "Tokens", fmtInt(k.total_tokens)),
-      kpi("cost", "Cost", fmtCost(k.cost_usd)),
+      kpi("cost", "Cost", k.cost_usd === null && unpriced ? "unpriced" : fmtCost(k.cost_usd), unpriced),
       kpi("p50", "LLM latency p50", fmtMs(l.p50_ms)),
       kpi("p99", "LLM latency p99", fmtMs(l.p99_ms)),
       kpi("error_rate", "Traces with errors", `${((100 * c.error_traces) / c.traces).toFixed(1)}%`),

@@ -35,12 +35,23 @@ Faults, switched at run time by ``GET /__fault?mode=...`` (``GET /__fault`` repo
 committed under the two ``commit_*`` modes so far.
 "Connection refused" is had by stopping the process; its data dir keeps the tables for a restart.
 
+Credentials: started with ``--password``, every request must authenticate as ``default`` with
+it, the ways a server takes them (HTTP Basic, ``X-ClickHouse-User``/``X-ClickHouse-Key``, or
+``user``/``password`` URL parameters); otherwise HTTP 401 with Code 516 (AUTHENTICATION_FAILED).
+
+What only a real server shows, and so is not tested against this fake: concurrent statements
+(one chDB engine runs one statement at a time here, so two collectors' inserts interleave but
+never overlap), and URL settings on SHOW, DESCRIBE and EXPLAIN (a server applies URL settings
+to every statement's context; the fake can attach them only to SELECTs and INSERTs, where
+ClickHouse takes a SETTINGS clause, and checks ``readonly`` on the rest itself).
+
     python tests/fake_clickhouse.py --port 18123 --data /tmp/fake-ch [--log]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import gzip
 import http.server
@@ -113,10 +124,11 @@ def _decompress(body: bytes, encoding: str) -> bytes:
 class FakeClickHouse:
     """The chDB session and the fault switch; one statement runs at a time (chDB is one engine)."""
 
-    def __init__(self, data_dir: str, log: bool = False) -> None:
+    def __init__(self, data_dir: str, log: bool = False, password: str | None = None) -> None:
         from chdb import session
 
         self.session = session.Session(data_dir)
+        self.password = password  # None: any client is let in, as a default install does
         self.tmp_dir = tempfile.mkdtemp(prefix="fake-ch-")
         self.lock = threading.Lock()
         self.mode = "ok"
@@ -157,6 +169,18 @@ class FakeClickHouse:
         with self.changed:
             while self.mode == mode and time.monotonic() < deadline:
                 self.changed.wait(deadline - time.monotonic())
+
+    def authenticated(self, headers, params: dict[str, str]) -> bool:
+        if self.password is None:
+            return True
+        user, password = params.get("user"), params.get("password")
+        if "X-ClickHouse-User" in headers:
+            user, password = headers["X-ClickHouse-User"], headers.get("X-ClickHouse-Key", "")
+        auth = headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        return (user or "default") == "default" and password == self.password
 
     def wait_while_hanging(self) -> None:
         self.wait_while("hang")
@@ -273,6 +297,13 @@ def make_handler(ch: FakeClickHouse) -> type[http.server.BaseHTTPRequestHandler]
                 self._send(200, b"Ok.\n")
                 return
             body = self._read_body()
+            if not ch.authenticated(self.headers, params):
+                msg = (
+                    b"Code: 516. DB::Exception: default: Authentication failed: password is incorrect, "
+                    b"or there is no user with such name. (AUTHENTICATION_FAILED)\n"
+                )
+                self._send(401, msg, {"X-ClickHouse-Exception-Code": "516", "Content-Type": "text/plain"})
+                return
             mode = ch.mode
             ch.counts[mode] = ch.counts.get(mode, 0) + 1
             if mode == "reset":
@@ -321,9 +352,10 @@ def make_handler(ch: FakeClickHouse) -> type[http.server.BaseHTTPRequestHandler]
 class FakeClickHouseProcess:
     """Runs the fake in a process of its own (as a real server would be) and drives its faults."""
 
-    def __init__(self, data_dir: str | os.PathLike, port: int) -> None:
+    def __init__(self, data_dir: str | os.PathLike, port: int, password: str | None = None) -> None:
         self.data_dir = str(data_dir)
         self.port = port
+        self.password = password
         self.proc = None
         self.log_path = os.path.join(os.path.dirname(os.path.abspath(self.data_dir)), f"fake-ch-{port}.log")
 
@@ -333,7 +365,8 @@ class FakeClickHouseProcess:
 
     @property
     def dsn(self) -> str:
-        return f"http://default@127.0.0.1:{self.port}/tracehouse"
+        credentials = f"default:{self.password}" if self.password is not None else "default"
+        return f"http://{credentials}@127.0.0.1:{self.port}/tracehouse"
 
     def start(self, mode: str = "ok", timeout: float = 60) -> FakeClickHouseProcess:
         import subprocess
@@ -341,6 +374,8 @@ class FakeClickHouseProcess:
 
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes it until it ends
         cmd = [sys.executable, os.path.abspath(__file__), "--port", str(self.port), "--data", self.data_dir]
+        if self.password is not None:
+            cmd += ["--password", self.password]
         self.proc = subprocess.Popen([*cmd, "--mode", mode], stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
@@ -379,6 +414,9 @@ class FakeClickHouseProcess:
         req = urllib.request.Request(
             f"{self.url}/?database=tracehouse&default_format=JSONEachRow", data=query.encode(), method="POST"
         )
+        if self.password is not None:
+            req.add_header("X-ClickHouse-User", "default")
+            req.add_header("X-ClickHouse-Key", self.password)
         with urllib.request.urlopen(req, timeout=60) as resp:
             return [json.loads(line) for line in resp.read().decode().splitlines() if line.strip()]
 
@@ -395,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="chDB data directory (kept across restarts)")
     parser.add_argument("--mode", default="ok", help="initial fault mode")
     parser.add_argument("--log", action="store_true", help="print every statement to stderr")
+    parser.add_argument("--password", help="require this password of user default")
     args = parser.parse_args(argv)
-    ch = FakeClickHouse(args.data, log=args.log)
+    ch = FakeClickHouse(args.data, log=args.log, password=args.password)
     ch.set_mode(args.mode)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(ch))
     server.daemon_threads = True

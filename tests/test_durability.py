@@ -14,6 +14,7 @@ import time
 
 import grpc
 import pytest
+from conftest import Collector
 from fake_clickhouse import FakeClickHouseProcess
 from google.rpc import error_details_pb2, status_pb2
 from helpers import TRACE_SERVICE_EXPORT, free_port, make_span, new_trace_id, quote, trace_request, unique
@@ -366,3 +367,23 @@ def test_sigterm_with_the_store_down_keeps_the_queue_for_the_next_start(start_co
     assert_exactly_once(fake_store, service, {s for ids in all_ids for s in ids})
     assert stored_counts(fake_store, service) == (40, 40)
     assert c.stop() == 0
+
+
+def test_server_store_credentials_are_checked_end_to_end(start_collector, tmp_path):
+    """The DSN's password reaches the server: right, the data flows; missing or wrong, the
+    start stops with the server's own refusal instead of writing anywhere."""
+    store = FakeClickHouseProcess(tmp_path / "ch-auth", free_port(), password="s3cret").start()
+    try:
+        c = start_collector(env=collector_env(store), workers=1, name="store-auth")
+        service = unique("store-auth")
+        spans = [make_span("auth", trace_id=new_trace_id()) for _ in range(3)]
+        assert c.post("/v1/traces", trace_request(service, spans).SerializeToString()).status_code == 200
+        assert stored_span_ids(store, service) == {s.span_id.hex(): 1 for s in spans}
+        assert c.stop() == 0
+        for dsn in (store.dsn.replace(":s3cret@", "@"), store.dsn.replace("s3cret", "wrong")):
+            refused = Collector(tmp_path / f"refused-{len(dsn)}", env={"TRACEHOUSE_STORE": dsn})
+            with pytest.raises(RuntimeError, match="(?s)exited with 1.*Authentication failed"):
+                refused.start()
+            assert "s3cret" not in refused.log_text()  # the password is not echoed
+    finally:
+        store.stop()

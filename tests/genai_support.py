@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -16,6 +18,50 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+# A fake server streams its first chunk FIRST_CHUNK_DELAY_S after the request and the rest
+# REST_DELAY_S later, so an instrumentor's time to first chunk has known bounds.
+FIRST_CHUNK_DELAY_S = 0.1
+REST_DELAY_S = 0.3
+
+
+def send_stream(
+    handler: BaseHTTPRequestHandler, chunks: list[bytes], content_type: str, cut: bool = False
+) -> None:
+    """Answer 200 with `chunks` as one streamed body, paced by the delays above. A `cut` stream
+    promises more than it sends, then drops the connection."""
+    time.sleep(FIRST_CHUNK_DELAY_S)
+    # As real servers do: without it, Nagle holds the first chunk back for the client's delayed
+    # ACK (about 40 ms on Linux), and that would be measured as time to first chunk.
+    handler.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    handler.send_response(200)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(sum(map(len, chunks)) + (10_000 if cut else 0)))
+    handler.send_header("Connection", "close" if cut else "keep-alive")
+    handler.end_headers()
+    handler.wfile.write(chunks[0])
+    handler.wfile.flush()
+    if len(chunks) > 1:
+        time.sleep(REST_DELAY_S)
+        handler.wfile.write(b"".join(chunks[1:]))
+        handler.wfile.flush()
+    if cut:
+        handler.close_connection = True
+
+
+def assert_time_to_first_chunk(
+    span: Any, attribute: str = "gen_ai.response.time_to_first_chunk", client_reads_whole_kb: bool = False
+) -> None:
+    """Between the fake server's delays: not before its first chunk left, well before the rest.
+
+    `client_reads_whole_kb`: the client library hands out nothing until it has read 1 KiB or the
+    end of the body (botocore reads event streams so), so a small first chunk reaches the
+    instrumentor only with the rest; the upper bound is then the span's end."""
+    ttft = span.attributes[attribute]
+    duration_s = (span.end_time - span.start_time) / 1e9
+    # Half the gap as the margin: a busy machine may wake the client late for the first chunk.
+    latest = duration_s if client_reads_whole_kb else duration_s - REST_DELAY_S / 2
+    assert FIRST_CHUNK_DELAY_S <= ttft <= latest, (ttft, duration_s)
 
 
 class Traced:

@@ -256,8 +256,8 @@ def test_grpc_accepts_key(secured):
 
 
 def test_grpc_query_service_needs_key(secured):
-    query_pb2 = pytest.importorskip("tracehouse_collector.api.proto.tracehouse.query.v1.query_pb2")
-    query_pb2_grpc = pytest.importorskip("tracehouse_collector.api.proto.tracehouse.query.v1.query_pb2_grpc")
+    from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2, query_pb2_grpc
+
     request = query_pb2.SqlRequest(sql="SELECT 42 AS x")
     with grpc.insecure_channel(secured.grpc_endpoint) as channel:
         stub = query_pb2_grpc.QueryStub(channel)

@@ -26,6 +26,7 @@ from helpers import (
     quote,
     trace_request,
     unique,
+    wait_for,
 )
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -62,8 +63,8 @@ def test_same_protobuf_posted_twice_stored_once(collector):
         assert r.status_code == 200, r.content
         assert not ExportTraceServiceResponse.FromString(r.content).HasField("partial_success")
     assert span_counts(collector, service) == dict.fromkeys(span_ids, 1)
-    # ... and a third time, a while later (after its batch was long committed)
-    time.sleep(0.5)
+    # ... and a third time once its batch has left the queue (committed, the key remembered)
+    assert wait_for(lambda: collector.health().json()["queue"]["requests"] == 0, timeout=30)
     assert collector.post("/v1/traces", body).status_code == 200
     assert span_counts(collector, service) == dict.fromkeys(span_ids, 1)
 

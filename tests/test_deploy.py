@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -393,8 +392,7 @@ def test_nginx_spreads_grpc_calls_over_both_collectors_and_loses_none(start_coll
             q = f"SELECT count() FROM otel_traces WHERE ServiceName = '{service}'"
             return [c.scalar(q) for c in collectors]
 
-        wait_for(lambda: sum(counts()) == 21, 30)
-        time.sleep(0.5)
+        # Every call was answered, and a collector answers once the rows are inserted: final.
         per_collector = counts()
         assert sum(per_collector) == 21, per_collector  # nothing lost, nothing twice
         assert min(per_collector) >= 5, per_collector  # balanced per call, not per connection

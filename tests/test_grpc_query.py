@@ -151,10 +151,6 @@ def test_sql(stub, scenario):
 
 def test_aggregate(stub, scenario):
     request = pb.AggregateRequest(kind="cost", by=["model"], service=scenario.service, since="2h")
-    if importlib.util.find_spec("tracehouse_collector.query.aggregates") is None:
-        code, details = code_of(lambda: stub.Aggregate(request))
-        assert code == grpc.StatusCode.UNIMPLEMENTED and "not available" in details
-        return
     rows = {r["model"]: r for r in records(stub.Aggregate(request))}
     row = rows["gpt-4o-mini-2024-07-18"]
     assert row["model"] == "gpt-4o-mini-2024-07-18" and row["count"] == 4

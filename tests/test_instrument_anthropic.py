@@ -141,19 +141,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def _sse(self, events: list[dict[str, Any]], cut: bool = False) -> None:
-        raw = b"".join(
-            b"event: " + e["type"].encode() + b"\ndata: " + json.dumps(e).encode() + b"\n\n" for e in events
-        )
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        # A cut stream promises more than it sends, then drops the connection.
-        self.send_header("Content-Length", str(len(raw) + (10_000 if cut else 0)))
-        self.send_header("Connection", "close" if cut else "keep-alive")
-        self.end_headers()
-        self.wfile.write(raw)
-        self.wfile.flush()
-        if cut:
-            self.close_connection = True
+        chunks = [b"event: " + e["type"].encode() + b"\ndata: " + json.dumps(e).encode() + b"\n\n" for e in events]
+        genai_support.send_stream(self, chunks, "text/event-stream", cut)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -463,7 +452,7 @@ def _check_stream_span(span: Any, text: str = "Hello!") -> None:
     assert attrs["gen_ai.response.model"] == "claude-x-2025"
     assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
     assert {k: attrs[k] for k in USAGE_ATTRS} == USAGE_ATTRS
-    assert attrs["tracehouse.response.time_to_first_chunk"] >= 0
+    genai_support.assert_time_to_first_chunk(span, "tracehouse.response.time_to_first_chunk")
     assert attrs["gen_ai.response.time_to_first_chunk"] == attrs["tracehouse.response.time_to_first_chunk"]
     assert json.loads(attrs["gen_ai.output.messages"]) == [
         {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": "stop"}

@@ -83,19 +83,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def _sse(self, chunks: list[dict[str, Any]], cut: bool = False) -> None:
-        raw = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
+        events = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
         if not cut:
-            raw += b"data: [DONE]\n\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        # A cut stream promises more than it sends, then drops the connection.
-        self.send_header("Content-Length", str(len(raw) + (10_000 if cut else 0)))
-        self.send_header("Connection", "close" if cut else "keep-alive")
-        self.end_headers()
-        self.wfile.write(raw)
-        self.wfile.flush()
-        if cut:
-            self.close_connection = True
+            events.append(b"data: [DONE]\n\n")
+        genai_support.send_stream(self, events, "text/event-stream", cut)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -344,7 +335,7 @@ def _check_stream_span(span: Any) -> None:
     assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
     assert attrs["gen_ai.usage.input_tokens"] == 11 and attrs["gen_ai.usage.output_tokens"] == 6
     assert json.loads(attrs["gen_ai.output.messages"]) == HELLO_OUT
-    assert attrs["gen_ai.response.time_to_first_chunk"] >= 0
+    genai_support.assert_time_to_first_chunk(span)
 
 
 def test_stream_exhausted(traced, client):

@@ -210,7 +210,6 @@ def test_keras_callback(sdk):
 
 
 def test_transformers_trainer_callback(sdk, tmp_path):
-    pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate, not installed here")
     import torch
     from tracehouse.integrations.transformers import TracehouseCallback
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments

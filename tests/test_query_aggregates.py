@@ -344,7 +344,8 @@ def test_cli_through_server_json_csv_parquet(collector, data, tmp_path):
     assert blob[:4] == b"PAR1" and blob[-4:] == b"PAR1"
     # A Parquet answer leaves no settings behind on the server's read connection.
     assert collector.scalar("SELECT 1") == 1
-    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow.parquet as pq  # chDB's own dependency, so always installed with the collector
+
     table = pq.read_table(out)
     assert table.num_rows == 3 and "cost_usd" in table.column_names
 

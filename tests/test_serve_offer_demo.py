@@ -63,6 +63,30 @@ class Served:
                 self.out += chunk
         return self.out.decode(errors="replace")
 
+    def read_to_end(self, timeout: float = 90) -> str:
+        """Everything written to stdout until every writer (serve and its children) closed it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, "stdout still open"
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 1))
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    return self.out.decode(errors="replace")
+                self.out += chunk
+
+    def wait_handles(self, sig: int, timeout: float = 30) -> None:
+        """Until the process catches `sig` (its bit in /proc/PID/status SigCgt)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = open(f"/proc/{self.proc.pid}/status").read()  # noqa: SIM115 - read at once
+            caught = int(next(x for x in status.splitlines() if x.startswith("SigCgt:")).split()[1], 16)
+            if caught >> (sig - 1) & 1:
+                return
+            assert time.monotonic() < deadline, f"signal {sig} never handled"
+            time.sleep(0.02)
+
     def answer(self, line: str) -> None:
         os.write(self.master, line.encode() + b"\n")
 
@@ -79,6 +103,7 @@ class Served:
                 self.proc.wait()
         if self.master is not None:
             os.close(self.master)
+            self.master = None
 
 
 @pytest.fixture
@@ -109,15 +134,20 @@ def test_no_leaves_the_store_empty(serve):
     s.read_until(QUESTION)
     s.answer("n")
     s.read_until("No demo data")
-    time.sleep(1)
     assert s.count("SELECT count() FROM otel_traces") == 0
+    # Proof that no demo ran, without waiting an arbitrary while: a demo is a child process
+    # writing to serve's stdout, so the output ends (EOF) only once it has exited too.
+    s.stop()
+    rest = s.read_to_end()
+    assert "Demo data loaded" not in rest and "demo failed" not in rest and "tracehouse demo:" not in rest, rest
+    assert "tracehouse serve: stopped" in rest
 
 
 def test_without_a_terminal_it_never_asks(serve):
     s = serve(tty=False)
     out = s.read_until("tracehouse demo")  # the banner still suggests it
     assert QUESTION not in out
-    time.sleep(1)  # the SIGTERM handler goes in right after the banner
+    s.wait_handles(signal.SIGTERM)  # installed right after the banner; a signal before would kill
     assert s.proc.poll() is None
     s.stop()
     assert s.proc.returncode == 0  # and nothing waited on an answer at shutdown

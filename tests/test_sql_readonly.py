@@ -443,8 +443,8 @@ def test_tree_parser_refuses_forged_lines():
 
 
 def test_grpc_sql_rpc_same_policy_and_limits(server, canary):
-    query_pb2 = pytest.importorskip("tracehouse_collector.api.proto.tracehouse.query.v1.query_pb2")
-    query_pb2_grpc = pytest.importorskip("tracehouse_collector.api.proto.tracehouse.query.v1.query_pb2_grpc")
+    from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2, query_pb2_grpc
+
     with grpc.insecure_channel(server.grpc_endpoint) as channel:
         stub = query_pb2_grpc.QueryStub(channel)
         table = stub.Sql(query_pb2.SqlRequest(sql="SELECT 40 + 2 AS x"), timeout=30)

@@ -8,12 +8,16 @@ missing tool skips its test, in CI (`CI` set) it fails it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
@@ -27,6 +31,7 @@ from helpers import (
     free_port,
     make_span,
     new_trace_id,
+    run_cli,
     trace_request,
     unique,
     wait_for,
@@ -276,6 +281,19 @@ def grafana_to_sql(sql: str, values: dict[str, str]) -> str:
     return sql
 
 
+# Panels that answer no rows while every call in range is priced.
+ONLY_WITH_UNPRICED_CALLS = {"panel 'Unpriced calls by model'"}
+
+
+def _dashboard_answers(collector, dashboard: dict, values: dict[str, str]) -> dict[str, list[dict]]:
+    """Each panel's and variable's answer, as records, with the variables set to `values`."""
+    answers = {}
+    for where, _ds, sql in _queries(dashboard):
+        result = collector.sql_raw(grafana_to_sql(sql, values))
+        answers[where] = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
+    return answers
+
+
 def test_dashboard_sql_runs_on_a_real_store_and_answers_from_llm_spans(collector):
     service = unique("dash")
     trace_id = new_trace_id()
@@ -304,12 +322,13 @@ def test_dashboard_sql_runs_on_a_real_store_and_answers_from_llm_spans(collector
 
     (_, usage) = next(d for d in _dashboards() if d[1]["uid"] == "tracehouse-llm-usage")
     values = {"service": service, "model": "gpt-4o-mini", "trace_id": trace_id.hex()}
-    answers = {}
-    for where, _ds, sql in _queries(usage):
-        result = collector.sql_raw(grafana_to_sql(sql, values))
-        assert result["rows"], (where, sql)
-        answers[where] = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
+    answers = _dashboard_answers(collector, usage, values)
+    for where, rows in answers.items():
+        # Every call here is priced: only the unpriced series is empty.
+        assert rows or where in ONLY_WITH_UNPRICED_CALLS, where
     assert answers["panel 'LLM requests'"] == [{"requests": 5}]
+    assert answers["panel 'Unpriced calls'"] == [{"unpriced_calls": 0, "unpriced_tokens": 0}]
+    assert answers["panel 'Total cost'"][0]["cost_usd"] > 0
     (tokens,) = answers["panel 'Tokens'"]  # five spans within one minute: one point
     assert (tokens["input"], tokens["output"]) == (500, 100)
     assert answers["panel 'Total tokens'"] == [{"tokens": 600}]
@@ -331,6 +350,124 @@ def test_dashboard_sql_runs_on_a_real_store_and_answers_from_llm_spans(collector
         )
     )
     assert everything["rows"][0][0] >= 5
+
+
+def _cost_cli(collector, since: str, until: str, service: str, *extra: str) -> list[dict]:
+    p = run_cli(
+        "query", "cost", "--since", since, "--until", until, "--service", service,
+        "--server", collector.http_url, "--format", "json", *extra,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def _cost_rest(collector, **params: str) -> list[dict]:
+    r = collector.session.get(f"{collector.http_url}/api/v1/query/cost", params=params, timeout=30)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    return [dict(zip(page["columns"], row, strict=True)) for row in page["rows"]]
+
+
+def test_dashboard_cost_and_unpriced_calls_agree_with_query_cost_and_rest(collector):
+    """Known answers: calls of two priced models, each expected cost computed apart with
+    genai-prices' calc_price (the span's day at noon, as the collector prices), and calls of a
+    model nobody prices. The dashboard's total cost and its unpriced calls, `tracehouse query
+    cost` on both plans and REST /api/v1/query/cost must all give those numbers."""
+    from genai_prices import Usage, calc_price
+
+    service, mystery = unique("dash-cost"), f"mystery-llm-{unique('m')}"
+    models = [("gpt-4o-mini", "openai"), ("claude-3-5-haiku-latest", "anthropic"), (mystery, "openai")]
+    spans, priced, unpriced_calls, unpriced_tokens = [], {}, 0, 0
+    for i in range(30):  # one call every 23 minutes: eleven and a half hours, so the rollup answers
+        model, provider = models[i % 3]
+        start = BASE_NS + i * 23 * 60 * 10**9
+        inp, out, cached = 1000 + 37 * i, 10 + 3 * i, (100 + i if model == "gpt-4o-mini" and i % 2 else 0)
+        attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": model,
+            "gen_ai.usage.input_tokens": inp,
+            "gen_ai.usage.output_tokens": out,
+        }
+        if cached:
+            attrs["gen_ai.usage.cache_read.input_tokens"] = cached
+        spans.append(make_span(f"chat {model}", start_ns=start, duration_ns=10**8, attributes=attrs))
+        if model == mystery:
+            unpriced_calls, unpriced_tokens = unpriced_calls + 1, unpriced_tokens + inp + out
+            continue
+        day = time.gmtime(start // 10**9)
+        noon = dt.datetime(day.tm_year, day.tm_mon, day.tm_mday, 12, tzinfo=dt.UTC)
+        usage = Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cached or None)
+        price = calc_price(usage, model, provider_id=provider, genai_request_timestamp=noon).total_price
+        priced[model] = priced.get(model, Decimal(0)) + price
+    total = sum(priced.values(), Decimal(0))
+    assert total > 0 and unpriced_calls == 10
+    r = collector.post("/v1/traces", trace_request(service, spans).SerializeToString())
+    assert r.status_code == 200, r.text
+    wait_for(
+        lambda: collector.scalar(f"SELECT count() FROM otel_traces WHERE ServiceName = '{service}'") == 30
+    )
+
+    # The dashboard, as Grafana runs it: every model of the service.
+    (_, usage_dashboard) = next(d for d in _dashboards() if d[1]["uid"] == "tracehouse-llm-usage")
+    answers = _dashboard_answers(
+        collector, usage_dashboard, {"service": service, "model": "$__all", "trace_id": "0" * 32}
+    )
+    assert all(rows for where, rows in answers.items() if where != "panel 'Trace ${trace_id}'"), answers
+    (dash_total,) = answers["panel 'Total cost'"]
+    # toFloat64 of a Decimal(…, 12) whose scaled integer is below 2**53 rounds once, as float() does.
+    assert dash_total["cost_usd"] == float(total)
+    assert answers["panel 'Unpriced calls'"] == [
+        {"unpriced_calls": unpriced_calls, "unpriced_tokens": unpriced_tokens}
+    ]
+    by_model = {row["model"]: row for row in answers["panel 'By model'"]}
+    assert set(by_model) == {m for m, _ in models}
+    for model, cost in priced.items():
+        assert by_model[model]["cost_usd"] == float(cost) and by_model[model]["unpriced_calls"] == 0
+    assert by_model[mystery]["cost_usd"] is None  # unknown, not free
+    assert (by_model[mystery]["unpriced_calls"], by_model[mystery]["unpriced_tokens"]) == (
+        unpriced_calls,
+        unpriced_tokens,
+    )
+    series = answers["panel 'Unpriced calls by model'"]
+    assert {row["model"] for row in series} == {mystery}
+    assert sum(row["unpriced_calls"] for row in series) == unpriced_calls
+    assert {row["model"] for row in answers["panel 'Cost by model'"]} == set(priced)
+    assert math.fsum(row["cost_usd"] for row in answers["panel 'Cost by model'"]) == pytest.approx(
+        float(total)
+    )
+    recent = [row for row in answers["panel 'Recent LLM calls'"] if row["model"] == mystery]
+    assert len(recent) == unpriced_calls and all(row["cost_usd"] is None for row in recent)
+    assert {row["price_source"] for row in recent} == {"unpriced"}
+
+    # `tracehouse query cost` on both plans and REST: the same numbers, exactly.
+    since = dt.datetime.fromtimestamp(BASE_NS // 10**9 - 31, dt.UTC).isoformat()
+    until = dt.datetime.fromtimestamp(BASE_NS // 10**9 + 12 * 3600 + 7, dt.UTC).isoformat()
+    for plan in ("raw", "rollup"):
+        (cli_total,) = _cost_cli(collector, since, until, service, "--plan", plan)
+        (rest_total,) = _cost_rest(collector, since=since, until=until, service=service, plan=plan)
+        for answer in (cli_total, rest_total):
+            assert Decimal(answer["cost_usd"]) == total, plan
+            assert (answer["unpriced_calls"], answer["unpriced_tokens"]) == (unpriced_calls, unpriced_tokens)
+            assert float(Decimal(answer["cost_usd"])) == dash_total["cost_usd"]
+        cli_models = {
+            r["model"]: r
+            for r in _cost_cli(collector, since, until, service, "--plan", plan, "--by", "model")
+        }
+        rest_models = {
+            r["model"]: r
+            for r in _cost_rest(collector, since=since, until=until, service=service, plan=plan, by="model")
+        }
+        for answer in (cli_models, rest_models):
+            assert {m: Decimal(r["cost_usd"]) for m, r in answer.items() if m != mystery} == priced, plan
+            assert answer[mystery]["cost_usd"] is None
+            assert answer[mystery]["unpriced_calls"] == by_model[mystery]["unpriced_calls"]
+    (listed,) = _cost_cli(collector, since, until, service, "--unpriced")
+    assert (listed["model"], listed["calls"], listed["total_tokens"]) == (
+        mystery,
+        unpriced_calls,
+        unpriced_tokens,
+    )
 
 
 # -- nginx: per-call gRPC balancing --------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from helpers import REPO, run_cli
+from helpers import BASE_NS, REPO, make_span, run_cli, trace_request, unique, wait_for
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
 from traces_data import CALL_COST, PAGING_TRACES, send_scenario
@@ -157,6 +157,46 @@ def test_aggregate(stub, scenario):
     assert Decimal(str(row["cost_usd"])) == 4 * CALL_COST
     code, _ = code_of(lambda: stub.Aggregate(pb.AggregateRequest(kind="nonsense", by=["model"])))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_aggregate_reports_unpriced_models(stub, collector):
+    """Cost rows count calls of a model nobody prices (its cost null, not 0); `unpriced` lists
+    those models, as `tracehouse query cost --unpriced` does."""
+    service, mystery = unique("grpc-unpriced"), f"mystery-llm-{unique('m')}"
+    spans = [
+        make_span(
+            f"chat {model}",
+            start_ns=BASE_NS + i * 10**9,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": model,
+                "gen_ai.usage.input_tokens": 100 + i,
+                "gen_ai.usage.output_tokens": 10,
+            },
+        )
+        for i, model in enumerate(["gpt-4o-mini", mystery, mystery])
+    ]
+    assert collector.post("/v1/traces", trace_request(service, spans).SerializeToString()).status_code == 200
+    since, until = "2023-11-14T22:00:00Z", "2023-11-14T23:00:00Z"
+    wait_for(
+        lambda: collector.scalar(f"SELECT count() FROM otel_traces WHERE ServiceName = '{service}'") == 3
+    )
+    request = pb.AggregateRequest(kind="cost", by=["model"], service=service, since=since, until=until)
+    rows = {r["model"]: r for r in records(stub.Aggregate(request))}
+    assert rows[mystery]["cost_usd"] is None
+    assert (rows[mystery]["unpriced_calls"], rows[mystery]["unpriced_tokens"]) == (2, 101 + 102 + 20)
+    assert Decimal(rows["gpt-4o-mini"]["cost_usd"]) > 0 and rows["gpt-4o-mini"]["unpriced_calls"] == 0
+    request = pb.AggregateRequest(kind="cost", service=service, since=since, until=until, unpriced=True)
+    (listed,) = records(stub.Aggregate(request))
+    assert (listed["provider"], listed["model"], listed["calls"], listed["total_tokens"]) == (
+        "openai",
+        mystery,
+        2,
+        223,
+    )
+    code, details = code_of(lambda: stub.Aggregate(pb.AggregateRequest(kind="latency", unpriced=True)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "only the cost aggregate" in details
 
 
 def test_generated_code_matches_proto(tmp_path):

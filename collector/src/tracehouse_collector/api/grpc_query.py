@@ -211,6 +211,7 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
                 service=request.service or None,
                 where=request.where or None,
                 all_spans=request.all_spans,
+                unpriced=request.unpriced,
             )
 
         result = await self._call(context, run)

@@ -92,6 +92,14 @@ export function fmtCost(v) {
   return n >= 0.01 ? `$${n.toFixed(2)}` : `$${n.toPrecision(2)}`;
 }
 export const fmtInt = (n) => (n ? Number(n).toLocaleString("en-US") : "–");
+// The mark of a group with unpriced calls: a badge and how many calls have no price.
+export function noPrice(r) {
+  const n = Number(r.unpriced_calls);
+  if (!n) return null;
+  return h("span.no-price-mark", { title: `${fmtInt(r.unpriced_tokens)} tokens with no known price, not in the cost; list the models with: tracehouse query cost --unpriced` },
+    h("span.badge.no-price", "no price"),
+    h("span.unpriced-calls", ` ${fmtInt(n)} unpriced call${n === 1 ? "" : "s"}`));
+}
 export function fmtNum(v) {
   if (typeof v !== "number") return String(v);
   return Number.isInteger(v) ? String(v) : Number(v.toPrecision(4)).toString();

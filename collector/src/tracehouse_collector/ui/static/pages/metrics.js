@@ -1,4 +1,4 @@
-import { h, ApiError, api, chart, emptyTraces, errorBox, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, rangeSelect, records, routeUrl, sinceSeconds, whereForm } from "../lib.js";
+import { h, ApiError, api, chart, emptyTraces, errorBox, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, noPrice, rangeSelect, records, routeUrl, sinceSeconds, whereForm } from "../lib.js";
 
 // #/metrics?since=24h&service=&where=: LLM usage over time from the aggregates API (the same
 // numbers as `tracehouse query`), and an across-runs table.
@@ -53,7 +53,18 @@ export async function renderMetrics(root, route, current) {
   const xAxis = { type: "time", min: Date.now() - secs * 1000, max: Date.now() };
   const grid = { left: 60, right: 20, top: 48, bottom: 36 };
   const box = h("div.charts#metrics-charts");
-  root.append(h("p.muted", `LLM calls by ${bucket}; percentiles over the calls of each ${bucket}.`), box);
+  root.append(h("p.muted", `LLM calls by ${bucket}; percentiles over the calls of each ${bucket}.`));
+  // Calls of models nobody prices: their spend is missing from every cost here, not zero.
+  const unpricedCalls = costByModel.reduce((n, r) => n + Number(r.unpriced_calls || 0), 0);
+  if (unpricedCalls) {
+    const unpricedTokens = costByModel.reduce((n, r) => n + Number(r.unpriced_tokens || 0), 0);
+    root.append(h("p.unpriced-note#unpriced-note",
+      h("span.badge.no-price", "no price"), " ",
+      h("span.unpriced-calls", `${fmtInt(unpricedCalls)} unpriced call${unpricedCalls === 1 ? "" : "s"}`),
+      ` (${fmtInt(unpricedTokens)} tokens) of models with no known price: their cost is missing from these numbers, not zero. `,
+      "List them with ", h("code", "tracehouse query cost --unpriced"), " and add them to a price file."));
+  }
+  root.append(box);
   const panel = (id, title) => {
     const el = h(`div.chart#${id}`);
     box.append(el);
@@ -76,13 +87,15 @@ export async function renderMetrics(root, route, current) {
     series: ["p50", "p90", "p99"].map((lvl) => ({ name: lvl, type: "line", showSymbol: latency.length < 50, data: latency.map((r) => [toTime(r[bucket]), r[`${lvl}_ms`]]) })),
   });
   const models = [...new Set(costByTime.map((r) => r.model))].sort();
-  const stacked = (field) => models.map((m) => ({
+  // A null cost (nothing priced) stays a gap, and a model never priced gets no cost series.
+  const priced = models.filter((m) => costByTime.some((r) => r.model === m && r.cost_usd !== null));
+  const stacked = (field, names = models) => names.map((m) => ({
     name: m, type: "bar", stack: field, barMaxWidth: 16,
-    data: costByTime.filter((r) => r.model === m).map((r) => [toTime(r[bucket]), Number(r[field])]),
+    data: costByTime.filter((r) => r.model === m).map((r) => [toTime(r[bucket]), r[field] === null ? null : Number(r[field])]),
   }));
   panel("tokens-chart", "Tokens by model").setOption({ legend: { top: 22, type: "scroll" }, xAxis, yAxis: { type: "value" }, series: stacked("total_tokens") });
-  panel("cost-chart", "Cost by model (USD)").setOption({ legend: { top: 22, type: "scroll" }, xAxis, yAxis: { type: "value" }, series: stacked("cost_usd") });
-  const top = [...costByModel].sort((a, b) => Number(b.cost_usd) - Number(a.cost_usd)).slice(0, 10).reverse();
+  panel("cost-chart", "Cost by model (USD)").setOption({ legend: { top: 22, type: "scroll" }, xAxis, yAxis: { type: "value" }, series: stacked("cost_usd", priced) });
+  const top = costByModel.filter((r) => r.cost_usd !== null).sort((a, b) => Number(b.cost_usd) - Number(a.cost_usd)).slice(0, 10).reverse();
   panel("top-models-chart", "Top models by cost").setOption({
     tooltip: { trigger: "item", formatter: (d) => escapeHtml(`${d.name}: ${fmtCost(d.value)}`) },
     grid: { left: 140, right: 30, top: 40, bottom: 30 },
@@ -102,10 +115,22 @@ export async function renderMetrics(root, route, current) {
     scoreChart.setOption({ graphic: { type: "text", left: "center", top: "middle", style: { text: "No numeric scores in this range", fill: "#888" } } });
   }
 
+  // Cost by model as figures: an unpriced model is marked, its cost "unpriced" rather than $0.
+  root.append(h("h2", "Cost by model"), h("table#cost-by-model-table",
+    h("thead", h("tr", ["model", "LLM calls", "tokens", "cost", "unpriced calls", "unpriced tokens"].map((c) => h("th", c)))),
+    h("tbody", [...costByModel].sort((a, b) => Number(b.cost_usd) - Number(a.cost_usd) || Number(b.unpriced_calls) - Number(a.unpriced_calls)).map((r) =>
+      h(`tr${Number(r.unpriced_calls) ? ".unpriced" : ""}`, { dataset: { model: r.model } },
+        h("td", r.model || "(none)", Number(r.unpriced_calls) ? h("span.badge.no-price", "no price") : null),
+        h("td.num", fmtInt(r.count)),
+        h("td.num", fmtInt(r.total_tokens)),
+        h("td.num.cost", r.cost_usd === null ? "unpriced" : fmtCost(r.cost_usd)),
+        h("td.num.unpriced-calls", fmtInt(r.unpriced_calls)),
+        h("td.num", fmtInt(r.unpriced_tokens)))))));
+
   // Across runs: the LLM calls made inside each run.
   const runs = new Map();
   for (const r of latencyByRun.filter((x) => x.run)) runs.set(r.run, { run: r.run, calls: r.count, mean_ms: r.mean_ms, p50_ms: r.p50_ms });
-  for (const r of costByRun.filter((x) => runs.has(x.run))) Object.assign(runs.get(r.run), { tokens: r.total_tokens, cost: r.cost_usd });
+  for (const r of costByRun.filter((x) => runs.has(x.run))) Object.assign(runs.get(r.run), { tokens: r.total_tokens, cost: r.cost_usd, unpriced: r });
   for (const r of scoresByRun.filter((x) => runs.has(x.run) && x.evaluation === "accuracy")) runs.get(r.run).accuracy = r.mean;
   root.append(h("h2", "Across runs"));
   if (!runs.size) {
@@ -125,5 +150,5 @@ export async function renderMetrics(root, route, current) {
         h("td.num", fmtMs(r.mean_ms)),
         h("td.num", fmtMs(r.p50_ms)),
         h("td.num", fmtInt(r.tokens)),
-        h("td.num", fmtCost(r.cost)))))));
+        h("td.num", r.cost === null ? "unpriced" : fmtCost(r.cost), r.unpriced ? noPrice(r.unpriced) : null))))));
 }

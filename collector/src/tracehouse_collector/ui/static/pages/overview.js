@@ -1,4 +1,4 @@
-import { h, api, records, fmtMs, fmtCost, fmtInt, fmtScore, fmtTime, sinceSeconds, emptyTraces, routeUrl, chart, rangeSelect } from "../lib.js";
+import { h, api, records, fmtMs, fmtCost, fmtInt, noPrice, fmtScore, fmtTime, sinceSeconds, emptyTraces, routeUrl, chart, rangeSelect } from "../lib.js";
 
 export async function renderOverview(root, route, current) {
   const since = route.params.get("since") || "24h";
@@ -92,17 +92,26 @@ export async function renderOverview(root, route, current) {
 }
 
 // A bar split by each model's (or provider's) share of the cost, with the figures beside it.
+// Groups with calls of a model nobody prices get a "no price" badge and their call count: their
+// spend is missing from the bar, not zero.
 function costBreakdown(rows, dim, total) {
   const parts = rows.filter((r) => Number(r.cost_usd) > 0).sort((a, b) => Number(b.cost_usd) - Number(a.cost_usd));
-  if (!parts.length || !total) return null;
+  const unpricedOnly = rows
+    .filter((r) => !(Number(r.cost_usd) > 0) && Number(r.unpriced_calls) > 0)
+    .sort((a, b) => Number(b.unpriced_calls) - Number(a.unpriced_calls));
+  if (!(parts.length && total) && !unpricedOnly.length) return null;
   const share = (r) => (100 * Number(r.cost_usd)) / total;
   return h(`div.cost-breakdown#cost-by-${dim}`,
     h("span.label", `Cost by ${dim}`),
-    h("div.cost-bar", parts.map((r, i) =>
-      h("span", { style: `width:${share(r)}%;background:${PALETTE[i % PALETTE.length]}`, title: `${r[dim] || "(none)"}: ${fmtCost(r.cost_usd)}` }))),
-    h("ul.cost-legend", parts.map((r, i) =>
-      h("li", { dataset: { key: r[dim] } }, h("span.swatch", { style: `background:${PALETTE[i % PALETTE.length]}` }),
-        `${r[dim] || "(none)"} ${fmtCost(r.cost_usd)} (${share(r).toFixed(0)}%)`))),
+    parts.length && total
+      ? h("div.cost-bar", parts.map((r, i) =>
+          h("span", { style: `width:${share(r)}%;background:${PALETTE[i % PALETTE.length]}`, title: `${r[dim] || "(none)"}: ${fmtCost(r.cost_usd)}` })))
+      : null,
+    h("ul.cost-legend",
+      parts.map((r, i) =>
+        h("li", { dataset: { key: r[dim] } }, h("span.swatch", { style: `background:${PALETTE[i % PALETTE.length]}` }),
+          `${r[dim] || "(none)"} ${fmtCost(r.cost_usd)} (${share(r).toFixed(0)}%)`, noPrice(r))),
+      unpricedOnly.map((r) => h("li.unpriced", { dataset: { key: r[dim] } }, h("span.swatch.no-price"), `${r[dim] || "(none)"}`, noPrice(r)))),
   );
 }
 

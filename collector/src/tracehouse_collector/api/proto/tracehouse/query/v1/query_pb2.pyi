@@ -51,7 +51,7 @@ class SqlRequest(_message.Message):
     def __init__(self, sql: _Optional[str] = ...) -> None: ...
 
 class AggregateRequest(_message.Message):
-    __slots__ = ("kind", "by", "since", "until", "service", "where", "all_spans")
+    __slots__ = ("kind", "by", "since", "until", "service", "where", "all_spans", "unpriced")
     KIND_FIELD_NUMBER: _ClassVar[int]
     BY_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class AggregateRequest(_message.Message):
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     ALL_SPANS_FIELD_NUMBER: _ClassVar[int]
+    UNPRICED_FIELD_NUMBER: _ClassVar[int]
     kind: str
     by: _containers.RepeatedScalarFieldContainer[str]
     since: str
@@ -66,7 +67,8 @@ class AggregateRequest(_message.Message):
     service: str
     where: str
     all_spans: bool
-    def __init__(self, kind: _Optional[str] = ..., by: _Optional[_Iterable[str]] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., service: _Optional[str] = ..., where: _Optional[str] = ..., all_spans: _Optional[bool] = ...) -> None: ...
+    unpriced: bool
+    def __init__(self, kind: _Optional[str] = ..., by: _Optional[_Iterable[str]] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., service: _Optional[str] = ..., where: _Optional[str] = ..., all_spans: _Optional[bool] = ..., unpriced: _Optional[bool] = ...) -> None: ...
 
 class ListTracesRequest(_message.Message):
     __slots__ = ("since", "until", "service", "where", "limit", "cursor")

@@ -37,7 +37,7 @@ def test_info_params_charts_and_previews(demo_collector, ui, runs):
             "#run-params tr", "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].textContent])"
         )
     )
-    assert params == {k: str(v) for k, v in run["params"].items()}
+    assert run["params"] and params == {k: str(v) for k, v in run["params"].items()}
 
     loss = ui.page.locator('#run-charts .chart[data-metric="train/loss"]')
     ui.page.wait_for_selector('#run-charts .chart[data-metric="train/loss"][data-points]')

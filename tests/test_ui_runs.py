@@ -37,6 +37,7 @@ def test_table_matches_the_api_and_sorts(demo_collector, ui, runs):
         (r for r in runs.values() if r["experiment"] == "demo-classifier" and "train/loss" in r["metrics"]),
         key=lambda r: r["metrics"]["train/loss"],
     )
+    assert len(expected) >= 3, "the demo's training runs are missing: the comparison would prove nothing"
     assert table_rows(ui.page)[: len(expected)] == [r["id"] for r in expected]
     losses = column(ui.page, "metrics.train/loss")
     assert [float(v) for v in losses if v] == pytest.approx(

@@ -81,6 +81,7 @@ def test_trace_scores_and_tool_span(demo_collector, ui, tool_trace):
     ui.open(demo_collector.http_url, f"trace/{tool_trace['trace_id']}")
     scores = ui.page.locator("#trace-scores .badge")
     scores.first.wait_for()
+    assert tool_trace["scores"]
     assert sorted(scores.all_inner_texts()) == sorted(
         f"{k} {v if isinstance(v, str) else format(v, 'g')}" for k, v in tool_trace["scores"].items()
     )

@@ -54,7 +54,9 @@ def demo_collector(start_collector):
     return c
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in the main
+# thread while it is open, which would break every later test that calls asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
     _require_browser()
     from playwright.sync_api import sync_playwright

@@ -119,6 +119,5 @@ class Ingest:
 
     def close(self) -> None:
         self.accepting = False
-        self.trimmer.cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)

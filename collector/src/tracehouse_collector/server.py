@@ -141,6 +141,7 @@ async def serve(settings: ServeSettings) -> None:
     await writer.close()
     await runner.cleanup()
     readers.close()
+    ingest.trimmer.cancel()
     await asyncio.to_thread(ingest.close)
     journal.close()
     await asyncio.to_thread(store.close)

@@ -30,7 +30,7 @@ def _error(message: str, status: int = 400) -> web.Response:
 
 async def _params(request: web.Request) -> dict[str, Any]:
     params: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.can_read_body:
+    if request.method == "POST" and request.body_exists:
         try:
             body = orjson.loads(await request.read() or b"{}")
         except orjson.JSONDecodeError as exc:

@@ -37,7 +37,7 @@ def _page(page: traces.Page) -> dict[str, Any]:
 async def _params(request: web.Request) -> dict[str, Any]:
     """Query-string parameters, overlaid by a JSON object body on POST."""
     params: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.can_read_body:
+    if request.method == "POST" and request.body_exists:
         try:
             body = orjson.loads(await request.read() or b"{}")
         except orjson.JSONDecodeError as exc:

@@ -8,6 +8,7 @@ parse-only gRPC receiver (protobuf parsing and nothing else) run in the same inv
 
     make bench                      # defaults below
     make bench ARGS="--requests 400 --concurrency 8"
+    make bench ARGS="--readers 8"   # also: the same load with 8 heavy SQL readers, side by side
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from bench.ingest.readers import HeavyReaders
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -286,7 +289,7 @@ def _sql(http: str, query: str) -> list[list]:
 
 
 def run_tracehouse(
-    requests: list[bytes], concurrency: int, spans: int, workers: int, llm_processor: bool = True
+    requests: list[bytes], concurrency: int, spans: int, workers: int, llm_processor: bool = True, readers: int = 0
 ) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="tracehouse-bench-"))
     grpc_port, http_port = free_port(), free_port()
@@ -314,8 +317,9 @@ def run_tracehouse(
             time.sleep(0.2)
         cpu_before = _cpu_seconds(proc.pid)
         threads_before = _thread_cpu(proc.pid)
-        first, acked, retries = asyncio.run(send_all(f"127.0.0.1:{grpc_port}", requests, concurrency))
-        acked_at = time.perf_counter()
+        with HeavyReaders(http, readers) as heavy:
+            first, acked, retries = asyncio.run(send_all(f"127.0.0.1:{grpc_port}", requests, concurrency))
+            acked_at = time.perf_counter()
         expected = acked * spans
         while True:
             count = _sql(http, "SELECT count() FROM otel_traces")[0][0]
@@ -332,8 +336,10 @@ def run_tracehouse(
         by_thread = {k: v - threads_before.get(k, 0.0) for k, v in threads_after.items()}
         by_thread = dict(sorted(((k, round(v, 2)) for k, v in by_thread.items() if v >= 0.05), key=lambda kv: -kv[1]))
         distinct = int(_sql(http, "SELECT uniqExact(SpanId) FROM otel_traces")[0][0])
+        name = f"tracehouse serve ({workers} workers){'' if llm_processor else ', no LLM processor'}"
         return {
-            "name": f"tracehouse serve ({workers} workers){'' if llm_processor else ', no LLM processor'}",
+            "name": name + (f" + {readers} SQL readers" if readers else ""),
+            "read": heavy.summary() if readers else None,
             "spans": expected,
             "seconds": elapsed,
             "spans_per_s": expected / elapsed,
@@ -373,6 +379,12 @@ def main(argv: list[str] | None = None) -> int:
         default="on",
         help="run the collector with the LLM processor (normalise, tokens, cost), without it, or both",
     )
+    parser.add_argument(
+        "--readers",
+        type=int,
+        default=0,
+        help="also run the load with this many heavy SQL readers querying during ingest (default 0: not)",
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     args = parser.parse_args(argv)
 
@@ -390,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.llm_processor]
     for llm_on in modes:
         results.append(run_tracehouse(requests, args.concurrency, args.spans, args.workers, llm_on))
+    if args.readers:  # the last configuration again, with readers, to compare with the quiet run
+        results.append(
+            run_tracehouse(requests, args.concurrency, args.spans, args.workers, modes[-1], readers=args.readers)
+        )
     server = None  # two collectors against a ClickHouse server (bench/ingest/server.py)
     if os.environ.get("TRACEHOUSE_BENCH_CLICKHOUSE"):
         from bench.ingest import server as server_mode
@@ -418,6 +434,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  {th['rows_per_batch']:.0f} rows per insert on average")
         print("  main process CPU by thread: " + ", ".join(f"{k} {v}" for k, v in th["cpu_s_main_by_thread"].items()))
+    for th in results:
+        if th.get("read"):
+            rd = th["read"]
+            print(
+                f"{th['name']}: {rd['queries']} reads, p50 {rd['read_p50_s']:.2f}s, p95 {rd['read_p95_s']:.2f}s, "
+                f"max {rd['read_max_s']:.2f}s; told to retry (503) {rd['busy_503']} times"
+                + (f"; errors {rd['errors']}" if rd["errors"] else "")
+            )
     if server:
         print(server_mode.report(server))
     return 0

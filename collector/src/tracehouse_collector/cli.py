@@ -38,6 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         prices=args.prices,
         api_keys_file=args.api_keys_file,
+        max_message_bytes=args.max_message_bytes,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         offer_demo=args.offer_demo or None,
@@ -144,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-keys-file",
         help="require API keys, one per line, on every endpoint (TRACEHOUSE_API_KEYS_FILE; or TRACEHOUSE_API_KEYS)",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        help="largest request as sent, gRPC message or HTTP body (TRACEHOUSE_MAX_MESSAGE_BYTES, default 4 MiB)",
     )
     p.add_argument(
         "--tls-cert", help="serve gRPC and HTTP over TLS with this PEM certificate (TRACEHOUSE_TLS_CERT)"

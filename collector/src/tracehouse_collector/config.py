@@ -32,6 +32,19 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"tracehouse: {name}={raw!r} is not an integer") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"tracehouse: {name}={raw!r} is not a number") from None
+    if not value > 0:
+        raise SystemExit(f"tracehouse: {name}={raw!r} must be more than 0")
+    return value
+
+
 @dataclass
 class ServeSettings:
     """Everything `tracehouse serve` needs to know."""
@@ -72,6 +85,33 @@ class ServeSettings:
     max_attribute_bytes: int = 64 * 1024
     # Largest accepted request, after decompression.
     max_request_bytes: int = 64 * 1024 * 1024
+    # Largest request as sent (a gRPC message, an HTTP body before decompression). 4 MiB is
+    # the OpenTelemetry Collector's default receive limit, so exporters already keep under it.
+    max_message_bytes: int = 4 * 1024 * 1024
+    # Request bytes this process may hold at once, received or being received, over all
+    # connections; beyond it exports are refused with RESOURCE_EXHAUSTED / HTTP 429 before
+    # their bodies are read. A gRPC call counts max_message_bytes until its message arrives.
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    # Concurrent gRPC calls per connection (HTTP/2 streams): with max_message_bytes, what one
+    # connection can make this process buffer.
+    grpc_max_streams: int = 16
+    # Slow and idle connections. HTTP: the request line and headers must arrive within
+    # http_header_timeout_s, a body within http_body_timeout_s; an idle keep-alive connection
+    # is closed after http_idle_timeout_s. gRPC: a connection must finish its TLS/HTTP2
+    # handshake within http_header_timeout_s, is closed after grpc_idle_timeout_s without
+    # calls and, gracefully, after grpc_max_connection_age_s.
+    http_header_timeout_s: float = 10.0
+    http_body_timeout_s: float = 30.0
+    http_idle_timeout_s: float = 60.0
+    grpc_idle_timeout_s: float = 300.0
+    grpc_max_connection_age_s: float = 3600.0
+    # Readers (REST, SQL, gRPC Query, UI): queries running at once, and queries waiting for
+    # one of those slots; beyond that a reader is told "busy, retry" (HTTP 503 + Retry-After,
+    # gRPC RESOURCE_EXHAUSTED). Readers never share a thread or a connection with ingest.
+    max_queries: int = 4
+    max_queued_queries: int = 16
+    # Queries running at once for one API key (0: only the global limit).
+    max_queries_per_key: int = 0
     # A user price file (YAML or JSON) adding or overriding model prices.
     prices: str | None = None
     # The LLM processor (conventions, tokens, cost). Off only to measure what it costs.
@@ -99,6 +139,17 @@ class ServeSettings:
             "journal_fsync": os.environ.get("TRACEHOUSE_JOURNAL_FSYNC", "1") not in ("0", "false", "no"),
             "max_attribute_bytes": _env_int("TRACEHOUSE_MAX_ATTRIBUTE_BYTES", 64 * 1024),
             "max_request_bytes": _env_int("TRACEHOUSE_MAX_REQUEST_BYTES", 64 * 1024 * 1024),
+            "max_message_bytes": _env_int("TRACEHOUSE_MAX_MESSAGE_BYTES", 4 * 1024 * 1024),
+            "max_inflight_bytes": _env_int("TRACEHOUSE_MAX_INFLIGHT_BYTES", 64 * 1024 * 1024),
+            "grpc_max_streams": _env_int("TRACEHOUSE_GRPC_MAX_STREAMS", 16),
+            "http_header_timeout_s": _env_float("TRACEHOUSE_HTTP_HEADER_TIMEOUT_S", 10.0),
+            "http_body_timeout_s": _env_float("TRACEHOUSE_HTTP_BODY_TIMEOUT_S", 30.0),
+            "http_idle_timeout_s": _env_float("TRACEHOUSE_HTTP_IDLE_TIMEOUT_S", 60.0),
+            "grpc_idle_timeout_s": _env_float("TRACEHOUSE_GRPC_IDLE_TIMEOUT_S", 300.0),
+            "grpc_max_connection_age_s": _env_float("TRACEHOUSE_GRPC_MAX_CONNECTION_AGE_S", 3600.0),
+            "max_queries": _env_int("TRACEHOUSE_MAX_QUERIES", 4),
+            "max_queued_queries": _env_int("TRACEHOUSE_MAX_QUEUED_QUERIES", 16),
+            "max_queries_per_key": _env_int("TRACEHOUSE_MAX_QUERIES_PER_KEY", 0),
             "prices": os.environ.get("TRACEHOUSE_PRICES") or None,
             "llm_processor": os.environ.get("TRACEHOUSE_LLM_PROCESSOR", "1")
             not in ("0", "false", "no", "off"),
@@ -109,4 +160,25 @@ class ServeSettings:
             "tls_key": os.environ.get("TRACEHOUSE_TLS_KEY"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(store=store, data_dir=data_dir, **values)  # type: ignore[arg-type]
+        settings = cls(store=store, data_dir=data_dir, **values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    @property
+    def message_limit(self) -> int:
+        """Largest request read from the wire: gRPC inflates before we see a message, so
+        the limit after decompression applies to it as well."""
+        return min(self.max_message_bytes, self.max_request_bytes)
+
+    def check(self) -> None:
+        """Refuse limits that would make the server refuse everything."""
+        for name in ("max_message_bytes", "max_inflight_bytes", "grpc_max_streams", "max_queries"):
+            if getattr(self, name) <= 0:
+                raise SystemExit(f"tracehouse: {name} must be more than 0, got {getattr(self, name)}")
+        if self.max_queued_queries < 0 or self.max_queries_per_key < 0:
+            raise SystemExit("tracehouse: max_queued_queries and max_queries_per_key cannot be negative")
+        if self.max_inflight_bytes < self.message_limit:
+            raise SystemExit(
+                f"tracehouse: max_inflight_bytes ({self.max_inflight_bytes}) is below max_message_bytes "
+                f"({self.max_message_bytes}): no request of the largest size could ever be taken"
+            )

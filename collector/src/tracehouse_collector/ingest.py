@@ -14,7 +14,9 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 
+from tracehouse_collector import memory
 from tracehouse_collector.config import ServeSettings
+from tracehouse_collector.inflight import ByteBudget, Reservation
 from tracehouse_collector.processors import pipeline
 from tracehouse_collector.processors.otlp_decode import InvalidRequest, RequestTooLarge
 from tracehouse_collector.store.writer import Overloaded, RowsRefused, Unavailable, Writer
@@ -35,6 +37,9 @@ class Ingest:
         self.writer = writer
         self.accepting = False
         self._decoding_bytes = 0
+        # Request bodies held by this process (see inflight.py); memory goes back after spikes.
+        self.trimmer = memory.Trimmer()
+        self.budget = ByteBudget(settings.max_inflight_bytes, self.trimmer.released)
         self._pool: Executor | None = None
         self._new_pool()
 
@@ -50,8 +55,28 @@ class Ingest:
             initargs=(self.settings.prices,),
         )
 
+    def reserve(self, size: int) -> Reservation:
+        """Bytes for a request about to be read; raises Overloaded when they are not there.
+
+        The receiver releases it when its answer is sent: until then it holds the body.
+        """
+        if not self.accepting:
+            raise Unavailable("collector is not accepting data (starting or shutting down)", 1.0)
+        reservation = self.budget.reserve(size)
+        if reservation is None:
+            raise Overloaded(
+                f"{self.budget.used} bytes of requests are in flight (limit {self.budget.limit}, "
+                "TRACEHOUSE_MAX_INFLIGHT_BYTES); retry later",
+                1.0,
+            )
+        return reservation
+
     async def export(
-        self, signal: str, body: bytes, content_type: str, content_encoding: str = ""
+        self,
+        signal: str,
+        body: bytes,
+        content_type: str,
+        content_encoding: str = "",
     ) -> pipeline.EncodedRequest:
         if not self.accepting:
             raise Unavailable("collector is not accepting data (starting or shutting down)", 1.0)

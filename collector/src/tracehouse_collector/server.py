@@ -10,8 +10,9 @@ import sys
 
 from aiohttp import web
 
-from tracehouse_collector import auth, demo, tls
+from tracehouse_collector import auth, demo, http_timeouts, memory, tls
 from tracehouse_collector.api import grpc_query, rest, rest_query, rest_runs, rest_traces, ui
+from tracehouse_collector.api.readers import Readers, busy_middleware
 from tracehouse_collector.config import ServeSettings
 from tracehouse_collector.ingest import Ingest
 from tracehouse_collector.query.sql import SqlLimits
@@ -40,6 +41,7 @@ async def serve(settings: ServeSettings) -> None:
     if exposure:
         log.warning(exposure)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    memory.configure_allocator()  # large request buffers go back to the system when freed
     # A server store that is down does not stop the start: exports go to the on-disk queue.
     store, prepare_store = await asyncio.to_thread(open_store, settings.store)
     journal = Journal(_journal_dir(settings, store), fsync=settings.journal_fsync)
@@ -56,27 +58,42 @@ async def serve(settings: ServeSettings) -> None:
     )
     ingest = Ingest(settings, writer)
     await writer.start()
+    # Readers: their own threads and store connections, never the writer's (api/readers.py).
+    store.set_readers(settings.max_queries)
+    readers = Readers(settings.max_queries, settings.max_queued_queries, settings.max_queries_per_key)
 
     grpc_server, grpc_port = otlp_grpc.build_server(
         ingest,
         settings.host,
         settings.grpc_port,
-        settings.max_request_bytes,
+        settings,
         interceptors=auth.grpc_interceptors(api_keys),
         credentials=tls_files.grpc_credentials() if tls_files else None,
     )
-    app = web.Application(client_max_size=settings.max_request_bytes)
+    app = web.Application(client_max_size=settings.message_limit)
+    # Outermost first: the key check, then the bytes in flight, then the body's time limit, so
+    # a body is read only for a request with a key, room for it, and within the time allowed.
+    app.middlewares.append(otlp_http.inflight_middleware(ingest, settings.message_limit))
+    app.middlewares.append(http_timeouts.body_timeout_middleware(settings.http_body_timeout_s))
+    app.middlewares.append(busy_middleware)
     auth.protect_http(app, api_keys)
     otlp_http.add_routes(app, ingest)
-    rest.add_routes(app, store, ingest)
-    rest_traces.add_routes(app, store)
-    rest_query.add_routes(app, store)
-    rest_runs.add_routes(app, store, settings.data_dir)
+    rest.add_routes(app, store, ingest, readers)
+    rest_traces.add_routes(app, store, readers)
+    rest_query.add_routes(app, store, readers)
+    rest_runs.add_routes(app, store, settings.data_dir, readers)
     ui.add_routes(app)
-    grpc_query.add_to_server(grpc_server, store)
+    grpc_query.add_to_server(grpc_server, store, readers, api_keys.identify if api_keys else None)
     # auto_decompress off: the pipeline inflates bodies itself, with the size limit applied to
     # the inflated size, in a worker process.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
+    runner = http_timeouts.GuardedAppRunner(
+        app,
+        head_timeout_s=settings.http_header_timeout_s,
+        keepalive_timeout=settings.http_idle_timeout_s,
+        access_log=None,
+        handle_signals=False,
+        auto_decompress=False,
+    )
     await runner.setup()
     site = web.TCPSite(
         runner,
@@ -107,7 +124,7 @@ async def serve(settings: ServeSettings) -> None:
         # Only where someone can answer: a terminal on stdin (make run), never under a supervisor.
         if settings.offer_demo and sys.stdin is not None and sys.stdin.isatty():
             offering = asyncio.create_task(  # noqa: F841 - kept referenced while serve runs
-                demo.offer(f"{scheme}://{settings.host}:{http_port}", key_list[0] if key_list else None)
+                demo.offer(f"{scheme}://{settings.host}:{http_port}", _demo_key(key_list))
             )
 
     stop = asyncio.Event()
@@ -123,10 +140,18 @@ async def serve(settings: ServeSettings) -> None:
     await site.stop()
     await writer.close()
     await runner.cleanup()
+    readers.close()
+    ingest.trimmer.cancel()
     await asyncio.to_thread(ingest.close)
     journal.close()
     await asyncio.to_thread(store.close)
     print("tracehouse serve: stopped", file=sys.stderr, flush=True)
+
+
+def _demo_key(keys: list[auth.ApiKey]) -> str | None:
+    """A key that can both load the demo data and read it back, else the first one."""
+    full = [k for k in keys if k.scopes == auth.ALL_SCOPES]
+    return (full or keys or [None])[0]
 
 
 def run(settings: ServeSettings) -> None:

@@ -6,7 +6,6 @@ A thin layer: each RPC calls the same query module the CLI and REST call, in a w
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import decimal
 import logging
@@ -18,9 +17,11 @@ import orjson
 
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
+from tracehouse_collector.api.readers import Readers, ReadersBusy
 from tracehouse_collector.output import jsonable
 from tracehouse_collector.query import traces
 from tracehouse_collector.query.sql import run_readonly
+from tracehouse_collector.receivers.otlp_grpc import retry_metadata
 from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
 
 log = logging.getLogger("tracehouse.grpc.query")
@@ -165,13 +166,27 @@ def session_message(s: dict[str, Any]) -> pb.Session:
 
 
 class QueryServicer(query_pb2_grpc.QueryServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, readers: Readers, identify: Callable[[Any], int | None] | None = None) -> None:
         self.store = store
+        self.readers = readers
+        # Which API key a call carries, for the per-key query limit (None without keys).
+        self.identify = identify
+
+    def _key(self, context: grpc.aio.ServicerContext) -> int | None:
+        if self.identify is None:
+            return None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                return self.identify(value)
+        return None
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[[], Any]) -> Any:
         """Run a blocking query in a thread; errors become gRPC status codes."""
         try:
-            return await asyncio.to_thread(fn)
+            return await self.readers.run(fn, key=self._key(context))
+        except ReadersBusy as exc:
+            context.set_trailing_metadata(retry_metadata(exc.retry_after_s))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except traces.NotFound as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except StoreUnavailableError as exc:
@@ -271,6 +286,8 @@ def _store_down(exc: StoreError) -> bool:
     return "Code:" not in str(exc)
 
 
-def add_to_server(server: grpc.aio.Server, store: Store) -> None:
+def add_to_server(
+    server: grpc.aio.Server, store: Store, readers: Readers, identify: Callable[[Any], int | None] | None = None
+) -> None:
     """Serve the Query service on `server` (the OTLP/gRPC server), before it starts."""
-    query_pb2_grpc.add_QueryServicer_to_server(QueryServicer(store), server)
+    query_pb2_grpc.add_QueryServicer_to_server(QueryServicer(store, readers, identify), server)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import TYPE_CHECKING
 
@@ -10,6 +9,8 @@ import orjson
 from aiohttp import web
 
 from tracehouse_collector import __version__
+from tracehouse_collector.api.readers import Readers
+from tracehouse_collector.auth import KEY_INDEX
 from tracehouse_collector.output import jsonable
 from tracehouse_collector.query.sql import run_readonly
 from tracehouse_collector.store.client import Store, StoreError
@@ -22,7 +23,7 @@ def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def add_routes(app: web.Application, store: Store, ingest: Ingest) -> None:
+def add_routes(app: web.Application, store: Store, ingest: Ingest, readers: Readers) -> None:
     async def healthz(request: web.Request) -> web.Response:
         writer = ingest.writer
         body = {
@@ -34,6 +35,10 @@ def add_routes(app: web.Application, store: Store, ingest: Ingest) -> None:
             "store_error": writer.store_error or None,
             "queue": writer.queue_status(),
             "writer": dataclasses.asdict(writer.stats),
+            "inflight_bytes": ingest.budget.used,
+            "refused_for_inflight_bytes": ingest.budget.refused,
+            "queries": readers.admitted,
+            "refused_queries": readers.refused,
         }
         return _json(body, 200 if ingest.accepting else 503)
 
@@ -52,7 +57,7 @@ def add_routes(app: web.Application, store: Store, ingest: Ingest) -> None:
         if not isinstance(statement, str) or not statement.strip():
             return _json({"error": 'send {"sql": "SELECT ..."} (or ?q= on GET)'}, 400)
         try:
-            result = await asyncio.to_thread(run_readonly, store, statement)
+            result = await readers.run(run_readonly, store, statement, key=request.get(KEY_INDEX))
         except (StoreError, ValueError) as exc:
             return _json({"error": str(exc)}, 400)
         return _json({"columns": result.columns, "rows": [[jsonable(v) for v in r] for r in result.rows]})

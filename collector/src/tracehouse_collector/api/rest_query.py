@@ -8,12 +8,14 @@ Errors: 400 {"error": message} for a bad parameter or filter, 503 when the store
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from tracehouse_collector.api.readers import Readers
+from tracehouse_collector.auth import KEY_INDEX
 from tracehouse_collector.output import jsonable
 from tracehouse_collector.query import aggregates
 from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
@@ -28,7 +30,7 @@ def _error(message: str, status: int = 400) -> web.Response:
 
 async def _params(request: web.Request) -> dict[str, Any]:
     params: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.can_read_body:
+    if request.method == "POST" and request.body_exists:
         try:
             body = orjson.loads(await request.read() or b"{}")
         except orjson.JSONDecodeError as exc:
@@ -68,7 +70,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
     }
 
 
-def add_routes(app: web.Application, store: Store) -> None:
+def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
     async def query(request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
         if kind not in aggregates.KINDS:
@@ -77,11 +79,13 @@ def add_routes(app: web.Application, store: Store) -> None:
             params = await _params(request)
             fmt = params.pop("format")
             if fmt == "parquet":
-                body = await asyncio.to_thread(aggregates.aggregate_parquet, store, kind, **params)
+                body = await readers.run(
+                    partial(aggregates.aggregate_parquet, store, kind, **params), key=request.get(KEY_INDEX)
+                )
                 return web.Response(body=body, content_type=PARQUET_TYPE)
             if fmt != "json":
                 raise aggregates.QueryError(f"format: use json or parquet, got {fmt!r}")
-            result = await asyncio.to_thread(aggregates.aggregate, store, kind, **params)
+            result = await readers.run(partial(aggregates.aggregate, store, kind, **params), key=request.get(KEY_INDEX))
         except ValueError as exc:  # QueryError, FilterError
             return _error(str(exc))
         except StoreUnavailableError as exc:

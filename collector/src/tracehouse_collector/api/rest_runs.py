@@ -26,12 +26,14 @@ import mimetypes
 import os
 import re
 import uuid
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
 import orjson
 from aiohttp import web
 
+from tracehouse_collector.api.readers import Readers
 from tracehouse_collector.query import runs as run_queries
 from tracehouse_collector.query.filters import FilterError
 from tracehouse_collector.store.client import Store, StoreError
@@ -72,12 +74,12 @@ def max_artifact_bytes() -> int:
         return DEFAULT_MAX_ARTIFACT_BYTES
 
 
-def add_routes(app: web.Application, store: Store, data_dir: Path) -> None:
+def add_routes(app: web.Application, store: Store, data_dir: Path, readers: Readers) -> None:
     artifacts = ArtifactStore(artifact_root(data_dir), max_artifact_bytes())
 
     async def query(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         try:
-            return await asyncio.to_thread(fn, store, *args, **kwargs), None
+            return await readers.run(partial(fn, store, *args, **kwargs)), None
         except run_queries.RunNotFound as exc:
             return None, _error(str(exc), 404)
         except (FilterError, ValueError) as exc:

@@ -11,13 +11,14 @@ each as {"error": message}.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from tracehouse_collector.api.readers import Readers
+from tracehouse_collector.auth import KEY_INDEX
 from tracehouse_collector.output import jsonable
 from tracehouse_collector.query import traces
 from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
@@ -36,7 +37,7 @@ def _page(page: traces.Page) -> dict[str, Any]:
 async def _params(request: web.Request) -> dict[str, Any]:
     """Query-string parameters, overlaid by a JSON object body on POST."""
     params: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.can_read_body:
+    if request.method == "POST" and request.body_exists:
         try:
             body = orjson.loads(await request.read() or b"{}")
         except orjson.JSONDecodeError as exc:
@@ -59,9 +60,9 @@ async def _params(request: web.Request) -> dict[str, Any]:
     return params
 
 
-async def _answer(fn: Callable[[], Any]) -> web.Response:
+async def _answer(readers: Readers, request: web.Request, fn: Callable[[], Any]) -> web.Response:
     try:
-        return _json(await asyncio.to_thread(fn))
+        return _json(await readers.run(fn, key=request.get(KEY_INDEX)))
     except traces.NotFound as exc:
         return _json({"error": str(exc)}, 404)
     except StoreUnavailableError as exc:
@@ -73,13 +74,15 @@ async def _answer(fn: Callable[[], Any]) -> web.Response:
         return _json({"error": str(exc)}, 400)
 
 
-def add_routes(app: web.Application, store: Store) -> None:
+def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
     async def list_traces(request: web.Request) -> web.Response:
         try:
             q = await _params(request)
         except ValueError as exc:
             return _json({"error": str(exc)}, 400)
         return await _answer(
+            readers,
+            request,
             lambda: _page(
                 traces.list_traces(
                     store,
@@ -94,7 +97,7 @@ def add_routes(app: web.Application, store: Store) -> None:
         )
 
     async def get_trace(request: web.Request) -> web.Response:
-        return await _answer(lambda: traces.get_trace(store, request.match_info["trace_id"]))
+        return await _answer(readers, request, lambda: traces.get_trace(store, request.match_info["trace_id"]))
 
     async def list_sessions(request: web.Request) -> web.Response:
         try:
@@ -102,6 +105,8 @@ def add_routes(app: web.Application, store: Store) -> None:
         except ValueError as exc:
             return _json({"error": str(exc)}, 400)
         return await _answer(
+            readers,
+            request,
             lambda: _page(
                 traces.list_sessions(
                     store,
@@ -115,7 +120,7 @@ def add_routes(app: web.Application, store: Store) -> None:
         )
 
     async def get_session(request: web.Request) -> web.Response:
-        return await _answer(lambda: traces.get_session(store, request.match_info["session_id"]))
+        return await _answer(readers, request, lambda: traces.get_session(store, request.match_info["session_id"]))
 
     for method in ("GET", "POST"):
         app.router.add_route(method, "/api/v1/traces", list_traces)

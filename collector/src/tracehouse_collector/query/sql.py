@@ -13,8 +13,25 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tracehouse_collector import memory
 from tracehouse_collector.query import sql_policy
 from tracehouse_collector.store.client import Store, StoreError
+
+_MIB = 1024**2
+
+
+def default_query_memory(max_queries: int = 4) -> int:
+    """Memory one query may use by default: half of what the container (cgroup memory.max) or
+    the machine allows, shared by the queries that may run at once, between 256 MiB and 4 GiB.
+    The other half is for ingest, the decoding workers and the store's own caches."""
+    share = memory.available_bytes() // (2 * max(1, max_queries))
+    return max(256 * _MIB, min(4 * 1024 * _MIB, share))
+
+
+def _max_queries_setting() -> int:
+    raw = (os.environ.get("TRACEHOUSE_MAX_QUERIES") or "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 4
+
 
 # Settings for the server's own read queries (aggregates, traces). Applied in this order;
 # readonly must come last, as it forbids changing others.
@@ -22,6 +39,7 @@ READONLY_SETTINGS: dict[str, Any] = {
     "max_execution_time": 60,
     "max_result_rows": 100_000,
     "result_overflow_mode": "break",
+    "max_memory_usage": default_query_memory(_max_queries_setting()),
     "readonly": 1,
 }
 
@@ -47,7 +65,7 @@ class SqlLimits:
 
     max_seconds: int = 60  # TRACEHOUSE_SQL_MAX_SECONDS
     max_rows: int = 100_000  # TRACEHOUSE_SQL_MAX_ROWS: rows in the result
-    max_memory_bytes: int = 4 * 1024**3  # TRACEHOUSE_SQL_MAX_MEMORY
+    max_memory_bytes: int = 4 * 1024**3  # TRACEHOUSE_SQL_MAX_MEMORY; from_env: default_query_memory
     max_rows_to_read: int = 0  # TRACEHOUSE_SQL_MAX_ROWS_TO_READ: rows scanned
 
     @classmethod
@@ -56,7 +74,7 @@ class SqlLimits:
         return cls(
             max_seconds=_env_size("TRACEHOUSE_SQL_MAX_SECONDS", d.max_seconds),
             max_rows=_env_size("TRACEHOUSE_SQL_MAX_ROWS", d.max_rows),
-            max_memory_bytes=_env_size("TRACEHOUSE_SQL_MAX_MEMORY", d.max_memory_bytes),
+            max_memory_bytes=_env_size("TRACEHOUSE_SQL_MAX_MEMORY", default_query_memory(_max_queries_setting())),
             max_rows_to_read=_env_size("TRACEHOUSE_SQL_MAX_ROWS_TO_READ", d.max_rows_to_read),
         )
 

@@ -8,6 +8,7 @@ google.rpc.Status body and, when retryable, a Retry-After header.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from google.protobuf import json_format
@@ -42,6 +43,42 @@ def _reply(message, encoding: str, status: int = 200, headers: dict | None = Non
 def _error(encoding: str, http_status: int, code: int, message: str, retry_after: float | None = None):
     headers = {"Retry-After": str(max(1, int(retry_after)))} if retry_after is not None else None
     return _reply(status_pb2.Status(code=code, message=message), encoding, http_status, headers)
+
+
+def inflight_middleware(ingest: Ingest, max_body_bytes: int) -> Callable:
+    """Reserves an OTLP request's bytes (inflight.py) before its body is read: a request that
+    does not fit now is answered 429 + Retry-After (or 413 past the size limit), unread."""
+
+    @web.middleware
+    async def reserve_bytes(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path not in OTLP_PATHS or request.method != "POST":
+            return await handler(request)
+        encoding = CONTENT_TYPES.get(request.content_type.lower(), "json")
+        size = request.content_length
+        if size is not None and size > max_body_bytes:
+            # Answered unread; aiohttp drains what is still coming for a few seconds, then closes.
+            response = _error(
+                encoding, 413, _INVALID_ARGUMENT, f"request body of {size} bytes exceeds the limit of {max_body_bytes}"
+            )
+            response.force_close()
+            return response
+        try:
+            reservation = ingest.reserve(max_body_bytes if size is None else size)
+        except Overloaded as exc:
+            return _error(encoding, 429, _RESOURCE_EXHAUSTED, str(exc), exc.retry_after_s)
+        except Unavailable as exc:
+            return _error(encoding, 503, _UNAVAILABLE, str(exc), exc.retry_after_s)
+        try:
+            return await handler(request)
+        finally:
+            reservation.release()
+
+    return reserve_bytes
+
+
+OTLP_PATHS = frozenset({"/v1/traces", "/v1/metrics", "/v1/logs"})
 
 
 def add_routes(app: web.Application, ingest: Ingest) -> None:

@@ -7,6 +7,7 @@ DSNs:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import os
@@ -120,17 +121,24 @@ def _message(exc: BaseException) -> str:
 class Store:
     """A connection to the Tracehouse database; thread-safe for one writer plus readers."""
 
-    def __init__(self, dsn: str, *, lazy: bool = False) -> None:
-        """`lazy` (server stores only): don't connect yet; `connect()` does, later."""
+    def __init__(self, dsn: str, *, lazy: bool = False, readers: int = 1) -> None:
+        """`lazy` (server stores only): don't connect yet; `connect()` does, later.
+        `readers`: read connections, each running one query at a time (see set_readers)."""
         self.dsn = DSN.parse(dsn)
         self._lock = threading.Lock()
         self._dir_lock: int | None = None
         if self.dsn.kind == "chdb":
             self._dir_lock = self._lock_directory()
         self._client = None if lazy and self.dsn.kind == "http" else self._connect()
-        # Reads get a connection of their own, so a long query never holds up inserts.
-        self._reader: Any = None
-        self._reader_lock = threading.Lock()
+        # Reads get connections of their own, so a long query never holds up inserts; several,
+        # so that one slow query does not hold up the others.
+        self._idle_readers: list[Any] = []
+        self._readers_lock = threading.Lock()
+        self._reader_slots = threading.BoundedSemaphore(max(1, readers))
+
+    def set_readers(self, count: int) -> None:
+        """Allow `count` queries at once (one connection each); call before any query runs."""
+        self._reader_slots = threading.BoundedSemaphore(max(1, count))
 
     def _lock_directory(self) -> int:
         """Take the embedded store's directory lock, so a second opener gets a clear error.
@@ -245,16 +253,8 @@ class Store:
     ) -> tuple[list[str], list[tuple]]:
         """Run a SELECT on the read connection; returns (column names, rows)."""
         try:
-            with self._reader_lock:
-                if self._reader is None:
-                    self._reader = self._connect()
-                try:
-                    result = self._reader.query(sql, parameters=parameters, settings=settings)
-                except Exception:
-                    # A failed statement can leave a connection's session state behind
-                    # (chDB keeps unread results); the next query starts on a fresh one.
-                    self._reset_reader()
-                    raise
+            with self._reader() as reader:
+                result = reader.query(sql, parameters=parameters, settings=settings)
             return list(result.column_names), list(result.result_rows)
         except ClickHouseError as exc:
             raise StoreError(_message(exc)) from exc
@@ -264,24 +264,28 @@ class Store:
     ) -> bytes:
         """Run a SELECT whose text ends in `FORMAT <fmt>`; returns ClickHouse's output as is."""
         try:
-            with self._reader_lock:
-                if self._reader is None:
-                    self._reader = self._connect()
-                try:
-                    return bytes(self._reader.raw_query(sql, parameters=parameters, settings=settings))
-                except Exception:
-                    self._reset_reader()
-                    raise
+            with self._reader() as reader:
+                return bytes(reader.raw_query(sql, parameters=parameters, settings=settings))
         except ClickHouseError as exc:
             raise StoreError(_message(exc)) from exc
 
-    def _reset_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        try:
-            if reader is not None:
-                reader.close()
-        except Exception:  # the connection is being thrown away anyway
-            pass
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[Any]:
+        """A read connection of its own for the duration of one query."""
+        with self._reader_slots:
+            with self._readers_lock:
+                reader = self._idle_readers.pop() if self._idle_readers else None
+            if reader is None:
+                reader = self._connect()
+            try:
+                yield reader
+            except BaseException:
+                # A failed statement can leave a connection's session state behind
+                # (chDB keeps unread results); the next query starts on a fresh one.
+                _close_quietly(reader)
+                raise
+            with self._readers_lock:
+                self._idle_readers.append(reader)
 
     def insert_files(self, table: str, pattern: str, fmt: str, dedup_token: str) -> None:
         """Insert the files matching a glob (or one path), in a ClickHouse input format, as one
@@ -317,11 +321,16 @@ class Store:
             raise StoreError(_message(exc)) from exc
 
     def close(self) -> None:
-        with self._lock, self._reader_lock:
-            for client in (self._reader, self._client):
-                try:
-                    if client is not None:
-                        client.close()
-                except Exception:  # closing must not mask the reason we are shutting down
-                    pass
+        with self._lock, self._readers_lock:
+            for client in (*self._idle_readers, self._client):
+                _close_quietly(client)
+            self._idle_readers.clear()
             self._release_directory()
+
+
+def _close_quietly(client: Any) -> None:
+    try:
+        if client is not None:
+            client.close()
+    except Exception:  # the connection is being thrown away, or we are shutting down anyway
+        pass

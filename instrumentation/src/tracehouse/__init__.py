@@ -17,12 +17,32 @@ of these names is first used.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is loaded on first use
+    from tracehouse._context import context
+    from tracehouse._run import Run, active_run, run
+    from tracehouse._score import score
+    from tracehouse._setup import init
+    from tracehouse._trace import Kind, trace
+
+    __version__: str
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 """Where a local ``tracehouse serve`` listens for OTLP/HTTP."""
 
-__all__ = ["DEFAULT_ENDPOINT", "active_run", "context", "init", "run", "score", "trace", "__version__"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "Kind",
+    "Run",
+    "__version__",
+    "active_run",
+    "context",
+    "init",
+    "run",
+    "score",
+    "trace",
+]
 
 _LAZY = {
     "context": ("tracehouse._context", "context"),
@@ -31,6 +51,8 @@ _LAZY = {
     "score": ("tracehouse._score", "score"),
     "run": ("tracehouse._run", "run"),
     "active_run": ("tracehouse._run", "active_run"),
+    "Run": ("tracehouse._run", "Run"),
+    "Kind": ("tracehouse._trace", "Kind"),
 }
 
 

@@ -7,6 +7,7 @@ its own OpenTelemetry set-up has made it, and Tracehouse attaches to it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import threading
@@ -23,6 +24,10 @@ _hooked: set[str] = set()
 def _load(target: str) -> type:
     module_name, _, class_name = target.partition(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def _instrument_on_import(name: str, target: str, _module: object) -> None:
+    _instrument(name, target)
 
 
 def _instrument(name: str, target: str) -> None:
@@ -50,7 +55,7 @@ def hook_instrumentors(names: Iterable[str] | None) -> list[str]:
             module, target = INSTRUMENTORS[name]
             _hooked.add(name)
             hooked.append(name)
-            when_imported(module, lambda _m, n=name, t=target: _instrument(n, t))
+            when_imported(module, functools.partial(_instrument_on_import, name, target))
     return hooked
 
 

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,8 @@ def active_run() -> Run | None:
 def run(
     experiment: str = "default",
     name: str | None = None,
-    params: dict | None = None,
-    tags: dict | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
     run_id: str | None = None,
 ) -> Run:
     """Start a run. Use it as a context manager, or call `.end()` yourself."""
@@ -106,7 +107,7 @@ def environment() -> tuple[dict[str, str], dict[str, str]]:
         meta.update(_git(os.path.dirname(source) if source and os.path.exists(source) else os.getcwd()))
         packages: dict[str, str] = {}
         for dist in importlib.metadata.distributions():
-            dist_name = dist.metadata.get("Name")
+            dist_name = dist.name
             if dist_name:
                 packages[dist_name] = dist.version
         _environment = (meta, packages)
@@ -156,8 +157,8 @@ class Run:
         self,
         experiment: str = "default",
         name: str | None = None,
-        params: dict | None = None,
-        tags: dict | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
         run_id: str | None = None,
     ) -> None:
         if not isinstance(experiment, str) or not experiment:
@@ -237,7 +238,7 @@ class Run:
     def log_param(self, key: str, value: Any) -> None:
         self.log_params({key: value})
 
-    def log_params(self, params: dict) -> None:
+    def log_params(self, params: Mapping[str, Any]) -> None:
         if not isinstance(params, dict):
             raise TypeError("params must be a dict")
         typed = {}
@@ -274,7 +275,7 @@ class Run:
         self._last[key] = value
         self._push((self.id, key, step, value, time.time_ns() if timestamp is None else int(timestamp * 1e9)))
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         ts = time.time_ns()
         for key, value in metrics.items():
             self.log_metric(key, value, step, ts / 1e9)

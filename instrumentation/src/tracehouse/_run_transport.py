@@ -69,9 +69,9 @@ def request_headers() -> dict[str, str]:
             key, sep, value = item.partition("=")
             if sep and key.strip():
                 headers[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
-    key = os.environ.get("TRACEHOUSE_API_KEY")
-    if key and not any(k.lower() == "authorization" for k in headers):
-        headers["Authorization"] = f"Bearer {key}"
+    api_key = os.environ.get("TRACEHOUSE_API_KEY")
+    if api_key and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = f"Bearer {api_key}"
     return headers
 
 

@@ -13,7 +13,13 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from tracehouse._run import Run
 
 EVENT_NAME = "gen_ai.evaluation.result"
 RUN_ID = "tracehouse.run.id"
@@ -109,11 +115,11 @@ def score(
     label: str | None = None,
     explanation: str | None = None,
     *,
-    span: Any = None,
+    span: Span | None = None,
     trace_id: str | int | None = None,
     span_id: str | int | None = None,
-    run: Any = None,
-    attributes: dict[str, Any] | None = None,
+    run: Run | str | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> None:
     """Record an evaluation result named `name` with a numeric `value` and/or a `label`.
 
@@ -150,7 +156,7 @@ def _emit(logger: Any, trace_id: int, span_id: int, attrs: dict[str, Any]) -> No
     from opentelemetry.context import Context
 
     now = time.time_ns()
-    fields = {
+    fields: dict[str, Any] = {
         "timestamp": now,
         "observed_timestamp": now,
         "trace_id": trace_id,
@@ -165,7 +171,7 @@ def _emit(logger: Any, trace_id: int, span_id: int, attrs: dict[str, Any]) -> No
             # An empty context: a trace-level score must not pick up the current span's id.
             record = LogRecord(context=Context(), event_name=EVENT_NAME, attributes=attrs, **fields)
         except (ImportError, TypeError):  # older SDKs: the event name as an attribute
-            from opentelemetry.sdk._logs import LogRecord as SdkLogRecord
+            from opentelemetry.sdk._logs import LogRecord as SdkLogRecord  # type: ignore[attr-defined]  # SDK < 1.35
 
             record = SdkLogRecord(attributes={**attrs, "event.name": EVENT_NAME}, **fields)
     logger.emit(record)

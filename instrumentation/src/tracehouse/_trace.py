@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar, get_args, overload
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -15,8 +15,11 @@ from tracehouse._setup import ensure_tracing
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+Kind = Literal["agent", "tool", "retrieval", "workflow", "embedding", "llm", "chain", "task"]
+"""What a traced step is; sets `gen_ai.operation.name` (see KINDS)."""
+
 # Span kinds of GenAI applications -> gen_ai.operation.name.
-KINDS = {
+KINDS: dict[str, str] = {
     "agent": "invoke_agent",
     "tool": "execute_tool",
     "retrieval": "retrieval",
@@ -39,9 +42,27 @@ def _record_error(span: otel_trace.Span, exc: BaseException) -> None:
     span.set_attribute("error.type", type(exc).__qualname__)
 
 
+assert set(get_args(Kind)) == set(KINDS), "Kind and KINDS name the same kinds"
+
+
+@overload
+def trace(func: F, /) -> F: ...
+
+
+@overload
 def trace(
-    func: F | None = None, *, name: str | None = None, kind: str = "task", attributes: dict[str, Any] | None = None
-) -> Any:
+    *, name: str | None = None, kind: Kind = "task", attributes: Mapping[str, Any] | None = None
+) -> Callable[[F], F]: ...
+
+
+def trace(
+    func: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    kind: Kind = "task",
+    attributes: Mapping[str, Any] | None = None,
+) -> F | Callable[[F], F]:
     """Decorate a function (sync, async, generator or async generator) to run inside a span.
 
     `kind` is one of agent, tool, retrieval, workflow, embedding, llm, chain, task; it sets

@@ -424,7 +424,10 @@ def build(
         raise ValueError(
             "eval_data needs a metric: metric='accuracy' (or another named metric, or a callable)"
         )
-    metric_name, metric_fn = _metric(metric) if metric is not None else (None, None)
+    metric_name: str | None = None
+    metric_fn: Callable[[Any, Any], float] | None = None
+    if metric is not None:
+        metric_name, metric_fn = _metric(metric)
 
     sample = inputs if inputs is not None else (eval_data[0][:5] if eval_data is not None else None)
     if sample is None:
@@ -449,12 +452,12 @@ def build(
         builder.add_input(in_spec)
         builder.add_output(out_spec)
         builder.add_file(str(model_file), f"model/{model_file.name}")
-        extra = {"flavor": flavor, "model_file": f"model/{model_file.name}"}
+        extra: dict[str, Any] = {"flavor": flavor, "model_file": f"model/{model_file.name}"}
         if flavor == "keras":
             extra["keras_backend"] = _keras_backend()
 
-        eval_info = None
-        if eval_data is not None:
+        eval_info: dict[str, Any] | None = None
+        if eval_data is not None and metric_fn is not None:  # a metric comes with eval_data (checked above)
             x_eval, y_eval = _to_numpy(eval_data[0]), _to_numpy(eval_data[1])
             if len(x_eval) != len(y_eval):
                 raise ValueError(f"eval_data: X has {len(x_eval)} rows, y has {len(y_eval)}")
@@ -485,7 +488,7 @@ def build(
 
     hashes = file_hashes(target)
     checksum = combined_digest(hashes)
-    payload = {
+    payload: dict[str, Any] = {
         "run": None,
         "params": {},
         "metrics": {"summary": {}, "eval": {metric_name: value} if eval_info else {}},

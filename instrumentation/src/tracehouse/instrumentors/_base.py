@@ -16,7 +16,7 @@ from tracehouse._setup import ensure_tracing
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 
-class _SetupOnFirstSpan:
+class _SetupOnFirstSpan(trace.Tracer):
     """A tracer that completes the deferred zero-code set-up before its first span."""
 
     def __init__(self, tracer: trace.Tracer) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from contextvars import Token
 from typing import Any
 
 import wrapt
@@ -472,7 +473,7 @@ class AnthropicInstrumentor(GenAIInstrumentor):
             return None
 
     @staticmethod
-    def _attach(call: _Call) -> object:
+    def _attach(call: _Call) -> Token[otel_context.Context]:
         return otel_context.attach(
             otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
         )

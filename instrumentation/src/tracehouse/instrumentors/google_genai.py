@@ -447,6 +447,8 @@ class _Call:
 
 
 class _Stream(StreamProxy):
+    _self_call: _Call
+
     def __next__(self) -> Any:
         token = otel_context.attach(self._self_call.context)
         try:
@@ -456,6 +458,8 @@ class _Stream(StreamProxy):
 
 
 class _AsyncStream(AsyncStreamProxy):
+    _self_call: _Call
+
     async def __anext__(self) -> Any:
         token = otel_context.attach(self._self_call.context)
         try:

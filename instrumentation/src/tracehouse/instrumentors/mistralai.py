@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import time
+from contextvars import Token
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -288,7 +289,9 @@ class _Call:
                 if finish:
                     reasons.append(finish)
                 message = get(choice, "message")
-                out = _message(message) if message is not None else {"role": "assistant", "parts": []}
+                out: dict[str, Any] = (
+                    _message(message) if message is not None else {"role": "assistant", "parts": []}
+                )
                 out["role"] = "assistant"
                 out["finish_reason"] = finish
                 messages.append(out)
@@ -442,7 +445,7 @@ class MistralInstrumentor(GenAIInstrumentor):
             return None
 
     @staticmethod
-    def _attach(call: _Call) -> object:
+    def _attach(call: _Call) -> Token[otel_context.Context]:
         return otel_context.attach(
             otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import time
+from contextvars import Token
 from typing import Any
 
 import wrapt
@@ -201,9 +202,9 @@ class _Call:
         else:
             prompt = get(kwargs, "prompt")
             if isinstance(prompt, str) and prompt:
-                parts: list[dict[str, Any]] = [{"type": "text", "content": prompt}]
-                parts.extend({"type": "blob", "modality": "image"} for _ in seq(get(kwargs, "images")))
-                attrs["gen_ai.input.messages"] = self._json([{"role": "user", "parts": parts}])
+                prompt_parts: list[dict[str, Any]] = [{"type": "text", "content": prompt}]
+                prompt_parts.extend({"type": "blob", "modality": "image"} for _ in seq(get(kwargs, "images")))
+                attrs["gen_ai.input.messages"] = self._json([{"role": "user", "parts": prompt_parts}])
             instructions = get(kwargs, "system")
             if isinstance(instructions, str) and instructions:
                 system.append({"type": "text", "content": instructions})
@@ -338,7 +339,7 @@ class _AsyncGeneratorProxy(AsyncStreamProxy):
             self._self_call.end(streamed=True)
 
 
-def _attach(call: _Call) -> object:
+def _attach(call: _Call) -> Token[otel_context.Context]:
     return otel_context.attach(otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span)))
 
 

@@ -507,7 +507,7 @@ class _Call:
                 elif _get(chunk, "type") == "response.created":
                     created = _get(chunk, "response")
                     self._ids(_get(created, "id"), _get(created, "model"))
-                return
+                return None
             if not self.stream_id:
                 self.stream_id = _get(chunk, "id")
             if not self.stream_model:

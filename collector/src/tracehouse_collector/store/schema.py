@@ -120,7 +120,8 @@ def _map_indexes(*maps: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-# The typed LLM columns Tracehouse adds to the exporter's otel_traces (see DESIGN.md).
+# The typed LLM columns Tracehouse adds to the exporter's otel_traces: why, in docs/architecture.md;
+# how the LLM processor fills them, in docs/conventions-and-cost.md.
 LLM_COLUMNS: tuple[Column, ...] = (
     _c("GenAIOperation", "LowCardinality(String)"),
     _c("GenAIProvider", "LowCardinality(String)"),

@@ -20,10 +20,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is loaded on first use
+    from tracehouse._auto import init
     from tracehouse._context import context
     from tracehouse._run import Run, active_run, run
     from tracehouse._score import score
-    from tracehouse._setup import init
     from tracehouse._trace import Kind, trace
 
     __version__: str
@@ -47,7 +47,7 @@ __all__ = [
 _LAZY = {
     "context": ("tracehouse._context", "context"),
     "trace": ("tracehouse._trace", "trace"),
-    "init": ("tracehouse._setup", "init"),
+    "init": ("tracehouse._auto", "init"),
     "score": ("tracehouse._score", "score"),
     "run": ("tracehouse._run", "run"),
     "active_run": ("tracehouse._run", "active_run"),

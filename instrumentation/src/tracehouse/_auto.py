@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Iterable
 
-from tracehouse import _config
+from tracehouse import _config, _setup
 from tracehouse._hooks import when_imported
 from tracehouse.instrumentors import INSTRUMENTORS
 
@@ -66,7 +66,27 @@ def activate_from_environment() -> None:
     names = _config.requested_instrumentors()
     if names is not None and not names:
         return
-    from tracehouse import _setup
-
     _setup.enable_lazy_setup()
     hook_instrumentors(names)
+
+
+def init(
+    *,
+    service_name: str | None = None,
+    endpoint: str | None = None,
+    headers: dict[str, str] | None = None,
+    instrument: Iterable[str] | str | None = "all",
+) -> None:
+    """Send this process's spans to Tracehouse and instrument LLM client libraries.
+
+    endpoint: the collector's OTLP base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT, else a
+    local `tracehouse serve`). An existing OpenTelemetry TracerProvider is used as it is.
+    instrument: "all", a list of names such as ["openai"], or None for none.
+    """
+    if _config.sdk_disabled():
+        return
+    _setup.setup_tracing(service_name=service_name, endpoint=endpoint, headers=headers)
+    if instrument == "all":
+        hook_instrumentors(None)
+    elif instrument:
+        hook_instrumentors([instrument] if isinstance(instrument, str) else instrument)

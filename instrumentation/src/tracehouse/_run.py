@@ -181,6 +181,7 @@ class Run:
         self._steps: dict[str, int] = {}
         self._ended = False
         self._transport = _run_transport.get()
+        self._transport.on_close(end_unfinished_runs)  # runs left open are ended at exit
         self._push = self._transport.points.append
         self._metadata, self._packages = environment()
         for k, v in (tags or {}).items():

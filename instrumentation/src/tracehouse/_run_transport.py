@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 from array import array
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -328,6 +329,7 @@ class Transport:
         # What the background thread cost: CPU seconds it used, points it took off the queue.
         self.thread_cpu_s = 0.0
         self.points_spooled = 0
+        self._close_hooks: list[Callable[[], None]] = []
         self._thread = threading.Thread(target=self._loop, name="tracehouse-runs", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -397,11 +399,16 @@ class Transport:
             self._backoff_until = 0.0
         return False
 
-    def close(self) -> None:
-        """At interpreter exit: end the runs left open, then shut down within the flush timeout."""
-        from tracehouse import _run
+    def on_close(self, hook: Callable[[], None]) -> None:
+        """Run `hook` at interpreter exit before the last flush (once, however often added)."""
+        if hook not in self._close_hooks:
+            self._close_hooks.append(hook)
 
-        _run.end_unfinished_runs()
+    def close(self) -> None:
+        """At interpreter exit: run the close hooks (the SDK ends the runs left open), then
+        shut down within the flush timeout."""
+        for hook in self._close_hooks:
+            hook()
         self.shutdown(flush_timeout_s())
 
     def shutdown(self, timeout_s: float = 10.0) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from tracehouse import _config
@@ -155,27 +154,3 @@ def ensure_tracing() -> None:
             import sys
 
             print(f"tracehouse: tracing not set up: {exc!r}", file=sys.stderr)
-
-
-def init(
-    *,
-    service_name: str | None = None,
-    endpoint: str | None = None,
-    headers: dict[str, str] | None = None,
-    instrument: Iterable[str] | str | None = "all",
-) -> None:
-    """Send this process's spans to Tracehouse and instrument LLM client libraries.
-
-    endpoint: the collector's OTLP base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT, else a
-    local `tracehouse serve`). An existing OpenTelemetry TracerProvider is used as it is.
-    instrument: "all", a list of names such as ["openai"], or None for none.
-    """
-    from tracehouse._auto import hook_instrumentors
-
-    if _config.sdk_disabled():
-        return
-    setup_tracing(service_name=service_name, endpoint=endpoint, headers=headers)
-    if instrument == "all":
-        hook_instrumentors(None)
-    elif instrument:
-        hook_instrumentors([instrument] if isinstance(instrument, str) else instrument)

@@ -601,9 +601,8 @@ def test_registered_for_zero_code_and_opentelemetry_instrument():
     entry_points = tomllib.loads(pyproject.read_text())["project"]["entry-points"][
         "opentelemetry_instrumentor"
     ]
-    target = "tracehouse.instrumentors.litellm:LiteLLMInstrumentor"
-    assert entry_points["tracehouse_litellm"] == target
-    assert INSTRUMENTORS["litellm"] == ("litellm", target)
+    assert entry_points["tracehouse_litellm"] == "tracehouse._launcher:LiteLLM"  # defers to the import
+    assert INSTRUMENTORS["litellm"] == ("litellm", "tracehouse.instrumentors.litellm:LiteLLMInstrumentor")
 
 
 def test_module_import_does_not_import_litellm():

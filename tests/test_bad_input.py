@@ -267,6 +267,7 @@ def mixed_request(service: str):
         make_span("bad-parent", parent_span_id=b"\x03" * 3),
         make_span("year-2300", start_ns=10_000_000_000_000_000_000),
         make_span("end-past-2262", start_ns=BASE_NS, duration_ns=2**63),
+        make_span("ends-before-start", start_ns=BASE_NS, duration_ns=-1),
     ]
     evented = make_span("bad-event")
     ev = evented.events.add()
@@ -285,7 +286,7 @@ def test_partial_success_http_protobuf(small):
     resp = ExportTraceServiceResponse.FromString(r.content)
     assert resp.partial_success.rejected_spans == n_invalid
     msg = resp.partial_success.error_message
-    assert "trace_id" in msg and "span_id" in msg and "2262" in msg, msg
+    assert "trace_id" in msg and "span_id" in msg and "2262" in msg and "before start" in msg, msg
     rows = small.sql(f"SELECT SpanName, SpanId FROM otel_traces WHERE ServiceName = {quote(service)} ORDER BY SpanName")
     assert rows == [{"SpanName": s.name, "SpanId": s.span_id.hex()} for s in valid]
 

@@ -497,7 +497,7 @@ def valid_trace_requests(draw) -> tuple[ExportTraceServiceRequest, list[dict]]:
             span.name = draw(TEXT)
             span.kind = draw(st.integers(0, 5))
             span.start_time_unix_nano = draw(VALID_TS)
-            span.end_time_unix_nano = draw(VALID_TS)
+            span.end_time_unix_nano = draw(st.integers(span.start_time_unix_nano, MAX_NS))  # never before start
             span.status.code = draw(st.integers(0, 2))
             _set_attrs(span.attributes, draw(ATTRS))
             for _ in range(draw(st.integers(0, 2))):
@@ -514,7 +514,7 @@ def valid_trace_requests(draw) -> tuple[ExportTraceServiceRequest, list[dict]]:
                     "ServiceName": service,
                     "ScopeName": ss.scope.name,
                     "Timestamp": _iso_ns(start),
-                    "Duration": max(0, end - start),
+                    "Duration": end - start,
                     "SpanKind": ["Unspecified", "Internal", "Server", "Client", "Producer", "Consumer"][span.kind],
                     "StatusCode": ["Unset", "Ok", "Error"][span.status.code],
                     "Events.Timestamp": [_iso_ns(e.time_unix_nano) for e in span.events],

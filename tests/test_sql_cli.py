@@ -190,6 +190,21 @@ def test_sql_rest_endpoint_errors(collector):
     assert r.json() == {"columns": ["x"], "rows": [[42]]}
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain"],  # None: as `curl -d` without -H sends it
+)
+def test_sql_rest_json_body_whatever_the_content_type(collector, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = b'{"sql": "SELECT 6 * 7 AS x"}'
+    r = collector.session.post(collector.http_url + "/api/v1/sql", data=body, headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"columns": ["x"], "rows": [[42]]}
+    # A plain statement in the body still works, as it did.
+    r = collector.session.post(collector.http_url + "/api/v1/sql", data=b"SELECT 6 * 7 AS x", headers=headers, timeout=30)
+    assert r.json() == {"columns": ["x"], "rows": [[42]]}
+
+
 def test_sql_syntax_error(collector):
     p = sql_cli(collector, "SELEC count() FROM otel_traces")
     assert p.returncode != 0

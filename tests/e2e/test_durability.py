@@ -14,62 +14,26 @@ import time
 
 import grpc
 import pytest
-from conftest import Collector
+from collectors import Collector
 from fake_clickhouse import FakeClickHouseProcess
 from google.rpc import error_details_pb2, status_pb2
 from helpers import TRACE_SERVICE_EXPORT, free_port, make_span, new_trace_id, quote, trace_request, unique
+from load import (
+    Load,
+    assert_stored_once,
+    collector_env,
+    make_load_requests,
+    queue_empty,
+    stored_counts,
+    stored_span_ids,
+    wait_until,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from test_dedup_and_crash import Load, make_load_requests
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
-
-
-def collector_env(store: FakeClickHouseProcess, **extra: str) -> dict[str, str]:
-    return {
-        "TRACEHOUSE_STORE": store.dsn,
-        "TRACEHOUSE_MAX_DELAY_MS": "50",
-        "TRACEHOUSE_SLOW_INSERT_MS": "1000",
-        **extra,
-    }
-
-
-def stored_counts(store: FakeClickHouseProcess, service: str) -> tuple[int, int]:
-    """(rows, distinct span ids) of a service, read from the store itself."""
-    row = store.sql(
-        f"SELECT count() AS n, uniqExact(SpanId) AS u FROM otel_traces WHERE ServiceName = {quote(service)}"
-    )[0]
-    return int(row["n"]), int(row["u"])
-
-
-def stored_span_ids(store: FakeClickHouseProcess, service: str) -> dict[str, int]:
-    rows = store.sql(
-        f"SELECT SpanId, count() AS n FROM otel_traces WHERE ServiceName = {quote(service)} GROUP BY SpanId"
-    )
-    return {r["SpanId"]: int(r["n"]) for r in rows}
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def queue_empty(c) -> bool:
-    health = c.health().json()
-    return health["queue"]["requests"] == 0 and health["queue"]["pending_requests"] == 0
-
-
-def assert_exactly_once(store: FakeClickHouseProcess, service: str, acked_ids: set[str]) -> None:
-    counts = stored_span_ids(store, service)
-    missing = acked_ids - counts.keys()
-    dupes = {s: n for s, n in counts.items() if n != 1}
-    assert not missing, f"{len(missing)} acknowledged spans missing"
-    assert not dupes, f"{len(dupes)} spans stored more than once"
 
 
 # -- the real OTel SDK, store failing mid-load --------------------------------------------------
@@ -128,15 +92,15 @@ def test_store_fails_mid_load_every_acknowledged_span_once(start_collector, fake
     endpoint = c.grpc_endpoint if transport == "grpc" else c.http_url
     load = sdk_load(endpoint, service, stop, transport)
     try:
-        wait_for(lambda: len(load.acked) >= 20, 30, "acks with a healthy store")
+        wait_until(lambda: len(load.acked) >= 20, 30, "acks with a healthy store")
         if fault == "refused":
             fake_store.stop()
         else:
             fake_store.fault(fault)
         acked_before = len(load.acked)
         # The collector keeps acknowledging while the store is away: the rows go to the queue.
-        wait_for(lambda: c.health().json()["store_status"] != "ok", 30, "the collector to notice the fault")
-        wait_for(lambda: len(load.acked) >= acked_before + 50, 30, "acks while the store is failing")
+        wait_until(lambda: c.health().json()["store_status"] != "ok", 30, "the collector to notice the fault")
+        wait_until(lambda: len(load.acked) >= acked_before + 50, 30, "acks while the store is failing")
         health = c.health().json()
         assert health["queue"]["requests"] > 0 and health["queue"]["bytes"] > 0, health
         assert health["writer"]["acked_from_queue"] > 0, health
@@ -145,11 +109,11 @@ def test_store_fails_mid_load_every_acknowledged_span_once(start_collector, fake
         else:
             fake_store.fault("ok")
         acked_at_restore = len(load.acked)
-        wait_for(lambda: len(load.acked) >= acked_at_restore + 20, 30, "acks after the store is back")
+        wait_until(lambda: len(load.acked) >= acked_at_restore + 20, 30, "acks after the store is back")
     finally:
         stop.set()
         load.thread.join(timeout=60)  # type: ignore[attr-defined]
-    wait_for(lambda: queue_empty(c), 60, "the queue to drain")
+    wait_until(lambda: queue_empty(c), 60, "the queue to drain")
     assert c.health().json()["store_status"] == "ok"
     n, distinct = stored_counts(fake_store, service)
     # Every acknowledged span once; an export the SDK gave up on may have landed too.
@@ -159,7 +123,7 @@ def test_store_fails_mid_load_every_acknowledged_span_once(start_collector, fake
         len(load.acked),
         load.failed,
     )
-    assert_exactly_once(fake_store, service, load.acked)
+    assert_stored_once(fake_store, service, load.acked)
     assert c.stop() == 0
 
 
@@ -183,16 +147,16 @@ def test_kill9_with_a_full_queue_then_restart_replays_exactly_once(start_collect
         fake_store.fault("ok")
         c.start()
         # Replayed at start: what was acknowledged before the crash is in the store now.
-        assert_exactly_once(fake_store, service, {s for r in acked_at_kill for s in all_ids[r]})
+        assert_stored_once(fake_store, service, {s for r in acked_at_kill for s in all_ids[r]})
         load.wait_acked(n_requests, timeout=120)
     finally:
         load.pause()
-    wait_for(lambda: queue_empty(c), 60, "the queue to drain")
+    wait_until(lambda: queue_empty(c), 60, "the queue to drain")
     # A late retry of acknowledged requests (their answers lost) is not stored again.
     for body in bodies[:5]:
         assert c.post("/v1/traces", body).status_code == 200
     assert stored_counts(fake_store, service) == (n_requests * per_request, n_requests * per_request)
-    assert_exactly_once(fake_store, service, {s for ids in all_ids for s in ids})
+    assert_stored_once(fake_store, service, {s for ids in all_ids for s in ids})
     assert c.stop() == 0
 
 
@@ -211,7 +175,7 @@ def test_retry_of_a_queued_request_is_not_stored_twice(start_collector, fake_sto
     c.start()  # replays the queue
     assert stored_span_ids(fake_store, service) == {s.span_id.hex(): 1 for s in spans}
     assert c.post("/v1/traces", body).status_code == 200  # retried after the restart: committed
-    wait_for(lambda: queue_empty(c), 60, "the queue to drain")
+    wait_until(lambda: queue_empty(c), 60, "the queue to drain")
     assert stored_span_ids(fake_store, service) == {s.span_id.hex(): 1 for s in spans}
     assert c.stop() == 0
 
@@ -254,10 +218,10 @@ def test_full_queue_answers_retryable_codes_and_loses_nothing(start_collector, f
     assert error_details_pb2.RetryInfo.FromString(retry).retry_delay.seconds >= 1
     # The store returns; the queue drains; the exporters' retries now succeed.
     fake_store.fault("ok")
-    wait_for(lambda: queue_empty(c), 60, "the queue to drain")
+    wait_until(lambda: queue_empty(c), 60, "the queue to drain")
     for body in bodies:
         assert c.post("/v1/traces", body).status_code == 200
-    assert_exactly_once(fake_store, service, {s for ids in all_ids for s in ids})
+    assert_stored_once(fake_store, service, {s for ids in all_ids for s in ids})
     assert stored_counts(fake_store, service) == (400, 400)
     assert c.stop() == 0
 
@@ -277,10 +241,10 @@ def test_bad_rows_are_quarantined_and_the_queue_moves_on(start_collector, fake_s
         assert c.post("/v1/traces", body).status_code == 200  # queued while the store is away
     # The store comes back but refuses the one request's rows as invalid data, for good.
     fake_store.fault("poison", marker=marker)
-    wait_for(lambda: queue_empty(c), 60, "the queue to drain past the bad request")
+    wait_until(lambda: queue_empty(c), 60, "the queue to drain past the bad request")
     expected = {s for ids in ids_a + ids_b for s in ids}
     assert set(stored_span_ids(fake_store, service)) == expected
-    assert_exactly_once(fake_store, service, expected)
+    assert_stored_once(fake_store, service, expected)
     health = c.health().json()
     assert health["writer"]["quarantined"] == 1 and health["store_status"] == "ok", health
     # Its rows are kept for an operator, with ClickHouse's reason.
@@ -295,7 +259,7 @@ def test_bad_rows_are_quarantined_and_the_queue_moves_on(start_collector, fake_s
     assert r.status_code == 400 and "refused by the store" in status_pb2.Status.FromString(r.content).message
     good_c, ids_c = make_load_requests(service, 1, 5)
     assert c.post("/v1/traces", good_c[0]).status_code == 200
-    assert_exactly_once(fake_store, service, expected | set(ids_c[0]))
+    assert_stored_once(fake_store, service, expected | set(ids_c[0]))
     assert c.stop() == 0
 
 
@@ -340,10 +304,10 @@ def test_collector_starts_and_restarts_while_the_store_is_down(start_collector, 
         assert c.health().json()["queue"]["requests"] == 6
         # The store appears: the collector creates the schema and drains the queue in order.
         store.start()
-        wait_for(
+        wait_until(
             lambda: queue_empty(c) and c.health().json()["store_status"] == "ok", 60, "the queue to drain"
         )
-        assert_exactly_once(store, service, {s for ids in all_ids for s in ids})
+        assert_stored_once(store, service, {s for ids in all_ids for s in ids})
         assert stored_counts(store, service) == (60, 60)
         assert c.scalar(f"SELECT count() FROM otel_traces WHERE ServiceName = {quote(service)}") == 60
         assert c.stop() == 0
@@ -364,7 +328,7 @@ def test_sigterm_with_the_store_down_keeps_the_queue_for_the_next_start(start_co
     assert "batches stay queued" in c.log_text()
     fake_store.fault("ok")
     c.start()
-    assert_exactly_once(fake_store, service, {s for ids in all_ids for s in ids})
+    assert_stored_once(fake_store, service, {s for ids in all_ids for s in ids})
     assert stored_counts(fake_store, service) == (40, 40)
     assert c.stop() == 0
 

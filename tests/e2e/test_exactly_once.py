@@ -6,7 +6,7 @@ The fake store (`fake_clickhouse.py`) produces that window on purpose: `commit_r
 INSERT and closes the connection without an answer; `commit_hang` commits and holds the answer
 back while the test kills the collector. The retry (after the reset) and the journal replay
 (after the restart) send the same rows again; only a stable deduplication token per batch keeps
-them from being stored twice. `tests/mutants.py dedup-token` checks that these tests catch a
+them from being stored twice. `tests/support/mutants.py dedup-token` checks that these tests catch a
 token that changes between attempts.
 """
 
@@ -18,14 +18,8 @@ import grpc
 import pytest
 import requests
 from helpers import TRACE_SERVICE_EXPORT, make_span, new_trace_id, trace_request, unique
+from load import assert_stored_once, collector_env, queue_empty, stored_counts, wait_until
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from test_durability import (
-    assert_exactly_once,
-    collector_env,
-    queue_empty,
-    stored_counts,
-    wait_for,
-)
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -70,9 +64,9 @@ def test_batch_committed_then_connection_dropped_is_stored_once(start_collector,
     fake_store.fault("commit_reset", count=3)
     for body in bodies:
         assert _export(c, transport, body)
-    wait_for(lambda: fake_store.committed_then_failed() == 3, 60, "three committed-then-dropped INSERTs")
-    wait_for(lambda: queue_empty(c), 60, "the queue to drain")
-    assert_exactly_once(fake_store, service, ids)
+    wait_until(lambda: fake_store.committed_then_failed() == 3, 60, "three committed-then-dropped INSERTs")
+    wait_until(lambda: queue_empty(c), 60, "the queue to drain")
+    assert_stored_once(fake_store, service, ids)
     assert stored_counts(fake_store, service) == (len(ids), len(ids))
     assert c.health().json()["writer"]["store_errors"] >= 3  # the drops were seen, and retried
     assert c.stop() == 0
@@ -88,7 +82,7 @@ def test_kill9_after_the_store_committed_replays_the_batch_once(start_collector,
     sender = threading.Thread(target=lambda: acked.append(_export(c, transport, bodies[0])), daemon=True)
     sender.start()
     # ClickHouse holds the rows; the collector is still waiting for the answer when it dies.
-    wait_for(lambda: fake_store.committed_then_failed() == 1, 60, "the store to commit the batch")
+    wait_until(lambda: fake_store.committed_then_failed() == 1, 60, "the store to commit the batch")
     assert stored_counts(fake_store, service) == (len(ids), len(ids))
     assert c.kill() == -9
     sender.join(timeout=60)
@@ -96,11 +90,11 @@ def test_kill9_after_the_store_committed_replays_the_batch_once(start_collector,
     c.start()  # replays the journal: the committed batch is sent again
     if not acked[0]:  # the SDK saw no answer, so it exports again (at-least-once delivery)
         assert _export(c, transport, bodies[0])
-    wait_for(lambda: queue_empty(c), 60, "the replayed queue to drain")
-    assert_exactly_once(fake_store, service, ids)
+    wait_until(lambda: queue_empty(c), 60, "the replayed queue to drain")
+    assert_stored_once(fake_store, service, ids)
     assert stored_counts(fake_store, service) == (len(ids), len(ids))
     # A late retry of the same export (its answer lost) is not stored again either.
     assert _export(c, transport, bodies[0])
-    wait_for(lambda: queue_empty(c), 60, "the queue to drain")
+    wait_until(lambda: queue_empty(c), 60, "the queue to drain")
     assert stored_counts(fake_store, service) == (len(ids), len(ids))
     assert c.stop() == 0

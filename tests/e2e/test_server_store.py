@@ -1,7 +1,7 @@
 """Tracehouse on a ClickHouse *server* store (`--store http://user:pass@host:8123/tracehouse`).
 
 No ClickHouse server runs here: these tests use the chDB-backed fake ClickHouse HTTP endpoint
-(tests/fake_clickhouse.py), which speaks the part of the HTTP interface clickhouse-connect uses.
+(tests/support/fake_clickhouse.py), which speaks the part of the HTTP interface clickhouse-connect uses.
 What only a real server or cluster shows (Keeper, Distributed inserts, replicated
 deduplication) is not covered here.
 """

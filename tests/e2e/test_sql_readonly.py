@@ -13,7 +13,7 @@ import threading
 
 import grpc
 import pytest
-from conftest import SqlError
+from collectors import SqlError
 from helpers import make_span, quote, run_cli, trace_request, unique
 from tracehouse_collector.query import sql_policy
 

@@ -597,7 +597,7 @@ def test_registered_for_zero_code_and_opentelemetry_instrument():
 
     from tracehouse.instrumentors import INSTRUMENTORS
 
-    pyproject = Path(__file__).parents[1] / "instrumentation" / "pyproject.toml"
+    pyproject = Path(__file__).parents[2] / "instrumentation" / "pyproject.toml"
     entry_points = tomllib.loads(pyproject.read_text())["project"]["entry-points"][
         "opentelemetry_instrumentor"
     ]

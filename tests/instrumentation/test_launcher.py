@@ -144,7 +144,7 @@ def test_every_instrumentor_has_a_deferring_entry_point():
 
     from tracehouse.instrumentors import INSTRUMENTORS
 
-    pyproject = Path(__file__).parents[1] / "instrumentation" / "pyproject.toml"
+    pyproject = Path(__file__).parents[2] / "instrumentation" / "pyproject.toml"
     groups = tomllib.loads(pyproject.read_text())["project"]["entry-points"]
     registered = groups["opentelemetry_instrumentor"]
     assert set(registered) == {f"tracehouse_{name}" for name in INSTRUMENTORS}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 import tracehouse
-from conftest import Collector
+from collectors import Collector
 from helpers import REPO, run_cli, unique, wait_for
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,

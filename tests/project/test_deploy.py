@@ -170,7 +170,7 @@ def test_dockerfile_is_multi_stage_non_root_with_a_health_check():
     ]
     stages = [rest for op, *rest in instructions if op == "FROM"]
     assert len(stages) == 2 and stages[0][0].endswith("AS build")
-    # the one install recipe, which tests/test_packaging.py runs and checks too
+    # the one install recipe, which tests/project/test_packaging.py runs and checks too
     assert re.search(r"^RUN deploy/install-wheels\.sh \. /wheels /opt/tracehouse", text, re.M)
     assert re.search(r"^COPY --from=build ", text, re.M)
     user = [rest[0] for op, *rest in instructions if op == "USER"]

@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 import yaml
-from conftest import Collector
+from collectors import Collector
 from helpers import REPO, unique, wait_for
 
 WHEELHOUSE = REPO / ".venv" / "wheelhouse"

@@ -1,5 +1,6 @@
-"""Fixtures for the browser tests: a collector filled by `tracehouse demo`, and Playwright driving
-Debian's headless Chromium (/usr/bin/chromium; `make system-deps` installs it).
+"""Browser fixtures: Playwright driving Debian's headless Chromium (/usr/bin/chromium;
+`make system-deps` installs it). The tiers that drive a browser (tests/ui, tests/project)
+import `browser` and `ui` into their conftest.
 
 `ui` gives each test a fresh page that fails the test on any console error or uncaught script
 error, and keeps a screenshot of the page at the end (in UI_SCREENSHOT_DIR, default
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_cli, wait_for
+from helpers import REPO
 
 # For page.evaluate / locator.evaluate on a chart element: the option ECharts holds (series data
 # included), and whether its canvas has at least one painted (non-transparent) pixel.
@@ -32,26 +33,6 @@ def _require_browser() -> None:
     # CI installs Chromium (make system-deps), so there a missing browser fails instead of skipping.
     if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
         pytest.skip(f"Chromium not installed at {CHROMIUM} (make system-deps installs it)")
-
-
-@pytest.fixture(scope="session")
-def demo_collector(start_collector):
-    """A collector whose store was filled by `tracehouse demo --seed 1` through OTLP."""
-    c = start_collector(name="demo")
-    # A fresh store: the banner (printed before /healthz turns ready) suggests the demo.
-    assert "tracehouse demo --server" in c.log_text()
-    result = run_cli("demo", "--server", c.http_url, "--seed", "1", timeout=180)
-    assert result.returncode == 0, result.stderr
-    c.demo_output = result.stdout
-
-    def landed() -> bool:
-        # The writer batches: wait until the last things sent (the model row, the scores) are stored.
-        return (
-            c.scalar("SELECT count() FROM models") >= 1 and c.scalar("SELECT count() FROM otel_scores") >= 32
-        )
-
-    assert wait_for(landed, timeout=30), "the demo's data did not arrive"
-    return c
 
 
 # Per module, not per session: Playwright's sync API keeps an event loop running in the main

@@ -45,7 +45,7 @@ never overlap), and URL settings on SHOW, DESCRIBE and EXPLAIN (a server applies
 to every statement's context; the fake can attach them only to SELECTs and INSERTs, where
 ClickHouse takes a SETTINGS clause, and checks ``readonly`` on the rest itself).
 
-    python tests/fake_clickhouse.py --port 18123 --data /tmp/fake-ch [--log]
+    python tests/support/fake_clickhouse.py --port 18123 --data /tmp/fake-ch [--log]
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # tests/support/ -> the checkout
 TRACE_SERVICE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 METRICS_SERVICE_EXPORT = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 LOGS_SERVICE_EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"

@@ -1,6 +1,6 @@
 """Mutation checks: break a guarantee on purpose and count how often the tests notice.
 
-    python tests/mutants.py dedup-token --runs 4 [--tests NODE ...]
+    python tests/support/mutants.py dedup-token --runs 4 [--tests NODE ...]
 
 A mutant is a small patch applied in every Python process of a test run (the collectors the tests
 start included) through a `sitecustomize` module put first on PYTHONPATH; the source tree is not
@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-TESTS_DIR = Path(__file__).resolve().parent
+TESTS_DIR = Path(__file__).resolve().parents[1]  # tests/: the test paths below are relative to it
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ try:
 except ImportError:  # a process without the collector installed
     pass
 ''',
-        tests=("test_exactly_once.py",),
+        tests=("e2e/test_exactly_once.py",),
     ),
 }
 

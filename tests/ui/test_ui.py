@@ -1,7 +1,7 @@
 """The web UI in headless Chromium (Playwright) against a real collector, filled through OTLP by
 the OTel SDK and the run SDK with hand-made data (markup in prompts, a failing tool): traces
 list, trace detail, filter errors, paging, runs, run charts, theme and the empty state. Every
-test fails on a browser console error (tests/ui_fixtures.py)."""
+test fails on a browser console error (tests/support/browser.py)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ breakdown and mean scores against the aggregates API, in both themes."""
 from __future__ import annotations
 
 import pytest
-from ui_fixtures import CANVAS_PAINTED
+from browser import CANVAS_PAINTED
 
 
 def rows(c, kind: str, **params) -> list[dict]:

@@ -4,7 +4,7 @@ each cross-checked against the REST API it reads."""
 from __future__ import annotations
 
 import pytest
-from ui_fixtures import CANVAS_PAINTED, OPTION
+from browser import CANVAS_PAINTED, OPTION
 
 
 def rest(c, path: str, **params):

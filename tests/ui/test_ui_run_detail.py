@@ -9,8 +9,8 @@ import shlex
 
 import pytest
 import tracehouse
+from browser import CANVAS_PAINTED
 from helpers import run_cli, run_sdk_to, wait_for
-from ui_fixtures import CANVAS_PAINTED
 
 
 @pytest.fixture(scope="module")

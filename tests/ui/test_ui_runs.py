@@ -6,7 +6,7 @@ deltas, LLM usage per run, overlaid curves)."""
 from __future__ import annotations
 
 import pytest
-from ui_fixtures import CANVAS_PAINTED, OPTION
+from browser import CANVAS_PAINTED, OPTION
 
 
 @pytest.fixture(scope="module")

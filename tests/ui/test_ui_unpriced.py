@@ -6,8 +6,8 @@ REST's `unpriced_calls`), and the cost they show is REST's cost, never a $0 for 
 from __future__ import annotations
 
 import pytest
+from browser import OPTION
 from helpers import unique, wait_for
-from ui_fixtures import OPTION
 
 PRICED = "gpt-4o-mini"
 CALLS = {PRICED: 4}

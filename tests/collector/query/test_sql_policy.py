@@ -1,6 +1,6 @@
 """The SQL policy's own refusals, each branch by its message.
 
-`tests/test_sql_readonly.py` attacks a running collector, where ClickHouse's readonly mode is a
+`tests/e2e/test_sql_readonly.py` attacks a running collector, where ClickHouse's readonly mode is a
 second wall and often answers first; here the policy (query/sql_policy.py) judges the statement
 alone, on the parse tree a real ClickHouse parser gives (`EXPLAIN AST`, through the fake
 ClickHouse endpoint), so a branch that stopped working would show even with readonly behind it.

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from fake_clickhouse import FakeClickHouseProcess
 from helpers import make_span, new_trace_id, trace_request, unique
-from test_durability import stored_span_ids
+from load import stored_span_ids
 from tracehouse_collector.config import ServeSettings
 from tracehouse_collector.ingest import Ingest
 from tracehouse_collector.processors import pipeline

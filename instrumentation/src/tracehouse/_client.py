@@ -7,7 +7,7 @@
 
 The client speaks the collector's REST API only (never the store), so it works against a
 remote server and with read-scoped API keys, and every check and limit of the server applies.
-Large answers (sql, query, metric_history) travel as Arrow IPC streams written by ClickHouse;
+Answers that can be large (sql, query, metric_history) travel as Arrow IPC streams written by ClickHouse;
 the small structured ones (runs, a trace, compare, the traces list) as the REST JSON, turned
 into typed columns here. Types are described in tracehouse._frames and docs/client.md.
 
@@ -32,9 +32,7 @@ from tracehouse._frames import (
     check_output,
     convert,
     iso_times,
-    nanos,
     read_stream,
-    records_table,
     require,
     utc_text,
 )
@@ -169,9 +167,9 @@ class Client:
         """Every step of a run's metric (all metrics without `key`): key, step, value,
         timestamp; a step logged twice shows its latest value unless `all_points`."""
         output = self._output(as_)
-        query = {"key": key, "all": "1" if all_points else None}
-        points = self._json("GET", f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/metrics", query=query)
-        return _history_frame(points, output)
+        query = {"key": key, "all": "1" if all_points else None, "format": "arrow"}
+        path = f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/metrics"
+        return convert(read_stream(self._request("GET", path, query=query, arrow=True), output), output)
 
     def compare(self, run_ids: Sequence[str], *, diff_only: bool = False, as_: Output | None = None) -> Any:
         """The table of `tracehouse runs compare`: section, key, one column per run (its id's
@@ -188,7 +186,10 @@ class Client:
 
     def _output(self, as_: Output | None) -> Output:
         output = check_output(as_ or self.output)
-        require("pyarrow", output)  # before any request: a missing extra is said at once
+        # before any request: a missing extra is said at once
+        require("pyarrow", output)
+        if output != "arrow":
+            require(output, output)
         return output
 
     def _json(
@@ -387,12 +388,3 @@ def _runs_frame(runs: list[dict[str, Any]], output: str) -> Any:
     mixed = {positions.index(i): v for i, v in cols.mixed.items()}
     return convert(table.select(positions), output, mixed)
 
-
-def _history_frame(points: list[dict[str, Any]], output: str) -> Any:
-    pa = require("pyarrow", output)
-    table, mixed = records_table(
-        points, {"key": pa.string(), "step": pa.int64()}, output,
-        extra={"value": [float(_number(p["value"])) if p["value"] is not None else None for p in points]},
-    )
-    table = table.append_column("timestamp", nanos([p["time_unix_nano"] for p in points], output))
-    return convert(table, output, mixed)

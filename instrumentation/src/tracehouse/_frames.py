@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -95,29 +95,10 @@ class Columns:
         return self.pa.Table.from_arrays(self.arrays, names=self.names)
 
 
-def records_table(
-    rows: Iterable[dict[str, Any]], schema: dict[str, Any], output: str, extra: dict[str, Any] | None = None
-) -> tuple[pa.Table, dict[int, list[Any]]]:
-    """Rows (dicts) as a table with the `schema` columns (name -> Arrow type, None to infer),
-    then any `extra` columns (name -> values)."""
-    rows = list(rows)
-    cols = Columns(output)
-    for name, type_ in schema.items():
-        cols.add(name, [r.get(name) for r in rows], type_)
-    for name, values in (extra or {}).items():
-        cols.add(name, values)
-    return cols.table(), cols.mixed
-
-
 def iso_times(values: Sequence[str | None], output: str, unit: str = "us") -> Any:
     """ISO-8601 UTC strings ('...Z', as the collector writes them) as a UTC timestamp array."""
     pa = require("pyarrow", output)
     return pa.array(list(values), pa.string()).cast(pa.timestamp(unit, "UTC"))
-
-
-def nanos(values: Sequence[int | None], output: str) -> Any:
-    pa = require("pyarrow", output)
-    return pa.array(list(values), pa.int64()).cast(pa.timestamp("ns", "UTC"))
 
 
 # -- to the caller --------------------------------------------------------------------------

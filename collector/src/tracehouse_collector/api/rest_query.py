@@ -84,11 +84,11 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
                 fmt = "arrow" if wants_arrow(request) else "json"
             if fmt in ("parquet", "arrow"):
                 ch_format, content_type = ("Parquet", PARQUET_TYPE) if fmt == "parquet" else (ARROW_FORMAT, ARROW_STREAM)
-                body = await readers.run(
+                written = await readers.run(
                     partial(aggregates.aggregate_formatted, store, kind, ch_format, **params),
                     key=request.get(KEY_INDEX),
                 )
-                return web.Response(body=body, content_type=content_type)
+                return web.Response(body=written, content_type=content_type)
             if fmt != "json":
                 raise aggregates.QueryError(f"format: use json, parquet or arrow, got {fmt!r}")
             result = await readers.run(partial(aggregates.aggregate, store, kind, **params), key=request.get(KEY_INDEX))

@@ -126,6 +126,7 @@ def _ts(value: str) -> pd.Timestamp:
 
 SPANS_SQL = (
     "SELECT TraceId, SpanId, ParentSpanId, Timestamp, toUnixTimestamp64Nano(Timestamp) AS ns, Duration, "
+    "toStartOfHour(Timestamp) AS hour, "
     "InputTokens, OutputTokens, TotalCostUSD, TokensEstimated, SpanAttributes, StatusCode "
     "FROM otel_traces WHERE ServiceName = {svc} ORDER BY Timestamp, SpanId"
 )
@@ -137,7 +138,7 @@ def test_sql_values_and_dtypes_equal_the_rest_answer(client, server, filled):
     rest = _rest(server, "POST", "/api/v1/sql", json={"sql": statement})
     assert list(df.columns) == rest["columns"]
     assert len(df) == len(rest["rows"]) == 2 * N_TRACES
-    assert df["Timestamp"].dtype == "datetime64[ns, UTC]"
+    assert df["Timestamp"].dtype == "datetime64[ns, UTC]" and df["hour"].dtype == "datetime64[s, UTC]"
     assert df["InputTokens"].dtype == np.uint64 and df["Duration"].dtype == np.uint64
     assert df["TotalCostUSD"].dtype == object and all(isinstance(v, Decimal) for v in df["TotalCostUSD"])
     assert df["TokensEstimated"].dtype == bool
@@ -148,6 +149,7 @@ def test_sql_values_and_dtypes_equal_the_rest_answer(client, server, filled):
         # JSON carries microseconds; the Arrow answer the stored nanoseconds
         assert got.Timestamp.value == int(want["ns"]) and got.ns == int(want["ns"])
         assert got.Timestamp.floor("us") == _ts(want["Timestamp"])
+        assert got.hour == _ts(want["hour"]) == got.Timestamp.floor("h")  # a DateTime, not seconds
         assert got.Duration == int(want["Duration"])
         assert (got.InputTokens, got.OutputTokens) == (int(want["InputTokens"]), int(want["OutputTokens"]))
         assert got.TotalCostUSD == Decimal(want["TotalCostUSD"])
@@ -180,6 +182,18 @@ def test_polars_output(client, filled):
     assert isinstance(df.schema["TotalCostUSD"], pl.Decimal)
 
 
+def test_datetimes_are_times_nullable_or_not(client):
+    df = client.sql(
+        "SELECT toDateTime('2026-05-01 10:20:30', 'Asia/Tokyo') AS tokyo, "
+        "if(number = 0, NULL, toDateTime(1780000000 + number, 'UTC')) AS maybe, toIPv4('1.2.3.4') AS ip "
+        "FROM numbers(2)"
+    )
+    assert df["tokyo"].dtype == "datetime64[s, UTC]" and df["maybe"].dtype == "datetime64[s, UTC]"
+    assert df["tokyo"].iloc[0] == pd.Timestamp("2026-05-01 01:20:30", tz="UTC")
+    assert pd.isna(df["maybe"].iloc[0]) and df["maybe"].iloc[1] == pd.Timestamp(1780000001, unit="s", tz="UTC")
+    assert df["ip"].dtype == np.uint32  # other uint32 columns stay numbers
+
+
 def test_nullable_integers_stay_integers(client):
     big = 2**63 + 7  # above 2**53: a float would lose it
     df = client.sql(f"SELECT if(number % 2 = 0, NULL, toUInt64({big}) + number) AS n FROM numbers(4)")
@@ -202,7 +216,7 @@ def test_a_large_result_arrives_whole(client):
 
 
 def test_aggregates_equal_the_rest_answer(client, server, filled):
-    for kind, by in (("cost", ["model"]), ("errors", ["service"]), ("latency", ["model"])):
+    for kind, by in (("cost", ["day", "model"]), ("errors", ["service"]), ("latency", ["model", "hour"])):
         df = client.query(kind, by=by, service=filled.service, since="1d")
         rest = _rest(server, "POST", f"/api/v1/query/{kind}", json={"by": by, "service": filled.service, "since": "1d"})
         assert list(df.columns) == rest["columns"], kind
@@ -211,6 +225,8 @@ def test_aggregates_equal_the_rest_answer(client, server, filled):
             for column, g, w in zip(rest["columns"], got, want, strict=True):
                 if isinstance(g, Decimal):
                     assert g == Decimal(w), (kind, column)
+                elif isinstance(g, pd.Timestamp):
+                    assert g == _ts(w) and df[column].dtype == "datetime64[s, UTC]", (kind, column)
                 elif isinstance(g, float) and w is None:
                     assert np.isnan(g), (kind, column)
                 else:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tracehouse_collector.api.columnar import ARROW_FORMAT, ARROW_STREAM, wants_arrow
+from tracehouse_collector.api.columnar import ARROW_FORMAT, ARROW_STREAM, wants_arrow, with_timestamps
 from tracehouse_collector.api.readers import Readers
 from tracehouse_collector.auth import KEY_INDEX
 from tracehouse_collector.output import jsonable
@@ -72,6 +72,11 @@ async def _params(request: web.Request) -> dict[str, Any]:
     }
 
 
+def _formatted(store: Store, kind: str, fmt: str, **params: Any) -> bytes:
+    body = aggregates.aggregate_formatted(store, kind, fmt, **params)
+    return with_timestamps(body, aggregates.column_types) if fmt == ARROW_FORMAT else body
+
+
 def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
     async def query(request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
@@ -85,8 +90,7 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
             if fmt in ("parquet", "arrow"):
                 ch_format, content_type = ("Parquet", PARQUET_TYPE) if fmt == "parquet" else (ARROW_FORMAT, ARROW_STREAM)
                 written = await readers.run(
-                    partial(aggregates.aggregate_formatted, store, kind, ch_format, **params),
-                    key=request.get(KEY_INDEX),
+                    partial(_formatted, store, kind, ch_format, **params), key=request.get(KEY_INDEX)
                 )
                 return web.Response(body=written, content_type=content_type)
             if fmt != "json":

@@ -607,9 +607,16 @@ def aggregate_parquet(store, kind: str, **kwargs) -> bytes:
 
 
 def aggregate_formatted(store, kind: str, fmt: str, **kwargs) -> bytes:
-    """The same result in ClickHouse output format `fmt` (Parquet, ArrowStream)."""
+    """The same result in ClickHouse output format `fmt` (Parquet, ArrowStream); the time
+    dimensions (minute, hour, day) are DateTime columns (see column_types)."""
     sql, params, _ = build(kind, **kwargs)
     # In the statement itself: settings passed beside a raw query would stay on the connection.
     return store.query_bytes(
         f"{sql}\nSETTINGS {settings_clause(READONLY_SETTINGS)}\nFORMAT {fmt}", parameters=params
     )
+
+
+def column_types(names) -> list[str]:
+    """The ClickHouse type of the time dimensions among an aggregate's columns ("" for others)."""
+    return ["DateTime" if name in DIMENSIONS and DIMENSIONS[name].time else "" for name in names]
+

@@ -195,3 +195,13 @@ def run_readonly_formatted(store: Store, sql: str, fmt: str, limits: SqlLimits |
         return store.query_bytes(f"{statement}\nFORMAT {fmt}\nSETTINGS {settings_clause(limits.settings())}")
     except StoreError as exc:
         raise _explain_limit(exc, limits) from None
+
+
+def result_types(store: Store, sql: str, limits: SqlLimits | None = None) -> list[str]:
+    """ClickHouse's type of each column of a SELECT's result, in order (it is not run: DESCRIBE
+    of it as a subquery); only for a statement run_readonly_formatted already let through."""
+    limits = limits or SqlLimits.from_env()
+    statement = sql.strip().rstrip(";").strip()
+    _, rows = store.query(f"DESCRIBE TABLE ({statement}\n)", settings=limits.settings())
+    return [str(r[1]) for r in rows]
+

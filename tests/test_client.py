@@ -84,8 +84,15 @@ def _loss(run: int, step: int) -> float:
 def _send_runs(collector: Collector, filled: Filled, spool: Path) -> None:
     with run_sdk_to(collector.http_url, spool):
         for n in range(3):
-            params = {"lr": 0.01 * (n + 1), "batch": 32 * (n + 1), "opt": ["adam", "sgd", "adam"][n], "bn": n != 1}
-            with tracehouse.run(experiment=filled.experiment, name=f"r{n}", params=params, tags={"seed": str(n)}) as r:
+            params = {
+                "lr": 0.01 * (n + 1),
+                "batch": 32 * (n + 1),
+                "opt": ["adam", "sgd", "adam"][n],
+                "bn": n != 1,
+            }
+            with tracehouse.run(
+                experiment=filled.experiment, name=f"r{n}", params=params, tags={"seed": str(n)}
+            ) as r:
                 for step in range(STEPS):
                     r.log_metric("loss", _loss(n, step), step=step)
                 r.log_metric("acc", 0.5 + n / 10, step=STEPS - 1)
@@ -171,11 +178,15 @@ def test_sql_as_arrow_keeps_clickhouse_types(client, filled):
     assert table.schema.field("TotalCostUSD").type == pa.decimal128(18, 12)
     assert table.schema.field("InputTokens").type == pa.uint64()
     assert pa.types.is_map(table.schema.field("SpanAttributes").type)
-    assert sorted(table.column("TotalCostUSD").to_pylist()) == sorted([Decimal(0)] * N_TRACES + [_cost(i) for i in range(N_TRACES)])
+    assert sorted(table.column("TotalCostUSD").to_pylist()) == sorted(
+        [Decimal(0)] * N_TRACES + [_cost(i) for i in range(N_TRACES)]
+    )
 
 
 def test_polars_output(client, filled):
-    pl = pytest.importorskip("polars", reason="polars is not installed in this environment (tracehouse[polars])")
+    pl = pytest.importorskip(
+        "polars", reason="polars is not installed in this environment (tracehouse[polars])"
+    )
     df = client.sql(SPANS_SQL.format(svc=quote(filled.service)), as_="polars")
     assert isinstance(df, pl.DataFrame) and df.height == 2 * N_TRACES
     assert df.schema["Timestamp"] == pl.Datetime("ns", "UTC")
@@ -190,7 +201,9 @@ def test_datetimes_are_times_nullable_or_not(client):
     )
     assert df["tokyo"].dtype == "datetime64[s, UTC]" and df["maybe"].dtype == "datetime64[s, UTC]"
     assert df["tokyo"].iloc[0] == pd.Timestamp("2026-05-01 01:20:30", tz="UTC")
-    assert pd.isna(df["maybe"].iloc[0]) and df["maybe"].iloc[1] == pd.Timestamp(1780000001, unit="s", tz="UTC")
+    assert pd.isna(df["maybe"].iloc[0]) and df["maybe"].iloc[1] == pd.Timestamp(
+        1780000001, unit="s", tz="UTC"
+    )
     assert df["ip"].dtype == np.uint32  # other uint32 columns stay numbers
 
 
@@ -218,7 +231,9 @@ def test_a_large_result_arrives_whole(client):
 def test_aggregates_equal_the_rest_answer(client, server, filled):
     for kind, by in (("cost", ["day", "model"]), ("errors", ["service"]), ("latency", ["model", "hour"])):
         df = client.query(kind, by=by, service=filled.service, since="1d")
-        rest = _rest(server, "POST", f"/api/v1/query/{kind}", json={"by": by, "service": filled.service, "since": "1d"})
+        rest = _rest(
+            server, "POST", f"/api/v1/query/{kind}", json={"by": by, "service": filled.service, "since": "1d"}
+        )
         assert list(df.columns) == rest["columns"], kind
         assert len(df) == len(rest["rows"]) >= 1, kind
         for got, want in zip(df.itertuples(index=False), rest["rows"], strict=True):
@@ -231,10 +246,15 @@ def test_aggregates_equal_the_rest_answer(client, server, filled):
                     assert np.isnan(g), (kind, column)
                 else:
                     assert g == w, (kind, column)
-    cost = client.query("cost", by=["model"], service=filled.service, since=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    cost = client.query(
+        "cost", by=["model"], service=filled.service, since=dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    )
     row = cost.iloc[0]
     assert row["model"] == "gpt-4o-mini" and row["count"] == N_TRACES
-    assert row["input_tokens"] == sum(100 + i for i in range(N_TRACES)) and cost["input_tokens"].dtype == np.uint64
+    assert (
+        row["input_tokens"] == sum(100 + i for i in range(N_TRACES))
+        and cost["input_tokens"].dtype == np.uint64
+    )
     assert row["cost_usd"] == sum(_cost(i) for i in range(N_TRACES)) and isinstance(row["cost_usd"], Decimal)
     errors = client.query("errors", by="service", service=filled.service)
     assert errors["errors"].iloc[0] == 1
@@ -256,8 +276,8 @@ def test_traces_page_through_everything(client, server, filled, monkeypatch):
         assert got["start_time"] == _ts(want["start_time"])
         assert got["cost_usd"] == Decimal(want["cost_usd"])
         assert got["models"].tolist() == want["models"] and got["scores"] == want["scores"]
-        for key in ("trace_id", "root_span", "service", "status", "latency_ms", "spans", "llm_calls", "total_tokens"):
-            assert got[key] == want[key], key
+        for key in set(rest["columns"]) - {"start_time", "cost_usd", "models", "scores"}:
+            assert got[key] == want[key] or (want[key] is None and pd.isna(got[key])), key
     assert len(client.traces(service=filled.service, limit=5)) == 5
     assert sorted(df["cost_usd"]) == [_cost(i) for i in range(N_TRACES)]
 
@@ -267,10 +287,15 @@ def test_one_trace_as_spans_with_parents(client, server, filled):
     spans = client.trace(trace_id)
     tree = _rest(server, "GET", f"/api/v1/traces/{trace_id}")
     assert len(spans) == tree["span_count"] == 2
-    assert dict(zip(spans["span_id"], spans["parent_span_id"], strict=True)) == filled.traces[trace_id]["spans"]
+    assert (
+        dict(zip(spans["span_id"], spans["parent_span_id"], strict=True)) == filled.traces[trace_id]["spans"]
+    )
     assert list(spans["depth"]) == [0, 1] and list(spans["name"]) == ["agent", "chat gpt-4o-mini"]
     root, chat = tree["spans"][0], tree["spans"][0]["children"][0]
-    assert spans["attributes"].iloc[0] == root["attributes"] and spans["attributes"].iloc[0]["case"] == f"c{N_TRACES - 1}"
+    assert (
+        spans["attributes"].iloc[0] == root["attributes"]
+        and spans["attributes"].iloc[0]["case"] == f"c{N_TRACES - 1}"
+    )
     assert spans["start_time"].iloc[1] == _ts(chat["start_time"])
     assert spans["cost_usd"].iloc[1] == Decimal(chat["cost_usd"]) == _cost(N_TRACES - 1)
     assert spans["status"].iloc[1] == "Error" and "rate limited" in spans["error"].iloc[1]
@@ -330,9 +355,9 @@ def test_metric_history_every_point(client, server, filled):
     assert [t.value for t in df["timestamp"]] == [p["time_unix_nano"] for p in rest]
     everything = client.metric_history(run["id"], all_points=True)
     rest = _rest(server, "GET", f"/api/v1/runs/{run['id']}/metrics", params={"all": "1"})
-    assert list(zip(everything["key"], everything["step"], everything["value"], everything["timestamp"], strict=True)) == [
-        (p["key"], p["step"], p["value"], pd.Timestamp(p["time_unix_nano"], tz="UTC")) for p in rest
-    ]
+    assert list(
+        zip(everything["key"], everything["step"], everything["value"], everything["timestamp"], strict=True)
+    ) == [(p["key"], p["step"], p["value"], pd.Timestamp(p["time_unix_nano"], tz="UTC")) for p in rest]
     logged = everything[~everything["key"].str.startswith("system.")]  # the SDK's samples besides
     assert sorted(set(logged["key"])) == ["acc", "loss"] and len(logged) == STEPS + 1
 
@@ -372,13 +397,16 @@ def secured(start_collector, tmp_path_factory) -> Collector:
     keys = tmp_path_factory.mktemp("client-keys") / "keys.txt"
     keys.write_text(f"{READ_KEY} read\n{INGEST_KEY} ingest\n")
     return start_collector(
-        env={"TRACEHOUSE_API_KEYS_FILE": str(keys), "TRACEHOUSE_SQL_MAX_ROWS": str(MAX_ROWS)}, name="client-secured"
+        env={"TRACEHOUSE_API_KEYS_FILE": str(keys), "TRACEHOUSE_SQL_MAX_ROWS": str(MAX_ROWS)},
+        name="client-secured",
     )
 
 
 def test_keys_scopes_and_limits_apply(secured, monkeypatch):
     monkeypatch.delenv("TRACEHOUSE_API_KEY", raising=False)
-    with pytest.raises(tracehouse.TracehouseError, match="missing or invalid API key.*no API key was sent") as info:
+    with pytest.raises(
+        tracehouse.TracehouseError, match="missing or invalid API key.*no API key was sent"
+    ) as info:
         tracehouse.Client(secured.http_url).sql("SELECT 1")
     assert info.value.status == 401
     with pytest.raises(tracehouse.TracehouseError, match="reading needs a key with scope 'read'") as info:
@@ -387,10 +415,17 @@ def test_keys_scopes_and_limits_apply(secured, monkeypatch):
     monkeypatch.setenv("TRACEHOUSE_SERVER", secured.http_url)
     monkeypatch.setenv("TRACEHOUSE_API_KEY", READ_KEY)
     reader = tracehouse.Client()
-    assert reader.sql(f"SELECT number FROM numbers({MAX_ROWS})")["number"].sum() == MAX_ROWS * (MAX_ROWS - 1) // 2
-    with pytest.raises(tracehouse.TracehouseError, match=f"SQL limit reached: the result has more than {MAX_ROWS} rows"):
+    assert (
+        reader.sql(f"SELECT number FROM numbers({MAX_ROWS})")["number"].sum()
+        == MAX_ROWS * (MAX_ROWS - 1) // 2
+    )
+    with pytest.raises(
+        tracehouse.TracehouseError, match=f"SQL limit reached: the result has more than {MAX_ROWS} rows"
+    ):
         reader.sql(f"SELECT number FROM numbers({MAX_ROWS + 1})")
-    with pytest.raises(tracehouse.TracehouseError, match=f"SQL limit reached: the result has more than {MAX_ROWS} rows"):
+    with pytest.raises(
+        tracehouse.TracehouseError, match=f"SQL limit reached: the result has more than {MAX_ROWS} rows"
+    ):
         reader.sql(f"SELECT number FROM numbers({MAX_ROWS}) UNION ALL SELECT number FROM numbers(1)")
 
 
@@ -410,13 +445,20 @@ except ImportError as exc:
 
 @pytest.mark.parametrize(
     ("blocked", "output", "extra"),
-    [(["pandas"], "pandas", "pandas"), (["pyarrow"], "pandas", "pandas"), (["polars"], "polars", "polars"),
-     (["pyarrow"], "polars", "polars")],
+    [
+        (["pandas"], "pandas", "pandas"),
+        (["pyarrow"], "pandas", "pandas"),
+        (["polars"], "polars", "polars"),
+        (["pyarrow"], "polars", "polars"),
+    ],
 )
 def test_a_missing_library_names_the_extra(blocked, output, extra):
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_BLOCKED.format(blocked=blocked, output=output))],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("MissingExtraError"), done.stdout

@@ -58,7 +58,9 @@ def _timed(fn):  # type: ignore[no-untyped-def]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -72,9 +74,7 @@ def main() -> int:
         import requests
 
         arrow_bytes = len(
-            requests.post(
-                f"{url}/api/v1/sql?format=arrow", json={"sql": statement}, timeout=600
-            ).content
+            requests.post(f"{url}/api/v1/sql?format=arrow", json={"sql": statement}, timeout=600).content
         )
         _client_frame(url, STATEMENT.format(rows=10))  # imports and first connection, untimed
         _json_frame(url, STATEMENT.format(rows=10), typed=True)

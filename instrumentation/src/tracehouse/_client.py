@@ -378,7 +378,11 @@ def _runs_frame(runs: list[dict[str, Any]], output: str) -> Any:
     for name in ("start", "end"):
         cols.names.append(name)
         cols.arrays.append(iso_times([r.get(name) for r in runs], output))
-    for section, prefix, type_ in (("params", "params.", None), ("metrics", "metrics.", pa.float64()), ("tags", "tags.", string)):
+    for section, prefix, type_ in (
+        ("params", "params.", None),
+        ("metrics", "metrics.", pa.float64()),
+        ("tags", "tags.", string),
+    ):
         for key in sorted({k for r in runs for k in r.get(section) or {}}):
             values = [_number((r.get(section) or {}).get(key)) for r in runs]
             cols.add(prefix + key, values, type_)
@@ -387,4 +391,3 @@ def _runs_frame(runs: list[dict[str, Any]], output: str) -> Any:
     positions = [cols.names.index(n) for n in order]
     mixed = {positions.index(i): v for i, v in cols.mixed.items()}
     return convert(table.select(positions), output, mixed)
-

@@ -108,9 +108,7 @@ def _utc(table: pa.Table, pa: Any) -> pa.Table:
     """Every timestamp column in UTC (ClickHouse names the server's zone, e.g. Etc/UTC)."""
     fields = []
     for field in table.schema:
-        if pa.types.is_timestamp(field.type) and field.type.tz not in (None, "UTC"):
-            field = field.with_type(pa.timestamp(field.type.unit, "UTC"))
-        elif pa.types.is_timestamp(field.type) and field.type.tz is None:
+        if pa.types.is_timestamp(field.type) and field.type.tz != "UTC":  # a time without a zone is UTC
             field = field.with_type(pa.timestamp(field.type.unit, "UTC"))
         fields.append(field)
     schema = pa.schema(fields, metadata=table.schema.metadata)

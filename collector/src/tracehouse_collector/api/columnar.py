@@ -54,7 +54,9 @@ def with_timestamps(body: bytes, types_of: Callable[[Sequence[str]], Sequence[st
     table = reader.read_all()
     utc = pa.timestamp("s", "UTC")
     for i in columns:
-        table = table.set_column(i, schema.field(i).with_type(utc), table.column(i).cast(pa.int64()).cast(utc))
+        table = table.set_column(
+            i, schema.field(i).with_type(utc), table.column(i).cast(pa.int64()).cast(utc)
+        )
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

@@ -225,6 +225,28 @@ def test_a_large_result_arrives_whole(client):
     assert df["s"].iloc[-1] == str(n - 1)
 
 
+def test_rest_arrow_by_parameter_or_accept_and_errors_stay_json(server):
+    url = server.http_url + "/api/v1/sql"
+    by_param = server.session.get(url, params={"q": "SELECT 1 AS one", "format": "arrow"}, timeout=60)
+    by_accept = server.session.post(
+        url,
+        json={"sql": "SELECT 1 AS one"},
+        headers={"Accept": "application/vnd.apache.arrow.stream"},
+        timeout=60,
+    )
+    for r in (by_param, by_accept):
+        assert r.status_code == 200 and r.headers["Content-Type"] == "application/vnd.apache.arrow.stream"
+        assert pa.ipc.open_stream(r.content).read_all().to_pylist() == [{"one": 1}]
+    refused = server.session.get(
+        url, params={"q": "SELECT * FROM system.users", "format": "arrow"}, timeout=60
+    )
+    assert refused.status_code == 400 and "system.users is not allowed" in refused.json()["error"]
+    bogus = server.session.get(server.http_url + "/api/v1/query/cost", params={"format": "xml"}, timeout=60)
+    assert (
+        bogus.status_code == 400 and bogus.json()["error"] == "format: use json, parquet or arrow, got 'xml'"
+    )
+
+
 # -- query ----------------------------------------------------------------------------------
 
 

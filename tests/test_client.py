@@ -207,6 +207,14 @@ def test_datetimes_are_times_nullable_or_not(client):
     assert df["ip"].dtype == np.uint32  # other uint32 columns stay numbers
 
 
+def test_an_empty_result_keeps_its_columns_and_types(client):
+    df = client.sql(
+        "SELECT TraceId, Timestamp, TotalCostUSD FROM otel_traces WHERE ServiceName = 'no such service'"
+    )
+    assert len(df) == 0 and list(df.columns) == ["TraceId", "Timestamp", "TotalCostUSD"]
+    assert df["Timestamp"].dtype == "datetime64[ns, UTC]"
+
+
 def test_nullable_integers_stay_integers(client):
     big = 2**63 + 7  # above 2**53: a float would lose it
     df = client.sql(f"SELECT if(number % 2 = 0, NULL, toUInt64({big}) + number) AS n FROM numbers(4)")
@@ -407,6 +415,9 @@ def test_errors_carry_the_servers_message(client):
         client.query("cost", where="model = = 'x'")
     with pytest.raises(tracehouse.TracehouseError, match="no run 'abcdef'") as info:
         client.metric_history("abcdef", "loss")
+    assert info.value.status == 404
+    with pytest.raises(tracehouse.TracehouseError, match=f"trace {'0' * 31}1 not found") as info:
+        client.trace("0" * 31 + "1")
     assert info.value.status == 404
     with pytest.raises(tracehouse.TracehouseError, match="cannot reach the collector"):
         tracehouse.Client("http://127.0.0.1:9").sql("SELECT 1")

@@ -17,6 +17,7 @@ pandas, pyarrow and polars are optional: `pip install 'tracehouse[pandas]'` (or 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import os
 import urllib.error
@@ -31,7 +32,6 @@ from tracehouse._frames import (
     Output,
     check_output,
     convert,
-    iso_times,
     read_stream,
     require,
     utc_text,
@@ -252,15 +252,17 @@ def _number(value: Any) -> Any:
 # -- the JSON answers as typed tables -------------------------------------------------------
 
 
-def _decimal(output: str) -> Any:
+def _types(output: str) -> Any:
+    """pyarrow, and the types of the JSON answers' times and costs."""
     pa = require("pyarrow", output)
-    return pa.decimal128(38, 12)  # ClickHouse sums of Decimal64(12) costs
+    # the collector's JSON times carry microseconds; costs are sums of Decimal64(12)
+    return pa, pa.timestamp("us", "UTC"), pa.decimal128(38, 12)
 
 
 def _traces_frame(columns: list[str], rows: list[list[Any]], output: str) -> Any:
-    pa = require("pyarrow", output)
+    pa, time, money = _types(output)
     types = {
-        "start_time": None,
+        "start_time": time,
         "latency_ms": pa.float64(),
         "spans": pa.uint64(),
         "llm_calls": pa.uint64(),
@@ -268,32 +270,22 @@ def _traces_frame(columns: list[str], rows: list[list[Any]], output: str) -> Any
         "input_tokens": pa.uint64(),
         "output_tokens": pa.uint64(),
         "total_tokens": pa.uint64(),
-        "cost_usd": _decimal(output),
+        "cost_usd": money,
         "scores": pa.map_(pa.string(), pa.float64()),
     }
     cols = Columns(output)
     for i, name in enumerate(columns):
         values = [row[i] for row in rows]
-        if name == "start_time":
-            cols.names.append(name)
-            cols.arrays.append(iso_times(values, output))
-            continue
         if name == "cost_usd":
-            values = [None if v is None else _dec(v) for v in values]
+            values = [None if v is None else decimal.Decimal(str(v)) for v in values]
         if name == "scores":
             values = [None if v is None else {k: _number(x) for k, x in v.items()} for v in values]
         cols.add(name, values, types.get(name, pa.string()))
     return convert(cols.table(), output, cols.mixed)
 
 
-def _dec(value: Any) -> Any:
-    import decimal
-
-    return decimal.Decimal(str(value))
-
-
 def _spans_frame(tree: dict[str, Any], output: str) -> Any:
-    pa = require("pyarrow", output)
+    pa, time, money = _types(output)
     flat: list[dict[str, Any]] = []
     stack = [(0, s) for s in reversed(tree["spans"])]
     while stack:  # depth first in start order, as the collector's tree; agents nest deeply
@@ -302,7 +294,7 @@ def _spans_frame(tree: dict[str, Any], output: str) -> Any:
         stack.extend((depth + 1, c) for c in reversed(span["children"]))
     text_map = pa.map_(pa.string(), pa.string())
     for span in flat:
-        span["cost_usd"] = _dec(span["cost_usd"])
+        span["cost_usd"] = decimal.Decimal(str(span["cost_usd"]))
         for key in ("input", "output", "tool", "error"):
             if span.get(key) is not None and not isinstance(span[key], str):
                 span[key] = json.dumps(span[key])
@@ -314,7 +306,7 @@ def _spans_frame(tree: dict[str, Any], output: str) -> Any:
         "name": pa.string(),
         "kind": pa.string(),
         "service": pa.string(),
-        "start_time": None,
+        "start_time": time,
         "offset_ms": pa.float64(),
         "duration_ms": pa.float64(),
         "status": pa.string(),
@@ -330,7 +322,7 @@ def _spans_frame(tree: dict[str, Any], output: str) -> Any:
         "reasoning_tokens": pa.uint64(),
         "total_tokens": pa.uint64(),
         "tokens_estimated": pa.bool_(),
-        "cost_usd": _decimal(output),
+        "cost_usd": money,
         "session_id": pa.string(),
         "user_id": pa.string(),
         "run_id": pa.string(),
@@ -349,45 +341,28 @@ def _spans_frame(tree: dict[str, Any], output: str) -> Any:
     }
     cols = Columns(output)
     for name, type_ in schema.items():
-        values = [s.get(name) for s in flat]
-        if name == "start_time":
-            cols.names.append(name)
-            cols.arrays.append(iso_times(values, output))
-        else:
-            cols.add(name, values, type_)
+        cols.add(name, [s.get(name) for s in flat], type_)
     return convert(cols.table(), output, cols.mixed)
 
 
-RUN_COLUMNS = ("run_id", "experiment", "name", "status", "start", "end", "duration_s", "parent_id", "service")
-
-
 def _runs_frame(runs: list[dict[str, Any]], output: str) -> Any:
-    pa = require("pyarrow", output)
-    cols = Columns(output)
+    pa, time, _ = _types(output)
     string = pa.string()
+    cols = Columns(output)
     for name, source, type_ in (
         ("run_id", "id", string),
         ("experiment", "experiment", string),
         ("name", "name", string),
         ("status", "status", string),
+        ("start", "start", time),
+        ("end", "end", time),
+        ("duration_s", "duration_s", pa.float64()),
         ("parent_id", "parent_id", string),
         ("service", "service", string),
-        ("duration_s", "duration_s", pa.float64()),
     ):
         cols.add(name, [r.get(source) for r in runs], type_)
-    for name in ("start", "end"):
-        cols.names.append(name)
-        cols.arrays.append(iso_times([r.get(name) for r in runs], output))
-    for section, prefix, type_ in (
-        ("params", "params.", None),
-        ("metrics", "metrics.", pa.float64()),
-        ("tags", "tags.", string),
-    ):
+    for section, type_ in (("params", None), ("metrics", pa.float64()), ("tags", string)):
         for key in sorted({k for r in runs for k in r.get(section) or {}}):
             values = [_number((r.get(section) or {}).get(key)) for r in runs]
-            cols.add(prefix + key, values, type_)
-    table = cols.table()
-    order = [*RUN_COLUMNS, *(n for n in cols.names if n not in RUN_COLUMNS)]
-    positions = [cols.names.index(n) for n in order]
-    mixed = {positions.index(i): v for i, v in cols.mixed.items()}
-    return convert(table.select(positions), output, mixed)
+            cols.add(f"{section}.{key}", values, type_)
+    return convert(cols.table(), output, cols.mixed)

@@ -4,8 +4,8 @@ Every answer becomes a pyarrow Table first: the collector's Arrow streams as the
 JSON answers (runs, one trace, compare) through the schemas below. One conversion then gives
 each output the same types:
 
-- times: timestamps in UTC (pandas ``datetime64[ns, UTC]``, ``datetime64[us, UTC]`` where the
-  server's JSON carries microseconds);
+- times: timestamps in UTC, at the precision stored (pandas ``datetime64[ns, UTC]`` for
+  DateTime64(9), ``[s, UTC]`` for DateTime) or sent (``[us, UTC]`` from the JSON answers);
 - money (``cost_usd``, ClickHouse ``Decimal``): exact ``decimal.Decimal`` values (pandas ``object``
   column; pyarrow ``decimal128``; polars ``Decimal``);
 - counts (tokens, spans, steps): integers; in pandas a nullable ``UInt64``/``Int64`` column when
@@ -80,9 +80,14 @@ class Columns:
         self.mixed: dict[int, list[Any]] = {}
 
     def add(self, name: str, values: Sequence[Any], type_: Any = None) -> None:
+        """A column of `values` of Arrow type `type_` (None: inferred); for a timestamp type the
+        values are the collector's ISO-8601 UTC text ('...Z')."""
         pa = self.pa
         try:
-            array = pa.array(values, type=type_) if type_ is not None else pa.array(values)
+            if type_ is not None and pa.types.is_timestamp(type_):
+                array = pa.array(list(values), pa.string()).cast(type_)
+            else:
+                array = pa.array(values, type=type_) if type_ is not None else pa.array(values)
             if pa.types.is_null(array.type):  # no value at all: text, so the column still has a type
                 array = array.cast(pa.string())
         except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -93,12 +98,6 @@ class Columns:
 
     def table(self) -> pa.Table:
         return self.pa.Table.from_arrays(self.arrays, names=self.names)
-
-
-def iso_times(values: Sequence[str | None], output: str, unit: str = "us") -> Any:
-    """ISO-8601 UTC strings ('...Z', as the collector writes them) as a UTC timestamp array."""
-    pa = require("pyarrow", output)
-    return pa.array(list(values), pa.string()).cast(pa.timestamp(unit, "UTC"))
 
 
 # -- to the caller --------------------------------------------------------------------------

@@ -9,10 +9,11 @@ import orjson
 from aiohttp import web
 
 from tracehouse_collector import __version__
+from tracehouse_collector.api.columnar import ARROW_FORMAT, arrow_response, wants_arrow, with_timestamps
 from tracehouse_collector.api.readers import Readers
 from tracehouse_collector.auth import KEY_INDEX
 from tracehouse_collector.output import jsonable
-from tracehouse_collector.query.sql import run_readonly
+from tracehouse_collector.query.sql import result_types, run_readonly, run_readonly_formatted
 from tracehouse_collector.store.client import Store, StoreError
 
 if TYPE_CHECKING:
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
 
 def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _sql_arrow(store: Store, statement: str) -> bytes:
+    body = run_readonly_formatted(store, statement, ARROW_FORMAT)
+    return with_timestamps(body, lambda _names: result_types(store, statement))
 
 
 def add_routes(app: web.Application, store: Store, ingest: Ingest, readers: Readers) -> None:
@@ -60,6 +66,8 @@ def add_routes(app: web.Application, store: Store, ingest: Ingest, readers: Read
         if not isinstance(statement, str) or not statement.strip():
             return _json({"error": 'send {"sql": "SELECT ..."} (or ?q= on GET)'}, 400)
         try:
+            if wants_arrow(request):
+                return arrow_response(await readers.run(_sql_arrow, store, statement, key=request.get(KEY_INDEX)))
             result = await readers.run(run_readonly, store, statement, key=request.get(KEY_INDEX))
         except (StoreError, ValueError) as exc:
             return _json({"error": str(exc)}, 400)

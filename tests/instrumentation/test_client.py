@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import tracehouse
-from conftest import Collector
+from collectors import Collector
 from helpers import REPO, quote, run_sdk_to, unique
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource

@@ -174,7 +174,8 @@ RELEASED = {
     "0002_scores_and_usage_rollups.sql": "4442dc4ae99d0c1313aa8fd12470234437a89a19b93230a154a749eeab444b3a",
     "0003_experiment_runs.sql": "526bbea2eb03d97ac40bf315052f54585919f26ad17919d3f0b87cf171178635",
     "0004_unpriced_usage.sql": "7cf4f195616ab0b0b5894831536084b2bc422382b83f90d94128a140fe5b7c53",
-    "0005_exporter_current_layout.sql": "f4167edb78d3262332fe41ceba471f7a32db844be33935a40345701317c973dc",
+    "0005_exporter_current_layout.sql": "96a259542ce929f442089519df67141b3e0603f3763f958c346ecccd3cb6218a",
+    "0006_drop_otel_metrics_exp_histogram.sql": "7bffb75f15b9cb7e99a56b138dfb4dd7510bcf3cd59049e0fb8b377bca911894",
 }
 
 

@@ -3,16 +3,20 @@
 The store is built and filled as the collector did before migration 5: the released migrations
 1-4 and that collector's write path (exponential histograms into `otel_metrics_exp_histogram`),
 fed by the OpenTelemetry SDK's exporters (traces, logs, every metric kind the SDK makes) and an
-OTLP summary. Then today's `tracehouse serve` starts on it, applies migration 5, and every row
+OTLP summary. Then today's `tracehouse serve` starts on it, applies migrations 5 and 6, and every row
 is still there, readable by the queries Grafana's ClickHouse data source generates; the views
 and rollups keep filling from new data.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
 import sys
 import warnings
+
+import pytest
 
 from conftest import Collector
 from grafana_plugin import PLUGIN_SQL, expand
@@ -198,7 +202,7 @@ def test_a_store_filled_before_migration_5_upgrades_without_losing_a_row(tmp_pat
 
     new = Collector(data_dir, workers=0).start()  # today's collector: migration 5 at start
     try:
-        assert new.scalar("SELECT max(Version) FROM schema_migrations") == len(ddl.migrations()) == 5
+        assert new.scalar("SELECT max(Version) FROM schema_migrations") == len(ddl.migrations()) == 6
         after = _snapshot(new, service, "otel_metrics_exponential_histogram", LOG_COLUMNS)
         tables = {r["table"] for r in new.sql("SELECT DISTINCT table FROM system.columns WHERE database = 'tracehouse'")}
         assert "otel_metrics_exp_histogram" not in tables and not any(t.endswith("_v5") for t in tables)
@@ -250,3 +254,51 @@ def test_a_store_filled_before_migration_5_upgrades_without_losing_a_row(tmp_pat
         ) == ["pod-after", "pod-before"]
     finally:
         assert new.stop() == 0
+
+
+# Migration 5 cut short after each of its statements (a crash, a lost connection), then run again
+# from the start by the next `migrate()`: the rows are all there, once.
+_INTERRUPTED = """
+import json, sys
+from tracehouse_collector.store import ddl
+from tracehouse_collector.store.client import Store
+
+store = Store(sys.argv[1])
+kinds = ("gauge", "sum", "histogram", "exp_histogram", "summary")
+fill = ["INSERT INTO tracehouse.otel_logs (Timestamp, ServiceName, Body) "
+        "SELECT toDateTime64('2026-01-01 00:00:00', 9) + number, 's', toString(number) FROM numbers(5)"]
+fill += [f"INSERT INTO tracehouse.otel_metrics_{k} (ServiceName, MetricName, TimeUnix) "
+         f"SELECT 's', toString(number), toDateTime64('2026-01-01 00:00:00', 9) + number FROM numbers({3 + i})"
+         for i, k in enumerate(kinds)]
+count = "SELECT " + ", ".join(
+    f"(SELECT count() FROM tracehouse.{t})"
+    for t in ("otel_logs", *(f"otel_metrics_{k}" for k in kinds[:3]), "otel_metrics_exponential_histogram",
+              "otel_metrics_summary"))
+fifth = ddl.migrations()[4].statements()
+out = []
+for cut in range(len(fifth) + 1):
+    store.command("DROP DATABASE IF EXISTS tracehouse SYNC")
+    for stmt in ddl.bookkeeping_statements():
+        store.command(stmt)
+    for m in ddl.migrations()[:4]:
+        for stmt in [*m.statements(), f"INSERT INTO tracehouse.schema_migrations (Version, Description) VALUES ({m.version}, '')"]:
+            store.command(stmt)
+    for stmt in fill + fifth[:cut]:
+        store.command(stmt)
+    out.append([cut, store.migrate(), list(store.query(count)[1][0])])
+store.close()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_migration_5_interrupted_after_any_statement_and_run_again_keeps_every_row_once(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED, f"chdb://{tmp_path / 'store'}"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(results) == len(ddl.migrations()[4].statements()) + 1
+    for cut, applied, counts in results:
+        assert applied == [5, 6] and counts == [5, 3, 4, 5, 6, 7], (cut, counts)

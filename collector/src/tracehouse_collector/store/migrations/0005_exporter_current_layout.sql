@@ -1,6 +1,6 @@
 -- The exporter's current layout: otel_logs and the five metric tables, otel_metrics_exponential_histogram by its name
--- Follows the OpenTelemetry Collector ClickHouse exporter's templates (internal/sqltemplates/, v0.152 and
--- later releases):
+-- Follows the OpenTelemetry Collector ClickHouse exporter's templates (internal/sqltemplates/) of its
+-- current releases (otel_logs as changed in v0.151.0):
 -- - otel_logs: no TimestampTime; PARTITION BY toDate(Timestamp); ORDER BY
 --   (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp), no separate PRIMARY KEY; the body index
 --   on lower(Body) (idx_lower_body); the exporter's __otel_materialized_* resource columns.
@@ -12,11 +12,12 @@
 -- which every supported server has (same index names, same queries).
 --
 -- A sorting key cannot be altered, so each table is built anew under a `_v5` staging name, filled
--- from the old one and swapped in with EXCHANGE TABLES (atomic); the old table is dropped only after.
--- Run again after an interruption, it starts from a fresh staging table, so no row is lost or
--- doubled. Migrations run before a collector accepts data; on a cluster `tracehouse schema --cluster`
--- runs them before the collectors start, and the copies go through the Distributed tables
--- (insert_distributed_sync), so each row lands on the shard its key picks before the swap.
+-- from the old one and swapped in with EXCHANGE TABLES (atomic); the staging table, holding the old
+-- rows, is dropped only after (otel_metrics_exp_histogram, in migration 6). Run again after an
+-- interruption, it starts from a fresh staging table, so no row is lost or doubled. Migrations run
+-- before a collector accepts data; on a cluster `tracehouse schema --cluster` runs them before the
+-- collectors start, and the copies go through the Distributed tables (insert_distributed_sync), so
+-- each row lands on the shard its key picks before the swap.
 -- Materialized views that read otel_logs follow the name, so they keep firing on the new table.
 
 -- otel_logs: built anew under a staging name, filled from otel_logs, then swapped in.
@@ -338,20 +339,60 @@ SELECT ResourceAttributes, ResourceSchemaUrl, ScopeName, ScopeVersion, ScopeAttr
 FROM {{database}}.otel_metrics_exp_histogram
 SETTINGS insert_distributed_sync = 1, max_partitions_per_insert_block = 0;
 
-RENAME TABLE {{database}}.{{table otel_metrics_exponential_histogram_v5}} TO {{database}}.{{table otel_metrics_exponential_histogram}}{{on_cluster}};
-
--- cluster only
-DROP TABLE {{database}}.otel_metrics_exponential_histogram_v5{{on_cluster}} SYNC;
+CREATE TABLE IF NOT EXISTS {{database}}.{{table otel_metrics_exponential_histogram}}{{on_cluster}}
+(
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ResourceSchemaUrl String CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    ScopeAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeDroppedAttrCount UInt32 CODEC(ZSTD(1)),
+    ScopeSchemaUrl String CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    MetricName LowCardinality(String) CODEC(ZSTD(1)),
+    MetricDescription String CODEC(ZSTD(1)),
+    MetricUnit String CODEC(ZSTD(1)),
+    Attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    StartTimeUnix DateTime CODEC(Delta, ZSTD(1)),
+    TimeUnix DateTime CODEC(Delta, ZSTD(1)),
+    Count UInt64 CODEC(Delta, ZSTD(1)),
+    Sum Float64 CODEC(ZSTD(1)),
+    Scale Int32 CODEC(ZSTD(1)),
+    ZeroCount UInt64 CODEC(ZSTD(1)),
+    PositiveOffset Int32 CODEC(ZSTD(1)),
+    PositiveBucketCounts Array(UInt64) CODEC(ZSTD(1)),
+    NegativeOffset Int32 CODEC(ZSTD(1)),
+    NegativeBucketCounts Array(UInt64) CODEC(ZSTD(1)),
+    Exemplars Nested (FilteredAttributes Map(LowCardinality(String), String), TimeUnix DateTime, Value Float64, SpanId String, TraceId String) CODEC(ZSTD(1)),
+    Flags UInt32 CODEC(ZSTD(1)),
+    Min Float64 CODEC(ZSTD(1)),
+    Max Float64 CODEC(ZSTD(1)),
+    AggregationTemporality Int32 CODEC(ZSTD(1)),
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_key mapKeys(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_attr_value mapValues(Attributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_time_minmax TimeUnix TYPE minmax GRANULARITY 1
+)
+ENGINE = {{engine MergeTree}}
+PARTITION BY toDate(TimeUnix)
+ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
+{{ttl TimeUnix}}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, {{dedup_window}};
 
 -- cluster only
 CREATE TABLE IF NOT EXISTS {{database}}.otel_metrics_exponential_histogram{{on_cluster}}
 AS {{database}}.otel_metrics_exponential_histogram_local
 ENGINE = Distributed({{cluster}}, '{{database}}', 'otel_metrics_exponential_histogram_local', rand());
 
-DROP TABLE {{database}}.{{table otel_metrics_exp_histogram}}{{on_cluster}} SYNC;
+EXCHANGE TABLES {{database}}.{{table otel_metrics_exponential_histogram}} AND {{database}}.{{table otel_metrics_exponential_histogram_v5}}{{on_cluster}};
+
+DROP TABLE {{database}}.{{table otel_metrics_exponential_histogram_v5}}{{on_cluster}} SYNC;
 
 -- cluster only
-DROP TABLE {{database}}.otel_metrics_exp_histogram{{on_cluster}} SYNC;
+DROP TABLE {{database}}.otel_metrics_exponential_histogram_v5{{on_cluster}} SYNC;
 
 -- otel_metrics_summary: built anew under a staging name, filled from otel_metrics_summary, then swapped in.
 DROP TABLE IF EXISTS {{database}}.{{table otel_metrics_summary_v5}}{{on_cluster}} SYNC;

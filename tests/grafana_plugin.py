@@ -89,8 +89,12 @@ def expand(sql: str, from_ms: int, to_ms: int, interval_s: int = 60, **values: s
     """The SQL as the plugin's backend sends it to ClickHouse (pkg/macros: `$__fromTime` is
     `toDateTime(<from seconds>)`, `$__timeInterval(c)` is `toStartOfInterval(toDateTime(c), INTERVAL n
     second)`), with `__TRACE_ID__`/`__METRIC__` replaced by the given values."""
-    sql = sql.replace("$__fromTime", f"toDateTime({from_ms // 1000})").replace("$__toTime", f"toDateTime({to_ms // 1000})")
-    sql = re.sub(r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {interval_s} second)", sql)
+    sql = sql.replace("$__fromTime", f"toDateTime({from_ms // 1000})").replace(
+        "$__toTime", f"toDateTime({to_ms // 1000})"
+    )
+    sql = re.sub(
+        r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {interval_s} second)", sql
+    )
     for name, value in values.items():
         sql = sql.replace(f"__{name.upper()}__", value.replace("'", "\\'"))
     assert "$__" not in sql and "__TRACE_ID__" not in sql and "__METRIC__" not in sql, sql
@@ -107,7 +111,9 @@ def dashboard_sql(sql: str, values: dict[str, str], from_s: int, to_s: int, inte
 
     sql = re.sub(r"\$__conditionalAll\((.+?), \$(\w+)\)(?=\n|$)", conditional_all, sql, flags=re.M)
     sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= toDateTime({from_s}) AND \1 <= toDateTime({to_s})", sql)
-    sql = re.sub(r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {interval_s} second)", sql)
+    sql = re.sub(
+        r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {interval_s} second)", sql
+    )
     for name, value in values.items():
         quoted = "'" + value.replace("'", "\\'") + "'"
         sql = sql.replace(f"${{{name}:singlequote}}", quoted).replace(f"${{{name}}}", value)

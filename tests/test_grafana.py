@@ -61,7 +61,9 @@ def _agent_traces(service: str) -> tuple[list[Span], list[dict]]:
         if failed:
             _status_error(root, "planner gave up")
             ev = root.events.add(name="exception", time_unix_nano=start + 8 * 10**9)
-            ev.attributes.extend([kv("exception.type", "AgentError"), kv("exception.message", "planner gave up")])
+            ev.attributes.extend(
+                [kv("exception.type", "AgentError"), kv("exception.message", "planner gave up")]
+            )
         spans.append(root)
         for c in range(2):
             model, provider = MODELS[(t + c) % 2]
@@ -80,7 +82,9 @@ def _agent_traces(service: str) -> tuple[list[Span], list[dict]]:
             if error:
                 _status_error(span, "rate limited")
                 ev = span.events.add(name="exception", time_unix_nano=call_start + duration)
-                ev.attributes.extend([kv("exception.type", "RateLimitError"), kv("exception.message", "rate limited")])
+                ev.attributes.extend(
+                    [kv("exception.type", "RateLimitError"), kv("exception.message", "rate limited")]
+                )
             spans.append(span)
             calls.append(
                 {"trace": trace_id.hex(), "start": call_start, "duration": duration, "model": model,
@@ -94,18 +98,21 @@ def _agent_traces(service: str) -> tuple[list[Span], list[dict]]:
             link = tool.links.add(trace_id=previous[0], span_id=previous[1])
             link.attributes.append(kv("link.reason", "follows"))
         spans.append(tool)
-        spans.append(
-            make_span(
-                "retrieval docs", trace_id=trace_id, parent_span_id=root_id, start_ns=start + 5 * 10**9,
-                duration_ns=2 * 10**9, attributes={"gen_ai.operation.name": "retrieval", "gen_ai.data_source.id": "kb"},
-            )  # fmt: skip
+        steps = (
+            ("retrieval docs", 5, 2, {"gen_ai.operation.name": "retrieval", "gen_ai.data_source.id": "kb"}),
+            ("chain answer", 7, 1, {"gen_ai.operation.name": "chain"}),
         )
-        spans.append(
-            make_span(
-                "chain answer", trace_id=trace_id, parent_span_id=root_id, start_ns=start + 7 * 10**9,
-                duration_ns=10**9, attributes={"gen_ai.operation.name": "chain"},
-            )  # fmt: skip
-        )
+        for name, at_s, seconds, attributes in steps:
+            spans.append(
+                make_span(
+                    name,
+                    trace_id=trace_id,
+                    parent_span_id=root_id,
+                    start_ns=start + at_s * 10**9,
+                    duration_ns=seconds * 10**9,
+                    attributes=attributes,
+                )
+            )
         previous = (trace_id, root_id)
     return spans, calls
 
@@ -127,7 +134,14 @@ def _logs_request(service: str, calls: list[dict]) -> tuple[ExportLogsServiceReq
         if call["trace"]:
             rec.trace_id = bytes.fromhex(call["trace"])
         rec.attributes.append(kv("call.index", i))
-        records.append({"ns": rec.time_unix_nano, "body": f"call {i} done", "level": rec.severity_text, "trace": call["trace"]})
+        records.append(
+            {
+                "ns": rec.time_unix_nano,
+                "body": f"call {i} done",
+                "level": rec.severity_text,
+                "trace": call["trace"],
+            }
+        )
     return req, records
 
 
@@ -147,7 +161,9 @@ def _metrics_request(service: str) -> tuple[ExportMetricsServiceRequest, dict[st
     hist.histogram.aggregation_temporality = 1
     for i in range(30):
         ts = T0_NS + i * 20 * 10**9 + 250_000_000  # a fraction of a second: the exporter's DateTime drops it
-        dp = total.sum.data_points.add(time_unix_nano=ts, start_time_unix_nano=ts - 20 * 10**9, as_double=10.0 + i)
+        dp = total.sum.data_points.add(
+            time_unix_nano=ts, start_time_unix_nano=ts - 20 * 10**9, as_double=10.0 + i
+        )
         dp.attributes.append(kv("kind", "input"))
         gauge.gauge.data_points.add(time_unix_nano=ts, as_double=float(i % 7))
         hdp = hist.histogram.data_points.add(
@@ -169,7 +185,11 @@ def store(start_collector):
     spans, calls = _agent_traces(service)
     logs, records = _logs_request(service, calls)
     metrics, points = _metrics_request(service)
-    for path, body in (("/v1/traces", trace_request(service, spans)), ("/v1/logs", logs), ("/v1/metrics", metrics)):
+    for path, body in (
+        ("/v1/traces", trace_request(service, spans)),
+        ("/v1/logs", logs),
+        ("/v1/metrics", metrics),
+    ):
         r = collector.post(path, body.SerializeToString())
         assert r.status_code == 200, r.text
     wait_for(lambda: collector.scalar("SELECT count() FROM otel_traces") == len(spans), timeout=30)
@@ -195,7 +215,9 @@ def _price(call: dict) -> Decimal:
     day = time.gmtime(call["start"] // 10**9)
     noon = dt.datetime(day.tm_year, day.tm_mon, day.tm_mday, 12, tzinfo=dt.UTC)
     usage = Usage(input_tokens=call["input"], output_tokens=call["output"])
-    return calc_price(usage, call["model"], provider_id=call["provider"], genai_request_timestamp=noon).total_price
+    return calc_price(
+        usage, call["model"], provider_id=call["provider"], genai_request_timestamp=noon
+    ).total_price
 
 
 def _minute(ns: int) -> int:
@@ -257,7 +279,9 @@ def test_every_dashboard_panel_answers_from_model_calls_only(store):
     for c, p in zip(calls, costs, strict=True):
         key = (_iso(_minute(c["start"])), c["model"])
         expected_cost[key] = expected_cost.get(key, Decimal(0)) + p
-    assert {(r["time"], r["model"]): r["cost_usd"] for r in cost_rows} == {k: float(v) for k, v in expected_cost.items()}
+    assert {(r["time"], r["model"]): r["cost_usd"] for r in cost_rows} == {
+        k: float(v) for k, v in expected_cost.items()
+    }
     assert run("Unpriced calls by model") == []
 
     table = {r["model"]: r for r in run("By model")}
@@ -265,8 +289,15 @@ def test_every_dashboard_panel_answers_from_model_calls_only(store):
     for model, provider in MODELS:
         mine = [(c, p) for c, p in zip(calls, costs, strict=True) if c["model"] == model]
         row = table[model]
-        assert (row["provider"], row["requests"], row["errors"]) == (provider, 12, sum(c["error"] for c, _ in mine))
-        assert (row["input_tokens"], row["output_tokens"]) == (sum(c["input"] for c, _ in mine), sum(c["output"] for c, _ in mine))
+        assert (row["provider"], row["requests"], row["errors"]) == (
+            provider,
+            12,
+            sum(c["error"] for c, _ in mine),
+        )
+        assert (row["input_tokens"], row["output_tokens"]) == (
+            sum(c["input"] for c, _ in mine),
+            sum(c["output"] for c, _ in mine),
+        )
         assert row["cost_usd"] == float(sum((p for _, p in mine), Decimal(0)))
         for level, key in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
             assert abs(row[key] - float(np.quantile(durations_ms[model], level))) <= 0.05 + 1e-9, (model, key)
@@ -293,17 +324,25 @@ def test_dashboard_trace_panel_shows_events_and_links(store):
     collector, calls = store["collector"], store["calls"]
     trace = calls[8]["trace"]  # run 4: the agent failed with its first model call; its tool links run 3
     panel = _panels()[next(t for t in _panels() if t.startswith("Trace "))]
-    rows = _rows(collector, dashboard_sql(panel, {"trace_id": trace, "service": "$__all", "model": "$__all"}, FROM_S, TO_S))
+    rows = _rows(
+        collector,
+        dashboard_sql(panel, {"trace_id": trace, "service": "$__all", "model": "$__all"}, FROM_S, TO_S),
+    )
     assert len(rows) == 6 and {r["traceID"] for r in rows} == {trace}
     by_name = {r["operationName"]: r for r in rows}
     agent, first_call = by_name["invoke_agent planner"], rows[1]
     assert agent["statusCode"] == 2 and agent["statusMessage"] == "planner gave up"
     assert [e["name"] for e in _tuples(agent["logs"], ("name", "timestamp", "fields"))] == ["exception"]
     event = _tuples(first_call["logs"], ("name", "timestamp", "fields"))[0]
-    assert event["name"] == "exception" and {"key": "exception.type", "value": "RateLimitError"} in event["fields"]
+    assert (
+        event["name"] == "exception"
+        and {"key": "exception.type", "value": "RateLimitError"} in event["fields"]
+    )
     assert int(event["timestamp"]) == (calls[8]["start"] + calls[8]["duration"]) // 10**6
     (link,) = _tuples(by_name["execute_tool search"]["references"], ("traceID", "spanID", "tags"))
-    assert link["traceID"] == calls[6]["trace"] and link["tags"] == [{"key": "link.reason", "value": "follows"}]
+    assert link["traceID"] == calls[6]["trace"] and link["tags"] == [
+        {"key": "link.reason", "value": "follows"}
+    ]
     assert by_name["chain answer"]["logs"] == [] and first_call["kind"] == "Client"
 
 
@@ -354,15 +393,21 @@ def test_plugin_logs_and_the_logs_of_a_trace(store):
     ]  # fmt: skip
     assert of_trace[0]["ResourceAttributes"]["k8s.pod.name"] == "agent-0"
     # The exporter's materialized column of the layout the plugin's `latest` expects.
-    assert collector.scalar(
-        f"SELECT uniqExact(`__otel_materialized_k8s.pod.name`) FROM otel_logs WHERE ServiceName = '{store['service']}'"
-    ) == 1
+    assert (
+        collector.scalar(
+            f"SELECT uniqExact(`__otel_materialized_k8s.pod.name`) FROM otel_logs WHERE ServiceName = '{store['service']}'"
+        )
+        == 1
+    )
     # The layout before the exporter's v0.151 had TimestampTime; the plugin's query for it fails here.
     with pytest.raises(Exception, match="TimestampTime"):
         _plugin(collector, "logs_before_v0151")
 
 
-@pytest.mark.parametrize(("kind", "metric"), [("sum", "agent.tokens"), ("gauge", "agent.queue"), ("histogram", "agent.step.duration")])
+@pytest.mark.parametrize(
+    ("kind", "metric"),
+    [("sum", "agent.tokens"), ("gauge", "agent.queue"), ("histogram", "agent.step.duration")],
+)
 def test_plugin_metric_time_series(store, kind, metric):
     collector, service = store["collector"], store["service"]
     series = _plugin(collector, f"metric_{kind}", metric=metric)

@@ -101,12 +101,20 @@ def test_every_statement_of_every_mode_parses(formatted):
     for mode, pairs in formatted.items():
         assert pairs, mode
         for _stmt, text in pairs:
-            assert text.startswith(("CREATE", "ALTER", "INSERT INTO", "DROP", "EXCHANGE", "RENAME")), (mode, text)
+            assert text.startswith(("CREATE", "ALTER", "INSERT INTO", "DROP", "EXCHANGE", "RENAME")), (
+                mode,
+                text,
+            )
 
 
 def test_cluster_ddl_has_on_cluster_replicated_local_tables_and_distributed_fronts(formatted):
     tables = create_tables(all_migration_statements())
-    assert {"otel_traces", "otel_traces_trace_id_ts", "otel_logs", "otel_metrics_exponential_histogram"} <= set(tables)
+    assert {
+        "otel_traces",
+        "otel_traces_trace_id_ts",
+        "otel_logs",
+        "otel_metrics_exponential_histogram",
+    } <= set(tables)
     texts = [text for _s, text in formatted["cluster"]]
     # Backfills and copies (INSERT ... SELECT) run once through the Distributed tables; all else on every node.
     ddl_texts = [t for t in texts if not t.startswith("INSERT INTO")]
@@ -115,7 +123,9 @@ def test_cluster_ddl_has_on_cluster_replicated_local_tables_and_distributed_fron
         if name == "schema_migrations":
             continue
         family = re.search(r"ENGINE = (\w*MergeTree)", single).group(1)
-        local = [t for t in texts if re.match(rf"CREATE TABLE (IF NOT EXISTS )?tracehouse\.{name}(_v5)?_local ", t)]
+        local = [
+            t for t in texts if re.match(rf"CREATE TABLE (IF NOT EXISTS )?tracehouse\.{name}(_v5)?_local ", t)
+        ]
         assert local, name
         assert (
             f"ENGINE = Replicated{family}('/clickhouse/tables/{{shard}}/{{database}}/{{table}}', '{{replica}}'"
@@ -123,7 +133,11 @@ def test_cluster_ddl_has_on_cluster_replicated_local_tables_and_distributed_fron
         )
         assert "replicated_deduplication_window = 10000" in local[-1]
         assert "non_replicated_deduplication_window" not in local[-1]
-        front = [t for t in texts if re.match(rf"CREATE (OR REPLACE )?TABLE (IF NOT EXISTS )?tracehouse\.{name} ", t)]
+        front = [
+            t
+            for t in texts
+            if re.match(rf"CREATE (OR REPLACE )?TABLE (IF NOT EXISTS )?tracehouse\.{name} ", t)
+        ]
         assert front, name
         has_trace_id = re.search(r"^\s+TraceId String", single, re.M)
         key = "if(empty(TraceId), rand(), cityHash64(TraceId))" if has_trace_id else None
@@ -154,10 +168,14 @@ def test_retention_is_a_ttl_on_each_time_partitioned_table(formatted):
     assert timed["otel_logs"] == "Timestamp" and timed["otel_metrics_exponential_histogram"] == "TimeUnix"
     assert "runs" not in timed and "otel_metrics_exp_histogram" not in ddl.tables()
     for name, column in timed.items():
-        create = [t for t in texts if re.match(rf"CREATE TABLE (IF NOT EXISTS )?tracehouse\.{name}(_v5)?\n", t)][-1]
+        create = [
+            t for t in texts if re.match(rf"CREATE TABLE (IF NOT EXISTS )?tracehouse\.{name}(_v5)?\n", t)
+        ][-1]
         assert f"\nTTL toDateTime({column}) + toIntervalDay(30)\n" in create, create
         assert "ttl_only_drop_parts = 1" in create
-        assert any(t.startswith(f"ALTER TABLE tracehouse.{name}\n") and "MODIFY TTL" in t for t in texts), name
+        assert any(t.startswith(f"ALTER TABLE tracehouse.{name}\n") and "MODIFY TTL" in t for t in texts), (
+            name
+        )
     cluster = [t for _s, t in formatted["cluster-ttl"]]
     assert any(
         t.startswith("ALTER TABLE tracehouse.otel_traces_local ON CLUSTER") and "toIntervalHour(12)" in t
@@ -183,7 +201,9 @@ def test_released_migrations_are_frozen():
     from importlib import resources
 
     folder = resources.files("tracehouse_collector.store").joinpath("migrations")
-    digests = {m.file: hashlib.sha256(folder.joinpath(m.file).read_bytes()).hexdigest() for m in ddl.migrations()}
+    digests = {
+        m.file: hashlib.sha256(folder.joinpath(m.file).read_bytes()).hexdigest() for m in ddl.migrations()
+    }
     assert [m.version for m in ddl.migrations()] == list(range(1, len(digests) + 1))
     changed = sorted(f for f, d in RELEASED.items() if digests.get(f) != d)
     assert not changed, f"released migrations changed: {changed}; add a new migration instead"
@@ -369,3 +389,54 @@ def test_schema_over_http_on_a_server_store_and_credentials_never_printed(tmp_pa
     proc = run_cli("schema", "--store", secret_dsn)
     assert proc.returncode == 1 and "cannot open store http://default@127.0.0.1" in proc.stderr
     assert "hunter2secret" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+def _one_shard(statements: list[str]) -> list[str]:
+    """Cluster DDL for chDB, which has no Keeper and no remote servers: no ON CLUSTER, the plain
+    engines, a Null engine for the Distributed tables, and copies that read and write the shard's
+    local tables (what the Distributed tables would route to a one-shard cluster)."""
+    out = []
+    for stmt in statements:
+        stmt = re.sub(
+            r"ENGINE = Distributed\('c1', .*\)$", "ENGINE = Null", stmt.replace(" ON CLUSTER 'c1'", "")
+        )
+        stmt = re.sub(r"ENGINE = Replicated(\w+)\('[^']*', '[^']*'(?:, )?", r"ENGINE = \1(", stmt)
+        if stmt.startswith("INSERT INTO") and "insert_distributed_sync" in stmt:
+            stmt = re.sub(r"(INSERT INTO|FROM) tracehouse\.(\w+)", r"\1 tracehouse.\2_local", stmt)
+        out.append(stmt)
+    return out
+
+
+def test_a_cluster_store_upgrades_to_migration_5_on_each_shard_without_losing_rows(tmp_path):
+    deployment = ddl.Deployment("c1")
+    migrations = ddl.migrations()
+    before = ddl.bookkeeping_statements(deployment) + [
+        s for m in migrations[:4] for s in m.statements(deployment)
+    ]
+    upgrade = [s for m in migrations[4:] for s in m.statements(deployment)]
+    fill = [
+        "INSERT INTO tracehouse.otel_logs_local (Timestamp, TraceId, Body) "
+        "SELECT toDateTime64('2026-01-01 00:00:00', 9) + number, hex(number), toString(number) FROM numbers(7)",
+        "INSERT INTO tracehouse.otel_metrics_exp_histogram_local (ServiceName, MetricName, TimeUnix, Count) "
+        "SELECT 's', 'm', toDateTime64('2026-01-01 00:00:00.5', 9) + number, number FROM numbers(4)",
+        "INSERT INTO tracehouse.otel_metrics_sum_local (ServiceName, MetricName, TimeUnix, Value) "
+        "SELECT 's', 'm', toDateTime64('2026-01-01 00:00:00', 9) + number, number FROM numbers(5)",
+    ]
+    checks = [
+        "SELECT count(), sum(toUInt64(Body)) FROM tracehouse.otel_logs_local",
+        "SELECT count(), sum(Count), any(toTypeName(TimeUnix)) FROM tracehouse.otel_metrics_exponential_histogram_local",
+        "SELECT count(), sum(Value), any(toTypeName(MetricName)) FROM tracehouse.otel_metrics_sum_local",
+        "SELECT count() FROM system.tables WHERE database = 'tracehouse' AND name LIKE '%exp\\_histogram%'",
+        "SELECT count() FROM system.tables WHERE database = 'tracehouse' AND name LIKE '%\\_v5%'",
+        "SHOW CREATE TABLE tracehouse.otel_logs_local",
+    ]
+    steps = [("command", s) for s in _one_shard(before) + fill + _one_shard(upgrade)]
+    steps += [("query", q) for q in checks]
+    results = chdb_steps(f"chdb://{tmp_path / 'shard'}", steps)
+    failed = [(s, r) for s, r in zip(steps, results, strict=True) if r[0] != "ok"]
+    assert not failed, failed
+    answers = [r[1] for r in results[-len(checks) :]]
+    assert answers[:5] == [[[7, 21]], [[4, 6, "DateTime"]], [[5, 10, "LowCardinality(String)"]], [[0]], [[0]]]
+    assert "ReplicatedMergeTree" not in answers[5][0][0]  # (the emulation's plain engine)
+    assert "ORDER BY (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp)" in answers[5][0][0]
+    assert "replicated_deduplication_window = 10000" in answers[5][0][0]

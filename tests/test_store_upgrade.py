@@ -17,7 +17,6 @@ import sys
 import warnings
 
 import pytest
-
 from conftest import Collector
 from grafana_plugin import PLUGIN_SQL, expand
 from helpers import kv, quote, unique, wait_for
@@ -80,8 +79,12 @@ def _snapshot(collector: Collector, service: str, exp_table: str, log_columns: s
             "SELECT TraceId, min(Start) AS s, max(End) AS e FROM otel_traces_trace_id_ts WHERE TraceId IN "
             f"(SELECT TraceId FROM otel_traces WHERE ServiceName = {svc}) GROUP BY TraceId ORDER BY TraceId"
         ),
-        "logs": collector.sql(f"SELECT {log_columns} FROM otel_logs WHERE ServiceName = {svc} ORDER BY Timestamp, Body"),
-        "scores": collector.sql(f"SELECT * FROM otel_scores WHERE ServiceName = {svc} ORDER BY Timestamp, Source"),
+        "logs": collector.sql(
+            f"SELECT {log_columns} FROM otel_logs WHERE ServiceName = {svc} ORDER BY Timestamp, Body"
+        ),
+        "scores": collector.sql(
+            f"SELECT * FROM otel_scores WHERE ServiceName = {svc} ORDER BY Timestamp, Source"
+        ),
         "usage": collector.sql(
             "SELECT Start, Model, sum(Spans) AS spans, sum(InputTokens) AS input FROM llm_usage_1m "
             f"WHERE ServiceName = {svc} GROUP BY Start, Model ORDER BY Start, Model"
@@ -112,9 +115,13 @@ def _send_traces_logs_and_metrics(collector: Collector, service: str, tag: str) 
 
     resource = Resource.create({"service.name": service, "k8s.pod.name": f"pod-{tag}"})
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url + "/v1/traces")))
+    tracer_provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url + "/v1/traces"))
+    )
     log_provider = LoggerProvider(resource=resource)
-    log_provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=collector.http_url + "/v1/logs")))
+    log_provider.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=collector.http_url + "/v1/logs"))
+    )
     reader = PeriodicExportingMetricReader(
         OTLPMetricExporter(endpoint=collector.http_url + "/v1/metrics"), export_interval_millis=3_600_000
     )
@@ -167,7 +174,9 @@ def _send_traces_logs_and_metrics(collector: Collector, service: str, tag: str) 
         size = meter.create_histogram("payload.size", unit="By")
         for v in (1, 2, 4, 8):
             size.record(v)
-        meter.create_observable_gauge("temperature", callbacks=[lambda _o: [Observation(21.5, {"room": "lab"})]])
+        meter.create_observable_gauge(
+            "temperature", callbacks=[lambda _o: [Observation(21.5, {"room": "lab"})]]
+        )
         assert meter_provider.force_flush(30_000) and log_provider.force_flush(30_000)
     finally:
         pylog.removeHandler(handler)
@@ -204,7 +213,10 @@ def test_a_store_filled_before_migration_5_upgrades_without_losing_a_row(tmp_pat
     try:
         assert new.scalar("SELECT max(Version) FROM schema_migrations") == len(ddl.migrations()) == 6
         after = _snapshot(new, service, "otel_metrics_exponential_histogram", LOG_COLUMNS)
-        tables = {r["table"] for r in new.sql("SELECT DISTINCT table FROM system.columns WHERE database = 'tracehouse'")}
+        tables = {
+            r["table"]
+            for r in new.sql("SELECT DISTINCT table FROM system.columns WHERE database = 'tracehouse'")
+        }
         assert "otel_metrics_exp_histogram" not in tables and not any(t.endswith("_v5") for t in tables)
 
         # Every row, every value (metric times in whole seconds, as the exporter now keeps them).
@@ -232,17 +244,31 @@ def test_a_store_filled_before_migration_5_upgrades_without_losing_a_row(tmp_pat
         assert [r["body"] for r in logs] == [r["body"] for r in old_logs] and len(logs) == 2
         view = new.sql(expand(PLUGIN_SQL["trace_id"], 0, 0, trace_id=trace_id))
         assert sorted(r["operationName"] for r in view) == ["chat gpt-4o-mini", "invoke_agent helper"]
-        assert [len(r["logs"]) + len(r["references"]) for r in sorted(view, key=lambda r: r["operationName"])] == [1, 2]
+        assert [
+            len(r["logs"]) + len(r["references"]) for r in sorted(view, key=lambda r: r["operationName"])
+        ] == [1, 2]
         of_trace = new.sql(expand(PLUGIN_SQL["trace_logs"], 0, 0, trace_id=trace_id))
         assert [r["body"] for r in of_trace] == ["answered before"]
 
         # New data after the upgrade: every table, view and rollup takes it.
         second = _send_traces_logs_and_metrics(new, service, "after")
         svc = quote(service)
-        wait_for(lambda: new.scalar(f"SELECT count() FROM otel_scores WHERE ServiceName = {svc}") == 4, timeout=30)
+        wait_for(
+            lambda: new.scalar(f"SELECT count() FROM otel_scores WHERE ServiceName = {svc}") == 4, timeout=30
+        )
         assert new.scalar(f"SELECT count() FROM otel_traces_trace_id_ts WHERE TraceId = {quote(second)}") >= 1
-        assert new.scalar(f"SELECT sum(Spans) FROM llm_usage_1m WHERE ServiceName = {svc} AND Model = 'gpt-4o-mini'") == 2
-        assert new.scalar(f"SELECT sum(Spans) FROM llm_usage_1h WHERE ServiceName = {svc} AND Model = 'gpt-4o-mini'") == 2
+        assert (
+            new.scalar(
+                f"SELECT sum(Spans) FROM llm_usage_1m WHERE ServiceName = {svc} AND Model = 'gpt-4o-mini'"
+            )
+            == 2
+        )
+        assert (
+            new.scalar(
+                f"SELECT sum(Spans) FROM llm_usage_1h WHERE ServiceName = {svc} AND Model = 'gpt-4o-mini'"
+            )
+            == 2
+        )
         counts = {
             kind: new.scalar(f"SELECT count() FROM otel_metrics_{kind} WHERE ServiceName = {svc}")
             for kind in (*METRIC_TABLES, "exponential_histogram")

@@ -198,7 +198,9 @@ def migrations() -> tuple[Migration, ...]:
     """Every migration, in version order, from the package's migration files."""
     folder = resources.files("tracehouse_collector.store").joinpath("migrations")
     found = sorted(
-        (int(m.group(1)), entry.name) for entry in folder.iterdir() if (m := _MIGRATION_FILE.match(entry.name))
+        (int(m.group(1)), entry.name)
+        for entry in folder.iterdir()
+        if (m := _MIGRATION_FILE.match(entry.name))
     )
     out = []
     for expected, (version, name) in enumerate(found, start=1):

@@ -7,6 +7,19 @@ plus 29 commits to 2026-08-20) for the options its editor and data links build w
 enabled (`otelVersion: latest`, database tracehouse); `__TRACE_ID__` and `__METRIC__` stand for the
 values Grafana interpolates. When the plugin changes what it generates, regenerate them and keep
 the tests' answers: that is how drift between Tracehouse's tables and the plugin shows.
+
+How they were made: sqlGenerator.ts bundled with esbuild (`--bundle --platform=node`, `src` as
+the import root) and `generateSql` called with, for database `tracehouse`:
+- trace_search: table otel_traces, query type Traces, the columns of `otel.getLatestVersion()`'s
+  traceColumnMap, `getDefaultTraceFilters()`, `getDefaultTraceOrderBy()`, limit 1000, meta
+  {otelEnabled, otelVersion "latest", traceDurationUnit nanoseconds};
+- trace_id: the same columns, no filters, meta as utils.ts builds for the trace link (isTraceIdMode,
+  traceId, events/links prefixes "Events"/"Links", hasTraceTimestampTable, flattenNested false);
+- logs, logs_before_v0151: table otel_logs, query type Logs, the logColumnMap of versions 1.30.0
+  and 1.29.0, `getDefaultLogsFilters()`, `getDefaultLogsOrderBy()`, limit 1000;
+- trace_logs: the logs columns, a TraceId equals filter and Time ascending, as utils.ts builds it;
+- metric_*: query type TimeSeries in Trend mode, TimeUnix as the time column, sum(Value),
+  avg(Value) or sum(Count), grouped by ServiceName, filtered by the time range and MetricName.
 """
 
 from __future__ import annotations

@@ -328,9 +328,9 @@ def _range_of(store: Store, ids: list[str]) -> tuple[int, int] | None:
 def _scores_by_trace(store: Store, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Scores per trace, {name: mean value, or the latest label for label-only scores}, from
     the scores table (scores of the trace itself and of any of its spans)."""
-    from tracehouse_collector.store import schema
+    from tracehouse_collector.store import ddl
 
-    if SCORES_TABLE not in schema.TABLES:
+    if SCORES_TABLE not in ddl.tables():
         return {}
     try:
         _, rows = store.query(

@@ -5,7 +5,7 @@
   call only, as in `tracehouse query` (agent, tool, retrieval and chain steps carry a GenAI
   operation but are not LLM calls); an agent that fails with its model call is one failed call.
 - The exact queries Grafana's ClickHouse data source generates for OpenTelemetry tables
-  (tests/grafana_plugin.py): trace search, the trace view through `otel_traces_trace_id_ts`, logs,
+  (tests/support/grafana_plugin.py): trace search, the trace view through `otel_traces_trace_id_ts`, logs,
   the logs of a trace, and a metric's time series. Their answers are checked, so a table that
   drifts from what the plugin expects fails here.
 

@@ -1,6 +1,6 @@
 """The SQL Grafana's ClickHouse data source (grafana-clickhouse-datasource) generates for the
-OpenTelemetry tables, and how its backend expands the time macros, for tests/test_grafana.py and
-tests/test_store_upgrade.py.
+OpenTelemetry tables, and how its backend expands the time macros, for tests/e2e/test_grafana.py and
+tests/e2e/test_store_upgrade.py.
 
 The queries are the output of the plugin's own `generateSql` (src/data/sqlGenerator.ts at v4.20.0,
 plus 29 commits to 2026-08-20) for the options its editor and data links build with OpenTelemetry

@@ -17,7 +17,7 @@ import sys
 import warnings
 
 import pytest
-from conftest import Collector
+from collectors import Collector
 from grafana_plugin import PLUGIN_SQL, expand
 from helpers import kv, quote, unique, wait_for
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest

@@ -3,9 +3,10 @@ LLM processor calls them on every span, in nanoseconds per span.
 
 Spans are attribute maps of the shapes real producers emit (a plain HTTP span, and one model
 call from each convention), and a mix of 80% plain spans and 20% model calls. Each kind is timed
-as the best of several rounds over a loop, in this process; with `--baseline DIR` the same runs
-in a child process importing `tracehouse_collector` from DIR (e.g. an older checkout's
-`collector/src`), and the two are printed side by side with their ratio.
+in CPU time (so other processes on the machine blur it less) as the best of several rounds.
+With `--baseline DIR` every round runs twice, in child processes taking turns: one importing
+`tracehouse_collector` from DIR (e.g. an older checkout's `collector/src`), one from this
+environment; the two are printed side by side with their ratio.
 
     python -m bench.normalize
     git archive HEAD~3 collector/src | tar -x -C /tmp/before
@@ -107,33 +108,44 @@ def _measure(rounds: int, loops: int) -> dict[str, float]:
         n = loops // len(spans) or 1
         best = float("inf")
         for _ in range(rounds):
-            t = time.perf_counter_ns()
+            t = time.process_time_ns()
             for _ in range(n):
                 for name, attrs in spans:
                     context_ids(attrs, resource)
                     extract(attrs, resource, name)
-            best = min(best, (time.perf_counter_ns() - t) / (n * len(spans)))
+            best = min(best, (time.process_time_ns() - t) / (n * len(spans)))
         result[kind] = best
     return result
 
 
+def _child(src: str | None, loops: int) -> dict[str, float]:
+    """One round in a fresh interpreter importing the collector from `src` (None: as we do)."""
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join([src, os.getcwd()])
+    cmd = [sys.executable, "-m", "bench.normalize", "--json", "--rounds", "3", "--loops", str(loops)]
+    return json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.normalize", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--loops", type=int, default=20_000, help="span calls per round and kind")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--loops", type=int, default=10_000, help="span calls per round and kind")
     parser.add_argument("--baseline", metavar="DIR", help="collector sources to compare against")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the child's output
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's output
     args = parser.parse_args(argv)
 
     if args.json:
         print(json.dumps(_measure(args.rounds, args.loops)))
         return 0
-    baseline = None
-    if args.baseline:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([args.baseline, os.getcwd()]))
-        cmd = [sys.executable, "-m", "bench.normalize", "--json", "--rounds", str(args.rounds), "--loops", str(args.loops)]
-        baseline = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
-    current = _measure(args.rounds, args.loops)
+    if not args.baseline:
+        current, baseline = _measure(args.rounds, args.loops), None
+    else:
+        runs: dict[str | None, list[dict[str, float]]] = {args.baseline: [], None: []}
+        for _ in range(args.rounds):
+            for src, results in runs.items():
+                results.append(_child(src, args.loops))
+        baseline, current = ({k: min(r[k] for r in results) for k in results[0]} for results in runs.values())
     print(f"{'span':<20} {'ns/span':>9}" + (f" {'baseline':>9} {'ratio':>6}" if baseline else ""))
     for kind, ns in current.items():
         line = f"{kind:<20} {ns:>9.0f}"

@@ -8,7 +8,7 @@ the one-hour cache writes), reported cost, message text, context ids.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -52,133 +52,45 @@ def declares(producer: Producer, aspect: str) -> bool:
 
 
 class Conventions:
-    """Lookup tables for a set of producers; `aspect_precedence` reorders single aspects (it
-    must name exactly the producers that declare the aspect)."""
+    """The declarations of a set of producers, ready to apply to spans; `aspect_precedence`
+    reorders single aspects (it must name exactly the producers that declare the aspect).
+
+    The aspects that run on every model span are generated at construction as straight-line
+    functions, the way dataclasses generates `__init__`: the if-chain one would write by hand,
+    written from the declarations, in their precedence (see each one's `generated_source`):
+
+    * `operation(get, span_name) -> str`
+    * `provider(get) -> str` (in the gen_ai.provider.name vocabulary)
+    * `usage(get) -> Usage | None` (the first producer's that reported one, as it did)
+    * `reported_cost(get) -> (total, input, output)` USD, Nones where not reported
+    * `request_model(get) -> str`, `response_model(get) -> str`
+    """
 
     def __init__(self, producers: Sequence[Producer], aspect_precedence: Mapping[str, Sequence[str]] = {}) -> None:
         self.producers = tuple(producers)
-        by_name = {p.name: p for p in self.producers}
-        order: dict[str, tuple[Producer, ...]] = {}
-        for aspect in ASPECTS:
-            declaring = [p for p in self.producers if declares(p, aspect)]
-            names = aspect_precedence.get(aspect)
-            if names is None:
-                order[aspect] = tuple(declaring)
-                continue
-            if sorted(names) != sorted(p.name for p in declaring):
-                raise ValueError(
-                    f"the precedence of {aspect!r} lists {sorted(names)}, the producers declaring it are "
-                    f"{sorted(p.name for p in declaring)}"
-                )
-            order[aspect] = tuple(by_name[n] for n in names)
-
+        order = _aspect_order(self.producers, aspect_precedence)
         self.markers: frozenset[str] = frozenset().union(*(p.markers for p in self.producers))
-        ops = order["operation"]
-        self._operation_rules = tuple(r for p in ops for rule in p.operation for r in _operation_rows(p, rule))
-        self._span_name_operations = frozenset().union(*(p.span_name_operations for p in ops))
-        self._span_name_suffixes = {k: v for p in reversed(ops) for k, v in p.span_name_suffixes.items()}
-        self._operation_fallback = tuple((k, m.operation) for p in ops for m in p.operation_fallback for k in m.keys)
-
-        models = order["model"]
-        self._provider_rules = tuple(_provider_row(p, rule) for p in models for rule in p.provider)
-        self._request_model = tuple((k, p.json_encoded) for p in models for k in p.request_model)
-        self._response_model = tuple((k, p.json_encoded) for p in models for k in p.response_model)
-
-        self._usage_readers = tuple(_usage_reader(u, p.usage_when) for p in order["usage"] for u in p.usage)
+        self.operation: Callable[[Get, str], str] = _operation_function(order["operation"])
+        self.provider: Callable[[Get], str] = _provider_function(order["model"])
+        self.usage: Callable[[Get], Usage | None] = _usage_function(order["usage"])
+        self.reported_cost: Callable[[Get], Cost] = _cost_function(order["cost"])
+        self.request_model: Callable[[Get], str] = _first_value_function("request_model", order["model"])
+        self.response_model: Callable[[Get], str] = _first_value_function("response_model", order["model"])
         self._cache_write_1h = tuple(k for p in order["usage"] for k in p.cache_write_1h)
-        self._cost_readers = tuple(_cost_reader(c) for p in order["cost"] for c in p.cost)
         self._input_sources = tuple(_source_row(s) for p in order["messages"] for s in p.input_messages)
         self._output_sources = tuple(_source_row(s) for p in order["messages"] for s in p.output_messages)
 
-        # key -> (field, rank): field 0..3 = session, user, run, experiment; lower rank wins.
+        # Context: key -> (field, rank): field 0..3 = session, user, run, experiment; lower rank wins.
         ctx = order["context"]
         fields = [[k for p in ctx for k in getattr(p, f)] for f in ASPECTS["context"]]
         self.context_fields = {key: (field, rank) for field, keys in enumerate(fields) for rank, key in enumerate(keys)}
         self.context_keys = frozenset(self.context_fields)
-        self._context_unquoted = frozenset(k for p in ctx if p.json_encoded for f in ASPECTS["context"] for k in getattr(p, f))
-
-    # -- operation ---------------------------------------------------------------------------
-
-    def operation(self, get: Get, span_name: str) -> str:
-        for attr, fold, values, keep_unknown, refine, constant in self._operation_rules:
-            v = get(attr)
-            if not v:
-                continue
-            if constant:
-                return constant
-            if fold is not None:
-                v = fold(v)
-            op = values.get(v)
-            if op is None:
-                if keep_unknown:
-                    return v
-                continue
-            for when, if_any, becomes in refine:
-                if op == when and any(get(k) for k in if_any):
-                    return becomes
-            if op:
-                return op
-        if span_name:
-            head = span_name.split(" ", 1)[0]
-            if head in self._span_name_operations:
-                return head
-            if head == span_name:
-                dot = span_name.rfind(".")
-                if dot > 0:
-                    op = self._span_name_suffixes.get(span_name[dot + 1 :].lower())
-                    if op:
-                        return op
-        for attr, constant in self._operation_fallback:
-            if get(attr):
-                return constant
-        return ""
-
-    # -- provider and models -----------------------------------------------------------------
-
-    def provider(self, get: Get) -> str:
-        """The provider as the first producer that names one spells it, in OTel's vocabulary."""
-        for attr, vendor, pairs, encoded in self._provider_rules:
-            if pairs is None:
-                v = get(attr)
-                if v:
-                    return normalize_provider(unquote(v) if encoded else v)
-                continue
-            host = get(attr) or ""
-            made_by = get(vendor) or ""
-            if host or made_by:
-                h, m = host.strip().lower(), made_by.strip().lower()
-                return pairs.get((h, m)) or pairs.get((h, "*")) or normalize_provider(h or m)
-        return ""
-
-    def request_model(self, get: Get) -> str:
-        return _first_value(get, self._request_model)
-
-    def response_model(self, get: Get) -> str:
-        return _first_value(get, self._response_model)
-
-    # -- usage and cost ----------------------------------------------------------------------
-
-    def usage(self, get: Get) -> Usage | None:
-        """The usage of the first producer that reported one, as it reported it."""
-        parsed: dict[str, Any] = {}
-        for read in self._usage_readers:
-            usage = read(get, parsed)
-            if usage is not None:
-                return usage
-        return None
+        self._context_unquoted = frozenset(
+            k for p in ctx if p.json_encoded for f in ASPECTS["context"] for k in getattr(p, f)
+        )
 
     def cache_write_1h(self, get: Get) -> int | None:
         return _first_count(get, self._cache_write_1h)
-
-    def reported_cost(self, get: Get) -> Cost:
-        """(total, input, output) USD of the first producer that reported a cost."""
-        for read in self._cost_readers:
-            total, inp, out = read(get)
-            if total is not None or inp is not None or out is not None:
-                if total is None:
-                    total = (inp or Decimal(0)) + (out or Decimal(0))
-                return total, inp, out
-        return _NO_COST
 
     # -- message text ------------------------------------------------------------------------
 
@@ -208,42 +120,170 @@ class Conventions:
 # -- tables built from declarations ----------------------------------------------------------------
 
 
-def _strip_lower(v: str) -> str:
-    return v.strip().lower()
+def _aspect_order(producers: tuple[Producer, ...], precedence: Mapping[str, Sequence[str]]) -> dict[str, tuple[Producer, ...]]:
+    """The producers declaring each aspect, in the order it is read in."""
+    by_name = {p.name: p for p in producers}
+    order = {}
+    for aspect in ASPECTS:
+        declaring = [p for p in producers if declares(p, aspect)]
+        names = precedence.get(aspect)
+        if names is None:
+            order[aspect] = tuple(declaring)
+        elif sorted(names) == sorted(p.name for p in declaring):
+            order[aspect] = tuple(by_name[n] for n in names)
+        else:
+            raise ValueError(
+                f"the precedence of {aspect!r} lists {sorted(names)}, "
+                f"the producers declaring it are {sorted(p.name for p in declaring)}"
+            )
+    return order
 
 
-def _strip_upper(v: str) -> str:
-    return v.strip().upper()
+class _Code:
+    """A function's source written line by line, with the values it refers to."""
+
+    def __init__(self, signature: str, **env: Any) -> None:
+        self.lines = [f"def {signature}:"]
+        self.env: dict[str, Any] = dict(env)
+
+    def add(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+    def value(self, value: Any, name: str) -> str:
+        """A name for `value` in the generated code."""
+        name = f"{name}{len(self.env)}"
+        self.env[name] = value
+        return name
+
+    def any_set(self, keys: tuple[str, ...]) -> str:
+        return " or ".join(f"get({k!r})" for k in keys)
+
+    def function(self) -> Any:
+        source = "\n".join(self.lines) + "\n"
+        name = self.lines[0][4 : self.lines[0].index("(")]
+        exec(compile(source, f"<{name} generated by resolve>", "exec"), self.env)  # noqa: S102 - from declarations
+        function = self.env[name]
+        function.generated_source = source
+        return function
 
 
-_FOLDS: dict[Case, Callable[[str], str] | None] = {Case.EXACT: None, Case.LOWER: _strip_lower, Case.UPPER: _strip_upper}
+def _operation_function(producers: tuple[Producer, ...]) -> Callable[[Get, str], str]:
+    code = _Code("operation(get, span_name)", unquote=unquote)
+    seen: set[str] = set()
+    for p in producers:
+        for rule in p.operation:
+            if isinstance(rule, OperationMarker):
+                code.add(1, f"if {code.any_set(rule.keys)}:")
+                code.add(2, f"return {rule.operation!r}")
+                continue
+            if rule.attr in seen:
+                raise ValueError(f"{rule.attr} names the operation twice")
+            seen.add(rule.attr)
+            code.add(1, f"v = get({rule.attr!r})")
+            code.add(1, "if v:")
+            if p.json_encoded:
+                code.add(2, "v = unquote(v)")
+            if rule.case is not Case.EXACT:
+                code.add(2, f"v = v.strip().{rule.case.value}()")
+            code.add(2, f"op = {code.value(dict(rule.values), 'values')}.get(v)")
+            if rule.keep_unknown:
+                code.add(2, "if op is None:")
+                code.add(3, "return v")
+            for r in rule.refine:
+                code.add(2, f"if op == {r.operation!r} and ({code.any_set(r.if_any)}):")
+                code.add(3, f"return {r.becomes!r}")
+            code.add(2, "if op:")
+            code.add(3, "return op")
+    heads = frozenset().union(*(p.span_name_operations for p in producers))
+    suffixes = {k: v for p in reversed(producers) for k, v in p.span_name_suffixes.items()}
+    code.add(1, "if span_name:")
+    code.add(2, "head = span_name.split(' ', 1)[0]")
+    code.add(2, f"if head in {code.value(heads, 'heads')}:")
+    code.add(3, "return head")
+    code.add(2, "if head == span_name:")
+    code.add(3, "dot = span_name.rfind('.')")
+    code.add(3, "if dot > 0:")
+    code.add(4, f"op = {code.value(suffixes, 'suffixes')}.get(span_name[dot + 1 :].lower())")
+    code.add(4, "if op:")
+    code.add(5, "return op")
+    for p in producers:
+        for marker in p.operation_fallback:
+            code.add(1, f"if {code.any_set(marker.keys)}:")
+            code.add(2, f"return {marker.operation!r}")
+    code.add(1, "return ''")
+    return code.function()  # type: ignore[no-any-return]
 
 
-def _operation_rows(p: Producer, rule: OperationKey | OperationMarker) -> Iterable[tuple[Any, ...]]:
-    """(attr, fold, values, keep_unknown, refine, constant) rows; a marker is a row per key."""
-    if isinstance(rule, OperationMarker):
-        return [(k, None, None, False, (), rule.operation) for k in rule.keys]
-    fold = _FOLDS[rule.case]
-    if p.json_encoded:
-        case = fold or str
-        fold = lambda v: case(unquote(v))  # noqa: E731
-    refine = tuple((r.operation, r.if_any, r.becomes) for r in rule.refine)
-    return [(rule.attr, fold, dict(rule.values), rule.keep_unknown, refine, "")]
+def _provider_function(producers: tuple[Producer, ...]) -> Callable[[Get], str]:
+    code = _Code("provider(get)", unquote=unquote, normalize_provider=normalize_provider)
+    for p in producers:
+        for rule in p.provider:
+            if isinstance(rule, ProviderPair):
+                pairs = code.value(dict(rule.pairs), "pairs")
+                code.add(1, f"host, made_by = get({rule.host!r}) or '', get({rule.vendor!r}) or ''")
+                code.add(1, "if host or made_by:")
+                code.add(2, "host, made_by = host.strip().lower(), made_by.strip().lower()")
+                code.add(2, f"hit = {pairs}.get((host, made_by)) or {pairs}.get((host, '*'))")
+                code.add(2, "return hit or normalize_provider(host or made_by)")
+                continue
+            code.add(1, f"v = get({rule!r})")
+            code.add(1, "if v:")
+            code.add(2, f"return normalize_provider({'unquote(v)' if p.json_encoded else 'v'})")
+    code.add(1, "return ''")
+    return code.function()  # type: ignore[no-any-return]
 
 
-def _provider_row(p: Producer, rule: str | ProviderPair) -> tuple[Any, ...]:
-    """(attr, vendor attr, pairs, json-encoded): pairs is None for a key naming the provider."""
-    if isinstance(rule, ProviderPair):
-        return (rule.host, rule.vendor, dict(rule.pairs), False)
-    return (rule, "", None, p.json_encoded)
+def _first_value_function(field: str, producers: tuple[Producer, ...]) -> Callable[[Get], str]:
+    """The first non-empty value of the producers' `field` keys (decoded where JSON-encoded)."""
+    code = _Code(f"{field}(get)", unquote=unquote)
+    for p in producers:
+        for key in getattr(p, field):
+            code.add(1, f"v = get({key!r})")
+            code.add(1, "if v:")
+            code.add(2, "return unquote(v)" if p.json_encoded else "return v")
+    code.add(1, "return ''")
+    return code.function()  # type: ignore[no-any-return]
 
 
-def _first_value(get: Get, keys: tuple[tuple[str, bool], ...]) -> str:
-    for key, encoded in keys:
-        v = get(key)
-        if v:
-            return unquote(v) if encoded else v
-    return ""
+def _usage_function(producers: tuple[Producer, ...]) -> Callable[[Get], Usage | None]:
+    """Each producer's readers, tried only when one of the keys they need is set."""
+    code = _Code("usage(get)")
+    code.add(1, "parsed = {}")
+    for p in producers:
+        if not p.usage:
+            continue
+        guard = p.usage_when or tuple(dict.fromkeys(k for u in p.usage for k in _guard(u)))
+        code.add(1, f"if {code.any_set(guard)}:")
+        for decl in p.usage:
+            code.add(2, f"usage = {code.value(_usage_reader(decl), 'read')}(get, parsed)")
+            code.add(2, "if usage is not None:")
+            code.add(3, "return usage")
+    code.add(1, "return None")
+    return code.function()  # type: ignore[no-any-return]
+
+
+def _cost_function(producers: tuple[Producer, ...]) -> Callable[[Get], Cost]:
+    code = _Code("reported_cost(get)", Decimal=Decimal)
+    for p in producers:
+        for decl in p.cost:
+            code.add(1, f"if {code.any_set(_guard(decl))}:")
+            code.add(2, f"total, inp, out = {code.value(_cost_reader(decl), 'read')}(get)")
+            code.add(2, "if total is not None or inp is not None or out is not None:")
+            code.add(3, "if total is None:")
+            code.add(4, "total = (inp or Decimal(0)) + (out or Decimal(0))")
+            code.add(3, "return total, inp, out")
+    code.add(1, "return None, None, None")
+    return code.function()  # type: ignore[no-any-return]
+
+
+def _guard(decl: UsageKeys | Buckets | CostKeys) -> tuple[str, ...]:
+    """Keys one of which a reader needs set to find anything: the others are not asked."""
+    if isinstance(decl, Buckets) or (isinstance(decl, UsageKeys) and decl.json):
+        return (decl.json,)
+    if isinstance(decl, CostKeys):
+        return decl.total + decl.input + decl.output
+    keys = _plain(decl.input + decl.output + decl.total)
+    return keys + decl.when if decl.when_is_enough else keys
 
 
 def _first_count(get: Get, keys: tuple[str, ...]) -> int | None:
@@ -278,32 +318,35 @@ def _parsed(get: Get, attr: str, parsed: dict[str, Any]) -> dict[str, Any] | Non
     return parsed[attr]
 
 
+def _plain(keys: tuple[str | JsonPath, ...]) -> tuple[str, ...]:
+    if not all(isinstance(k, str) for k in keys):
+        raise ValueError(f"JsonPath is for cache counts only: {keys}")
+    return tuple(k for k in keys if isinstance(k, str))
+
+
 UsageReader = Callable[[Get, dict[str, Any]], Usage | None]
+CountReader = Callable[[Any, dict[str, Any]], int | None]
+
+# Usage(...) goes through a Python-level __new__; this builds the same tuple in C. Enum members
+# are bound to module names: looked up on their class they cost a slow attribute access (3.11).
+_new_tuple = tuple.__new__
+_INCLUDED = CacheCounting.INCLUDED
 
 
-def _usage_reader(decl: UsageKeys | Buckets, producer_when: tuple[str, ...]) -> UsageReader:
-    if isinstance(decl, Buckets):
-        read = _buckets_usage_reader(decl)
-    elif decl.json:
-        read = _json_usage_reader(decl)
-    else:
-        read = _flat_usage_reader(decl)
-    if not producer_when:
-        return read
-    return lambda get, parsed: read(get, parsed) if _set(get, producer_when) else None
+def _usage_reader(decl: UsageKeys | Buckets) -> UsageReader:
+    return _buckets_usage_reader(decl) if isinstance(decl, Buckets) else _usage_keys_reader(decl)
 
 
-def _flat_count_of(keys: tuple[str | JsonPath, ...]) -> Callable[[Get, dict[str, Any]], int | None]:
-    """A reader of the first count among attribute keys and JSON paths into attributes."""
+def _attr_counts(keys: tuple[str | JsonPath, ...]) -> tuple[str, ...] | CountReader:
+    """Attribute keys as they are, or with JsonPaths among them a reader."""
     if all(isinstance(k, str) for k in keys):
-        plain = tuple(k for k in keys if isinstance(k, str))
-        return lambda get, parsed: _first_count(get, plain)
-    steps = [(k, None, None) if isinstance(k, str) else (k.attr, tuple(k.path.split(".")), k.path.rsplit(".", 1)[-1]) for k in keys]
+        return _plain(keys)
+    steps = [(k, None, "") if isinstance(k, str) else (k.attr, tuple(k.path.split(".")), k.path.rsplit(".", 1)[-1]) for k in keys]
 
     def read(get: Get, parsed: dict[str, Any]) -> int | None:
         for attr, path, last in steps:
             if path is None:
-                n = _first_count(get, (attr,))
+                n = parse_int(get(attr))
             else:
                 raw = get(attr)
                 # Parse only when the key can be in there (the text holds its last part).
@@ -315,91 +358,119 @@ def _flat_count_of(keys: tuple[str | JsonPath, ...]) -> Callable[[Get, dict[str,
     return read
 
 
-def _caches(groups: tuple[CacheKeys, ...], reader_of: Callable[[tuple[Any, ...]], Any]) -> tuple[tuple[Any, ...], ...]:
-    return tuple((reader_of(g.read), reader_of(g.write), g.counting, g.only_if) for g in groups)
+def _usage_keys_reader(u: UsageKeys) -> UsageReader:
+    """The reader of one UsageKeys declaration, generated like the aspects (see Conventions)."""
+    code = _Code(
+        "read(get, parsed)",
+        parse_int=parse_int,
+        count=count,
+        _first_count=_first_count,
+        _first_path_count=_first_path_count,
+        _dig=_dig,
+        _parsed=_parsed,
+        _has_any=_has_any,
+        _new_tuple=_new_tuple,
+        Usage=Usage,
+        _INCLUDED=_INCLUDED,
+    )
+
+    def first_count(keys: tuple[str | JsonPath, ...]) -> str:
+        """An expression for the first count among `keys`."""
+        if not keys:
+            return "None"
+        if u.json:  # dotted paths into the object `d`
+            paths = tuple(tuple(k.split(".")) for k in _plain(keys))
+            if len(paths) == 1:
+                return f"count(d.get({paths[0][0]!r}))" if len(paths[0]) == 1 else f"count(_dig(d, {paths[0]!r}))"
+            return f"_first_path_count(d, {code.value(paths, 'paths')})"
+        if len(keys) == 1 and isinstance(keys[0], str):
+            return f"parse_int(get({keys[0]!r}))"
+        counts = _attr_counts(keys)
+        if isinstance(counts, tuple):
+            return f"_first_count(get, {code.value(counts, 'keys')})"
+        return f"{code.value(counts, 'read')}(get, parsed)"
+
+    if u.json:
+        code.add(1, f"d = _parsed(get, {u.json!r}, parsed)")
+        code.add(1, "if not d:")
+        code.add(2, "return None")
+    if u.when:
+        where = " or ".join(f"{k!r} in d" for k in u.when) if u.json else code.any_set(u.when)
+        code.add(1, f"if not ({where}):")
+        code.add(2, "return None")
+    for var, keys in (("i", u.input), ("o", u.output), ("t", u.total)):
+        code.add(1, f"{var} = {first_count(_plain(keys))}")
+    if not u.when_is_enough:
+        code.add(1, "if i is None and o is None and t is None:")
+        code.add(2, "return None")
+    # The first cache group that applies and has a count decides the counting.
+    code.add(1, "cr = cw = None")
+    code.add(1, "counting = _INCLUDED")
+    for g in u.caches:
+        applies = "cr is None and cw is None"
+        if g.only_if is not None:
+            if u.json:
+                raise ValueError(f"{u.json}: only_if is for flat usage keys")
+            applies += f" and _has_any((get({g.only_if[0]!r}) or '').lower(), {code.value(g.only_if[1], 'parts')})"
+        code.add(1, f"if {applies}:")
+        code.add(2, f"cr = {first_count(g.read)}")
+        code.add(2, f"cw = {first_count(g.write)}")
+        code.add(2, "if cr is not None or cw is not None:")
+        code.add(3, f"counting = {code.value(g.counting, 'counting')}")
+    code.add(1, f"r = {first_count(_plain(u.reasoning))}")
+    code.add(1, "return _new_tuple(Usage, (i, o, cr, cw, r, t, counting))")
+    return code.function()  # type: ignore[no-any-return]
 
 
-def _cache_counts(
-    get: Get, source: Any, parsed: dict[str, Any], groups: tuple[tuple[Any, ...], ...]
-) -> tuple[int | None, int | None, CacheCounting]:
-    """(cache read, cache write, counting) of the first group that applies and has a count."""
-    for read, write, counting, only_if in groups:
-        if only_if is not None:
-            value = (get(only_if[0]) or "").lower()
-            if not any(s in value for s in only_if[1]):
-                continue
-        cr, cw = read(source, parsed), write(source, parsed)
-        if cr is not None or cw is not None:
-            return cr, cw, counting
-    return None, None, CacheCounting.INCLUDED
-
-
-def _plain(keys: tuple[str | JsonPath, ...]) -> tuple[str, ...]:
-    if not all(isinstance(k, str) for k in keys):
-        raise ValueError(f"JsonPath is for cache counts only: {keys}")
-    return tuple(k for k in keys if isinstance(k, str))
-
-
-def _flat_usage_reader(u: UsageKeys) -> UsageReader:
-    inp, out, total, reasoning = _plain(u.input), _plain(u.output), _plain(u.total), _plain(u.reasoning)
-    when, enough = u.when, u.when_is_enough
-    caches = _caches(u.caches, _flat_count_of)
-
-    def read(get: Get, parsed: dict[str, Any]) -> Usage | None:
-        if when and not _set(get, when):
-            return None
-        i, o, t = _first_count(get, inp), _first_count(get, out), _first_count(get, total)
-        if i is None and o is None and t is None and not enough:
-            return None
-        cr, cw, counting = _cache_counts(get, get, parsed, caches)
-        return Usage(i, o, cr, cw, _first_count(get, reasoning), t, counting)
-
-    return read
-
-
-def _path_count_of(keys: tuple[str | JsonPath, ...]) -> Callable[[Any, dict[str, Any]], int | None]:
-    """A reader of the first count among dotted paths into a parsed JSON object."""
-    paths = tuple(tuple(k.split(".")) for k in _plain(keys))
-
-    def read(d: Any, parsed: dict[str, Any]) -> int | None:
-        for path in paths:
-            n = count(_dig(d, path))
-            if n is not None:
-                return n
-        return None
-
-    return read
-
-
-def _json_usage_reader(u: UsageKeys) -> UsageReader:
-    attr, when, enough = u.json, u.when, u.when_is_enough
-    inp, out, total = _path_count_of(u.input), _path_count_of(u.output), _path_count_of(u.total)
-    reasoning = _path_count_of(u.reasoning)
-    if any(g.only_if for g in u.caches):
-        raise ValueError(f"{attr}: only_if is for flat usage keys")
-    caches = _caches(u.caches, _path_count_of)
-
-    def read(get: Get, parsed: dict[str, Any]) -> Usage | None:
-        d = _parsed(get, attr, parsed)
-        if not d or (when and not any(k in d for k in when)):
-            return None
-        i, o, t = inp(d, parsed), out(d, parsed), total(d, parsed)
-        if i is None and o is None and t is None and not enough:
-            return None
-        cr, cw, counting = _cache_counts(get, d, parsed, caches)
-        return Usage(i, o, cr, cw, reasoning(d, parsed), t, counting)
-
-    return read
-
-
-def _has_any(key: str, words: tuple[str, ...]) -> bool:
-    for w in words:
-        if w in key:
+def _has_any(text: str, parts: tuple[str, ...]) -> bool:
+    for part in parts:
+        if part in text:
             return True
     return False
 
 
+def _first_path_count(d: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> int | None:
+    for path in paths:
+        n = count(_dig(d, path))
+        if n is not None:
+            return n
+    return None
+
+
+# What a bucket key counts towards (see Buckets).
+_TOTAL, _INPUT, _CACHE_READ, _CACHE_WRITE, _OUTPUT, _REASONING, _NOTHING = range(7)
+
+
+def _bucket_classifier(b: Buckets) -> tuple[Callable[[str], int], dict[str, int]]:
+    """key -> what it counts towards, and the keys seen so far (they repeat from span to span)."""
+    seen: dict[str, int] = {}
+
+    def classify(key: str) -> int:
+        kind = seen.get(key)
+        if kind is not None:
+            return kind
+        k = key.lower()
+        if k in b.total:
+            kind = _TOTAL
+        elif _has_any(k, b.input_words):
+            if b.cache_word not in k:
+                kind = _INPUT
+            else:
+                kind = _CACHE_WRITE if _has_any(k, b.write_words) else _CACHE_READ
+        elif _has_any(k, b.output_words):
+            kind = _REASONING if b.reasoning_word in k else _OUTPUT
+        else:
+            kind = _NOTHING
+        if len(seen) < 4096:  # bounded: keys are whatever producers send
+            seen[key] = kind
+        return kind
+
+    return classify, seen
+
+
 def _buckets_usage_reader(b: Buckets) -> UsageReader:
+    classify, seen = _bucket_classifier(b)
+
     def read(get: Get, parsed: dict[str, Any]) -> Usage | None:
         d = _parsed(get, b.json, parsed)
         if not d:
@@ -409,23 +480,24 @@ def _buckets_usage_reader(b: Buckets) -> UsageReader:
             n = count(value)
             if n is None:
                 continue
-            k = key.lower()
-            if k in b.total:
+            kind = seen.get(key)
+            if kind is None:
+                kind = classify(key)
+            if kind == _TOTAL:
                 total = n
-            elif _has_any(k, b.input_words):
+            elif kind <= _CACHE_WRITE:
                 inp = (inp or 0) + n
-                if b.cache_word in k:
-                    if _has_any(k, b.write_words):
-                        cw = (cw or 0) + n
-                    else:
-                        cr = (cr or 0) + n
-            elif _has_any(k, b.output_words):
+                if kind == _CACHE_READ:
+                    cr = (cr or 0) + n
+                elif kind == _CACHE_WRITE:
+                    cw = (cw or 0) + n
+            elif kind <= _REASONING:
                 out = (out or 0) + n
-                if b.reasoning_word in k:
+                if kind == _REASONING:
                     rs = (rs or 0) + n
         if inp is None and out is None and total is None:
             return None
-        return Usage(inp, out, cr, cw, rs, total, CacheCounting.INCLUDED)
+        return _new_tuple(Usage, (inp, out, cr, cw, rs, total, _INCLUDED))
 
     return read
 
@@ -445,6 +517,7 @@ def _cost_reader(decl: CostKeys | Buckets) -> Callable[[Get], Cost]:
             _first_amount(get, decl.input),
             _first_amount(get, decl.output),
         )
+    classify, seen = _bucket_classifier(decl)
 
     def read(get: Get) -> Cost:
         d = json_object(get(decl.json))
@@ -455,12 +528,14 @@ def _cost_reader(decl: CostKeys | Buckets) -> Callable[[Get], Cost]:
             v = parse_decimal(value)
             if v is None:
                 continue
-            k = key.lower()
-            if k in decl.total:
+            kind = seen.get(key)
+            if kind is None:
+                kind = classify(key)
+            if kind == _TOTAL:
                 total = v
-            elif _has_any(k, decl.input_words):
+            elif kind <= _CACHE_WRITE:
                 inp = v if inp is None else inp + v
-            elif _has_any(k, decl.output_words):
+            elif kind <= _REASONING:
                 out = v if out is None else out + v
         return total, inp, out
 
@@ -471,22 +546,21 @@ def _source_row(source: Text | Indexed | IndexedParts) -> tuple[Any, ...]:
     if isinstance(source, Text):
         return (Text, source.keys)
     if isinstance(source, Indexed):
-        return (Indexed, source.prefix, source.suffix)
-    return (IndexedParts, source.prefix, source.parts, source.text, source.role)
+        return (Indexed, (source.prefix, source.suffix))
+    return (IndexedParts, (source.prefix, source.parts, source.text, source.role))
 
 
 def _text(get: Get, sources: tuple[tuple[Any, ...], ...]) -> str:
     """The text of the first source that is there."""
     out: list[str] = []
-    for kind, *args in sources:
+    for kind, args in sources:
         if kind is Text:
-            keys = args[0]
-            if _set(get, keys):
-                for k in keys:
+            if _set(get, args):
+                for k in args:
                     text_of(get(k), out)
                 break
         elif kind is Indexed:
-            if indexed(get, args[0], args[1], out):
+            if indexed(get, *args, out):
                 break
         elif indexed_parts(get, *args, out):
             break

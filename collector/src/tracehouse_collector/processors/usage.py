@@ -32,6 +32,10 @@ class Usage(NamedTuple):
     cache_counting: CacheCounting = CacheCounting.INCLUDED
 
 
+# Module-level names: an Enum member looked up on its class costs a slow attribute access (3.11).
+_SEPARATE, _BY_TOTAL = CacheCounting.SEPARATE, CacheCounting.BY_TOTAL
+
+
 def to_otel(usage: Usage) -> tuple[int | None, int | None, int | None]:
     """(input, output, total) with OTel semantics, never counting a cache or reasoning token
     twice and never dropping one.
@@ -56,10 +60,10 @@ def to_otel(usage: Usage) -> tuple[int | None, int | None, int | None]:
         if (
             (total is not None and total == inp + o + cache)
             or inp < cache
-            or counting is CacheCounting.SEPARATE
+            or counting is _SEPARATE
         ):
             separate = True
-        elif counting is CacheCounting.BY_TOTAL:
+        elif counting is _BY_TOTAL:
             separate = total is None or total != inp + o
         else:
             separate = False

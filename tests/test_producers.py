@@ -23,7 +23,9 @@ from tracehouse_collector.processors.genai_facts import GenAIFacts
 from tracehouse_collector.processors.resolve import ASPECTS, Conventions, declares
 
 ALL = producers.load()
-OPERATIONS = {v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str) and "." not in v and v}
+OPERATIONS = {
+    v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str) and "." not in v and v
+}
 
 
 def _modules() -> set[str]:
@@ -81,7 +83,9 @@ def test_a_declaration_is_well_formed(producer: Producer):
             assert not usage.when_is_enough or usage.when
 
 
-@pytest.mark.parametrize("field", ["provider", "request_model", "response_model", "session", "user", "run", "experiment"])
+@pytest.mark.parametrize(
+    "field", ["provider", "request_model", "response_model", "session", "user", "run", "experiment"]
+)
 def test_no_key_is_claimed_by_two_producers(field):
     owners: dict[str, str] = {}
     for p in ALL:
@@ -162,6 +166,10 @@ def test_a_new_producer_is_one_file_and_its_name(tmp_path: Path, monkeypatch: py
     )
     assert normalize.context_ids(attrs, {}, conventions=conventions) == ("conv-9", "", "", "")
     # Without usage, the declared message attribute is the text tokens are estimated from.
-    stream = {"acme.kind": "completion", "acme.model": "m", "acme.prompt": '[{"role": "user", "content": "Hi"}]'}
+    stream = {
+        "acme.kind": "completion",
+        "acme.model": "m",
+        "acme.prompt": '[{"role": "user", "content": "Hi"}]',
+    }
     assert normalize.extract(stream, {}, conventions=conventions).input_text == "Hi"
     assert normalize.extract({**attrs, "acme.kind": "tool"}, {}, conventions=conventions).input_tokens is None

@@ -121,5 +121,7 @@ def context_ids(
     if not keys.isdisjoint(span_attrs):
         conventions.scan_context(span_attrs, out, (False, False, False, False))
     if resource_attrs and not keys.isdisjoint(resource_attrs) and not all(out):
-        conventions.scan_context(resource_attrs, out, (bool(out[0]), bool(out[1]), bool(out[2]), bool(out[3])))
+        conventions.scan_context(
+            resource_attrs, out, (bool(out[0]), bool(out[1]), bool(out[2]), bool(out[3]))
+        )
     return out[0], out[1], out[2], out[3]

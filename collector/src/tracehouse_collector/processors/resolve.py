@@ -14,13 +14,11 @@ from typing import Any
 
 from tracehouse_collector.processors.conventions import (
     Buckets,
-    CacheKeys,
     Case,
     CostKeys,
     Indexed,
     IndexedParts,
     JsonPath,
-    OperationKey,
     OperationMarker,
     Producer,
     ProviderPair,
@@ -66,7 +64,9 @@ class Conventions:
     * `request_model(get) -> str`, `response_model(get) -> str`
     """
 
-    def __init__(self, producers: Sequence[Producer], aspect_precedence: Mapping[str, Sequence[str]] = {}) -> None:
+    def __init__(
+        self, producers: Sequence[Producer], aspect_precedence: Mapping[str, Sequence[str]] = {}
+    ) -> None:
         self.producers = tuple(producers)
         order = _aspect_order(self.producers, aspect_precedence)
         self.markers: frozenset[str] = frozenset().union(*(p.markers for p in self.producers))
@@ -77,13 +77,15 @@ class Conventions:
         self.request_model: Callable[[Get], str] = _first_value_function("request_model", order["model"])
         self.response_model: Callable[[Get], str] = _first_value_function("response_model", order["model"])
         self._cache_write_1h = tuple(k for p in order["usage"] for k in p.cache_write_1h)
-        self._input_sources = tuple(_source_row(s) for p in order["messages"] for s in p.input_messages)
-        self._output_sources = tuple(_source_row(s) for p in order["messages"] for s in p.output_messages)
+        self._input_sources = tuple(s for p in order["messages"] for s in p.input_messages)
+        self._output_sources = tuple(s for p in order["messages"] for s in p.output_messages)
 
         # Context: key -> (field, rank): field 0..3 = session, user, run, experiment; lower rank wins.
         ctx = order["context"]
         fields = [[k for p in ctx for k in getattr(p, f)] for f in ASPECTS["context"]]
-        self.context_fields = {key: (field, rank) for field, keys in enumerate(fields) for rank, key in enumerate(keys)}
+        self.context_fields = {
+            key: (field, rank) for field, keys in enumerate(fields) for rank, key in enumerate(keys)
+        }
         self.context_keys = frozenset(self.context_fields)
         self._context_unquoted = frozenset(
             k for p in ctx if p.json_encoded for f in ASPECTS["context"] for k in getattr(p, f)
@@ -120,7 +122,9 @@ class Conventions:
 # -- tables built from declarations ----------------------------------------------------------------
 
 
-def _aspect_order(producers: tuple[Producer, ...], precedence: Mapping[str, Sequence[str]]) -> dict[str, tuple[Producer, ...]]:
+def _aspect_order(
+    producers: tuple[Producer, ...], precedence: Mapping[str, Sequence[str]]
+) -> dict[str, tuple[Producer, ...]]:
     """The producers declaring each aspect, in the order it is read in."""
     by_name = {p.name: p for p in producers}
     order = {}
@@ -297,10 +301,7 @@ def _first_count(get: Get, keys: tuple[str, ...]) -> int | None:
 
 
 def _set(get: Get, keys: tuple[str, ...]) -> bool:
-    for k in keys:
-        if get(k):
-            return True
-    return False
+    return any(map(get, keys))
 
 
 def _dig(d: Any, path: tuple[str, ...]) -> Any:
@@ -341,7 +342,10 @@ def _attr_counts(keys: tuple[str | JsonPath, ...]) -> tuple[str, ...] | CountRea
     """Attribute keys as they are, or with JsonPaths among them a reader."""
     if all(isinstance(k, str) for k in keys):
         return _plain(keys)
-    steps = [(k, None, "") if isinstance(k, str) else (k.attr, tuple(k.path.split(".")), k.path.rsplit(".", 1)[-1]) for k in keys]
+    steps = [
+        (k, None, "") if isinstance(k, str) else (k.attr, tuple(k.path.split(".")), k.path.rsplit(".", 1)[-1])
+        for k in keys
+    ]
 
     def read(get: Get, parsed: dict[str, Any]) -> int | None:
         for attr, path, last in steps:
@@ -381,7 +385,11 @@ def _usage_keys_reader(u: UsageKeys) -> UsageReader:
         if u.json:  # dotted paths into the object `d`
             paths = tuple(tuple(k.split(".")) for k in _plain(keys))
             if len(paths) == 1:
-                return f"count(d.get({paths[0][0]!r}))" if len(paths[0]) == 1 else f"count(_dig(d, {paths[0]!r}))"
+                return (
+                    f"count(d.get({paths[0][0]!r}))"
+                    if len(paths[0]) == 1
+                    else f"count(_dig(d, {paths[0]!r}))"
+                )
             return f"_first_path_count(d, {code.value(paths, 'paths')})"
         if len(keys) == 1 and isinstance(keys[0], str):
             return f"parse_int(get({keys[0]!r}))"
@@ -411,7 +419,9 @@ def _usage_keys_reader(u: UsageKeys) -> UsageReader:
         if g.only_if is not None:
             if u.json:
                 raise ValueError(f"{u.json}: only_if is for flat usage keys")
-            applies += f" and _has_any((get({g.only_if[0]!r}) or '').lower(), {code.value(g.only_if[1], 'parts')})"
+            applies += (
+                f" and _has_any((get({g.only_if[0]!r}) or '').lower(), {code.value(g.only_if[1], 'parts')})"
+            )
         code.add(1, f"if {applies}:")
         code.add(2, f"cr = {first_count(g.read)}")
         code.add(2, f"cw = {first_count(g.write)}")
@@ -423,10 +433,7 @@ def _usage_keys_reader(u: UsageKeys) -> UsageReader:
 
 
 def _has_any(text: str, parts: tuple[str, ...]) -> bool:
-    for part in parts:
-        if part in text:
-            return True
-    return False
+    return any(map(text.__contains__, parts))
 
 
 def _first_path_count(d: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> int | None:
@@ -438,10 +445,13 @@ def _first_path_count(d: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> 
 
 
 # What a bucket key counts towards (see Buckets).
-_TOTAL, _INPUT, _CACHE_READ, _CACHE_WRITE, _OUTPUT, _REASONING, _NOTHING = range(7)
+_TOTAL, _INPUT, _CACHE_READ, _CACHE_WRITE, _OUTPUT, _REASONING, _NOTHING = range(7)  # also indexes
 
 
-def _bucket_classifier(b: Buckets) -> tuple[Callable[[str], int], dict[str, int]]:
+_Classifier = tuple[Callable[[str], int], dict[str, int]]
+
+
+def _bucket_classifier(b: Buckets) -> _Classifier:
     """key -> what it counts towards, and the keys seen so far (they repeat from span to span)."""
     seen: dict[str, int] = {}
 
@@ -468,33 +478,44 @@ def _bucket_classifier(b: Buckets) -> tuple[Callable[[str], int], dict[str, int]
     return classify, seen
 
 
+def _sum_buckets(d: dict[str, Any], parse: Callable[[Any], Any], classifier: _Classifier) -> list[Any]:
+    """[total, input, cache read, cache write, output, reasoning] of a bucket object, summed
+    (None where no bucket counts towards it); `parse` reads one value (count or amount)."""
+    classify, seen = classifier
+    sums: list[Any] = [None] * 6
+    for key, value in d.items():
+        n = parse(value)
+        if n is None:
+            continue
+        kind = seen.get(key)
+        if kind is None:
+            kind = classify(key)
+        if kind == _TOTAL:
+            sums[0] = n
+            continue
+        if kind <= _CACHE_WRITE:
+            sums[1] = n if sums[1] is None else sums[1] + n
+        elif kind <= _REASONING:
+            sums[4] = n if sums[4] is None else sums[4] + n
+        else:
+            continue
+        if kind in _PARTS:
+            sums[kind] = n if sums[kind] is None else sums[kind] + n
+    return sums
+
+
+# Bucket kinds that are a part of input or output as well, at their index in _sum_buckets.
+_PARTS = frozenset({_CACHE_READ, _CACHE_WRITE, _REASONING})
+
+
 def _buckets_usage_reader(b: Buckets) -> UsageReader:
-    classify, seen = _bucket_classifier(b)
+    classifier = _bucket_classifier(b)
 
     def read(get: Get, parsed: dict[str, Any]) -> Usage | None:
         d = _parsed(get, b.json, parsed)
         if not d:
             return None
-        inp = out = cr = cw = rs = total = None
-        for key, value in d.items():
-            n = count(value)
-            if n is None:
-                continue
-            kind = seen.get(key)
-            if kind is None:
-                kind = classify(key)
-            if kind == _TOTAL:
-                total = n
-            elif kind <= _CACHE_WRITE:
-                inp = (inp or 0) + n
-                if kind == _CACHE_READ:
-                    cr = (cr or 0) + n
-                elif kind == _CACHE_WRITE:
-                    cw = (cw or 0) + n
-            elif kind <= _REASONING:
-                out = (out or 0) + n
-                if kind == _REASONING:
-                    rs = (rs or 0) + n
+        total, inp, cr, cw, out, rs = _sum_buckets(d, count, classifier)
         if inp is None and out is None and total is None:
             return None
         return _new_tuple(Usage, (inp, out, cr, cw, rs, total, _INCLUDED))
@@ -517,51 +538,30 @@ def _cost_reader(decl: CostKeys | Buckets) -> Callable[[Get], Cost]:
             _first_amount(get, decl.input),
             _first_amount(get, decl.output),
         )
-    classify, seen = _bucket_classifier(decl)
+    classifier = _bucket_classifier(decl)
 
     def read(get: Get) -> Cost:
         d = json_object(get(decl.json))
         if not d:
             return _NO_COST
-        total = inp = out = None
-        for key, value in d.items():
-            v = parse_decimal(value)
-            if v is None:
-                continue
-            kind = seen.get(key)
-            if kind is None:
-                kind = classify(key)
-            if kind == _TOTAL:
-                total = v
-            elif kind <= _CACHE_WRITE:
-                inp = v if inp is None else inp + v
-            elif kind <= _REASONING:
-                out = v if out is None else out + v
+        total, inp, _cr, _cw, out, _rs = _sum_buckets(d, parse_decimal, classifier)
         return total, inp, out
 
     return read
 
 
-def _source_row(source: Text | Indexed | IndexedParts) -> tuple[Any, ...]:
-    if isinstance(source, Text):
-        return (Text, source.keys)
-    if isinstance(source, Indexed):
-        return (Indexed, (source.prefix, source.suffix))
-    return (IndexedParts, (source.prefix, source.parts, source.text, source.role))
-
-
-def _text(get: Get, sources: tuple[tuple[Any, ...], ...]) -> str:
+def _text(get: Get, sources: tuple[Text | Indexed | IndexedParts, ...]) -> str:
     """The text of the first source that is there."""
     out: list[str] = []
-    for kind, args in sources:
-        if kind is Text:
-            if _set(get, args):
-                for k in args:
+    for source in sources:
+        if isinstance(source, Text):
+            if _set(get, source.keys):
+                for k in source.keys:
                     text_of(get(k), out)
                 break
-        elif kind is Indexed:
-            if indexed(get, *args, out):
+        elif isinstance(source, Indexed):
+            if indexed(get, source.prefix, source.suffix, out):
                 break
-        elif indexed_parts(get, *args, out):
+        elif indexed_parts(get, source.prefix, source.parts, source.text, source.role, out):
             break
     return "\n".join(out)

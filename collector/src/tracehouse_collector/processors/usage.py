@@ -57,11 +57,7 @@ def to_otel(usage: Usage) -> tuple[int | None, int | None, int | None]:
     o = out or 0
     cache = (cache_read or 0) + (cache_write or 0)
     if inp is not None and cache:
-        if (
-            (total is not None and total == inp + o + cache)
-            or inp < cache
-            or counting is _SEPARATE
-        ):
+        if (total is not None and total == inp + o + cache) or inp < cache or counting is _SEPARATE:
             separate = True
         elif counting is _BY_TOTAL:
             separate = total is None or total != inp + o

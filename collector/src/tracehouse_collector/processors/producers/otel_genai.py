@@ -79,7 +79,10 @@ PRODUCER = Producer(
                 # Current OTel: "SHOULD be included in gen_ai.usage.input_tokens".
                 CacheKeys(
                     read=(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,),
-                    write=(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, "gen_ai.usage.cache_write.input_tokens"),
+                    write=(
+                        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                        "gen_ai.usage.cache_write.input_tokens",
+                    ),
                 ),
                 # pydantic-ai's usage details and OpenAI-style cached counts are inside input.
                 CacheKeys(
@@ -108,7 +111,10 @@ PRODUCER = Producer(
     ),
     cache_write_1h=("gen_ai.usage.cache_creation.ephemeral_1h_input_tokens",),
     cost=(CostKeys(total=("gen_ai.usage.cost",)),),  # OpenLIT and others: a USD total
-    input_messages=(Text((sc.GEN_AI_SYSTEM_INSTRUCTIONS, sc.GEN_AI_INPUT_MESSAGES)), Text((sc.GEN_AI_PROMPT,))),
+    input_messages=(
+        Text((sc.GEN_AI_SYSTEM_INSTRUCTIONS, sc.GEN_AI_INPUT_MESSAGES)),
+        Text((sc.GEN_AI_PROMPT,)),
+    ),
     output_messages=(Text((sc.GEN_AI_OUTPUT_MESSAGES,)), Text((sc.GEN_AI_COMPLETION,))),
     # session.id and user.id are the general registry's, also used by OpenInference, Langfuse
     # and MLflow (on the root span); enduser.id is the application's end user.

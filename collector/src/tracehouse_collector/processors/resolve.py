@@ -1,9 +1,10 @@
 """The resolver: producers' declarations (`producers/`) applied in their precedence, per aspect.
 
-`Conventions(producers)` turns the declarations into flat lookup tables once, at import; each
-aspect is then one loop over a tuple, so a span pays for the keys it is asked about and nothing
-else (the collector runs this on every span). Aspects: operation, provider, models, usage (and
-the one-hour cache writes), reported cost, message text, context ids.
+`Conventions(producers)` does all the work a declaration needs once, at import: lookup tables,
+and for the aspects read on every model span (operation, provider, models, usage, reported
+cost) a generated straight-line function, so a span pays for the keys it is asked about and
+nothing else (the collector runs this on ~100k spans/s). The other aspects (one-hour cache
+writes, message text, context ids) are short loops over tuples. Nothing here knows a producer.
 """
 
 from __future__ import annotations

@@ -373,7 +373,6 @@ def _usage_keys_reader(u: UsageKeys) -> UsageReader:
         _first_path_count=_first_path_count,
         _dig=_dig,
         _parsed=_parsed,
-        _has_any=_has_any,
         _new_tuple=_new_tuple,
         Usage=Usage,
         _INCLUDED=_INCLUDED,
@@ -420,9 +419,9 @@ def _usage_keys_reader(u: UsageKeys) -> UsageReader:
         if g.only_if is not None:
             if u.json:
                 raise ValueError(f"{u.json}: only_if is for flat usage keys")
-            applies += (
-                f" and _has_any((get({g.only_if[0]!r}) or '').lower(), {code.value(g.only_if[1], 'parts')})"
-            )
+            attr, parts = g.only_if
+            contains = " or ".join(f"{part!r} in value" for part in parts)
+            applies += f" and ((value := (get({attr!r}) or '').lower()) and ({contains}))"
         code.add(1, f"if {applies}:")
         code.add(2, f"cr = {first_count(g.read)}")
         code.add(2, f"cw = {first_count(g.write)}")
@@ -446,7 +445,7 @@ def _first_path_count(d: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> 
 
 
 # What a bucket key counts towards (see Buckets).
-_TOTAL, _INPUT, _CACHE_READ, _CACHE_WRITE, _OUTPUT, _REASONING, _NOTHING = range(7)  # also indexes
+_TOTAL, _INPUT, _CACHE_READ, _CACHE_WRITE, _OUTPUT, _REASONING, _NOTHING = range(7)
 
 
 _Classifier = tuple[Callable[[str], int], dict[str, int]]
@@ -479,11 +478,11 @@ def _bucket_classifier(b: Buckets) -> _Classifier:
     return classify, seen
 
 
-def _sum_buckets(d: dict[str, Any], parse: Callable[[Any], Any], classifier: _Classifier) -> list[Any]:
-    """[total, input, cache read, cache write, output, reasoning] of a bucket object, summed
+def _sum_buckets(d: dict[str, Any], parse: Callable[[Any], Any], classifier: _Classifier) -> tuple[Any, ...]:
+    """(total, input, cache read, cache write, output, reasoning) of a bucket object, summed
     (None where no bucket counts towards it); `parse` reads one value (count or amount)."""
     classify, seen = classifier
-    sums: list[Any] = [None] * 6
+    total = inp = cr = cw = out = rs = None
     for key, value in d.items():
         n = parse(value)
         if n is None:
@@ -492,21 +491,18 @@ def _sum_buckets(d: dict[str, Any], parse: Callable[[Any], Any], classifier: _Cl
         if kind is None:
             kind = classify(key)
         if kind == _TOTAL:
-            sums[0] = n
-            continue
-        if kind <= _CACHE_WRITE:
-            sums[1] = n if sums[1] is None else sums[1] + n
+            total = n
+        elif kind <= _CACHE_WRITE:
+            inp = n if inp is None else inp + n
+            if kind == _CACHE_READ:
+                cr = n if cr is None else cr + n
+            elif kind == _CACHE_WRITE:
+                cw = n if cw is None else cw + n
         elif kind <= _REASONING:
-            sums[4] = n if sums[4] is None else sums[4] + n
-        else:
-            continue
-        if kind in _PARTS:
-            sums[kind] = n if sums[kind] is None else sums[kind] + n
-    return sums
-
-
-# Bucket kinds that are a part of input or output as well, at their index in _sum_buckets.
-_PARTS = frozenset({_CACHE_READ, _CACHE_WRITE, _REASONING})
+            out = n if out is None else out + n
+            if kind == _REASONING:
+                rs = n if rs is None else rs + n
+    return total, inp, cr, cw, out, rs
 
 
 def _buckets_usage_reader(b: Buckets) -> UsageReader:

@@ -37,7 +37,7 @@ PREVIEW_CHARS = 200  # first input / last output in lists
 # Attribute values are cut before they leave ClickHouse; prompts can be megabytes.
 RAW_CHARS = 16384
 
-# Where producers put the content of a call, canonical GenAI first (see processors/normalize.py).
+# Where producers put the content of a call, canonical GenAI first (see processors/producers/).
 INPUT_KEYS = (
     "gen_ai.input.messages",
     "gen_ai.prompt",

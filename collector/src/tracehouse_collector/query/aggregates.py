@@ -3,13 +3,18 @@
     aggregate(store, "latency", by=["model"], since="24h")
 
 Two plans answer latency and cost (see `plan_for`):
-- raw: scan `otel_traces`. Percentiles are exact (quantileExactInclusive, the same linear
-  interpolation as numpy's default).
+- raw: scan `otel_traces`.
 - rollup: read `llm_usage_1h` for the whole hours of the range, `llm_usage_1m` for the whole
   minutes at its edges, and make the same aggregate states from raw spans for the partial
-  minutes left, then merge them all (`split_range`). Counts, token sums and costs are exact;
-  percentiles come from DDSketch states (quantilesDD): each is within 1% (relative) of a
-  value ranked at the quantile (between the two values the exact interpolation uses).
+  minutes left, then merge them all (`split_range`). Counts, token sums and costs are exact.
+
+Percentiles have one definition on both plans: numpy's default, linear interpolation between
+the values ranked floor(h) and ceil(h), h = q * (n - 1) (quantileExactInclusive). The raw plan
+computes it exactly; so does the rollup plan for groups of at most EXACT_MAX_COUNT calls (from
+their raw spans). Larger groups on the rollup plan read DDSketch states (quantilesDD): the
+answer is within ROLLUP_RELATIVE_ERROR (relative) of a value ranked between floor(h) and
+ceil(h), and never above the group's max. Every latency row says which it is:
+`percentiles_error` is 0 for exact answers, else the relative error bound.
 Errors and accuracy always read raw rows (errors need `error.type`; scores are few).
 
 Cost rows carry `unpriced_calls` and `unpriced_tokens`: calls of models nobody prices
@@ -27,7 +32,6 @@ from dataclasses import dataclass
 
 from tracehouse_collector.processors.normalize import NON_MODEL_OPERATIONS
 from tracehouse_collector.query.filters import (
-    MODEL_SQL,
     SPAN_FIELDS,
     Compiled,
     Field,
@@ -35,6 +39,7 @@ from tracehouse_collector.query.filters import (
     FilterError,
     compile_filter,
 )
+from tracehouse_collector.query.model_identity import MODEL_SQL, ROLLUP_MODEL_SQL
 from tracehouse_collector.query.sql import READONLY_SETTINGS, SqlResult
 from tracehouse_collector.store import schema
 
@@ -58,7 +63,9 @@ class Dim:
 
 
 DIMENSIONS: dict[str, Dim] = {
-    "model": Dim(MODEL_SQL, "Model"),
+    "model": Dim(MODEL_SQL, ROLLUP_MODEL_SQL),
+    "request_model": Dim("GenAIRequestModel", None),
+    "response_model": Dim("GenAIResponseModel", None),
     "provider": Dim("GenAIProvider", "GenAIProvider"),
     "operation": Dim("GenAIOperation", "GenAIOperation"),
     "service": Dim("ServiceName", "ServiceName"),
@@ -77,7 +84,7 @@ DIMENSIONS: dict[str, Dim] = {
 # The filter fields the rollup keeps, as its own columns.
 ROLLUP_FIELDS = FieldSet(
     fields={
-        "model": Field("Model", "string"),
+        "model": Field(ROLLUP_MODEL_SQL, "string"),
         "provider": Field("GenAIProvider", "string"),
         "operation": Field("GenAIOperation", "string"),
         "service": Field("ServiceName", "string"),
@@ -213,10 +220,6 @@ def _group_order(dims: list[str]) -> str:
     return f"GROUP BY {keys}\nORDER BY {keys}"
 
 
-def _qcols(prefix: str, array: str) -> list[str]:
-    return [f"round({array}[{i + 1}], 3) AS {prefix}{name}_ms" for i, name in enumerate(LEVEL_NAMES)]
-
-
 def _levels() -> str:
     return ", ".join(str(q) for q in LEVELS)
 
@@ -249,6 +252,27 @@ def plan_for(req: Request, now: dt.datetime | None = None) -> str:
     return "rollup" if until - req.since >= ROLLUP_MIN_RANGE else "raw"
 
 
+def _exact_states(req: Request, params: _Params, compiled: Compiled | None, extra: list[str]) -> str:
+    """Per group of raw LLM spans in the range: the count and exact percentiles of duration and
+    time to first token (quantileExactInclusive: numpy's default linear interpolation)."""
+    ttft = schema.TTFT_MS_SQL
+    cond = _raw_conditions(req, params, compiled, llm_only=True)
+    cond += _time_range("Timestamp", req.since, req.until, params, "t") + extra
+    cols = [
+        *(_dim_select(req.by, "raw") or ["1 AS _all"]),
+        "count() AS exact_count",
+        f"quantilesExactInclusive({_levels()})(Duration / 1e6) AS eq",
+        f"quantilesExactInclusiveIf({_levels()})(assumeNotNull({ttft}), isNotNull({ttft})) AS etq",
+    ]
+    return (
+        f"SELECT {', '.join(cols)}\nFROM {DB}.otel_traces\n{_where(cond)}\nGROUP BY {', '.join(_keys(req))}"
+    )
+
+
+def _keys(req: Request) -> list[str]:
+    return req.by or ["_all"]
+
+
 def _latency_raw(req: Request, params: _Params, compiled: Compiled | None) -> str:
     ttft = schema.TTFT_MS_SQL
     cond = _raw_conditions(req, params, compiled, llm_only=True)
@@ -256,36 +280,44 @@ def _latency_raw(req: Request, params: _Params, compiled: Compiled | None) -> st
     inner = [
         *_dim_select(req.by, "raw"),
         "count() AS count",
-        f"quantilesExactInclusive({_levels()})(Duration / 1e6) AS q",
+        f"quantilesExactInclusive({_levels()})(Duration / 1e6) AS eq",
         "avg(Duration) / 1e6 AS mean_ms",
         "max(Duration) / 1e6 AS max_ms",
         "countIf(StatusCode = 'Error') / count() AS error_rate",
         f"countIf(isNotNull({ttft})) AS ttft_count",
-        f"quantilesExactInclusiveIf({_levels()})(assumeNotNull({ttft}), isNotNull({ttft})) AS tq",
+        f"quantilesExactInclusiveIf({_levels()})(assumeNotNull({ttft}), isNotNull({ttft})) AS etq",
     ]
-    return _latency_outer(req, inner, f"{DB}.otel_traces", cond)
+    group = f"GROUP BY {', '.join(req.by)}" if req.by else ""
+    source = f"(\nSELECT {', '.join(inner)}\nFROM {DB}.otel_traces\n{_where(cond)}\n{group}\n)"
+    return _latency_outer(req, source, exact="1")
 
 
-def _latency_outer(req: Request, inner: list[str], source: str, cond: list[str]) -> str:
+def _latency_outer(req: Request, source: str, exact: str) -> str:
+    """The latency columns from `source`, which has count, max_ms, mean_ms, error_rate,
+    ttft_count, exact percentile arrays eq/etq and, where `exact` can be false, sketch arrays
+    q/tq. A sketch's answer is kept inside the group's range (at most max_ms) and its row says
+    how far it may be off (percentiles_error)."""
+
+    def pick(i: int, exact_arr: str, sketch_arr: str, clamp: bool) -> str:
+        sketch = f"least({sketch_arr}[{i}], max_ms)" if clamp else f"{sketch_arr}[{i}]"
+        return exact_arr + f"[{i}]" if exact == "1" else f"if({exact}, {exact_arr}[{i}], {sketch})"
+
     cols = [
         *req.by,
         "count",
-        *_qcols("", "q"),
+        *[f"round({pick(i + 1, 'eq', 'q', True)}, 3) AS {n}_ms" for i, n in enumerate(LEVEL_NAMES)],
         "round(mean_ms, 3) AS mean_ms",
         "round(max_ms, 3) AS max_ms",
         "error_rate",
         "ttft_count",
         *[
-            f"if(ttft_count > 0, round(tq[{i + 1}], 3), NULL) AS ttft_{n}_ms"
+            f"if(ttft_count > 0, round({pick(i + 1, 'etq', 'tq', False)}, 3), NULL) AS ttft_{n}_ms"
             for i, n in enumerate(LEVEL_NAMES)
         ],
+        f"if({exact}, 0, {schema.ROLLUP_RELATIVE_ERROR}) AS percentiles_error",
     ]
-    group = f"GROUP BY {', '.join(req.by)}" if req.by else ""
-    order = f"ORDER BY {', '.join(req.by)}" if req.by else ""
-    return (
-        f"SELECT {', '.join(cols)}\nFROM (\nSELECT {', '.join(inner)}\nFROM {source}\n{_where(cond)}\n{group}\n)"
-        f"\n{order}"
-    )
+    order = f"\nORDER BY {', '.join(req.by)}" if req.by else ""
+    return f"SELECT {', '.join(cols)}\nFROM {source}{order}"
 
 
 def _cost(total: str) -> str:
@@ -372,29 +404,64 @@ def split_range(
 
 
 def _rollup_source(
-    req: Request, params: _Params, raw_filter: Compiled | None, roll_filter: Compiled | None
+    req: Request,
+    params: _Params,
+    raw_filter: Compiled | None,
+    roll_filter: Compiled | None,
+    *,
+    window: bool = False,
 ) -> str:
     """UNION ALL of rollup rows for the whole hours (or minutes) of the range and the same
-    states made from raw spans in the partial minutes at its edges."""
+    states made from raw spans in the partial minutes at its edges. `window`: only the span
+    count and the time window (FirstAt, LastAt: Unix seconds) each row covers."""
     levels = [("llm_usage_1m", _MINUTE)]
     if "minute" not in req.by:
         levels.insert(0, ("llm_usage_1h", _HOUR))
-    state_cols = [f"{expr} AS {alias}" for expr, alias in schema.USAGE_STATES]
-    keep = [alias for _, alias in schema.USAGE_STATES]
+    if window:
+        raw_states = [
+            ("count()", "Spans"),
+            ("toUInt32(toUnixTimestamp(min(Timestamp)))", "FirstAt"),
+            ("toUInt32(toUnixTimestamp(max(Timestamp))) + 1", "LastAt"),
+        ]
+    else:
+        raw_states = list(schema.USAGE_STATES)
     group = f"GROUP BY {', '.join(req.by)}" if req.by else ""
     parts = []
     for i, (table, a, b) in enumerate(split_range(req.since, req.until, levels)):
         if table == "otel_traces":
             cond = _raw_conditions(req, params, raw_filter, llm_only=True)
             cond += _time_range("Timestamp", a, b, params, f"s{i}")
-            select = ", ".join(_dim_select(req.by, "raw") + state_cols)
-            parts.append(f"SELECT {select}\nFROM {DB}.otel_traces\n{_where(cond)}\n{group}")
+            select = _dim_select(req.by, "raw") + [f"{expr} AS {alias}" for expr, alias in raw_states]
+            parts.append(f"SELECT {', '.join(select)}\nFROM {DB}.otel_traces\n{_where(cond)}\n{group}")
         else:
             cond = _raw_conditions(req, params, roll_filter, llm_only=True)
             cond += _time_range("Start", a, b, params, f"s{i}")
-            select = ", ".join(_dim_select(req.by, "rollup") + keep)
-            parts.append(f"SELECT {select}\nFROM {DB}.{table}\n{_where(cond)}")
+            if window:
+                step = int((_HOUR if table == "llm_usage_1h" else _MINUTE).total_seconds())
+                start = "toUInt32(toUnixTimestamp(Start))"
+                keep = ["Spans", f"{start} AS FirstAt", f"{start} + {step} AS LastAt"]
+            else:
+                keep = [alias for _, alias in raw_states]
+            select = _dim_select(req.by, "rollup") + keep
+            parts.append(f"SELECT {', '.join(select)}\nFROM {DB}.{table}\n{_where(cond)}")
     return "(\n" + "\nUNION ALL\n".join(parts) + "\n)"
+
+
+# Groups of at most this many calls get exact percentiles on the rollup plan too, from their raw
+# spans. Measured (docs/querying.md, "Percentiles"): below ~500 calls the sketch's answer can be
+# far (up to 90%) from the interpolated percentile, since neighbouring values lie far apart;
+# from 1,000 calls it stays within ~1.3%, the sketch's own error.
+EXACT_MAX_COUNT = 1000
+
+
+def _small_groups(req: Request, params: _Params, raw_f: Compiled | None, roll_f: Compiled | None) -> str:
+    """The groups with at most EXACT_MAX_COUNT calls in the range, and their time window."""
+    source = _rollup_source(req, params, raw_f, roll_f, window=True)
+    group = f"GROUP BY {', '.join(req.by)}\n" if req.by else ""
+    cols = [*(req.by or ["1 AS _all"]), "min(FirstAt) AS first_at", "max(LastAt) AS last_at"]
+    return (
+        f"SELECT {', '.join(cols)}\nFROM {source}\n{group}HAVING sum(Spans) BETWEEN 1 AND {EXACT_MAX_COUNT}"
+    )
 
 
 def _dd_merge(column: str) -> str:
@@ -402,8 +469,12 @@ def _dd_merge(column: str) -> str:
 
 
 def _latency_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_f: Compiled | None) -> str:
+    """Sketch percentiles for the groups with many calls, exact ones (joined from raw spans)
+    for the small groups. The raw read is limited to the small groups and, through the primary
+    key, to the time window their spans lie in."""
+    keys = _keys(req)
     inner = [
-        *req.by,
+        *(req.by or ["1 AS _all"]),
         "sum(Spans) AS count",
         f"{_dd_merge('DurationMs')} AS q",
         "sum(DurationSumNs) / count / 1e6 AS mean_ms",
@@ -412,7 +483,17 @@ def _latency_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_
         "sum(TtftSpans) AS ttft_count",
         f"{_dd_merge('TtftMs')} AS tq",
     ]
-    return _latency_outer(req, inner, _rollup_source(req, params, raw_f, roll_f), [])
+    rollup = f"SELECT {', '.join(inner)}\nFROM {_rollup_source(req, params, raw_f, roll_f)}\nGROUP BY {', '.join(keys)}"
+    small = _small_groups(req, params, raw_f, roll_f)
+    key_tuple = f"({', '.join(DIMENSIONS[d].raw for d in req.by) or '1'})"
+    window = [
+        f"Timestamp >= toDateTime((SELECT min(first_at) FROM ({small})), 'UTC')",
+        f"Timestamp < toDateTime((SELECT max(last_at) FROM ({small})), 'UTC')",
+        f"{key_tuple} IN (SELECT {', '.join(keys)} FROM ({small}))",
+    ]
+    exact = _exact_states(req, params, raw_f, window)
+    source = f"(\n{rollup}\n) AS r\nLEFT JOIN (\n{exact}\n) AS e USING ({', '.join(keys)})"
+    return _latency_outer(req, source, exact="e.exact_count = r.count")
 
 
 def _cost_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_f: Compiled | None) -> str:
@@ -581,6 +662,7 @@ def output_columns(kind: str, by: list[str], unpriced: bool = False) -> list[str
             "error_rate",
             "ttft_count",
             *[f"ttft_{n}_ms" for n in LEVEL_NAMES],
+            "percentiles_error",
         ],
         "cost": [
             "count",

@@ -1,4 +1,4 @@
-import { h, api, apiFetch, chart, downloadLink, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, filterLink, records, routeUrl } from "../lib.js";
+import { h, api, apiFetch, chart, colorFor, downloadLink, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, filterLink, records, routeUrl } from "../lib.js";
 
 // #/run/<id>: info, params, one chart per metric (server-side reduced, full resolution on zoom),
 // system metrics, artifacts with previews, linked models with the reproduce command, traces.
@@ -144,7 +144,7 @@ async function metricChart(el, run, key, current) {
     xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 26, min: overview.min_step, max: overview.max_step },
     yAxis: { type: "value", scale: true },
     dataZoom: [{ type: "inside", filterMode: "none" }],
-    series: [{ type: "line", name: key, showSymbol: overview.points.length < 60, data: overview.points }],
+    series: [{ type: "line", name: key, color: colorFor(run.id), showSymbol: overview.points.length < 60, data: overview.points }],
   });
   el.dataset.points = overview.points.length;
   el.dataset.downsampled = overview.downsampled;

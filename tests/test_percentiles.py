@@ -148,3 +148,32 @@ def test_ungrouped_answers_on_both_plans(store_and_groups):
         assert row["percentiles_error"] == (0 if plan == "raw" else ROLLUP_RELATIVE_ERROR)
         _check(row, ms, "", exact=plan == "raw")
         _check(row, ttft, "ttft_", exact=plan == "raw")
+
+
+@pytest.mark.parametrize("by", [["provider", "model"], ["model", "day"]])
+def test_rollup_with_two_dimensions_and_parquet(store_and_groups, by):
+    """The exact answers of small groups reach the rows when groups have two keys (a tuple of
+    names, or a name and a time bucket), and the Parquet export answers the same rows."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    store, groups = store_and_groups
+    kw = {"by": by, "since": SINCE, "until": UNTIL}
+    raw = aggregates.aggregate(store, "latency", plan="raw", **kw)
+    roll = aggregates.aggregate(store, "latency", plan="rollup", **kw)
+    assert roll.columns == raw.columns
+    exact = 0
+    for r, k in zip(raw.rows, roll.rows, strict=True):
+        row = dict(zip(roll.columns, k, strict=True))
+        assert k[: len(by)] == r[: len(by)]
+        if row["count"] <= T:
+            assert k == r
+            exact += 1
+        else:
+            assert row["percentiles_error"] == ROLLUP_RELATIVE_ERROR
+    assert exact and exact < len(raw.rows)
+    table = pq.read_table(io.BytesIO(aggregates.aggregate_parquet(store, "latency", plan="rollup", **kw)))
+    assert table.column_names == roll.columns
+    for name in ("count", "p50_ms", "p99_ms", "percentiles_error"):
+        assert table.column(name).to_pylist() == [dict(zip(roll.columns, k, strict=True))[name] for k in roll.rows]

@@ -293,3 +293,41 @@ def test_lib_js_formats_costs_as_formatting_py(numbers_collector, ui):
     ui.wait_ready()
     shown = ui.page.evaluate("vs => import('/ui/lib.js').then(m => vs.map(m.fmtCost))", values)
     assert shown == ["$" + fmt_cost(v) if not v.startswith("-") else "-$" + fmt_cost(v)[1:] for v in values]
+
+
+def test_a_run_has_one_colour_on_runs_compare_and_its_own_page(demo_collector, ui):
+    c = demo_collector
+    runs = c.session.get(f"{c.http_url}/api/v1/runs", params={"experiment": "demo-classifier"}, timeout=30).json()
+    assert len(runs) >= 2
+    ids = [r["id"] for r in runs[:3]]
+
+    def colours(selector: str) -> dict[str, set]:
+        out = defaultdict(set)
+        for option in ui.page.eval_on_selector_all(
+            selector, "els => els.map(el => echarts.getInstanceByDom(el).getOption())"
+        ):
+            for s in option["series"]:
+                out[s["name"]].add(s["color"])
+        return out
+
+    ui.open(c.http_url, f"runs?experiment=demo-classifier&sel={','.join(ids)}")
+    ui.wait_ready()
+    on_runs = colours("#selected-charts .chart")
+    # Compare, with the runs in the other order: a colour follows the run, not its position.
+    ui.open(c.http_url, f"compare?ids={','.join(reversed(ids))}")
+    ui.wait_ready()
+    on_compare = colours("#compare-charts .chart")
+    assert on_runs and on_compare
+    for name in set(on_runs) | set(on_compare):
+        assert len(on_runs[name] | on_compare[name]) == 1, name
+    by_id = {name.rsplit("(", 1)[1].rstrip(")"): colour for name, (colour,) in on_compare.items()}
+    assert len(set(by_id.values())) == len(by_id)  # different runs, different colours
+    checked = 0
+    for run_id in ids:  # each run's own page draws its curves in its colour
+        ui.open(c.http_url, f"run/{run_id}")
+        ui.wait_ready()
+        own = {col for cols in colours("#run-charts .chart").values() for col in cols}
+        if own:  # a run whose metrics were each logged once has no curves
+            assert own == {by_id[run_id[:6]]}
+            checked += 1
+    assert checked

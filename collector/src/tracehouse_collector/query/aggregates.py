@@ -252,21 +252,24 @@ def plan_for(req: Request, now: dt.datetime | None = None) -> str:
     return "rollup" if until - req.since >= ROLLUP_MIN_RANGE else "raw"
 
 
-def _exact_states(req: Request, params: _Params, compiled: Compiled | None, extra: list[str]) -> str:
-    """Per group of raw LLM spans in the range: the count and exact percentiles of duration and
-    time to first token (quantileExactInclusive: numpy's default linear interpolation)."""
+def _exact_percentiles() -> list[str]:
+    """Exact percentiles of duration (eq) and time to first token (etq) over raw spans:
+    quantileExactInclusive, numpy's default linear interpolation."""
     ttft = schema.TTFT_MS_SQL
-    cond = _raw_conditions(req, params, compiled, llm_only=True)
-    cond += _time_range("Timestamp", req.since, req.until, params, "t") + extra
-    cols = [
-        *(_dim_select(req.by, "raw") or ["1 AS _all"]),
-        "count() AS exact_count",
+    return [
         f"quantilesExactInclusive({_levels()})(Duration / 1e6) AS eq",
         f"quantilesExactInclusiveIf({_levels()})(assumeNotNull({ttft}), isNotNull({ttft})) AS etq",
     ]
-    return (
-        f"SELECT {', '.join(cols)}\nFROM {DB}.otel_traces\n{_where(cond)}\nGROUP BY {', '.join(_keys(req))}"
-    )
+
+
+def _exact_states(req: Request, params: _Params, compiled: Compiled | None, extra: list[str]) -> str:
+    """Per group of raw LLM spans in the range (and `extra` conditions): the count and the
+    exact percentiles."""
+    cond = _raw_conditions(req, params, compiled, llm_only=True)
+    cond += _time_range("Timestamp", req.since, req.until, params, "t") + extra
+    cols = [*(_dim_select(req.by, "raw") or ["1 AS _all"]), "count() AS exact_count", *_exact_percentiles()]
+    group = f"\nGROUP BY {', '.join(req.by)}" if req.by else ""
+    return f"SELECT {', '.join(cols)}\nFROM {DB}.otel_traces\n{_where(cond)}{group}"
 
 
 def _keys(req: Request) -> list[str]:
@@ -274,25 +277,23 @@ def _keys(req: Request) -> list[str]:
 
 
 def _latency_raw(req: Request, params: _Params, compiled: Compiled | None) -> str:
-    ttft = schema.TTFT_MS_SQL
     cond = _raw_conditions(req, params, compiled, llm_only=True)
     cond += _time_range("Timestamp", req.since, req.until, params, "t")
     inner = [
         *_dim_select(req.by, "raw"),
         "count() AS count",
-        f"quantilesExactInclusive({_levels()})(Duration / 1e6) AS eq",
         "avg(Duration) / 1e6 AS mean_ms",
         "max(Duration) / 1e6 AS max_ms",
         "countIf(StatusCode = 'Error') / count() AS error_rate",
-        f"countIf(isNotNull({ttft})) AS ttft_count",
-        f"quantilesExactInclusiveIf({_levels()})(assumeNotNull({ttft}), isNotNull({ttft})) AS etq",
+        f"countIf(isNotNull({schema.TTFT_MS_SQL})) AS ttft_count",
+        *_exact_percentiles(),
     ]
     group = f"GROUP BY {', '.join(req.by)}" if req.by else ""
     source = f"(\nSELECT {', '.join(inner)}\nFROM {DB}.otel_traces\n{_where(cond)}\n{group}\n)"
     return _latency_outer(req, source, exact="1")
 
 
-def _latency_outer(req: Request, source: str, exact: str) -> str:
+def _latency_outer(req: Request, source: str, exact: str, extra: list[str] | None = None) -> str:
     """The latency columns from `source`, which has count, max_ms, mean_ms, error_rate,
     ttft_count, exact percentile arrays eq/etq and, where `exact` can be false, sketch arrays
     q/tq. A sketch's answer is kept inside the group's range (at most max_ms) and its row says
@@ -300,7 +301,9 @@ def _latency_outer(req: Request, source: str, exact: str) -> str:
 
     def pick(i: int, exact_arr: str, sketch_arr: str, clamp: bool) -> str:
         sketch = f"least({sketch_arr}[{i}], max_ms)" if clamp else f"{sketch_arr}[{i}]"
-        return exact_arr + f"[{i}]" if exact == "1" else f"if({exact}, {exact_arr}[{i}], {sketch})"
+        if exact in ("0", "1"):
+            return sketch if exact == "0" else f"{exact_arr}[{i}]"
+        return f"if({exact}, {exact_arr}[{i}], {sketch})"
 
     cols = [
         *req.by,
@@ -315,6 +318,7 @@ def _latency_outer(req: Request, source: str, exact: str) -> str:
             for i, n in enumerate(LEVEL_NAMES)
         ],
         f"if({exact}, 0, {schema.ROLLUP_RELATIVE_ERROR}) AS percentiles_error",
+        *(extra or []),
     ]
     order = f"\nORDER BY {', '.join(req.by)}" if req.by else ""
     return f"SELECT {', '.join(cols)}\nFROM {source}{order}"
@@ -412,66 +416,109 @@ def _rollup_source(
     window: bool = False,
 ) -> str:
     """UNION ALL of rollup rows for the whole hours (or minutes) of the range and the same
-    states made from raw spans in the partial minutes at its edges. `window`: only the span
-    count and the time window (FirstAt, LastAt: Unix seconds) each row covers."""
+    states made from raw spans in the partial minutes at its edges. `window` adds the time
+    window each row covers (FirstAt, LastAt: Unix seconds)."""
     levels = [("llm_usage_1m", _MINUTE)]
     if "minute" not in req.by:
         levels.insert(0, ("llm_usage_1h", _HOUR))
+    state_cols = [f"{expr} AS {alias}" for expr, alias in schema.USAGE_STATES]
+    keep = [alias for _, alias in schema.USAGE_STATES]
     if window:
-        raw_states = [
-            ("count()", "Spans"),
-            ("toUInt32(toUnixTimestamp(min(Timestamp)))", "FirstAt"),
-            ("toUInt32(toUnixTimestamp(max(Timestamp))) + 1", "LastAt"),
+        state_cols += [
+            "toUInt32(toUnixTimestamp(min(Timestamp))) AS FirstAt",
+            "toUInt32(toUnixTimestamp(max(Timestamp))) + 1 AS LastAt",
         ]
-    else:
-        raw_states = list(schema.USAGE_STATES)
     group = f"GROUP BY {', '.join(req.by)}" if req.by else ""
     parts = []
     for i, (table, a, b) in enumerate(split_range(req.since, req.until, levels)):
         if table == "otel_traces":
             cond = _raw_conditions(req, params, raw_filter, llm_only=True)
             cond += _time_range("Timestamp", a, b, params, f"s{i}")
-            select = _dim_select(req.by, "raw") + [f"{expr} AS {alias}" for expr, alias in raw_states]
+            select = _dim_select(req.by, "raw") + state_cols
             parts.append(f"SELECT {', '.join(select)}\nFROM {DB}.otel_traces\n{_where(cond)}\n{group}")
         else:
             cond = _raw_conditions(req, params, roll_filter, llm_only=True)
             cond += _time_range("Start", a, b, params, f"s{i}")
+            select = _dim_select(req.by, "rollup") + keep
             if window:
                 step = int((_HOUR if table == "llm_usage_1h" else _MINUTE).total_seconds())
                 start = "toUInt32(toUnixTimestamp(Start))"
-                keep = ["Spans", f"{start} AS FirstAt", f"{start} + {step} AS LastAt"]
-            else:
-                keep = [alias for _, alias in raw_states]
-            select = _dim_select(req.by, "rollup") + keep
+                select += [f"{start} AS FirstAt", f"{start} + {step} AS LastAt"]
             parts.append(f"SELECT {', '.join(select)}\nFROM {DB}.{table}\n{_where(cond)}")
     return "(\n" + "\nUNION ALL\n".join(parts) + "\n)"
 
 
 # Groups of at most this many calls get exact percentiles on the rollup plan too, from their raw
-# spans. Measured (docs/querying.md, "Percentiles"): below ~500 calls the sketch's answer can be
-# far (up to 90%) from the interpolated percentile, since neighbouring values lie far apart;
-# from 1,000 calls it stays within ~1.3%, the sketch's own error.
+# spans. Measured (docs/benchmarks.md, "Percentile threshold"): below ~500 calls the sketch's
+# answer can be far (up to 90%) from the interpolated percentile, since neighbouring values lie
+# far apart; from 1,000 calls on it stays within ~1.3%, the sketch's own error.
 EXACT_MAX_COUNT = 1000
+# The keys of at most this many small groups go into the raw read's filter (beyond, the time
+# window alone limits it).
+_MAX_KEYED_GROUPS = 500
+WINDOW_COLUMNS = ("first_at", "last_at")
 
 
-def _small_groups(req: Request, params: _Params, raw_f: Compiled | None, roll_f: Compiled | None) -> str:
-    """The groups with at most EXACT_MAX_COUNT calls in the range, and their time window."""
-    source = _rollup_source(req, params, raw_f, roll_f, window=True)
-    group = f"GROUP BY {', '.join(req.by)}\n" if req.by else ""
-    cols = [*(req.by or ["1 AS _all"]), "min(FirstAt) AS first_at", "max(LastAt) AS last_at"]
-    return (
-        f"SELECT {', '.join(cols)}\nFROM {source}\n{group}HAVING sum(Spans) BETWEEN 1 AND {EXACT_MAX_COUNT}"
-    )
+@dataclass(frozen=True)
+class SmallGroups:
+    """What the first (sketch-only) rollup answer said about the groups that need exact
+    percentiles: the time window their calls lie in and their keys (None: too many to list)."""
+
+    first_at: int
+    last_at: int
+    keys: list[tuple] | None
+    every: bool = False  # every group is small: the raw plan answers them all at once
+
+    @classmethod
+    def of(cls, columns: list[str], rows: list[tuple], by: list[str]) -> SmallGroups:
+        i_count, i_first, i_last = (columns.index(c) for c in ("count", *WINDOW_COLUMNS))
+        small = [r for r in rows if 0 < r[i_count] <= EXACT_MAX_COUNT]
+        if not small:
+            return NO_SMALL_GROUPS
+        keys = [tuple(r[columns.index(d)] for d in by if not DIMENSIONS[d].time) for r in small]
+        return cls(
+            min(r[i_first] for r in small),
+            max(r[i_last] for r in small),
+            sorted(set(keys)) if len(keys) <= _MAX_KEYED_GROUPS else None,
+            every=len(small) == len(rows),
+        )
+
+
+NO_SMALL_GROUPS = SmallGroups(0, 0, [])
 
 
 def _dd_merge(column: str) -> str:
     return f"quantilesDDMerge({schema.ROLLUP_RELATIVE_ERROR}, {_levels()})({column})"
 
 
-def _latency_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_f: Compiled | None) -> str:
-    """Sketch percentiles for the groups with many calls, exact ones (joined from raw spans)
-    for the small groups. The raw read is limited to the small groups and, through the primary
-    key, to the time window their spans lie in."""
+def _small_exact(req: Request, params: _Params, raw_f: Compiled | None, small: SmallGroups) -> str:
+    """Exact percentiles of the small groups from their raw spans: the read limited to their
+    keys and, through the primary key, to the time window their calls lie in."""
+    window = [
+        f"Timestamp >= toDateTime({params.add('small_lo', small.first_at, 'UInt32')}, 'UTC')",
+        f"Timestamp < toDateTime({params.add('small_hi', small.last_at, 'UInt32')}, 'UTC')",
+    ]
+    named = [d for d in req.by if not DIMENSIONS[d].time]
+    if named and small.keys is not None:
+        values = [
+            [params.add(f"small_{i}_{j}", v, "String") for j, v in enumerate(k)]
+            for i, k in enumerate(small.keys)
+        ]
+        if len(named) == 1:
+            window.append(f"{DIMENSIONS[named[0]].raw} IN ({', '.join(v[0] for v in values)})")
+        else:
+            listed = ", ".join(f"({', '.join(v)})" for v in values)
+            window.append(f"tuple({', '.join(DIMENSIONS[d].raw for d in named)}) IN ({listed})")
+    return _exact_states(req, params, raw_f, window)
+
+
+def _latency_rollup(
+    req: Request, params: _Params, raw_f: Compiled | None, roll_f: Compiled | None, small: SmallGroups | None
+) -> str:
+    """Without `small`: sketch percentiles for every group, plus each group's time window
+    (first_at, last_at) so the caller can find the small groups. With it: the same, and exact
+    percentiles joined from the raw spans of the small groups, the raw read limited to their
+    keys and (through the primary key) to their time window."""
     keys = _keys(req)
     inner = [
         *(req.by or ["1 AS _all"]),
@@ -483,17 +530,20 @@ def _latency_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_
         "sum(TtftSpans) AS ttft_count",
         f"{_dd_merge('TtftMs')} AS tq",
     ]
-    rollup = f"SELECT {', '.join(inner)}\nFROM {_rollup_source(req, params, raw_f, roll_f)}\nGROUP BY {', '.join(keys)}"
-    small = _small_groups(req, params, raw_f, roll_f)
-    key_tuple = f"({', '.join(DIMENSIONS[d].raw for d in req.by) or '1'})"
-    window = [
-        f"Timestamp >= toDateTime((SELECT min(first_at) FROM ({small})), 'UTC')",
-        f"Timestamp < toDateTime((SELECT max(last_at) FROM ({small})), 'UTC')",
-        f"{key_tuple} IN (SELECT {', '.join(keys)} FROM ({small}))",
-    ]
-    exact = _exact_states(req, params, raw_f, window)
-    source = f"(\n{rollup}\n) AS r\nLEFT JOIN (\n{exact}\n) AS e USING ({', '.join(keys)})"
-    return _latency_outer(req, source, exact="e.exact_count = r.count")
+    if small is None:
+        inner += ["min(FirstAt) AS first_at", "max(LastAt) AS last_at"]
+    if small is not None and small.every:  # nothing left for the sketches: scan once, as the raw plan
+        return _latency_raw(req, params, raw_f)
+    source = _rollup_source(req, params, raw_f, roll_f, window=small is None)
+    group = f"\nGROUP BY {', '.join(req.by)}" if req.by else ""
+    rollup = f"(\nSELECT {', '.join(inner)}\nFROM {source}{group}\n)"
+    if small is None:
+        return _latency_outer(req, rollup, exact="0", extra=list(WINDOW_COLUMNS))
+    if small == NO_SMALL_GROUPS:
+        return _latency_outer(req, rollup, exact="0")
+    exact = _small_exact(req, params, raw_f, small)
+    joined = f"{rollup} AS r\nLEFT JOIN (\n{exact}\n) AS e USING ({', '.join(keys)})"
+    return _latency_outer(req, joined, exact="e.exact_count = r.count")
 
 
 def _cost_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_f: Compiled | None) -> str:
@@ -600,8 +650,13 @@ def build(
     plan: str = "auto",
     now: dt.datetime | None = None,
     unpriced: bool = False,
+    small: SmallGroups | None = None,
 ) -> tuple[str, dict[str, object], str]:
-    """(SQL, parameters, plan used) for an aggregate; raises QueryError or FilterError."""
+    """(SQL, parameters, plan used) for an aggregate; raises QueryError or FilterError.
+
+    Latency on the rollup plan takes two steps (see `aggregate`): without `small`, the SQL
+    answers from the sketches and adds each group's time window (WINDOW_COLUMNS); `small`
+    (SmallGroups.of that answer) makes the final SQL, exact for the small groups."""
     req = Request.make(kind, by, since, until, service, where, all_spans, now)
     compiled = compile_filter(req.where, SPAN_FIELDS) if req.where else None
     if unpriced:
@@ -619,8 +674,10 @@ def build(
     params = _Params()
     if chosen == "rollup":
         roll = compile_filter(req.where, ROLLUP_FIELDS) if req.where else None
-        fn = _latency_rollup if kind == "latency" else _cost_rollup
-        sql = fn(req, params, compiled, roll)
+        if kind == "latency":
+            sql = _latency_rollup(req, params, compiled, roll, small)
+        else:
+            sql = _cost_rollup(req, params, compiled, roll)
     else:
         sql = {"latency": _latency_raw, "cost": _cost_raw, "errors": _errors, "accuracy": _accuracy}[kind](
             req, params, compiled
@@ -642,12 +699,55 @@ def aggregate(
 ) -> QueryResult:
     """Run an aggregate; rows are tuples in `columns` order. Raises QueryError/FilterError
     (both ValueError) for bad parameters and StoreError for store failures."""
-    sql, params, _ = build(kind, by, since, until, service, where, all_spans, plan, unpriced=unpriced)
+    args = (kind, by, since, until, service, where, all_spans, plan)
+    sql, params, chosen = build(*args, unpriced=unpriced)
     columns, rows = store.query(sql, parameters=params, settings=dict(READONLY_SETTINGS))
+    dims = Request.make(kind, by, since, until, service, where, all_spans).by
+    if rows and kind == "latency" and chosen == "rollup":
+        small = SmallGroups.of(columns, rows, dims)
+        if small.every:  # nothing left for the sketches: one raw scan answers them all
+            sql, params, _ = build(*args, small=small)
+            columns, rows = store.query(sql, parameters=params, settings=dict(READONLY_SETTINGS))
+        else:
+            if small != NO_SMALL_GROUPS:
+                rows = _with_exact(store, columns, rows, small, *args[:7])
+            keep = [i for i, c in enumerate(columns) if c not in WINDOW_COLUMNS]
+            columns, rows = [columns[i] for i in keep], [tuple(r[i] for i in keep) for r in rows]
     if not rows:  # the embedded engine names no columns for an empty result
-        dims = Request.make(kind, by, since, until, service, where, all_spans).by
         columns = output_columns(kind, dims, unpriced)
     return QueryResult(columns, rows)
+
+
+def _with_exact(store, columns: list[str], rows: list[tuple], small: SmallGroups, *args) -> list[tuple]:
+    """The sketch rows with the small groups' percentiles replaced by exact ones, read from their
+    raw spans (the same values the SQL join of `build(..., small=small)` gives, which
+    aggregate_parquet uses; here the rollup is not read twice)."""
+    req = Request.make(*args)
+    params = _Params()
+    compiled = compile_filter(req.where, SPAN_FIELDS) if req.where else None
+    exact_sql = _small_exact(req, params, compiled, small)
+    rounded = "arrayMap(x -> round(x, 3), eq), arrayMap(x -> round(x, 3), etq)"
+    sql = f"SELECT {', '.join(_keys(req))}, exact_count, {rounded}\nFROM (\n{exact_sql}\n)"
+    _, exact_rows = store.query(sql, parameters=params.values, settings=dict(READONLY_SETTINGS))
+    n = len(req.by)
+    exact = {tuple(r[:n]): r[len(_keys(req)) :] for r in exact_rows}  # keys: `_all` when ungrouped
+    count = columns.index("count")
+    levels = [columns.index(f"{name}_ms") for name in LEVEL_NAMES]
+    ttft_levels = [columns.index(f"ttft_{name}_ms") for name in LEVEL_NAMES]
+    error, ttft_count = columns.index("percentiles_error"), columns.index("ttft_count")
+    out = []
+    for row in rows:
+        found = exact.get(tuple(row[:n]))
+        if found is None or found[0] != row[count]:
+            out.append(row)
+            continue
+        cells = list(row)
+        for i, eq, etq in zip(range(len(LEVEL_NAMES)), found[1], found[2], strict=True):
+            cells[levels[i]] = eq
+            cells[ttft_levels[i]] = etq if row[ttft_count] else None
+        cells[error] = 0.0
+        out.append(tuple(cells))
+    return out
 
 
 def output_columns(kind: str, by: list[str], unpriced: bool = False) -> list[str]:
@@ -685,7 +785,12 @@ def output_columns(kind: str, by: list[str], unpriced: bool = False) -> list[str
 
 def aggregate_parquet(store, kind: str, **kwargs) -> bytes:
     """The same result as a Parquet file, written by ClickHouse itself."""
-    sql, params, _ = build(kind, **kwargs)
+    sql, params, chosen = build(kind, **kwargs)
+    if kind == "latency" and chosen == "rollup":  # the first step finds the small groups
+        columns, rows = store.query(sql, parameters=params, settings=dict(READONLY_SETTINGS))
+        by = Request.make(kind, kwargs.get("by"), kwargs.get("since"), None, None, None, False).by
+        small = SmallGroups.of(columns, rows, by) if rows else NO_SMALL_GROUPS
+        sql, params, _ = build(kind, **kwargs, small=small)
     # In the statement itself: settings passed beside a raw query would stay on the connection.
     clause = ", ".join(
         f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in READONLY_SETTINGS.items()

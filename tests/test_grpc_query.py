@@ -155,6 +155,13 @@ def test_aggregate(stub, scenario):
     row = rows["gpt-4o-mini"]  # the model identity: the snapshot date removed
     assert row["model"] == "gpt-4o-mini" and row["count"] == 4
     assert Decimal(str(row["cost_usd"])) == 4 * CALL_COST
+    # Latency says whether its percentiles are exact (a raw scan here: 0) or a sketch's bound.
+    latency = records(
+        stub.Aggregate(
+            pb.AggregateRequest(kind="latency", by=["model"], service=scenario.service, since="2h")
+        )
+    )
+    assert [(r["model"], r["count"], r["percentiles_error"]) for r in latency] == [("gpt-4o-mini", 4, 0.0)]
     code, _ = code_of(lambda: stub.Aggregate(pb.AggregateRequest(kind="nonsense", by=["model"])))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 

@@ -140,7 +140,7 @@ async function metricChart(el, run, key, current) {
   c.setOption({
     title: { text: key, subtext: subtitle(overview), left: 8, textStyle: { fontSize: 13 } },
     tooltip: { trigger: "axis" },
-    grid: { left: 60, right: 20, top: 56, bottom: 50 },
+    grid: { left: 12, right: 20, top: 56, bottom: 36, containLabel: true },
     xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 26, min: overview.min_step, max: overview.max_step },
     yAxis: { type: "value", scale: true },
     dataZoom: [{ type: "inside", filterMode: "none" }],

@@ -63,7 +63,7 @@ def test_list_has_one_row_per_trace_with_its_facts(served, api):
     assert [t0["spans"], t1["spans"], t2["spans"]] == [3, 4, 3]
     # The tool step is not an LLM call.
     assert [t0["llm_calls"], t1["llm_calls"], t2["llm_calls"]] == [1, 2, 1]
-    assert t1["models"] == ["gpt-4o-mini-2024-07-18"]
+    assert t1["models"] == ["gpt-4o-mini"]  # the model identity
     assert (t1["input_tokens"], t1["output_tokens"], t1["total_tokens"]) == (201, 41, 242)
     assert Decimal(t1["cost_usd"]) == 2 * CALL_COST
     # session and user come from the root span; the LLM spans below it do not carry them.

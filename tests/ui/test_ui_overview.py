@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from browser import CANVAS_PAINTED
+from tracehouse_collector.formatting import fmt_cost
 
 
 def rows(c, kind: str, **params) -> list[dict]:
@@ -25,7 +26,7 @@ def test_kpis_cost_breakdown_and_scores(demo_collector, ui):
     cost = rows(demo_collector, "cost")[0]
     assert kpi(ui.page, "llm_calls") == f"{latency['count']:,}"
     assert kpi(ui.page, "tokens") == f"{cost['total_tokens']:,}"
-    assert kpi(ui.page, "cost") == f"${float(cost['cost_usd']):.2f}"
+    assert kpi(ui.page, "cost") == "$" + fmt_cost(cost["cost_usd"])  # the documented rule, not 2 decimals
     # Calls of models with no price are marked beside the cost, never silently left out.
     mark = ui.page.locator('.kpi[data-kpi="cost"] .unpriced')
     if cost["unpriced_calls"]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from browser import OPTION
 from helpers import unique, wait_for
+from tracehouse_collector import formatting
 
 PRICED = "gpt-4o-mini"
 CALLS = {PRICED: 4}
@@ -15,10 +16,8 @@ UNPRICED_CALLS = 3
 
 
 def fmt_cost(value) -> str:
-    """lib.js fmtCost for the costs here (a cent or more): two decimals."""
-    n = float(value)
-    assert n >= 0.01, "the data here costs at least a cent per group"
-    return f"${n:.2f}"
+    """lib.js fmtCost: the documented rule (formatting.fmt_cost) with the dollar sign."""
+    return "$" + formatting.fmt_cost(value)
 
 
 @pytest.fixture(scope="module")

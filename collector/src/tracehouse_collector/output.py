@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from tracehouse_collector.formatting import plain_decimal, table_marks
+
 FORMATS = ("table", "json", "csv")
 
 
@@ -25,7 +27,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        return plain_decimal(value)
     if isinstance(value, (bytes, bytearray)):
         return value.decode("utf-8", "replace")
     if isinstance(value, (uuid.UUID, ipaddress.IPv4Address, ipaddress.IPv6Address)):
@@ -60,7 +62,10 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
             writer.writerow([_cell(v) for v in row])
         return buf.getvalue()
     if fmt == "table":
-        cells = [[_cell(v).replace("\n", "\\n") for v in row] for row in rows]
+        cells = []
+        for row in rows:
+            marks = table_marks(columns, row)
+            cells.append([marks.get(i, _cell(v)).replace("\n", "\\n") for i, v in enumerate(row)])
         widths = [len(c) for c in columns]
         for row in cells:
             for i, c in enumerate(row):

@@ -71,6 +71,7 @@ async def serve(settings: ServeSettings) -> None:
         credentials=tls_files.grpc_credentials() if tls_files else None,
     )
     app = web.Application(client_max_size=settings.message_limit)
+    app[rest.GRPC_PORT] = grpc_port
     # Outermost first: the key check, then the bytes in flight, then the body's time limit, so
     # a body is read only for a request with a key, room for it, and within the time allowed.
     app.middlewares.append(otlp_http.inflight_middleware(ingest, settings.message_limit))

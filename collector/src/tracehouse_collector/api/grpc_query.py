@@ -18,6 +18,7 @@ import orjson
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
 from tracehouse_collector.api.readers import Readers, ReadersBusy
+from tracehouse_collector.formatting import plain_decimal
 from tracehouse_collector.output import jsonable
 from tracehouse_collector.query import traces
 from tracehouse_collector.query.sql import run_readonly
@@ -46,7 +47,7 @@ def to_value(v: Any) -> pb.Value:
     if isinstance(v, dt.datetime) and v.tzinfo is None:
         return pb.Value(string_value=v.isoformat() + "Z")  # the store's naive times are UTC
     if isinstance(v, decimal.Decimal):
-        return pb.Value(string_value=format(v, "f"))
+        return pb.Value(string_value=plain_decimal(v))
     return pb.Value(string_value=str(jsonable(v)))
 
 

@@ -29,6 +29,10 @@ def _sql_arrow(store: Store, statement: str) -> bytes:
     return with_timestamps(body, lambda _names: result_types(store, statement))
 
 
+# The port the OTLP/gRPC receiver listens on, set by `serve` (server.py) on the application.
+GRPC_PORT = web.AppKey("grpc_port", int)
+
+
 def add_routes(app: web.Application, store: Store, ingest: Ingest, readers: Readers) -> None:
     async def healthz(request: web.Request) -> web.Response:
         writer = ingest.writer
@@ -36,6 +40,8 @@ def add_routes(app: web.Application, store: Store, ingest: Ingest, readers: Read
             "status": "ok" if ingest.accepting else "starting",
             "version": __version__,
             "store": store.dsn.display(),
+            # where OTLP goes: the web UI's empty states name this port (OTLP/HTTP is this server)
+            "grpc_port": request.app.get(GRPC_PORT),
             "queued_rows": writer.queued_rows,
             "store_status": writer.store_status(),
             "store_error": writer.store_error or None,

@@ -3,13 +3,18 @@
     aggregate(store, "latency", by=["model"], since="24h")
 
 Two plans answer latency and cost (see `plan_for`):
-- raw: scan `otel_traces`. Percentiles are exact (quantileExactInclusive, the same linear
-  interpolation as numpy's default).
+- raw: scan `otel_traces`.
 - rollup: read `llm_usage_1h` for the whole hours of the range, `llm_usage_1m` for the whole
   minutes at its edges, and make the same aggregate states from raw spans for the partial
-  minutes left, then merge them all (`split_range`). Counts, token sums and costs are exact;
-  percentiles come from DDSketch states (quantilesDD): each is within 1% (relative) of a
-  value ranked at the quantile (between the two values the exact interpolation uses).
+  minutes left, then merge them all (`split_range`). Counts, token sums and costs are exact.
+
+Percentiles have one definition on both plans: numpy's default, linear interpolation between
+the values ranked floor(h) and ceil(h), h = q * (n - 1) (quantileExactInclusive). The raw plan
+computes it exactly; so does the rollup plan for groups of at most EXACT_MAX_COUNT calls (from
+their raw spans). Larger groups on the rollup plan read DDSketch states (quantilesDD): the
+answer is within ROLLUP_RELATIVE_ERROR (relative) of a value ranked between floor(h) and
+ceil(h), and never above the group's max. Every latency row says which it is:
+`percentiles_error` is 0 for exact answers, else the relative error bound.
 Errors and accuracy always read raw rows (errors need `error.type`; scores are few).
 
 Cost rows carry `unpriced_calls` and `unpriced_tokens`: calls of models nobody prices
@@ -27,7 +32,6 @@ from dataclasses import dataclass
 
 from tracehouse_collector.processors.normalize import NON_MODEL_OPERATIONS
 from tracehouse_collector.query.filters import (
-    MODEL_SQL,
     SPAN_FIELDS,
     Compiled,
     Field,
@@ -35,6 +39,7 @@ from tracehouse_collector.query.filters import (
     FilterError,
     compile_filter,
 )
+from tracehouse_collector.query.model_identity import MODEL_SQL, ROLLUP_MODEL_SQL
 from tracehouse_collector.query.sql import READONLY_SETTINGS, SqlResult, settings_clause
 from tracehouse_collector.store import schema
 
@@ -58,7 +63,9 @@ class Dim:
 
 
 DIMENSIONS: dict[str, Dim] = {
-    "model": Dim(MODEL_SQL, "Model"),
+    "model": Dim(MODEL_SQL, ROLLUP_MODEL_SQL),
+    "request_model": Dim("GenAIRequestModel", None),
+    "response_model": Dim("GenAIResponseModel", None),
     "provider": Dim("GenAIProvider", "GenAIProvider"),
     "operation": Dim("GenAIOperation", "GenAIOperation"),
     "service": Dim("ServiceName", "ServiceName"),
@@ -77,7 +84,7 @@ DIMENSIONS: dict[str, Dim] = {
 # The filter fields the rollup keeps, as its own columns.
 ROLLUP_FIELDS = FieldSet(
     fields={
-        "model": Field("Model", "string"),
+        "model": Field(ROLLUP_MODEL_SQL, "string"),
         "provider": Field("GenAIProvider", "string"),
         "operation": Field("GenAIOperation", "string"),
         "service": Field("ServiceName", "string"),
@@ -213,10 +220,6 @@ def _group_order(dims: list[str]) -> str:
     return f"GROUP BY {keys}\nORDER BY {keys}"
 
 
-def _qcols(prefix: str, array: str) -> list[str]:
-    return [f"round({array}[{i + 1}], 3) AS {prefix}{name}_ms" for i, name in enumerate(LEVEL_NAMES)]
-
-
 def _levels() -> str:
     return ", ".join(str(q) for q in LEVELS)
 
@@ -249,43 +252,76 @@ def plan_for(req: Request, now: dt.datetime | None = None) -> str:
     return "rollup" if until - req.since >= ROLLUP_MIN_RANGE else "raw"
 
 
-def _latency_raw(req: Request, params: _Params, compiled: Compiled | None) -> str:
+def _exact_percentiles() -> list[str]:
+    """Exact percentiles of duration (eq) and time to first token (etq) over raw spans:
+    quantileExactInclusive, numpy's default linear interpolation."""
     ttft = schema.TTFT_MS_SQL
+    return [
+        f"quantilesExactInclusive({_levels()})(Duration / 1e6) AS eq",
+        f"quantilesExactInclusiveIf({_levels()})(assumeNotNull({ttft}), isNotNull({ttft})) AS etq",
+    ]
+
+
+def _exact_states(req: Request, params: _Params, compiled: Compiled | None, extra: list[str]) -> str:
+    """Per group of raw LLM spans in the range (and `extra` conditions): the count and the
+    exact percentiles."""
+    cond = _raw_conditions(req, params, compiled, llm_only=True)
+    cond += _time_range("Timestamp", req.since, req.until, params, "t") + extra
+    cols = [*(_dim_select(req.by, "raw") or ["1 AS _all"]), "count() AS exact_count", *_exact_percentiles()]
+    group = f"\nGROUP BY {', '.join(req.by)}" if req.by else ""
+    return f"SELECT {', '.join(cols)}\nFROM {DB}.otel_traces\n{_where(cond)}{group}"
+
+
+def _keys(req: Request) -> list[str]:
+    return req.by or ["_all"]
+
+
+def _latency_raw(req: Request, params: _Params, compiled: Compiled | None) -> str:
     cond = _raw_conditions(req, params, compiled, llm_only=True)
     cond += _time_range("Timestamp", req.since, req.until, params, "t")
     inner = [
         *_dim_select(req.by, "raw"),
         "count() AS count",
-        f"quantilesExactInclusive({_levels()})(Duration / 1e6) AS q",
         "avg(Duration) / 1e6 AS mean_ms",
         "max(Duration) / 1e6 AS max_ms",
         "countIf(StatusCode = 'Error') / count() AS error_rate",
-        f"countIf(isNotNull({ttft})) AS ttft_count",
-        f"quantilesExactInclusiveIf({_levels()})(assumeNotNull({ttft}), isNotNull({ttft})) AS tq",
+        f"countIf(isNotNull({schema.TTFT_MS_SQL})) AS ttft_count",
+        *_exact_percentiles(),
     ]
-    return _latency_outer(req, inner, f"{DB}.otel_traces", cond)
+    group = f"GROUP BY {', '.join(req.by)}" if req.by else ""
+    source = f"(\nSELECT {', '.join(inner)}\nFROM {DB}.otel_traces\n{_where(cond)}\n{group}\n)"
+    return _latency_outer(req, source, exact="1")
 
 
-def _latency_outer(req: Request, inner: list[str], source: str, cond: list[str]) -> str:
+def _latency_outer(req: Request, source: str, exact: str, extra: list[str] | None = None) -> str:
+    """The latency columns from `source`, which has count, max_ms, mean_ms, error_rate,
+    ttft_count, exact percentile arrays eq/etq and, where `exact` can be false, sketch arrays
+    q/tq. A sketch's answer is kept inside the group's range (at most max_ms) and its row says
+    how far it may be off (percentiles_error)."""
+
+    def pick(i: int, exact_arr: str, sketch_arr: str, clamp: bool) -> str:
+        sketch = f"least({sketch_arr}[{i}], max_ms)" if clamp else f"{sketch_arr}[{i}]"
+        if exact in ("0", "1"):
+            return sketch if exact == "0" else f"{exact_arr}[{i}]"
+        return f"if({exact}, {exact_arr}[{i}], {sketch})"
+
     cols = [
         *req.by,
         "count",
-        *_qcols("", "q"),
+        *[f"round({pick(i + 1, 'eq', 'q', True)}, 3) AS {n}_ms" for i, n in enumerate(LEVEL_NAMES)],
         "round(mean_ms, 3) AS mean_ms",
         "round(max_ms, 3) AS max_ms",
         "error_rate",
         "ttft_count",
         *[
-            f"if(ttft_count > 0, round(tq[{i + 1}], 3), NULL) AS ttft_{n}_ms"
+            f"if(ttft_count > 0, round({pick(i + 1, 'etq', 'tq', False)}, 3), NULL) AS ttft_{n}_ms"
             for i, n in enumerate(LEVEL_NAMES)
         ],
+        f"if({exact}, 0, {schema.ROLLUP_RELATIVE_ERROR}) AS percentiles_error",
+        *(extra or []),
     ]
-    group = f"GROUP BY {', '.join(req.by)}" if req.by else ""
-    order = f"ORDER BY {', '.join(req.by)}" if req.by else ""
-    return (
-        f"SELECT {', '.join(cols)}\nFROM (\nSELECT {', '.join(inner)}\nFROM {source}\n{_where(cond)}\n{group}\n)"
-        f"\n{order}"
-    )
+    order = f"\nORDER BY {', '.join(req.by)}" if req.by else ""
+    return f"SELECT {', '.join(cols)}\nFROM {source}{order}"
 
 
 def _cost(total: str) -> str:
@@ -372,38 +408,120 @@ def split_range(
 
 
 def _rollup_source(
-    req: Request, params: _Params, raw_filter: Compiled | None, roll_filter: Compiled | None
+    req: Request,
+    params: _Params,
+    raw_filter: Compiled | None,
+    roll_filter: Compiled | None,
+    *,
+    window: bool = False,
 ) -> str:
     """UNION ALL of rollup rows for the whole hours (or minutes) of the range and the same
-    states made from raw spans in the partial minutes at its edges."""
+    states made from raw spans in the partial minutes at its edges. `window` adds the time
+    window each row covers (FirstAt, LastAt: Unix seconds)."""
     levels = [("llm_usage_1m", _MINUTE)]
     if "minute" not in req.by:
         levels.insert(0, ("llm_usage_1h", _HOUR))
     state_cols = [f"{expr} AS {alias}" for expr, alias in schema.USAGE_STATES]
     keep = [alias for _, alias in schema.USAGE_STATES]
+    if window:
+        state_cols += [
+            "toUInt32(toUnixTimestamp(min(Timestamp))) AS FirstAt",
+            "toUInt32(toUnixTimestamp(max(Timestamp))) + 1 AS LastAt",
+        ]
     group = f"GROUP BY {', '.join(req.by)}" if req.by else ""
     parts = []
     for i, (table, a, b) in enumerate(split_range(req.since, req.until, levels)):
         if table == "otel_traces":
             cond = _raw_conditions(req, params, raw_filter, llm_only=True)
             cond += _time_range("Timestamp", a, b, params, f"s{i}")
-            select = ", ".join(_dim_select(req.by, "raw") + state_cols)
-            parts.append(f"SELECT {select}\nFROM {DB}.otel_traces\n{_where(cond)}\n{group}")
+            select = _dim_select(req.by, "raw") + state_cols
+            parts.append(f"SELECT {', '.join(select)}\nFROM {DB}.otel_traces\n{_where(cond)}\n{group}")
         else:
             cond = _raw_conditions(req, params, roll_filter, llm_only=True)
             cond += _time_range("Start", a, b, params, f"s{i}")
-            select = ", ".join(_dim_select(req.by, "rollup") + keep)
-            parts.append(f"SELECT {select}\nFROM {DB}.{table}\n{_where(cond)}")
+            select = _dim_select(req.by, "rollup") + keep
+            if window:
+                step = int((_HOUR if table == "llm_usage_1h" else _MINUTE).total_seconds())
+                start = "toUInt32(toUnixTimestamp(Start))"
+                select += [f"{start} AS FirstAt", f"{start} + {step} AS LastAt"]
+            parts.append(f"SELECT {', '.join(select)}\nFROM {DB}.{table}\n{_where(cond)}")
     return "(\n" + "\nUNION ALL\n".join(parts) + "\n)"
+
+
+# Groups of at most this many calls get exact percentiles on the rollup plan too, from their raw
+# spans. Measured (docs/benchmarks.md, "Percentile threshold"): below ~500 calls the sketch's
+# answer can be far (up to 90%) from the interpolated percentile, since neighbouring values lie
+# far apart; from 1,000 calls on it stays within ~1.3%, the sketch's own error.
+EXACT_MAX_COUNT = 1000
+# The keys of at most this many small groups go into the raw read's filter (beyond, the time
+# window alone limits it).
+_MAX_KEYED_GROUPS = 500
+WINDOW_COLUMNS = ("first_at", "last_at")
+
+
+@dataclass(frozen=True)
+class SmallGroups:
+    """What the first (sketch-only) rollup answer said about the groups that need exact
+    percentiles: the time window their calls lie in and their keys (None: too many to list)."""
+
+    first_at: int
+    last_at: int
+    keys: list[tuple] | None
+    every: bool = False  # every group is small: the raw plan answers them all at once
+
+    @classmethod
+    def of(cls, columns: list[str], rows: list[tuple], by: list[str]) -> SmallGroups:
+        i_count, i_first, i_last = (columns.index(c) for c in ("count", *WINDOW_COLUMNS))
+        small = [r for r in rows if 0 < r[i_count] <= EXACT_MAX_COUNT]
+        if not small:
+            return NO_SMALL_GROUPS
+        keys = [tuple(r[columns.index(d)] for d in by if not DIMENSIONS[d].time) for r in small]
+        return cls(
+            min(r[i_first] for r in small),
+            max(r[i_last] for r in small),
+            sorted(set(keys)) if len(keys) <= _MAX_KEYED_GROUPS else None,
+            every=len(small) == len(rows),
+        )
+
+
+NO_SMALL_GROUPS = SmallGroups(0, 0, [])
 
 
 def _dd_merge(column: str) -> str:
     return f"quantilesDDMerge({schema.ROLLUP_RELATIVE_ERROR}, {_levels()})({column})"
 
 
-def _latency_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_f: Compiled | None) -> str:
+def _small_exact(req: Request, params: _Params, raw_f: Compiled | None, small: SmallGroups) -> str:
+    """Exact percentiles of the small groups from their raw spans: the read limited to their
+    keys and, through the primary key, to the time window their calls lie in."""
+    window = [
+        f"Timestamp >= toDateTime({params.add('small_lo', small.first_at, 'UInt32')}, 'UTC')",
+        f"Timestamp < toDateTime({params.add('small_hi', small.last_at, 'UInt32')}, 'UTC')",
+    ]
+    named = [d for d in req.by if not DIMENSIONS[d].time]
+    if named and small.keys is not None:
+        values = [
+            [params.add(f"small_{i}_{j}", v, "String") for j, v in enumerate(k)]
+            for i, k in enumerate(small.keys)
+        ]
+        if len(named) == 1:
+            window.append(f"{DIMENSIONS[named[0]].raw} IN ({', '.join(v[0] for v in values)})")
+        else:
+            listed = ", ".join(f"({', '.join(v)})" for v in values)
+            window.append(f"tuple({', '.join(DIMENSIONS[d].raw for d in named)}) IN ({listed})")
+    return _exact_states(req, params, raw_f, window)
+
+
+def _latency_rollup(
+    req: Request, params: _Params, raw_f: Compiled | None, roll_f: Compiled | None, small: SmallGroups | None
+) -> str:
+    """Without `small`: sketch percentiles for every group, plus each group's time window
+    (first_at, last_at) so the caller can find the small groups. With it: the same, and exact
+    percentiles joined from the raw spans of the small groups, the raw read limited to their
+    keys and (through the primary key) to their time window."""
+    keys = _keys(req)
     inner = [
-        *req.by,
+        *(req.by or ["1 AS _all"]),
         "sum(Spans) AS count",
         f"{_dd_merge('DurationMs')} AS q",
         "sum(DurationSumNs) / count / 1e6 AS mean_ms",
@@ -412,7 +530,20 @@ def _latency_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_
         "sum(TtftSpans) AS ttft_count",
         f"{_dd_merge('TtftMs')} AS tq",
     ]
-    return _latency_outer(req, inner, _rollup_source(req, params, raw_f, roll_f), [])
+    if small is None:
+        inner += ["min(FirstAt) AS first_at", "max(LastAt) AS last_at"]
+    if small is not None and small.every:  # nothing left for the sketches: scan once, as the raw plan
+        return _latency_raw(req, params, raw_f)
+    source = _rollup_source(req, params, raw_f, roll_f, window=small is None)
+    group = f"\nGROUP BY {', '.join(req.by)}" if req.by else ""
+    rollup = f"(\nSELECT {', '.join(inner)}\nFROM {source}{group}\n)"
+    if small is None:
+        return _latency_outer(req, rollup, exact="0", extra=list(WINDOW_COLUMNS))
+    if small == NO_SMALL_GROUPS:
+        return _latency_outer(req, rollup, exact="0")
+    exact = _small_exact(req, params, raw_f, small)
+    joined = f"{rollup} AS r\nLEFT JOIN (\n{exact}\n) AS e USING ({', '.join(keys)})"
+    return _latency_outer(req, joined, exact="e.exact_count = r.count")
 
 
 def _cost_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_f: Compiled | None) -> str:
@@ -519,8 +650,13 @@ def build(
     plan: str = "auto",
     now: dt.datetime | None = None,
     unpriced: bool = False,
+    small: SmallGroups | None = None,
 ) -> tuple[str, dict[str, object], str]:
-    """(SQL, parameters, plan used) for an aggregate; raises QueryError or FilterError."""
+    """(SQL, parameters, plan used) for an aggregate; raises QueryError or FilterError.
+
+    Latency on the rollup plan takes two steps (see `aggregate`): without `small`, the SQL
+    answers from the sketches and adds each group's time window (WINDOW_COLUMNS); `small`
+    (SmallGroups.of that answer) makes the final SQL, exact for the small groups."""
     req = Request.make(kind, by, since, until, service, where, all_spans, now)
     compiled = compile_filter(req.where, SPAN_FIELDS) if req.where else None
     if unpriced:
@@ -538,8 +674,10 @@ def build(
     params = _Params()
     if chosen == "rollup":
         roll = compile_filter(req.where, ROLLUP_FIELDS) if req.where else None
-        fn = _latency_rollup if kind == "latency" else _cost_rollup
-        sql = fn(req, params, compiled, roll)
+        if kind == "latency":
+            sql = _latency_rollup(req, params, compiled, roll, small)
+        else:
+            sql = _cost_rollup(req, params, compiled, roll)
     else:
         sql = {"latency": _latency_raw, "cost": _cost_raw, "errors": _errors, "accuracy": _accuracy}[kind](
             req, params, compiled
@@ -561,12 +699,55 @@ def aggregate(
 ) -> QueryResult:
     """Run an aggregate; rows are tuples in `columns` order. Raises QueryError/FilterError
     (both ValueError) for bad parameters and StoreError for store failures."""
-    sql, params, _ = build(kind, by, since, until, service, where, all_spans, plan, unpriced=unpriced)
+    args = (kind, by, since, until, service, where, all_spans, plan)
+    sql, params, chosen = build(*args, unpriced=unpriced)
     columns, rows = store.query(sql, parameters=params, settings=dict(READONLY_SETTINGS))
+    dims = Request.make(kind, by, since, until, service, where, all_spans).by
+    if rows and kind == "latency" and chosen == "rollup":
+        small = SmallGroups.of(columns, rows, dims)
+        if small.every:  # nothing left for the sketches: one raw scan answers them all
+            sql, params, _ = build(*args, small=small)
+            columns, rows = store.query(sql, parameters=params, settings=dict(READONLY_SETTINGS))
+        else:
+            if small != NO_SMALL_GROUPS:
+                rows = _with_exact(store, columns, rows, small, *args[:7])
+            keep = [i for i, c in enumerate(columns) if c not in WINDOW_COLUMNS]
+            columns, rows = [columns[i] for i in keep], [tuple(r[i] for i in keep) for r in rows]
     if not rows:  # the embedded engine names no columns for an empty result
-        dims = Request.make(kind, by, since, until, service, where, all_spans).by
         columns = output_columns(kind, dims, unpriced)
     return QueryResult(columns, rows)
+
+
+def _with_exact(store, columns: list[str], rows: list[tuple], small: SmallGroups, *args) -> list[tuple]:
+    """The sketch rows with the small groups' percentiles replaced by exact ones, read from their
+    raw spans (the same values the SQL join of `build(..., small=small)` gives, which
+    aggregate_parquet uses; here the rollup is not read twice)."""
+    req = Request.make(*args)
+    params = _Params()
+    compiled = compile_filter(req.where, SPAN_FIELDS) if req.where else None
+    exact_sql = _small_exact(req, params, compiled, small)
+    rounded = "arrayMap(x -> round(x, 3), eq), arrayMap(x -> round(x, 3), etq)"
+    sql = f"SELECT {', '.join(_keys(req))}, exact_count, {rounded}\nFROM (\n{exact_sql}\n)"
+    _, exact_rows = store.query(sql, parameters=params.values, settings=dict(READONLY_SETTINGS))
+    n = len(req.by)
+    exact = {tuple(r[:n]): r[len(_keys(req)) :] for r in exact_rows}  # keys: `_all` when ungrouped
+    count = columns.index("count")
+    levels = [columns.index(f"{name}_ms") for name in LEVEL_NAMES]
+    ttft_levels = [columns.index(f"ttft_{name}_ms") for name in LEVEL_NAMES]
+    error, ttft_count = columns.index("percentiles_error"), columns.index("ttft_count")
+    out = []
+    for row in rows:
+        found = exact.get(tuple(row[:n]))
+        if found is None or found[0] != row[count]:
+            out.append(row)
+            continue
+        cells = list(row)
+        for i, eq, etq in zip(range(len(LEVEL_NAMES)), found[1], found[2], strict=True):
+            cells[levels[i]] = eq
+            cells[ttft_levels[i]] = etq if row[ttft_count] else None
+        cells[error] = 0.0
+        out.append(tuple(cells))
+    return out
 
 
 def output_columns(kind: str, by: list[str], unpriced: bool = False) -> list[str]:
@@ -581,6 +762,7 @@ def output_columns(kind: str, by: list[str], unpriced: bool = False) -> list[str
             "error_rate",
             "ttft_count",
             *[f"ttft_{n}_ms" for n in LEVEL_NAMES],
+            "percentiles_error",
         ],
         "cost": [
             "count",
@@ -609,7 +791,12 @@ def aggregate_parquet(store, kind: str, **kwargs) -> bytes:
 def aggregate_formatted(store, kind: str, fmt: str, **kwargs) -> bytes:
     """The same result in ClickHouse output format `fmt` (Parquet, ArrowStream); the time
     dimensions (minute, hour, day) are DateTime columns (see column_types)."""
-    sql, params, _ = build(kind, **kwargs)
+    sql, params, chosen = build(kind, **kwargs)
+    if kind == "latency" and chosen == "rollup":  # the first step finds the small groups
+        columns, rows = store.query(sql, parameters=params, settings=dict(READONLY_SETTINGS))
+        by = Request.make(kind, kwargs.get("by"), kwargs.get("since"), None, None, None, False).by
+        small = SmallGroups.of(columns, rows, by) if rows else NO_SMALL_GROUPS
+        sql, params, _ = build(kind, **kwargs, small=small)
     # In the statement itself: settings passed beside a raw query would stay on the connection.
     return store.query_bytes(
         f"{sql}\nSETTINGS {settings_clause(READONLY_SETTINGS)}\nFORMAT {fmt}", parameters=params

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tracehouse_collector.query.model_identity import MODEL_SQL
+
 # -- fields ----------------------------------------------------------------------------------
 
 TYPES = ("string", "number", "bool", "datetime")
@@ -488,7 +490,6 @@ def compile_filter(text: str, fields: FieldSet, param_prefix: str = "f") -> Comp
 # -- the fields of spans ---------------------------------------------------------------------
 
 SCORES_TABLE = "tracehouse.otel_scores"
-MODEL_SQL = "if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel)"
 
 SPAN_FIELDS = FieldSet(
     fields={

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from tracehouse_collector.processors.normalize import NON_MODEL_OPERATIONS
+from tracehouse_collector.query.model_identity import MODEL_SQL, model_identity
 from tracehouse_collector.store.client import Store, StoreError
 
 DEFAULT_LIMIT = 50
@@ -211,7 +212,7 @@ def tool_calls_of(output_raw: str) -> list[dict[str, Any]]:
 _NON_MODEL = ", ".join(f"'{op}'" for op in sorted(NON_MODEL_OPERATIONS))
 # An LLM call: a span with a model whose operation consumes tokens (not an agent or tool step).
 LLM_SPAN = f"((GenAIRequestModel != '' OR GenAIResponseModel != '') AND GenAIOperation NOT IN ({_NON_MODEL}))"
-MODEL = "if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel)"
+MODEL = MODEL_SQL
 
 
 def _first_attr(keys: tuple[str, ...]) -> str:
@@ -537,7 +538,7 @@ def _span_node(r: dict[str, Any], trace_start: int) -> dict[str, Any]:
         "status_message": r["StatusMessage"],
         "operation": r["GenAIOperation"],
         "provider": r["GenAIProvider"],
-        "model": r["GenAIResponseModel"] or r["GenAIRequestModel"],
+        "model": r["GenAIResponseModel"] or r["GenAIRequestModel"],  # this call's own model
         "request_model": r["GenAIRequestModel"],
         "input_tokens": r["InputTokens"],
         "output_tokens": r["OutputTokens"],
@@ -647,7 +648,7 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
         "services": sorted({n["service"] for n in nodes}),
         "status": "error" if any(n["status"] == "Error" for n in nodes) else "ok",
         "llm_calls": len(llm),
-        "models": sorted({n["model"] for n in llm}),
+        "models": sorted({model_identity(n["model"]) for n in llm}),
         "input_tokens": sum(n["input_tokens"] for n in nodes),
         "output_tokens": sum(n["output_tokens"] for n in nodes),
         "total_tokens": sum(n["total_tokens"] for n in nodes),

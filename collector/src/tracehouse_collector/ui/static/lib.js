@@ -86,10 +86,33 @@ export function fmtMs(ms) {
   if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
   return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
 }
+// A percentile of an aggregate row: "≈" when the rollup's sketch answered (percentiles_error > 0).
+export function fmtPercentile(row, key) {
+  const text = fmtMs(row[key]);
+  return Number(row.percentiles_error) > 0 && row[key] !== null && row[key] !== undefined ? `≈${text}` : text;
+}
+export function percentileNote(row) {
+  const e = Number(row.percentiles_error);
+  return e > 0 ? `approximate: within ${+(e * 100).toFixed(2)}% of an exact value (rollup sketch)` : "exact";
+}
+// USD, from the exact decimal text the API sends (or a number): 4 significant digits and never
+// fewer than 2 decimals ($0.0261, $12.35, $1,234.57), rounded half up on the digits themselves,
+// trailing zeros past the cents dropped. The CLI table uses the same rule (formatting.py).
 export function fmtCost(v) {
-  const n = Number(v || 0);
-  if (!n) return "–";
-  return n >= 0.01 ? `$${n.toFixed(2)}` : `$${n.toPrecision(2)}`;
+  if (v === null || v === undefined || v === "") return "–";
+  const exact = typeof v === "string" && !/e/i.test(v); // decimal text: rounded on its own digits
+  const m = /^(-?)(\d*)(?:\.(\d*))?$/.exec(exact ? v.trim() : Number(v).toFixed(12));
+  if (!m) return String(v);
+  const [, sign, rawInt, frac = ""] = m;
+  const int = rawInt.replace(/^0+(?=\d)/, "") || "0";
+  const firstFrac = frac.search(/[1-9]/);
+  const adjusted = int !== "0" ? int.length - 1 : firstFrac < 0 ? 0 : -(firstFrac + 1);
+  const decimals = Math.min(12, Math.max(2, 3 - adjusted));
+  const kept = BigInt(int + frac.padEnd(decimals, "0").slice(0, decimals)) + ((frac[decimals] || "0") >= "5" ? 1n : 0n);
+  const digits = kept.toString().padStart(decimals + 1, "0");
+  const whole = digits.slice(0, -decimals).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const cents = digits.slice(-decimals).replace(/0+$/, "").padEnd(2, "0");
+  return `${sign && kept ? "-" : ""}$${whole}.${cents}`;
 }
 export const fmtInt = (n) => (n ? Number(n).toLocaleString("en-US") : "–");
 // The mark of a group with unpriced calls: a badge and how many calls have no price.
@@ -100,6 +123,7 @@ export function noPrice(r) {
     h("span.badge.no-price", "no price"),
     h("span.unpriced-calls", ` ${fmtInt(n)} unpriced call${n === 1 ? "" : "s"}`));
 }
+// Numbers (scores, metrics): integers whole, others to 4 significant digits (0.7438, 1235).
 export function fmtNum(v) {
   if (typeof v !== "number") return String(v);
   return Number.isInteger(v) ? String(v) : Number(v.toPrecision(4)).toString();
@@ -122,15 +146,24 @@ export function errorBox(id, message) {
   return h(`div.error-box#${id}`, { role: "alert" }, message);
 }
 
-export function emptyTraces() {
+// Where this collector takes OTLP: its own origin for OTLP/HTTP, and the gRPC port /healthz names
+// (not the default ports, which a collector started with other ones does not listen on).
+export async function emptyTraces() {
+  let grpcPort = null;
+  try {
+    grpcPort = (await (await apiFetch("/healthz")).json()).grpc_port ?? null;
+  } catch {
+    /* an older collector: name the HTTP endpoint only */
+  }
   return h(
     "div.empty",
     h("h2", "No traces yet"),
     h("p", "Send some data to this collector, then reload:"),
     h("ul",
-      h("li", h("code", "tracehouse demo"), " fills it with a sample LLM app and training runs."),
-      h("li", h("code", "TRACEHOUSE_INSTRUMENT=1 python app.py"), " traces your own app's LLM calls."),
-      h("li", "Any OpenTelemetry SDK can export OTLP to this collector (gRPC :4317, HTTP :4318)."),
+      h("li", h("code", `tracehouse demo --server ${location.origin}`), " fills it with a sample LLM app and training runs."),
+      h("li", h("code", `OTEL_EXPORTER_OTLP_ENDPOINT=${location.origin} TRACEHOUSE_INSTRUMENT=1 python app.py`), " traces your own app's LLM calls."),
+      h("li#otlp-endpoints", "Any OpenTelemetry SDK can export OTLP to this collector: HTTP ", h("code", location.origin),
+        grpcPort ? [", gRPC ", h("code", `${location.hostname}:${grpcPort}`)] : null, "."),
     ),
   );
 }
@@ -144,6 +177,49 @@ export function emptyRuns() {
     h("p", "Or run ", h("code", "tracehouse demo"), " for sample runs."),
   );
 }
+
+// ---------- colours and time buckets of charts ----------
+
+// One colour per run or model everywhere, derived from its identity (its id or name), so the
+// same run keeps its colour on every chart of every page, whatever else is drawn beside it.
+// A hue anywhere on the wheel (not a short palette, where two of a handful of runs often share a
+// colour), at one of a few lightness and saturation steps.
+export function colorFor(identity) {
+  let hash = 2166136261; // FNV-1a over the UTF-16 code units
+  for (let i = 0; i < String(identity).length; i++) hash = Math.imul(hash ^ String(identity).charCodeAt(i), 16777619) >>> 0;
+  const hue = hash % 360, sat = 55 + ((hash >>> 9) % 4) * 10, light = 40 + ((hash >>> 13) % 3) * 8;
+  return `hsl(${hue}, ${sat}%, ${light}%)`;
+}
+
+const BUCKET_MS = { minute: 60e3, hour: 3600e3, day: 86400e3 };
+// Every bucket start (ms, UTC) of the last `secs` seconds, oldest first: the x values every series
+// of a chart shares, so stacks add up per time bucket and an empty bucket is a gap, not a bridge.
+export function timeBuckets(bucket, secs, now = Date.now()) {
+  const step = BUCKET_MS[bucket];
+  const out = [];
+  for (let t = Math.floor((now - secs * 1000) / step) * step; t <= now; t += step) out.push(t);
+  return out;
+}
+// The API's bucket text ("2024-05-01 13:00:00", UTC) as ms.
+export const bucketTime = (t) => Date.parse(String(t).replace(" ", "T") + (/Z|[+-]\d\d:?\d\d$/.test(String(t)) ? "" : "Z"));
+// [[t, value or null], ...] over `buckets`, from rows keyed by their bucket text.
+export function onBuckets(buckets, rows, bucketKey, value) {
+  const at = new Map(rows.map((r) => [bucketTime(r[bucketKey]), r]));
+  return buckets.map((t) => {
+    const r = at.get(t);
+    const v = r === undefined ? null : value(r);
+    return [t, v === null || v === undefined ? null : Number(v)];
+  });
+}
+// Tooltip and axis formatters with the unit.
+const fmtCount = (v) => Number(v).toLocaleString("en-US");
+export const unitFormat = { ms: fmtMs, usd: fmtCost, tokens: (v) => `${fmtCount(v)} tokens`, count: fmtCount, score: fmtNum };
+// Line styles that keep equal series apart: widths, dashes and symbols differ.
+export const LEVEL_STYLES = [
+  { lineStyle: { width: 4, type: "solid" }, symbol: "circle", symbolSize: 8 },
+  { lineStyle: { width: 2.5, type: "dashed" }, symbol: "triangle", symbolSize: 7 },
+  { lineStyle: { width: 1.5, type: "dotted" }, symbol: "diamond", symbolSize: 6 },
+];
 
 // ---------- routing: #/page/id?query ----------
 

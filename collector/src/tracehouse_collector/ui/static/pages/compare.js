@@ -1,4 +1,4 @@
-import { h, ApiError, api, chart, fmtNum, fmtValue, routeUrl } from "../lib.js";
+import { h, ApiError, api, chart, colorFor, fmtCost, fmtNum, fmtValue, routeUrl } from "../lib.js";
 
 // #/compare?ids=a,b,c&base=a&diff=1: runs side by side against a baseline run.
 
@@ -101,7 +101,7 @@ export async function renderCompare(root, route, current) {
       order.map((r, i) => {
         const v = get(llm[r.id]);
         if (v === undefined || v === null) return h("td", "–");
-        return h("td", h("span.value", key === "cost_usd" ? `$${fmtNum(v)}` : fmtNum(v)),
+        return h("td", h("span.value", key === "cost_usd" ? fmtCost(v) : fmtNum(v)),
           i > 0 ? [" ", delta(v, get(llm[base.id]), key)] : null);
       }));
     root.append(h("h2", "LLM calls inside the runs"),
@@ -118,6 +118,7 @@ export async function renderCompare(root, route, current) {
   for (const key of metricKeys) {
     const lines = order.map((r, i) => ({
       name: `${r.name} (${r.id.slice(0, 6)})`,
+      color: colorFor(r.id), // the run's colour on every chart and page
       data: histories[i].filter((p) => p.key === key).map((p) => [p.step, p.value]),
     })).filter((l) => l.data.length);
     if (!lines.some((l) => l.data.length > 1)) continue; // a single value is in the table already
@@ -125,13 +126,15 @@ export async function renderCompare(root, route, current) {
     box.append(el);
     chart(el).setOption({
       title: { text: key, left: 8, textStyle: { fontSize: 13 } },
-      tooltip: { trigger: "axis" },
+      tooltip: { trigger: "axis", valueFormatter: (v) => (v === null || v === undefined ? "–" : fmtNum(v)) },
       legend: { top: 24, type: "scroll" },
-      grid: { left: 60, right: 20, top: 60, bottom: 50 },
+      grid: { left: 12, right: 20, top: 60, bottom: 36, containLabel: true },
       xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 26 },
-      yAxis: { type: "value", scale: true },
+      yAxis: { type: "value", scale: true, name: key },
       dataZoom: [{ type: "inside" }],
-      series: lines.map((l, i) => ({ type: "line", name: l.name, showSymbol: l.data.length < 60, data: l.data, lineStyle: { width: i === 0 ? 2.5 : 1.5 } })),
+      // The baseline run drawn widest and underneath, so an equal curve on top stays visible.
+      series: lines.map((l, i) => ({ type: "line", name: l.name, color: l.color, z: 2 + i, showSymbol: l.data.length < 60, data: l.data,
+        lineStyle: { width: i === 0 ? 4 : 1.5, type: i === 0 ? "solid" : ["dashed", "solid", "dotted"][i % 3] } })),
     });
   }
   if (!box.children.length) box.append(h("p.muted", "No metric has more than one point to draw."));

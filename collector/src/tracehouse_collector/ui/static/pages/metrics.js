@@ -1,4 +1,4 @@
-import { h, ApiError, api, chart, emptyTraces, errorBox, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, noPrice, rangeSelect, records, routeUrl, sinceSeconds, whereForm } from "../lib.js";
+import { h, ApiError, LEVEL_STYLES, api, chart, colorFor, emptyTraces, errorBox, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtPercentile, noPrice, onBuckets, percentileNote, rangeSelect, records, routeUrl, sinceSeconds, timeBuckets, unitFormat, whereForm } from "../lib.js";
 
 // #/metrics?since=24h&service=&where=: LLM usage over time from the aggregates API (the same
 // numbers as `tracehouse query`), and an across-runs table.
@@ -8,8 +8,6 @@ function bucketOf(since) {
   const s = sinceSeconds(since);
   return s <= 6 * 3600 ? "minute" : s <= 7 * 86400 ? "hour" : "day";
 }
-
-const toTime = (t) => Date.parse(String(t).replace(" ", "T") + "Z");
 
 export async function renderMetrics(root, route, current) {
   const p = route.params;
@@ -46,14 +44,17 @@ export async function renderMetrics(root, route, current) {
   if (!current()) return;
   const [latency, costByTime, costByModel, scoresByTime, latencyByRun, costByRun, scoresByRun] = data;
   if (!latency.length && !costByModel.length) {
-    root.append(where || service ? h("p.empty", "No LLM calls match in this time range.") : emptyTraces());
+    root.append(where || service ? h("p.empty", "No LLM calls match in this time range.") : await emptyTraces());
     return;
   }
   const secs = sinceSeconds(since);
-  const xAxis = { type: "time", min: Date.now() - secs * 1000, max: Date.now() };
-  const grid = { left: 60, right: 20, top: 48, bottom: 36 };
+  // Every series is laid on the same buckets of the range: stacks add up per bucket, and a
+  // bucket with no calls is a gap in a line (never bridged) and no bar.
+  const buckets = timeBuckets(bucket, secs);
+  const xAxis = { type: "time", min: buckets[0], max: buckets[buckets.length - 1] + 1 };
+  const grid = { left: 12, right: 20, top: 56, bottom: 28, containLabel: true };
   const box = h("div.charts#metrics-charts");
-  root.append(h("p.muted", `LLM calls by ${bucket}; percentiles over the calls of each ${bucket}.`));
+  root.append(h("p.muted", `LLM calls by ${bucket} (UTC); percentiles over the calls of each ${bucket}.`));
   // Calls of models nobody prices: their spend is missing from every cost here, not zero.
   const unpricedCalls = costByModel.reduce((n, r) => n + Number(r.unpriced_calls || 0), 0);
   if (unpricedCalls) {
@@ -65,51 +66,58 @@ export async function renderMetrics(root, route, current) {
       "List them with ", h("code", "tracehouse query cost --unpriced"), " and add them to a price file."));
   }
   root.append(box);
-  const panel = (id, title) => {
-    const el = h(`div.chart#${id}`);
+  const panel = (id, title, unit) => {
+    const el = h(`div.chart#${id}`, { dataset: { unit } });
     box.append(el);
     const c = chart(el);
-    c.setOption({ title: { text: title, left: 8, textStyle: { fontSize: 13 } }, grid, tooltip: { trigger: "axis" } });
+    c.setOption({
+      title: { text: title, left: 8, textStyle: { fontSize: 13 } }, grid,
+      tooltip: { trigger: "axis", valueFormatter: (v) => (v === null || v === undefined ? "–" : unitFormat[unit](v)) },
+    });
     return c;
   };
+  const yAxis = (unit, extra) => ({ type: "value", name: unit === "usd" ? "USD" : unit, axisLabel: { formatter: (v) => unitFormat[unit](v) }, ...extra });
+  const onTime = (rows, value) => onBuckets(buckets, rows, bucket, value);
 
-  panel("requests-chart", "Requests and errors").setOption({
-    legend: { top: 22, data: ["requests", "errors"] },
-    xAxis, yAxis: { type: "value", minInterval: 1 },
+  panel("requests-chart", "Requests and errors", "count").setOption({
+    legend: { top: 24, data: ["requests", "errors"] },
+    xAxis, yAxis: yAxis("count", { minInterval: 1, name: "calls" }),
     series: [
-      { name: "requests", type: "bar", barMaxWidth: 16, data: latency.map((r) => [toTime(r[bucket]), r.count]) },
-      { name: "errors", type: "bar", barMaxWidth: 16, barGap: "-100%", itemStyle: { color: "#e5484d" }, data: latency.map((r) => [toTime(r[bucket]), Math.round(r.count * r.error_rate)]) },
+      { name: "requests", type: "bar", barMaxWidth: 16, color: "#5470c6", data: onTime(latency, (r) => r.count) },
+      { name: "errors", type: "bar", barMaxWidth: 16, barGap: "-100%", color: "#e5484d", data: onTime(latency, (r) => Math.round(r.count * r.error_rate)) },
     ],
   });
-  panel("latency-chart", "Latency (ms)").setOption({
-    legend: { top: 22, data: ["p50", "p90", "p99"] },
-    xAxis, yAxis: { type: "value" },
-    series: ["p50", "p90", "p99"].map((lvl) => ({ name: lvl, type: "line", showSymbol: latency.length < 50, data: latency.map((r) => [toTime(r[bucket]), r[`${lvl}_ms`]]) })),
+  // p50 <= p90 <= p99: equal ones overlap, so each has its own width, dash and symbol.
+  panel("latency-chart", "Latency", "ms").setOption({
+    legend: { top: 24, data: ["p50", "p90", "p99"] },
+    xAxis, yAxis: yAxis("ms"),
+    series: ["p50", "p90", "p99"].map((lvl, i) => ({ name: lvl, type: "line", showSymbol: true, ...LEVEL_STYLES[i], z: 3 + i, data: onTime(latency, (r) => r[`${lvl}_ms`]) })),
   });
   const models = [...new Set(costByTime.map((r) => r.model))].sort();
   // A null cost (nothing priced) stays a gap, and a model never priced gets no cost series.
   const priced = models.filter((m) => costByTime.some((r) => r.model === m && r.cost_usd !== null));
   const stacked = (field, names = models) => names.map((m) => ({
-    name: m, type: "bar", stack: field, barMaxWidth: 16,
-    data: costByTime.filter((r) => r.model === m).map((r) => [toTime(r[bucket]), r[field] === null ? null : Number(r[field])]),
+    name: m, type: "bar", stack: field, barMaxWidth: 16, color: colorFor(m),
+    data: onTime(costByTime.filter((r) => r.model === m), (r) => r[field]),
   }));
-  panel("tokens-chart", "Tokens by model").setOption({ legend: { top: 22, type: "scroll" }, xAxis, yAxis: { type: "value" }, series: stacked("total_tokens") });
-  panel("cost-chart", "Cost by model (USD)").setOption({ legend: { top: 22, type: "scroll" }, xAxis, yAxis: { type: "value" }, series: stacked("cost_usd", priced) });
+  panel("tokens-chart", "Tokens by model", "tokens").setOption({ legend: { top: 24, type: "scroll" }, xAxis, yAxis: yAxis("tokens"), series: stacked("total_tokens") });
+  panel("cost-chart", "Cost by model", "usd").setOption({ legend: { top: 24, type: "scroll" }, xAxis, yAxis: yAxis("usd"), series: stacked("cost_usd", priced) });
   const top = costByModel.filter((r) => r.cost_usd !== null).sort((a, b) => Number(b.cost_usd) - Number(a.cost_usd)).slice(0, 10).reverse();
-  panel("top-models-chart", "Top models by cost").setOption({
-    tooltip: { trigger: "item", formatter: (d) => escapeHtml(`${d.name}: ${fmtCost(d.value)}`) },
-    grid: { left: 140, right: 30, top: 40, bottom: 30 },
-    xAxis: { type: "value" },
-    yAxis: { type: "category", data: top.map((r) => r.model || "(none)") },
-    series: [{ type: "bar", data: top.map((r) => Number(r.cost_usd)) }],
+  panel("top-models-chart", "Top models by cost", "usd").setOption({
+    tooltip: { trigger: "item", formatter: (d) => escapeHtml(`${d.name}: ${fmtCost(top[d.dataIndex].cost_usd)}`) },
+    grid: { left: 12, right: 30, top: 40, bottom: 24, containLabel: true },
+    xAxis: yAxis("usd"),
+    yAxis: { type: "category", data: top.map((r) => r.model || "(none)"), axisLabel: { width: 220, overflow: "truncate" } },
+    series: [{ type: "bar", data: top.map((r) => ({ value: Number(r.cost_usd), itemStyle: { color: colorFor(r.model) } })) }],
   });
   const names = [...new Set(scoresByTime.filter((r) => r.mean !== null).map((r) => r.evaluation))].sort();
-  const scoreChart = panel("scores-chart", "Mean scores");
+  const scoreChart = panel("scores-chart", "Mean scores", "score");
   if (names.length) {
     scoreChart.setOption({
-      legend: { top: 22, type: "scroll" }, xAxis, yAxis: { type: "value", scale: true },
-      series: names.map((n) => ({ name: n, type: "line", showSymbol: true, connectNulls: true,
-        data: scoresByTime.filter((r) => r.evaluation === n && r.mean !== null).map((r) => [toTime(r[bucket]), r.mean]) })),
+      tooltip: { valueFormatter: (v) => (v === null || v === undefined ? "–" : fmtNum(v)) },
+      legend: { top: 24, type: "scroll" }, xAxis, yAxis: { type: "value", scale: true, name: "mean" },
+      series: names.map((n) => ({ name: n, type: "line", showSymbol: true, color: colorFor(n),
+        data: onTime(scoresByTime.filter((r) => r.evaluation === n && r.mean !== null), (r) => r.mean) })),
     });
   } else {
     scoreChart.setOption({ graphic: { type: "text", left: "center", top: "middle", style: { text: "No numeric scores in this range", fill: "#888" } } });
@@ -120,7 +128,7 @@ export async function renderMetrics(root, route, current) {
     h("thead", h("tr", ["model", "LLM calls", "tokens", "cost", "unpriced calls", "unpriced tokens"].map((c) => h("th", c)))),
     h("tbody", [...costByModel].sort((a, b) => Number(b.cost_usd) - Number(a.cost_usd) || Number(b.unpriced_calls) - Number(a.unpriced_calls)).map((r) =>
       h(`tr${Number(r.unpriced_calls) ? ".unpriced" : ""}`, { dataset: { model: r.model } },
-        h("td", r.model || "(none)", Number(r.unpriced_calls) ? h("span.badge.no-price", "no price") : null),
+        h("td", h("span.swatch", { style: `background:${colorFor(r.model)}` }), r.model || "(none)", Number(r.unpriced_calls) ? h("span.badge.no-price", "no price") : null),
         h("td.num", fmtInt(r.count)),
         h("td.num", fmtInt(r.total_tokens)),
         h("td.num.cost", r.cost_usd === null ? "unpriced" : fmtCost(r.cost_usd)),
@@ -129,7 +137,7 @@ export async function renderMetrics(root, route, current) {
 
   // Across runs: the LLM calls made inside each run.
   const runs = new Map();
-  for (const r of latencyByRun.filter((x) => x.run)) runs.set(r.run, { run: r.run, calls: r.count, mean_ms: r.mean_ms, p50_ms: r.p50_ms });
+  for (const r of latencyByRun.filter((x) => x.run)) runs.set(r.run, { run: r.run, calls: r.count, mean_ms: r.mean_ms, latency: r });
   for (const r of costByRun.filter((x) => runs.has(x.run))) Object.assign(runs.get(r.run), { tokens: r.total_tokens, cost: r.cost_usd, unpriced: r });
   for (const r of scoresByRun.filter((x) => runs.has(x.run) && x.evaluation === "accuracy")) runs.get(r.run).accuracy = r.mean;
   root.append(h("h2", "Across runs"));
@@ -144,11 +152,11 @@ export async function renderMetrics(root, route, current) {
     h("thead", h("tr", ["run", "accuracy", "LLM calls", "avg latency", "p50 latency", "tokens", "cost"].map((c) => h("th", c)))),
     h("tbody", [...runs.values()].sort((a, b) => b.calls - a.calls).map((r) =>
       h("tr", { dataset: { runId: r.run } },
-        h("td", h("a", { href: routeUrl("run", r.run) }, runName[r.run] || r.run.slice(0, 8))),
+        h("td", h("span.swatch", { style: `background:${colorFor(r.run)}` }), h("a", { href: routeUrl("run", r.run) }, runName[r.run] || r.run.slice(0, 8))),
         h("td.num", r.accuracy === undefined || r.accuracy === null ? "–" : fmtNum(r.accuracy)),
         h("td.num", fmtInt(r.calls)),
         h("td.num", fmtMs(r.mean_ms)),
-        h("td.num", fmtMs(r.p50_ms)),
+        h("td.num", { title: percentileNote(r.latency) }, fmtPercentile(r.latency, "p50_ms")),
         h("td.num", fmtInt(r.tokens)),
         h("td.num", r.cost === null ? "unpriced" : fmtCost(r.cost), r.unpriced ? noPrice(r.unpriced) : null))))));
 }

@@ -1,4 +1,4 @@
-import { h, api, records, fmtMs, fmtCost, fmtInt, noPrice, fmtScore, fmtTime, sinceSeconds, emptyTraces, routeUrl, chart, rangeSelect } from "../lib.js";
+import { h, LEVEL_STYLES, api, records, fmtMs, fmtCost, fmtInt, fmtPercentile, noPrice, fmtScore, fmtTime, sinceSeconds, emptyTraces, routeUrl, chart, colorFor, onBuckets, percentileNote, rangeSelect, timeBuckets, unitFormat } from "../lib.js";
 
 export async function renderOverview(root, route, current) {
   const since = route.params.get("since") || "24h";
@@ -24,11 +24,11 @@ export async function renderOverview(root, route, current) {
   const l = records(lat)[0] || {};
   const k = records(cost)[0] || {};
   if (!Number(c.traces)) {
-    root.append(emptyTraces());
+    root.append(await emptyTraces());
     return;
   }
-  const kpi = (key, label, value, note) =>
-    h("div.kpi", { dataset: { kpi: key } }, h("div.label", label), h("div.value", value), note || null);
+  const kpi = (key, label, value, note, title) =>
+    h("div.kpi", { dataset: { kpi: key }, title }, h("div.label", label), h("div.value", value), note || null);
   // Calls of models with no known price: their spend is missing from the cost, not zero.
   const unpriced = Number(k.unpriced_calls)
     ? h("div.muted.unpriced", { title: `${fmtInt(k.unpriced_tokens)} tokens not in the cost; list the models with: tracehouse query cost --unpriced` },
@@ -41,8 +41,8 @@ export async function renderOverview(root, route, current) {
       kpi("llm_calls", "LLM calls", fmtInt(l.count)),
       kpi("tokens", "Tokens", fmtInt(k.total_tokens)),
       kpi("cost", "Cost", k.cost_usd === null && unpriced ? "unpriced" : fmtCost(k.cost_usd), unpriced),
-      kpi("p50", "LLM latency p50", fmtMs(l.p50_ms)),
-      kpi("p99", "LLM latency p99", fmtMs(l.p99_ms)),
+      kpi("p50", "LLM latency p50", fmtPercentile(l, "p50_ms"), null, `over the whole range; ${percentileNote(l)}`),
+      kpi("p99", "LLM latency p99", fmtPercentile(l, "p99_ms"), null, `over the whole range (an hour's p99 can be higher); ${percentileNote(l)}`),
       kpi("error_rate", "Traces with errors", `${((100 * c.error_traces) / c.traces).toFixed(1)}%`),
       records(scores).filter((r) => r.mean !== null).map((r) => kpi(`score.${r.evaluation}`, `Mean ${r.evaluation}`, fmtScore(r.mean))),
     ),
@@ -50,19 +50,24 @@ export async function renderOverview(root, route, current) {
     costBreakdown(records(byProvider), "provider", Number(k.cost_usd)),
   );
   const hours = records(byHour);
-  const el = h("div.chart#latency-chart");
-  root.append(h("h2", "LLM call latency by hour"), el);
+  const el = h("div.chart#latency-chart", { dataset: { unit: "ms" } });
+  root.append(h("h2", "LLM call latency by hour (UTC)"), el);
+  // Hours with no calls are gaps; p50, p90 and p99 differ in width, dash and symbol, so equal
+  // ones stay visible.
+  const buckets = timeBuckets("hour", secs);
   chart(el).setOption({
-    tooltip: { trigger: "axis" },
+    tooltip: { trigger: "axis", valueFormatter: (v) => (v === null || v === undefined ? "–" : fmtMs(v)) },
     legend: { data: ["p50", "p90", "p99"] },
-    grid: { left: 60, right: 20, top: 40, bottom: 40 },
-    xAxis: { type: "time", min: Date.now() - secs * 1000, max: Date.now() },
-    yAxis: { type: "value", name: "ms" },
-    series: ["p50", "p90", "p99"].map((p) => ({
+    grid: { left: 12, right: 20, top: 40, bottom: 28, containLabel: true },
+    xAxis: { type: "time", min: buckets[0], max: buckets[buckets.length - 1] + 3600e3 },
+    yAxis: { type: "value", name: "ms", axisLabel: { formatter: unitFormat.ms } },
+    series: ["p50", "p90", "p99"].map((p, i) => ({
       name: p,
       type: "line",
-      showSymbol: hours.length < 50,
-      data: hours.map((r) => [r.hour + "Z", r[`${p}_ms`]]),
+      showSymbol: true,
+      ...LEVEL_STYLES[i],
+      z: 3 + i,
+      data: onBuckets(buckets, hours, "hour", (r) => r[`${p}_ms`]),
     })),
   });
   const [recent, runs] = await Promise.all([api("/api/v1/traces", { since, limit: 8 }), api("/api/v1/runs", { limit: 8 })]);
@@ -104,15 +109,13 @@ function costBreakdown(rows, dim, total) {
   return h(`div.cost-breakdown#cost-by-${dim}`,
     h("span.label", `Cost by ${dim}`),
     parts.length && total
-      ? h("div.cost-bar", parts.map((r, i) =>
-          h("span", { style: `width:${share(r)}%;background:${PALETTE[i % PALETTE.length]}`, title: `${r[dim] || "(none)"}: ${fmtCost(r.cost_usd)}` })))
+      ? h("div.cost-bar", parts.map((r) =>
+          h("span", { style: `width:${share(r)}%;background:${colorFor(r[dim])}`, title: `${r[dim] || "(none)"}: ${fmtCost(r.cost_usd)}` })))
       : null,
     h("ul.cost-legend",
-      parts.map((r, i) =>
-        h("li", { dataset: { key: r[dim] } }, h("span.swatch", { style: `background:${PALETTE[i % PALETTE.length]}` }),
+      parts.map((r) =>
+        h("li", { dataset: { key: r[dim] } }, h("span.swatch", { style: `background:${colorFor(r[dim])}` }),
           `${r[dim] || "(none)"} ${fmtCost(r.cost_usd)} (${share(r).toFixed(0)}%)`, noPrice(r))),
       unpricedOnly.map((r) => h("li.unpriced", { dataset: { key: r[dim] } }, h("span.swatch.no-price"), `${r[dim] || "(none)"}`, noPrice(r)))),
   );
 }
-
-const PALETTE = ["#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452", "#9a60b4"];

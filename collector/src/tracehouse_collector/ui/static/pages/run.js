@@ -1,4 +1,4 @@
-import { h, api, apiFetch, chart, downloadLink, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, filterLink, records, routeUrl } from "../lib.js";
+import { h, api, apiFetch, chart, colorFor, downloadLink, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, filterLink, records, routeUrl } from "../lib.js";
 
 // #/run/<id>: info, params, one chart per metric (server-side reduced, full resolution on zoom),
 // system metrics, artifacts with previews, linked models with the reproduce command, traces.
@@ -140,11 +140,11 @@ async function metricChart(el, run, key, current) {
   c.setOption({
     title: { text: key, subtext: subtitle(overview), left: 8, textStyle: { fontSize: 13 } },
     tooltip: { trigger: "axis" },
-    grid: { left: 60, right: 20, top: 56, bottom: 50 },
+    grid: { left: 12, right: 20, top: 56, bottom: 36, containLabel: true },
     xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 26, min: overview.min_step, max: overview.max_step },
     yAxis: { type: "value", scale: true },
     dataZoom: [{ type: "inside", filterMode: "none" }],
-    series: [{ type: "line", name: key, showSymbol: overview.points.length < 60, data: overview.points }],
+    series: [{ type: "line", name: key, color: colorFor(run.id), showSymbol: overview.points.length < 60, data: overview.points }],
   });
   el.dataset.points = overview.points.length;
   el.dataset.downsampled = overview.downsampled;

@@ -1,4 +1,4 @@
-import { h, append, ApiError, api, chart, downloadLink, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl, whereForm } from "../lib.js";
+import { h, append, ApiError, api, chart, colorFor, downloadLink, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl, whereForm } from "../lib.js";
 
 // #/runs: the runs table (sortable, column chooser, filter, selection) and below it the chart
 // views: metric curves of the selected runs (smoothing, log scale, x = step or time), parallel
@@ -168,7 +168,7 @@ async function curves(root, chosen, opts, go, current) {
     for (const [key, data] of perKey) {
       if (opts.x === "time") data.sort((a, b) => a[0] - b[0]);
       if (!byKey.has(key)) byKey.set(key, []);
-      byKey.get(key).push({ name: `${r.name} (${r.id.slice(0, 6)})`, data });
+      byKey.get(key).push({ name: `${r.name} (${r.id.slice(0, 6)})`, color: colorFor(r.id), data });
     }
   });
   const controls = h("div.toolbar#chart-options",
@@ -188,16 +188,17 @@ async function curves(root, chosen, opts, go, current) {
     // A log axis cannot show zero or negative values: those points are left out of it.
     const clean = (data) => (opts.log ? data.filter(([, y]) => y > 0) : data);
     const series = [];
-    lines.forEach((l, i) => {
-      const color = CHART_COLORS[i % CHART_COLORS.length];
-      if (opts.smooth) series.push({ type: "line", name: l.name, showSymbol: false, data: clean(l.data), lineStyle: { opacity: 0.25, width: 1 }, itemStyle: { color }, silent: true, tooltip: { show: false } });
-      series.push({ type: "line", name: l.name, showSymbol: l.data.length < 60, data: clean(smooth(l.data, opts.smooth)), itemStyle: { color } });
-    });
+    // A run's colour comes from its id: the same on every chart here and on Compare.
+    for (const l of lines) {
+      const color = l.color;
+      if (opts.smooth) series.push({ type: "line", name: l.name, color, showSymbol: false, data: clean(l.data), lineStyle: { opacity: 0.25, width: 1 }, silent: true, tooltip: { show: false } });
+      series.push({ type: "line", name: l.name, color, showSymbol: l.data.length < 60, data: clean(smooth(l.data, opts.smooth)) });
+    }
     chart(el).setOption({
       title: { text: key, left: 8, textStyle: { fontSize: 13 } },
-      tooltip: { trigger: "axis" },
+      tooltip: { trigger: "axis", valueFormatter: (v) => (v === null || v === undefined ? "–" : fmtNum(v)) },
       legend: { top: 24, type: "scroll" },
-      grid: { left: 60, right: 20, top: 60, bottom: 50 },
+      grid: { left: 12, right: 20, top: 60, bottom: 36, containLabel: true },
       xAxis: { type: "value", name: opts.x === "time" ? "seconds since start" : "step", nameLocation: "middle", nameGap: 26 },
       yAxis: opts.log ? { type: "log" } : { type: "value", scale: true },
       dataZoom: [{ type: "inside" }],
@@ -205,9 +206,6 @@ async function curves(root, chosen, opts, go, current) {
     });
   }
 }
-
-// ECharts' default palette, so a run's raw and smoothed lines share a colour.
-const CHART_COLORS = ["#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452", "#9a60b4", "#ea7ccc"];
 
 // Parallel coordinates: an axis per param (numbers as values, anything else as categories) and
 // the chosen metric last; each run is a line, coloured by that metric.

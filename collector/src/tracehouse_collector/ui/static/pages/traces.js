@@ -28,7 +28,7 @@ export async function renderTraces(root, route, current) {
   if (!current()) return;
   const rows = records(page);
   if (!rows.length) {
-    root.append(where || cursor ? h("p.empty", "No traces match in this time range.") : emptyTraces());
+    root.append(where || cursor ? h("p.empty", "No traces match in this time range.") : await emptyTraces());
     return;
   }
   const cols = ["", "start", "name", "input", "output", "model", "latency", "tokens", "cost", "scores", "session", "user", "run"];

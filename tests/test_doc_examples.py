@@ -84,8 +84,13 @@ def examples() -> list[Example]:
 
 def command_of(statement: str) -> str | None:
     """The program a statement runs (`tracehouse`, `curl`, `export`, …), or None for a plain
-    assignment; leading `VAR=value` words are skipped."""
+    assignment (`RUN=$(tracehouse runs list …)` too); leading `VAR=value` words are skipped."""
     code, _ = split_comments(statement)
+    assigned = re.match(r"^\s*[A-Za-z_]\w*=(.*)$", code, re.S)
+    if assigned:
+        value = assigned.group(1).strip()
+        if value.startswith("$(") and value.endswith(")") and "$(" not in value[2:]:
+            return None
     try:
         words = shlex.split(code)
     except ValueError:
@@ -175,18 +180,33 @@ def rows_of(statement: str, output: str, workdir: Path) -> int:
         pass
     else:
         if isinstance(value, dict) and "rows" in value:
-            return len(value["rows"])
-        return len(value) if isinstance(value, (list, dict)) else 1
-    counted = ROW_COUNT.findall(text)
-    if counted:
-        return int(counted[-1])
+            value = [dict(zip(value.get("columns") or [], row, strict=False)) for row in value["rows"]]
+        if isinstance(value, list):
+            return sum(1 for row in value if not (isinstance(row, dict) and row.get("count") in (0, "0")))
+        return 1 if value else 0
     lines = text.splitlines()
     rules = [i for i, line in enumerate(lines) if RULE.match(line.strip())]
     if rules:
-        return sum(1 for line in lines[rules[0] + 1 :] if line.strip())
+        return table_rows(lines, rules[0])
+    counted = ROW_COUNT.findall(text)
+    if counted:
+        return int(counted[-1])
     if re.search(r"--format[ =]csv\b", statement):
         return len(lines) - 1
     return 1
+
+
+def table_rows(lines: list[str], rule: int) -> int:
+    """Rows of a printed table whose `----` rule is lines[rule]. An aggregate without `--by`
+    prints one total row even when nothing matched: a row whose `count` is 0 is no row."""
+    rows = [line for line in lines[rule + 1 :] if line.strip() and not ROW_COUNT.match(line.strip())]
+    header = lines[rule - 1] if rule else ""
+    spans = [m.span() for m in re.finditer(r"-+", lines[rule])]
+    names = [header[a:b].strip() for a, b in spans]
+    if "count" in names:
+        a, b = spans[names.index("count")]
+        rows = [row for row in rows if row[a:b].strip() not in ("0", "")]
+    return len(rows)
 
 
 def rows_in_file(path: Path) -> int:
@@ -247,7 +267,9 @@ def test_shell_example(example: Example, demo_collector, scratch, tmp_path: Path
             problems.append(
                 f"$ {statement}\n  exit {rc}\n  stderr: {stderr[-1500:]}\n  stdout: {stdout[-500:]}"
             )
-        elif command_of(statement) != "export" and rows_of(statement, stdout, workdir) == 0:
+        elif command_of(statement) is None and not stdout.strip():
+            problems.append(f"$ {statement}\n  assigned nothing\n  stderr: {stderr[-500:]}")
+        elif command_of(statement) not in {"export", None} and rows_of(statement, stdout, workdir) == 0:
             problems.append(
                 f"$ {statement}\n  gave no rows\n  stdout: {stdout[-500:]!r}\n  stderr: {stderr[-500:]}"
             )

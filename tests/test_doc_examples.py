@@ -292,6 +292,11 @@ def test_python_example(example: Example, demo_collector, start_collector, tmp_p
     if sends:
         stored = "SELECT (SELECT count() FROM otel_traces) + (SELECT count() FROM otel_scores) + (SELECT count() FROM runs)"
         assert wait_for(lambda: target.scalar(stored) > 0, timeout=30), f"{example.name} stored nothing"
+        # Each score the snippet records arrives (its fresh collector holds nothing else).
+        scores = len(re.findall(r"\btracehouse\.score\(", example.body))
+        wait_for(lambda: target.scalar("SELECT count() FROM otel_scores") >= scores, timeout=30)
+        stored_scores = target.scalar("SELECT count() FROM otel_scores")
+        assert stored_scores == scores, f"{example.name}: {scores} scores recorded, {stored_scores} stored"
 
 
 def test_the_examples_are_found_and_the_skip_list_is_current() -> None:

@@ -39,9 +39,9 @@ test: $(DEV_STAMP) system-deps
 	$(BIN)/python -m pytest $(ARGS)
 
 # Debian packages some tests drive: headless Chromium (web UI, driven by Playwright), docker-compose
-# and nginx (deploy/ validation). Installed when missing and apt-get can run as root; elsewhere
-# those tests skip, except in CI (CI set), where they fail.
-SYSTEM_TOOLS := chromium:chromium docker-compose:docker-compose nginx:nginx
+# and nginx (deploy/ validation), curl (the docs' REST examples). Installed when missing and
+# apt-get can run as root; elsewhere those tests skip, except in CI (CI set), where they fail.
+SYSTEM_TOOLS := chromium:chromium docker-compose:docker-compose nginx:nginx curl:curl
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	    tool=$${pair%%:*}; pkg=$${pair##*:}; \

@@ -21,38 +21,27 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from doc_markdown import (
+    DOCS,
+    INLINE_CODE,
+    REPO,
+    SHELL_LANGS,
+    fenced_blocks,
+    inline_spans,
+    prose,
+    rel,
+    shell_statements,
+    split_comments,
+)
 
-REPO = next(p for p in Path(__file__).resolve().parents if (p / "Makefile").exists())
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SOURCE_DIRS = [REPO / "collector" / "src", REPO / "instrumentation" / "src"]
 # Variables that tune the benchmarks and the test suite, not the product: read in bench/ or tests/.
 TOOLING_VARS = {"TRACEHOUSE_BENCH_CLICKHOUSE", "TRACEHOUSE_CHROMIUM", "TRACEHOUSE_FUZZ_EXAMPLES"}
-SHELL_LANGS = {"sh", "bash", "shell", "console", "zsh"}
 
-FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.S | re.M)
-INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.S)
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 VAR = re.compile(r"\bTRACEHOUSE_[A-Z0-9_]*[A-Z0-9]\b")
 VAR_LITERAL = re.compile(r"""["'](TRACEHOUSE_[A-Z0-9_]*[A-Z0-9])["']""")
 FLAG = re.compile(r"^(--[A-Za-z0-9][\w-]*|-[A-Za-z])$")
-
-
-def rel(path: Path) -> str:
-    return str(path.relative_to(REPO))
-
-
-def fenced_blocks(text: str) -> list[tuple[str, str]]:
-    """(language, body) of every fenced code block."""
-    return [(m.group(2).lower(), m.group(3)) for m in FENCE.finditer(text)]
-
-
-def prose(text: str) -> str:
-    """The text outside fenced blocks."""
-    return FENCE.sub("", text)
-
-
-def inline_spans(text: str) -> list[str]:
-    return [m.group(2).strip() for m in INLINE_CODE.finditer(prose(text))]
 
 
 # -- links -----------------------------------------------------------------------------------------
@@ -112,56 +101,6 @@ def test_docs_have_links_and_the_index_lists_every_doc() -> None:
 
 
 # -- CLI commands and flags --------------------------------------------------------------------------
-
-
-def shell_statements(doc_text: str) -> list[str]:
-    """Shell command lines of the doc: lines of shell blocks (quoted strings and `\\`
-    continuations joined; in a console block, the `$ ` lines), and inline spans that start
-    with the `tracehouse` command."""
-    out: list[str] = []
-    for lang, body in fenced_blocks(doc_text):
-        if lang not in SHELL_LANGS:
-            continue
-        pending = ""
-        for line in body.splitlines():
-            if lang == "console":
-                if not line.startswith("$ "):
-                    continue
-                line = line[2:]
-            pending = f"{pending}\n{line}" if pending else line
-            if pending.endswith("\\"):
-                pending = pending[:-1]
-                continue
-            try:
-                shlex.split(pending, comments=True)
-            except ValueError:  # an open quote: the statement goes on
-                continue
-            out.append(pending)
-            pending = ""
-        if pending:
-            out.append(pending)
-    out += [s for s in inline_spans(doc_text) if re.match(r"^(\S*/)?tracehouse\s", s)]
-    return out
-
-
-def split_comments(statement: str) -> tuple[str, str]:
-    """(the statement without its `# …` comments, the comments' text), quotes respected."""
-    code, comments, quote, i = [], [], "", 0
-    while i < len(statement):
-        c = statement[i]
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif c == "#" and (i == 0 or statement[i - 1].isspace()):
-            end = statement.find("\n", i)
-            end = len(statement) if end < 0 else end
-            comments.append(statement[i + 1 : end])
-            i = end
-            continue
-        code.append(c)
-        i += 1
-    return "".join(code), "\n".join(comments)
 
 
 def tracehouse_invocations(statement: str) -> list[tuple[list[str], list[str]]]:

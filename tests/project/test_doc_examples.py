@@ -20,7 +20,8 @@ its `----` rule), a JSON array or `rows` that is not empty, a CSV line under the
 written with `-o` that holds rows, a variable assigned a value, or any output at all for the
 other forms (a span tree, a run's details). Commands that write data (`import`) go to a scratch
 collector, so the demo's data the UI tests read stays as the demo left it; Python snippets that
-send data through the SDK go to a fresh collector each, which must then hold what they sent.
+send data through the SDK go to a fresh collector each, which must then hold what they sent;
+those that read through `tracehouse.Client` read the demo's.
 What cannot run here is in SKIP, with the reason, and every entry must still match an example.
 """
 
@@ -284,7 +285,9 @@ def test_shell_example(example: Example, demo_collector, scratch, tmp_path: Path
 
 @pytest.mark.parametrize("example", python_examples(), ids=lambda e: e.name)
 def test_python_example(example: Example, demo_collector, start_collector, tmp_path: Path) -> None:
-    sends = bool(re.search(r"^import tracehouse$|^from tracehouse\b", example.body, re.M))
+    # The SDK sends; its Client only reads (the demo's data, like the shell examples).
+    reads = "tracehouse.Client(" in example.body
+    sends = not reads and bool(re.search(r"^import tracehouse$|^from tracehouse\b", example.body, re.M))
     target = start_collector(name="doc-snippet") if sends else demo_collector
     tmp_path.mkdir(exist_ok=True)
     snippet = tmp_path / "snippet.py"

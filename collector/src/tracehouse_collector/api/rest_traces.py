@@ -14,20 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from tracehouse_collector.api.http import json_response, request_params
 from tracehouse_collector.api.readers import Readers
-from tracehouse_collector.auth import KEY_INDEX
-from tracehouse_collector.output import jsonable
 from tracehouse_collector.query import traces
+from tracehouse_collector.query.values import jsonable
+from tracehouse_collector.server.auth import KEY_INDEX
 from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
 
 
 def _json(data: object, status: int = 200) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(jsonable(traces.json_ready(data))), status=status, content_type="application/json"
-    )
+    return json_response(jsonable(traces.json_ready(data)), status)
 
 
 def _page(page: traces.Page) -> dict[str, Any]:
@@ -36,15 +34,7 @@ def _page(page: traces.Page) -> dict[str, Any]:
 
 async def _params(request: web.Request) -> dict[str, Any]:
     """Query-string parameters, overlaid by a JSON object body on POST."""
-    params: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.body_exists:
-        try:
-            body = orjson.loads(await request.read() or b"{}")
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"request body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise ValueError("request body must be a JSON object")
-        params.update({k: v for k, v in body.items() if v is not None})
+    params = await request_params(request)
     raw = params.get("limit")
     if raw is None or raw == "":
         params["limit"] = None

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tracehouse_collector import memory
 from tracehouse_collector.query import sql_policy
+from tracehouse_collector.server import memory
 from tracehouse_collector.store.client import Store, StoreError
 
 _MIB = 1024**2

@@ -20,7 +20,7 @@ from helpers import TRACE_SERVICE_EXPORT, make_span, quote, trace_request, uniqu
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
-from tracehouse_collector.auth import ApiKeyError, load_keys
+from tracehouse_collector.server.auth import ApiKeyError, load_keys
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -369,7 +369,7 @@ def test_read_key_reads_but_cannot_send(c):
 
 
 def test_byte_budget_reserves_shrinks_and_releases():
-    from tracehouse_collector.inflight import ByteBudget
+    from tracehouse_collector.server.inflight import ByteBudget
 
     released = []
     budget = ByteBudget(10, released.append)

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from tracehouse_collector.store import schema
-from tracehouse_collector.store.client import StoreError
+from tracehouse_collector.store.errors import StoreError
 
 STATEMENTS = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery", "SelectQuery", "DescribeQuery"})
 

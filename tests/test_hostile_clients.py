@@ -172,7 +172,7 @@ def test_max_size_calls_with_key_stay_bounded_and_memory_returns(c):
         f"\nRSS with keys: {rss.before:.0f} MiB before, peak {rss.peak:.0f} MiB (+{growth:.0f}), "
         f"{after:.0f} MiB 2.5 s later; {accepted}/20 accepted"
     )
-    # The stated bound (README, "Limits"): 64 MiB of request bytes in flight, held about three
+    # The stated bound (docs/configuration.md, "Limits for heavy and hostile clients"): 64 MiB of request bytes in flight, held about three
     # times over (gRPC's buffer, the bytes handed to Python, the copy sent to a decoding
     # worker), plus the store's insert of the rows.
     assert growth < 512, f"RSS grew by {growth:.0f} MiB under 20 max-size exports"

@@ -35,7 +35,7 @@ def add_parsers(sub: Any) -> None:
             "--until", help="end (exclusive): a duration back from now or an ISO time; default now"
         )
         q.add_argument("--service", help="only spans of this service")
-        q.add_argument("--where", help="filter, e.g. \"model = 'gpt-4o' AND duration_ms > 2s\" (see README)")
+        q.add_argument("--where", help="filter, e.g. \"model = 'gpt-4o' AND duration_ms > 2s\" (docs/querying.md)")
         q.add_argument("--all-spans", action="store_true", help="every span, not only LLM calls")
         if kind == "cost":
             q.add_argument(

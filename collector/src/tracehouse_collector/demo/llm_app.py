@@ -89,7 +89,7 @@ def agent_app(provider: Any, rng: random.Random, summary: Summary) -> None:
     @tracehouse.trace(kind="agent", name="support_agent")
     def support_agent(question: str, model: str, stream: bool) -> str:
         docs = retrieve_documents(question)
-        messages = [
+        messages: list[dict[str, Any]] = [
             {"role": "system", "content": "You are a helpful support agent. Context:\n" + "\n".join(docs)},
             {"role": "user", "content": question},
         ]
@@ -197,7 +197,7 @@ def history(provider: Any, rng: random.Random, days: int, summary: Summary) -> N
                     },
                 )
                 ctx = set_span_in_context(root)
-                attrs = {
+                attrs: dict[str, Any] = {
                     "gen_ai.operation.name": "chat",
                     "gen_ai.provider.name": "openai",
                     "gen_ai.request.model": model,

@@ -19,7 +19,7 @@ from tracehouse_collector.demo.summary import Summary
 def training_runs(rng: random.Random, workdir: Path, summary: Summary) -> None:
     import tracehouse
 
-    configs = [
+    configs: list[dict[str, Any]] = [
         {"learning_rate": 0.1, "batch_size": 32, "optimizer": "sgd", "epochs": 10},
         {"learning_rate": 0.03, "batch_size": 64, "optimizer": "adam", "epochs": 10},
         {"learning_rate": 0.01, "batch_size": 64, "optimizer": "adam", "epochs": 10},

@@ -369,11 +369,17 @@ def read_luml_model(path: Path) -> Iterable[dict]:
         luml_runs = []
         for entry in theirs:
             prefix = f"meta_artifacts/{entry.get('id')}/"
-            db = members.get(prefix + "exp.db.zip")
-            if db is None:
+            db_member = members.get(prefix + "exp.db.zip")
+            if db_member is None:
                 raise LumlImportError(f"{path}: LUML snapshot {entry.get('id')} has no {prefix}exp.db.zip")
-            attachments = members.get(prefix + "attachments.tar")
-            luml_runs.append((entry, _read(tar, db), _read(tar, attachments) if attachments else None))
+            attachments_member = members.get(prefix + "attachments.tar")
+            luml_runs.append(
+                (
+                    entry,
+                    _read(tar, db_member),
+                    _read(tar, attachments_member) if attachments_member else None,
+                )
+            )
     if ours:
         yield _from_tracehouse_entry(path, ours[-1], manifest)
     data = path.read_bytes() if luml_runs else b""

@@ -44,8 +44,12 @@ async def offer(url: str, api_key: str | None) -> None:
             line = sys.stdin.readline()
         except (OSError, ValueError):
             line = ""
+        def answer() -> None:
+            if not reply.done():
+                reply.set_result(line)
+
         with contextlib.suppress(RuntimeError):  # the server stopped before the answer came
-            loop.call_soon_threadsafe(lambda: reply.done() or reply.set_result(line))
+            loop.call_soon_threadsafe(answer)
 
     print(DEMO_QUESTION, end="", flush=True)
     threading.Thread(target=read, name="demo-offer", daemon=True).start()

@@ -151,7 +151,7 @@ async def serve(settings: ServeSettings) -> None:
 def _demo_key(keys: list[auth.ApiKey]) -> str | None:
     """A key that can both load the demo data and read it back, else the first one."""
     full = [k for k in keys if k.scopes == auth.ALL_SCOPES]
-    return (full or keys or [None])[0]
+    return (full or keys)[0] if keys else None
 
 
 def run(settings: ServeSettings) -> None:

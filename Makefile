@@ -9,7 +9,7 @@ PROJECT_FILES := VERSION instrumentation/pyproject.toml collector/pyproject.toml
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 # Wheels of every third-party package the two distributions need (with the demo), so the
-# packaging test builds and installs them offline (tests/test_packaging.py).
+# packaging test builds and installs them offline (tests/project/test_packaging.py).
 WHEELHOUSE := $(VENV)/wheelhouse
 ARGS   ?=
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the wheels of both distributions (and of every dependency) and installs them into a new
 # virtual environment. The container image (deploy/Dockerfile) and the packaging test
-# (tests/test_packaging.py) both install Tracehouse with this script, so the test checks what the
+# (tests/project/test_packaging.py) both install Tracehouse with this script, so the test checks what the
 # image ships.
 #
 #   deploy/install-wheels.sh SOURCE_DIR WHEEL_DIR VENV [PIP_OPTION...]

@@ -3,7 +3,7 @@
     python proto/generate.py            # writes into the collector package (`make proto`)
     python proto/generate.py OUT_DIR    # writes elsewhere (the drift test compares the two)
 
-The generated files are committed; tests/test_grpc_query.py fails when they differ from what
+The generated files are committed; tests/e2e/test_grpc_query.py fails when they differ from what
 this script produces, so the .proto sources and the code cannot drift apart.
 """
 

@@ -21,7 +21,8 @@ _lock = threading.Lock()
 _hooked: set[str] = set()
 
 
-def _load(target: str) -> type:
+def instrumentor_class(target: str) -> type:
+    """The instrumentor class named by an INSTRUMENTORS target ("module:Class")."""
     module_name, _, class_name = target.partition(":")
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -32,7 +33,7 @@ def _instrument_on_import(name: str, target: str, _module: object) -> None:
 
 def _instrument(name: str, target: str) -> None:
     try:
-        _load(target)().instrument()  # BaseInstrumentor: a second call does nothing
+        instrumentor_class(target)().instrument()  # BaseInstrumentor: a second call does nothing
     except Exception as exc:  # a broken instrumentor must not break the application
         print(f"tracehouse: could not instrument {name}: {exc!r}", file=sys.stderr)
 

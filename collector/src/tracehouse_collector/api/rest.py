@@ -40,14 +40,17 @@ def add_routes(app: web.Application, store: Store, ingest: Ingest, readers: Read
 
     async def sql(request: web.Request) -> web.Response:
         if request.method == "POST":
-            if request.content_type == "application/json":
+            body = await request.read()
+            # A JSON object whatever the Content-Type says: `curl -d '{"sql": ...}'` sends it
+            # as a form, and no SQL statement starts with "{".
+            if request.content_type == "application/json" or body.lstrip().startswith(b"{"):
                 try:
-                    payload = orjson.loads(await request.read())
+                    payload = orjson.loads(body)
                 except orjson.JSONDecodeError as exc:
                     return error_response(f"request body is not JSON: {exc}")
                 statement = payload.get("sql") if isinstance(payload, dict) else None
             else:
-                statement = await request.text()
+                statement = body.decode(request.charset or "utf-8", errors="replace")
         else:
             statement = request.query.get("q")
         if not isinstance(statement, str) or not statement.strip():

@@ -161,6 +161,10 @@ def _span_problem(span: Any) -> str | None:
         return "timestamp beyond the year 2262"
     if span.events and any(ev.time_unix_nano > MAX_TIMESTAMP_NS for ev in span.events):
         return "event timestamp beyond the year 2262"
+    if span.end_time_unix_nano < span.start_time_unix_nano:
+        # Stored, it would read as an instant call and hide a clock or SDK bug; the sender
+        # learns of it from partial_success instead.
+        return "end_time_unix_nano before start_time_unix_nano"
     return None
 
 

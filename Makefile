@@ -13,7 +13,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 WHEELHOUSE := $(VENV)/wheelhouse
 ARGS   ?=
 
-.PHONY: proto run test system-deps bench bench-startup bench-instrumentation bench-query lint typecheck clean bench-runs
+.PHONY: proto run test system-deps bench bench-startup bench-instrumentation bench-query lint typecheck clean bench-runs bench-client
 
 # `make run` installs the collector, its UI and what `tracehouse demo` drives, and nothing else.
 $(RUN_STAMP): $(PROJECT_FILES)
@@ -75,6 +75,10 @@ bench-instrumentation: $(DEV_STAMP)
 # Training-loop overhead of run logging (with vs without) and end-to-end points/s into a collector.
 bench-runs: $(DEV_STAMP)
 	$(BIN)/python -m bench.runs $(ARGS)
+
+# A 1,000,000-row SQL result into pandas: tracehouse.Client (Arrow) vs the REST JSON answer.
+bench-client: $(DEV_STAMP)
+	$(BIN)/python -m bench.client $(ARGS)
 
 # Regenerate the Python code of proto/ (the gRPC Query service) into the collector package.
 proto: $(DEV_STAMP)

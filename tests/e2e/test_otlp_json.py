@@ -355,7 +355,7 @@ def test_json_metrics_all_five_kinds(collector):
 
     (e,) = collector.sql(
         "SELECT MetricName, Count, Sum, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts, NegativeOffset, "
-        f"NegativeBucketCounts, Min, Max, AggregationTemporality FROM otel_metrics_exp_histogram WHERE ServiceName = {svc}"
+        f"NegativeBucketCounts, Min, Max, AggregationTemporality FROM otel_metrics_exponential_histogram WHERE ServiceName = {svc}"
     )
     assert e == {
         "MetricName": "payload.bytes",

@@ -315,7 +315,7 @@ def test_sdk_metrics_stored_in_the_right_tables(collector, transport):
         )
         exps = collector.sql(
             "SELECT MetricName, Count, Sum, Min, Max, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts, "
-            f"NegativeBucketCounts FROM otel_metrics_exp_histogram WHERE ServiceName = {svc}"
+            f"NegativeBucketCounts FROM otel_metrics_exponential_histogram WHERE ServiceName = {svc}"
         )
         summaries = collector.scalar(f"SELECT count() FROM otel_metrics_summary WHERE ServiceName = {svc}")
     finally:

@@ -412,13 +412,12 @@ def test_split_range_uses_the_coarsest_whole_periods():
 
 def test_upgrade_to_v2_backfills_rollups_and_scores(tmp_path):
     """Spans stored before the rollups and scores existed are in them after the upgrade."""
-    from tracehouse_collector.store import schema
+    from tracehouse_collector.store import ddl
     from tracehouse_collector.store.client import Store
 
     store = Store(f"chdb://{tmp_path / 'old'}")
     try:
-        store.command(schema.MIGRATIONS_TABLE)
-        for stmt in schema.MIGRATIONS[0].statements:
+        for stmt in ddl.bookkeeping_statements() + ddl.migrations()[0].statements():
             store.command(stmt)
         store.command("INSERT INTO tracehouse.schema_migrations (Version, Description) VALUES (1, 'v1')")
         store.command(
@@ -431,7 +430,7 @@ def test_upgrade_to_v2_backfills_rollups_and_scores(tmp_path):
             "[map('gen_ai.evaluation.name', 'old-eval', 'gen_ai.evaluation.score.value', toString(number % 2))] "
             "FROM numbers(600)"
         )
-        assert store.migrate() == [m.version for m in schema.MIGRATIONS if m.version >= 2]
+        assert store.migrate() == [m.version for m in ddl.migrations() if m.version >= 2]
         since, until = "2024-02-29", "2024-03-02"
         raw = aggregates.aggregate(store, "cost", by=["model"], since=since, until=until, plan="raw")
         roll = aggregates.aggregate(store, "cost", by=["model"], since=since, until=until, plan="rollup")
@@ -570,7 +569,7 @@ def test_query_cost_unpriced_lists_the_models_lacking_a_price(collector, unprice
 
 def test_upgrade_to_v4_counts_unpriced_calls_in_the_rollups(tmp_path):
     """A v3 store gains the rollup columns; calls stored after the upgrade are counted there."""
-    from tracehouse_collector.store import schema
+    from tracehouse_collector.store import ddl
     from tracehouse_collector.store.client import Store
 
     store = Store(f"chdb://{tmp_path / 'v3'}")
@@ -582,15 +581,16 @@ def test_upgrade_to_v4_counts_unpriced_calls_in_the_rollups(tmp_path):
         "1000000, 'chat', {model}, 10, {cost}, {source} FROM numbers({n})"
     )
     try:
-        store.command(schema.MIGRATIONS_TABLE)
-        for m in schema.MIGRATIONS[:3]:
-            for stmt in m.statements:
+        for stmt in ddl.bookkeeping_statements():
+            store.command(stmt)
+        for m in ddl.migrations()[:3]:
+            for stmt in m.statements():
                 store.command(stmt)
             store.command(
                 f"INSERT INTO tracehouse.schema_migrations (Version, Description) VALUES ({m.version}, 'x')"
             )
         store.command(insert.format(model="'m-old'", cost="toDecimal64(1, 12)", source="''", n=120))
-        assert store.migrate() == [4]
+        assert store.migrate() == [m.version for m in ddl.migrations() if m.version >= 4]
         store.command(insert.format(model="'m-new'", cost="0", source="'unpriced'", n=90))
         since, until = "2024-02-29", "2024-03-02"
         raw = aggregates.aggregate(store, "cost", by=["model"], since=since, until=until, plan="raw")

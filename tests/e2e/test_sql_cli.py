@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 from helpers import BASE_NS, make_span, quote, run_cli, trace_request, unique
-from tracehouse_collector.store import schema
+from tracehouse_collector.store import ddl as store_ddl
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -280,14 +280,11 @@ def test_sql_direct_store_after_server_stopped(start_collector):
 # -- schema ----------------------------------------------------------------------------------
 
 # What the schema module defines: every table, plus the materialized views the migrations create.
-EXPECTED_TABLES = (
-    {"schema_migrations", *schema.TABLES}
-    | {
-        m.group(1)
-        for stmt in schema.all_statements()
-        if (m := re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS tracehouse\.(\w+)", stmt))
-    }
-)
+EXPECTED_TABLES = set(store_ddl.tables()) | {
+    m.group(1)
+    for stmt in store_ddl.script()
+    if (m := re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS tracehouse\.(\w+)", stmt))
+}
 # The exporter-compatible tables a Grafana dashboard expects, whatever Tracehouse adds.
 OTEL_TABLES = {
     "otel_traces",
@@ -297,7 +294,7 @@ OTEL_TABLES = {
     "otel_metrics_gauge",
     "otel_metrics_sum",
     "otel_metrics_histogram",
-    "otel_metrics_exp_histogram",
+    "otel_metrics_exponential_histogram",
     "otel_metrics_summary",
 }
 
@@ -329,7 +326,6 @@ def test_schema_print_applies_to_a_fresh_chdb(tmp_path):
     printed = run_cli("schema", "--print")
     assert printed.returncode == 0, printed.stderr
     ddl = printed.stdout
-    assert ddl.count("CREATE TABLE IF NOT EXISTS tracehouse.") == len(schema.TABLES) + 1  # + migrations
     assert "CREATE MATERIALIZED VIEW IF NOT EXISTS tracehouse.otel_traces_trace_id_ts_mv" in ddl
 
     applied = subprocess.run(
@@ -338,7 +334,7 @@ def test_schema_print_applies_to_a_fresh_chdb(tmp_path):
     )
     assert applied.returncode == 0, applied.stderr
     from_print = json.loads(applied.stdout.strip().splitlines()[-1])
-    assert from_print["statements"] == len(schema.all_statements())
+    assert from_print["statements"] == len(store_ddl.script())
     assert {t["name"] for t in from_print["tables"]} == EXPECTED_TABLES
     assert OTEL_TABLES <= EXPECTED_TABLES
     engines = {t["name"]: t["engine"] for t in from_print["tables"]}
@@ -349,7 +345,7 @@ def test_schema_print_applies_to_a_fresh_chdb(tmp_path):
     store = f"chdb://{tmp_path / 'migrated'}"
     first = run_cli("schema", "--store", store)
     assert first.returncode == 0, first.stderr
-    assert f"applied: {[m.version for m in schema.MIGRATIONS]}" in first.stdout
+    assert f"applied: {[m.version for m in store_ddl.migrations()]}" in first.stdout
     again = run_cli("schema", "--store", store)
     assert again.returncode == 0 and "applied: none" in again.stdout
     p = run_cli(
@@ -388,7 +384,6 @@ EXPORTER_TRACE_COLUMNS = [
 ]
 EXPORTER_LOG_COLUMNS = [
     ("Timestamp", "DateTime64(9)"),
-    ("TimestampTime", "DateTime"),
     ("TraceId", "String"),
     ("SpanId", "String"),
     ("TraceFlags", "UInt8"),
@@ -403,6 +398,31 @@ EXPORTER_LOG_COLUMNS = [
     ("ScopeVersion", "LowCardinality(String)"),
     ("ScopeAttributes", "Map(LowCardinality(String), String)"),
     ("LogAttributes", "Map(LowCardinality(String), String)"),
+    ("EventName", "String"),
+    *(
+        (f"__otel_materialized_{key}", "LowCardinality(String)")
+        for key in (
+            "k8s.cluster.name", "k8s.container.name", "k8s.deployment.name", "k8s.namespace.name",
+            "k8s.node.name", "k8s.pod.name", "k8s.pod.uid", "deployment.environment.name",
+        )
+    ),
+]
+# The head every metric table of the exporter starts with (its v0.152+ types).
+EXPORTER_METRIC_HEAD = [
+    ("ResourceAttributes", "Map(LowCardinality(String), String)"),
+    ("ResourceSchemaUrl", "String"),
+    ("ScopeName", "String"),
+    ("ScopeVersion", "String"),
+    ("ScopeAttributes", "Map(LowCardinality(String), String)"),
+    ("ScopeDroppedAttrCount", "UInt32"),
+    ("ScopeSchemaUrl", "String"),
+    ("ServiceName", "LowCardinality(String)"),
+    ("MetricName", "LowCardinality(String)"),
+    ("MetricDescription", "String"),
+    ("MetricUnit", "String"),
+    ("Attributes", "Map(LowCardinality(String), String)"),
+    ("StartTimeUnix", "DateTime"),
+    ("TimeUnix", "DateTime"),
 ]
 LLM_COLUMNS = {
     "GenAIOperation": "LowCardinality(String)",
@@ -431,7 +451,7 @@ def test_exporter_compatible_columns(collector):
     p = sql_cli(
         collector,
         "SELECT table, name, type FROM system.columns WHERE database = 'tracehouse' "
-        "AND table IN ('otel_traces', 'otel_logs') ORDER BY table, position",
+        "AND (table IN ('otel_traces', 'otel_logs') OR table LIKE 'otel_metrics_%') ORDER BY table, position",
         "--format", "json",
     )
     assert p.returncode == 0, p.stderr
@@ -441,7 +461,13 @@ def test_exporter_compatible_columns(collector):
     traces = cols["otel_traces"]
     assert traces[: len(EXPORTER_TRACE_COLUMNS)] == EXPORTER_TRACE_COLUMNS
     assert dict(traces[len(EXPORTER_TRACE_COLUMNS):]) == LLM_COLUMNS
-    assert cols["otel_logs"][: len(EXPORTER_LOG_COLUMNS)] == EXPORTER_LOG_COLUMNS
+    assert cols["otel_logs"] == EXPORTER_LOG_COLUMNS
+    metric_tables = {f"otel_metrics_{k}" for k in ("gauge", "sum", "histogram", "exponential_histogram", "summary")}
+    assert set(cols) - {"otel_traces", "otel_logs"} == metric_tables
+    for table in metric_tables:
+        assert cols[table][: len(EXPORTER_METRIC_HEAD)] == EXPORTER_METRIC_HEAD, table
+        if table != "otel_metrics_summary":
+            assert ("Exemplars.TimeUnix", "Array(DateTime)") in cols[table], table
 
 
 @pytest.mark.parametrize("taken", ["grpc", "http"])

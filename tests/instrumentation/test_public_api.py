@@ -38,6 +38,12 @@ with tracehouse.context(session_id="s-1", user_id="u-1"):
 tracehouse.init(service_name="svc", instrument=["openai"])
 kind: tracehouse.Kind = "agent"
 version: str = tracehouse.__version__
+client = tracehouse.Client("http://127.0.0.1:4318", api_key="k", output="polars")
+reveal_type(client)
+try:
+    client.sql("SELECT 1", as_="arrow")
+except tracehouse.TracehouseError as exc:
+    status: int | None = exc.status
 """
 
 
@@ -63,6 +69,7 @@ def test_a_users_script_type_checks_strictly_with_precise_types(tmp_path):
     assert 'Revealed type is "def (city: str) -> typing.Coroutine[Any, Any, float]"' in out, out
     assert 'Revealed type is "tracehouse._run.Run"' in out, out
     assert 'Revealed type is "tracehouse._run.Run | None"' in out, out
+    assert 'Revealed type is "tracehouse._client.Client"' in out, out
 
 
 @pytest.mark.timeout(300)
@@ -77,6 +84,7 @@ def test_mistakes_are_caught_before_running(tmp_path):
 
         tracehouse.score("x", 1.0, run=42)
         tracehouse.run("exp", params=["lr"])
+        tracehouse.Client(output="excel")
         """,
     )
     assert done.returncode == 1
@@ -84,12 +92,13 @@ def test_mistakes_are_caught_before_running(tmp_path):
     assert 'app.py:4: error: No overload variant of "trace" matches argument type "str"' in done.stdout, done.stdout
     assert 'Argument "run" to "score" has incompatible type "int"' in done.stdout, done.stdout
     assert 'Argument "params" to "run" has incompatible type "list[str]"' in done.stdout, done.stdout
+    assert 'Argument "output" to "Client" has incompatible type "Literal[\'excel\']"' in done.stdout, done.stdout
 
 
 def test_lazy_names_are_exported_and_load_on_use():
     from tracehouse import _run, _trace
 
     assert tracehouse.Run is _run.Run and tracehouse.trace is _trace.trace
-    assert {"Run", "Kind", "trace", "run", "score", "context", "init", "active_run"} <= set(dir(tracehouse))
+    assert {"Run", "Kind", "trace", "run", "score", "context", "init", "active_run", "Client"} <= set(dir(tracehouse))
     assert set(tracehouse.__all__) <= set(dir(tracehouse)) | {"__version__"}
     assert (Path(tracehouse.__file__).parent / "py.typed").is_file()

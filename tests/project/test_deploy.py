@@ -24,6 +24,7 @@ import grpc
 import pytest
 import requests
 import yaml
+from grafana_plugin import dashboard_sql
 from helpers import (
     BASE_NS,
     REPO,
@@ -266,19 +267,7 @@ TO_S = BASE_NS // 10**9 + 86400
 
 def grafana_to_sql(sql: str, values: dict[str, str]) -> str:
     """Expand the ClickHouse data source's macros and the dashboard variables as Grafana does."""
-
-    def conditional_all(m: re.Match[str]) -> str:
-        return "1=1" if values.get(m.group(2)) == "$__all" else m.group(1)
-
-    sql = re.sub(r"\$__conditionalAll\((.+?), \$(\w+)\)(?=\n|$)", conditional_all, sql, flags=re.M)
-    sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= toDateTime({FROM_S}) AND \1 <= toDateTime({TO_S})", sql)
-    sql = re.sub(r"\$__timeInterval\((\w+)\)", r"toStartOfInterval(toDateTime(\1), INTERVAL 60 second)", sql)
-    for name, value in values.items():
-        quoted = "'" + value.replace("'", "\\'") + "'"
-        sql = sql.replace(f"${{{name}:singlequote}}", quoted).replace(f"${{{name}}}", value)
-        sql = re.sub(rf"\${name}\b", value, sql)
-    assert "$" not in sql, sql
-    return sql
+    return dashboard_sql(sql, values, FROM_S, TO_S)
 
 
 # Panels that answer no rows while every call in range is priced.

@@ -11,6 +11,9 @@ Zero-code: set TRACEHOUSE_INSTRUMENT=1 in the environment. From code:
     with tracehouse.context(session_id="s-1", user_id="u-7"):
         ...
 
+In a notebook, `tracehouse.Client().runs()` (and .sql, .query, .traces, ...) reads a running
+collector into pandas DataFrames (`pip install 'tracehouse[pandas]'`).
+
 Nothing runs at import time, and importing this package imports OpenTelemetry only when one
 of these names is first used.
 """
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is loaded on first use
     from tracehouse._auto import init
+    from tracehouse._client import Client, TracehouseError
     from tracehouse._context import context
     from tracehouse._run import Run, active_run, run
     from tracehouse._score import score
@@ -33,6 +37,7 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "Client",
     "Kind",
     "Run",
     "__version__",
@@ -41,6 +46,7 @@ __all__ = [
     "init",
     "run",
     "score",
+    "TracehouseError",
     "trace",
 ]
 
@@ -53,6 +59,8 @@ _LAZY = {
     "active_run": ("tracehouse._run", "active_run"),
     "Run": ("tracehouse._run", "Run"),
     "Kind": ("tracehouse._trace", "Kind"),
+    "Client": ("tracehouse._client", "Client"),
+    "TracehouseError": ("tracehouse._client", "TracehouseError"),
 }
 
 

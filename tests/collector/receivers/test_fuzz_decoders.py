@@ -16,11 +16,14 @@ acknowledged, and the collector must stay healthy.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import random
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from typing import Any
 
@@ -39,7 +42,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from tracehouse_collector.processors import otlp_decode, pipeline
-from tracehouse_collector.store import schema
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -88,7 +90,7 @@ def fits(value: Any, type_: str) -> bool:
         return isinstance(value, dict) and all(fits(a, k) and fits(b, v) for a, b in value.items())
     if type_ == "String":
         return isinstance(value, str)
-    if type_.startswith("DateTime64"):
+    if type_.startswith("DateTime"):  # DateTime64(9), or DateTime (the fraction is dropped)
         return isinstance(value, str) and bool(_TS.match(value)) and "0000-" not in value[:5]
     if type_ in ("Bool",):
         return isinstance(value, bool)
@@ -104,18 +106,35 @@ def fits(value: Any, type_: str) -> bool:
     return True
 
 
-def table_columns(table: str) -> dict[str, str]:
-    """Column name -> type, with Nested columns as their Array sub-columns (Events.Name...)."""
-    out = {}
-    for c in schema.TABLES[table].columns:
-        m = re.match(r"^Nested\s*\((.*)\)$", c.type)
-        if not m:
-            out[c.name] = c.type
-            continue
-        for part in _split_args(m.group(1)):
-            sub, sub_type = part.split(" ", 1)
-            out[f"{c.name}.{sub}"] = f"Array({sub_type})"
+_COLUMNS_SCRIPT = """
+import json, sys
+from tracehouse_collector.store.client import Store
+store = Store(sys.argv[1])
+store.migrate()
+rows = store.query("SELECT table, name, type FROM system.columns WHERE database = 'tracehouse' "
+                   "AND default_kind NOT IN ('MATERIALIZED', 'ALIAS')")[1]
+store.close()
+print(json.dumps(rows))
+"""
+
+
+@functools.cache
+def _store_columns() -> dict[str, dict[str, str]]:
+    """Column name -> type of every table, as the migrations make them in a real chDB store
+    (Nested columns appear as their Array sub-columns, Events.Name...)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-c", _COLUMNS_SCRIPT, f"chdb://{tmp}/store"],
+            capture_output=True, text=True, timeout=120, check=True,
+        )
+    out: dict[str, dict[str, str]] = {}
+    for table, name, type_ in json.loads(proc.stdout.strip().splitlines()[-1]):
+        out.setdefault(table, {})[name] = type_
     return out
+
+
+def table_columns(table: str) -> dict[str, str]:
+    return _store_columns()[table]
 
 
 def check_outcome(

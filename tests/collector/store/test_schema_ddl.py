@@ -9,6 +9,7 @@ parsed, checked for shape, and applied to chDB once its cluster-only parts are t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -57,17 +58,17 @@ def chdb_steps(dsn: str, steps: list[tuple[str, str]]) -> list[tuple[str, object
 
 
 def all_migration_statements() -> list[str]:
-    return [stmt for m in schema.MIGRATIONS for stmt in m.statements]
+    return [stmt for m in ddl.migrations() for stmt in m.statements()]
 
 
 def create_tables(statements: list[str]) -> dict[str, str]:
-    """{table name: CREATE statement} for the MergeTree tables among `statements`."""
+    """{table name: its last CREATE statement} for the MergeTree tables the migrations leave."""
     out = {}
     for sql in statements:
         match = re.match(r"\s*CREATE TABLE (?:IF NOT EXISTS )?(?:\w+\.)?(\w+)", sql)
         if match and re.search(r"ENGINE = \w*MergeTree", sql):
-            out[match.group(1)] = sql
-    return out
+            out[match.group(1).removesuffix("_v5")] = sql
+    return {name: sql for name, sql in out.items() if name in ddl.tables()}
 
 
 MODES = {
@@ -100,40 +101,56 @@ def test_every_statement_of_every_mode_parses(formatted):
     for mode, pairs in formatted.items():
         assert pairs, mode
         for _stmt, text in pairs:
-            assert text.startswith(("CREATE", "ALTER", "INSERT INTO")), (mode, text)
+            assert text.startswith(("CREATE", "ALTER", "INSERT INTO", "DROP", "EXCHANGE", "RENAME")), (
+                mode,
+                text,
+            )
 
 
 def test_cluster_ddl_has_on_cluster_replicated_local_tables_and_distributed_fronts(formatted):
     tables = create_tables(all_migration_statements())
-    assert {"otel_traces", "otel_traces_trace_id_ts", "otel_logs"} <= set(tables)
+    assert {
+        "otel_traces",
+        "otel_traces_trace_id_ts",
+        "otel_logs",
+        "otel_metrics_exponential_histogram",
+    } <= set(tables)
     texts = [text for _s, text in formatted["cluster"]]
-    # Backfills (INSERT ... SELECT) run once through the Distributed tables; all else on every node.
+    # Backfills and copies (INSERT ... SELECT) run once through the Distributed tables; all else on every node.
     ddl_texts = [t for t in texts if not t.startswith("INSERT INTO")]
     assert all(" ON CLUSTER tracehouse_cluster" in t.splitlines()[0] for t in ddl_texts), ddl_texts
     for name, single in tables.items():
+        if name == "schema_migrations":
+            continue
         family = re.search(r"ENGINE = (\w*MergeTree)", single).group(1)
-        local = [t for t in texts if t.startswith(f"CREATE TABLE IF NOT EXISTS tracehouse.{name}_local ")]
-        assert len(local) == 1, name
+        local = [
+            t for t in texts if re.match(rf"CREATE TABLE (IF NOT EXISTS )?tracehouse\.{name}(_v5)?_local ", t)
+        ]
+        assert local, name
         assert (
             f"ENGINE = Replicated{family}('/clickhouse/tables/{{shard}}/{{database}}/{{table}}', '{{replica}}'"
-            in local[0]
+            in local[-1]
         )
-        assert "replicated_deduplication_window = 10000" in local[0]
-        assert "non_replicated_deduplication_window" not in local[0]
-        front = [t for t in texts if t.startswith(f"CREATE TABLE IF NOT EXISTS tracehouse.{name} ")]
-        assert len(front) == 1, name
+        assert "replicated_deduplication_window = 10000" in local[-1]
+        assert "non_replicated_deduplication_window" not in local[-1]
+        front = [
+            t
+            for t in texts
+            if re.match(rf"CREATE (OR REPLACE )?TABLE (IF NOT EXISTS )?tracehouse\.{name} ", t)
+        ]
+        assert front, name
         has_trace_id = re.search(r"^\s+TraceId String", single, re.M)
         key = "if(empty(TraceId), rand(), cityHash64(TraceId))" if has_trace_id else None
         distributed = re.search(
-            rf"ENGINE = Distributed\('tracehouse_cluster', 'tracehouse', '{name}_local', (.+)\)$", front[0]
+            rf"ENGINE = Distributed\('tracehouse_cluster', 'tracehouse', '{name}_local', (.+)\)$", front[-1]
         )
-        assert distributed, front[0]
+        assert distributed, front[-1]
         if key:
             assert distributed.group(1) == key, (name, distributed.group(1))
 
 
 def test_cluster_materialized_views_read_and_write_local_tables(formatted):
-    sharded = set(create_tables(all_migration_statements())) - ddl.NODE_WIDE_TABLES
+    sharded = set(ddl.tables()) - {"schema_migrations"}
     views = [t for _s, t in formatted["cluster"] if t.startswith("CREATE MATERIALIZED VIEW")]
     assert any("otel_traces_trace_id_ts_mv" in v for v in views)
     for view in views:
@@ -147,11 +164,14 @@ def test_cluster_materialized_views_read_and_write_local_tables(formatted):
 
 def test_retention_is_a_ttl_on_each_time_partitioned_table(formatted):
     texts = [t for _s, t in formatted["ttl"]]
-    for name in create_tables(all_migration_statements()):
-        if ddl.ttl_column(name, create_tables(all_migration_statements())[name]) is None:
-            continue
-        create = next(t for t in texts if t.startswith(f"CREATE TABLE IF NOT EXISTS tracehouse.{name}\n"))
-        assert re.search(r"\nTTL toDateTime\(\w+\) \+ toIntervalDay\(30\)\n", create), create
+    timed = {name: column for name, column in ddl.tables().items() if column}
+    assert timed["otel_logs"] == "Timestamp" and timed["otel_metrics_exponential_histogram"] == "TimeUnix"
+    assert "runs" not in timed and "otel_metrics_exp_histogram" not in ddl.tables()
+    for name, column in timed.items():
+        create = [
+            t for t in texts if re.match(rf"CREATE TABLE (IF NOT EXISTS )?tracehouse\.{name}(_v5)?\n", t)
+        ][-1]
+        assert f"\nTTL toDateTime({column}) + toIntervalDay(30)\n" in create, create
         assert "ttl_only_drop_parts = 1" in create
         assert any(t.startswith(f"ALTER TABLE tracehouse.{name}\n") and "MODIFY TTL" in t for t in texts), (
             name
@@ -165,69 +185,64 @@ def test_retention_is_a_ttl_on_each_time_partitioned_table(formatted):
     assert off and all("REMOVE TTL" in t for t in off)
 
 
-def test_the_renderer_keeps_engine_families_and_handles_later_migrations_raw_statements(tmp_path):
-    # The shapes a later migration adds: a rollup with its view, a replacing table, a plain view,
-    # a column added to a sharded table, and a table that keeps its rows forever.
-    later = [
-        """CREATE TABLE IF NOT EXISTS tracehouse.usage_1m
-(
-    Minute DateTime CODEC(Delta, ZSTD(1)),
-    Model LowCardinality(String),
-    Requests AggregateFunction(count),
-    Latency AggregateFunction(quantiles(0.5, 0.95, 0.99), UInt64)
-)
-ENGINE = AggregatingMergeTree
-PARTITION BY toDate(Minute)
-ORDER BY (Model, Minute)
-SETTINGS non_replicated_deduplication_window = 10000""",
-        """CREATE MATERIALIZED VIEW IF NOT EXISTS tracehouse.usage_1m_mv TO tracehouse.usage_1m AS
-SELECT toStartOfMinute(Timestamp) AS Minute, GenAIResponseModel AS Model, countState() AS Requests,
-       quantilesState(0.5, 0.95, 0.99)(Duration) AS Latency
-FROM otel_traces GROUP BY Minute, Model""",
-        """CREATE TABLE IF NOT EXISTS tracehouse.runs (RunId String, Name String, Version UInt64)
-ENGINE = ReplacingMergeTree(Version) ORDER BY RunId""",
-        """CREATE TABLE IF NOT EXISTS tracehouse.sessions (SessionId String, Day Date)
-ENGINE = MergeTree PARTITION BY toYYYYMM(Day) ORDER BY SessionId TTL Day + INTERVAL 1 YEAR""",
-        "CREATE VIEW IF NOT EXISTS tracehouse.llm_calls AS SELECT * FROM tracehouse.otel_traces WHERE GenAIOperation != ''",
-        "ALTER TABLE tracehouse.otel_traces ADD COLUMN IF NOT EXISTS Score Float64 CODEC(ZSTD(1))",
-        "ALTER TABLE tracehouse.otel_traces ADD INDEX IF NOT EXISTS idx_user UserId TYPE bloom_filter(0.01) GRANULARITY 1",
-    ]
-    context = ddl.schema_statements() + later
-    rendered = ddl.render(later, "c1", ddl.Retention.parse("7d"), context=context)
-    joined = "\n".join(rendered)
-    assert (
-        "ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
-        in joined
-    )
-    assert (
-        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', Version)"
-        in joined
-    )
-    assert "TO tracehouse.usage_1m_local" in joined and "FROM tracehouse.otel_traces_local" in joined
-    assert (
-        "ENGINE = Distributed('c1', 'tracehouse', 'runs_local', if(empty(RunId), rand(), cityHash64(RunId)))"
-        in joined
-    )
-    assert "ENGINE = Distributed('c1', 'tracehouse', 'usage_1m_local', rand())" in joined
-    assert "FROM tracehouse.otel_traces WHERE" in joined  # a plain view reads across shards
-    adds = [s for s in rendered if "ADD COLUMN" in s]
-    assert [s.split(" ON CLUSTER")[0] for s in adds] == [
-        "ALTER TABLE tracehouse.otel_traces_local",
-        "ALTER TABLE tracehouse.otel_traces",
-    ]
-    assert [s.split(" ON CLUSTER")[0] for s in rendered if "ADD INDEX" in s] == [
-        "ALTER TABLE tracehouse.otel_traces_local"
-    ]
-    assert "TTL toDateTime(Minute) + INTERVAL 7 DAY" in joined
-    assert "runs_local" in joined and "TTL toDateTime(RunId)" not in joined  # no time partition, no TTL
-    assert "TTL Day + INTERVAL 1 YEAR" in joined and "toDateTime(Day)" not in joined  # its own TTL stays
-    results = chdb_steps(f"chdb://{tmp_path / 'p'}", [("format", s) for s in rendered])
-    assert all(status == "ok" for status, _ in results), results
+# sha256 of each released migration file. A released migration never changes: a change to the
+# schema is a new migration file, whose digest is pinned here when it is released.
+RELEASED = {
+    "0001_otel_tables.sql": "dc42c06944805d4838396580e38b08f6f71ef0811880e774bd20b5a543779a34",
+    "0002_scores_and_usage_rollups.sql": "4442dc4ae99d0c1313aa8fd12470234437a89a19b93230a154a749eeab444b3a",
+    "0003_experiment_runs.sql": "526bbea2eb03d97ac40bf315052f54585919f26ad17919d3f0b87cf171178635",
+    "0004_unpriced_usage.sql": "7cf4f195616ab0b0b5894831536084b2bc422382b83f90d94128a140fe5b7c53",
+    "0005_exporter_current_layout.sql": "96a259542ce929f442089519df67141b3e0603f3763f958c346ecccd3cb6218a",
+    "0006_drop_otel_metrics_exp_histogram.sql": "7bffb75f15b9cb7e99a56b138dfb4dd7510bcf3cd59049e0fb8b377bca911894",
+}
 
-    with pytest.raises(ddl.DDLError, match="cannot render this statement for a cluster"):
-        ddl.render(["OPTIMIZE TABLE tracehouse.otel_traces FINAL"], "c1")
+
+def test_released_migrations_are_frozen():
+    from importlib import resources
+
+    folder = resources.files("tracehouse_collector.store").joinpath("migrations")
+    digests = {
+        m.file: hashlib.sha256(folder.joinpath(m.file).read_bytes()).hexdigest() for m in ddl.migrations()
+    }
+    assert [m.version for m in ddl.migrations()] == list(range(1, len(digests) + 1))
+    changed = sorted(f for f, d in RELEASED.items() if digests.get(f) != d)
+    assert not changed, f"released migrations changed: {changed}; add a new migration instead"
+    assert set(digests) == set(RELEASED), "a new migration: pin its digest in RELEASED once released"
+
+
+def test_the_rollup_planner_builds_the_states_the_views_build():
+    """Query code plans raw spans at a range's edges with the expressions of the rollup view
+    (migration 4): the two must agree, or raw and rollup answers drift apart."""
+    view = next(
+        s for s in ddl.migrations()[3].statements() if s.startswith("ALTER TABLE tracehouse.llm_usage_1m_mv")
+    )
+    for expr, alias in schema.USAGE_STATES:
+        assert f"{expr} AS {alias}" in view, alias
+    assert "FROM tracehouse.otel_traces\n" in view
+
+
+def test_templates_take_parameters_and_refuse_unknown_ones():
+    single, cluster = ddl.Deployment(), ddl.Deployment("c1", ddl.Retention.parse("7d"))
+    t = ddl.Template(
+        "CREATE TABLE {{database}}.{{table t}}{{on_cluster}} (a DateTime)\n"
+        "ENGINE = {{engine ReplacingMergeTree(a)}}\nORDER BY a\n{{ttl a}}\nSETTINGS {{dedup_window}}"
+    )
+    assert t.render(single) == (
+        "CREATE TABLE tracehouse.t (a DateTime)\nENGINE = ReplacingMergeTree(a)\nORDER BY a\n"
+        "SETTINGS non_replicated_deduplication_window = 10000"
+    )
+    assert t.render(cluster) == (
+        "CREATE TABLE tracehouse.t_local ON CLUSTER 'c1' (a DateTime)\n"
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', a)\n"
+        "ORDER BY a\nTTL toDateTime(a) + INTERVAL 7 DAY\nSETTINGS replicated_deduplication_window = 10000"
+    )
+    assert ddl.Template("SELECT 1", cluster_only=True).render(single) is None
+    description, parsed = ddl.parse("-- what\n-- a note\n-- cluster only\nDROP TABLE x;\n\nSELECT 1;\n")
+    assert description == "what" and parsed == (ddl.Template("DROP TABLE x", True), ddl.Template("SELECT 1"))
+    with pytest.raises(ddl.DDLError, match="unknown template parameter"):
+        ddl.Template("SELECT {{nope x}}").render(single)
     with pytest.raises(ddl.DDLError, match="cluster name"):
-        ddl.render(later, "bad name'")
+        ddl.Deployment("bad name'")
 
 
 def _show_create(dsn: str, tables: list[str]) -> dict[str, str]:
@@ -238,8 +253,8 @@ def _show_create(dsn: str, tables: list[str]) -> dict[str, str]:
 
 
 def test_single_node_ttl_applies_to_a_fresh_and_to_an_existing_store(tmp_path):
-    tables = list(create_tables(all_migration_statements()))
-    timed = [t for t in tables if ddl.ttl_column(t, create_tables(all_migration_statements())[t])]
+    tables = [t for t in ddl.tables() if t != "schema_migrations"]
+    timed = [t for t, column in ddl.tables().items() if column]
     assert "otel_traces" in timed
 
     fresh = f"chdb://{tmp_path / 'fresh'}"
@@ -280,10 +295,12 @@ def test_cluster_ddl_without_its_cluster_parts_applies_and_routes_rows_through_l
     local_only, shard_keys = [], []
     for stmt in ddl.script("c1", ddl.Retention.parse("30d")):
         distributed = re.search(r"ENGINE = Distributed\('c1', '(\w+)', '(\w+)', (.*)\)$", stmt)
-        if distributed:  # the sharding key must be a valid expression over the local table
+        front = distributed and distributed.group(2).removesuffix("_local")
+        if distributed and front in ddl.tables():  # the key must be a valid expression over the local table
             shard_keys.append(
                 f"SELECT {distributed.group(3)} FROM {distributed.group(1)}.{distributed.group(2)}"
             )
+        if distributed:
             stmt = stmt[: distributed.start()] + "ENGINE = Null"
         stmt = stmt.replace(" ON CLUSTER 'c1'", "")
         stmt = re.sub(r"ENGINE = Replicated(\w+)\('[^']*', '[^']*'(?:, )?", r"ENGINE = \1(", stmt)
@@ -361,7 +378,7 @@ def test_schema_over_http_on_a_server_store_and_credentials_never_printed(tmp_pa
         (row,) = fake.sql("SHOW CREATE TABLE tracehouse.otel_traces")
         assert "TTL toDateTime(Timestamp) + toIntervalDay(3)" in row["statement"]
         versions = {r["Version"] for r in fake.sql("SELECT Version FROM tracehouse.schema_migrations")}
-        assert versions == {m.version for m in schema.MIGRATIONS}
+        assert versions == {m.version for m in ddl.migrations()}
 
         # A cluster schema is not laid over a node's single-node tables.
         proc = run_cli("schema", "--store", secret_dsn, "--cluster", "nowhere")
@@ -372,3 +389,54 @@ def test_schema_over_http_on_a_server_store_and_credentials_never_printed(tmp_pa
     proc = run_cli("schema", "--store", secret_dsn)
     assert proc.returncode == 1 and "cannot open store http://default@127.0.0.1" in proc.stderr
     assert "hunter2secret" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+def _one_shard(statements: list[str]) -> list[str]:
+    """Cluster DDL for chDB, which has no Keeper and no remote servers: no ON CLUSTER, the plain
+    engines, a Null engine for the Distributed tables, and copies that read and write the shard's
+    local tables (what the Distributed tables would route to a one-shard cluster)."""
+    out = []
+    for stmt in statements:
+        stmt = re.sub(
+            r"ENGINE = Distributed\('c1', .*\)$", "ENGINE = Null", stmt.replace(" ON CLUSTER 'c1'", "")
+        )
+        stmt = re.sub(r"ENGINE = Replicated(\w+)\('[^']*', '[^']*'(?:, )?", r"ENGINE = \1(", stmt)
+        if stmt.startswith("INSERT INTO") and "insert_distributed_sync" in stmt:
+            stmt = re.sub(r"(INSERT INTO|FROM) tracehouse\.(\w+)", r"\1 tracehouse.\2_local", stmt)
+        out.append(stmt)
+    return out
+
+
+def test_a_cluster_store_upgrades_to_migration_5_on_each_shard_without_losing_rows(tmp_path):
+    deployment = ddl.Deployment("c1")
+    migrations = ddl.migrations()
+    before = ddl.bookkeeping_statements(deployment) + [
+        s for m in migrations[:4] for s in m.statements(deployment)
+    ]
+    upgrade = [s for m in migrations[4:] for s in m.statements(deployment)]
+    fill = [
+        "INSERT INTO tracehouse.otel_logs_local (Timestamp, TraceId, Body) "
+        "SELECT toDateTime64('2026-01-01 00:00:00', 9) + number, hex(number), toString(number) FROM numbers(7)",
+        "INSERT INTO tracehouse.otel_metrics_exp_histogram_local (ServiceName, MetricName, TimeUnix, Count) "
+        "SELECT 's', 'm', toDateTime64('2026-01-01 00:00:00.5', 9) + number, number FROM numbers(4)",
+        "INSERT INTO tracehouse.otel_metrics_sum_local (ServiceName, MetricName, TimeUnix, Value) "
+        "SELECT 's', 'm', toDateTime64('2026-01-01 00:00:00', 9) + number, number FROM numbers(5)",
+    ]
+    checks = [
+        "SELECT count(), sum(toUInt64(Body)) FROM tracehouse.otel_logs_local",
+        "SELECT count(), sum(Count), any(toTypeName(TimeUnix)) FROM tracehouse.otel_metrics_exponential_histogram_local",
+        "SELECT count(), sum(Value), any(toTypeName(MetricName)) FROM tracehouse.otel_metrics_sum_local",
+        "SELECT count() FROM system.tables WHERE database = 'tracehouse' AND name LIKE '%exp\\_histogram%'",
+        "SELECT count() FROM system.tables WHERE database = 'tracehouse' AND name LIKE '%\\_v5%'",
+        "SHOW CREATE TABLE tracehouse.otel_logs_local",
+    ]
+    steps = [("command", s) for s in _one_shard(before) + fill + _one_shard(upgrade)]
+    steps += [("query", q) for q in checks]
+    results = chdb_steps(f"chdb://{tmp_path / 'shard'}", steps)
+    failed = [(s, r) for s, r in zip(steps, results, strict=True) if r[0] != "ok"]
+    assert not failed, failed
+    answers = [r[1] for r in results[-len(checks) :]]
+    assert answers[:5] == [[[7, 21]], [[4, 6, "DateTime"]], [[5, 10, "LowCardinality(String)"]], [[0]], [[0]]]
+    assert "ReplicatedMergeTree" not in answers[5][0][0]  # (the emulation's plain engine)
+    assert "ORDER BY (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp)" in answers[5][0][0]
+    assert "replicated_deduplication_window = 10000" in answers[5][0][0]

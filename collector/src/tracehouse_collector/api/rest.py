@@ -9,14 +9,20 @@ import orjson
 from aiohttp import web
 
 from tracehouse_collector import __version__
+from tracehouse_collector.api.columnar import ARROW_FORMAT, arrow_response, wants_arrow, with_timestamps
 from tracehouse_collector.api.http import error_response, json_response, result_body
 from tracehouse_collector.api.readers import Readers
-from tracehouse_collector.query.sql import run_readonly
+from tracehouse_collector.query.sql import result_types, run_readonly, run_readonly_formatted
 from tracehouse_collector.server.auth import KEY_INDEX
 from tracehouse_collector.store.client import Store, StoreError
 
 if TYPE_CHECKING:
     from tracehouse_collector.server.ingest import Ingest
+
+
+def _sql_arrow(store: Store, statement: str) -> bytes:
+    body = run_readonly_formatted(store, statement, ARROW_FORMAT)
+    return with_timestamps(body, lambda _names: result_types(store, statement))
 
 
 def add_routes(app: web.Application, store: Store, ingest: Ingest, readers: Readers) -> None:
@@ -56,6 +62,8 @@ def add_routes(app: web.Application, store: Store, ingest: Ingest, readers: Read
         if not isinstance(statement, str) or not statement.strip():
             return error_response('send {"sql": "SELECT ..."} (or ?q= on GET)')
         try:
+            if wants_arrow(request):
+                return arrow_response(await readers.run(_sql_arrow, store, statement, key=request.get(KEY_INDEX)))
             result = await readers.run(run_readonly, store, statement, key=request.get(KEY_INDEX))
         except (StoreError, ValueError) as exc:
             return error_response(str(exc))

@@ -2,7 +2,8 @@
 
 Parameters (query string on GET, a JSON object on POST; the same names as the CLI):
 by (comma-separated or a JSON list), since, until, service, where, all_spans, plan
-(auto|raw|rollup), format (json, the default: {"columns", "rows"}; or parquet: the file).
+(auto|raw|rollup), format (json, the default: {"columns", "rows"}; parquet: the file; arrow: an
+Arrow IPC stream, also chosen by `Accept: application/vnd.apache.arrow.stream`).
 Errors: 400 {"error": message} for a bad parameter or filter, 503 when the store is away.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tracehouse_collector.api.columnar import ARROW_FORMAT, ARROW_STREAM, wants_arrow, with_timestamps
 from tracehouse_collector.api.http import error_response, json_response, request_params, result_body
 from tracehouse_collector.api.readers import Readers
 from tracehouse_collector.query import aggregates
@@ -53,8 +55,13 @@ async def _params(request: web.Request) -> dict[str, Any]:
         "all_spans": bool(all_spans),
         "unpriced": bool(unpriced),
         "plan": params.get("plan") or "auto",
-        "format": (params.get("format") or "json").lower(),
+        "format": params["format"].strip().lower() if params.get("format") else None,
     }
+
+
+def _formatted(store: Store, kind: str, fmt: str, **params: Any) -> bytes:
+    body = aggregates.aggregate_formatted(store, kind, fmt, **params)
+    return with_timestamps(body, aggregates.column_types) if fmt == ARROW_FORMAT else body
 
 
 def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
@@ -65,13 +72,16 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
         try:
             params = await _params(request)
             fmt = params.pop("format")
-            if fmt == "parquet":
-                body = await readers.run(
-                    partial(aggregates.aggregate_parquet, store, kind, **params), key=request.get(KEY_INDEX)
+            if fmt is None:
+                fmt = "arrow" if wants_arrow(request) else "json"
+            if fmt in ("parquet", "arrow"):
+                ch_format, content_type = ("Parquet", PARQUET_TYPE) if fmt == "parquet" else (ARROW_FORMAT, ARROW_STREAM)
+                written = await readers.run(
+                    partial(_formatted, store, kind, ch_format, **params), key=request.get(KEY_INDEX)
                 )
-                return web.Response(body=body, content_type=PARQUET_TYPE)
+                return web.Response(body=written, content_type=content_type)
             if fmt != "json":
-                raise aggregates.QueryError(f"format: use json or parquet, got {fmt!r}")
+                raise aggregates.QueryError(f"format: use json, parquet or arrow, got {fmt!r}")
             result = await readers.run(partial(aggregates.aggregate, store, kind, **params), key=request.get(KEY_INDEX))
         except ValueError as exc:  # QueryError, FilterError
             return error_response(str(exc))

@@ -3,7 +3,8 @@
     GET  /api/v1/runs?experiment=E&where=F&limit=N      runs, newest first
     GET  /api/v1/runs/compare?ids=A,B[&diff_only=1]      side by side
     GET  /api/v1/runs/{id}                               one run (id or unique prefix)
-    GET  /api/v1/runs/{id}/metrics?key=K[&all=1]         metric history
+    GET  /api/v1/runs/{id}/metrics?key=K[&all=1]         metric history (format=arrow: an Arrow
+                                                         stream of key, step, value, timestamp)
     GET  /api/v1/runs/{id}/series?key=K[&max_points=N&min_step=A&max_step=B]
                                                          one metric for a chart: every point,
                                                          or a peak-keeping reduction to ~N
@@ -32,6 +33,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from tracehouse_collector.api.columnar import ARROW_FORMAT, arrow_response, wants_arrow
 from tracehouse_collector.api.http import error_response, json_response
 from tracehouse_collector.api.readers import Readers
 from tracehouse_collector.query import runs as run_queries
@@ -75,12 +77,13 @@ def add_routes(app: web.Application, store: Store, data_dir: Path, readers: Read
 
     async def metrics(request: web.Request) -> web.Response:
         q = request.query
-        result, err = await query(
-            run_queries.metric_history,
-            request.match_info["run_id"],
-            key=q.get("key") or None,
-            all_points=q.get("all", "") in ("1", "true"),
-        )
+        options = {"key": q.get("key") or None, "all_points": q.get("all", "") in ("1", "true")}
+        if wants_arrow(request):
+            body, err = await query(
+                run_queries.metric_history_formatted, request.match_info["run_id"], ARROW_FORMAT, **options
+            )
+            return err or arrow_response(body)
+        result, err = await query(run_queries.metric_history, request.match_info["run_id"], **options)
         return err or json_response(result)
 
     async def series(request: web.Request) -> web.Response:

@@ -29,16 +29,12 @@ def add_parsers(sub: Any) -> None:
 
 def _apply_cluster(store, cluster: str, retention: ddl.Retention | None) -> list[int]:
     """Create or upgrade a cluster's schema; record versions in a table every node shares."""
-    base = ddl.schema_statements()
     # A single-node schema made here earlier (a collector started before this command) would
     # be skipped by IF NOT EXISTS and leave the node out of the cluster schema: refuse instead.
     plain = store.query(
         "SELECT name, engine FROM system.tables WHERE database = %(db)s AND name IN %(names)s "
         "AND engine NOT IN ('Distributed', 'MaterializedView') AND engine NOT LIKE 'Replicated%%'",
-        parameters={
-            "db": schema.DATABASE,
-            "names": tuple(sorted(ddl.sharded_tables(base) | ddl.NODE_WIDE_TABLES)),
-        },
+        parameters={"db": schema.DATABASE, "names": tuple(sorted(ddl.tables()))},
     )[1]
     if plain:
         found = ", ".join(f"{name} ({engine})" for name, engine in plain)
@@ -46,17 +42,17 @@ def _apply_cluster(store, cluster: str, retention: ddl.Retention | None) -> list
             f"this node already has single-node tables: {found}; a cluster schema cannot be laid over "
             "them (move their data into the cluster tables and drop them first)"
         )
-    head = [f"CREATE DATABASE IF NOT EXISTS {schema.DATABASE}", schema.MIGRATIONS_TABLE]
-    for stmt in ddl.render(head, cluster, context=base):
+    deployment = ddl.Deployment(cluster, retention)
+    for stmt in ddl.bookkeeping_statements(deployment):
         store.command(stmt)
     done = {
         int(r[0]) for r in store.query(f"SELECT Version FROM {schema.DATABASE}.schema_migrations FINAL")[1]
     }
     applied = []
-    for m in schema.MIGRATIONS:
+    for m in ddl.migrations():
         if m.version in done:
             continue
-        for stmt in ddl.render(list(m.statements), cluster, retention, context=base):
+        for stmt in m.statements(deployment):
             store.command(stmt)
         store.command(
             f"INSERT INTO {schema.DATABASE}.schema_migrations (Version, Description) VALUES ({m.version}, %(d)s)",
@@ -70,7 +66,7 @@ def _apply_retention(store, retention: ddl.Retention, cluster: str | None) -> in
     from tracehouse_collector.store.client import StoreError
 
     changed = 0
-    for stmt in ddl.retention_statements(ddl.schema_statements(), retention, cluster):
+    for stmt in ddl.retention_statements(retention, cluster):
         try:
             store.command(stmt)
             changed += 1

@@ -372,7 +372,7 @@ def metric_rows(request: Any, limits: Limits, rows: Rows | None = None) -> Rows:
                             AggregationTemporality=data.aggregation_temporality,
                         )
                         row.update(_exemplars(dp.exemplars, limit))
-                        rows.add("otel_metrics_exp_histogram", row)
+                        rows.add("otel_metrics_exponential_histogram", row)
                     elif kind == "summary":
                         row.update(
                             Count=dp.count,

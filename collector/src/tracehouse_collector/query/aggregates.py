@@ -35,7 +35,7 @@ from tracehouse_collector.query.filters import (
     FilterError,
     compile_filter,
 )
-from tracehouse_collector.query.sql import READONLY_SETTINGS, SqlResult
+from tracehouse_collector.query.sql import READONLY_SETTINGS, SqlResult, settings_clause
 from tracehouse_collector.store import schema
 
 QueryResult = SqlResult
@@ -603,9 +603,20 @@ def output_columns(kind: str, by: list[str], unpriced: bool = False) -> list[str
 
 def aggregate_parquet(store, kind: str, **kwargs) -> bytes:
     """The same result as a Parquet file, written by ClickHouse itself."""
+    return aggregate_formatted(store, kind, "Parquet", **kwargs)
+
+
+def aggregate_formatted(store, kind: str, fmt: str, **kwargs) -> bytes:
+    """The same result in ClickHouse output format `fmt` (Parquet, ArrowStream); the time
+    dimensions (minute, hour, day) are DateTime columns (see column_types)."""
     sql, params, _ = build(kind, **kwargs)
     # In the statement itself: settings passed beside a raw query would stay on the connection.
-    clause = ", ".join(
-        f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in READONLY_SETTINGS.items()
+    return store.query_bytes(
+        f"{sql}\nSETTINGS {settings_clause(READONLY_SETTINGS)}\nFORMAT {fmt}", parameters=params
     )
-    return store.query_bytes(f"{sql}\nSETTINGS {clause}\nFORMAT Parquet", parameters=params)
+
+
+def column_types(names) -> list[str]:
+    """The ClickHouse type of the time dimensions among an aggregate's columns ("" for others)."""
+    return ["DateTime" if name in DIMENSIONS and DIMENSIONS[name].time else "" for name in names]
+

@@ -268,9 +268,8 @@ def show_run(store: Store, ref: str) -> dict:
     return run
 
 
-def metric_history(store: Store, ref: str, key: str | None = None, all_points: bool = False) -> list[dict]:
-    """Every step of a run's metrics in step order; a repeated step shows its latest value
-    unless all_points (then every point, oldest first within a step)."""
+def _history_sql(store: Store, ref: str, key: str | None, all_points: bool) -> tuple[str, dict[str, Any]]:
+    """SQL of metric_history: Key, Step, PointValue, PointTime, then the time as Unix nanoseconds."""
     run_id = resolve(store, ref)
     params: dict[str, Any] = {"id": run_id}
     key_clause = ""
@@ -279,20 +278,41 @@ def metric_history(store: Store, ref: str, key: str | None = None, all_points: b
         params["key"] = key
     if all_points:
         sql = (
-            "SELECT Key, Step, Value, Timestamp, toUnixTimestamp64Nano(Timestamp) FROM tracehouse.run_metrics "
+            "SELECT Key, Step, Value AS PointValue, Timestamp AS PointTime, toUnixTimestamp64Nano(Timestamp) "
+            "FROM tracehouse.run_metrics "
             f"WHERE RunId = {{id:String}} {key_clause} ORDER BY Key, Step, Timestamp"
         )
     else:
         sql = (
-            "SELECT Key, Step, argMax(Value, Timestamp), max(Timestamp), toUnixTimestamp64Nano(max(Timestamp)) "
-            "FROM tracehouse.run_metrics "
+            "SELECT Key, Step, argMax(Value, Timestamp) AS PointValue, max(Timestamp) AS PointTime, "
+            "toUnixTimestamp64Nano(PointTime) FROM tracehouse.run_metrics "
             f"WHERE RunId = {{id:String}} {key_clause} GROUP BY Key, Step ORDER BY Key, Step"
         )
+    return sql, params
+
+
+def metric_history(store: Store, ref: str, key: str | None = None, all_points: bool = False) -> list[dict]:
+    """Every step of a run's metrics in step order; a repeated step shows its latest value
+    unless all_points (then every point, oldest first within a step)."""
+    sql, params = _history_sql(store, ref, key, all_points)
     _, rows = store.query(sql, parameters=params)
     return [
         {"key": k, "step": s, "value": _num(v), "timestamp": _iso(t), "time_unix_nano": ns}
         for k, s, v, t, ns in rows
     ]
+
+
+def metric_history_formatted(
+    store: Store, ref: str, fmt: str, key: str | None = None, all_points: bool = False
+) -> bytes:
+    """The same points written by ClickHouse in output format `fmt` (ArrowStream, Parquet):
+    key, step, value, timestamp (DateTime64(9), UTC)."""
+    sql, params = _history_sql(store, ref, key, all_points)
+    return store.query_bytes(
+        f"SELECT Key AS key, Step AS step, PointValue AS value, toTimeZone(PointTime, 'UTC') AS timestamp "
+        f"FROM ({sql}) ORDER BY key, step, timestamp\nFORMAT {fmt}",
+        parameters=params,
+    )
 
 
 MAX_SERIES_POINTS = 20_000

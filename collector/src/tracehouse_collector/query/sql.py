@@ -154,20 +154,57 @@ def check_policy(store: Store, sql: str) -> None:
     sql_policy.check_tree(sql_policy.parse_tree([str(r[0]) for r in rows]))
 
 
+def settings_clause(settings: dict[str, Any]) -> str:
+    """`settings` as the text of a SETTINGS clause (in order: readonly must stay last)."""
+    return ", ".join(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in settings.items())
+
+
+def _checked(store: Store, sql: str) -> str:
+    """The statement, trimmed, once ClickHouse's parser and the policy have passed it."""
+    if not sql.strip():
+        raise ValueError("empty SQL statement")
+    statement = sql.strip().rstrip(";").strip()
+    check_single_statement(store, statement)
+    check_policy(store, statement)
+    return statement
+
+
 def run_readonly(store: Store, sql: str, limits: SqlLimits | None = None) -> SqlResult:
     """Run one read-only statement; raises StoreError with ClickHouse's message (and
     sql_policy.SqlPolicyError, a StoreError, for statements outside the policy).
 
     `limits` defaults to the TRACEHOUSE_SQL_* variables of this process.
     """
-    if not sql.strip():
-        raise ValueError("empty SQL statement")
     limits = limits or SqlLimits.from_env()
-    statement = sql.strip().rstrip(";").strip()
-    check_single_statement(store, statement)
-    check_policy(store, statement)
+    statement = _checked(store, sql)
     try:
         columns, rows = store.query(statement, settings=limits.settings())
     except StoreError as exc:
         raise _explain_limit(exc, limits) from None
     return SqlResult(columns, rows)
+
+
+def run_readonly_formatted(store: Store, sql: str, fmt: str, limits: SqlLimits | None = None) -> bytes:
+    """The same checks and limits as run_readonly, the result written by ClickHouse itself in
+    output format `fmt` (ArrowStream, Parquet): no row is decoded in Python.
+
+    The policy refuses FORMAT and SETTINGS clauses in `sql`, so the ones added here are the
+    only ones; after FORMAT they apply to the whole statement, a UNION's parts included. The
+    line break ends a trailing `--` comment.
+    """
+    limits = limits or SqlLimits.from_env()
+    statement = _checked(store, sql)
+    try:
+        return store.query_bytes(f"{statement}\nFORMAT {fmt}\nSETTINGS {settings_clause(limits.settings())}")
+    except StoreError as exc:
+        raise _explain_limit(exc, limits) from None
+
+
+def result_types(store: Store, sql: str, limits: SqlLimits | None = None) -> list[str]:
+    """ClickHouse's type of each column of a SELECT's result, in order (it is not run: DESCRIBE
+    of it as a subquery); only for a statement run_readonly_formatted already let through."""
+    limits = limits or SqlLimits.from_env()
+    statement = sql.strip().rstrip(";").strip()
+    _, rows = store.query(f"DESCRIBE TABLE ({statement}\n)", settings=limits.settings())
+    return [str(r[1]) for r in rows]
+

@@ -38,7 +38,7 @@ PREVIEW_CHARS = 200  # first input / last output in lists
 # Attribute values are cut before they leave ClickHouse; prompts can be megabytes.
 RAW_CHARS = 16384
 
-# Where producers put the content of a call, canonical GenAI first (see processors/normalize.py).
+# Where producers put the content of a call, canonical GenAI first (see processors/producers/).
 INPUT_KEYS = (
     "gen_ai.input.messages",
     "gen_ai.prompt",
@@ -334,9 +334,9 @@ def _range_of(store: Store, ids: list[str]) -> tuple[int, int] | None:
 def _scores_by_trace(store: Store, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Scores per trace, {name: mean value, or the latest label for label-only scores}, from
     the scores table (scores of the trace itself and of any of its spans)."""
-    from tracehouse_collector.store import schema
+    from tracehouse_collector.store import ddl
 
-    if SCORES_TABLE not in schema.TABLES:
+    if SCORES_TABLE not in ddl.tables():
         return {}
     try:
         _, rows = store.query(

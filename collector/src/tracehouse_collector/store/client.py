@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
-from tracehouse_collector.store import schema
+from tracehouse_collector.store import ddl, schema
 from tracehouse_collector.store.errors import StoreError, StoreLockedError, StoreUnavailableError
 
 __all__ = ["DSN", "Store", "StoreError", "StoreLockedError", "StoreUnavailableError", "is_transient"]
@@ -195,28 +195,25 @@ class Store:
 
     def migrate(self) -> list[int]:
         """Apply the migrations this store has not seen yet; returns the versions applied."""
-        self.command(schema.MIGRATIONS_TABLE)
+        for stmt in ddl.bookkeeping_statements():
+            self.command(stmt)
         done = {int(r[0]) for r in self.query(f"SELECT Version FROM {schema.DATABASE}.schema_migrations")[1]}
-        pending = [m.version for m in schema.MIGRATIONS if m.version not in done]
+        pending = [m for m in ddl.migrations() if m.version not in done]
         if pending and self._has_cluster_schema():
             # Single-node DDL here would put plain tables on one node of a cluster (store/ddl.py).
             raise StoreError(
-                f"the store has a cluster schema and lacks migrations {pending}: apply them with "
-                "`tracehouse schema --cluster NAME --store DSN` before starting collectors"
+                f"the store has a cluster schema and lacks migrations {[m.version for m in pending]}: apply "
+                "them with `tracehouse schema --cluster NAME --store DSN` before starting collectors"
             )
-        applied = []
-        for m in schema.MIGRATIONS:
-            if m.version in done:
-                continue
-            for stmt in m.statements:
+        for m in pending:
+            for stmt in m.statements():
                 self.command(stmt)
             self.command(
                 f"INSERT INTO {schema.DATABASE}.schema_migrations (Version, Description) VALUES "
                 f"({m.version}, %(d)s)",
                 parameters={"d": m.description},
             )
-            applied.append(m.version)
-        return applied
+        return [m.version for m in pending]
 
     def _has_cluster_schema(self) -> bool:
         """Whether `tracehouse schema --cluster` made this store (its bookkeeping is replicated)."""

@@ -1,0 +1,3 @@
+from bench.client.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from bench.normalize.run import main
+
+raise SystemExit(main())

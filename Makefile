@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine with Python 3.11:
 #   make run   - the collector on the embedded store, with its web UI and the demo
-#   make test  - the whole test suite
+#   make test  - lint (ruff), type check (mypy), then the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,7 +13,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 WHEELHOUSE := $(VENV)/wheelhouse
 ARGS   ?=
 
-.PHONY: proto run test system-deps bench bench-startup bench-instrumentation bench-query lint clean bench-runs bench-client
+.PHONY: proto run test system-deps bench bench-startup bench-instrumentation bench-query lint typecheck clean bench-runs bench-client
 
 # `make run` installs the collector, its UI and what `tracehouse demo` drives, and nothing else.
 $(RUN_STAMP): $(PROJECT_FILES)
@@ -35,7 +35,7 @@ $(DEV_STAMP): $(RUN_STAMP) pyproject.toml
 run: $(RUN_STAMP)
 	$(BIN)/tracehouse serve --offer-demo $(ARGS)
 
-test: $(DEV_STAMP) system-deps
+test: $(DEV_STAMP) system-deps lint typecheck
 	$(BIN)/python -m pytest $(ARGS)
 
 # Debian packages some tests drive: headless Chromium (web UI, driven by Playwright), docker-compose
@@ -86,6 +86,10 @@ proto: $(DEV_STAMP)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
+
+# Both packages, as configured under [tool.mypy] in pyproject.toml.
+typecheck: $(DEV_STAMP)
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tracehouse_collector.formatting import fmt_cost, plain_decimal
-from tracehouse_collector.output import jsonable, render
+from tracehouse_collector.cli.output import render
+from tracehouse_collector.query.values import jsonable
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from tracehouse_collector.auth import ApiKeyError, ApiKeys, exposure_warning, load_keys, parse_keys_text
+from tracehouse_collector.server.auth import (
+    ApiKeyError,
+    ApiKeys,
+    exposure_warning,
+    load_keys,
+    parse_keys_text,
+)
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -173,13 +173,14 @@ def test_history_is_deterministic_per_seed():
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from tracehouse_collector import demo
+    from tracehouse_collector.demo import llm_app
+    from tracehouse_collector.demo.summary import Summary
 
     def history(seed: int) -> list:
         exporter = InMemorySpanExporter()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-        demo._history(provider, random.Random(seed), 3, demo.Summary())
+        llm_app.history(provider, random.Random(seed), 3, Summary())
         return [
             (s.name, dict(s.attributes), s.end_time - s.start_time) for s in exporter.get_finished_spans()
         ]

@@ -20,7 +20,7 @@ from helpers import TRACE_SERVICE_EXPORT, make_span, quote, trace_request, uniqu
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
-from tracehouse_collector.auth import ApiKeyError, load_keys
+from tracehouse_collector.server.auth import ApiKeyError, load_keys
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -172,7 +172,7 @@ def test_max_size_calls_with_key_stay_bounded_and_memory_returns(c):
         f"\nRSS with keys: {rss.before:.0f} MiB before, peak {rss.peak:.0f} MiB (+{growth:.0f}), "
         f"{after:.0f} MiB 2.5 s later; {accepted}/20 accepted"
     )
-    # The stated bound (README, "Limits"): 64 MiB of request bytes in flight, held about three
+    # The stated bound (docs/configuration.md, "Limits for heavy and hostile clients"): 64 MiB of request bytes in flight, held about three
     # times over (gRPC's buffer, the bytes handed to Python, the copy sent to a decoding
     # worker), plus the store's insert of the rows.
     assert growth < 512, f"RSS grew by {growth:.0f} MiB under 20 max-size exports"
@@ -369,7 +369,7 @@ def test_read_key_reads_but_cannot_send(c):
 
 
 def test_byte_budget_reserves_shrinks_and_releases():
-    from tracehouse_collector.inflight import ByteBudget
+    from tracehouse_collector.server.inflight import ByteBudget
 
     released = []
     budget = ByteBudget(10, released.append)

@@ -39,7 +39,7 @@ def add(self, table, row):
     _add(self, "otel_metrics_exp_histogram" if table == "otel_metrics_exponential_histogram" else table, row)
 
 rows.Rows.add = add
-from tracehouse_collector.cli import main
+from tracehouse_collector.cli.app import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -341,7 +341,7 @@ def test_light_distribution_alone_instruments_an_app_with_zero_code(
 ) -> None:
     """An application's venv with `tracehouse` (and its own openai) only: no collector, no chDB,
     and TRACEHOUSE_INSTRUMENT=1 is all it takes for its calls to arrive."""
-    from tracehouse_collector.demo import start_fake_openai
+    from tracehouse_collector.demo.fake_openai import start_fake_openai
 
     venv = tmp_path / "app-venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)

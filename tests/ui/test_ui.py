@@ -275,4 +275,4 @@ def test_static_files_are_served(filled):
     assert index.status_code == 200 and "app.js" in index.text
     lib = requests.get(c.http_url + "/ui/vendor/echarts/echarts.min.js")
     assert lib.status_code == 200 and len(lib.content) > 500_000
-    assert requests.get(c.http_url + "/ui/../server.py").status_code in (403, 404)
+    assert requests.get(c.http_url + "/ui/../config.py").status_code in (403, 404)

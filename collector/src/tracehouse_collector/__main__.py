@@ -1,3 +1,3 @@
-from tracehouse_collector.cli import main
+from tracehouse_collector.cli.app import main
 
 raise SystemExit(main())

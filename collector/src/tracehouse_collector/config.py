@@ -12,6 +12,8 @@ from pathlib import Path
 DEFAULT_GRPC_PORT = 4317
 DEFAULT_HTTP_PORT = 4318
 DEFAULT_HOST = "127.0.0.1"
+# Where clients (`tracehouse demo`, the banner's hints) find a collector started with the defaults.
+DEFAULT_SERVER = f"http://{DEFAULT_HOST}:{DEFAULT_HTTP_PORT}"
 
 
 def default_data_dir() -> Path:
@@ -116,7 +118,7 @@ class ServeSettings:
     prices: str | None = None
     # The LLM processor (conventions, tokens, cost). Off only to measure what it costs.
     llm_processor: bool = True
-    # Security (see auth.py, tls.py). Keys stay out of repr() so they never reach a log.
+    # Security (see server/auth.py, server/tls.py). Keys stay out of repr() so they never reach a log.
     api_keys: str | None = field(default=None, repr=False)  # comma-separated
     api_keys_file: str | None = None  # one key per line, '#' comments
     tls_cert: str | None = None  # PEM certificate (chain) file; with tls_key, serve TLS

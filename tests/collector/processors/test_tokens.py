@@ -92,7 +92,7 @@ def test_empty_text():
 
 # -- how far the estimate is from each family's own tokenizer -----------------------------------
 # A fixed corpus from the standard library (prose, Python code, JSON). The bounds are what the
-# collector's documentation states (processors/tokens.py, README "Tokens").
+# collector's documentation states (processors/tokens.py, docs/conventions-and-cost.md).
 
 
 def _corpus() -> dict[str, str]:

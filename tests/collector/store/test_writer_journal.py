@@ -23,8 +23,8 @@ from fake_clickhouse import FakeClickHouseProcess
 from helpers import make_span, new_trace_id, trace_request, unique
 from load import stored_span_ids
 from tracehouse_collector.config import ServeSettings
-from tracehouse_collector.ingest import Ingest
 from tracehouse_collector.processors import pipeline
+from tracehouse_collector.server.ingest import Ingest
 from tracehouse_collector.store.client import Store, StoreError
 from tracehouse_collector.store.journal import Journal
 from tracehouse_collector.store.writer import Unavailable, Writer

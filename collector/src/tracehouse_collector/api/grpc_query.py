@@ -19,9 +19,9 @@ from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
 from tracehouse_collector.api.readers import Readers, ReadersBusy
 from tracehouse_collector.formatting import plain_decimal
-from tracehouse_collector.output import jsonable
 from tracehouse_collector.query import traces
 from tracehouse_collector.query.sql import run_readonly
+from tracehouse_collector.query.values import jsonable
 from tracehouse_collector.receivers.otlp_grpc import retry_metadata
 from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
 

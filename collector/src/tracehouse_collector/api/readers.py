@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
+
+from tracehouse_collector.api.http import error_response
 
 T = TypeVar("T")
 RETRY_AFTER_S = 1
@@ -79,12 +80,7 @@ class Readers:
 
 
 def busy_response(exc: ReadersBusy) -> web.Response:
-    return web.Response(
-        status=503,
-        body=orjson.dumps({"error": str(exc)}),
-        content_type="application/json",
-        headers={"Retry-After": str(exc.retry_after_s)},
-    )
+    return error_response(str(exc), 503, headers={"Retry-After": str(exc.retry_after_s)})
 
 
 @web.middleware

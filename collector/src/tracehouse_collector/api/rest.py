@@ -10,18 +10,14 @@ from aiohttp import web
 
 from tracehouse_collector import __version__
 from tracehouse_collector.api.columnar import ARROW_FORMAT, arrow_response, wants_arrow, with_timestamps
+from tracehouse_collector.api.http import error_response, json_response, result_body
 from tracehouse_collector.api.readers import Readers
-from tracehouse_collector.auth import KEY_INDEX
-from tracehouse_collector.output import jsonable
 from tracehouse_collector.query.sql import result_types, run_readonly, run_readonly_formatted
+from tracehouse_collector.server.auth import KEY_INDEX
 from tracehouse_collector.store.client import Store, StoreError
 
 if TYPE_CHECKING:
-    from tracehouse_collector.ingest import Ingest
-
-
-def _json(data: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+    from tracehouse_collector.server.ingest import Ingest
 
 
 def _sql_arrow(store: Store, statement: str) -> bytes:
@@ -52,7 +48,7 @@ def add_routes(app: web.Application, store: Store, ingest: Ingest, readers: Read
             "queries": readers.admitted,
             "refused_queries": readers.refused,
         }
-        return _json(body, 200 if ingest.accepting else 503)
+        return json_response(body, 200 if ingest.accepting else 503)
 
     async def sql(request: web.Request) -> web.Response:
         if request.method == "POST":
@@ -63,21 +59,21 @@ def add_routes(app: web.Application, store: Store, ingest: Ingest, readers: Read
                 try:
                     payload = orjson.loads(body)
                 except orjson.JSONDecodeError as exc:
-                    return _json({"error": f"request body is not JSON: {exc}"}, 400)
+                    return error_response(f"request body is not JSON: {exc}")
                 statement = payload.get("sql") if isinstance(payload, dict) else None
             else:
                 statement = body.decode(request.charset or "utf-8", errors="replace")
         else:
             statement = request.query.get("q")
         if not isinstance(statement, str) or not statement.strip():
-            return _json({"error": 'send {"sql": "SELECT ..."} (or ?q= on GET)'}, 400)
+            return error_response('send {"sql": "SELECT ..."} (or ?q= on GET)')
         try:
             if wants_arrow(request):
                 return arrow_response(await readers.run(_sql_arrow, store, statement, key=request.get(KEY_INDEX)))
             result = await readers.run(run_readonly, store, statement, key=request.get(KEY_INDEX))
         except (StoreError, ValueError) as exc:
-            return _json({"error": str(exc)}, 400)
-        return _json({"columns": result.columns, "rows": [[jsonable(v) for v in r] for r in result.rows]})
+            return error_response(str(exc))
+        return json_response(result_body(result))
 
     app.router.add_get("/healthz", healthz)
     app.router.add_route("*", "/api/v1/sql", sql)

@@ -12,34 +12,21 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from tracehouse_collector.api.columnar import ARROW_FORMAT, ARROW_STREAM, wants_arrow, with_timestamps
+from tracehouse_collector.api.http import error_response, json_response, request_params, result_body
 from tracehouse_collector.api.readers import Readers
-from tracehouse_collector.auth import KEY_INDEX
-from tracehouse_collector.output import jsonable
 from tracehouse_collector.query import aggregates
+from tracehouse_collector.server.auth import KEY_INDEX
 from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
 
 PARQUET_TYPE = "application/vnd.apache.parquet"
 _TRUE = ("1", "true", "yes", "on")
 
 
-def _error(message: str, status: int = 400) -> web.Response:
-    return web.Response(body=orjson.dumps({"error": message}), status=status, content_type="application/json")
-
-
 async def _params(request: web.Request) -> dict[str, Any]:
-    params: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.body_exists:
-        try:
-            body = orjson.loads(await request.read() or b"{}")
-        except orjson.JSONDecodeError as exc:
-            raise aggregates.QueryError(f"request body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise aggregates.QueryError("request body must be a JSON object")
-        params.update({k: v for k, v in body.items() if v is not None})
+    params = await request_params(request, aggregates.QueryError)
     known = {"by", "since", "until", "service", "where", "all_spans", "plan", "format", "unpriced"}
     unknown = sorted(set(params) - known)
     if unknown:
@@ -81,7 +68,7 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
     async def query(request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
         if kind not in aggregates.KINDS:
-            return _error(f"unknown aggregate {kind!r}; use one of {', '.join(aggregates.KINDS)}", 404)
+            return error_response(f"unknown aggregate {kind!r}; use one of {', '.join(aggregates.KINDS)}", 404)
         try:
             params = await _params(request)
             fmt = params.pop("format")
@@ -97,13 +84,12 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
                 raise aggregates.QueryError(f"format: use json, parquet or arrow, got {fmt!r}")
             result = await readers.run(partial(aggregates.aggregate, store, kind, **params), key=request.get(KEY_INDEX))
         except ValueError as exc:  # QueryError, FilterError
-            return _error(str(exc))
+            return error_response(str(exc))
         except StoreUnavailableError as exc:
-            return _error(str(exc), 503)
+            return error_response(str(exc), 503)
         except StoreError as exc:
-            return _error(str(exc), 400)
-        body = {"columns": result.columns, "rows": [[jsonable(v) for v in row] for row in result.rows]}
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
+            return error_response(str(exc), 400)
+        return json_response(result_body(result))
 
     app.router.add_route("GET", "/api/v1/query/{kind}", query)
     app.router.add_route("POST", "/api/v1/query/{kind}", query)

@@ -12,8 +12,8 @@
     HEAD /api/v1/artifacts/{sha256}                      200 if stored, 404 if not
     GET  /api/v1/artifacts/{sha256}                      download
 
-Artifacts live under `<data dir>/artifacts/<first 2 digits>/<sha256>`: the path comes only
-from a digest the server checked against the bytes, never from the client. An upload streams
+Artifacts live in the content-addressed store of store/artifacts.py: the path comes only from
+a digest the server checked against the bytes, never from the client. An upload streams
 to a temporary file while hashing, is refused past TRACEHOUSE_MAX_ARTIFACT_BYTES (default
 4 GiB), and is renamed into place only when its sha256 matches the URL, so a repeated or
 concurrent upload of the same content is harmless.
@@ -31,81 +31,49 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
-import orjson
 from aiohttp import web
 
 from tracehouse_collector.api.columnar import ARROW_FORMAT, arrow_response, wants_arrow
+from tracehouse_collector.api.http import error_response, json_response
 from tracehouse_collector.api.readers import Readers
 from tracehouse_collector.query import runs as run_queries
 from tracehouse_collector.query.filters import FilterError
+from tracehouse_collector.store.artifacts import artifact_store
 from tracehouse_collector.store.client import Store, StoreError
 
-DEFAULT_MAX_ARTIFACT_BYTES = 4 * 2**30
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _json(data: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def _error(message: str, status: int) -> web.Response:
-    return _json({"error": message}, status)
-
-
-class ArtifactStore:
-    def __init__(self, root: Path, max_bytes: int) -> None:
-        self.root = root
-        self.max_bytes = max_bytes
-
-    def path(self, digest: str) -> Path:
-        return self.root / digest[:2] / digest
-
-    def has(self, digest: str) -> bool:
-        return self.path(digest).is_file()
-
-
-def artifact_root(data_dir: Path) -> Path:
-    return Path(data_dir) / "artifacts"
-
-
-def max_artifact_bytes() -> int:
-    raw = os.environ.get("TRACEHOUSE_MAX_ARTIFACT_BYTES", "")
-    try:
-        return int(raw) if raw else DEFAULT_MAX_ARTIFACT_BYTES
-    except ValueError:
-        return DEFAULT_MAX_ARTIFACT_BYTES
-
-
 def add_routes(app: web.Application, store: Store, data_dir: Path, readers: Readers) -> None:
-    artifacts = ArtifactStore(artifact_root(data_dir), max_artifact_bytes())
+    artifacts = artifact_store(data_dir)
 
     async def query(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         try:
             return await readers.run(partial(fn, store, *args, **kwargs)), None
         except run_queries.RunNotFound as exc:
-            return None, _error(str(exc), 404)
+            return None, error_response(str(exc), 404)
         except (FilterError, ValueError) as exc:
-            return None, _error(str(exc), 400)
+            return None, error_response(str(exc), 400)
         except StoreError as exc:
-            return None, _error(str(exc), 503)
+            return None, error_response(str(exc), 503)
 
     async def list_runs(request: web.Request) -> web.Response:
         q = request.query
         try:
             limit = int(q.get("limit", "1000"))
         except ValueError:
-            return _error("limit must be an integer", 400)
+            return error_response("limit must be an integer", 400)
         result, err = await query(
             run_queries.list_runs,
             experiment=q.get("experiment") or None,
             where=q.get("where") or None,
             limit=limit,
         )
-        return err or _json(result)
+        return err or json_response(result)
 
     async def show_run(request: web.Request) -> web.Response:
         result, err = await query(run_queries.show_run, request.match_info["run_id"])
-        return err or _json(result)
+        return err or json_response(result)
 
     async def metrics(request: web.Request) -> web.Response:
         q = request.query
@@ -116,7 +84,7 @@ def add_routes(app: web.Application, store: Store, data_dir: Path, readers: Read
             )
             return err or arrow_response(body)
         result, err = await query(run_queries.metric_history, request.match_info["run_id"], **options)
-        return err or _json(result)
+        return err or json_response(result)
 
     async def series(request: web.Request) -> web.Response:
         q = request.query
@@ -124,17 +92,17 @@ def add_routes(app: web.Application, store: Store, data_dir: Path, readers: Read
             bounds = {k: int(q[k]) if q.get(k) else None for k in ("min_step", "max_step")}
             max_points = int(q.get("max_points") or 2000)
         except ValueError:
-            return _error("max_points, min_step and max_step must be integers", 400)
+            return error_response("max_points, min_step and max_step must be integers", 400)
         result, err = await query(
             run_queries.metric_series, request.match_info["run_id"], q.get("key", ""), max_points, **bounds
         )
-        return err or _json(result)
+        return err or json_response(result)
 
     async def compare(request: web.Request) -> web.Response:
         ids = [i for i in request.query.get("ids", "").split(",") if i.strip()]
         diff_only = request.query.get("diff_only", "") in ("1", "true")
         result, err = await query(run_queries.compare, ids, diff_only=diff_only)
-        return err or _json(result)
+        return err or json_response(result)
 
     def _digest(request: web.Request) -> str | None:
         digest = request.match_info["digest"].lower()
@@ -149,9 +117,9 @@ def add_routes(app: web.Application, store: Store, data_dir: Path, readers: Read
     async def get_artifact(request: web.Request) -> web.StreamResponse:
         digest = _digest(request)
         if digest is None:
-            return _error("artifact address must be a sha256 digest (64 hex digits)", 400)
+            return error_response("artifact address must be a sha256 digest (64 hex digits)", 400)
         if not artifacts.has(digest):
-            return _error(f"no artifact {digest}", 404)
+            return error_response(f"no artifact {digest}", 404)
         # The type comes from the name the caller gives (the run's artifact name), for previews;
         # nosniff and an attachment disposition keep the browser from running what it fetched.
         name = request.query.get("name", "")
@@ -174,11 +142,11 @@ def add_routes(app: web.Application, store: Store, data_dir: Path, readers: Read
     async def put_artifact(request: web.Request) -> web.Response:
         digest = _digest(request)
         if digest is None:
-            return _error("artifact address must be a sha256 digest (64 hex digits)", 400)
+            return error_response("artifact address must be a sha256 digest (64 hex digits)", 400)
         if request.content_length is not None and request.content_length > artifacts.max_bytes:
-            return _error(f"artifact larger than the limit of {artifacts.max_bytes} bytes", 413)
+            return error_response(f"artifact larger than the limit of {artifacts.max_bytes} bytes", 413)
         if artifacts.has(digest):  # content-addressed: the same bytes are already there
-            return _json({"digest": digest, "stored": False})
+            return json_response({"digest": digest, "stored": False})
         target = artifacts.path(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{digest}.{uuid.uuid4().hex}.part"
@@ -189,18 +157,18 @@ def add_routes(app: web.Application, store: Store, data_dir: Path, readers: Read
                 async for chunk in request.content.iter_chunked(1 << 20):
                     size += len(chunk)
                     if size > artifacts.max_bytes:
-                        return _error(f"artifact larger than the limit of {artifacts.max_bytes} bytes", 413)
+                        return error_response(f"artifact larger than the limit of {artifacts.max_bytes} bytes", 413)
                     h.update(chunk)
                     await asyncio.to_thread(fh.write, chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
             actual = h.hexdigest()
             if actual != digest:
-                return _error(f"content digest is sha256 {actual}, not the {digest} in the URL", 400)
+                return error_response(f"content digest is sha256 {actual}, not the {digest} in the URL", 400)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-        return _json({"digest": digest, "size": size, "stored": True}, 201)
+        return json_response({"digest": digest, "size": size, "stored": True}, 201)
 
     app.router.add_get("/api/v1/runs", list_runs)
     app.router.add_get("/api/v1/runs/compare", compare)

@@ -11,23 +11,24 @@ each as {"error": message}.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from tracehouse_collector.api.http import json_response, request_params
 from tracehouse_collector.api.readers import Readers
-from tracehouse_collector.auth import KEY_INDEX
-from tracehouse_collector.output import jsonable
 from tracehouse_collector.query import traces
+from tracehouse_collector.query.values import jsonable
+from tracehouse_collector.server.auth import KEY_INDEX
 from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
 
 
 def _json(data: object, status: int = 200) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(jsonable(traces.json_ready(data))), status=status, content_type="application/json"
-    )
+    return json_response(jsonable(traces.json_ready(data)), status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _page(page: traces.Page) -> dict[str, Any]:
@@ -36,15 +37,7 @@ def _page(page: traces.Page) -> dict[str, Any]:
 
 async def _params(request: web.Request) -> dict[str, Any]:
     """Query-string parameters, overlaid by a JSON object body on POST."""
-    params: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.body_exists:
-        try:
-            body = orjson.loads(await request.read() or b"{}")
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"request body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise ValueError("request body must be a JSON object")
-        params.update({k: v for k, v in body.items() if v is not None})
+    params = await request_params(request)
     raw = params.get("limit")
     if raw is None or raw == "":
         params["limit"] = None
@@ -75,49 +68,24 @@ async def _answer(readers: Readers, request: web.Request, fn: Callable[[], Any])
 
 
 def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
-    async def list_traces(request: web.Request) -> web.Response:
-        try:
-            q = await _params(request)
-        except ValueError as exc:
-            return _json({"error": str(exc)}, 400)
-        return await _answer(
-            readers,
-            request,
-            lambda: _page(
-                traces.list_traces(
-                    store,
-                    since=q.get("since") or None,
-                    until=q.get("until") or None,
-                    service=q.get("service") or None,
-                    where=q.get("where") or None,
-                    limit=q["limit"],
-                    cursor=q.get("cursor") or None,
-                )
-            )
-        )
+    def listing(list_fn: Callable[..., traces.Page], filters: tuple[str, ...]) -> Handler:
+        """A listing route: the time window, `filters`, limit and cursor from the request."""
+
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                q = await _params(request)
+            except ValueError as exc:
+                return _json({"error": str(exc)}, 400)
+            given = {key: q.get(key) or None for key in ("since", "until", *filters, "cursor")}
+            return await _answer(readers, request, lambda: _page(list_fn(store, limit=q["limit"], **given)))
+
+        return handler
+
+    list_traces = listing(traces.list_traces, ("service", "where"))
+    list_sessions = listing(traces.list_sessions, ("user",))
 
     async def get_trace(request: web.Request) -> web.Response:
         return await _answer(readers, request, lambda: traces.get_trace(store, request.match_info["trace_id"]))
-
-    async def list_sessions(request: web.Request) -> web.Response:
-        try:
-            q = await _params(request)
-        except ValueError as exc:
-            return _json({"error": str(exc)}, 400)
-        return await _answer(
-            readers,
-            request,
-            lambda: _page(
-                traces.list_sessions(
-                    store,
-                    since=q.get("since") or None,
-                    until=q.get("until") or None,
-                    user=q.get("user") or None,
-                    limit=q["limit"],
-                    cursor=q.get("cursor") or None,
-                )
-            )
-        )
 
     async def get_session(request: web.Request) -> web.Response:
         return await _answer(readers, request, lambda: traces.get_session(store, request.match_info["session_id"]))

@@ -1,7 +1,7 @@
 """Readers for `tracehouse import`: `.luml` model files and LUML experiment exports.
 
 Each reader yields run snapshots in the shape of `tracehouse runs export`'s `tracehouse-run.json`
-(see cli_runs), which the import command loads like its own.
+(see snapshot.py), which the import command loads like its own (the registry is in __init__.py).
 
 - A `.luml` file (an FNNX package: a tar with `manifest.json` naming a `variant`) may carry
   - Tracehouse's `tracehouse::run_snapshot:v1` entry (written by `run.log_model`): the run's id,
@@ -32,7 +32,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-SNAPSHOT_FORMAT = "tracehouse.run-snapshot"
+from tracehouse_collector.importers.snapshot import SNAPSHOT_FORMAT
+
 TRACEHOUSE_TAG = "tracehouse::run_snapshot:v1"
 LUML_EMBEDDED_TAG = "dataforce.studio::experiment_snapshot:v1"
 LUML_EXPERIMENT = "luml"  # experiment name for LUML runs (LUML keeps names in a meta.db not exported)
@@ -368,11 +369,17 @@ def read_luml_model(path: Path) -> Iterable[dict]:
         luml_runs = []
         for entry in theirs:
             prefix = f"meta_artifacts/{entry.get('id')}/"
-            db = members.get(prefix + "exp.db.zip")
-            if db is None:
+            db_member = members.get(prefix + "exp.db.zip")
+            if db_member is None:
                 raise LumlImportError(f"{path}: LUML snapshot {entry.get('id')} has no {prefix}exp.db.zip")
-            attachments = members.get(prefix + "attachments.tar")
-            luml_runs.append((entry, _read(tar, db), _read(tar, attachments) if attachments else None))
+            attachments_member = members.get(prefix + "attachments.tar")
+            luml_runs.append(
+                (
+                    entry,
+                    _read(tar, db_member),
+                    _read(tar, attachments_member) if attachments_member else None,
+                )
+            )
     if ours:
         yield _from_tracehouse_entry(path, ours[-1], manifest)
     data = path.read_bytes() if luml_runs else b""
@@ -421,9 +428,3 @@ def read_luml_experiment(path: Path) -> Iterable[dict]:
     run_id = _run_id(local_id) if local_id else _run_id(f"luml-experiment:{hashlib.sha256(db).hexdigest()}")
     status = _LUML_STATUS.get(str(payload.get("status") or "completed"), "finished")
     yield _luml_snapshot(str(path), db, attachments, run_id, manifest.get("name") or path.stem, status, tags)
-
-
-IMPORTERS = [
-    ("LUML model file (.luml)", is_luml_model, read_luml_model),
-    ("LUML experiment export", is_luml_experiment, read_luml_experiment),
-]

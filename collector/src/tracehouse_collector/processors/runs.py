@@ -1,7 +1,7 @@
 """Experiment-run records (OTLP log records named `tracehouse.run.*`) -> the run tables.
 
 The SDK's `tracehouse.run()` sends everything about a run as OTLP log records; their
-conventions are in the README ("Experiment runs: OTLP conventions"). This module takes those
+conventions are in docs/runs-and-models.md ("OTLP conventions"). This module takes those
 records out of a logs request before the ordinary log rows are built, so they land in `runs`,
 `run_params`, `run_metrics`, `run_artifacts` and `models` and never in `otel_logs`. A record
 whose event name starts with `tracehouse.run.` but that cannot be stored (unknown kind, bad
@@ -100,11 +100,12 @@ def _state(rows: Rows, run_id: str, attrs: dict, body: Any, ts: int, service: st
         raise BadRecord(f"status {status!r} is not one of {', '.join(sorted(STATUSES))}")
     body = body if isinstance(body, dict) else {}
     end = attrs.get("tracehouse.run.end_time_unix_nano")
+    parent_id = _text(attrs, "tracehouse.run.parent_id")
     row = {
         "RunId": run_id,
         "Experiment": _text(attrs, "tracehouse.experiment.name") or "default",
         "Name": _text(attrs, "tracehouse.run.name"),
-        "ParentId": _text(attrs, "tracehouse.run.parent_id"),
+        "ParentId": parent_id,
         "Status": status,
         "StartTime": _time(_int(attrs, "tracehouse.run.start_time_unix_nano", ts), "start time"),
         "EndTime": _time(_int(attrs, "tracehouse.run.end_time_unix_nano"), "end time") if end else None,
@@ -114,7 +115,7 @@ def _state(rows: Rows, run_id: str, attrs: dict, body: Any, ts: int, service: st
         "ServiceName": service,
         "Version": ts,
     }
-    if row["ParentId"] and not _ID.fullmatch(row["ParentId"]):
+    if parent_id and not _ID.fullmatch(parent_id):
         raise BadRecord("tracehouse.run.parent_id must be 32 lowercase hex digits")
     rows.add("runs", row)
 

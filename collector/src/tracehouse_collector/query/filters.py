@@ -110,12 +110,12 @@ def tokenize(text: str) -> list[Token]:
         if c.isspace():
             i += 1
         elif c in "'\"":
-            value, end = _read_string(text, i)
-            tokens.append(Token("string", value, i, text[i:end]))
+            string, end = _read_string(text, i)
+            tokens.append(Token("string", string, i, text[i:end]))
             i = end
         elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
-            value, end = _read_number(text, i)
-            tokens.append(Token("number", value, i, text[i:end]))
+            number, end = _read_number(text, i)
+            tokens.append(Token("number", number, i, text[i:end]))
             i = end
         elif c.isalpha() or c == "_":
             end = i
@@ -134,8 +134,8 @@ def tokenize(text: str) -> list[Token]:
             op = next((o for o in OPERATORS if text.startswith(o, i)), None)
             if op is None:
                 if c == "-" and i + 1 < n and (text[i + 1].isdigit() or text[i + 1] == "."):
-                    value, end = _read_number(text, i + 1)
-                    tokens.append(Token("number", -value, i, text[i:end]))
+                    number, end = _read_number(text, i + 1)
+                    tokens.append(Token("number", -number, i, text[i:end]))
                     i = end
                     continue
                 raise FilterError(f"unexpected character {c!r}", text, i)

@@ -142,7 +142,8 @@ def list_runs(
     store: Store, experiment: str | None = None, where: str | None = None, limit: int = 1000
 ) -> list[dict]:
     """Runs, newest first. `where` is a filter over RUN_FIELDS (raises filters.FilterError)."""
-    clauses, params = [], {}
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
     if experiment:
         clauses.append("Experiment = {experiment:String}")
         params["experiment"] = experiment
@@ -427,8 +428,9 @@ def llm_rollups(store: Store, runs: list[dict]) -> dict[str, dict | None]:
             "scores": {},
         }
     for r in records("cost", ["run"]):
-        if out.get(r["run"]) is not None:
-            out[r["run"]].update(
+        usage = out.get(r["run"])
+        if usage is not None:
+            usage.update(
                 input_tokens=r["input_tokens"],
                 output_tokens=r["output_tokens"],
                 total_tokens=r["total_tokens"],

@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tracehouse_collector import memory
 from tracehouse_collector.query import sql_policy
-from tracehouse_collector.store.client import Store, StoreError
+from tracehouse_collector.server import memory
+from tracehouse_collector.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from tracehouse_collector.store.client import Store
 
 _MIB = 1024**2
 

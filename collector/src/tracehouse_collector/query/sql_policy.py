@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from tracehouse_collector.store import schema
-from tracehouse_collector.store.client import StoreError
+from tracehouse_collector.store.errors import StoreError
 
 STATEMENTS = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery", "SelectQuery", "DescribeQuery"})
 
@@ -124,7 +124,7 @@ class SqlPolicyError(StoreError):
         # Code 164 is ClickHouse's READONLY error, which this extends.
         super().__init__(
             f"Code: 164. READONLY: tracehouse sql is read-only: {reason}. It runs SELECT, DESCRIBE and EXPLAIN "
-            f"over the {schema.DATABASE} database (see 'SQL policy' in the README)"
+            f"over the {schema.DATABASE} database (see 'SQL policy and limits' in docs/security.md)"
         )
         self.reason = reason
 

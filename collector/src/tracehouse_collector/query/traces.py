@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -91,6 +92,11 @@ def parse_time(value: Any, what: str = "time", now: dt.datetime | None = None) -
         return None
     whole = int(when.replace(microsecond=0).timestamp())
     return whole * 1_000_000_000 + when.microsecond * 1000
+
+
+def _now_ns() -> int:
+    """Now in Unix nanoseconds, to the microsecond as parse_time("0s") reads it."""
+    return time.time_ns() // 1000 * 1000
 
 
 def iso(ns: int) -> str:
@@ -441,8 +447,8 @@ def list_traces(
     if span_filter:
         filters.append(f"({span_filter})")
 
-    top = after[0] if after else until_ns if until_ns is not None else parse_time("0s")
-    lows = [
+    top = after[0] if after else until_ns if until_ns is not None else _now_ns()
+    lows: list[int | None] = [
         top - w * 1_000_000_000 for w in WINDOWS_S if since_ns is None or top - w * 1_000_000_000 > since_ns
     ]
     lows.append(since_ns)  # the real bound (None: all time) always comes last
@@ -706,8 +712,8 @@ def list_sessions(
     limit = check_limit(limit)
     since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
     after = _decode_cursor(cursor)
-    top = after[0] if after else until_ns if until_ns is not None else parse_time("0s")
-    lows = [
+    top = after[0] if after else until_ns if until_ns is not None else _now_ns()
+    lows: list[int | None] = [
         top - w * 1_000_000_000 for w in WINDOWS_S if since_ns is None or top - w * 1_000_000_000 > since_ns
     ]
     lows.append(since_ns)

@@ -5,7 +5,7 @@ this process never builds protobuf objects for them.
 
 Export is unary on the wire but served as a client stream: a unary handler has its message
 received before it runs, a stream handler runs first and reads the message itself. That lets
-an export reserve its bytes (inflight.py) before any of them are buffered, and be refused
+an export reserve its bytes (server/inflight.py) before any of them are buffered, and be refused
 with RESOURCE_EXHAUSTED, its body never read, when they are not there.
 """
 
@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tracehouse_collector.config import ServeSettings
-from tracehouse_collector.ingest import Ingest, InvalidRequest, Overloaded, RowsRefused, Unavailable
+from tracehouse_collector.server.ingest import Ingest, InvalidRequest, Overloaded, RowsRefused, Unavailable
 
 log = logging.getLogger("tracehouse.grpc")
 

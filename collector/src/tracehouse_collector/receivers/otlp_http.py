@@ -14,7 +14,8 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.rpc import status_pb2
 
-from tracehouse_collector.ingest import (
+from tracehouse_collector.receivers.otlp_grpc import export_response
+from tracehouse_collector.server.ingest import (
     Ingest,
     InvalidRequest,
     Overloaded,
@@ -22,7 +23,6 @@ from tracehouse_collector.ingest import (
     RowsRefused,
     Unavailable,
 )
-from tracehouse_collector.receivers.otlp_grpc import export_response
 
 log = logging.getLogger("tracehouse.http")
 
@@ -46,7 +46,7 @@ def _error(encoding: str, http_status: int, code: int, message: str, retry_after
 
 
 def inflight_middleware(ingest: Ingest, max_body_bytes: int) -> Callable:
-    """Reserves an OTLP request's bytes (inflight.py) before its body is read: a request that
+    """Reserves an OTLP request's bytes (server/inflight.py) before its body is read: a request that
     does not fit now is answered 429 + Retry-After (or 413 past the size limit), unread."""
 
     @web.middleware

@@ -23,15 +23,9 @@ import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from tracehouse_collector.store import ddl, schema
+from tracehouse_collector.store.errors import StoreError, StoreLockedError, StoreUnavailableError
 
-
-class StoreError(Exception):
-    """A store operation failed; the message is ClickHouse's own where there is one."""
-
-
-class StoreUnavailableError(StoreError):
-    """The store could not take the request now (down, overloaded, timed out): retry later."""
-
+__all__ = ["DSN", "Store", "StoreError", "StoreLockedError", "StoreUnavailableError", "is_transient"]
 
 # ClickHouse error codes that say "not now" rather than "not this data".
 _TRANSIENT_CODES = frozenset(
@@ -45,10 +39,6 @@ def is_transient(exc: BaseException) -> bool:
         return True
     match = _CODE.search(str(exc))
     return match is None or int(match.group(1)) in _TRANSIENT_CODES
-
-
-class StoreLockedError(StoreError):
-    """The embedded store directory is owned by another process (usually `tracehouse serve`)."""
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ import sys
 
 from aiohttp import web
 
-from tracehouse_collector import auth, demo, http_timeouts, memory, tls
 from tracehouse_collector.api import grpc_query, rest, rest_query, rest_runs, rest_traces, ui
 from tracehouse_collector.api.readers import Readers, busy_middleware
 from tracehouse_collector.config import ServeSettings
-from tracehouse_collector.ingest import Ingest
 from tracehouse_collector.query.sql import SqlLimits
 from tracehouse_collector.receivers import otlp_grpc, otlp_http
+from tracehouse_collector.server import auth, demo_offer, http_timeouts, memory, tls
+from tracehouse_collector.server.ingest import Ingest
 from tracehouse_collector.store.client import Store
 from tracehouse_collector.store.journal import Journal
 from tracehouse_collector.store.startup import open_store
@@ -108,7 +108,7 @@ async def serve(settings: ServeSettings) -> None:
     http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     scheme = "https" if tls_files else "http"
-    hint = await asyncio.to_thread(demo.empty_store_hint, store, f"{scheme}://{settings.host}:{http_port}")
+    hint = await asyncio.to_thread(demo_offer.empty_store_hint, store, f"{scheme}://{settings.host}:{http_port}")
     # No await from here to the banner: once /healthz answers 200, the banner is in the log.
     ingest.accepting = True
     print(
@@ -125,7 +125,7 @@ async def serve(settings: ServeSettings) -> None:
         # Only where someone can answer: a terminal on stdin (make run), never under a supervisor.
         if settings.offer_demo and sys.stdin is not None and sys.stdin.isatty():
             offering = asyncio.create_task(  # noqa: F841 - kept referenced while serve runs
-                demo.offer(f"{scheme}://{settings.host}:{http_port}", _demo_key(key_list))
+                demo_offer.offer(f"{scheme}://{settings.host}:{http_port}", _demo_key(key_list))
             )
 
     stop = asyncio.Event()
@@ -152,7 +152,7 @@ async def serve(settings: ServeSettings) -> None:
 def _demo_key(keys: list[auth.ApiKey]) -> str | None:
     """A key that can both load the demo data and read it back, else the first one."""
     full = [k for k in keys if k.scopes == auth.ALL_SCOPES]
-    return (full or keys or [None])[0]
+    return (full or keys)[0] if keys else None
 
 
 def run(settings: ServeSettings) -> None:

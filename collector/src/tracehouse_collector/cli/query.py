@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from tracehouse_collector import server_client
-from tracehouse_collector.output import FORMATS, render
+from tracehouse_collector.cli.common import add_read_args, fail, open_store, server_call
+from tracehouse_collector.cli.output import FORMATS, render
 
 HELP = {
     "latency": "latency percentiles, mean, max, error rate and time to first token",
@@ -19,7 +20,7 @@ HELP = {
 }
 
 
-def add_parsers(sub, add_read_args, add_store_args) -> None:
+def add_parsers(sub: Any) -> None:
     from tracehouse_collector.query.aggregates import DIMENSIONS, KINDS
 
     p = sub.add_parser("query", help="aggregates: latency, cost, accuracy, errors")
@@ -34,7 +35,7 @@ def add_parsers(sub, add_read_args, add_store_args) -> None:
             "--until", help="end (exclusive): a duration back from now or an ISO time; default now"
         )
         q.add_argument("--service", help="only spans of this service")
-        q.add_argument("--where", help="filter, e.g. \"model = 'gpt-4o' AND duration_ms > 2s\" (see README)")
+        q.add_argument("--where", help="filter, e.g. \"model = 'gpt-4o' AND duration_ms > 2s\" (docs/querying.md)")
         q.add_argument("--all-spans", action="store_true", help="every span, not only LLM calls")
         if kind == "cost":
             q.add_argument(
@@ -53,11 +54,6 @@ def add_parsers(sub, add_read_args, add_store_args) -> None:
         q.set_defaults(func=cmd_query)
 
 
-def _fail(message: str) -> int:
-    print(f"tracehouse: {message}", file=sys.stderr)
-    return 1
-
-
 def _params(args: argparse.Namespace) -> dict:
     return {
         "by": [d for d in args.by.split(",") if d.strip()],
@@ -71,26 +67,16 @@ def _params(args: argparse.Namespace) -> dict:
     }
 
 
-def _server_bytes(server: str, path: str, payload: dict, api_key: str | None) -> bytes:
-    return server_client.call(server, path, api_key, payload)
-
-
 def _run_local(args: argparse.Namespace, params: dict) -> tuple[list[str], list, bytes | None]:
-    from tracehouse_collector.config import default_data_dir, default_store
     from tracehouse_collector.query import aggregates
-    from tracehouse_collector.store.client import Store
 
     # Check the parameters before opening (and migrating) a store.
     aggregates.build(args.kind, **params)
-    store = Store(args.store or default_store(Path(args.data_dir or default_data_dir())))
-    try:
-        store.migrate()
+    with open_store(args) as store:
         if args.format == "parquet":
             return [], [], aggregates.aggregate_parquet(store, args.kind, **params)
         result = aggregates.aggregate(store, args.kind, **params)
         return result.columns, result.rows, None
-    finally:
-        store.close()
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -98,7 +84,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     params = _params(args)
     if args.format == "parquet" and not args.output and sys.stdout.isatty():
-        return _fail("--format parquet writes a binary file: give -o FILE (or redirect stdout)")
+        return fail("--format parquet writes a binary file: give -o FILE (or redirect stdout)")
     try:
         if args.server:
             path = f"/api/v1/query/{args.kind}"
@@ -106,21 +92,21 @@ def cmd_query(args: argparse.Namespace) -> int:
                 columns, rows, blob = (
                     [],
                     [],
-                    _server_bytes(args.server, path, {**params, "format": "parquet"}, args.api_key),
+                    server_call(args, path, {**params, "format": "parquet"}),
                 )
             else:
-                answer = json.loads(_server_bytes(args.server, path, params, args.api_key))
+                answer = json.loads(server_call(args, path, params))
                 columns, rows, blob = answer["columns"], answer["rows"], None
         else:
             columns, rows, blob = _run_local(args, params)
     except (RuntimeError, ValueError, StoreError) as exc:  # ValueError: QueryError, FilterError
-        return _fail(str(exc))
+        return fail(str(exc))
     data = blob if blob is not None else render(columns, rows, args.format).encode()
     if args.output:
         try:
             Path(args.output).write_bytes(data)
         except OSError as exc:
-            return _fail(f"cannot write {args.output}: {exc.strerror}")
+            return fail(f"cannot write {args.output}: {exc.strerror}")
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

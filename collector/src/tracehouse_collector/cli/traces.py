@@ -9,33 +9,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tracehouse_collector.output import jsonable, render
+from tracehouse_collector.cli.common import add_read_args, fail, open_store, server_json
+from tracehouse_collector.cli.output import render
+from tracehouse_collector.query.values import jsonable
 
 
 def _fetch(args: argparse.Namespace, path: str, payload: dict[str, Any], local: Callable[[Any], Any]) -> Any:
     """The answer of `local(store)` on --store, or of the REST `path` on --server (as JSON)."""
-    from tracehouse_collector import cli
-
     if args.server:
-        return cli._server_request(
-            args.server, path, {k: v for k, v in payload.items() if v is not None}, args.api_key
-        )
-    from tracehouse_collector.config import default_data_dir, default_store
-    from tracehouse_collector.store.client import Store
+        return server_json(args, path, {k: v for k, v in payload.items() if v is not None})
+    from tracehouse_collector.query.traces import json_ready
 
-    store = Store(args.store or default_store(Path(args.data_dir or default_data_dir())))
-    try:
-        store.migrate()
-        from tracehouse_collector.query.traces import json_ready
-
+    with open_store(args) as store:
         return jsonable(json_ready(_plain(local(store))))
-    finally:
-        store.close()
 
 
 def _plain(value: Any) -> Any:
@@ -47,14 +37,18 @@ def _plain(value: Any) -> Any:
 
 
 def _run(args: argparse.Namespace, body: Callable[[], int]) -> int:
-    from tracehouse_collector import cli
     from tracehouse_collector.query.traces import NotFound
     from tracehouse_collector.store.client import StoreError
 
     try:
         return body()
     except (RuntimeError, StoreError, ValueError, NotFound) as exc:
-        return cli._fail(str(exc))
+        return fail(str(exc))
+
+
+def _listing(args: argparse.Namespace, *filters: str) -> dict[str, Any]:
+    """A listing's parameters: the time window, `filters`, and the page (limit, cursor)."""
+    return {key: getattr(args, key) for key in ("since", "until", *filters, "limit", "cursor")}
 
 
 def _print_page(answer: dict[str, Any], fmt: str) -> None:
@@ -69,14 +63,7 @@ def _print_page(answer: dict[str, Any], fmt: str) -> None:
 def cmd_traces_list(args: argparse.Namespace) -> int:
     from tracehouse_collector.query import traces
 
-    payload = {
-        "since": args.since,
-        "until": args.until,
-        "service": args.service,
-        "where": args.where,
-        "limit": args.limit,
-        "cursor": args.cursor,
-    }
+    payload = _listing(args, "service", "where")
 
     def body() -> int:
         answer = _fetch(args, "/api/v1/traces", payload, lambda store: traces.list_traces(store, **payload))
@@ -215,13 +202,7 @@ def cmd_traces_show(args: argparse.Namespace) -> int:
 def cmd_sessions_list(args: argparse.Namespace) -> int:
     from tracehouse_collector.query import traces
 
-    payload = {
-        "since": args.since,
-        "until": args.until,
-        "user": args.user,
-        "limit": args.limit,
-        "cursor": args.cursor,
-    }
+    payload = _listing(args, "user")
 
     def body() -> int:
         answer = _fetch(
@@ -265,7 +246,7 @@ def cmd_sessions_show(args: argparse.Namespace) -> int:
 # -- parsers ---------------------------------------------------------------------------------
 
 
-def add_parsers(sub: Any, add_read_args: Callable, add_store_args: Callable) -> None:
+def add_parsers(sub: Any) -> None:
     def window(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--since",

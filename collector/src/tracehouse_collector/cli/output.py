@@ -3,40 +3,16 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import decimal
 import io
-import ipaddress
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from tracehouse_collector.formatting import plain_decimal, table_marks
+from tracehouse_collector.formatting import table_marks
+from tracehouse_collector.query.values import jsonable
 
 FORMATS = ("table", "json", "csv")
-
-
-def jsonable(value: Any) -> Any:
-    """A value as JSON can carry it (ClickHouse types included)."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return plain_decimal(value)
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, (uuid.UUID, ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(jsonable(k)): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [jsonable(v) for v in value]
-    return str(value)
 
 
 def _cell(value: Any) -> str:

@@ -9,9 +9,6 @@ Exit status of `reproduce`: 0 the recorded metric was reproduced (or, with no ev
 recorded, the checksum matched); 1 the metric differs beyond the tolerance; 2 the model cannot
 be used (not found, not a `.luml` file, no Tracehouse snapshot, cannot be loaded); 3 the package
 was modified after it was logged. `--format json` prints the whole report as one JSON object.
-
-`IMPORTERS` adds `.luml` model files and LUML experiment exports to `tracehouse import`
-(see importers/luml.py).
 """
 
 from __future__ import annotations
@@ -24,7 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tracehouse_collector.importers.luml import IMPORTERS  # noqa: F401 - read by `tracehouse import`
+from tracehouse_collector.cli.common import add_read_args, data_dir, fail, open_store, server_json
+from tracehouse_collector.cli.output import render
 
 EXIT_PASS, EXIT_MISMATCH, EXIT_UNUSABLE, EXIT_TAMPERED = 0, 1, 2, 3
 _COLUMNS = ["name", "digest", "size", "run", "experiment", "time", "metric", "value"]
@@ -32,11 +30,6 @@ _COLUMNS = ["name", "digest", "size", "run", "experiment", "time", "metric", "va
 
 class ModelNotFound(Exception):
     pass
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"tracehouse: {message}", file=sys.stderr)
-    return code
 
 
 def _literal(value: str) -> str:
@@ -63,19 +56,11 @@ def _models_sql(name: str | None = None, ref: str | None = None, limit: int = 10
 def _query(args: argparse.Namespace, sql: str) -> list[list[Any]]:
     """Rows of a read-only statement, through the server's SQL API or the local store."""
     if args.server:
-        from tracehouse_collector.cli import _server_request
-
-        return _server_request(args.server, "/api/v1/sql", {"sql": sql}, args.api_key)["rows"]
-    from tracehouse_collector.config import default_data_dir, default_store
+        return server_json(args, "/api/v1/sql", {"sql": sql})["rows"]
     from tracehouse_collector.query.sql import run_readonly
-    from tracehouse_collector.store.client import Store
 
-    store = Store(args.store or default_store(Path(args.data_dir or default_data_dir())))
-    try:
-        store.migrate()
+    with open_store(args) as store:
         return [list(row) for row in run_readonly(store, sql).rows]
-    finally:
-        store.close()
 
 
 def _row(row: list[Any]) -> list[Any]:
@@ -104,12 +89,9 @@ def _fetch(args: argparse.Namespace, digest: str, target: Path) -> None:
         except urllib.error.URLError as exc:
             raise RuntimeError(f"cannot reach the server at {args.server}: {exc.reason}") from None
         return
-    from tracehouse_collector.api.rest_runs import ArtifactStore, artifact_root, max_artifact_bytes
-    from tracehouse_collector.config import default_data_dir
+    from tracehouse_collector.store.artifacts import artifact_store
 
-    store = ArtifactStore(
-        artifact_root(Path(args.data_dir or default_data_dir()).expanduser()), max_artifact_bytes()
-    )
+    store = artifact_store(data_dir(args))
     if not store.has(digest):
         raise ModelNotFound(
             f"model {digest} is listed but its bytes are not in {store.path(digest).parent.parent}"
@@ -138,12 +120,10 @@ def _resolve(args: argparse.Namespace, tmp: Path) -> Path:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from tracehouse_collector.output import render
-
     try:
         rows = [_row(r) for r in _query(args, _models_sql(name=args.name, limit=args.limit))]
     except Exception as exc:  # StoreError, an unreachable server: the message says which
-        return _fail(str(exc), 1)
+        return fail(str(exc), 1)
     sys.stdout.write(render(_COLUMNS, rows, args.format))
     return 0
 
@@ -152,24 +132,24 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     try:
         from tracehouse import luml
     except ImportError:
-        return _fail(
+        return fail(
             "reproduce needs the tracehouse SDK with the luml extra: pip install 'tracehouse[luml]'", 2
         )
     if args.tolerance < 0:
-        return _fail("--tolerance must be 0 or more", EXIT_UNUSABLE)
+        return fail("--tolerance must be 0 or more", EXIT_UNUSABLE)
     with tempfile.TemporaryDirectory(prefix="tracehouse-reproduce-") as tmp:
         try:
             path = _resolve(args, Path(tmp))
         except ModelNotFound as exc:
-            return _fail(str(exc), EXIT_UNUSABLE)
+            return fail(str(exc), EXIT_UNUSABLE)
         except Exception as exc:  # StoreError, an unreachable server
-            return _fail(f"{args.model}: {exc}", EXIT_UNUSABLE)
+            return fail(f"{args.model}: {exc}", EXIT_UNUSABLE)
         try:
             report = luml.reproduce(path, tolerance=args.tolerance)
         except (luml.LumlError, ImportError) as exc:
-            return _fail(str(exc), EXIT_UNUSABLE)
+            return fail(str(exc), EXIT_UNUSABLE)
         except Exception as exc:  # the model itself failed to load or run
-            return _fail(
+            return fail(
                 f"{args.model}: could not re-run the model: {type(exc).__name__}: {exc}", EXIT_UNUSABLE
             )
     _print_report(report, args.format)
@@ -181,8 +161,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _print_report(report: Any, fmt: str) -> None:
     import orjson
-
-    from tracehouse_collector.output import render
 
     if fmt == "json":
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -201,7 +179,7 @@ def _print_report(report: Any, fmt: str) -> None:
     print(f"{report.verdict.upper()}: {report.message}")
 
 
-def add_parsers(sub, add_read_args, add_store_args) -> None:  # type: ignore[no-untyped-def]
+def add_parsers(sub: Any) -> None:
     p = sub.add_parser("models", help="model files (.luml) logged by runs, newest first")
     p.add_argument("--name", help="only versions of this model")
     p.add_argument("--limit", type=int, default=1000)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+from typing import Any
 
-from tracehouse_collector.config import default_data_dir, default_store
+from tracehouse_collector.cli.common import add_store_args, fail, open_store
 from tracehouse_collector.store import ddl, schema
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("schema", help="create or upgrade the schema, or print its DDL")
+    add_store_args(p)
+    p.add_argument("--print", action="store_true", help="print the DDL instead of applying it")
     p.add_argument(
         "--cluster",
         metavar="NAME",
@@ -21,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="AGE",
         help="retention as ClickHouse TTL on each table's time column, e.g. 30d, 12h, 4w; off removes it",
     )
+    p.set_defaults(func=run)
 
 
 def _apply_cluster(store, cluster: str, retention: ddl.Retention | None) -> list[int]:
@@ -75,8 +79,6 @@ def _apply_retention(store, retention: ddl.Retention, cluster: str | None) -> in
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracehouse_collector.cli import _fail
-
     try:
         cluster = ddl.check_cluster_name(args.cluster) if args.cluster else None
         retention = ddl.Retention.parse(args.ttl) if args.ttl else None
@@ -85,15 +87,14 @@ def run(args: argparse.Namespace) -> int:
                 print(stmt + ";\n")
             return 0
     except ddl.DDLError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
 
-    from tracehouse_collector.store.client import Store, StoreError
+    from tracehouse_collector.store.client import StoreError
 
     try:
-        store = Store(args.store or default_store(Path(args.data_dir or default_data_dir())))
-        try:
+        with open_store(args, migrate=False) as store:
             if cluster and store.dsn.kind != "http":
-                return _fail(
+                return fail(
                     "--cluster needs a ClickHouse server store (--store http(s)://user:pass@host:8123/db)"
                 )
             applied = _apply_cluster(store, cluster, retention) if cluster else store.migrate()
@@ -101,9 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 changed = _apply_retention(store, retention, cluster)
                 what = "removed" if retention.forever else f"{retention.amount} {retention.unit.lower()}(s)"
                 print(f"retention {what} on {changed} tables", file=sys.stderr)
-        finally:
-            store.close()
     except (StoreError, ddl.DDLError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     print(f"schema up to date (applied: {applied or 'none'})")
     return 0

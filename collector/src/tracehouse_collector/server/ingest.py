@@ -14,11 +14,11 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 
-from tracehouse_collector import memory
 from tracehouse_collector.config import ServeSettings
-from tracehouse_collector.inflight import ByteBudget, Reservation
 from tracehouse_collector.processors import pipeline
 from tracehouse_collector.processors.otlp_decode import InvalidRequest, RequestTooLarge
+from tracehouse_collector.server import memory
+from tracehouse_collector.server.inflight import ByteBudget, Reservation
 from tracehouse_collector.store.writer import Overloaded, RowsRefused, Unavailable, Writer
 
 log = logging.getLogger("tracehouse.ingest")

@@ -1,0 +1,99 @@
+"""What the command groups share: failing with a message, the store and server arguments, and
+opening the store or calling the server those arguments name.
+
+The store is imported only when a command opens one (clickhouse-connect and chDB are heavy), so
+`tracehouse --help` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tracehouse_collector.cli import server_client
+from tracehouse_collector.cli.output import FORMATS
+from tracehouse_collector.config import default_data_dir, default_store
+
+if TYPE_CHECKING:
+    from tracehouse_collector.store.client import Store
+
+
+def fail(message: str, code: int = 1) -> int:
+    """Say what went wrong on stderr; the exit status to return."""
+    print(f"tracehouse: {message}", file=sys.stderr)
+    return code
+
+
+# -- arguments ---------------------------------------------------------------------------------
+
+
+def add_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store", help="store DSN: chdb:///dir or http(s)://user:pass@host:8123/db (TRACEHOUSE_STORE)"
+    )
+    p.add_argument("--data-dir", help="state directory (TRACEHOUSE_DATA_DIR, default ~/.tracehouse)")
+
+
+def add_api_key_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--api-key", default=os.environ.get("TRACEHOUSE_API_KEY"), help="API key (TRACEHOUSE_API_KEY)"
+    )
+
+
+def add_read_args(p: argparse.ArgumentParser) -> None:
+    add_store_args(p)
+    p.add_argument(
+        "--server",
+        default=os.environ.get("TRACEHOUSE_SERVER"),
+        help="read through a running server's API instead of opening the store (TRACEHOUSE_SERVER)",
+    )
+    add_api_key_arg(p)
+    p.add_argument("--format", choices=FORMATS, default="table")
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+def data_dir(args: argparse.Namespace) -> Path:
+    """The state directory (artifacts live under it): --data-dir, else the one an embedded
+    `--store chdb:///DIR/data` lives in (as `serve` lays it out), else the default."""
+    if args.data_dir:
+        return Path(args.data_dir).expanduser()
+    store = args.store or os.environ.get("TRACEHOUSE_STORE") or ""
+    if store.startswith("chdb://"):
+        path = Path(urllib.parse.unquote(store[len("chdb://") :]))
+        if path.name == "data":
+            return path.parent
+    return Path(default_data_dir()).expanduser()
+
+
+@contextmanager
+def open_store(args: argparse.Namespace, *, migrate: bool = True) -> Iterator[Store]:
+    """The store --store / --data-dir name (migrated unless told not to), closed on the way out."""
+    from tracehouse_collector.store.client import Store
+
+    store = Store(args.store or default_store(data_dir(args)))
+    try:
+        if migrate:
+            store.migrate()
+        yield store
+    finally:
+        store.close()
+
+
+# -- a running server ------------------------------------------------------------------------------
+
+
+def server_call(args: argparse.Namespace, path: str, payload: dict | None = None) -> bytes:
+    """The body of GET `path` (or of POSTing `payload`) on --server, with --api-key."""
+    return server_client.call(args.server, path, args.api_key, payload)
+
+
+def server_json(args: argparse.Namespace, path: str, payload: dict | None = None) -> Any:
+    return server_client.call_json(args.server, path, args.api_key, payload)

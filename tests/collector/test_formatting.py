@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tracehouse_collector.formatting import fmt_cost, plain_decimal
 from tracehouse_collector.cli.output import render
+from tracehouse_collector.formatting import fmt_cost, plain_decimal
 from tracehouse_collector.query.values import jsonable
 
 

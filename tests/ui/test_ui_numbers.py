@@ -18,11 +18,11 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from browser import OPTION
 from helpers import make_span, trace_request, wait_for
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from tracehouse_collector.formatting import fmt_cost
 from tracehouse_collector.query.aggregates import EXACT_MAX_COUNT
-from browser import OPTION
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -464,6 +464,45 @@ def test_content_capture_off_and_truncation(api, client, monkeypatch):
     assert len(text.encode()) <= 40 and text.startswith('[{"role": "user"')
 
 
+@pytest.mark.parametrize(
+    ("value", "on_span"),
+    [
+        ("NO_CONTENT", False),
+        ("no_content", False),
+        ("false", False),
+        ("0", False),
+        ("EVENT_ONLY", False),  # content goes to the event, never to the span
+        ("SPAN_ONLY", True),
+        ("SPAN_AND_EVENT", True),
+        ("true", True),
+        ("", True),  # unset: on by default
+    ],
+)
+def test_capture_setting_decides_span_content(api, client, monkeypatch, value, on_span):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value)
+    t = Traced()
+    t.instrumentor.instrument(tracer_provider=t.provider)
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        t.instrumentor.uninstrument()
+    attrs = t.one().attributes
+    assert ("gen_ai.input.messages" in attrs) is on_span
+    assert ("gen_ai.output.messages" in attrs) is on_span
+
+
+def test_unknown_capture_setting_captures_nothing(api, client, monkeypatch):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "maybe")
+    t = Traced()
+    with pytest.warns(RuntimeWarning, match="no message content is captured"):
+        t.instrumentor.instrument(tracer_provider=t.provider)
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        t.instrumentor.uninstrument()
+    assert "gen_ai.input.messages" not in t.one().attributes
+
+
 def test_provider_from_base_url(traced, api):
     # The base URL's host names the provider; these hosts are unreachable here, so each call
     # fails to connect, after its span has recorded the request side.

@@ -52,7 +52,9 @@ class GenAIInstrumentor(BaseInstrumentor):
         # provider up on the first call, so that an application's own set-up comes first.
         self.tracer = tracer if provider is not None else _SetupOnFirstSpan(tracer)
         self.meter = metrics.get_meter(scope, __version__, kwargs.get("meter_provider"), schema_url=SCHEMA_URL)
-        self.capture_content = _config.capture_content()
+        # Where message content goes (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT).
+        self.content = _config.content_capture()
+        self.capture_content = self.content.span
         self.max_content_bytes = _config.max_content_bytes()
         self.inject_stream_usage = _config.inject_stream_usage()
         self.patch()

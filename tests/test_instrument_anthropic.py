@@ -270,7 +270,7 @@ def test_return_value_identical_and_uninstrument(traced, client):
 
 
 @pytest.mark.parametrize(
-    "model,reason", [("claude-max", "length"), ("claude-tools", "tool_calls"), ("claude-refusal", "refusal")]
+    "model,reason", [("claude-max", "length"), ("claude-tools", "tool_call"), ("claude-refusal", "content_filter")]
 )
 def test_finish_reason_mapping(traced, client, model, reason):
     client.messages.create(model=model, max_tokens=8, messages=MESSAGES)
@@ -304,7 +304,7 @@ def test_tool_use_and_tool_results(traced, client, api):
     )
     assert msg.content[1].input == {"city": "Paris"}
     attrs = traced.one().attributes
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
     call = {"type": "tool_call", "id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}}
     assert json.loads(attrs["gen_ai.input.messages"]) == [
         {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]},
@@ -326,10 +326,13 @@ def test_tool_use_and_tool_results(traced, client, api):
         {
             "role": "assistant",
             "parts": [{"type": "text", "content": "Let me check."}, call],
-            "finish_reason": "tool_calls",
+            "finish_reason": "tool_call",
         }
     ]
-    assert json.loads(attrs["gen_ai.tool.definitions"]) == tools
+    # The conventions' shape: type and name at the top, the input schema as parameters.
+    assert json.loads(attrs["gen_ai.tool.definitions"]) == [
+        {"type": "function", "name": "get_weather", "description": "w", "parameters": {"type": "object"}}
+    ]
     assert api.requests[-1][1]["messages"] == messages
 
 
@@ -452,8 +455,8 @@ def _check_stream_span(span: Any, text: str = "Hello!") -> None:
     assert attrs["gen_ai.response.model"] == "claude-x-2025"
     assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
     assert {k: attrs[k] for k in USAGE_ATTRS} == USAGE_ATTRS
-    genai_support.assert_time_to_first_chunk(span, "tracehouse.response.time_to_first_chunk")
-    assert attrs["gen_ai.response.time_to_first_chunk"] == attrs["tracehouse.response.time_to_first_chunk"]
+    genai_support.assert_time_to_first_chunk(span)
+    assert "tracehouse.response.time_to_first_chunk" not in attrs  # the old name, no longer written
     assert json.loads(attrs["gen_ai.output.messages"]) == [
         {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": "stop"}
     ]
@@ -478,7 +481,7 @@ def test_stream_tool_use_deltas(traced, client):
     for _ in client.messages.create(model="claude-tools", max_tokens=8, messages=MESSAGES, stream=True):
         pass
     attrs = traced.one().attributes
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
     assert json.loads(attrs["gen_ai.output.messages"])[0]["parts"] == [
         {"type": "text", "content": "Let me check."},
         {"type": "tool_call", "id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}},
@@ -570,7 +573,7 @@ def test_stream_helper_until_done_and_get_final_text(traced, client):
         assert traced.spans() and stream.get_final_message().stop_reason == "tool_use"
         assert stream.get_final_text() == "Let me check."
     attrs = traced.one().attributes
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
     assert json.loads(attrs["gen_ai.output.messages"])[0]["parts"][1]["arguments"] == {"city": "Paris"}
 
 

@@ -258,7 +258,7 @@ def test_return_value_identical_and_uninstrument(traced, client):
 
 @pytest.mark.parametrize(
     "model,reason",
-    [("gemini-max", "length"), ("gemini-safety", "content_filter"), ("gemini-recitation", "recitation")],
+    [("gemini-max", "length"), ("gemini-safety", "content_filter"), ("gemini-recitation", "content_filter")],
 )
 def test_finish_reason_mapping(traced, client, model, reason):
     client.models.generate_content(model=model, contents="hi")
@@ -319,9 +319,9 @@ def test_function_calls_and_responses(traced, client, api):
             "finish_reason": "stop",
         }
     ]
-    assert (
-        json.loads(attrs["gen_ai.tool.definitions"])[0]["function_declarations"][0]["name"] == "get_weather"
-    )
+    # One definition per function declaration, in the conventions' shape.
+    [definition] = json.loads(attrs["gen_ai.tool.definitions"])
+    assert (definition["type"], definition["name"]) == ("function", "get_weather")
     assert api.requests[-1][1]["contents"][2]["parts"][0]["functionResponse"]["name"] == "get_weather"
 
 
@@ -412,7 +412,7 @@ def test_content_capture_off_and_size_cap(client, monkeypatch):
     assert not [k for k in attrs if k.startswith("gen_ai.input") or k.startswith("gen_ai.output")]
     assert "gen_ai.system_instructions" not in attrs and attrs["gen_ai.request.temperature"] == 0.1
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
-    monkeypatch.setenv("TRACEHOUSE_MAX_CONTENT_BYTES", "40")
+    monkeypatch.setenv("TRACEHOUSE_MAX_CONTENT_BYTES", "120")
     t = Traced()
     t.instrument()
     try:
@@ -420,7 +420,9 @@ def test_content_capture_off_and_size_cap(client, monkeypatch):
     finally:
         t.instrumentor.uninstrument()
     raw = t.one().attributes["gen_ai.input.messages"]
-    assert len(raw.encode()) <= 40 and raw.startswith('[{"role": "user"')
+    assert len(raw.encode()) <= 120
+    [message] = json.loads(raw)  # still JSON: the text cut and marked
+    assert message["parts"][0]["content"].endswith("…[truncated]")
 
 
 def test_errors_reraised_unchanged(traced, client):
@@ -452,7 +454,6 @@ def _check_stream_span(span: Any, api: Any) -> None:
     attrs = dict(span.attributes)
     assert span.name == "generate_content gemini-x"
     assert span.status.status_code == StatusCode.UNSET
-    assert attrs.pop("tracehouse.response.time_to_first_chunk") > 0
     assert attrs.pop("gen_ai.response.time_to_first_chunk") > 0
     assert json.loads(attrs.pop("gen_ai.output.messages")) == HELLO_OUT
     attrs.pop("gen_ai.input.messages")

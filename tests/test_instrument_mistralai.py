@@ -208,16 +208,19 @@ def test_tool_calls_tool_results_and_model_objects(traced, client):
     resp = client.chat.complete(model="mistral-tools", messages=messages, tools=tools)
     assert resp.choices[0].message.tool_calls[0].function.name == "get_weather"
     attrs = traced.one().attributes
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
     tool_part = {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
     assert json.loads(attrs["gen_ai.input.messages"]) == [
         {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]},
         {"role": "assistant", "parts": [tool_part]},
         {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": "sunny"}]},
     ]
-    assert json.loads(attrs["gen_ai.tool.definitions"]) == tools
+    assert json.loads(attrs["gen_ai.tool.definitions"]) == [  # the conventions' shape
+        {"type": "function", "name": t["function"]["name"], **{k: v for k, v in t["function"].items() if k != "name"}}
+        for t in tools
+    ]
     assert json.loads(attrs["gen_ai.output.messages"]) == [
-        {"role": "assistant", "parts": [tool_part], "finish_reason": "tool_calls"}
+        {"role": "assistant", "parts": [tool_part], "finish_reason": "tool_call"}
     ]
 
 
@@ -354,7 +357,7 @@ def test_stream_tool_calls(traced, client):
     for _ in client.chat.stream(model="mistral-tools", messages=MESSAGES):
         pass
     attrs = traced.one().attributes
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
     assert json.loads(attrs["gen_ai.output.messages"])[0]["parts"] == [
         {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
     ]

@@ -266,9 +266,7 @@ def test_tool_calls_and_tool_results(traced, client):
             "parts": [{"type": "tool_call_response", "response": "sunny", "name": "get_weather"}],
         },
     ]
-    assert json.loads(attrs["gen_ai.tool.definitions"]) == [
-        {"type": "function", "function": {"name": "get_weather"}}
-    ]
+    assert json.loads(attrs["gen_ai.tool.definitions"]) == [{"type": "function", "name": "get_weather"}]
     assert json.loads(attrs["gen_ai.output.messages"])[0]["parts"] == [
         {"type": "tool_call", "name": "get_weather", "arguments": {"city": "Paris"}}
     ]

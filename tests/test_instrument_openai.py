@@ -62,6 +62,7 @@ def _chat_body(model: str) -> dict[str, Any]:
         "model": model + "-2024",
         "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
         "usage": USAGE,
+        "system_fingerprint": "fp_test",
     }
 
 
@@ -72,6 +73,7 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None = None, **extra
         "created": 1700000000,
         "model": model + "-2024",
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        "system_fingerprint": "fp_test",
         **extra,
     }
 
@@ -333,6 +335,8 @@ def test_chat_attributes_exact(traced, client, api):
         "gen_ai.request.stop_sequences": ("END",),
         "gen_ai.request.seed": 7,
         "gen_ai.request.choice.count": 2,
+        "openai.api.type": "chat_completions",
+        "openai.response.system_fingerprint": "fp_test",
         "gen_ai.response.id": "chatcmpl-1",
         "gen_ai.response.model": "gpt-4o-mini-2024",
         "gen_ai.response.finish_reasons": ("stop",),
@@ -384,7 +388,7 @@ def test_tool_calls_and_tool_messages(traced, client):
         ],
     )
     attrs = traced.one().attributes
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
     assert json.loads(attrs["gen_ai.input.messages"]) == [
         {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]},
         {
@@ -401,10 +405,13 @@ def test_tool_calls_and_tool_messages(traced, client):
             "parts": [
                 {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
             ],
-            "finish_reason": "tool_calls",
+            "finish_reason": "tool_call",
         }
     ]
-    assert json.loads(attrs["gen_ai.tool.definitions"]) == tools
+    # The conventions' shape: type and name at the top, not OpenAI's nested `function`.
+    assert json.loads(attrs["gen_ai.tool.definitions"]) == [
+        {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -453,15 +460,22 @@ def test_content_capture_off_and_truncation(api, client, monkeypatch):
         ]
         assert span.attributes["gen_ai.usage.input_tokens"] > 0
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
-    monkeypatch.setenv("TRACEHOUSE_MAX_CONTENT_BYTES", "40")
+    monkeypatch.setenv("TRACEHOUSE_MAX_CONTENT_BYTES", "120")
     t = Traced()
     t.instrumentor.instrument(tracer_provider=t.provider)
     try:
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "é" * 100}])
     finally:
         t.instrumentor.uninstrument()
-    text = t.one().attributes["gen_ai.input.messages"]
-    assert len(text.encode()) <= 40 and text.startswith('[{"role": "user"')
+    attrs = t.one().attributes
+    text = attrs["gen_ai.input.messages"]
+    # Still JSON of the same shape, the content cut and marked, within the byte cap.
+    assert len(text.encode()) <= 120
+    [message] = json.loads(text)
+    content = message["parts"][0]["content"]
+    assert message["role"] == "user" and content.endswith("…[truncated]")
+    assert content.removesuffix("…[truncated]") == "é" * len(content.removesuffix("…[truncated]"))
+    assert attrs["tracehouse.content.truncated"] == ("gen_ai.input.messages",)
 
 
 @pytest.mark.parametrize(
@@ -576,9 +590,9 @@ def test_stream_exhausted(traced, client, include_usage):
     assert json.loads(attrs["gen_ai.output.messages"]) == [
         {"role": "assistant", "parts": [{"type": "text", "content": "Hello!"}], "finish_reason": "stop"}
     ]
-    assert isinstance(attrs["tracehouse.response.time_to_first_chunk"], float)
-    assert attrs["gen_ai.response.time_to_first_chunk"] == attrs["tracehouse.response.time_to_first_chunk"]
-    assert 0 < attrs["tracehouse.response.time_to_first_chunk"] < span.end_time / 1e9 - span.start_time / 1e9
+    assert isinstance(attrs["gen_ai.response.time_to_first_chunk"], float)
+    assert "tracehouse.response.time_to_first_chunk" not in attrs  # the old name, no longer written
+    assert 0 < attrs["gen_ai.response.time_to_first_chunk"] < span.end_time / 1e9 - span.start_time / 1e9
     if include_usage:
         assert attrs["gen_ai.usage.input_tokens"] == 12 and attrs["gen_ai.usage.output_tokens"] == 3
         assert attrs["gen_ai.usage.cache_read.input_tokens"] == 4
@@ -593,14 +607,14 @@ def test_stream_tool_call_deltas(traced, client):
     for _ in stream:
         pass
     attrs = traced.one().attributes
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
     assert json.loads(attrs["gen_ai.output.messages"]) == [
         {
             "role": "assistant",
             "parts": [
                 {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
             ],
-            "finish_reason": "tool_calls",
+            "finish_reason": "tool_call",
         }
     ]
 
@@ -655,7 +669,7 @@ def test_stream_error_mid_stream(traced, client):
     span = traced.one()
     assert span.status.status_code == StatusCode.ERROR
     assert span.attributes["error.type"] == "APIConnectionError"
-    assert "tracehouse.response.time_to_first_chunk" in span.attributes
+    assert "gen_ai.response.time_to_first_chunk" in span.attributes
     stream.close()
     assert len(traced.spans()) == 1
 
@@ -792,6 +806,7 @@ def test_responses(traced, client, api):
         **_server_attrs(api),
         "gen_ai.request.temperature": 0.2,
         "gen_ai.request.max_tokens": 20,
+        "openai.api.type": "responses",
         "gen_ai.response.id": "resp_1",
         "gen_ai.response.model": "gpt-4.1-2025",
         "gen_ai.response.finish_reasons": ("stop",),
@@ -820,12 +835,12 @@ def test_responses_tool_items(traced, client):
         },
         {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_8", "response": "none"}]},
     ]
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
     assert json.loads(attrs["gen_ai.output.messages"]) == [
         {
             "role": "assistant",
             "parts": [{"type": "tool_call", "id": "call_9", "name": "lookup", "arguments": {"q": 1}}],
-            "finish_reason": "tool_calls",
+            "finish_reason": "tool_call",
         }
     ]
 
@@ -851,7 +866,7 @@ def test_responses_stream(traced, client):
     assert attrs["gen_ai.response.id"] == "resp_1"
     assert attrs["gen_ai.usage.output_tokens"] == 2
     assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
-    assert "tracehouse.response.time_to_first_chunk" in attrs
+    assert "gen_ai.response.time_to_first_chunk" in attrs
 
 
 # -- cooperation with other instrumentation ----------------------------------------------------------
@@ -1018,7 +1033,8 @@ def test_service_tier_requested_and_served(traced, client, requested, served):
     spans = traced.spans()
     assert len(spans) == 3
     for span in spans:
-        assert span.attributes["openai.request.service_tier"] == requested
+        # The conventions set the request tier only when it is not `auto`.
+        assert span.attributes.get("openai.request.service_tier") == (None if requested == "auto" else requested)
         assert span.attributes["openai.response.service_tier"] == served
 
 

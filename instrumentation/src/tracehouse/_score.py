@@ -11,7 +11,6 @@ may be sent before or after the span itself.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,41 +23,10 @@ if TYPE_CHECKING:
 EVENT_NAME = "gen_ai.evaluation.result"
 RUN_ID = "tracehouse.run.id"
 
-_lock = threading.Lock()
-_logger: Any = None
-
-
-def _resource() -> Any:
-    from opentelemetry import trace
-    from opentelemetry.sdk.resources import Resource
-
-    provider = trace.get_tracer_provider()
-    return getattr(provider, "resource", None) or Resource.create({})
-
-
 def _get_logger() -> Any:
-    """Our logger, on the application's LoggerProvider when it has an SDK one, else on ours."""
-    global _logger
-    if _logger is not None:
-        return _logger
-    from opentelemetry import _logs
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from tracehouse import _setup
 
-    from tracehouse import __version__, _setup
-
-    with _lock:
-        if _logger is not None:
-            return _logger
-        provider = _logs.get_logger_provider()
-        if not isinstance(provider, LoggerProvider):
-            _setup.ensure_tracing()
-            provider = LoggerProvider(resource=_resource())  # flushes at exit
-            exporter = _setup._exporter("logs", *_setup.export_target)
-            provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-            _logs.set_logger_provider(provider)
-        _logger = provider.get_logger("tracehouse", __version__)
-        return _logger
+    return _setup.event_logger()
 
 
 def _hex_id(value: Any, digits: int, what: str) -> int:

@@ -154,3 +154,39 @@ def ensure_tracing() -> None:
             import sys
 
             print(f"tracehouse: tracing not set up: {exc!r}", file=sys.stderr)
+
+
+_logger: Any = None
+_logger_lock = threading.Lock()  # not _lock: setting up the logger may set up tracing
+
+
+def event_logger(provider: Any = None) -> Any:
+    """Tracehouse's logger for events (scores, GenAI operation details): on `provider`, else on
+    the application's SDK LoggerProvider, else on ours (exporting OTLP like the spans)."""
+    global _logger
+    from opentelemetry import _logs
+
+    from tracehouse import __version__
+
+    if provider is not None:
+        return provider.get_logger("tracehouse", __version__)
+    if _logger is not None:
+        return _logger
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    with _logger_lock:
+        if _logger is not None:
+            return _logger
+        current = _logs.get_logger_provider()
+        if not isinstance(current, LoggerProvider):
+            ensure_tracing()
+            from opentelemetry import trace
+
+            resource = getattr(trace.get_tracer_provider(), "resource", None) or Resource.create({})
+            current = LoggerProvider(resource=resource)  # flushes at exit
+            current.add_log_record_processor(BatchLogRecordProcessor(_exporter("logs", *export_target)))
+            _logs.set_logger_provider(current)
+        _logger = current.get_logger("tracehouse", __version__)
+        return _logger

@@ -65,17 +65,17 @@ def assert_time_to_first_chunk(
 
 
 class Traced:
-    """Subclass per test module, naming the instrumentor class under test."""
+    """Subclass per test module, naming the instrumentor class under test (or pass one)."""
 
     instrumentor_class: ClassVar[type]
 
-    def __init__(self) -> None:
+    def __init__(self, instrumentor: Any = None) -> None:
         self.exporter = InMemorySpanExporter()
         self.provider = TracerProvider()
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.instrumentor = self.instrumentor_class()
+        self.instrumentor = instrumentor if instrumentor is not None else self.instrumentor_class()
 
     def instrument(self) -> None:
         self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)

@@ -51,12 +51,33 @@ def test_trace_sync_nests_and_records_kind(finished):
 
     assert agent() == 42
     tool, outer = finished.get_finished_spans()
-    assert outer.name == "support-agent"
+    # Named and attributed as the GenAI conventions' agent and tool spans.
+    assert outer.name == "invoke_agent support-agent"
     assert outer.attributes["gen_ai.operation.name"] == "invoke_agent"
-    assert tool.name.endswith("lookup")
+    assert outer.attributes["gen_ai.agent.name"] == "support-agent"
+    assert tool.name == "execute_tool lookup"
     assert tool.attributes["gen_ai.operation.name"] == "execute_tool"
     assert tool.attributes["gen_ai.tool.name"] == "lookup"
+    assert tool.attributes["gen_ai.tool.type"] == "function"
+    assert (tool.kind, outer.kind) == (otel_trace.SpanKind.INTERNAL, otel_trace.SpanKind.INTERNAL)
     assert tool.parent.span_id == outer.context.span_id
+
+
+def test_trace_llm_is_a_client_chat_span_with_provider_and_model(finished):
+    @tracehouse.trace(kind="llm", attributes={"gen_ai.provider.name": "vllm", "gen_ai.request.model": "m-1"})
+    def generate():
+        return "ok"
+
+    @tracehouse.trace(kind="llm")
+    def bare():
+        return "ok"
+
+    generate(), bare()
+    named, unnamed = finished.get_finished_spans()
+    assert (named.name, named.kind) == ("chat m-1", otel_trace.SpanKind.CLIENT)
+    assert named.attributes["gen_ai.provider.name"] == "vllm"
+    assert named.attributes["gen_ai.operation.name"] == "chat"
+    assert (unnamed.name, unnamed.attributes["gen_ai.provider.name"]) == ("chat", "unknown")
 
 
 def test_trace_records_errors_and_reraises_the_same_exception(finished):
@@ -174,6 +195,7 @@ def test_context_attaches_session_user_metadata(finished):
         pass
     spans = {s.name: s.attributes for s in finished.get_finished_spans()}
     assert spans["inside"]["session.id"] == "s-1"
+    assert spans["inside"]["gen_ai.conversation.id"] == "s-1"  # the GenAI conventions' name
     assert spans["inside"]["user.id"] == "u-1"
     assert spans["inside"]["tracehouse.metadata.team"] == "cv"
     assert spans["inside"]["tracehouse.metadata.retries"] == "3"

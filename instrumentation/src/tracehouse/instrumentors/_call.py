@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tracehouse import _calls
 from tracehouse.instrumentors import _semconv as sc
-from tracehouse.instrumentors._common import AsyncStreamProxy, StreamProxy, capped_json
+from tracehouse.instrumentors._common import AsyncStreamProxy, StreamProxy, capped_json, get
 
 if TYPE_CHECKING:
     from tracehouse.instrumentors._base import GenAIInstrumentor
@@ -97,6 +97,19 @@ def function_tool(name: Any, description: Any = None, parameters: Any = None, ki
     if parameters is not None:
         tool["parameters"] = parameters
     return tool
+
+
+def output_type(response_format: Any) -> str | None:
+    """gen_ai.output.type from a `response_format` / `output_format` ({type: json_object |
+    json_schema | text}, or a pydantic model class the SDK turns into a JSON schema)."""
+    if isinstance(response_format, type):
+        return sc.OUTPUT_JSON
+    kind = get(response_format, "type")
+    if kind in ("json_object", "json_schema", "json"):
+        return sc.OUTPUT_JSON
+    if kind == "text":
+        return sc.OUTPUT_TEXT
+    return None
 
 
 def _double(value: Any) -> float | None:

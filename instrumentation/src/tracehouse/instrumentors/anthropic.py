@@ -29,7 +29,7 @@ from opentelemetry.instrumentation.utils import unwrap
 
 from tracehouse.instrumentors import _semconv as sc
 from tracehouse.instrumentors._base import GenAIInstrumentor
-from tracehouse.instrumentors._call import IN_CALL, LLMCall, function_tool, starter, traced
+from tracehouse.instrumentors._call import IN_CALL, LLMCall, function_tool, output_type, starter, traced
 from tracehouse.instrumentors._common import (
     AsyncStreamProxy,
     StreamProxy,
@@ -197,7 +197,6 @@ class _Call(LLMCall):
         # then travel in extra_body, whose values win over the named ones (as they do on the wire).
         extra = kwargs.get("extra_body")
         kw = {**kwargs, **extra} if isinstance(extra, dict) else kwargs
-        fmt = get(get(kw, "output_format"), "type")
         self.request(
             max_tokens=get(kw, "max_tokens"),
             temperature=get(kw, "temperature"),
@@ -205,7 +204,7 @@ class _Call(LLMCall):
             top_k=get(kw, "top_k"),
             stop=get(kw, "stop_sequences"),
             stream=stream,
-            output_type=sc.OUTPUT_JSON if fmt == "json_schema" else None,
+            output_type=output_type(get(kw, "output_format")),
         )
         # What selects the price variant (see the collector's price_context): tier and speed.
         for key, attr in (

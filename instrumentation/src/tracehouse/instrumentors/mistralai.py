@@ -29,9 +29,8 @@ from opentelemetry.instrumentation.utils import unwrap
 
 from tracehouse.instrumentors import _semconv as sc
 from tracehouse.instrumentors._base import GenAIInstrumentor
-from tracehouse.instrumentors._call import IN_CALL, LLMCall, function_tool, starter, traced
+from tracehouse.instrumentors._call import IN_CALL, LLMCall, function_tool, output_type, starter, traced
 from tracehouse.instrumentors._common import args_json, get, jsonable, seq
-from tracehouse.instrumentors.openai import output_type
 
 PROVIDER = "mistral_ai"
 

@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.utils import unwrap
 
 from tracehouse.instrumentors import _semconv as sc
 from tracehouse.instrumentors._base import GenAIInstrumentor
-from tracehouse.instrumentors._call import LLMCall, function_tool, starter, traced
+from tracehouse.instrumentors._call import LLMCall, function_tool, output_type, starter, traced
 from tracehouse.instrumentors._common import args_json as _args_json
 from tracehouse.instrumentors._common import get as _get
 from tracehouse.instrumentors._common import given as _given
@@ -234,18 +234,6 @@ def _responses_input(
         else:
             out.append({"role": "user", "parts": [{"type": str(kind)}]})
     return out, system
-
-
-def output_type(response_format: Any) -> str | None:
-    """gen_ai.output.type from a chat `response_format` (or a Responses `text.format`)."""
-    kind = _get(response_format, "type")
-    if kind in ("json_object", "json_schema"):
-        return sc.OUTPUT_JSON
-    if kind == "text":
-        return sc.OUTPUT_TEXT
-    if isinstance(response_format, type):  # parse(response_format=PydanticModel)
-        return sc.OUTPUT_JSON
-    return None
 
 
 def tool_definitions(tools: Any) -> list[dict[str, Any]]:

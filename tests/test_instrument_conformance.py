@@ -550,3 +550,46 @@ def test_truncated_content_is_valid_json_and_marked(driver_api, monkeypatch):
         json.loads(attrs[key])  # check_span has checked its shape
     longer = [k for k in captured if k in attrs.get("tracehouse.content.truncated", ())]
     assert longer, "the tool call's content does not fit in 60 bytes: some was truncated and marked"
+
+
+# -- scoring the call just made ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def openai_api() -> Iterator[Any]:
+    yield from DRIVERS[0].server()
+
+
+def test_score_lands_on_the_llm_call_with_its_response_id(openai_api, monkeypatch):
+    """One library is enough: the look-up is the call's, not the provider's."""
+    import openai
+    import tracehouse
+    from tracehouse import _score
+
+    driver, api = DRIVERS[0], openai_api
+
+    logs = InMemoryLogExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    monkeypatch.setattr(_score, "_get_logger", lambda: provider.get_logger("test"))
+    client = openai.OpenAI(base_url=api.base_url, api_key="t", max_retries=0)
+    with Session(driver) as session:
+        app = session.traced.provider.get_tracer("app")
+        with app.start_as_current_span("handle request") as outer:
+            first = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            client.responses.create(model="gpt-4.1", input="hi")  # another call, another id
+            tracehouse.score("helpful", 1.0, response=first)  # the object the application holds
+            tracehouse.score("format", 0.5, response=first.id)  # or its id
+            tracehouse.score("latest", label="ok", last_llm_call=True)  # the call just made
+            tracehouse.score("request", 0.2)  # no subject: the current span, as before
+    chat, later, app_span = session.traced.spans()
+    by_name = {r.log_record.attributes["gen_ai.evaluation.name"]: r.log_record for r in logs.get_finished_logs()}
+    assert {k: (r.span_id, r.attributes.get("gen_ai.response.id")) for k, r in by_name.items()} == {
+        "helpful": (chat.context.span_id, "chatcmpl-1"),
+        "format": (chat.context.span_id, "chatcmpl-1"),
+        "latest": (later.context.span_id, "resp_1"),
+        "request": (outer.get_span_context().span_id, None),
+    }
+    assert {r.trace_id for r in by_name.values()} == {app_span.context.trace_id}
+    with pytest.raises(ValueError, match="no LLM call that returned response id 'nope'"):
+        tracehouse.score("x", 1.0, response="nope")

@@ -95,7 +95,7 @@ def test_openai_token_usage_and_duration(reader, api):  # noqa: F811
     [gaps] = points["gen_ai.client.operation.time_per_output_chunk"].values()
     assert dict(first.attributes) == chat == dict(gaps.attributes)
     assert (first.count, gaps.count) == (1, 4)
-    assert 0 < first.sum and 0 <= gaps.sum < durations[_key(**chat)].sum
+    assert first.sum > 0 and 0 <= gaps.sum < durations[_key(**chat)].sum
 
 
 def test_metrics_off_with_no_meter_provider_do_not_break_calls(api):  # noqa: F811

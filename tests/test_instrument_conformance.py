@@ -82,7 +82,12 @@ TYPES: dict[str, type] = {
     "openai.response.service_tier": STRING,
     "openai.response.system_fingerprint": STRING,
 }
-CONTENT = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "gen_ai.tool.definitions")
+CONTENT = (
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.definitions",
+)
 
 
 def _nullable_string(value: Any) -> bool:
@@ -101,7 +106,9 @@ def check_part(part: Any, where: str) -> None:
         assert "response" in part and _nullable_string(part.get("id")), (where, part)
     elif kind == "server_tool_call":
         assert isinstance(part.get("name"), str), (where, part)
-        assert isinstance(part.get("server_tool_call"), dict) and isinstance(part["server_tool_call"].get("type"), str)
+        assert isinstance(part.get("server_tool_call"), dict) and isinstance(
+            part["server_tool_call"].get("type"), str
+        )
     elif kind == "server_tool_call_response":
         response = part.get("server_tool_call_response")
         assert isinstance(response, dict) and isinstance(response.get("type"), str), (where, part)
@@ -153,7 +160,9 @@ def check_span(span: Any) -> dict[str, Any]:
     assert attrs.get("gen_ai.operation.name") in OPERATIONS, where
     assert isinstance(attrs.get("gen_ai.provider.name"), str) and attrs["gen_ai.provider.name"], where
     model = attrs.get("gen_ai.request.model")
-    assert span.name == (f"{attrs['gen_ai.operation.name']} {model}" if model else attrs["gen_ai.operation.name"])
+    assert span.name == (
+        f"{attrs['gen_ai.operation.name']} {model}" if model else attrs["gen_ai.operation.name"]
+    )
     for key, value in attrs.items():
         if key in TYPES:
             expected = TYPES[key]
@@ -218,9 +227,13 @@ def _openai_calls(api: Any) -> dict[str, Callable[[], Any]]:
 
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     return {
-        "sync": lambda: client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=1, top_p=1),
+        "sync": lambda: client().chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, temperature=1, top_p=1
+        ),
         "async": _run(achat),
-        "stream": lambda: list(client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)),
+        "stream": lambda: list(
+            client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        ),
         "tools": lambda: client().chat.completions.create(model="gpt-tools", messages=MESSAGES, tools=tools),
         "error": lambda: client().chat.completions.create(model="gpt-400", messages=MESSAGES),
         "json": lambda: client().chat.completions.create(
@@ -240,11 +253,15 @@ def _openai_responses_calls(api: Any) -> dict[str, Callable[[], Any]]:
             await c.responses.create(model="gpt-4.1", input="hi", instructions="Be brief.")
 
     return {
-        "sync": lambda: client().responses.create(model="gpt-4.1", input="hi", instructions="Be brief.", temperature=1),
+        "sync": lambda: client().responses.create(
+            model="gpt-4.1", input="hi", instructions="Be brief.", temperature=1
+        ),
         "async": _run(asend),
         "stream": lambda: list(client().responses.create(model="gpt-4.1", input="hi", stream=True)),
         "tools": lambda: client().responses.create(
-            model="gpt-rtools", input="hi", tools=[{"type": "function", "name": "get_weather", "parameters": {}}]
+            model="gpt-rtools",
+            input="hi",
+            tools=[{"type": "function", "name": "get_weather", "parameters": {}}],
         ),
         "json": lambda: client().responses.create(
             model="gpt-4.1", input="hi", text={"format": {"type": "json_object"}}
@@ -281,11 +298,19 @@ def _anthropic_calls(api: Any) -> dict[str, Callable[[], Any]]:
     tools = [{"name": "get_weather", "description": "w", "input_schema": {"type": "object"}}]
     return {
         "sync": lambda: client().messages.create(
-            model="claude-x", max_tokens=8, messages=MESSAGES[1:], system="Be brief.", extra_body={"temperature": 1, "top_k": 5}
+            model="claude-x",
+            max_tokens=8,
+            messages=MESSAGES[1:],
+            system="Be brief.",
+            extra_body={"temperature": 1, "top_k": 5},
         ),
         "async": _run(achat),
-        "stream": lambda: list(client().messages.create(model="claude-x", max_tokens=8, messages=MESSAGES[1:], stream=True)),
-        "tools": lambda: client().messages.create(model="claude-tools", max_tokens=8, messages=MESSAGES[1:], tools=tools),
+        "stream": lambda: list(
+            client().messages.create(model="claude-x", max_tokens=8, messages=MESSAGES[1:], stream=True)
+        ),
+        "tools": lambda: client().messages.create(
+            model="claude-tools", max_tokens=8, messages=MESSAGES[1:], tools=tools
+        ),
         "error": lambda: client().messages.create(model="claude-400", max_tokens=8, messages=MESSAGES[1:]),
     }
 
@@ -314,7 +339,9 @@ def _google_calls(api: Any) -> dict[str, Callable[[], Any]]:
         ),
         "error": lambda: client().models.generate_content(model="gemini-400", contents="hi"),
         "json": lambda: client().models.generate_content(
-            model="gemini-x", contents="hi", config=types.GenerateContentConfig(response_mime_type="application/json")
+            model="gemini-x",
+            contents="hi",
+            config=types.GenerateContentConfig(response_mime_type="application/json"),
         ),
     }
 
@@ -325,9 +352,13 @@ def _litellm_calls(api: Any) -> dict[str, Callable[[], Any]]:
     kw = {"api_base": api.base_url, "api_key": "t"}
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     return {
-        "sync": lambda: litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, temperature=1, **kw),
+        "sync": lambda: litellm.completion(
+            model="openai/gpt-4o-mini", messages=MESSAGES, temperature=1, **kw
+        ),
         "async": _run(lambda: litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES, **kw)),
-        "stream": lambda: list(litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, stream=True, **kw)),
+        "stream": lambda: list(
+            litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, stream=True, **kw)
+        ),
         "tools": lambda: litellm.completion(model="openai/gpt-tools", messages=MESSAGES, tools=tools, **kw),
         "error": lambda: litellm.completion(model="openai/gpt-400", messages=MESSAGES, **kw),
         "json": lambda: litellm.completion(
@@ -359,7 +390,9 @@ def _ollama_calls(api: Any) -> dict[str, Callable[[], Any]]:
 
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     return {
-        "sync": lambda: ollama.Client(host=api.base_url).chat("llama3", MESSAGES, options={"temperature": 1, "top_k": 4}),
+        "sync": lambda: ollama.Client(host=api.base_url).chat(
+            "llama3", MESSAGES, options={"temperature": 1, "top_k": 4}
+        ),
         "async": _run(achat),
         "stream": lambda: list(ollama.Client(host=api.base_url).chat("llama3", MESSAGES, stream=True)),
         "tools": lambda: ollama.Client(host=api.base_url).chat("llama-tools", MESSAGES, tools=tools),
@@ -406,7 +439,12 @@ def _instrumentor(module: str, cls: str) -> Callable[[], Any]:
 
 
 DRIVERS = [
-    Driver("openai-chat", _instrumentor("openai", "OpenAIInstrumentor"), _server("test_instrument_openai", "/v1"), _openai_calls),
+    Driver(
+        "openai-chat",
+        _instrumentor("openai", "OpenAIInstrumentor"),
+        _server("test_instrument_openai", "/v1"),
+        _openai_calls,
+    ),
     Driver(
         "openai-responses",
         _instrumentor("openai", "OpenAIInstrumentor"),
@@ -419,12 +457,42 @@ DRIVERS = [
         _server("test_instrument_openai", "/v1"),
         _openai_embeddings_calls,
     ),
-    Driver("anthropic", _instrumentor("anthropic", "AnthropicInstrumentor"), _server("test_instrument_anthropic"), _anthropic_calls),
-    Driver("google-genai", _instrumentor("google_genai", "GoogleGenAIInstrumentor"), _server("test_instrument_google_genai"), _google_calls),
-    Driver("litellm", _instrumentor("litellm", "LiteLLMInstrumentor"), _server("test_instrument_litellm", "/v1"), _litellm_calls),
-    Driver("bedrock", _instrumentor("bedrock", "BedrockInstrumentor"), _server("test_instrument_bedrock"), _bedrock_calls),
-    Driver("ollama", _instrumentor("ollama", "OllamaInstrumentor"), _server("test_instrument_ollama"), _ollama_calls),
-    Driver("mistralai", _instrumentor("mistralai", "MistralInstrumentor"), _server("test_instrument_mistralai"), _mistral_calls),
+    Driver(
+        "anthropic",
+        _instrumentor("anthropic", "AnthropicInstrumentor"),
+        _server("test_instrument_anthropic"),
+        _anthropic_calls,
+    ),
+    Driver(
+        "google-genai",
+        _instrumentor("google_genai", "GoogleGenAIInstrumentor"),
+        _server("test_instrument_google_genai"),
+        _google_calls,
+    ),
+    Driver(
+        "litellm",
+        _instrumentor("litellm", "LiteLLMInstrumentor"),
+        _server("test_instrument_litellm", "/v1"),
+        _litellm_calls,
+    ),
+    Driver(
+        "bedrock",
+        _instrumentor("bedrock", "BedrockInstrumentor"),
+        _server("test_instrument_bedrock"),
+        _bedrock_calls,
+    ),
+    Driver(
+        "ollama",
+        _instrumentor("ollama", "OllamaInstrumentor"),
+        _server("test_instrument_ollama"),
+        _ollama_calls,
+    ),
+    Driver(
+        "mistralai",
+        _instrumentor("mistralai", "MistralInstrumentor"),
+        _server("test_instrument_mistralai"),
+        _mistral_calls,
+    ),
 ]
 SCENARIOS = ("sync", "async", "stream", "tools", "error", "json")
 
@@ -583,7 +651,9 @@ def test_score_lands_on_the_llm_call_with_its_response_id(openai_api, monkeypatc
             tracehouse.score("latest", label="ok", last_llm_call=True)  # the call just made
             tracehouse.score("request", 0.2)  # no subject: the current span, as before
     chat, later, app_span = session.traced.spans()
-    by_name = {r.log_record.attributes["gen_ai.evaluation.name"]: r.log_record for r in logs.get_finished_logs()}
+    by_name = {
+        r.log_record.attributes["gen_ai.evaluation.name"]: r.log_record for r in logs.get_finished_logs()
+    }
     assert {k: (r.span_id, r.attributes.get("gen_ai.response.id")) for k, r in by_name.items()} == {
         "helpful": (chat.context.span_id, "chatcmpl-1"),
         "format": (chat.context.span_id, "chatcmpl-1"),
@@ -593,3 +663,32 @@ def test_score_lands_on_the_llm_call_with_its_response_id(openai_api, monkeypatc
     assert {r.trace_id for r in by_name.values()} == {app_span.context.trace_id}
     with pytest.raises(ValueError, match="no LLM call that returned response id 'nope'"):
         tracehouse.score("x", 1.0, response="nope")
+
+
+# -- nothing at import time ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("module", "library"),
+    [
+        ("openai", "openai"),
+        ("anthropic", "anthropic"),
+        ("google_genai", "google.genai"),
+        ("litellm", "litellm"),
+        ("bedrock", "botocore"),
+        ("ollama", "ollama"),
+        ("mistralai", "mistralai"),
+    ],
+)
+def test_importing_an_instrumentor_does_not_import_its_library(module, library):
+    """`opentelemetry-instrument` loads every entry point at start-up: that must stay cheap."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys, tracehouse.instrumentors.{module} as m; print({library!r} in sys.modules, m.__name__)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert out.stdout.split() == ["False", f"tracehouse.instrumentors.{module}"], out.stderr

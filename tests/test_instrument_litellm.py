@@ -22,7 +22,6 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import genai_support
@@ -131,12 +130,7 @@ ANTHROPIC_MESSAGE = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
+class _Handler(genai_support.FakeAPIHandler):
     def _send(self, status: int, raw: bytes, content_type: str, extra_length: int = 0) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -302,7 +296,9 @@ def test_tool_calls(traced, api):
     assert resp.choices[0].message.tool_calls[0].function.name == "get_weather"
     attrs = dict(traced.one().attributes)
     assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
-    assert json.loads(attrs["gen_ai.tool.definitions"]) == [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
+    assert json.loads(attrs["gen_ai.tool.definitions"]) == [
+        {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    ]
     assert json.loads(attrs["gen_ai.input.messages"]) == [
         {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]},
         {"role": "assistant", "parts": TOOL_OUT[0]["parts"]},
@@ -607,13 +603,6 @@ def test_registered_for_zero_code_and_opentelemetry_instrument():
     target = "tracehouse.instrumentors.litellm:LiteLLMInstrumentor"
     assert entry_points["tracehouse_litellm"] == target
     assert INSTRUMENTORS["litellm"] == ("litellm", target)
-
-
-def test_module_import_does_not_import_litellm():
-    code = "import sys, tracehouse.instrumentors.litellm as m; print('litellm' in sys.modules, m.LiteLLMInstrumentor.name)"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
-    assert out.stdout.split() == ["False", "litellm"], out.stderr
 
 
 # -- end to end: spans as the collector stores them ------------------------------------------------

@@ -210,7 +210,11 @@ def _run(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.Comp
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TRACEHOUSE_", "OTEL_"))}
     clean.update(env)
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=clean, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -263,7 +267,10 @@ def test_unset_or_disabled_does_nothing():
     code = "import sys; print('tracehouse_bootstrap' in sys.modules, 'opentelemetry.sdk' in sys.modules)"
     assert _run(code, {}).stdout.split() == ["False", "False"]
     assert _run(PROBE, {"TRACEHOUSE_INSTRUMENT": "0"}).stdout.split()[0] == "ProxyTracerProvider"
-    assert _run(PROBE, {"TRACEHOUSE_INSTRUMENT": "1", "OTEL_SDK_DISABLED": "true"}).stdout.split()[0] == "ProxyTracerProvider"
+    assert (
+        _run(PROBE, {"TRACEHOUSE_INSTRUMENT": "1", "OTEL_SDK_DISABLED": "true"}).stdout.split()[0]
+        == "ProxyTracerProvider"
+    )
 
 
 def test_instrumentor_lists_and_disabled_instrumentations():
@@ -272,7 +279,10 @@ def test_instrumentor_lists_and_disabled_instrumentations():
     assert "unknown instrumentors ['nosuchlib']" in p.stderr
     from tracehouse.instrumentors import INSTRUMENTORS
 
-    p = _run(PROBE, {"TRACEHOUSE_INSTRUMENT": "all", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ",".join(INSTRUMENTORS)})
+    p = _run(
+        PROBE,
+        {"TRACEHOUSE_INSTRUMENT": "all", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ",".join(INSTRUMENTORS)},
+    )
     assert p.stdout.split()[1] == "[]"
 
 
@@ -313,9 +323,19 @@ def test_zero_code_spans_flushed_at_exit_and_after_fork(collector):
             sys.exit(0)  # normal exit: the SDK flushes in the child too
         os.waitpid(pid, 0)
     """
-    p = _run(code, {"TRACEHOUSE_INSTRUMENT": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_url, "OTEL_SERVICE_NAME": service})
+    p = _run(
+        code,
+        {
+            "TRACEHOUSE_INSTRUMENT": "1",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_url,
+            "OTEL_SERVICE_NAME": service,
+        },
+    )
     assert p.returncode == 0, p.stderr
-    names = sorted(r["SpanName"] for r in collector.sql(f"SELECT SpanName FROM otel_traces WHERE ServiceName = '{service}'"))
+    names = sorted(
+        r["SpanName"]
+        for r in collector.sql(f"SELECT SpanName FROM otel_traces WHERE ServiceName = '{service}'")
+    )
     assert names == ["child-work", "parent-work"]
 
 

@@ -12,7 +12,9 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span, SpanProcessor
 
-_current: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("tracehouse_context", default=None)
+_current: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "tracehouse_context", default=None
+)
 
 SESSION_ID = "session.id"
 CONVERSATION_ID = "gen_ai.conversation.id"  # the GenAI conventions' name for the same session

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 EVENT_NAME = "gen_ai.evaluation.result"
 RUN_ID = "tracehouse.run.id"
 
+
 def _get_logger() -> Any:
     from tracehouse import _setup
 

@@ -56,7 +56,9 @@ def _exporter(signal: str, endpoint: str | None, headers: dict[str, str] | None)
     path, http_exporter, grpc_exporter = _EXPORTERS[signal]
     upper = signal.upper()
     protocol = (
-        os.environ.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or ""
     ).strip().lower() or "http/protobuf"
     specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT")
     configured = specific or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -87,7 +89,9 @@ def _setup_metrics(resource: Any, endpoint: str | None, headers: dict[str, str] 
 
     if isinstance(metrics.get_meter_provider(), MeterProvider):
         return
-    reader = PeriodicExportingMetricReader(_exporter("metrics", endpoint, headers))  # OTEL_METRIC_EXPORT_INTERVAL
+    reader = PeriodicExportingMetricReader(
+        _exporter("metrics", endpoint, headers)
+    )  # OTEL_METRIC_EXPORT_INTERVAL
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))  # flushes at exit
 
 

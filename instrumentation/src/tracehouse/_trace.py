@@ -35,7 +35,9 @@ KINDS: dict[str, str] = {
 UNKNOWN_PROVIDER = "unknown"
 
 
-def _span_name_and_attributes(kind: str, name: str, attributes: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+def _span_name_and_attributes(
+    kind: str, name: str, attributes: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
     """The span name and attributes the GenAI conventions give a step of this kind: tools are
     `execute_tool {name}`, agents `invoke_agent {name}`, LLM calls `chat {model}`."""
     attrs = dict(attributes or {})
@@ -108,7 +110,11 @@ def trace(
 
         def start():
             return _tracer().start_as_current_span(
-                span_name, kind=span_kind, attributes=attrs, record_exception=False, set_status_on_exception=False
+                span_name,
+                kind=span_kind,
+                attributes=attrs,
+                record_exception=False,
+                set_status_on_exception=False,
             )
 
         # Generators suspend: their span is made current only while their body runs, never
@@ -122,7 +128,9 @@ def trace(
                     with otel_trace.use_span(span, end_on_exit=False):
                         agen = fn(*args, **kwargs)
                     while True:
-                        with otel_trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                        with otel_trace.use_span(
+                            span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                        ):
                             try:
                                 item = await agen.__anext__()
                             except StopAsyncIteration:
@@ -149,7 +157,9 @@ def trace(
                         gen = fn(*args, **kwargs)
                     sent: Any = None
                     while True:
-                        with otel_trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                        with otel_trace.use_span(
+                            span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                        ):
                             try:
                                 item = gen.send(sent)
                             except StopIteration as stop:

@@ -52,7 +52,9 @@ class GenAIInstrumentor(BaseInstrumentor):
         # Without an explicit provider this is the global proxy tracer: zero-code mode sets the
         # provider up on the first call, so that an application's own set-up comes first.
         self.tracer = tracer if provider is not None else _SetupOnFirstSpan(tracer)
-        self.meter = metrics.get_meter(scope, __version__, kwargs.get("meter_provider"), schema_url=SCHEMA_URL)
+        self.meter = metrics.get_meter(
+            scope, __version__, kwargs.get("meter_provider"), schema_url=SCHEMA_URL
+        )
         self.metrics = GenAIMetrics(self.meter)
         self.logger_provider = kwargs.get("logger_provider")
         self._logger: Any = None

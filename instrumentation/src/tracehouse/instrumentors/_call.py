@@ -16,6 +16,7 @@ stream hooks (as `opentelemetry-util-genai` separates the handler from its strea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -89,7 +90,9 @@ def finish_reason(raw: Any) -> str | None:
     return reason
 
 
-def function_tool(name: Any, description: Any = None, parameters: Any = None, kind: str = "function") -> dict[str, Any]:
+def function_tool(
+    name: Any, description: Any = None, parameters: Any = None, kind: str = "function"
+) -> dict[str, Any]:
     """A tool definition as the conventions' schema has it: top-level type and name."""
     tool: dict[str, Any] = {"type": kind, "name": name if isinstance(name, str) else str(name)}
     if isinstance(description, str) and description:
@@ -223,7 +226,11 @@ class LLMCall:
     def inputs(self, messages: Any = None, system: Any = None, tools: Any = None) -> None:
         """Content of the request (plain lists of dicts in the conventions' shapes); call only
         when `self.capture`."""
-        for key, value in ((sc.INPUT_MESSAGES, messages), (sc.SYSTEM_INSTRUCTIONS, system), (sc.TOOL_DEFINITIONS, tools)):
+        for key, value in (
+            (sc.INPUT_MESSAGES, messages),
+            (sc.SYSTEM_INSTRUCTIONS, system),
+            (sc.TOOL_DEFINITIONS, tools),
+        ):
             if value:
                 self._content(self.attrs, key, value)
 
@@ -243,7 +250,9 @@ class LLMCall:
 
     def attach(self) -> object:
         """Make this call's span current (and mark the context as inside an LLM call)."""
-        return otel_context.attach(otel_context.set_value(IN_CALL, True, trace.set_span_in_context(self.span)))
+        return otel_context.attach(
+            otel_context.set_value(IN_CALL, True, trace.set_span_in_context(self.span))
+        )
 
     # -- response facts ------------------------------------------------------------------------------
 
@@ -321,10 +330,8 @@ class LLMCall:
     # -- life cycle ----------------------------------------------------------------------------------
 
     def response(self, result: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):  # telemetry must never break the call
             self.on_response(result)
-        except Exception:  # telemetry must never break the call
-            pass
 
     def chunk(self, chunk: Any) -> bool | None:
         now = time.monotonic()
@@ -495,7 +502,9 @@ def traced(start: Callable[[Any, Any, Any], LLMCall | None], is_async: bool) -> 
     return wrapper
 
 
-def starter(make: Callable[..., LLMCall], scope_fragment: str | None = None, own_scopes: tuple[str, ...] = ()) -> Callable[..., LLMCall | None]:
+def starter(
+    make: Callable[..., LLMCall], scope_fragment: str | None = None, own_scopes: tuple[str, ...] = ()
+) -> Callable[..., LLMCall | None]:
     """`make(instance, args, kwargs)` guarded: nothing when instrumentation is suppressed or the
     call is already traced, and never an exception from telemetry."""
 

@@ -46,6 +46,7 @@ _CALL_METHODS = ("create", "parse")  # parse() posts directly rather than throug
 _SDK_SPAN_HOOK = ("anthropic._base_client", "start_api_call_span")
 _SDK_SCOPE = "com.anthropic.sdk.python"
 
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -182,7 +183,9 @@ def _system(system: Any) -> list[dict[str, Any]] | None:
 class _Call(LLMCall):
     """One Messages call: Anthropic's request, Message and stream events as the call's facts."""
 
-    def __init__(self, inst: AnthropicInstrumentor, instance: Any, kwargs: dict[str, Any], stream: bool) -> None:
+    def __init__(
+        self, inst: AnthropicInstrumentor, instance: Any, kwargs: dict[str, Any], stream: bool
+    ) -> None:
         host, port, provider = _server(instance)
         super().__init__(inst, sc.CHAT, get(kwargs, "model"), provider, host, port)
         self.stream_class: Any = None
@@ -281,7 +284,15 @@ class _Call(LLMCall):
         elif kind == "content_block_delta":
             slot = self.blocks.setdefault(
                 get(event, "index", 0),
-                {"block": None, "type": "text", "id": None, "name": None, "input": None, "text": [], "json": []},
+                {
+                    "block": None,
+                    "type": "text",
+                    "id": None,
+                    "name": None,
+                    "input": None,
+                    "text": [],
+                    "json": [],
+                },
             )
             delta = get(event, "delta")
             dtype = get(delta, "type")
@@ -326,7 +337,9 @@ class _Call(LLMCall):
                 raw = "".join(slot["json"])
                 arguments = args_json(raw) if raw else jsonable(slot["input"])
                 if kind == "tool_use":
-                    parts.append({"type": "tool_call", "id": slot["id"], "name": slot["name"], "arguments": arguments})
+                    parts.append(
+                        {"type": "tool_call", "id": slot["id"], "name": slot["name"], "arguments": arguments}
+                    )
                 else:
                     parts.append(_server_tool_call(slot["id"], slot["name"], arguments))
             elif kind == "thinking":
@@ -392,7 +405,9 @@ class AnthropicInstrumentor(GenAIInstrumentor):
 
     def _maker(self, stream_class: Any, streamed: bool | None = None) -> Any:
         def make(instance: Any, args: Any, kwargs: dict[str, Any]) -> _Call:
-            call = _Call(self, instance, kwargs, kwargs.get("stream") is True if streamed is None else streamed)
+            call = _Call(
+                self, instance, kwargs, kwargs.get("stream") is True if streamed is None else streamed
+            )
             call.stream_class = stream_class
             call.start()
             return call
@@ -446,7 +461,9 @@ def _traced_sync(start: Any, request: Any, instance: Any, kwargs: dict[str, Any]
     return traced_request
 
 
-def _traced_async(start: Any, request: Any, instance: Any, kwargs: dict[str, Any], holder: list[_Call]) -> Any:
+def _traced_async(
+    start: Any, request: Any, instance: Any, kwargs: dict[str, Any], holder: list[_Call]
+) -> Any:
     async def traced_request() -> Any:
         call = start(instance, (), kwargs)
         if call is None:

@@ -45,6 +45,7 @@ _OPERATIONS = frozenset({"Converse", "ConverseStream", "InvokeModel", "InvokeMod
 _STREAMING = frozenset({"ConverseStream", "InvokeModelWithResponseStream"})
 PROVIDER = "aws.bedrock"
 
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -151,7 +152,11 @@ def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
             kind = next(iter(tool), "unknown") if isinstance(tool, dict) and tool else "unknown"
             out.append(function_tool(kind, kind=kind))
             continue
-        out.append(function_tool(get(spec, "name"), get(spec, "description"), jsonable(get(get(spec, "inputSchema"), "json"))))
+        out.append(
+            function_tool(
+                get(spec, "name"), get(spec, "description"), jsonable(get(get(spec, "inputSchema"), "json"))
+            )
+        )
     return out
 
 
@@ -172,7 +177,9 @@ def _input_messages(messages: Any) -> list[dict[str, Any]]:
 class _Call(LLMCall):
     """One Bedrock operation: Converse and the model bodies of InvokeModel as the call's facts."""
 
-    def __init__(self, inst: BedrockInstrumentor, client: Any, operation: str, params: dict[str, Any]) -> None:
+    def __init__(
+        self, inst: BedrockInstrumentor, client: Any, operation: str, params: dict[str, Any]
+    ) -> None:
         self.body: dict[str, Any] | None = None
         self.kind = "converse"  # or "anthropic", "nova", "titan", "embed", "other"
         model = get(params, "modelId")
@@ -180,7 +187,9 @@ class _Call(LLMCall):
             self.body = _json_body(get(params, "body"))
             self.kind = _body_kind(self.body, model)
         host, port = _server(client)
-        super().__init__(inst, sc.EMBEDDINGS if self.kind == "embed" else sc.CHAT, model, PROVIDER, host, port)
+        super().__init__(
+            inst, sc.EMBEDDINGS if self.kind == "embed" else sc.CHAT, model, PROVIDER, host, port
+        )
         self.api = operation
         # accumulated from stream events
         self.stop_reason: Any = None
@@ -214,7 +223,12 @@ class _Call(LLMCall):
     def _converse_request(self, params: dict[str, Any]) -> None:
         self._params(
             get(params, "inferenceConfig"),
-            {"max_tokens": ("maxTokens",), "temperature": ("temperature",), "top_p": ("topP",), "stop": ("stopSequences",)},
+            {
+                "max_tokens": ("maxTokens",),
+                "temperature": ("temperature",),
+                "top_p": ("topP",),
+                "stop": ("stopSequences",),
+            },
         )
         self._params(get(params, "additionalModelRequestFields"), {"top_k": ("top_k", "topK")})
         if self.capture:
@@ -479,7 +493,12 @@ class _Call(LLMCall):
             if slot["type"] == "tool_use":
                 raw = "".join(slot["json"])
                 parts.append(
-                    {"type": "tool_call", "id": slot["id"], "name": slot["name"], "arguments": args_json(raw) if raw else {}}
+                    {
+                        "type": "tool_call",
+                        "id": slot["id"],
+                        "name": slot["name"],
+                        "arguments": args_json(raw) if raw else {},
+                    }
                 )
             elif slot["type"] == "reasoning":
                 parts.append({"type": "reasoning", "content": "".join(slot["text"])})

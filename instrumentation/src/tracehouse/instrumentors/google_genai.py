@@ -41,6 +41,7 @@ _MODULE = "google.genai.models"
 _CLASSES = ("Models", "AsyncModels")
 _GENERATE, _STREAM, _EMBED = "generate_content", "generate_content_stream", "embed_content"
 
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -145,13 +146,20 @@ def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
     for tool in seq(tools):
         if callable(tool) and not hasattr(tool, "model_dump"):
             doc = getattr(tool, "__doc__", None)
-            out.append(function_tool(getattr(tool, "__name__", type(tool).__name__), doc.strip() if isinstance(doc, str) else None))
+            out.append(
+                function_tool(
+                    getattr(tool, "__name__", type(tool).__name__),
+                    doc.strip() if isinstance(doc, str) else None,
+                )
+            )
             continue
         for declaration in seq(get(tool, "function_declarations")):
             schema = get(declaration, "parameters_json_schema") or get(declaration, "parameters")
-            out.append(function_tool(get(declaration, "name"), get(declaration, "description"), jsonable(schema)))
+            out.append(
+                function_tool(get(declaration, "name"), get(declaration, "description"), jsonable(schema))
+            )
         fields = jsonable(tool)
-        for name, value in (fields.items() if isinstance(fields, dict) else ()):
+        for name, value in fields.items() if isinstance(fields, dict) else ():
             if name != "function_declarations" and value is not None:
                 out.append(function_tool(name, kind=name))
     return out
@@ -210,7 +218,14 @@ def _system(instruction: Any) -> list[dict[str, Any]] | None:
 class _Call(LLMCall):
     """One generate_content or embed_content call: google-genai's shapes as the call's facts."""
 
-    def __init__(self, inst: GoogleGenAIInstrumentor, instance: Any, kwargs: dict[str, Any], operation: str, stream: bool) -> None:
+    def __init__(
+        self,
+        inst: GoogleGenAIInstrumentor,
+        instance: Any,
+        kwargs: dict[str, Any],
+        operation: str,
+        stream: bool,
+    ) -> None:
         host, port, provider = _server(instance)
         super().__init__(inst, operation, kwargs.get("model"), provider, host, port)
         self.streams = stream
@@ -227,7 +242,13 @@ class _Call(LLMCall):
         mime = get(config, "response_mime_type")
         fmt = None
         if isinstance(mime, str) and mime:
-            fmt = sc.OUTPUT_JSON if mime.endswith("json") else sc.OUTPUT_TEXT if mime.startswith("text/") else mime
+            fmt = (
+                sc.OUTPUT_JSON
+                if mime.endswith("json")
+                else sc.OUTPUT_TEXT
+                if mime.startswith("text/")
+                else mime
+            )
         elif get(config, "response_schema") is not None or get(config, "response_json_schema") is not None:
             fmt = sc.OUTPUT_JSON
         self.request(
@@ -286,7 +307,12 @@ class _Call(LLMCall):
     def _output(self, candidates: list[tuple[list[dict[str, Any]], Any]]) -> None:
         self.finish_reasons(reason for _parts, reason in candidates)
         if self.capture and candidates:
-            self.outputs([{"role": "assistant", "parts": parts, "finish_reason": reason} for parts, reason in candidates])
+            self.outputs(
+                [
+                    {"role": "assistant", "parts": parts, "finish_reason": reason}
+                    for parts, reason in candidates
+                ]
+            )
 
     def on_response(self, result: Any) -> None:
         if self.operation == sc.EMBEDDINGS:
@@ -310,7 +336,9 @@ class _Call(LLMCall):
         self.stream_usage = get(chunk, "usage_metadata") or self.stream_usage  # cumulative: the last wins
         for position, candidate in enumerate(seq(get(chunk, "candidates"))):
             index = _int(get(candidate, "index"))
-            slot = self.candidates.setdefault(position if index is None else index, {"parts": [], "finish": None})
+            slot = self.candidates.setdefault(
+                position if index is None else index, {"parts": [], "finish": None}
+            )
             slot["finish"] = get(candidate, "finish_reason") or slot["finish"]
             for part in seq(get(get(candidate, "content"), "parts")):
                 new = _part(part)
@@ -323,7 +351,9 @@ class _Call(LLMCall):
     def on_stream_end(self) -> None:
         self.response_ids(self.response_id, self.model_version)
         self._usage(self.stream_usage)
-        self._output([(self.candidates[i]["parts"], self.candidates[i]["finish"]) for i in sorted(self.candidates)])
+        self._output(
+            [(self.candidates[i]["parts"], self.candidates[i]["finish"]) for i in sorted(self.candidates)]
+        )
 
 
 # -- the instrumentor ----------------------------------------------------------------------------

@@ -91,7 +91,15 @@ class _Call(OpenAICall):
         self.params = params
         self.provider, name = inst.route(params.get("model"), params)
         host, port = _server(params)
-        super().__init__(inst, "embeddings" if operation == "embeddings" else "chat", params, name, self.provider, host, port)
+        super().__init__(
+            inst,
+            "embeddings" if operation == "embeddings" else "chat",
+            params,
+            name,
+            self.provider,
+            host,
+            port,
+        )
         self.litellm = inst
 
     def _usage(self, usage: Any) -> None:

@@ -59,6 +59,7 @@ _TARGETS = (
 )
 _SDK_SPAN_HOOK = ("mistralai.client._hooks.tracing", "get_traced_request_and_span")
 
+
 def _server(instance: Any, server_url: Any) -> tuple[str | None, int | None]:
     try:
         url = server_url if isinstance(server_url, str) and server_url else None
@@ -142,7 +143,12 @@ def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
     for tool in seq(tools):
         fn = get(tool, "function")
         out.append(
-            function_tool(get(fn, "name"), get(fn, "description"), jsonable(get(fn, "parameters")), get(tool, "type", "function"))
+            function_tool(
+                get(fn, "name"),
+                get(fn, "description"),
+                jsonable(get(fn, "parameters")),
+                get(tool, "type", "function"),
+            )
         )
     return out
 
@@ -153,7 +159,9 @@ def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
 class _Call(LLMCall):
     """One chat or embeddings call: Mistral's request, response and stream events as facts."""
 
-    def __init__(self, inst: MistralInstrumentor, instance: Any, kind: str, kwargs: dict[str, Any], stream: bool) -> None:
+    def __init__(
+        self, inst: MistralInstrumentor, instance: Any, kind: str, kwargs: dict[str, Any], stream: bool
+    ) -> None:
         host, port = _server(instance, get(kwargs, "server_url"))
         super().__init__(inst, kind, get(kwargs, "model"), PROVIDER, host, port)
         self.kind = kind
@@ -184,7 +192,11 @@ class _Call(LLMCall):
         )
         if self.capture:
             tools = seq(get(kw, "tools"))
-            self.inputs([_message(m) for m in seq(get(kw, "messages"))], None, _tool_definitions(tools) if tools else None)
+            self.inputs(
+                [_message(m) for m in seq(get(kw, "messages"))],
+                None,
+                _tool_definitions(tools) if tools else None,
+            )
 
     def is_stream(self, result: Any) -> bool:
         return self.streams and (hasattr(result, "__next__") or hasattr(result, "__anext__"))
@@ -208,7 +220,9 @@ class _Call(LLMCall):
         messages = []
         for choice in choices:
             message = get(choice, "message")
-            out: dict[str, Any] = _message(message) if message is not None else {"role": "assistant", "parts": []}
+            out: dict[str, Any] = (
+                _message(message) if message is not None else {"role": "assistant", "parts": []}
+            )
             out["role"] = "assistant"
             out["finish_reason"] = get(choice, "finish_reason")
             messages.append(out)

@@ -95,7 +95,12 @@ def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
         else:
             fn = get(tool, "function")
             out.append(
-                function_tool(get(fn, "name"), get(fn, "description"), jsonable(get(fn, "parameters")), get(tool, "type", "function"))
+                function_tool(
+                    get(fn, "name"),
+                    get(fn, "description"),
+                    jsonable(get(fn, "parameters")),
+                    get(tool, "type", "function"),
+                )
             )
     return out
 
@@ -137,7 +142,10 @@ class _Call(LLMCall):
         if embeds or not self.capture:
             return
         if self.method == "chat":
-            messages = [{"role": get(m, "role", "user"), "parts": _message_parts(m)} for m in seq(get(kwargs, "messages"))]
+            messages = [
+                {"role": get(m, "role", "user"), "parts": _message_parts(m)}
+                for m in seq(get(kwargs, "messages"))
+            ]
             self.inputs(messages, None, _tool_definitions(get(kwargs, "tools")))
             return
         prompt = get(kwargs, "prompt")
@@ -147,7 +155,11 @@ class _Call(LLMCall):
             prompt_parts.extend({"type": "blob", "modality": "image"} for _ in seq(get(kwargs, "images")))
             messages = [{"role": "user", "parts": prompt_parts}]
         instructions = get(kwargs, "system")
-        system = [{"type": "text", "content": instructions}] if isinstance(instructions, str) and instructions else None
+        system = (
+            [{"type": "text", "content": instructions}]
+            if isinstance(instructions, str) and instructions
+            else None
+        )
         self.inputs(messages, system)
 
     def is_stream(self, result: Any) -> bool:
@@ -239,7 +251,9 @@ class OllamaInstrumentor(GenAIInstrumentor):
                 except (TypeError, ValueError):
                     names = ["model"]
                 is_async = inspect.iscoroutinefunction(original)
-                wrapt.wrap_function_wrapper(cls, method, traced(starter(self._maker(method, names)), is_async))
+                wrapt.wrap_function_wrapper(
+                    cls, method, traced(starter(self._maker(method, names)), is_async)
+                )
                 self._patched.append((cls, method))
         self._rebind_module_functions()
 

@@ -303,7 +303,14 @@ class OpenAICall(LLMCall):
     openai_attributes = True  # openai.*: the OpenAI API's own (not LiteLLM's other providers)
 
     def __init__(
-        self, inst: GenAIInstrumentor, kind: str, kwargs: dict[str, Any], model: Any, provider: Any, host: Any, port: Any
+        self,
+        inst: GenAIInstrumentor,
+        kind: str,
+        kwargs: dict[str, Any],
+        model: Any,
+        provider: Any,
+        host: Any,
+        port: Any,
     ) -> None:
         operation = sc.EMBEDDINGS if kind == "embeddings" else sc.CHAT
         super().__init__(inst, operation, model, provider, host, port)
@@ -396,14 +403,22 @@ class OpenAICall(LLMCall):
         out_details = _get(usage, "completion_tokens_details")
         if out_details is None:
             out_details = _get(usage, "output_tokens_details")
-        self.usage(inp, out, cache_read=_get(in_details, "cached_tokens"), reasoning=_get(out_details, "reasoning_tokens"))
+        self.usage(
+            inp,
+            out,
+            cache_read=_get(in_details, "cached_tokens"),
+            reasoning=_get(out_details, "reasoning_tokens"),
+        )
 
     def _ids(self, rid: Any, model: Any, tier: Any = None, fingerprint: Any = None) -> None:
         self.response_ids(rid, model)
         if not self.openai_attributes:
             return
         # The tier OpenAI billed the call at (it answers `auto` with the one it used).
-        for key, value in ((sc.OPENAI_RESPONSE_SERVICE_TIER, tier), (sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, fingerprint)):
+        for key, value in (
+            (sc.OPENAI_RESPONSE_SERVICE_TIER, tier),
+            (sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, fingerprint),
+        ):
             if isinstance(value, str) and value:
                 self.facts[key] = self.metric_attrs[key] = value
 
@@ -424,7 +439,12 @@ class OpenAICall(LLMCall):
         choices = _get(result, "choices")
         if choices is None:  # e.g. with_raw_response: not parsed here, never parsed for it
             return
-        self._ids(_get(result, "id"), _get(result, "model"), _get(result, "service_tier"), _get(result, "system_fingerprint"))
+        self._ids(
+            _get(result, "id"),
+            _get(result, "model"),
+            _get(result, "service_tier"),
+            _get(result, "system_fingerprint"),
+        )
         self._usage(_get(result, "usage"))
         self.finish_reasons(_get(choice, "finish_reason") for choice in choices)
         if not self.capture:
@@ -433,7 +453,9 @@ class OpenAICall(LLMCall):
         for choice in choices:
             message = _get(choice, "message")
             content = _get(message, "content")
-            parts = [{"type": "text", "content": content}] if type(content) is str else _content_parts(content)
+            parts = (
+                [{"type": "text", "content": content}] if type(content) is str else _content_parts(content)
+            )
             refusal = _get(message, "refusal")
             if refusal:
                 parts.append({"type": "text", "content": refusal})
@@ -441,7 +463,11 @@ class OpenAICall(LLMCall):
             if tool_calls:
                 parts.extend(_tool_call_part(c) for c in tool_calls)
             out.append(
-                {"role": _get(message, "role", "assistant"), "parts": parts, "finish_reason": _get(choice, "finish_reason")}
+                {
+                    "role": _get(message, "role", "assistant"),
+                    "parts": parts,
+                    "finish_reason": _get(choice, "finish_reason"),
+                }
             )
         self.outputs(out)
 
@@ -546,7 +572,12 @@ class OpenAICall(LLMCall):
             for i in sorted(acc["tools"]):
                 slot = acc["tools"][i]
                 parts.append(
-                    {"type": "tool_call", "id": slot["id"], "name": slot["name"], "arguments": _args_json("".join(slot["args"]))}
+                    {
+                        "type": "tool_call",
+                        "id": slot["id"],
+                        "name": slot["name"],
+                        "arguments": _args_json("".join(slot["args"])),
+                    }
                 )
             out.append({"role": acc["role"] or "assistant", "parts": parts, "finish_reason": acc["finish"]})
         self.outputs(out)

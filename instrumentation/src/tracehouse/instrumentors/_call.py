@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tracehouse import _calls
 from tracehouse.instrumentors import _semconv as sc
-from tracehouse.instrumentors._common import AsyncStreamProxy, StreamProxy, capped_json, get
+from tracehouse.instrumentors._common import AsyncStreamProxy, StreamProxy, capped_json, get, jsonable, seq
 
 if TYPE_CHECKING:
     from tracehouse.instrumentors._base import GenAIInstrumentor
@@ -113,6 +113,27 @@ def output_type(response_format: Any) -> str | None:
     if kind == "text":
         return sc.OUTPUT_TEXT
     return None
+
+
+def openai_tools(tools: Any) -> list[dict[str, Any]]:
+    """Tool definitions in OpenAI's shapes (chat `{type: function, function: {name, ...}}`,
+    Responses `{type: function, name, ...}`; Mistral, Ollama and LiteLLM take them too) in the
+    conventions' shape; a built-in tool keeps its type as its name."""
+    out = []
+    for tool in seq(tools):
+        kind = get(tool, "type", "function")
+        function = get(tool, "function")
+        source = function if function is not None else tool
+        name = get(source, "name")
+        out.append(
+            function_tool(
+                name if name is not None else kind,
+                get(source, "description"),
+                jsonable(get(source, "parameters")),
+                str(kind),
+            )
+        )
+    return out
 
 
 def _double(value: Any) -> float | None:
@@ -247,6 +268,28 @@ class LLMCall:
     def start(self) -> None:
         self.span = self.inst.tracer.start_span(self.name, kind=SpanKind.CLIENT, attributes=self.attrs)
         self.started = time.monotonic()
+
+    def run(self, send: Callable[[], Any]) -> Any:
+        """`send()` (the request) with this call's span current; its failure ends the call."""
+        token = self.attach()
+        try:
+            return send()
+        except BaseException as exc:
+            self.end(exc)
+            raise
+        finally:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+    async def run_async(self, send: Callable[[], Any]) -> Any:
+        """`await send()` with this call's span current; its failure ends the call."""
+        token = self.attach()
+        try:
+            return await send()
+        except BaseException as exc:
+            self.end(exc)
+            raise
+        finally:
+            otel_context.detach(token)  # type: ignore[arg-type]
 
     def attach(self) -> object:
         """Make this call's span current (and mark the context as inside an LLM call)."""
@@ -472,14 +515,7 @@ def traced(start: Callable[[Any, Any, Any], LLMCall | None], is_async: bool) -> 
             if call is None:
                 return await wrapped(*args, **kwargs)
             args, kwargs = call.prepare(args, kwargs)
-            token = call.attach()
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)  # type: ignore[arg-type]
+            result = await call.run_async(lambda: wrapped(*args, **kwargs))
             return call.returned(result, True)
 
         return async_wrapper
@@ -489,15 +525,7 @@ def traced(start: Callable[[Any, Any, Any], LLMCall | None], is_async: bool) -> 
         if call is None:
             return wrapped(*args, **kwargs)
         args, kwargs = call.prepare(args, kwargs)
-        token = call.attach()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.end(exc)
-            raise
-        finally:
-            otel_context.detach(token)  # type: ignore[arg-type]
-        return call.returned(result, False)
+        return call.returned(call.run(lambda: wrapped(*args, **kwargs)), False)
 
     return wrapper
 

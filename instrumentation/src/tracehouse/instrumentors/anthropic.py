@@ -448,15 +448,7 @@ def _traced_sync(start: Any, request: Any, instance: Any, kwargs: dict[str, Any]
         if call is None:
             return request()
         holder.append(call)
-        token = call.attach()
-        try:
-            raw = request()
-        except BaseException as exc:
-            call.end(exc)
-            raise
-        finally:
-            otel_context.detach(token)
-        return StreamProxy(raw, call)
+        return StreamProxy(call.run(request), call)
 
     return traced_request
 
@@ -469,15 +461,7 @@ def _traced_async(
         if call is None:
             return await request
         holder.append(call)
-        token = call.attach()
-        try:
-            raw = await request
-        except BaseException as exc:
-            call.end(exc)
-            raise
-        finally:
-            otel_context.detach(token)
-        return AsyncStreamProxy(raw, call)
+        return AsyncStreamProxy(await call.run_async(lambda: request), call)
 
     return traced_request()
 

@@ -608,14 +608,7 @@ class BedrockInstrumentor(GenAIInstrumentor):
         call = self._start(instance, operation, params)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = call.attach()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.end(exc)
-            raise
-        finally:
-            otel_context.detach(token)
+        result = call.run(lambda: wrapped(*args, **kwargs))
         try:
             key = {"ConverseStream": "stream", "InvokeModelWithResponseStream": "body"}.get(operation)
             if key is not None:

@@ -29,7 +29,7 @@ from opentelemetry.instrumentation.utils import unwrap
 
 from tracehouse.instrumentors import _semconv as sc
 from tracehouse.instrumentors._base import GenAIInstrumentor
-from tracehouse.instrumentors._call import IN_CALL, LLMCall, function_tool, output_type, starter, traced
+from tracehouse.instrumentors._call import IN_CALL, LLMCall, openai_tools, output_type, starter, traced
 from tracehouse.instrumentors._common import args_json, get, jsonable, seq
 
 PROVIDER = "mistral_ai"
@@ -138,21 +138,6 @@ def _message(message: Any) -> dict[str, Any]:
     return {"role": role, "parts": parts}
 
 
-def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
-    out = []
-    for tool in seq(tools):
-        fn = get(tool, "function")
-        out.append(
-            function_tool(
-                get(fn, "name"),
-                get(fn, "description"),
-                jsonable(get(fn, "parameters")),
-                get(tool, "type", "function"),
-            )
-        )
-    return out
-
-
 # -- one traced call -----------------------------------------------------------------------------
 
 
@@ -195,7 +180,7 @@ class _Call(LLMCall):
             self.inputs(
                 [_message(m) for m in seq(get(kw, "messages"))],
                 None,
-                _tool_definitions(tools) if tools else None,
+                openai_tools(tools) if tools else None,
             )
 
     def is_stream(self, result: Any) -> bool:

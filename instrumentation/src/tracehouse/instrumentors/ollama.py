@@ -30,6 +30,7 @@ from tracehouse.instrumentors._call import (
     CurrentSpanStream,
     LLMCall,
     function_tool,
+    openai_tools,
     starter,
     traced,
 )
@@ -87,22 +88,13 @@ def _message_parts(message: Any) -> list[dict[str, Any]]:
 
 
 def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
-    out = []
-    for tool in seq(tools):
-        if callable(tool) and not hasattr(tool, "model_dump"):
-            # a Python function: ollama derives the schema from its docstring
-            out.append(function_tool(getattr(tool, "__name__", str(tool))))
-        else:
-            fn = get(tool, "function")
-            out.append(
-                function_tool(
-                    get(fn, "name"),
-                    get(fn, "description"),
-                    jsonable(get(fn, "parameters")),
-                    get(tool, "type", "function"),
-                )
-            )
-    return out
+    """OpenAI-shaped definitions, or Python functions (ollama derives their schema itself)."""
+    return [
+        function_tool(getattr(t, "__name__", str(t)))
+        if callable(t) and not hasattr(t, "model_dump")
+        else openai_tools([t])[0]
+        for t in seq(tools)
+    ]
 
 
 # -- one traced call -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.utils import unwrap
 
 from tracehouse.instrumentors import _semconv as sc
 from tracehouse.instrumentors._base import GenAIInstrumentor
-from tracehouse.instrumentors._call import LLMCall, function_tool, output_type, starter, traced
+from tracehouse.instrumentors._call import LLMCall, openai_tools, output_type, starter, traced
 from tracehouse.instrumentors._common import args_json as _args_json
 from tracehouse.instrumentors._common import get as _get
 from tracehouse.instrumentors._common import given as _given
@@ -236,26 +236,6 @@ def _responses_input(
     return out, system
 
 
-def tool_definitions(tools: Any) -> list[dict[str, Any]]:
-    """Chat (`{type: function, function: {...}}`) and Responses (`{type: function, name, ...}`)
-    tool definitions in the conventions' shape; built-in tools keep their type as name."""
-    out = []
-    for tool in _seq(tools):
-        kind = _get(tool, "type", "function")
-        function = _get(tool, "function")
-        source = function if function is not None else tool
-        name = _get(source, "name")
-        out.append(
-            function_tool(
-                name if name is not None else kind,
-                _get(source, "description"),
-                _jsonable(_get(source, "parameters")),
-                str(kind),
-            )
-        )
-    return out
-
-
 def _responses_output(response: Any) -> tuple[list[dict[str, Any]], str]:
     parts: list[dict[str, Any]] = []
     tool_calls = False
@@ -365,7 +345,7 @@ class OpenAICall(LLMCall):
         else:
             messages, system = _responses_input(_get(kw, "instructions"), _get(kw, "input"))
         tools = kw.get("tools")
-        self.inputs(messages, system, tool_definitions(tools) if _seq(tools) else None)
+        self.inputs(messages, system, openai_tools(tools) if _seq(tools) else None)
 
     def prepare(self, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """With TRACEHOUSE_STREAM_USAGE=inject, ask a chat stream for its usage chunk."""

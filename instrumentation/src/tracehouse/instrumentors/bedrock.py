@@ -68,9 +68,9 @@ def _already_traced() -> bool:
     if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
         return False
     attrs = getattr(span, "attributes", None) or {}
-    if attrs.get("gen_ai.operation.name") not in ("chat", "text_completion", "embeddings"):
+    if attrs.get(sc.OPERATION) not in (sc.CHAT, sc.TEXT_COMPLETION, sc.EMBEDDINGS):
         return False  # e.g. an agent's invoke_agent span: our call is its child
-    provider = attrs.get("gen_ai.provider.name", attrs.get("gen_ai.system", PROVIDER))
+    provider = attrs.get(sc.PROVIDER, attrs.get("gen_ai.system", PROVIDER))  # or the deprecated name
     return provider in (PROVIDER, "aws_bedrock")
 
 

@@ -72,8 +72,8 @@ def _llm_call(response: Any, last_llm_call: bool) -> tuple[int, int, str | None]
     last = _calls.last()
     if last is None:
         raise ValueError("nothing to score: no instrumented LLM call has finished in this context")
-    context, rid = last
-    return context.trace_id, context.span_id, rid
+    context, last_id = last
+    return context.trace_id, context.span_id, last_id
 
 
 def _subject(span: Any, trace_id: Any, span_id: Any, run: Any) -> tuple[int, int, str]:

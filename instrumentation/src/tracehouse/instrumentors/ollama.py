@@ -141,18 +141,18 @@ class _Call(LLMCall):
             self.inputs(messages, None, _tool_definitions(get(kwargs, "tools")))
             return
         prompt = get(kwargs, "prompt")
-        messages = None
+        prompt_messages = None
         if isinstance(prompt, str) and prompt:
             prompt_parts: list[dict[str, Any]] = [{"type": "text", "content": prompt}]
             prompt_parts.extend({"type": "blob", "modality": "image"} for _ in seq(get(kwargs, "images")))
-            messages = [{"role": "user", "parts": prompt_parts}]
+            prompt_messages = [{"role": "user", "parts": prompt_parts}]
         instructions = get(kwargs, "system")
         system = (
             [{"type": "text", "content": instructions}]
             if isinstance(instructions, str) and instructions
             else None
         )
-        self.inputs(messages, system)
+        self.inputs(prompt_messages, system)
 
     def is_stream(self, result: Any) -> bool:
         return (hasattr(result, "__next__") and hasattr(result, "close")) or hasattr(result, "__anext__")

@@ -11,7 +11,8 @@ import pytest
 def tool_trace(demo_collector) -> dict:
     """A live demo turn where the model called get_weather, as the REST API returns it."""
     trace_id = demo_collector.scalar(
-        "SELECT TraceId FROM otel_traces WHERE SpanName = 'get_weather' ORDER BY Timestamp DESC LIMIT 1"
+        "SELECT TraceId FROM otel_traces WHERE SpanAttributes['gen_ai.tool.name'] = 'get_weather' "
+        "ORDER BY Timestamp DESC LIMIT 1"
     )
     assert trace_id, "the demo made no tool call"
     resp = demo_collector.session.get(f"{demo_collector.http_url}/api/v1/traces/{trace_id}", timeout=30)

@@ -206,7 +206,8 @@ class Driver:
     name: str
     instrumentor: Callable[[], Any]
     server: Callable[[], Iterator[Any]]
-    calls: Callable[[Any], dict[str, Callable[[], Any]]]  # scenario -> a call (its client made inside)
+    # scenario -> a call (its client made inside); "stream" returns the stream, left to the test
+    calls: Callable[[Any], dict[str, Callable[[], Any]]]
     errors: tuple[type[BaseException], ...] = ()
     skip: set[str] = field(default_factory=set)
 
@@ -231,8 +232,8 @@ def _openai_calls(api: Any) -> dict[str, Callable[[], Any]]:
             model="gpt-4o-mini", messages=MESSAGES, temperature=1, top_p=1
         ),
         "async": _run(achat),
-        "stream": lambda: list(
-            client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        "stream": lambda: client().chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
         ),
         "tools": lambda: client().chat.completions.create(model="gpt-tools", messages=MESSAGES, tools=tools),
         "error": lambda: client().chat.completions.create(model="gpt-400", messages=MESSAGES),
@@ -257,7 +258,7 @@ def _openai_responses_calls(api: Any) -> dict[str, Callable[[], Any]]:
             model="gpt-4.1", input="hi", instructions="Be brief.", temperature=1
         ),
         "async": _run(asend),
-        "stream": lambda: list(client().responses.create(model="gpt-4.1", input="hi", stream=True)),
+        "stream": lambda: client().responses.create(model="gpt-4.1", input="hi", stream=True),
         "tools": lambda: client().responses.create(
             model="gpt-rtools",
             input="hi",
@@ -305,8 +306,8 @@ def _anthropic_calls(api: Any) -> dict[str, Callable[[], Any]]:
             extra_body={"temperature": 1, "top_k": 5},
         ),
         "async": _run(achat),
-        "stream": lambda: list(
-            client().messages.create(model="claude-x", max_tokens=8, messages=MESSAGES[1:], stream=True)
+        "stream": lambda: client().messages.create(
+            model="claude-x", max_tokens=8, messages=MESSAGES[1:], stream=True
         ),
         "tools": lambda: client().messages.create(
             model="claude-tools", max_tokens=8, messages=MESSAGES[1:], tools=tools
@@ -333,7 +334,7 @@ def _google_calls(api: Any) -> dict[str, Callable[[], Any]]:
             model="gemini-x", contents="hi", config=types.GenerateContentConfig(temperature=1, top_k=3)
         ),
         "async": _run(agenerate),
-        "stream": lambda: list(client().models.generate_content_stream(model="gemini-x", contents="hi")),
+        "stream": lambda: client().models.generate_content_stream(model="gemini-x", contents="hi"),
         "tools": lambda: client().models.generate_content(
             model="gemini-tools", contents="hi", config=types.GenerateContentConfig(tools=[tool])
         ),
@@ -356,8 +357,8 @@ def _litellm_calls(api: Any) -> dict[str, Callable[[], Any]]:
             model="openai/gpt-4o-mini", messages=MESSAGES, temperature=1, **kw
         ),
         "async": _run(lambda: litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES, **kw)),
-        "stream": lambda: list(
-            litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, stream=True, **kw)
+        "stream": lambda: litellm.completion(
+            model="openai/gpt-4o-mini", messages=MESSAGES, stream=True, **kw
         ),
         "tools": lambda: litellm.completion(model="openai/gpt-tools", messages=MESSAGES, tools=tools, **kw),
         "error": lambda: litellm.completion(model="openai/gpt-400", messages=MESSAGES, **kw),
@@ -376,7 +377,7 @@ def _bedrock_calls(api: Any) -> dict[str, Callable[[], Any]]:
         "sync": lambda: _client(api).converse(
             modelId="m-x", messages=messages, inferenceConfig={"temperature": 1, "topP": 1, "maxTokens": 5}
         ),
-        "stream": lambda: list(_client(api).converse_stream(modelId="m-x", messages=messages)["stream"]),
+        "stream": lambda: _client(api).converse_stream(modelId="m-x", messages=messages)["stream"],
         "tools": lambda: _client(api).converse(modelId="m-tools", messages=messages, toolConfig=tools),
         "error": lambda: _client(api).converse(modelId="m-400", messages=messages),
     }
@@ -394,7 +395,7 @@ def _ollama_calls(api: Any) -> dict[str, Callable[[], Any]]:
             "llama3", MESSAGES, options={"temperature": 1, "top_k": 4}
         ),
         "async": _run(achat),
-        "stream": lambda: list(ollama.Client(host=api.base_url).chat("llama3", MESSAGES, stream=True)),
+        "stream": lambda: ollama.Client(host=api.base_url).chat("llama3", MESSAGES, stream=True),
         "tools": lambda: ollama.Client(host=api.base_url).chat("llama-tools", MESSAGES, tools=tools),
         "error": lambda: ollama.Client(host=api.base_url).chat("llama-500", MESSAGES),
         "json": lambda: ollama.Client(host=api.base_url).chat("llama3", MESSAGES, format="json"),
@@ -414,7 +415,7 @@ def _mistral_calls(api: Any) -> dict[str, Callable[[], Any]]:
     return {
         "sync": lambda: client().chat.complete(model="mistral-small", messages=MESSAGES, temperature=1),
         "async": _run(achat),
-        "stream": lambda: list(client().chat.stream(model="mistral-small", messages=MESSAGES)),
+        "stream": lambda: client().chat.stream(model="mistral-small", messages=MESSAGES),
         "tools": lambda: client().chat.complete(model="mistral-tools", messages=MESSAGES, tools=tools),
         "error": lambda: client().chat.complete(model="mistral-400", messages=MESSAGES),
         "json": lambda: client().chat.complete(
@@ -494,7 +495,7 @@ DRIVERS = [
         _mistral_calls,
     ),
 ]
-SCENARIOS = ("sync", "async", "stream", "tools", "error", "json")
+SCENARIOS = ("sync", "async", "stream", "abandoned", "tools", "error", "json")
 
 
 class Session:
@@ -525,10 +526,16 @@ def driver_api(request) -> Iterator[tuple[Driver, Any]]:
 
 
 def _call(calls: dict[str, Callable[[], Any]], scenario: str) -> BaseException | None:
-    if scenario not in calls:
+    name = "stream" if scenario == "abandoned" else scenario
+    if name not in calls:
         pytest.skip("not offered by this library's API or its fake server")
     try:
-        calls[scenario]()
+        result = calls[name]()
+        if scenario == "stream":
+            list(result)  # read to the end
+        elif scenario == "abandoned":
+            next(iter(result))  # the first chunk, then the application stops reading
+            result.close()
     except Exception as exc:  # the error scenario's failure reaches the application unchanged
         return exc
     return None
@@ -543,11 +550,17 @@ def test_spans_and_metrics_follow_the_conventions(driver_api, scenario, caplog):
     spans = session.traced.spans()
     assert len(spans) == 1, [s.name for s in spans]  # one call, one span
     attrs = check_span(spans[0])
-    check_metrics(session.traced.metrics(), streamed=scenario == "stream", failed=scenario == "error")
+    streamed = scenario in ("stream", "abandoned")
+    check_metrics(session.traced.metrics(), streamed=streamed, failed=scenario == "error")
     if scenario == "error":
         assert spans[0].status.status_code == StatusCode.ERROR and attrs["error.type"]
-    if scenario == "stream":
+    if streamed:
         assert attrs["gen_ai.request.stream"] is True and attrs["gen_ai.response.time_to_first_chunk"] > 0
+    if scenario == "abandoned":
+        # The model had not finished: no finish reason claimed, and none null in the messages.
+        assert "gen_ai.response.finish_reasons" not in attrs
+        for message in json.loads(attrs.get("gen_ai.output.messages", "[]")):
+            assert message["finish_reason"] == "incomplete"
     if scenario == "tools":
         assert "gen_ai.tool.definitions" in attrs
         output = json.loads(attrs["gen_ai.output.messages"])

@@ -32,7 +32,7 @@ def test_live_agent_spans_streaming_tool_error_sessions(demo_collector):
     # Streaming through the real openai client: the instrumentor measured the first chunk.
     ttfc = c.scalar(
         f"SELECT count() FROM otel_traces WHERE {live} "
-        "AND toFloat64OrZero(SpanAttributes['tracehouse.response.time_to_first_chunk']) > 0"
+        "AND toFloat64OrZero(SpanAttributes['gen_ai.response.time_to_first_chunk']) > 0"
     )
     assert ttfc >= 2
     assert (

@@ -61,6 +61,7 @@ def test_openai_token_usage_and_duration(reader, api):  # noqa: F811
         "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "gpt-4o-mini",
         "gen_ai.response.model": "gpt-4o-mini-2024",
+        "openai.response.system_fingerprint": "fp_test",
         **server,
     }
     emb = {
@@ -83,11 +84,18 @@ def test_openai_token_usage_and_duration(reader, api):  # noqa: F811
     assert tuple(chat_in.explicit_bounds) == TOKEN_BUCKETS
     durations = points["gen_ai.client.operation.duration"]
     failed = {**chat, "gen_ai.request.model": "gpt-400", "error.type": "BadRequestError"}
-    del failed["gen_ai.response.model"]
+    del failed["gen_ai.response.model"], failed["openai.response.system_fingerprint"]
     assert set(durations) == {_key(**chat), _key(**emb), _key(**failed)}
     assert [durations[_key(**a)].count for a in (chat, emb, failed)] == [2, 1, 1]
     assert tuple(durations[_key(**chat)].explicit_bounds) == DURATION_BUCKETS
     assert durations[_key(**chat)].sum > 0
+    # The streaming histograms: only the streamed call, its first chunk once, then one point per
+    # later chunk (the fake stream sends five, the usage chunk included).
+    [first] = points["gen_ai.client.operation.time_to_first_chunk"].values()
+    [gaps] = points["gen_ai.client.operation.time_per_output_chunk"].values()
+    assert dict(first.attributes) == chat == dict(gaps.attributes)
+    assert (first.count, gaps.count) == (1, 4)
+    assert first.sum > 0 and 0 <= gaps.sum < durations[_key(**chat)].sum
 
 
 def test_metrics_off_with_no_meter_provider_do_not_break_calls(api):  # noqa: F811

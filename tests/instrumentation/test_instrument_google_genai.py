@@ -12,11 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import genai_support
@@ -89,20 +85,7 @@ def _chunks(model: str) -> list[dict[str, Any]]:
     ]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _json(self, status: int, body: Any) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
+class _Handler(genai_support.FakeAPIHandler):
     def _sse(self, chunks: list[dict[str, Any]], cut: bool = False) -> None:
         raw = b"".join(b"data: " + json.dumps(c).encode() + b"\r\n\r\n" for c in chunks)
         self.send_response(200)
@@ -258,7 +241,7 @@ def test_return_value_identical_and_uninstrument(traced, client):
 
 @pytest.mark.parametrize(
     "model,reason",
-    [("gemini-max", "length"), ("gemini-safety", "content_filter"), ("gemini-recitation", "recitation")],
+    [("gemini-max", "length"), ("gemini-safety", "content_filter"), ("gemini-recitation", "content_filter")],
 )
 def test_finish_reason_mapping(traced, client, model, reason):
     client.models.generate_content(model=model, contents="hi")
@@ -319,9 +302,9 @@ def test_function_calls_and_responses(traced, client, api):
             "finish_reason": "stop",
         }
     ]
-    assert (
-        json.loads(attrs["gen_ai.tool.definitions"])[0]["function_declarations"][0]["name"] == "get_weather"
-    )
+    # One definition per function declaration, in the conventions' shape.
+    [definition] = json.loads(attrs["gen_ai.tool.definitions"])
+    assert (definition["type"], definition["name"]) == ("function", "get_weather")
     assert api.requests[-1][1]["contents"][2]["parts"][0]["functionResponse"]["name"] == "get_weather"
 
 
@@ -412,7 +395,7 @@ def test_content_capture_off_and_size_cap(client, monkeypatch):
     assert not [k for k in attrs if k.startswith("gen_ai.input") or k.startswith("gen_ai.output")]
     assert "gen_ai.system_instructions" not in attrs and attrs["gen_ai.request.temperature"] == 0.1
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
-    monkeypatch.setenv("TRACEHOUSE_MAX_CONTENT_BYTES", "40")
+    monkeypatch.setenv("TRACEHOUSE_MAX_CONTENT_BYTES", "120")
     t = Traced()
     t.instrument()
     try:
@@ -420,7 +403,9 @@ def test_content_capture_off_and_size_cap(client, monkeypatch):
     finally:
         t.instrumentor.uninstrument()
     raw = t.one().attributes["gen_ai.input.messages"]
-    assert len(raw.encode()) <= 40 and raw.startswith('[{"role": "user"')
+    assert len(raw.encode()) <= 120
+    [message] = json.loads(raw)  # still JSON: the text cut and marked
+    assert message["parts"][0]["content"].endswith("…[truncated]")
 
 
 def test_errors_reraised_unchanged(traced, client):
@@ -452,7 +437,6 @@ def _check_stream_span(span: Any, api: Any) -> None:
     attrs = dict(span.attributes)
     assert span.name == "generate_content gemini-x"
     assert span.status.status_code == StatusCode.UNSET
-    assert attrs.pop("tracehouse.response.time_to_first_chunk") > 0
     assert attrs.pop("gen_ai.response.time_to_first_chunk") > 0
     assert json.loads(attrs.pop("gen_ai.output.messages")) == HELLO_OUT
     attrs.pop("gen_ai.input.messages")
@@ -619,16 +603,6 @@ def test_suppression(traced, client):
         for _ in client.models.generate_content_stream(model="gemini-x", contents="hi"):
             pass
     assert traced.spans() == []
-
-
-def test_module_import_does_not_import_google_genai():
-    code = (
-        "import sys, tracehouse.instrumentors.google_genai as m; "
-        "print('google.genai' in sys.modules, m.GoogleGenAIInstrumentor.name)"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
-    assert out.stdout.split() == ["False", "google_genai"], out.stderr
 
 
 def test_metrics_token_usage_and_duration(traced, client, api):

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import genai_support
@@ -63,7 +62,7 @@ TOOL_OUT = [
         "parts": [
             {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
         ],
-        "finish_reason": "tool_calls",
+        "finish_reason": "tool_call",  # the conventions' value, whatever the provider said
     }
 ]
 
@@ -131,12 +130,7 @@ ANTHROPIC_MESSAGE = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
+class _Handler(genai_support.FakeAPIHandler):
     def _send(self, status: int, raw: bytes, content_type: str, extra_length: int = 0) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -301,8 +295,10 @@ def test_tool_calls(traced, api):
     )
     assert resp.choices[0].message.tool_calls[0].function.name == "get_weather"
     attrs = dict(traced.one().attributes)
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
-    assert json.loads(attrs["gen_ai.tool.definitions"]) == TOOLS
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
+    assert json.loads(attrs["gen_ai.tool.definitions"]) == [
+        {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    ]
     assert json.loads(attrs["gen_ai.input.messages"]) == [
         {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]},
         {"role": "assistant", "parts": TOOL_OUT[0]["parts"]},
@@ -361,12 +357,14 @@ def test_content_capture_off_and_size_cap(api, caplog, monkeypatch):
         assert not [k for k in attrs if k in ("gen_ai.input.messages", "gen_ai.output.messages")]
         assert "gen_ai.tool.definitions" not in attrs and attrs["gen_ai.usage.input_tokens"] == 12
     monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
-    monkeypatch.setenv("TRACEHOUSE_MAX_CONTENT_BYTES", "40")
+    monkeypatch.setenv("TRACEHOUSE_MAX_CONTENT_BYTES", "120")
     long = [{"role": "user", "content": "é" * 500}]
     for t in genai_support.exactly_once(caplog, Traced()):
         litellm.completion(model="openai/gpt-4o-mini", messages=long, **_kw(api))
         captured = t.one().attributes["gen_ai.input.messages"]
-        assert 30 < len(captured.encode()) <= 40 and captured.startswith('[{"role": "user"')
+        assert 100 < len(captured.encode()) <= 120
+        [message] = json.loads(captured)  # still JSON: the text cut and marked, not the bytes
+        assert message["parts"][0]["content"].endswith("…[truncated]")
 
 
 # -- streams ---------------------------------------------------------------------------------------
@@ -556,7 +554,8 @@ def test_routed_call_suppresses_sdk_instrumentor_spans(traced, root_api):
     call's context, and does outside it."""
     import anthropic
     from opentelemetry import context as otel_context
-    from tracehouse.instrumentors._common import routed_call_context
+    from opentelemetry import trace
+    from tracehouse.instrumentors._call import IN_CALL
     from tracehouse.instrumentors.anthropic import AnthropicInstrumentor
 
     inst = AnthropicInstrumentor()
@@ -564,7 +563,7 @@ def test_routed_call_suppresses_sdk_instrumentor_spans(traced, root_api):
     client = anthropic.Anthropic(base_url=root_api.base_url, api_key="t", max_retries=0)
     try:
         outer = traced.provider.get_tracer("router").start_span("chat routed")
-        token = otel_context.attach(routed_call_context(outer))
+        token = otel_context.attach(otel_context.set_value(IN_CALL, True, trace.set_span_in_context(outer)))
         try:
             client.messages.create(model="claude-x", max_tokens=8, messages=MESSAGES[1:])
         finally:
@@ -603,13 +602,6 @@ def test_registered_for_zero_code_and_opentelemetry_instrument():
     ]
     assert entry_points["tracehouse_litellm"] == "tracehouse._launcher:LiteLLM"  # defers to the import
     assert INSTRUMENTORS["litellm"] == ("litellm", "tracehouse.instrumentors.litellm:LiteLLMInstrumentor")
-
-
-def test_module_import_does_not_import_litellm():
-    code = "import sys, tracehouse.instrumentors.litellm as m; print('litellm' in sys.modules, m.LiteLLMInstrumentor.name)"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
-    assert out.stdout.split() == ["False", "litellm"], out.stderr
 
 
 # -- end to end: spans as the collector stores them ------------------------------------------------

@@ -11,11 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import genai_support
@@ -68,20 +64,7 @@ def _chunks(model: str) -> list[dict[str, Any]]:
     return out
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _json(self, status: int, body: Any) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
+class _Handler(genai_support.FakeAPIHandler):
     def _sse(self, chunks: list[dict[str, Any]], cut: bool = False) -> None:
         events = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
         if not cut:
@@ -208,16 +191,23 @@ def test_tool_calls_tool_results_and_model_objects(traced, client):
     resp = client.chat.complete(model="mistral-tools", messages=messages, tools=tools)
     assert resp.choices[0].message.tool_calls[0].function.name == "get_weather"
     attrs = traced.one().attributes
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
     tool_part = {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
     assert json.loads(attrs["gen_ai.input.messages"]) == [
         {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]},
         {"role": "assistant", "parts": [tool_part]},
         {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": "sunny"}]},
     ]
-    assert json.loads(attrs["gen_ai.tool.definitions"]) == tools
+    assert json.loads(attrs["gen_ai.tool.definitions"]) == [  # the conventions' shape
+        {
+            "type": "function",
+            "name": t["function"]["name"],
+            **{k: v for k, v in t["function"].items() if k != "name"},
+        }
+        for t in tools
+    ]
     assert json.loads(attrs["gen_ai.output.messages"]) == [
-        {"role": "assistant", "parts": [tool_part], "finish_reason": "tool_calls"}
+        {"role": "assistant", "parts": [tool_part], "finish_reason": "tool_call"}
     ]
 
 
@@ -354,7 +344,7 @@ def test_stream_tool_calls(traced, client):
     for _ in client.chat.stream(model="mistral-tools", messages=MESSAGES):
         pass
     attrs = traced.one().attributes
-    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_call",)
     assert json.loads(attrs["gen_ai.output.messages"])[0]["parts"] == [
         {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
     ]
@@ -460,16 +450,6 @@ def test_suppression(traced, client):
         for _ in client.chat.stream(model="mistral-small", messages=MESSAGES):
             pass
     assert traced.spans() == []
-
-
-def test_module_import_does_not_import_mistralai():
-    code = (
-        "import sys, tracehouse.instrumentors.mistralai as m; "
-        "print('mistralai' in sys.modules, m.MistralInstrumentor.name)"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
-    assert out.stdout.split() == ["False", "mistralai"], out.stderr
 
 
 def test_metrics_token_usage_and_duration(traced, client, api):

@@ -51,12 +51,33 @@ def test_trace_sync_nests_and_records_kind(finished):
 
     assert agent() == 42
     tool, outer = finished.get_finished_spans()
-    assert outer.name == "support-agent"
+    # Named and attributed as the GenAI conventions' agent and tool spans.
+    assert outer.name == "invoke_agent support-agent"
     assert outer.attributes["gen_ai.operation.name"] == "invoke_agent"
-    assert tool.name.endswith("lookup")
+    assert outer.attributes["gen_ai.agent.name"] == "support-agent"
+    assert tool.name == "execute_tool lookup"
     assert tool.attributes["gen_ai.operation.name"] == "execute_tool"
     assert tool.attributes["gen_ai.tool.name"] == "lookup"
+    assert tool.attributes["gen_ai.tool.type"] == "function"
+    assert (tool.kind, outer.kind) == (otel_trace.SpanKind.INTERNAL, otel_trace.SpanKind.INTERNAL)
     assert tool.parent.span_id == outer.context.span_id
+
+
+def test_trace_llm_is_a_client_chat_span_with_provider_and_model(finished):
+    @tracehouse.trace(kind="llm", attributes={"gen_ai.provider.name": "vllm", "gen_ai.request.model": "m-1"})
+    def generate():
+        return "ok"
+
+    @tracehouse.trace(kind="llm")
+    def bare():
+        return "ok"
+
+    generate(), bare()
+    named, unnamed = finished.get_finished_spans()
+    assert (named.name, named.kind) == ("chat m-1", otel_trace.SpanKind.CLIENT)
+    assert named.attributes["gen_ai.provider.name"] == "vllm"
+    assert named.attributes["gen_ai.operation.name"] == "chat"
+    assert (unnamed.name, unnamed.attributes["gen_ai.provider.name"]) == ("chat", "unknown")
 
 
 def test_trace_records_errors_and_reraises_the_same_exception(finished):
@@ -174,6 +195,7 @@ def test_context_attaches_session_user_metadata(finished):
         pass
     spans = {s.name: s.attributes for s in finished.get_finished_spans()}
     assert spans["inside"]["session.id"] == "s-1"
+    assert spans["inside"]["gen_ai.conversation.id"] == "s-1"  # the GenAI conventions' name
     assert spans["inside"]["user.id"] == "u-1"
     assert spans["inside"]["tracehouse.metadata.team"] == "cv"
     assert spans["inside"]["tracehouse.metadata.retries"] == "3"
@@ -188,7 +210,11 @@ def _run(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.Comp
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TRACEHOUSE_", "OTEL_"))}
     clean.update(env)
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=clean, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -241,7 +267,10 @@ def test_unset_or_disabled_does_nothing():
     code = "import sys; print('tracehouse_bootstrap' in sys.modules, 'opentelemetry.sdk' in sys.modules)"
     assert _run(code, {}).stdout.split() == ["False", "False"]
     assert _run(PROBE, {"TRACEHOUSE_INSTRUMENT": "0"}).stdout.split()[0] == "ProxyTracerProvider"
-    assert _run(PROBE, {"TRACEHOUSE_INSTRUMENT": "1", "OTEL_SDK_DISABLED": "true"}).stdout.split()[0] == "ProxyTracerProvider"
+    assert (
+        _run(PROBE, {"TRACEHOUSE_INSTRUMENT": "1", "OTEL_SDK_DISABLED": "true"}).stdout.split()[0]
+        == "ProxyTracerProvider"
+    )
 
 
 def test_instrumentor_lists_and_disabled_instrumentations():
@@ -250,7 +279,10 @@ def test_instrumentor_lists_and_disabled_instrumentations():
     assert "unknown instrumentors ['nosuchlib']" in p.stderr
     from tracehouse.instrumentors import INSTRUMENTORS
 
-    p = _run(PROBE, {"TRACEHOUSE_INSTRUMENT": "all", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ",".join(INSTRUMENTORS)})
+    p = _run(
+        PROBE,
+        {"TRACEHOUSE_INSTRUMENT": "all", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ",".join(INSTRUMENTORS)},
+    )
     assert p.stdout.split()[1] == "[]"
 
 
@@ -291,9 +323,19 @@ def test_zero_code_spans_flushed_at_exit_and_after_fork(collector):
             sys.exit(0)  # normal exit: the SDK flushes in the child too
         os.waitpid(pid, 0)
     """
-    p = _run(code, {"TRACEHOUSE_INSTRUMENT": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_url, "OTEL_SERVICE_NAME": service})
+    p = _run(
+        code,
+        {
+            "TRACEHOUSE_INSTRUMENT": "1",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_url,
+            "OTEL_SERVICE_NAME": service,
+        },
+    )
     assert p.returncode == 0, p.stderr
-    names = sorted(r["SpanName"] for r in collector.sql(f"SELECT SpanName FROM otel_traces WHERE ServiceName = '{service}'"))
+    names = sorted(
+        r["SpanName"]
+        for r in collector.sql(f"SELECT SpanName FROM otel_traces WHERE ServiceName = '{service}'")
+    )
     assert names == ["child-work", "parent-work"]
 
 

@@ -4,6 +4,7 @@ exporters, and the check that every span was ended exactly once."""
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import socket
 import threading
@@ -65,17 +66,17 @@ def assert_time_to_first_chunk(
 
 
 class Traced:
-    """Subclass per test module, naming the instrumentor class under test."""
+    """Subclass per test module, naming the instrumentor class under test (or pass one)."""
 
     instrumentor_class: ClassVar[type]
 
-    def __init__(self) -> None:
+    def __init__(self, instrumentor: Any = None) -> None:
         self.exporter = InMemorySpanExporter()
         self.provider = TracerProvider()
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.instrumentor = self.instrumentor_class()
+        self.instrumentor = instrumentor if instrumentor is not None else self.instrumentor_class()
 
     def instrument(self) -> None:
         self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
@@ -96,6 +97,25 @@ class Traced:
                 for m in sm.metrics:
                     out[m.name] = m
         return out
+
+
+class FakeAPIHandler(BaseHTTPRequestHandler):
+    """What every fake provider API shares: keep-alive HTTP/1.1, no request log, JSON answers."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(raw)
 
 
 def fake_api(handler: type[BaseHTTPRequestHandler], path: str = "") -> Iterator[Any]:

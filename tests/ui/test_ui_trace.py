@@ -11,7 +11,8 @@ import pytest
 def tool_trace(demo_collector) -> dict:
     """A live demo turn where the model called get_weather, as the REST API returns it."""
     trace_id = demo_collector.scalar(
-        "SELECT TraceId FROM otel_traces WHERE SpanName = 'get_weather' ORDER BY Timestamp DESC LIMIT 1"
+        "SELECT TraceId FROM otel_traces WHERE SpanAttributes['gen_ai.tool.name'] = 'get_weather' "
+        "ORDER BY Timestamp DESC LIMIT 1"
     )
     assert trace_id, "the demo made no tool call"
     resp = demo_collector.session.get(f"{demo_collector.http_url}/api/v1/traces/{trace_id}", timeout=30)
@@ -39,7 +40,7 @@ def test_span_tree_collapses_and_expands(demo_collector, ui, tool_trace):
     assert ui.page.locator("#span-tree .waterfall-bar").count() == tool_trace["span_count"]
 
     root = tool_trace["spans"][0]
-    assert root["name"] == "support_agent" and root["children"]
+    assert root["name"] in ("support_agent", "invoke_agent support_agent") and root["children"]
     toggle = ui.page.locator(f'.span-row[data-span-id="{root["span_id"]}"] .tree-toggle')
     toggle.click()
     assert visible_rows(ui.page) == [root["span_id"]]
@@ -85,7 +86,7 @@ def test_trace_scores_and_tool_span(demo_collector, ui, tool_trace):
     assert sorted(scores.all_inner_texts()) == sorted(
         f"{k} {v if isinstance(v, str) else format(v, 'g')}" for k, v in tool_trace["scores"].items()
     )
-    tool = next(s for s, _ in walk(tool_trace["spans"]) if s["name"] == "get_weather")
+    tool = next(s for s, _ in walk(tool_trace["spans"]) if s["name"] == "execute_tool get_weather")
     ui.page.click(f'.span-row[data-span-id="{tool["span_id"]}"]')
     assert ui.page.locator(".span-row.selected .span-icon").get_attribute("title") == "tool"
     pane_text = ui.page.locator("#span-detail").inner_text()

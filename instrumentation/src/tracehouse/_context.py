@@ -1,4 +1,5 @@
-"""`tracehouse.context(...)`: session, user and metadata on every span started inside it."""
+"""`tracehouse.context(...)`: session, user and metadata on every span started inside it. The
+session id is written as `session.id` and as the GenAI conventions' `gen_ai.conversation.id`."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span, SpanProcessor
 
-_current: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("tracehouse_context", default=None)
+_current: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "tracehouse_context", default=None
+)
 
 SESSION_ID = "session.id"
+CONVERSATION_ID = "gen_ai.conversation.id"  # the GenAI conventions' name for the same session
 USER_ID = "user.id"
 METADATA_PREFIX = "tracehouse.metadata."
 
@@ -35,7 +39,7 @@ def context(*, session_id: str | None = None, user_id: str | None = None, **meta
     """
     attrs = dict(_current.get() or {})
     if session_id is not None:
-        attrs[SESSION_ID] = str(session_id)
+        attrs[SESSION_ID] = attrs[CONVERSATION_ID] = str(session_id)
     if user_id is not None:
         attrs[USER_ID] = str(user_id)
     for key, value in metadata.items():

@@ -11,7 +11,6 @@ may be sent before or after the span itself.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,41 +23,11 @@ if TYPE_CHECKING:
 EVENT_NAME = "gen_ai.evaluation.result"
 RUN_ID = "tracehouse.run.id"
 
-_lock = threading.Lock()
-_logger: Any = None
-
-
-def _resource() -> Any:
-    from opentelemetry import trace
-    from opentelemetry.sdk.resources import Resource
-
-    provider = trace.get_tracer_provider()
-    return getattr(provider, "resource", None) or Resource.create({})
-
 
 def _get_logger() -> Any:
-    """Our logger, on the application's LoggerProvider when it has an SDK one, else on ours."""
-    global _logger
-    if _logger is not None:
-        return _logger
-    from opentelemetry import _logs
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from tracehouse import _setup
 
-    from tracehouse import __version__, _setup
-
-    with _lock:
-        if _logger is not None:
-            return _logger
-        provider = _logs.get_logger_provider()
-        if not isinstance(provider, LoggerProvider):
-            _setup.ensure_tracing()
-            provider = LoggerProvider(resource=_resource())  # flushes at exit
-            exporter = _setup._exporter("logs", *_setup.export_target)
-            provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-            _logs.set_logger_provider(provider)
-        _logger = provider.get_logger("tracehouse", __version__)
-        return _logger
+    return _setup.event_logger()
 
 
 def _hex_id(value: Any, digits: int, what: str) -> int:
@@ -74,6 +43,37 @@ def _hex_id(value: Any, digits: int, what: str) -> int:
     if not 0 < number < 16**digits:
         raise ValueError(f"{what} must be {digits} hex digits (or a non-zero int), got {value!r}")
     return number
+
+
+def _response_id(response: Any) -> str:
+    """The provider's id of a response object (OpenAI, Anthropic, Mistral: `id`; google-genai:
+    `response_id`), or the id itself."""
+    if isinstance(response, str):
+        rid: Any = response
+    elif isinstance(response, Mapping):
+        rid = response.get("id") or response.get("response_id")
+    else:
+        rid = getattr(response, "id", None) or getattr(response, "response_id", None)
+    if not isinstance(rid, str) or not rid:
+        raise ValueError(f"response must be a response object with an id, or the id, got {response!r}")
+    return rid
+
+
+def _llm_call(response: Any, last_llm_call: bool) -> tuple[int, int, str | None]:
+    """(trace id, span id, response id) of the instrumented LLM call being scored."""
+    from tracehouse import _calls
+
+    if response is not None:
+        rid = _response_id(response)
+        context = _calls.by_response_id(rid)
+        if context is None:
+            raise ValueError(f"no LLM call that returned response id {rid!r} was traced in this process")
+        return context.trace_id, context.span_id, rid
+    last = _calls.last()
+    if last is None:
+        raise ValueError("nothing to score: no instrumented LLM call has finished in this context")
+    context, last_id = last
+    return context.trace_id, context.span_id, last_id
 
 
 def _subject(span: Any, trace_id: Any, span_id: Any, run: Any) -> tuple[int, int, str]:
@@ -119,13 +119,18 @@ def score(
     trace_id: str | int | None = None,
     span_id: str | int | None = None,
     run: Run | str | None = None,
+    response: Any = None,
+    last_llm_call: bool = False,
     attributes: Mapping[str, Any] | None = None,
 ) -> None:
     """Record an evaluation result named `name` with a numeric `value` and/or a `label`.
 
-    What is scored: `span` (an OpenTelemetry span), else `trace_id` (32 hex digits; with
-    `span_id` one span of it), else `run` (a run id or Run), else the current span, else the
-    active run. Raises ValueError for a bad argument or when there is nothing to score.
+    What is scored: `response` (a response object an instrumented client returned, or its
+    id: that LLM call's span, with `gen_ai.response.id`), else with `last_llm_call=True` the
+    last instrumented LLM call finished in this context, else `span` (an OpenTelemetry span),
+    else `trace_id` (32 hex digits; with `span_id` one span of it), else `run` (a run id or
+    Run), else the current span, else the active run. Raises ValueError for a bad argument or
+    when there is nothing to score.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError("score name must be a non-empty string")
@@ -142,7 +147,13 @@ def score(
         attrs["gen_ai.evaluation.score.label"] = str(label)
     if explanation is not None:
         attrs["gen_ai.evaluation.explanation"] = str(explanation)
-    tid, sid, run_id = _subject(span, trace_id, span_id, run)
+    if response is not None or last_llm_call:
+        tid, sid, response_id = _llm_call(response, last_llm_call)
+        run_id = ""
+        if response_id:
+            attrs["gen_ai.response.id"] = response_id
+    else:
+        tid, sid, run_id = _subject(span, trace_id, span_id, run)
     if run_id:
         attrs[RUN_ID] = run_id
     for key, val in (attributes or {}).items():

@@ -56,7 +56,9 @@ def _exporter(signal: str, endpoint: str | None, headers: dict[str, str] | None)
     path, http_exporter, grpc_exporter = _EXPORTERS[signal]
     upper = signal.upper()
     protocol = (
-        os.environ.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{upper}_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or ""
     ).strip().lower() or "http/protobuf"
     specific = os.environ.get(f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT")
     configured = specific or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -87,7 +89,9 @@ def _setup_metrics(resource: Any, endpoint: str | None, headers: dict[str, str] 
 
     if isinstance(metrics.get_meter_provider(), MeterProvider):
         return
-    reader = PeriodicExportingMetricReader(_exporter("metrics", endpoint, headers))  # OTEL_METRIC_EXPORT_INTERVAL
+    reader = PeriodicExportingMetricReader(
+        _exporter("metrics", endpoint, headers)
+    )  # OTEL_METRIC_EXPORT_INTERVAL
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))  # flushes at exit
 
 
@@ -154,3 +158,39 @@ def ensure_tracing() -> None:
             import sys
 
             print(f"tracehouse: tracing not set up: {exc!r}", file=sys.stderr)
+
+
+_logger: Any = None
+_logger_lock = threading.Lock()  # not _lock: setting up the logger may set up tracing
+
+
+def event_logger(provider: Any = None) -> Any:
+    """Tracehouse's logger for events (scores, GenAI operation details): on `provider`, else on
+    the application's SDK LoggerProvider, else on ours (exporting OTLP like the spans)."""
+    global _logger
+    from opentelemetry import _logs
+
+    from tracehouse import __version__
+
+    if provider is not None:
+        return provider.get_logger("tracehouse", __version__)
+    if _logger is not None:
+        return _logger
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    with _logger_lock:
+        if _logger is not None:
+            return _logger
+        current = _logs.get_logger_provider()
+        if not isinstance(current, LoggerProvider):
+            ensure_tracing()
+            from opentelemetry import trace
+
+            resource = getattr(trace.get_tracer_provider(), "resource", None) or Resource.create({})
+            current = LoggerProvider(resource=resource)  # flushes at exit
+            current.add_log_record_processor(BatchLogRecordProcessor(_exporter("logs", *export_target)))
+            _logs.set_logger_provider(current)
+        _logger = current.get_logger("tracehouse", __version__)
+        return _logger

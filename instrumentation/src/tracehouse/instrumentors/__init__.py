@@ -18,5 +18,8 @@ INSTRUMENTORS: dict[str, tuple[str, str]] = {
     # Before any estimator module is defined: the fit decorator is replaced there.
     "sklearn": ("sklearn.base", "tracehouse.instrumentors.sklearn:SklearnInstrumentor"),
     # transformers imports lazily: the trainer module is loaded when Trainer is first used.
-    "transformers": ("transformers.trainer", "tracehouse.instrumentors.transformers:TransformersInstrumentor"),
+    "transformers": (
+        "transformers.trainer",
+        "tracehouse.instrumentors.transformers:TransformersInstrumentor",
+    ),
 }

@@ -1,6 +1,6 @@
 """Helpers the GenAI client instrumentors share: reading request params and responses, capped
-JSON content, the error type, stream proxies that end a call's span exactly once, and the GenAI
-client metrics (`gen_ai.client.token.usage`, `gen_ai.client.operation.duration`).
+JSON content that stays valid JSON, stream proxies that end a call exactly once, and the GenAI
+client metrics (token usage, duration, and for streams time to first chunk and per chunk).
 
 Nothing here imports an instrumented library.
 """
@@ -8,13 +8,13 @@ Nothing here imports an instrumented library.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import wrapt
-from opentelemetry import context as otel_context
-from opentelemetry import metrics, trace
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry import metrics
+
+from tracehouse.instrumentors import _semconv as sc
 
 # -- reading params and responses ----------------------------------------------------------------
 
@@ -73,53 +73,62 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def capped_json(value: Any, limit: int) -> str:
-    """JSON text of `value`, cut to at most `limit` UTF-8 bytes (never inside a character)."""
+TRUNCATION_MARK = "…[truncated]"
+
+
+def capped_json(value: Any, limit: int) -> tuple[str, bool]:
+    """JSON text of `value` in at most `limit` UTF-8 bytes, and whether it had to be shortened.
+
+    Shortened JSON is still valid JSON of the same shape: the longest strings are cut (each
+    ending in TRUNCATION_MARK) just enough to fit; if even empty strings do not fit, items are
+    dropped from the front of the outer list (the oldest messages)."""
     text = _ENCODER.encode(value)
-    if len(text) <= limit and text.isascii():  # as many bytes as characters: nothing to cut
-        return text
-    raw = text.encode("utf-8")
-    if len(raw) > limit:
-        text = raw[:limit].decode("utf-8", "ignore")
-    return text
+    if len(text) <= limit and (text.isascii() or len(text.encode("utf-8")) <= limit):
+        return text, False
+    low, high, best = 0, _longest_string(value), None
+    while low <= high:  # the longest string length that still fits
+        keep = (low + high) // 2
+        candidate = _ENCODER.encode(_shorten(value, keep))
+        if len(candidate.encode("utf-8")) <= limit:
+            best, low = candidate, keep + 1
+        else:
+            high = keep - 1
+    if best is not None:
+        return best, True
+    items = _shorten(value, 0)
+    while isinstance(items, list) and items:
+        items = items[1:]
+        candidate = _ENCODER.encode(items)
+        if len(candidate.encode("utf-8")) <= limit:
+            return candidate, True
+    return ("[]" if isinstance(value, list | tuple) else "{}"), True
+
+
+def _longest_string(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return max((_longest_string(v) for v in value.values()), default=0)
+    if isinstance(value, list | tuple):
+        return max((_longest_string(v) for v in value), default=0)
+    return len(str(value)) if value is not None and not isinstance(value, int | float | bool) else 0
+
+
+def _shorten(value: Any, keep: int) -> Any:
+    """`value` with every string longer than `keep` characters cut to `keep` plus the mark."""
+    if isinstance(value, str):
+        return value if len(value) <= keep else value[:keep] + TRUNCATION_MARK
+    if isinstance(value, dict):
+        return {k: _shorten(v, keep) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shorten(v, keep) for v in value]
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    return _shorten(str(value), keep)
 
 
 # json.dumps(value, ensure_ascii=False, default=str), without building an encoder per call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
-
-
-def error_type(exc: BaseException) -> str:
-    return type(exc).__qualname__
-
-
-def record_error(
-    span: Any, exc: BaseException, metric_attrs: dict[str, Any], status_code: Any = None
-) -> None:
-    """Mark a call's span (and its metric attributes) failed with `exc`, plus the HTTP status
-    when the SDK's exception carries a real one."""
-    span.record_exception(exc)
-    span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
-    kind = error_type(exc)
-    span.set_attribute("error.type", kind)
-    metric_attrs["error.type"] = kind
-    if isinstance(status_code, int) and not isinstance(status_code, bool) and 100 <= status_code <= 599:
-        span.set_attribute("http.response.status_code", status_code)
-
-
-# -- one LLM call, one span -----------------------------------------------------------------------
-
-# Set while a routing library's call (litellm) is traced: the provider SDK call it makes inside is
-# the same LLM call, so the SDK instrumentors make no span of their own for it.
-_ROUTED_CALL_KEY = otel_context.create_key("tracehouse-routed-llm-call")
-
-
-def routed_call_context(span: trace.Span) -> otel_context.Context:
-    """The context to run a routed call in: `span` current, nested GenAI client spans suppressed."""
-    return otel_context.set_value(_ROUTED_CALL_KEY, True, trace.set_span_in_context(span))
-
-
-def inside_routed_call() -> bool:
-    return otel_context.get_value(_ROUTED_CALL_KEY) is True
 
 
 # -- streams -------------------------------------------------------------------------------------
@@ -230,16 +239,20 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
 
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+# Chunks of a stream come milliseconds apart: finer buckets than whole operations get.
+CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 
 # Span attributes that the metrics carry as they are.
 _METRIC_ATTRIBUTES = (
-    "gen_ai.operation.name",
-    "gen_ai.provider.name",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "server.address",
-    "server.port",
-    "error.type",
+    sc.OPERATION,
+    sc.PROVIDER,
+    sc.REQUEST_MODEL,
+    sc.RESPONSE_MODEL,
+    sc.SERVER_ADDRESS,
+    sc.SERVER_PORT,
+    sc.ERROR_TYPE,
+    sc.OPENAI_RESPONSE_SERVICE_TIER,
+    sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
 )
 
 
@@ -262,16 +275,28 @@ class GenAIMetrics:
 
     def __init__(self, meter: metrics.Meter) -> None:
         self.token_usage = meter.create_histogram(
-            "gen_ai.client.token.usage",
+            sc.METRIC_TOKEN_USAGE,
             unit="{token}",
             description="Number of input and output tokens used",
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
         )
         self.duration = meter.create_histogram(
-            "gen_ai.client.operation.duration",
+            sc.METRIC_OPERATION_DURATION,
             unit="s",
             description="GenAI operation duration",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.time_to_first_chunk = meter.create_histogram(
+            sc.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk of a streamed response",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.time_per_output_chunk = meter.create_histogram(
+            sc.METRIC_TIME_PER_OUTPUT_CHUNK,
+            unit="s",
+            description="Time between consecutive chunks of a streamed response",
+            explicit_bucket_boundaries_advisory=CHUNK_BUCKETS,
         )
 
     def record(
@@ -280,9 +305,11 @@ class GenAIMetrics:
         duration_s: float,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        first_chunk_s: float | None = None,
+        chunk_gaps_s: Sequence[float] = (),
     ) -> None:
         """One finished operation; `attributes` are its span's (only the metric ones are kept).
-        Never raises."""
+        The streaming histograms only for a streamed call (`first_chunk_s` known). Never raises."""
         try:
             if _drops(self.duration) and _drops(self.token_usage):
                 return
@@ -290,6 +317,10 @@ class GenAIMetrics:
             self.duration.record(max(duration_s, 0.0), attrs)
             for kind, count in (("input", input_tokens), ("output", output_tokens)):
                 if isinstance(count, int) and not isinstance(count, bool):
-                    self.token_usage.record(count, {**attrs, "gen_ai.token.type": kind})
+                    self.token_usage.record(count, {**attrs, sc.TOKEN_TYPE: kind})
+            if first_chunk_s is not None:
+                self.time_to_first_chunk.record(max(first_chunk_s, 0.0), attrs)
+                for gap in chunk_gaps_s:
+                    self.time_per_output_chunk.record(max(gap, 0.0), attrs)
         except Exception:
             pass

@@ -20,31 +20,24 @@ context), and each call has one GenAI span whose tokens are counted once.
 from __future__ import annotations
 
 import importlib
-import time
-from contextvars import Token
 from typing import Any
 
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
-from opentelemetry.trace import SpanKind
+from opentelemetry.instrumentation.utils import unwrap
 
+from tracehouse.instrumentors import _semconv as sc
 from tracehouse.instrumentors._base import GenAIInstrumentor
+from tracehouse.instrumentors._call import IN_CALL, LLMCall, function_tool, output_type, starter, traced
 from tracehouse.instrumentors._common import (
     AsyncStreamProxy,
-    GenAIMetrics,
     StreamProxy,
     args_json,
-    capped_json,
     get,
-    inside_routed_call,
     jsonable,
-    record_error,
     seq,
 )
-
-_CALL_KEY = otel_context.create_key("tracehouse-anthropic-call")
 
 # Where Messages lives: a package since anthropic 0.3x-ish, a module before.
 _MODULES = ("anthropic.resources.messages.messages", "anthropic.resources.messages")
@@ -52,15 +45,6 @@ _CLASSES = ("Messages", "AsyncMessages")
 _CALL_METHODS = ("create", "parse")  # parse() posts directly rather than through create()
 _SDK_SPAN_HOOK = ("anthropic._base_client", "start_api_call_span")
 _SDK_SCOPE = "com.anthropic.sdk.python"
-
-# Anthropic stop_reason -> the conventions' finish reasons; others are kept as they are.
-_FINISH = {"end_turn": "stop", "max_tokens": "length", "tool_use": "tool_calls", "stop_sequence": "stop"}
-
-TTFC = "tracehouse.response.time_to_first_chunk"
-
-
-def _finish(reason: Any) -> str | None:
-    return _FINISH.get(reason, str(reason)) if reason else None
 
 
 def _int(value: Any) -> int | None:
@@ -87,25 +71,6 @@ def _server(instance: Any) -> tuple[str | None, int | None, str]:
     return host, port, provider
 
 
-def _already_traced(model: Any) -> bool:
-    """True inside a call we are already tracing, or inside another instrumentor's GenAI client
-    span for this same Anthropic call (it wrapped the method outside ours), or inside a routed
-    call (litellm) that is this call's span."""
-    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
-        return True
-    span = trace.get_current_span()
-    if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
-        return False
-    attrs = getattr(span, "attributes", None) or {}
-    if "gen_ai.operation.name" not in attrs:
-        return False
-    scope = getattr(getattr(span, "instrumentation_scope", None), "name", "") or ""
-    if "anthropic" not in scope.lower() or scope == _SDK_SCOPE:
-        return False
-    other = attrs.get("gen_ai.request.model")
-    return other is None or not isinstance(model, str) or other == model
-
-
 # -- content (current GenAI conventions: role + parts) -------------------------------------------
 
 
@@ -124,12 +89,20 @@ def _block_part(block: Any) -> dict[str, Any]:
     kind = get(block, "type")
     if kind == "text":
         return {"type": "text", "content": get(block, "text", "")}
-    if kind in ("tool_use", "server_tool_use"):
+    if kind == "tool_use":
         return {
             "type": "tool_call",
             "id": get(block, "id"),
             "name": get(block, "name"),
             "arguments": jsonable(get(block, "input")),
+        }
+    if kind == "server_tool_use":  # a tool Anthropic runs itself (web search, code execution)
+        return _server_tool_call(get(block, "id"), get(block, "name"), jsonable(get(block, "input")))
+    if isinstance(kind, str) and kind.endswith("_tool_result") and kind != "tool_result":
+        return {
+            "type": "server_tool_call_response",
+            "id": get(block, "tool_use_id"),
+            "server_tool_call_response": {"type": kind, "content": jsonable(get(block, "content"))},
         }
     if kind == "tool_result":
         return {
@@ -149,6 +122,33 @@ def _block_part(block: Any) -> dict[str, Any]:
             part["mime_type"] = get(source, "media_type")
         return part
     return {"type": str(kind or "unknown")}
+
+
+def _server_tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    return {
+        "type": "server_tool_call",
+        "id": call_id,
+        "name": name,
+        "server_tool_call": {"type": name, "arguments": arguments},
+    }
+
+
+def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
+    """Client tools (`{name, description, input_schema}`) as functions; server tools
+    (`{type: web_search_20250305, name}`) keep their type."""
+    out = []
+    for tool in seq(tools):
+        kind = get(tool, "type")
+        custom = kind in (None, "custom")
+        out.append(
+            function_tool(
+                get(tool, "name", kind),
+                get(tool, "description"),
+                jsonable(get(tool, "input_schema")),
+                "function" if custom else str(kind),
+            )
+        )
+    return out
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -180,56 +180,35 @@ def _system(system: Any) -> list[dict[str, Any]] | None:
 # -- one traced call -----------------------------------------------------------------------------
 
 
-class _Call:
-    """A span for one Messages call: request attributes at start, response attributes at the end."""
+class _Call(LLMCall):
+    """One Messages call: Anthropic's request, Message and stream events as the call's facts."""
 
     def __init__(
         self, inst: AnthropicInstrumentor, instance: Any, kwargs: dict[str, Any], stream: bool
     ) -> None:
-        self.inst = inst
-        self.capture = inst.capture_content
-        self.ended = False
-        self.first_chunk: float | None = None
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        model = get(kwargs, "model")
         host, port, provider = _server(instance)
-        attrs: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider}
-        if isinstance(model, str):
-            attrs["gen_ai.request.model"] = model
-        if host:
-            attrs["server.address"] = host
-            if port:
-                attrs["server.port"] = port
-        self.metric_attrs = dict(attrs)
-        self._request_attributes(attrs, kwargs, stream)
-        name = f"chat {model}" if isinstance(model, str) and model else "chat"
-        self.span = inst.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
-        self.started = time.monotonic()
+        super().__init__(inst, sc.CHAT, get(kwargs, "model"), provider, host, port)
+        self.stream_class: Any = None
         # accumulated from stream events
         self.message_id = self.message_model = self.stop_reason = None
-        self.usage: dict[str, Any] = {}
+        self.stream_usage: dict[str, Any] = {}
         self.blocks: dict[int, dict[str, Any]] = {}
+        self._request(kwargs, stream)
 
-    def _request_attributes(self, attrs: dict[str, Any], kwargs: dict[str, Any], stream: bool) -> None:
+    def _request(self, kwargs: dict[str, Any], stream: bool) -> None:
         # Newer anthropic releases dropped temperature / top_p / top_k from the signature: they
         # then travel in extra_body, whose values win over the named ones (as they do on the wire).
         extra = kwargs.get("extra_body")
         kw = {**kwargs, **extra} if isinstance(extra, dict) else kwargs
-        for key, attr in (
-            ("max_tokens", "gen_ai.request.max_tokens"),
-            ("temperature", "gen_ai.request.temperature"),
-            ("top_p", "gen_ai.request.top_p"),
-            ("top_k", "gen_ai.request.top_k"),
-        ):
-            value = get(kw, key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                attrs[attr] = value
-        stop = get(kw, "stop_sequences")
-        if isinstance(stop, list | tuple) and stop:
-            attrs["gen_ai.request.stop_sequences"] = [str(s) for s in stop]
-        if stream:
-            attrs["gen_ai.request.stream"] = True
+        self.request(
+            max_tokens=get(kw, "max_tokens"),
+            temperature=get(kw, "temperature"),
+            top_p=get(kw, "top_p"),
+            top_k=get(kw, "top_k"),
+            stop=get(kw, "stop_sequences"),
+            stream=stream,
+            output_type=output_type(get(kw, "output_format")),
+        )
         # What selects the price variant (see the collector's price_context): tier and speed.
         for key, attr in (
             ("service_tier", "tracehouse.request.service_tier"),
@@ -237,21 +216,17 @@ class _Call:
         ):
             value = get(kw, key)
             if isinstance(value, str) and value:
-                attrs[attr] = value
-        if not self.capture:
-            return
-        messages = _input_messages(get(kw, "messages"))
-        if messages:
-            attrs["gen_ai.input.messages"] = self._json(messages)
-        system = _system(get(kw, "system"))
-        if system:
-            attrs["gen_ai.system_instructions"] = self._json(system)
-        tools = seq(get(kw, "tools"))
-        if tools:
-            attrs["gen_ai.tool.definitions"] = self._json(jsonable(list(tools)))
+                self.attrs[attr] = value
+        if self.capture:
+            tools = seq(get(kw, "tools"))
+            self.inputs(
+                _input_messages(get(kw, "messages")),
+                _system(get(kw, "system")),
+                _tool_definitions(tools) if tools else None,
+            )
 
-    def _json(self, value: Any) -> str:
-        return capped_json(value, self.inst.max_content_bytes)
+    def is_stream(self, result: Any) -> bool:
+        return isinstance(result, self.stream_class)
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -261,22 +236,12 @@ class _Call:
         inp = _int(get(usage, "input_tokens"))
         read = _int(get(usage, "cache_read_input_tokens"))
         created = _int(get(usage, "cache_creation_input_tokens"))
-        out = _int(get(usage, "output_tokens"))
-        span = self.span
-        if inp is not None:
-            self.input_tokens = inp + (read or 0) + (created or 0)
-            span.set_attribute("gen_ai.usage.input_tokens", self.input_tokens)
-        if read is not None:
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", read)
-        if created is not None:
-            span.set_attribute("gen_ai.usage.cache_creation.input_tokens", created)
-        if out is not None:
-            self.output_tokens = out
-            span.set_attribute("gen_ai.usage.output_tokens", out)
+        total = None if inp is None else inp + (read or 0) + (created or 0)
+        self.usage(total, get(usage, "output_tokens"), read, created)
         # One-hour cache writes cost more than five-minute ones: their share of the writes.
         one_hour = _int(get(get(usage, "cache_creation"), "ephemeral_1h_input_tokens"))
         if one_hour:
-            span.set_attribute("tracehouse.usage.cache_creation_1h.input_tokens", one_hour)
+            self.facts["tracehouse.usage.cache_creation_1h.input_tokens"] = one_hour
         # The tier (standard, priority, batch) and speed Anthropic billed the call at.
         for key, attr in (
             ("service_tier", "tracehouse.response.service_tier"),
@@ -284,72 +249,62 @@ class _Call:
         ):
             value = get(usage, key)
             if isinstance(value, str) and value:
-                span.set_attribute(attr, value)
-
-    def _ids(self, rid: Any, model: Any) -> None:
-        if isinstance(rid, str) and rid:
-            self.span.set_attribute("gen_ai.response.id", rid)
-        if isinstance(model, str) and model:
-            self.span.set_attribute("gen_ai.response.model", model)
-            self.metric_attrs["gen_ai.response.model"] = model
+                self.facts[attr] = value
 
     def _output(self, parts: list[dict[str, Any]], stop_reason: Any) -> None:
-        finish = _finish(stop_reason)
-        if finish:
-            self.span.set_attribute("gen_ai.response.finish_reasons", [finish])
-        if self.capture and (parts or finish):
-            message = {"role": "assistant", "parts": parts, "finish_reason": finish}
-            self.span.set_attribute("gen_ai.output.messages", self._json([message]))
+        self.finish_reasons([stop_reason])
+        if self.capture and (parts or stop_reason):
+            self.outputs([{"role": "assistant", "parts": parts, "finish_reason": stop_reason}])
 
-    def response(self, result: Any) -> None:
-        """Attributes from a non-streamed Message."""
-        try:
-            if get(result, "usage") is None and get(result, "content") is None:
-                return  # e.g. with_raw_response: not parsed here, never parsed for it
-            self._ids(get(result, "id"), get(result, "model"))
-            self._usage(get(result, "usage"))
-            self._output(_parts(list(seq(get(result, "content")))), get(result, "stop_reason"))
-        except Exception:  # telemetry must never break the call
-            pass
+    def on_response(self, result: Any) -> None:
+        if get(result, "usage") is None and get(result, "content") is None:
+            return  # e.g. with_raw_response: not parsed here, never parsed for it
+        self.response_ids(get(result, "id"), get(result, "model"))
+        self._usage(get(result, "usage"))
+        self._output(_parts(list(seq(get(result, "content")))), get(result, "stop_reason"))
 
-    def chunk(self, event: Any) -> None:
-        if self.first_chunk is None:
-            self.first_chunk = time.monotonic() - self.started
-        try:
-            kind = get(event, "type")
-            if kind == "message_start":
-                message = get(event, "message")
-                self.message_id = get(message, "id")
-                self.message_model = get(message, "model")
-                self._merge_usage(get(message, "usage"))
-            elif kind == "content_block_start":
-                block = get(event, "content_block")
-                self.blocks[get(event, "index", 0)] = {
-                    "type": get(block, "type"),
-                    "id": get(block, "id"),
-                    "name": get(block, "name"),
-                    "input": get(block, "input"),
-                    "text": [get(block, "text") or get(block, "thinking") or ""],
+    def process_chunk(self, event: Any) -> None:
+        kind = get(event, "type")
+        if kind == "message_start":
+            message = get(event, "message")
+            self.message_id = get(message, "id")
+            self.message_model = get(message, "model")
+            self._merge_usage(get(message, "usage"))
+        elif kind == "content_block_start":
+            block = get(event, "content_block")
+            self.blocks[get(event, "index", 0)] = {
+                "block": block,
+                "type": get(block, "type"),
+                "id": get(block, "id"),
+                "name": get(block, "name"),
+                "input": get(block, "input"),
+                "text": [get(block, "text") or get(block, "thinking") or ""],
+                "json": [],
+            }
+        elif kind == "content_block_delta":
+            slot = self.blocks.setdefault(
+                get(event, "index", 0),
+                {
+                    "block": None,
+                    "type": "text",
+                    "id": None,
+                    "name": None,
+                    "input": None,
+                    "text": [],
                     "json": [],
-                }
-            elif kind == "content_block_delta":
-                slot = self.blocks.setdefault(
-                    get(event, "index", 0),
-                    {"type": "text", "id": None, "name": None, "input": None, "text": [], "json": []},
-                )
-                delta = get(event, "delta")
-                dtype = get(delta, "type")
-                if dtype == "text_delta":
-                    slot["text"].append(get(delta, "text", ""))
-                elif dtype == "thinking_delta":
-                    slot["text"].append(get(delta, "thinking", ""))
-                elif dtype == "input_json_delta":
-                    slot["json"].append(get(delta, "partial_json", ""))
-            elif kind == "message_delta":
-                self.stop_reason = get(get(event, "delta"), "stop_reason") or self.stop_reason
-                self._merge_usage(get(event, "usage"))
-        except Exception:
-            pass
+                },
+            )
+            delta = get(event, "delta")
+            dtype = get(delta, "type")
+            if dtype == "text_delta":
+                slot["text"].append(get(delta, "text", ""))
+            elif dtype == "thinking_delta":
+                slot["text"].append(get(delta, "thinking", ""))
+            elif dtype == "input_json_delta":
+                slot["json"].append(get(delta, "partial_json", ""))
+        elif kind == "message_delta":
+            self.stop_reason = get(get(event, "delta"), "stop_reason") or self.stop_reason
+            self._merge_usage(get(event, "usage"))
 
     def _merge_usage(self, usage: Any) -> None:
         """message_delta usage is cumulative and may carry only some fields."""
@@ -361,57 +316,42 @@ class _Call:
         ):
             value = _int(get(usage, key))
             if value is not None:
-                self.usage[key] = value
+                self.stream_usage[key] = value
         for key in ("service_tier", "speed"):
             value = get(usage, key)
             if isinstance(value, str) and value:
-                self.usage[key] = value
+                self.stream_usage[key] = value
         one_hour = _int(get(get(usage, "cache_creation"), "ephemeral_1h_input_tokens"))
         if one_hour is not None:
-            self.usage["cache_creation"] = {"ephemeral_1h_input_tokens": one_hour}
+            self.stream_usage["cache_creation"] = {"ephemeral_1h_input_tokens": one_hour}
 
-    def _stream_results(self) -> None:
-        if self.first_chunk is not None:
-            self.span.set_attribute(TTFC, self.first_chunk)
-            self.span.set_attribute("gen_ai.response.time_to_first_chunk", self.first_chunk)
-        self._ids(self.message_id, self.message_model)
-        if self.usage:
-            self._usage(self.usage)
+    def on_stream_end(self) -> None:
+        self.response_ids(self.message_id, self.message_model)
+        if self.stream_usage:
+            self._usage(self.stream_usage)
         parts = []
         for i in sorted(self.blocks):
             slot = self.blocks[i]
             kind = slot["type"]
             if kind in ("tool_use", "server_tool_use"):
                 raw = "".join(slot["json"])
-                arguments = jsonable(slot["input"])
-                if raw:
-                    arguments = args_json(raw)
-                parts.append(
-                    {"type": "tool_call", "id": slot["id"], "name": slot["name"], "arguments": arguments}
-                )
+                arguments = args_json(raw) if raw else jsonable(slot["input"])
+                if kind == "tool_use":
+                    parts.append(
+                        {"type": "tool_call", "id": slot["id"], "name": slot["name"], "arguments": arguments}
+                    )
+                else:
+                    parts.append(_server_tool_call(slot["id"], slot["name"], arguments))
             elif kind == "thinking":
                 parts.append({"type": "reasoning", "content": "".join(slot["text"])})
             elif kind == "text":
                 parts.append({"type": "text", "content": "".join(slot["text"])})
+            elif slot["block"] is not None:
+                parts.append(_block_part(slot["block"]))
             else:
                 parts.append({"type": str(kind or "unknown")})
         if parts or self.stop_reason:
             self._output(parts, self.stop_reason)
-
-    def end(self, exc: BaseException | None = None, streamed: bool = False) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        try:
-            if streamed:
-                self._stream_results()
-            if exc is not None:
-                record_error(self.span, exc, self.metric_attrs, getattr(exc, "status_code", None))
-        finally:
-            self.span.end()
-            self.inst.metrics.record(
-                self.metric_attrs, time.monotonic() - self.started, self.input_tokens, self.output_tokens
-            )
 
 
 # -- the instrumentor ----------------------------------------------------------------------------
@@ -424,7 +364,6 @@ class AnthropicInstrumentor(GenAIInstrumentor):
     def patch(self) -> None:
         from anthropic import AsyncStream, Stream
 
-        self.metrics = GenAIMetrics(self.meter)
         self._patched: list[tuple[Any, str]] = []
         module = self._messages_module()
         for cls_name in _CLASSES:
@@ -432,10 +371,10 @@ class AnthropicInstrumentor(GenAIInstrumentor):
             if cls is None:
                 continue
             is_async = cls_name.startswith("Async")
+            start = starter(self._maker(AsyncStream if is_async else Stream), "anthropic", (_SDK_SCOPE,))
             for method in _CALL_METHODS:
                 if hasattr(cls, method):
-                    wrapper = self._async_wrapper(AsyncStream) if is_async else self._sync_wrapper(Stream)
-                    wrapt.wrap_function_wrapper(cls, method, wrapper)
+                    wrapt.wrap_function_wrapper(cls, method, traced(start, is_async))
                     self._patched.append((cls, method))
             if hasattr(cls, "stream"):
                 wrapt.wrap_function_wrapper(cls, "stream", self._stream_helper_wrapper(is_async))
@@ -464,61 +403,16 @@ class AnthropicInstrumentor(GenAIInstrumentor):
                 return module
         raise ImportError("anthropic Messages resource not found")
 
-    def _start(self, instance: Any, kwargs: dict[str, Any], stream: bool) -> _Call | None:
-        if not is_instrumentation_enabled() or _already_traced(kwargs.get("model")):
-            return None
-        try:
-            return _Call(self, instance, kwargs, stream)
-        except Exception:
-            return None
+    def _maker(self, stream_class: Any, streamed: bool | None = None) -> Any:
+        def make(instance: Any, args: Any, kwargs: dict[str, Any]) -> _Call:
+            call = _Call(
+                self, instance, kwargs, kwargs.get("stream") is True if streamed is None else streamed
+            )
+            call.stream_class = stream_class
+            call.start()
+            return call
 
-    @staticmethod
-    def _attach(call: _Call) -> Token[otel_context.Context]:
-        return otel_context.attach(
-            otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
-        )
-
-    def _sync_wrapper(self, stream_cls: type) -> Any:
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            call = self._start(instance, kwargs, kwargs.get("stream") is True)
-            if call is None:
-                return wrapped(*args, **kwargs)
-            token = self._attach(call)
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)
-            if isinstance(result, stream_cls):
-                return StreamProxy(result, call)
-            call.response(result)
-            call.end()
-            return result
-
-        return wrapper
-
-    def _async_wrapper(self, stream_cls: type) -> Any:
-        async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            call = self._start(instance, kwargs, kwargs.get("stream") is True)
-            if call is None:
-                return await wrapped(*args, **kwargs)
-            token = self._attach(call)
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)
-            if isinstance(result, stream_cls):
-                return AsyncStreamProxy(result, call)
-            call.response(result)
-            call.end()
-            return result
-
-        return wrapper
+        return make
 
     def _stream_helper_wrapper(self, is_async: bool) -> Any:
         """messages.stream() returns a MessageStreamManager that posts when entered: the span
@@ -526,6 +420,7 @@ class AnthropicInstrumentor(GenAIInstrumentor):
         iteration, text_stream, get_final_message(), until_done(), close() and the manager's
         exit all end it once. The manager is proxied only to see an application error that
         leaves its `with` block."""
+        start = starter(self._maker(object, streamed=True), "anthropic", (_SDK_SCOPE,))
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             manager = wrapped(*args, **kwargs)
@@ -535,53 +430,40 @@ class AnthropicInstrumentor(GenAIInstrumentor):
                 return manager
             holder: list[_Call] = []
             try:
-                traced = (
-                    self._traced_async(request, instance, kwargs, holder)
-                    if is_async
-                    else self._traced_sync(request, instance, kwargs, holder)
-                )
-                setattr(manager, attr, traced)
+                if is_async:
+                    traced_request = _traced_async(start, request, instance, kwargs, holder)
+                else:
+                    traced_request = _traced_sync(start, request, instance, kwargs, holder)
+                setattr(manager, attr, traced_request)
             except Exception:
                 return manager
             return _AsyncManagerProxy(manager, holder) if is_async else _ManagerProxy(manager, holder)
 
         return wrapper
 
-    def _traced_sync(self, request: Any, instance: Any, kwargs: dict[str, Any], holder: list[_Call]) -> Any:
-        def traced_request() -> Any:
-            call = self._start(instance, kwargs, True)
-            if call is None:
-                return request()
-            holder.append(call)
-            token = self._attach(call)
-            try:
-                raw = request()
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)
-            return StreamProxy(raw, call)
 
-        return traced_request
+def _traced_sync(start: Any, request: Any, instance: Any, kwargs: dict[str, Any], holder: list[_Call]) -> Any:
+    def traced_request() -> Any:
+        call = start(instance, (), kwargs)
+        if call is None:
+            return request()
+        holder.append(call)
+        return StreamProxy(call.run(request), call)
 
-    def _traced_async(self, request: Any, instance: Any, kwargs: dict[str, Any], holder: list[_Call]) -> Any:
-        async def traced_request() -> Any:
-            call = self._start(instance, kwargs, True)
-            if call is None:
-                return await request
-            holder.append(call)
-            token = self._attach(call)
-            try:
-                raw = await request
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)
-            return AsyncStreamProxy(raw, call)
+    return traced_request
 
-        return traced_request()
+
+def _traced_async(
+    start: Any, request: Any, instance: Any, kwargs: dict[str, Any], holder: list[_Call]
+) -> Any:
+    async def traced_request() -> Any:
+        call = start(instance, (), kwargs)
+        if call is None:
+            return await request
+        holder.append(call)
+        return AsyncStreamProxy(await call.run_async(lambda: request), call)
+
+    return traced_request()
 
 
 class _ManagerProxy(wrapt.ObjectProxy):
@@ -621,7 +503,7 @@ def _no_sdk_span_inside_ours(wrapped: Any, instance: Any, args: Any, kwargs: Any
     """anthropic's own call span is not started for a call this instrumentor already traces: it
     gets a non-recording stand-in carrying our span's context, so that what it propagates in the
     request headers (unless its `propagation` option is off) is our span."""
-    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
+    if otel_context.get_value(IN_CALL):
         ours = trace.get_current_span().get_span_context()
         return trace.NonRecordingSpan(ours) if ours.is_valid else None
     return wrapped(*args, **kwargs)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,56 +29,25 @@ import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
+from tracehouse.instrumentors import _semconv as sc
 from tracehouse.instrumentors._base import GenAIInstrumentor
-from tracehouse.instrumentors._common import (
-    GenAIMetrics,
-    args_json,
-    capped_json,
-    error_type,
-    get,
-    inside_routed_call,
-    jsonable,
-    seq,
-)
+from tracehouse.instrumentors._call import IN_CALL, LLMCall, function_tool
+from tracehouse.instrumentors._common import args_json, get, jsonable, seq
 from tracehouse.instrumentors.anthropic import _input_messages as _anthropic_messages
 from tracehouse.instrumentors.anthropic import _parts as _anthropic_parts
 from tracehouse.instrumentors.anthropic import _system as _anthropic_system
+from tracehouse.instrumentors.anthropic import _tool_definitions as _anthropic_tools
 
-_CALL_KEY = otel_context.create_key("tracehouse-bedrock-call")
 _SERVICE = "bedrock-runtime"
 _OPERATIONS = frozenset({"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"})
 _STREAMING = frozenset({"ConverseStream", "InvokeModelWithResponseStream"})
 PROVIDER = "aws.bedrock"
-TTFC = "tracehouse.response.time_to_first_chunk"
-
-# Bedrock stop reasons (Converse, Nova, Anthropic and Titan bodies) -> the conventions' finish
-# reasons; others are kept as they are.
-_FINISH = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "guardrail_intervened": "content_filter",
-    "content_filtered": "content_filter",
-    "FINISH": "stop",
-    "LENGTH": "length",
-    "STOP_CRITERIA_MET": "stop",
-    "CONTENT_FILTERED": "content_filter",
-}
-
-
-def _finish(reason: Any) -> str | None:
-    return _FINISH.get(reason, str(reason)) if reason else None
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _num(value: Any) -> int | float | None:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _server(client: Any) -> tuple[str | None, int | None]:
@@ -94,15 +62,15 @@ def _already_traced() -> bool:
     """True inside a call we already trace, or inside another instrumentation's GenAI client
     span (e.g. opentelemetry-instrumentation-botocore's Bedrock extension wrapped outside ours),
     or inside a routed call (litellm) that is this call's span."""
-    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
+    if otel_context.get_value(IN_CALL):
         return True
     span = trace.get_current_span()
     if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
         return False
     attrs = getattr(span, "attributes", None) or {}
-    if attrs.get("gen_ai.operation.name") not in ("chat", "text_completion", "embeddings"):
+    if attrs.get(sc.OPERATION) not in (sc.CHAT, sc.TEXT_COMPLETION, sc.EMBEDDINGS):
         return False  # e.g. an agent's invoke_agent span: our call is its child
-    provider = attrs.get("gen_ai.provider.name", attrs.get("gen_ai.system", PROVIDER))
+    provider = attrs.get(sc.PROVIDER, attrs.get("gen_ai.system", PROVIDER))  # or the deprecated name
     return provider in (PROVIDER, "aws_bedrock")
 
 
@@ -114,7 +82,7 @@ def _error_code(exc: BaseException) -> tuple[str, int | None]:
         status = _int(get(get(response, "ResponseMetadata"), "HTTPStatusCode"))
         if isinstance(code, str) and code:
             return code, status
-    return error_type(exc), None
+    return type(exc).__qualname__, None
 
 
 # -- content: Converse (and Nova) blocks -> role + parts -----------------------------------------
@@ -175,6 +143,23 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     return [p for p in (_block_part(b) for b in seq(content)) if p is not None]
 
 
+def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
+    """Converse `toolConfig.tools` (`{toolSpec: {name, description, inputSchema: {json}}}`)."""
+    out = []
+    for tool in seq(tools):
+        spec = get(tool, "toolSpec")
+        if spec is None:  # a cache point or a system tool
+            kind = next(iter(tool), "unknown") if isinstance(tool, dict) and tool else "unknown"
+            out.append(function_tool(kind, kind=kind))
+            continue
+        out.append(
+            function_tool(
+                get(spec, "name"), get(spec, "description"), jsonable(get(get(spec, "inputSchema"), "json"))
+            )
+        )
+    return out
+
+
 def _input_messages(messages: Any) -> list[dict[str, Any]]:
     out = []
     for message in seq(messages):
@@ -189,185 +174,139 @@ def _input_messages(messages: Any) -> list[dict[str, Any]]:
 # -- one traced call -----------------------------------------------------------------------------
 
 
-class _Call:
-    """A span for one Bedrock operation: request attributes at start, results at the end."""
+class _Call(LLMCall):
+    """One Bedrock operation: Converse and the model bodies of InvokeModel as the call's facts."""
 
     def __init__(
         self, inst: BedrockInstrumentor, client: Any, operation: str, params: dict[str, Any]
     ) -> None:
-        self.inst = inst
-        self.capture = inst.capture_content
-        self.operation = operation
-        self.ended = False
-        self.started = time.monotonic()
-        self.first_chunk: float | None = None
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        # accumulated from stream events
-        self.stop_reason: Any = None
-        self.usage: dict[str, int] = {}
-        self.blocks: dict[int, dict[str, Any]] = {}
-        self.response_id = self.response_model = None
         self.body: dict[str, Any] | None = None
         self.kind = "converse"  # or "anthropic", "nova", "titan", "embed", "other"
         model = get(params, "modelId")
-        op_name = "chat"
         if operation.startswith("InvokeModel"):
             self.body = _json_body(get(params, "body"))
             self.kind = _body_kind(self.body, model)
-            if self.kind == "embed":
-                op_name = "embeddings"
         host, port = _server(client)
-        attrs: dict[str, Any] = {"gen_ai.operation.name": op_name, "gen_ai.provider.name": PROVIDER}
-        if isinstance(model, str) and model:
-            attrs["gen_ai.request.model"] = model
-        if host:
-            attrs["server.address"] = host
-            if port:
-                attrs["server.port"] = port
-        self.metric_attrs = dict(attrs)
+        super().__init__(
+            inst, sc.EMBEDDINGS if self.kind == "embed" else sc.CHAT, model, PROVIDER, host, port
+        )
+        self.api = operation
+        # accumulated from stream events
+        self.stop_reason: Any = None
+        self.stream_usage: dict[str, int] = {}
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.response_id = self.response_model = None
         try:
             if self.body is not None:
-                self._invoke_request(attrs, self.body)
+                self._invoke_request(self.body)
             elif self.kind == "converse":
-                self._converse_request(attrs, params)
+                self._converse_request(params)
         except Exception:
             pass
         if operation in _STREAMING:
-            attrs["gen_ai.request.stream"] = True
-        name = f"{op_name} {model}" if isinstance(model, str) and model else op_name
-        self.span = inst.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+            self.request(stream=True)
 
-    def _json(self, value: Any) -> str:
-        return capped_json(value, self.inst.max_content_bytes)
+    def error_facts(self, exc: BaseException) -> tuple[str, int | None]:
+        return _error_code(exc)
 
-    @staticmethod
-    def _params(attrs: dict[str, Any], config: Any, keys: dict[str, tuple[str, ...]]) -> None:
-        for attr, names in keys.items():
+    def _params(self, config: Any, keys: dict[str, tuple[str, ...]]) -> None:
+        """Request parameters from the first of their spellings found in `config`."""
+        found = {}
+        for param, names in keys.items():
             for key in names:
                 value = get(config, key)
-                if attr == "gen_ai.request.stop_sequences":
-                    if isinstance(value, list | tuple) and value:
-                        attrs[attr] = [str(s) for s in value]
-                        break
-                elif _num(value) is not None:
-                    attrs[attr] = value
+                if value is not None:
+                    found[param] = value
                     break
+        self.request(**found)
 
-    def _converse_request(self, attrs: dict[str, Any], params: dict[str, Any]) -> None:
+    def _converse_request(self, params: dict[str, Any]) -> None:
         self._params(
-            attrs,
             get(params, "inferenceConfig"),
             {
-                "gen_ai.request.max_tokens": ("maxTokens",),
-                "gen_ai.request.temperature": ("temperature",),
-                "gen_ai.request.top_p": ("topP",),
-                "gen_ai.request.stop_sequences": ("stopSequences",),
+                "max_tokens": ("maxTokens",),
+                "temperature": ("temperature",),
+                "top_p": ("topP",),
+                "stop": ("stopSequences",),
             },
         )
-        self._params(
-            attrs, get(params, "additionalModelRequestFields"), {"gen_ai.request.top_k": ("top_k", "topK")}
-        )
-        if not self.capture:
-            return
-        self._content(
-            attrs,
-            _input_messages(get(params, "messages")),
-            _parts(get(params, "system")),
-            [get(t, "toolSpec") or t for t in seq(get(get(params, "toolConfig"), "tools"))],
-        )
+        self._params(get(params, "additionalModelRequestFields"), {"top_k": ("top_k", "topK")})
+        if self.capture:
+            tools = get(get(params, "toolConfig"), "tools")
+            self.inputs(
+                _input_messages(get(params, "messages")),
+                _parts(get(params, "system")),
+                _tool_definitions(tools) if seq(tools) else None,
+            )
 
-    def _content(self, attrs: dict[str, Any], messages: Any, system: Any, tools: Any) -> None:
-        if messages:
-            attrs["gen_ai.input.messages"] = self._json(messages)
-        if system:
-            attrs["gen_ai.system_instructions"] = self._json(system)
-        if tools:
-            attrs["gen_ai.tool.definitions"] = self._json(jsonable(list(tools)))
-
-    def _invoke_request(self, attrs: dict[str, Any], body: dict[str, Any]) -> None:
+    def _invoke_request(self, body: dict[str, Any]) -> None:
         if self.kind == "anthropic":
             self._params(
-                attrs,
                 body,
                 {
-                    "gen_ai.request.max_tokens": ("max_tokens",),
-                    "gen_ai.request.temperature": ("temperature",),
-                    "gen_ai.request.top_p": ("top_p",),
-                    "gen_ai.request.top_k": ("top_k",),
-                    "gen_ai.request.stop_sequences": ("stop_sequences",),
+                    "max_tokens": ("max_tokens",),
+                    "temperature": ("temperature",),
+                    "top_p": ("top_p",),
+                    "top_k": ("top_k",),
+                    "stop": ("stop_sequences",),
                 },
             )
             if self.capture:
-                self._content(
-                    attrs,
+                tools = get(body, "tools")
+                self.inputs(
                     _anthropic_messages(get(body, "messages")),
                     _anthropic_system(get(body, "system")),
-                    seq(get(body, "tools")),
+                    _anthropic_tools(tools) if seq(tools) else None,
                 )
         elif self.kind == "nova":
             self._params(
-                attrs,
                 get(body, "inferenceConfig"),
                 {
-                    "gen_ai.request.max_tokens": ("maxTokens", "max_new_tokens"),
-                    "gen_ai.request.temperature": ("temperature",),
-                    "gen_ai.request.top_p": ("topP", "top_p"),
-                    "gen_ai.request.top_k": ("topK", "top_k"),
-                    "gen_ai.request.stop_sequences": ("stopSequences",),
+                    "max_tokens": ("maxTokens", "max_new_tokens"),
+                    "temperature": ("temperature",),
+                    "top_p": ("topP", "top_p"),
+                    "top_k": ("topK", "top_k"),
+                    "stop": ("stopSequences",),
                 },
             )
             if self.capture:
-                self._content(
-                    attrs,
+                tools = get(get(body, "toolConfig"), "tools")
+                self.inputs(
                     _input_messages(get(body, "messages")),
                     _parts(get(body, "system")),
-                    [get(t, "toolSpec") or t for t in seq(get(get(body, "toolConfig"), "tools"))],
+                    _tool_definitions(tools) if seq(tools) else None,
                 )
         elif self.kind == "other":
             self._params(
-                attrs,
                 body,
                 {
-                    "gen_ai.request.max_tokens": ("max_tokens", "max_gen_len"),
-                    "gen_ai.request.temperature": ("temperature",),
-                    "gen_ai.request.top_p": ("top_p",),
-                    "gen_ai.request.top_k": ("top_k",),
-                    "gen_ai.request.stop_sequences": ("stop", "stop_sequences"),
+                    "max_tokens": ("max_tokens", "max_gen_len"),
+                    "temperature": ("temperature",),
+                    "top_p": ("top_p",),
+                    "top_k": ("top_k",),
+                    "stop": ("stop", "stop_sequences"),
                 },
             )
         elif self.kind == "titan":
             self._params(
-                attrs,
                 get(body, "textGenerationConfig"),
                 {
-                    "gen_ai.request.max_tokens": ("maxTokenCount",),
-                    "gen_ai.request.temperature": ("temperature",),
-                    "gen_ai.request.top_p": ("topP",),
-                    "gen_ai.request.stop_sequences": ("stopSequences",),
+                    "max_tokens": ("maxTokenCount",),
+                    "temperature": ("temperature",),
+                    "top_p": ("topP",),
+                    "stop": ("stopSequences",),
                 },
             )
             text = get(body, "inputText")
             if self.capture and isinstance(text, str):
-                self._content(
-                    attrs, [{"role": "user", "parts": [{"type": "text", "content": text}]}], None, None
-                )
+                self.inputs([{"role": "user", "parts": [{"type": "text", "content": text}]}])
 
     # -- results ---------------------------------------------------------------------------------
 
     def _usage(self, inp: Any, out: Any, read: Any = None, write: Any = None) -> None:
-        inp, out, read, write = _int(inp), _int(out), _int(read), _int(write)
-        span = self.span
-        if inp is not None:
-            self.input_tokens = inp + (read or 0) + (write or 0)
-            span.set_attribute("gen_ai.usage.input_tokens", self.input_tokens)
-        if read is not None:
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", read)
-        if write is not None:
-            span.set_attribute("gen_ai.usage.cache_creation.input_tokens", write)
-        if out is not None:
-            self.output_tokens = out
-            span.set_attribute("gen_ai.usage.output_tokens", out)
+        inp, read, write = _int(inp), _int(read), _int(write)
+        total = None if inp is None else inp + (read or 0) + (write or 0)
+        self.usage(total, out, read, write)
 
     def _converse_usage(self, usage: Any) -> None:
         if isinstance(usage, dict):
@@ -378,28 +317,16 @@ class _Call:
                 get(usage, "cacheWriteInputTokens", get(usage, "cacheWriteInputTokenCount")),
             )
 
-    def _ids(self, rid: Any, model: Any) -> None:
-        if isinstance(rid, str) and rid:
-            self.span.set_attribute("gen_ai.response.id", rid)
-        if isinstance(model, str) and model:
-            self.span.set_attribute("gen_ai.response.model", model)
-            self.metric_attrs["gen_ai.response.model"] = model
-
     def _output(self, parts: list[dict[str, Any]], stop_reason: Any) -> None:
-        finish = _finish(stop_reason)
-        if finish:
-            self.span.set_attribute("gen_ai.response.finish_reasons", [finish])
-        if self.capture and (parts or finish):
-            message = {"role": "assistant", "parts": parts, "finish_reason": finish}
-            self.span.set_attribute("gen_ai.output.messages", self._json([message]))
+        self.finish_reasons([stop_reason])
+        if self.capture and (parts or stop_reason):
+            self.outputs([{"role": "assistant", "parts": parts, "finish_reason": stop_reason}])
 
-    def converse_response(self, result: Any) -> None:
-        try:
-            self._converse_usage(get(result, "usage"))
-            message = get(get(result, "output"), "message")
-            self._output(_parts(get(message, "content")), get(result, "stopReason"))
-        except Exception:  # telemetry must never break the call
-            pass
+    def on_response(self, result: Any) -> None:
+        """Converse's result (InvokeModel's body is read by the instrumentor: invoke_response)."""
+        self._converse_usage(get(result, "usage"))
+        message = get(get(result, "output"), "message")
+        self._output(_parts(get(message, "content")), get(result, "stopReason"))
 
     def invoke_response(self, data: bytes) -> None:
         try:
@@ -410,7 +337,7 @@ class _Call:
             if not isinstance(body, dict):
                 return
             if self.kind == "anthropic" or get(body, "type") == "message":
-                self._ids(get(body, "id"), get(body, "model"))
+                self.response_ids(get(body, "id"), get(body, "model"))
                 usage = get(body, "usage")
                 self._usage(
                     get(usage, "input_tokens"),
@@ -440,23 +367,18 @@ class _Call:
 
     # -- streams ---------------------------------------------------------------------------------
 
-    def chunk(self, event: Any) -> None:
-        if self.first_chunk is None:
-            self.first_chunk = time.monotonic() - self.started
-        try:
-            if not isinstance(event, dict):
-                return
-            if "chunk" in event:  # InvokeModelWithResponseStream: a model's own JSON chunk
-                raw = get(event["chunk"], "bytes")
-                if isinstance(raw, str):
-                    raw = base64.b64decode(raw)
-                payload = json.loads(raw) if raw else None
-                if isinstance(payload, dict):
-                    self._model_chunk(payload)
-            else:
-                self._converse_event(event)
-        except Exception:
-            pass
+    def process_chunk(self, event: Any) -> None:
+        if not isinstance(event, dict):
+            return
+        if "chunk" in event:  # InvokeModelWithResponseStream: a model's own JSON chunk
+            raw = get(event["chunk"], "bytes")
+            if isinstance(raw, str):
+                raw = base64.b64decode(raw)
+            payload = json.loads(raw) if raw else None
+            if isinstance(payload, dict):
+                self._model_chunk(payload)
+        else:
+            self._converse_event(event)
 
     def _slot(self, index: Any) -> dict[str, Any]:
         return self.blocks.setdefault(
@@ -488,7 +410,7 @@ class _Call:
         elif "metadata" in event:
             usage = get(event["metadata"], "usage")
             if isinstance(usage, dict):
-                self.usage.update(
+                self.stream_usage.update(
                     {
                         k: v
                         for k, v in (
@@ -546,8 +468,8 @@ class _Call:
                 ("read", "cacheReadInputTokenCount"),
                 ("write", "cacheWriteInputTokenCount"),
             ):
-                if key not in self.usage and _int(metrics.get(name)) is not None:
-                    self.usage[key] = metrics[name]
+                if key not in self.stream_usage and _int(metrics.get(name)) is not None:
+                    self.stream_usage[key] = metrics[name]
 
     def _anthropic_usage(self, usage: Any) -> None:
         for key, name in (
@@ -558,15 +480,12 @@ class _Call:
         ):
             value = _int(get(usage, name))
             if value is not None:
-                self.usage[key] = value
+                self.stream_usage[key] = value
 
-    def _stream_results(self) -> None:
-        if self.first_chunk is not None:
-            self.span.set_attribute(TTFC, self.first_chunk)
-            self.span.set_attribute("gen_ai.response.time_to_first_chunk", self.first_chunk)
-        self._ids(self.response_id, self.response_model)
-        if self.usage:
-            u = self.usage
+    def on_stream_end(self) -> None:
+        self.response_ids(self.response_id, self.response_model)
+        if self.stream_usage:
+            u = self.stream_usage
             self._usage(u.get("input"), u.get("output"), u.get("read"), u.get("write"))
         parts = []
         for i in sorted(self.blocks):
@@ -587,27 +506,6 @@ class _Call:
                 parts.append({"type": "text", "content": "".join(slot["text"])})
         if parts or self.stop_reason:
             self._output(parts, self.stop_reason)
-
-    def end(self, exc: BaseException | None = None, streamed: bool = False) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        try:
-            if streamed:
-                self._stream_results()
-            if exc is not None:
-                code, status = _error_code(exc)
-                self.span.record_exception(exc)
-                self.span.set_status(Status(StatusCode.ERROR, str(exc) or type(exc).__name__))
-                self.span.set_attribute("error.type", code)
-                self.metric_attrs["error.type"] = code
-                if status is not None:
-                    self.span.set_attribute("http.response.status_code", status)
-        finally:
-            self.span.end()
-            self.inst.metrics.record(
-                self.metric_attrs, time.monotonic() - self.started, self.input_tokens, self.output_tokens
-            )
 
 
 def _json_body(body: Any) -> dict[str, Any] | None:
@@ -684,7 +582,6 @@ class BedrockInstrumentor(GenAIInstrumentor):
     def patch(self) -> None:
         from botocore.client import BaseClient
 
-        self.metrics = GenAIMetrics(self.meter)
         wrapt.wrap_function_wrapper(BaseClient, "_make_api_call", self._wrapper)
         self._patched = [(BaseClient, "_make_api_call")]
 
@@ -699,7 +596,9 @@ class BedrockInstrumentor(GenAIInstrumentor):
         try:
             if client.meta.service_model.service_name != _SERVICE or _already_traced():
                 return None
-            return _Call(self, client, operation, params if isinstance(params, dict) else {})
+            call = _Call(self, client, operation, params if isinstance(params, dict) else {})
+            call.start()
+            return call
         except Exception:
             return None
 
@@ -709,16 +608,7 @@ class BedrockInstrumentor(GenAIInstrumentor):
         call = self._start(instance, operation, params)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = otel_context.attach(
-            otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
-        )
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.end(exc)
-            raise
-        finally:
-            otel_context.detach(token)
+        result = call.run(lambda: wrapped(*args, **kwargs))
         try:
             key = {"ConverseStream": "stream", "InvokeModelWithResponseStream": "body"}.get(operation)
             if key is not None:
@@ -729,7 +619,7 @@ class BedrockInstrumentor(GenAIInstrumentor):
                 call.end(streamed=True)
                 return result
             if operation == "Converse":
-                call.converse_response(result)
+                call.response(result)
         except Exception:
             pass
         if operation == "InvokeModel":

@@ -7,7 +7,7 @@ accumulation are the OpenAI instrumentor's call (`_Call`); what differs is the p
 comes from LiteLLM's model routing ("anthropic/claude-..." -> anthropic) instead of a client URL.
 
 One LLM call, one span: LiteLLM reaches providers through their SDKs (openai, ...) or httpx.
-Its call runs in `routed_call_context`, inside which the SDK instrumentors make no span.
+Its call's context is marked as inside a Tracehouse LLM call, where the SDK instrumentors make no span.
 
 Where the functions live: `litellm.main` defines them. Recent LiteLLM exposes `litellm.completion`
 as a dispatcher that bound main's function at import (`_PYTHON_COMPLETION`); older versions
@@ -22,26 +22,16 @@ from __future__ import annotations
 
 import importlib
 import sys
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import wrapt
-from opentelemetry import context as otel_context
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import SpanKind
 
+from tracehouse.instrumentors import _semconv as sc
 from tracehouse.instrumentors._base import GenAIInstrumentor
-from tracehouse.instrumentors._common import (
-    AsyncStreamProxy,
-    GenAIMetrics,
-    StreamProxy,
-    get,
-    routed_call_context,
-)
-from tracehouse.instrumentors.openai import _Call as _OpenAICall
-
-_CALL_KEY = otel_context.create_key("tracehouse-litellm-call")
+from tracehouse.instrumentors._call import starter, traced
+from tracehouse.instrumentors._common import AsyncStreamProxy, StreamProxy, get
+from tracehouse.instrumentors.openai import OpenAICall
 
 # litellm.main function -> (gen_ai.operation.name, async, names of its leading positional params)
 _FUNCTIONS = {
@@ -92,42 +82,25 @@ def _server(params: dict[str, Any]) -> tuple[str | None, int | None]:
         return None, None
 
 
-class _Call(_OpenAICall):
+class _Call(OpenAICall):
     """One LiteLLM call: the OpenAI call's attributes, with LiteLLM's provider and model."""
 
+    openai_attributes = False
+
     def __init__(self, inst: LiteLLMInstrumentor, operation: str, params: dict[str, Any]) -> None:
-        # The state _OpenAICall's methods read (see its __init__), set up for LiteLLM.
-        self.inst = inst  # type: ignore[assignment]
-        self.kind = operation  # "chat" / "embeddings": the OpenAI kinds with the same shapes
-        self.capture = inst.capture_content
-        self.ended = False
-        self.first_chunk: float | None = None
         self.params = params
-        model = params.get("model")
-        self.provider, name = inst.route(model, params)
-        attrs: dict[str, Any] = {"gen_ai.operation.name": operation}
-        if self.provider:
-            attrs["gen_ai.provider.name"] = self.provider
-        if name:
-            attrs["gen_ai.request.model"] = name
+        self.provider, name = inst.route(params.get("model"), params)
         host, port = _server(params)
-        if host:
-            attrs["server.address"] = host
-            if port:
-                attrs["server.port"] = port
-        self.metric_attrs = dict(attrs)
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        self._request_attributes(attrs, params)
-        span_name = f"{operation} {name}" if name else operation
-        self.span = inst.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attrs)
-        self.started = time.monotonic()
-        self.choices: dict[int, dict[str, Any]] = {}
-        self.stream_id = self.stream_model = self.stream_tier = None
-        self.stream_usage: Any = None
-        self.injected_usage = False
-        self.result_attrs: dict[str, Any] = {}
-        self.context = otel_context.set_value(_CALL_KEY, True, routed_call_context(self.span))
+        super().__init__(
+            inst,
+            "embeddings" if operation == "embeddings" else "chat",
+            params,
+            name,
+            self.provider,
+            host,
+            port,
+        )
+        self.litellm = inst
 
     def _usage(self, usage: Any) -> None:
         super()._usage(usage)
@@ -137,14 +110,24 @@ class _Call(_OpenAICall):
         written = get(usage, "cache_creation_input_tokens")
         if written is None:
             written = get(get(usage, "prompt_tokens_details"), "cache_creation_tokens")
-        if isinstance(written, int) and not isinstance(written, bool):
-            self.result_attrs["gen_ai.usage.cache_creation.input_tokens"] = written
+        self.usage(cache_creation=written)
 
     def set_provider(self, litellm_name: Any) -> None:
         if self.provider is None and isinstance(litellm_name, str) and litellm_name:
             self.provider = _PROVIDERS.get(litellm_name, litellm_name)
-            self.result_attrs["gen_ai.provider.name"] = self.provider
-            self.metric_attrs["gen_ai.provider.name"] = self.provider
+            self.facts[sc.PROVIDER] = self.metric_attrs[sc.PROVIDER] = self.provider
+
+    def is_stream(self, result: Any) -> bool:
+        return isinstance(result, self.litellm.stream_type)
+
+    def returned(self, result: Any, is_async: bool) -> Any:
+        if self.is_stream(result):
+            self.set_provider(getattr(result, "custom_llm_provider", None))
+            return _AsyncStream(result, self) if is_async else StreamProxy(result, self)
+        hidden = getattr(result, "_hidden_params", None)
+        if isinstance(hidden, dict):
+            self.set_provider(hidden.get("custom_llm_provider"))
+        return super().returned(result, is_async)
 
     def end(self, exc: BaseException | None = None, streamed: bool = False) -> None:
         if not self.ended and self.provider is None:
@@ -155,7 +138,7 @@ class _Call(_OpenAICall):
                 if exc is not None:
                     self.set_provider(getattr(exc, "llm_provider", None))
                 else:
-                    self.set_provider(self.inst.resolve(self.params))
+                    self.set_provider(self.litellm.resolve(self.params))
             except Exception:
                 pass
         super().end(exc, streamed)
@@ -186,8 +169,7 @@ class LiteLLMInstrumentor(GenAIInstrumentor):
         from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
 
         main = importlib.import_module("litellm.main")
-        self.metrics = GenAIMetrics(self.meter)
-        self._stream_type = CustomStreamWrapper
+        self.stream_type = CustomStreamWrapper
         self._known = frozenset(str(getattr(p, "value", p)) for p in getattr(litellm, "provider_list", ()))
         self._prices = getattr(litellm, "model_cost", None) or {}
         self._get_provider = getattr(litellm, "get_llm_provider", None)
@@ -195,8 +177,10 @@ class LiteLLMInstrumentor(GenAIInstrumentor):
         wrappers = {}
         for name, (operation, is_async, positional) in _FUNCTIONS.items():
             original = getattr(main, name)
-            make = self._async_wrapper if is_async else self._sync_wrapper
-            wrappers[name] = (original, wrapt.FunctionWrapper(original, make(operation, positional)))
+            wrapper = traced(starter(self._maker(operation, positional)), is_async)
+            if not is_async:
+                wrapper = _not_for_async(wrapper)
+            wrappers[name] = (original, wrapt.FunctionWrapper(original, wrapper))
         for module_name, attr, name in (*(("litellm.main", n, n) for n in _FUNCTIONS), *_REFERENCES):
             module = sys.modules.get(module_name)  # litellm imports its dispatchers itself
             original, wrapper = wrappers[name]
@@ -242,74 +226,23 @@ class LiteLLMInstrumentor(GenAIInstrumentor):
 
     # -- wrappers ---------------------------------------------------------------------------------
 
-    def _start(self, operation: str, positional: tuple[str, ...], args: Any, kwargs: Any) -> _Call | None:
-        if not is_instrumentation_enabled() or otel_context.get_value(_CALL_KEY):
-            return None
-        try:
+    def _maker(self, operation: str, positional: tuple[str, ...]) -> Any:
+        def make(instance: Any, args: Any, kwargs: dict[str, Any]) -> _Call:
             params = {**dict(zip(positional, args, strict=False)), **kwargs} if args else kwargs
-            return _Call(self, operation, params)
-        except Exception:
-            return None
+            call = _Call(self, operation, params)
+            call.start()
+            return call
 
-    def _with_stream_usage(self, call: _Call, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """With TRACEHOUSE_STREAM_USAGE=inject, ask a chat stream for its usage chunk (hidden)."""
-        if not self.inject_stream_usage or call.kind != "chat" or kwargs.get("stream") is not True:
-            return kwargs
-        options = kwargs.get("stream_options")
-        if options is not None and not isinstance(options, dict):
-            return kwargs
-        if options and options.get("include_usage"):
-            return kwargs  # the application asked for it: it sees the chunk
-        call.injected_usage = True
-        return {**kwargs, "stream_options": {**(options or {}), "include_usage": True}}
+        return make
 
-    def _finish(self, call: _Call, result: Any, proxy: type) -> Any:
-        if isinstance(result, self._stream_type):
-            call.set_provider(getattr(result, "custom_llm_provider", None))
-            return proxy(result, call)
-        hidden = getattr(result, "_hidden_params", None)
-        if isinstance(hidden, dict):
-            call.set_provider(hidden.get("custom_llm_provider"))
-        call.response(result)
-        call.end()
-        return result
 
-    def _sync_wrapper(self, operation: str, positional: tuple[str, ...]) -> Any:
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            # completion(acompletion=True) returns a coroutine: acompletion(), which makes that
-            # call, traces it.
-            if kwargs.get("acompletion") is True or kwargs.get("aembedding") is True:
-                return wrapped(*args, **kwargs)
-            call = self._start(operation, positional, args, kwargs)
-            if call is None:
-                return wrapped(*args, **kwargs)
-            kwargs = self._with_stream_usage(call, kwargs)
-            token = otel_context.attach(call.context)
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)
-            return self._finish(call, result, StreamProxy)
+def _not_for_async(wrapper: Any) -> Any:
+    """completion(acompletion=True) returns a coroutine: acompletion(), which makes that call,
+    traces it."""
 
-        return wrapper
+    def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if kwargs.get("acompletion") is True or kwargs.get("aembedding") is True:
+            return wrapped(*args, **kwargs)
+        return wrapper(wrapped, instance, args, kwargs)
 
-    def _async_wrapper(self, operation: str, positional: tuple[str, ...]) -> Any:
-        async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            call = self._start(operation, positional, args, kwargs)
-            if call is None:
-                return await wrapped(*args, **kwargs)
-            kwargs = self._with_stream_usage(call, kwargs)
-            token = otel_context.attach(call.context)
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)
-            return self._finish(call, result, _AsyncStream)
-
-        return wrapper
+    return sync_wrapper

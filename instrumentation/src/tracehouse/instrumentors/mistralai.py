@@ -19,34 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import time
-from contextvars import Token
 from typing import Any
 from urllib.parse import urlsplit
 
 import wrapt
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
-from opentelemetry.trace import SpanKind
+from opentelemetry import propagate
+from opentelemetry.instrumentation.utils import unwrap
 
+from tracehouse.instrumentors import _semconv as sc
 from tracehouse.instrumentors._base import GenAIInstrumentor
-from tracehouse.instrumentors._common import (
-    AsyncStreamProxy,
-    GenAIMetrics,
-    StreamProxy,
-    args_json,
-    capped_json,
-    get,
-    inside_routed_call,
-    jsonable,
-    record_error,
-    seq,
-)
+from tracehouse.instrumentors._call import IN_CALL, LLMCall, openai_tools, output_type, starter, traced
+from tracehouse.instrumentors._common import args_json, get, jsonable, seq
 
-_CALL_KEY = otel_context.create_key("tracehouse-mistralai-call")
 PROVIDER = "mistral_ai"
-TTFC = "tracehouse.response.time_to_first_chunk"
 
 # (modules to try: 2.x+ first, then 1.x), class, method, kind, is_async, streams
 _TARGETS = (
@@ -72,21 +58,6 @@ _TARGETS = (
     ),
 )
 _SDK_SPAN_HOOK = ("mistralai.client._hooks.tracing", "get_traced_request_and_span")
-
-# Mistral finish reasons -> the conventions' ones; others are kept as they are.
-_FINISH = {"model_length": "length"}
-
-
-def _finish(reason: Any) -> str | None:
-    return _FINISH.get(reason, str(reason)) if isinstance(reason, str) and reason else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _server(instance: Any, server_url: Any) -> tuple[str | None, int | None]:
@@ -170,189 +141,124 @@ def _message(message: Any) -> dict[str, Any]:
 # -- one traced call -----------------------------------------------------------------------------
 
 
-class _Call:
-    """A span for one call: request attributes at start, response attributes at the end."""
+class _Call(LLMCall):
+    """One chat or embeddings call: Mistral's request, response and stream events as facts."""
 
     def __init__(
         self, inst: MistralInstrumentor, instance: Any, kind: str, kwargs: dict[str, Any], stream: bool
     ) -> None:
-        self.inst = inst
-        self.kind = kind
-        self.capture = inst.capture_content
-        self.ended = False
-        self.first_chunk: float | None = None
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        model = get(kwargs, "model")
         host, port = _server(instance, get(kwargs, "server_url"))
-        attrs: dict[str, Any] = {"gen_ai.operation.name": kind, "gen_ai.provider.name": PROVIDER}
-        if isinstance(model, str) and model:
-            attrs["gen_ai.request.model"] = model
-        if host:
-            attrs["server.address"] = host
-            if port:
-                attrs["server.port"] = port
-        self.metric_attrs = dict(attrs)
-        self._request_attributes(attrs, kwargs, stream)
-        name = f"{kind} {model}" if isinstance(model, str) and model else kind
-        self.span = inst.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
-        self.started = time.monotonic()
+        super().__init__(inst, kind, get(kwargs, "model"), PROVIDER, host, port)
+        self.kind = kind
+        self.streams = stream
         # accumulated from stream events
         self.response_id: Any = None
         self.response_model: Any = None
-        self.usage: Any = None
+        self.stream_usage: Any = None
         self.choices: dict[int, dict[str, Any]] = {}
+        self._request(kwargs, stream)
 
-    def _request_attributes(self, attrs: dict[str, Any], kw: dict[str, Any], stream: bool) -> None:
-        if self.kind == "embeddings":
-            dims = _int(get(kw, "output_dimension"))
-            if dims is not None:
-                attrs["gen_ai.embeddings.dimension.count"] = dims
-            fmt = get(kw, "encoding_format")
-            if isinstance(fmt, str):
-                attrs["gen_ai.request.encoding_formats"] = [fmt]
+    def _request(self, kw: dict[str, Any], stream: bool) -> None:
+        if self.kind == sc.EMBEDDINGS:
+            self.request(encoding_format=get(kw, "encoding_format"), dimensions=get(kw, "output_dimension"))
             return
-        for key, attr in (
-            ("max_tokens", "gen_ai.request.max_tokens"),
-            ("temperature", "gen_ai.request.temperature"),
-            ("top_p", "gen_ai.request.top_p"),
-            ("top_k", "gen_ai.request.top_k"),
-            ("random_seed", "gen_ai.request.seed"),
-            ("presence_penalty", "gen_ai.request.presence_penalty"),
-            ("frequency_penalty", "gen_ai.request.frequency_penalty"),
-        ):
-            value = get(kw, key)
-            if _number(value):
-                attrs[attr] = value
-        stop = get(kw, "stop")
-        if isinstance(stop, str):
-            attrs["gen_ai.request.stop_sequences"] = [stop]
-        elif isinstance(stop, list | tuple) and stop:
-            attrs["gen_ai.request.stop_sequences"] = [str(s) for s in stop]
-        n = _int(get(kw, "n"))
-        if n is not None and n != 1:
-            attrs["gen_ai.request.choice.count"] = n
-        fmt = get(get(kw, "response_format"), "type")
-        if fmt in ("json_object", "json_schema"):
-            attrs["gen_ai.output.type"] = "json"
-        if stream:
-            attrs["gen_ai.request.stream"] = True
-        if not self.capture:
-            return
-        messages = [_message(m) for m in seq(get(kw, "messages"))]
-        if messages:
-            attrs["gen_ai.input.messages"] = self._json(messages)
-        tools = seq(get(kw, "tools"))
-        if tools:
-            attrs["gen_ai.tool.definitions"] = self._json(jsonable(list(tools)))
+        self.request(
+            max_tokens=get(kw, "max_tokens"),
+            temperature=get(kw, "temperature"),
+            top_p=get(kw, "top_p"),
+            top_k=get(kw, "top_k"),
+            seed=get(kw, "random_seed"),
+            presence_penalty=get(kw, "presence_penalty"),
+            frequency_penalty=get(kw, "frequency_penalty"),
+            stop=get(kw, "stop"),
+            choice_count=get(kw, "n"),
+            output_type=output_type(get(kw, "response_format")),
+            stream=stream,
+        )
+        if self.capture:
+            tools = seq(get(kw, "tools"))
+            self.inputs(
+                [_message(m) for m in seq(get(kw, "messages"))],
+                None,
+                openai_tools(tools) if tools else None,
+            )
 
-    def _json(self, value: Any) -> str:
-        return capped_json(value, self.inst.max_content_bytes)
+    def is_stream(self, result: Any) -> bool:
+        return self.streams and (hasattr(result, "__next__") or hasattr(result, "__anext__"))
 
     # -- results ---------------------------------------------------------------------------------
 
     def _usage(self, usage: Any) -> None:
-        if usage is None:
+        if usage is not None:
+            out = get(usage, "completion_tokens") if self.kind != sc.EMBEDDINGS else None
+            self.usage(get(usage, "prompt_tokens"), out)
+
+    def on_response(self, result: Any) -> None:
+        self.response_ids(get(result, "id"), get(result, "model"))
+        self._usage(get(result, "usage"))
+        if self.kind == sc.EMBEDDINGS:
             return
-        inp = _int(get(usage, "prompt_tokens"))
-        out = _int(get(usage, "completion_tokens"))
-        if inp is not None:
-            self.input_tokens = inp
-            self.span.set_attribute("gen_ai.usage.input_tokens", inp)
-        if out is not None and self.kind != "embeddings":
-            self.output_tokens = out
-            self.span.set_attribute("gen_ai.usage.output_tokens", out)
+        choices = seq(get(result, "choices"))
+        self.finish_reasons(get(choice, "finish_reason") for choice in choices)
+        if not self.capture:
+            return
+        messages = []
+        for choice in choices:
+            message = get(choice, "message")
+            out: dict[str, Any] = (
+                _message(message) if message is not None else {"role": "assistant", "parts": []}
+            )
+            out["role"] = "assistant"
+            out["finish_reason"] = get(choice, "finish_reason")
+            messages.append(out)
+        self.outputs(messages)
 
-    def _ids(self, rid: Any, model: Any) -> None:
-        if isinstance(rid, str) and rid:
-            self.span.set_attribute("gen_ai.response.id", rid)
-        if isinstance(model, str) and model:
-            self.span.set_attribute("gen_ai.response.model", model)
-            self.metric_attrs["gen_ai.response.model"] = model
+    def process_chunk(self, event: Any) -> None:
+        data = get(event, "data", event)
+        self.response_id = get(data, "id") or self.response_id
+        self.response_model = get(data, "model") or self.response_model
+        if get(data, "usage") is not None:
+            self.stream_usage = get(data, "usage")
+        for choice in seq(get(data, "choices")):
+            slot = self.choices.setdefault(
+                get(choice, "index", 0) or 0, {"text": [], "reasoning": [], "tools": {}, "finish": None}
+            )
+            finish = get(choice, "finish_reason")
+            if isinstance(finish, str) and finish:
+                slot["finish"] = finish
+            delta = get(choice, "delta")
+            content = get(delta, "content")
+            if isinstance(content, str):
+                slot["text"].append(content)
+            else:
+                for piece in seq(content):
+                    part = _chunk_part(piece)
+                    if part["type"] == "text":
+                        slot["text"].append(part["content"])
+                    elif part["type"] == "reasoning":
+                        slot["reasoning"].append(part["content"])
+            for tc in seq(get(delta, "tool_calls")):
+                index = get(tc, "index", 0) or 0
+                fn = get(tc, "function")
+                tool = slot["tools"].setdefault(index, {"id": None, "name": None, "arguments": []})
+                tid = get(tc, "id")
+                if isinstance(tid, str) and tid and tid != "null":
+                    tool["id"] = tid
+                if get(fn, "name"):
+                    tool["name"] = get(fn, "name")
+                args = get(fn, "arguments")
+                if args is not None:
+                    tool["arguments"].append(args)
 
-    def _output(self, messages: list[dict[str, Any]], reasons: list[str]) -> None:
-        if reasons:
-            self.span.set_attribute("gen_ai.response.finish_reasons", reasons)
-        if self.capture and messages:
-            self.span.set_attribute("gen_ai.output.messages", self._json(messages))
-
-    def response(self, result: Any) -> None:
-        """Attributes from a non-streamed response."""
-        try:
-            self._ids(get(result, "id"), get(result, "model"))
-            self._usage(get(result, "usage"))
-            if self.kind == "embeddings":
-                return
-            messages, reasons = [], []
-            for choice in seq(get(result, "choices")):
-                finish = _finish(get(choice, "finish_reason"))
-                if finish:
-                    reasons.append(finish)
-                message = get(choice, "message")
-                out: dict[str, Any] = (
-                    _message(message) if message is not None else {"role": "assistant", "parts": []}
-                )
-                out["role"] = "assistant"
-                out["finish_reason"] = finish
-                messages.append(out)
-            self._output(messages, reasons)
-        except Exception:  # telemetry must never break the call
-            pass
-
-    def chunk(self, event: Any) -> None:
-        if self.first_chunk is None:
-            self.first_chunk = time.monotonic() - self.started
-        try:
-            data = get(event, "data", event)
-            self.response_id = get(data, "id") or self.response_id
-            self.response_model = get(data, "model") or self.response_model
-            if get(data, "usage") is not None:
-                self.usage = get(data, "usage")
-            for choice in seq(get(data, "choices")):
-                slot = self.choices.setdefault(
-                    get(choice, "index", 0) or 0, {"text": [], "reasoning": [], "tools": {}, "finish": None}
-                )
-                finish = get(choice, "finish_reason")
-                if isinstance(finish, str) and finish:
-                    slot["finish"] = finish
-                delta = get(choice, "delta")
-                content = get(delta, "content")
-                if isinstance(content, str):
-                    slot["text"].append(content)
-                else:
-                    for piece in seq(content):
-                        part = _chunk_part(piece)
-                        if part["type"] == "text":
-                            slot["text"].append(part["content"])
-                        elif part["type"] == "reasoning":
-                            slot["reasoning"].append(part["content"])
-                for tc in seq(get(delta, "tool_calls")):
-                    index = get(tc, "index", 0) or 0
-                    fn = get(tc, "function")
-                    tool = slot["tools"].setdefault(index, {"id": None, "name": None, "arguments": []})
-                    tid = get(tc, "id")
-                    if isinstance(tid, str) and tid and tid != "null":
-                        tool["id"] = tid
-                    if get(fn, "name"):
-                        tool["name"] = get(fn, "name")
-                    args = get(fn, "arguments")
-                    if args is not None:
-                        tool["arguments"].append(args)
-        except Exception:
-            pass
-
-    def _stream_results(self) -> None:
-        if self.first_chunk is not None:
-            self.span.set_attribute(TTFC, self.first_chunk)
-            self.span.set_attribute("gen_ai.response.time_to_first_chunk", self.first_chunk)
-        self._ids(self.response_id, self.response_model)
-        self._usage(self.usage)
-        messages, reasons = [], []
-        for index in sorted(self.choices):
-            slot = self.choices[index]
-            finish = _finish(slot["finish"])
-            if finish:
-                reasons.append(finish)
+    def on_stream_end(self) -> None:
+        self.response_ids(self.response_id, self.response_model)
+        self._usage(self.stream_usage)
+        ordered = [self.choices[i] for i in sorted(self.choices)]
+        self.finish_reasons(slot["finish"] for slot in ordered)
+        if not self.capture:
+            return
+        messages = []
+        for slot in ordered:
             parts: list[dict[str, Any]] = []
             if slot["reasoning"]:
                 parts.append({"type": "reasoning", "content": "".join(slot["reasoning"])})
@@ -366,35 +272,13 @@ class _Call:
                     arguments = args_json("".join(pieces))
                 else:
                     arguments = jsonable(pieces[-1])
-                part = {"type": "tool_call", "name": tool["name"], "arguments": arguments}
+                part: dict[str, Any] = {"type": "tool_call"}
                 if tool["id"]:
-                    part = {
-                        "type": "tool_call",
-                        "id": tool["id"],
-                        "name": tool["name"],
-                        "arguments": arguments,
-                    }
+                    part["id"] = tool["id"]
+                part.update(name=tool["name"], arguments=arguments)
                 parts.append(part)
-            messages.append({"role": "assistant", "parts": parts, "finish_reason": finish})
-        self._output(messages, reasons)
-
-    def end(self, exc: BaseException | None = None, streamed: bool = False) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        try:
-            if streamed:
-                self._stream_results()
-            if exc is not None:
-                record_error(self.span, exc, self.metric_attrs, getattr(exc, "status_code", None))
-        finally:
-            self.span.end()
-            self.inst.metrics.record(
-                self.metric_attrs, time.monotonic() - self.started, self.input_tokens, self.output_tokens
-            )
-
-
-# -- the instrumentor ----------------------------------------------------------------------------
+            messages.append({"role": "assistant", "parts": parts, "finish_reason": slot["finish"]})
+        self.outputs(messages)
 
 
 def _import_first(names: tuple[str, ...], cls_name: str) -> Any:
@@ -414,14 +298,12 @@ class MistralInstrumentor(GenAIInstrumentor):
     packages = ("mistralai >= 1.0",)
 
     def patch(self) -> None:
-        self.metrics = GenAIMetrics(self.meter)
         self._patched: list[tuple[Any, str]] = []
         for modules, cls_name, method, kind, is_async, streams in _TARGETS:
             cls = _import_first(modules, cls_name)
             if cls is None or method not in cls.__dict__:
                 continue
-            wrapper = self._async_wrapper(kind, streams) if is_async else self._sync_wrapper(kind, streams)
-            wrapt.wrap_function_wrapper(cls, method, wrapper)
+            wrapt.wrap_function_wrapper(cls, method, traced(starter(self._maker(kind, streams)), is_async))
             self._patched.append((cls, method))
         try:
             hook_module = importlib.import_module(_SDK_SPAN_HOOK[0])
@@ -436,67 +318,19 @@ class MistralInstrumentor(GenAIInstrumentor):
             unwrap(owner, method)
         self._patched = []
 
-    def _start(self, instance: Any, kind: str, kwargs: dict[str, Any], stream: bool) -> _Call | None:
-        if not is_instrumentation_enabled() or otel_context.get_value(_CALL_KEY) or inside_routed_call():
-            return None
-        try:
-            return _Call(self, instance, kind, kwargs, stream)
-        except Exception:
-            return None
+    def _maker(self, kind: str, streams: bool) -> Any:
+        def make(instance: Any, args: Any, kwargs: dict[str, Any]) -> _Call:
+            call = _Call(self, instance, kind, kwargs, streams)
+            call.start()
+            return call
 
-    @staticmethod
-    def _attach(call: _Call) -> Token[otel_context.Context]:
-        return otel_context.attach(
-            otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
-        )
-
-    def _sync_wrapper(self, kind: str, streams: bool) -> Any:
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            call = self._start(instance, kind, kwargs, streams)
-            if call is None:
-                return wrapped(*args, **kwargs)
-            token = self._attach(call)
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)
-            if streams and hasattr(result, "__next__"):
-                return StreamProxy(result, call)
-            call.response(result)
-            call.end()
-            return result
-
-        return wrapper
-
-    def _async_wrapper(self, kind: str, streams: bool) -> Any:
-        async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            call = self._start(instance, kind, kwargs, streams)
-            if call is None:
-                return await wrapped(*args, **kwargs)
-            token = self._attach(call)
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)
-            if streams and hasattr(result, "__anext__"):
-                return AsyncStreamProxy(result, call)
-            call.response(result)
-            call.end()
-            return result
-
-        return wrapper
+        return make
 
 
 def _no_sdk_span_inside_ours(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     """mistralai's own call span is not started for a call this instrumentor already traces; the
     request carries our span's context instead."""
-    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
+    if otel_context.get_value(IN_CALL):
         request = kwargs.get("request", args[4] if len(args) > 4 else None)
         span = kwargs.get("span", args[2] if len(args) > 2 else None)
         with contextlib.suppress(Exception):

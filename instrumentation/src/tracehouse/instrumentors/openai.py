@@ -10,27 +10,20 @@ wrapped in a transparent proxy that ends the span exactly once, however the stre
 from __future__ import annotations
 
 import contextlib
-import time
 import weakref
 from typing import Any
 
 import wrapt
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
-from opentelemetry.trace import SpanKind
+from opentelemetry.instrumentation.utils import unwrap
 
+from tracehouse.instrumentors import _semconv as sc
 from tracehouse.instrumentors._base import GenAIInstrumentor
-from tracehouse.instrumentors._common import AsyncStreamProxy as _AsyncStreamProxy
-from tracehouse.instrumentors._common import GenAIMetrics, capped_json, inside_routed_call, record_error
-from tracehouse.instrumentors._common import StreamProxy as _StreamProxy
+from tracehouse.instrumentors._call import LLMCall, openai_tools, output_type, starter, traced
 from tracehouse.instrumentors._common import args_json as _args_json
 from tracehouse.instrumentors._common import get as _get
 from tracehouse.instrumentors._common import given as _given
 from tracehouse.instrumentors._common import jsonable as _jsonable
 from tracehouse.instrumentors._common import seq as _seq
-
-_CALL_KEY = otel_context.create_key("tracehouse-openai-call")
 
 # (module, class, method, kind)
 _TARGETS = (
@@ -69,15 +62,8 @@ _PROVIDERS = (
 )
 _OLLAMA_PORT = 11434
 
-TTFC = "tracehouse.response.time_to_first_chunk"
-
-_NUMERIC_PARAMS = (
-    ("temperature", "gen_ai.request.temperature"),
-    ("top_p", "gen_ai.request.top_p"),
-    ("frequency_penalty", "gen_ai.request.frequency_penalty"),
-    ("presence_penalty", "gen_ai.request.presence_penalty"),
-    ("seed", "gen_ai.request.seed"),
-)
+# openai.api.type, by the kind of call
+_API_TYPES = {"chat": "chat_completions", "responses": "responses"}
 
 
 # -- small helpers -----------------------------------------------------------------------------
@@ -126,25 +112,6 @@ def _find_server(client: Any, url: Any) -> tuple[str | None, int | None, str]:
             if port == _OLLAMA_PORT:
                 provider = "ollama"
     return host, port, provider
-
-
-def _already_traced(model: Any) -> bool:
-    """True inside a call we are already tracing, or inside another instrumentor's GenAI client
-    span for this same OpenAI call (it wrapped the method outside ours), or inside a routed call
-    (litellm) that is this call's span."""
-    if otel_context.get_value(_CALL_KEY) or inside_routed_call():
-        return True
-    span = trace.get_current_span()
-    if not span.is_recording() or getattr(span, "kind", None) != SpanKind.CLIENT:
-        return False
-    attrs = getattr(span, "attributes", None) or {}
-    if "gen_ai.operation.name" not in attrs:
-        return False
-    scope = getattr(getattr(span, "instrumentation_scope", None), "name", "") or ""
-    if "openai" not in scope.lower():
-        return False
-    other = attrs.get("gen_ai.request.model")
-    return other is None or not _given(model) or other == model
 
 
 # -- message conversion (current GenAI conventions: role + parts) --------------------------------
@@ -301,7 +268,7 @@ def _responses_output(response: Any) -> tuple[list[dict[str, Any]], str]:
     elif status == "failed":
         finish = "error"
     elif tool_calls:
-        finish = "tool_calls"
+        finish = "tool_call"
     else:
         finish = "stop"
     return [{"role": "assistant", "parts": parts, "finish_reason": finish}], finish
@@ -310,80 +277,66 @@ def _responses_output(response: Any) -> tuple[list[dict[str, Any]], str]:
 # -- one traced call -----------------------------------------------------------------------------
 
 
-class _Call:
-    """A span for one API call: request attributes at start, response attributes at the end."""
+class OpenAICall(LLMCall):
+    """One chat, Responses or embeddings call: OpenAI's shapes mapped to the call's facts."""
 
-    def __init__(self, inst: OpenAIInstrumentor, kind: str, instance: Any, kwargs: dict[str, Any]) -> None:
-        self.inst = inst
+    openai_attributes = True  # openai.*: the OpenAI API's own (not LiteLLM's other providers)
+
+    def __init__(
+        self,
+        inst: GenAIInstrumentor,
+        kind: str,
+        kwargs: dict[str, Any],
+        model: Any,
+        provider: Any,
+        host: Any,
+        port: Any,
+    ) -> None:
+        operation = sc.EMBEDDINGS if kind == "embeddings" else sc.CHAT
+        super().__init__(inst, operation, model, provider, host, port)
         self.kind = kind
-        self.capture = inst.capture_content
-        self.ended = False
-        self.first_chunk: float | None = None
-        operation = "embeddings" if kind == "embeddings" else "chat"
-        model = _get(kwargs, "model")
-        host, port, provider = _server(instance)
-        attrs: dict[str, Any] = {"gen_ai.operation.name": operation, "gen_ai.provider.name": provider}
-        if isinstance(model, str):
-            attrs["gen_ai.request.model"] = model
-        if host:
-            attrs["server.address"] = host
-            if port:
-                attrs["server.port"] = port
-        self.metric_attrs = dict(attrs)
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        self._request_attributes(attrs, kwargs)
-        name = f"{operation} {model}" if isinstance(model, str) and model else operation
-        self.span = inst.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
-        self.started = time.monotonic()
+        self.stream_class: Any = None
         # accumulated from stream chunks
         self.choices: dict[int, dict[str, Any]] = {}
-        self.stream_id = self.stream_model = self.stream_tier = None
+        self.stream_id = self.stream_model = self.stream_tier = self.stream_fingerprint = None
         self.stream_usage: Any = None
+        self.final_response: Any = None
         self.injected_usage = False  # set when we added stream_options.include_usage
-        # Response attributes, set on the span in one call when it ends.
-        self.result_attrs: dict[str, Any] = {}
+        self._request(kwargs)
 
-    def _set(self, key: str, value: Any) -> None:
-        self.result_attrs[key] = value
-
-    def _request_attributes(self, attrs: dict[str, Any], kw: dict[str, Any]) -> None:
+    def _request(self, kw: dict[str, Any]) -> None:
         # kw is the call's kwargs dict. A NotGiven / Omit sentinel fails every isinstance test
-        # below as None does, so plain lookups read what _get() would.
-        for key, attr in _NUMERIC_PARAMS:
-            value = kw.get(key)
-            if value is not None and isinstance(value, int | float) and not isinstance(value, bool):
-                attrs[attr] = value
+        # in request() as None does, so plain lookups read what _get() would.
         if self.kind == "embeddings":
-            fmt = _get(kw, "encoding_format")
-            if isinstance(fmt, str):
-                attrs["gen_ai.request.encoding_formats"] = [fmt]
-            dims = _get(kw, "dimensions")
-            if isinstance(dims, int):
-                attrs["gen_ai.embeddings.dimension.count"] = dims
+            self.request(encoding_format=kw.get("encoding_format"), dimensions=kw.get("dimensions"))
             return
-        max_tokens = kw.get("max_output_tokens") if self.kind == "responses" else None
         if self.kind == "chat":
             max_tokens = kw.get("max_completion_tokens")
             if max_tokens is None or not _given(max_tokens):
                 max_tokens = kw.get("max_tokens")
-        if isinstance(max_tokens, int):
-            attrs["gen_ai.request.max_tokens"] = max_tokens
-        stop = kw.get("stop")
-        if stop is None:
-            pass
-        elif isinstance(stop, str):
-            attrs["gen_ai.request.stop_sequences"] = [stop]
-        elif isinstance(stop, list | tuple) and stop:
-            attrs["gen_ai.request.stop_sequences"] = [str(s) for s in stop]
-        n = kw.get("n")
-        if isinstance(n, int) and n != 1:
-            attrs["gen_ai.request.choice.count"] = n
-        if kw.get("stream") is True:
-            attrs["gen_ai.request.stream"] = True
-        tier = kw.get("service_tier")
-        if isinstance(tier, str) and tier:
-            attrs["openai.request.service_tier"] = tier
+            fmt = output_type(kw.get("response_format"))
+        else:
+            max_tokens = kw.get("max_output_tokens")
+            fmt = output_type(_get(_get(kw, "text"), "format"))
+        conversation = kw.get("conversation")
+        self.request(
+            max_tokens=max_tokens,
+            temperature=kw.get("temperature"),
+            top_p=kw.get("top_p"),
+            frequency_penalty=kw.get("frequency_penalty"),
+            presence_penalty=kw.get("presence_penalty"),
+            seed=kw.get("seed"),
+            choice_count=kw.get("n"),
+            stop=kw.get("stop"),
+            stream=kw.get("stream") is True,
+            output_type=fmt,
+            conversation_id=conversation if isinstance(conversation, str) else _get(conversation, "id"),
+        )
+        if self.openai_attributes:
+            self.attrs[sc.OPENAI_API_TYPE] = _API_TYPES[self.kind]
+            tier = kw.get("service_tier")
+            if isinstance(tier, str) and tier and tier != "auto":
+                self.attrs[sc.OPENAI_REQUEST_SERVICE_TIER] = tier
         if not self.capture:
             return
         if self.kind == "chat":
@@ -391,16 +344,23 @@ class _Call:
             system = None
         else:
             messages, system = _responses_input(_get(kw, "instructions"), _get(kw, "input"))
-        if messages:
-            attrs["gen_ai.input.messages"] = self._json(messages)
-        if system:
-            attrs["gen_ai.system_instructions"] = self._json(system)
-        tools = _seq(kw.get("tools"))
-        if tools:
-            attrs["gen_ai.tool.definitions"] = self._json(_jsonable(list(tools)))
+        tools = kw.get("tools")
+        self.inputs(messages, system, openai_tools(tools) if _seq(tools) else None)
 
-    def _json(self, value: Any) -> str:
-        return capped_json(value, self.inst.max_content_bytes)
+    def prepare(self, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """With TRACEHOUSE_STREAM_USAGE=inject, ask a chat stream for its usage chunk."""
+        if not self.inst.inject_stream_usage or self.kind != "chat" or kwargs.get("stream") is not True:
+            return args, kwargs
+        options = _get(kwargs, "stream_options")  # None also for the SDK's NotGiven / Omit
+        if options is not None and not isinstance(options, dict):
+            return args, kwargs  # a type we do not know how to extend: leave the request alone
+        if options and options.get("include_usage"):
+            return args, kwargs  # the application asked for it: it sees the chunk
+        self.injected_usage = True
+        return args, {**kwargs, "stream_options": {**(options or {}), "include_usage": True}}
+
+    def is_stream(self, result: Any) -> bool:
+        return isinstance(result, self.stream_class)
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -409,141 +369,136 @@ class _Call:
             return
         # Chat names first, Responses names only when those are missing: looking up an attribute
         # a pydantic model does not have is slow.
-        set_ = self.result_attrs
         inp = _get(usage, "prompt_tokens")
         if inp is None:
             inp = _get(usage, "input_tokens")
-        out = _get(usage, "completion_tokens")
-        if out is None:
-            out = _get(usage, "output_tokens")
-        if isinstance(inp, int):
-            self.input_tokens = inp
-            set_["gen_ai.usage.input_tokens"] = inp
-        if isinstance(out, int) and self.kind != "embeddings":
-            self.output_tokens = out
-            set_["gen_ai.usage.output_tokens"] = out
+        out = None
+        if self.kind != "embeddings":
+            out = _get(usage, "completion_tokens")
+            if out is None:
+                out = _get(usage, "output_tokens")
         in_details = _get(usage, "prompt_tokens_details")
         if in_details is None:
             in_details = _get(usage, "input_tokens_details")
-        cached = _get(in_details, "cached_tokens")
-        if isinstance(cached, int):
-            set_["gen_ai.usage.cache_read.input_tokens"] = cached
         out_details = _get(usage, "completion_tokens_details")
         if out_details is None:
             out_details = _get(usage, "output_tokens_details")
-        reasoning = _get(out_details, "reasoning_tokens")
-        if isinstance(reasoning, int):
-            set_["gen_ai.usage.reasoning.output_tokens"] = reasoning
+        self.usage(
+            inp,
+            out,
+            cache_read=_get(in_details, "cached_tokens"),
+            reasoning=_get(out_details, "reasoning_tokens"),
+        )
 
-    def _ids(self, rid: Any, model: Any, tier: Any = None) -> None:
-        if isinstance(rid, str) and rid:
-            self._set("gen_ai.response.id", rid)
+    def _ids(self, rid: Any, model: Any, tier: Any = None, fingerprint: Any = None) -> None:
+        self.response_ids(rid, model)
+        if not self.openai_attributes:
+            return
         # The tier OpenAI billed the call at (it answers `auto` with the one it used).
-        if isinstance(tier, str) and tier:
-            self._set("openai.response.service_tier", tier)
-        if isinstance(model, str) and model:
-            self._set("gen_ai.response.model", model)
-            self.metric_attrs["gen_ai.response.model"] = model
+        for key, value in (
+            (sc.OPENAI_RESPONSE_SERVICE_TIER, tier),
+            (sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, fingerprint),
+        ):
+            if isinstance(value, str) and value:
+                self.facts[key] = self.metric_attrs[key] = value
 
-    def response(self, result: Any) -> None:
-        """Attributes from a non-streamed result (or the final Response of a Responses stream)."""
-        try:
-            if self.kind == "embeddings":
-                self._ids(None, _get(result, "model"))
-                self._usage(_get(result, "usage"))
-                return
-            if self.kind == "responses":
-                self._ids(_get(result, "id"), _get(result, "model"), _get(result, "service_tier"))
-                self._usage(_get(result, "usage"))
-                messages, finish = _responses_output(result)
-                self._set("gen_ai.response.finish_reasons", [finish])
-                if self.capture:
-                    self._set("gen_ai.output.messages", self._json(messages))
-                return
-            choices = _get(result, "choices")
-            if choices is None:  # e.g. with_raw_response: not parsed here, never parsed for it
-                return
+    def on_response(self, result: Any) -> None:
+        """Facts from a non-streamed result (or the final Response of a Responses stream)."""
+        if self.kind == "embeddings":
+            self._ids(None, _get(result, "model"))
+            self._usage(_get(result, "usage"))
+            return
+        if self.kind == "responses":
             self._ids(_get(result, "id"), _get(result, "model"), _get(result, "service_tier"))
             self._usage(_get(result, "usage"))
-            capture = self.capture
-            reasons = []
-            out = []
-            for choice in choices:
-                finish = _get(choice, "finish_reason")
-                if finish:
-                    reasons.append(str(finish))
-                if not capture:
-                    continue
-                message = _get(choice, "message")
-                content = _get(message, "content")
-                parts = [{"type": "text", "content": content}] if type(content) is str else _content_parts(content)
-                refusal = _get(message, "refusal")
-                if refusal:
-                    parts.append({"type": "text", "content": refusal})
-                tool_calls = _get(message, "tool_calls")
-                if tool_calls:
-                    parts.extend(_tool_call_part(c) for c in tool_calls)
-                out.append(
-                    {"role": _get(message, "role", "assistant"), "parts": parts, "finish_reason": finish}
-                )
-            if reasons:
-                self._set("gen_ai.response.finish_reasons", reasons)
-            if capture:
-                self._set("gen_ai.output.messages", self._json(out))
-        except Exception:  # telemetry must never break the call
-            pass
+            messages, finish = _responses_output(result)
+            self.finish_reasons([finish])
+            if self.capture:
+                self.outputs(messages)
+            return
+        choices = _get(result, "choices")
+        if choices is None:  # e.g. with_raw_response: not parsed here, never parsed for it
+            return
+        self._ids(
+            _get(result, "id"),
+            _get(result, "model"),
+            _get(result, "service_tier"),
+            _get(result, "system_fingerprint"),
+        )
+        self._usage(_get(result, "usage"))
+        self.finish_reasons(_get(choice, "finish_reason") for choice in choices)
+        if not self.capture:
+            return
+        out = []
+        for choice in choices:
+            message = _get(choice, "message")
+            content = _get(message, "content")
+            parts = (
+                [{"type": "text", "content": content}] if type(content) is str else _content_parts(content)
+            )
+            refusal = _get(message, "refusal")
+            if refusal:
+                parts.append({"type": "text", "content": refusal})
+            tool_calls = _get(message, "tool_calls")
+            if tool_calls:
+                parts.extend(_tool_call_part(c) for c in tool_calls)
+            out.append(
+                {
+                    "role": _get(message, "role", "assistant"),
+                    "parts": parts,
+                    "finish_reason": _get(choice, "finish_reason"),
+                }
+            )
+        self.outputs(out)
 
-    def chunk(self, chunk: Any) -> bool | None:
+    def process_chunk(self, chunk: Any) -> bool | None:
         """Accumulate a streamed chunk; True for the usage chunk we injected (hidden)."""
-        if self.first_chunk is None:
-            self.first_chunk = time.monotonic() - self.started
         if self.injected_usage and not _get(chunk, "choices") and _get(chunk, "usage") is not None:
             self.stream_usage = _get(chunk, "usage")
             return True
-        try:
-            if self.kind == "responses":
-                if _get(chunk, "type") in ("response.completed", "response.incomplete", "response.failed"):
-                    self.final_response = _get(chunk, "response")
-                elif _get(chunk, "type") == "response.created":
-                    created = _get(chunk, "response")
-                    self._ids(_get(created, "id"), _get(created, "model"))
-                return None
-            if not self.stream_id:
-                self.stream_id = _get(chunk, "id")
-            if not self.stream_model:
-                self.stream_model = _get(chunk, "model")
-            if not self.stream_tier:
-                self.stream_tier = _get(chunk, "service_tier")
-            if isinstance(chunk, dict):
-                self._dict_chunk(chunk)
-                return None
-            # The SDK's chunk objects, with plain attribute reads: a NotGiven / Omit sentinel read
-            # where _get() would have read None is falsy and fails the same tests.
-            usage = getattr(chunk, "usage", None)
-            if usage is not None:
-                self.stream_usage = usage
-            for choice in getattr(chunk, "choices", None) or ():
-                index = getattr(choice, "index", 0)
-                if type(index) is not int:
-                    index = _get(choice, "index", 0)
-                acc = self.choices.get(index)
-                if acc is None:
-                    acc = self.choices[index] = {"role": None, "text": [], "tools": {}, "finish": None}
-                delta = getattr(choice, "delta", None)
-                if delta is not None:
-                    if not acc["role"]:
-                        acc["role"] = _get(delta, "role")
-                    content = getattr(delta, "content", None)
-                    if isinstance(content, str):
-                        acc["text"].append(content)
-                    tool_calls = getattr(delta, "tool_calls", None)
-                    if tool_calls:
-                        self._tool_call_deltas(acc, tool_calls)
-                finish = getattr(choice, "finish_reason", None)
-                if finish:
-                    acc["finish"] = finish
-        except Exception:
-            pass
+        if self.kind == "responses":
+            if _get(chunk, "type") in ("response.completed", "response.incomplete", "response.failed"):
+                self.final_response = _get(chunk, "response")
+            elif _get(chunk, "type") == "response.created":
+                created = _get(chunk, "response")
+                self._ids(_get(created, "id"), _get(created, "model"))
+            return None
+        if not self.stream_id:
+            self.stream_id = _get(chunk, "id")
+        if not self.stream_model:
+            self.stream_model = _get(chunk, "model")
+        if not self.stream_tier:
+            self.stream_tier = _get(chunk, "service_tier")
+        if not self.stream_fingerprint:
+            self.stream_fingerprint = _get(chunk, "system_fingerprint")
+        if isinstance(chunk, dict):
+            self._dict_chunk(chunk)
+            return None
+        # The SDK's chunk objects, with plain attribute reads: a NotGiven / Omit sentinel read
+        # where _get() would have read None is falsy and fails the same tests.
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.stream_usage = usage
+        for choice in getattr(chunk, "choices", None) or ():
+            index = getattr(choice, "index", 0)
+            if type(index) is not int:
+                index = _get(choice, "index", 0)
+            acc = self.choices.get(index)
+            if acc is None:
+                acc = self.choices[index] = {"role": None, "text": [], "tools": {}, "finish": None}
+            delta = getattr(choice, "delta", None)
+            if delta is not None:
+                if not acc["role"]:
+                    acc["role"] = _get(delta, "role")
+                content = getattr(delta, "content", None)
+                if isinstance(content, str):
+                    acc["text"].append(content)
+                tool_calls = getattr(delta, "tool_calls", None)
+                if tool_calls:
+                    self._tool_call_deltas(acc, tool_calls)
+            finish = getattr(choice, "finish_reason", None)
+            if finish:
+                acc["finish"] = finish
         return None
 
     def _dict_chunk(self, chunk: dict[str, Any]) -> None:
@@ -578,58 +533,34 @@ class _Call:
             if isinstance(_get(function, "arguments"), str):
                 slot["args"].append(_get(function, "arguments"))
 
-    def _stream_results(self) -> None:
-        if self.first_chunk is not None:
-            self._set(TTFC, self.first_chunk)
-            self._set("gen_ai.response.time_to_first_chunk", self.first_chunk)
+    def on_stream_end(self) -> None:
         if self.kind == "responses":
-            final = getattr(self, "final_response", None)
-            if final is not None:
-                self.response(final)
+            if self.final_response is not None:
+                self.on_response(self.final_response)
             return
-        self._ids(self.stream_id, self.stream_model, self.stream_tier)
+        self._ids(self.stream_id, self.stream_model, self.stream_tier, self.stream_fingerprint)
         self._usage(self.stream_usage)
         ordered = [self.choices[i] for i in sorted(self.choices)]
-        reasons = [c["finish"] for c in ordered if c["finish"]]
-        if reasons:
-            self._set("gen_ai.response.finish_reasons", reasons)
-        if self.capture and ordered:
-            out = []
-            for acc in ordered:
-                parts: list[dict[str, Any]] = []
-                if acc["text"]:
-                    parts.append({"type": "text", "content": "".join(acc["text"])})
-                for i in sorted(acc["tools"]):
-                    slot = acc["tools"][i]
-                    parts.append(
-                        {
-                            "type": "tool_call",
-                            "id": slot["id"],
-                            "name": slot["name"],
-                            "arguments": _args_json("".join(slot["args"])),
-                        }
-                    )
-                out.append(
-                    {"role": acc["role"] or "assistant", "parts": parts, "finish_reason": acc["finish"]}
-                )
-            self._set("gen_ai.output.messages", self._json(out))
-
-    def end(self, exc: BaseException | None = None, streamed: bool = False) -> None:
-        if self.ended:
+        self.finish_reasons(c["finish"] for c in ordered)
+        if not (self.capture and ordered):
             return
-        self.ended = True
-        try:
-            if streamed:
-                self._stream_results()
-            if exc is not None:
-                record_error(self.span, exc, self.metric_attrs, getattr(exc, "status_code", None))
-        finally:
-            if self.result_attrs:
-                self.span.set_attributes(self.result_attrs)
-            self.span.end()
-            self.inst.metrics.record(
-                self.metric_attrs, time.monotonic() - self.started, self.input_tokens, self.output_tokens
-            )
+        out = []
+        for acc in ordered:
+            parts: list[dict[str, Any]] = []
+            if acc["text"]:
+                parts.append({"type": "text", "content": "".join(acc["text"])})
+            for i in sorted(acc["tools"]):
+                slot = acc["tools"][i]
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": slot["id"],
+                        "name": slot["name"],
+                        "arguments": _args_json("".join(slot["args"])),
+                    }
+                )
+            out.append({"role": acc["role"] or "assistant", "parts": parts, "finish_reason": acc["finish"]})
+        self.outputs(out)
 
 
 # -- the instrumentor ----------------------------------------------------------------------------
@@ -642,11 +573,10 @@ class OpenAIInstrumentor(GenAIInstrumentor):
     def patch(self) -> None:
         from openai import AsyncStream, Stream
 
-        self.metrics = GenAIMetrics(self.meter)
         for module, cls, method, kind in _TARGETS:
             is_async = cls.startswith("Async")
-            wrapper = self._async_wrapper(kind, AsyncStream) if is_async else self._sync_wrapper(kind, Stream)
-            wrapt.wrap_function_wrapper(module, f"{cls}.{method}", wrapper)
+            start = starter(self._maker(kind, AsyncStream if is_async else Stream), "openai")
+            wrapt.wrap_function_wrapper(module, f"{cls}.{method}", traced(start, is_async))
 
     def unpatch(self) -> None:
         import importlib
@@ -654,70 +584,12 @@ class OpenAIInstrumentor(GenAIInstrumentor):
         for module, cls, method, _kind in _TARGETS:
             unwrap(getattr(importlib.import_module(module), cls), method)
 
-    def _start(self, kind: str, instance: Any, kwargs: dict[str, Any]) -> _Call | None:
-        if not is_instrumentation_enabled() or _already_traced(kwargs.get("model")):
-            return None
-        try:
-            return _Call(self, kind, instance, kwargs)
-        except Exception:
-            return None
+    def _maker(self, kind: str, stream_class: type) -> Any:
+        def make(instance: Any, args: Any, kwargs: dict[str, Any]) -> OpenAICall:
+            host, port, provider = _server(instance)
+            call = OpenAICall(self, kind, kwargs, _get(kwargs, "model"), provider, host, port)
+            call.stream_class = stream_class
+            call.start()
+            return call
 
-    def _with_stream_usage(self, call: _Call, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """With TRACEHOUSE_STREAM_USAGE=inject, ask a chat stream for its usage chunk."""
-        if not self.inject_stream_usage or call.kind != "chat" or kwargs.get("stream") is not True:
-            return kwargs
-        options = _get(kwargs, "stream_options")  # None also for the SDK's NotGiven / Omit
-        if options is not None and not isinstance(options, dict):
-            return kwargs  # a type we do not know how to extend: leave the request alone
-        if options and options.get("include_usage"):
-            return kwargs  # the application asked for it: it sees the chunk
-        call.injected_usage = True
-        return {**kwargs, "stream_options": {**(options or {}), "include_usage": True}}
-
-    def _sync_wrapper(self, kind: str, stream_cls: type) -> Any:
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            call = self._start(kind, instance, kwargs)
-            if call is None:
-                return wrapped(*args, **kwargs)
-            kwargs = self._with_stream_usage(call, kwargs)
-            token = otel_context.attach(
-                otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
-            )
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)
-            if isinstance(result, stream_cls):
-                return _StreamProxy(result, call)
-            call.response(result)
-            call.end()
-            return result
-
-        return wrapper
-
-    def _async_wrapper(self, kind: str, stream_cls: type) -> Any:
-        async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            call = self._start(kind, instance, kwargs)
-            if call is None:
-                return await wrapped(*args, **kwargs)
-            kwargs = self._with_stream_usage(call, kwargs)
-            token = otel_context.attach(
-                otel_context.set_value(_CALL_KEY, True, trace.set_span_in_context(call.span))
-            )
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.end(exc)
-                raise
-            finally:
-                otel_context.detach(token)
-            if isinstance(result, stream_cls):
-                return _AsyncStreamProxy(result, call)
-            call.response(result)
-            call.end()
-            return result
-
-        return wrapper
+        return make

@@ -205,35 +205,21 @@ USAGE = {
 SCORES = {"relevance": [0.8, 0.65], "precision": [0.123456789], "judged": [3.0], "helpful": "yes"}
 
 
-def _log_scores(spans: dict) -> bytes:
-    from helpers import kv
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-
-    req = ExportLogsServiceRequest()
-    rl = req.resource_logs.add()
-    rl.resource.attributes.append(kv("service.name", "shapes-app"))
-    logs = rl.scope_logs.add().log_records
+def _scores(spans: dict) -> list[tuple]:
+    """SCORES on the LLM spans: the n-th value of a name on the n-th provider's span."""
     providers = list(spans)
-    for name, values in SCORES.items():
-        for i, value in enumerate([values] if isinstance(values, str) else values):
-            rec = logs.add()
-            rec.time_unix_nano = time.time_ns()
-            rec.event_name = "gen_ai.evaluation.result"
-            rec.trace_id = spans[providers[i]].trace_id
-            rec.span_id = spans[providers[i]].span_id
-            rec.attributes.append(kv("gen_ai.evaluation.name", name))
-            score_key = (
-                "gen_ai.evaluation.score.label" if isinstance(value, str) else "gen_ai.evaluation.score.value"
-            )
-            rec.attributes.append(kv(score_key, value))
-    return req.SerializeToString()
+    return [
+        (spans[providers[i]].trace_id, spans[providers[i]].span_id, name, value)
+        for name, values in SCORES.items()
+        for i, value in enumerate([values] if isinstance(values, str) else values)
+    ]
 
 
 @pytest.fixture(scope="module")
 def shapes(start_collector):
     """A trace sent over OTLP: root -> plan -> the OpenAI call, and root -> one call per other
     tool shape; known tokens, costs, durations, request parameters and scores."""
-    from helpers import make_span, new_trace_id, trace_request, wait_for
+    from helpers import make_span, new_trace_id, score_request, trace_request, wait_for
 
     c = start_collector(name="shapes")
     trace_id, now = new_trace_id(), time.time_ns() - 120 * 10**9
@@ -265,7 +251,9 @@ def shapes(start_collector):
                                   start_ns=now + (i + 2) * 10**6, duration_ns=int(ms * 10**6), attributes=attrs)  # fmt: skip
     spans = [root, plan, *llm.values()]
     assert c.post("/v1/traces", trace_request("shapes-app", spans).SerializeToString()).status_code == 200
-    assert c.post("/v1/logs", _log_scores(llm)).status_code == 200
+    assert (
+        c.post("/v1/logs", score_request("shapes-app", _scores(llm)).SerializeToString()).status_code == 200
+    )
     n_scores = sum(1 if isinstance(v, str) else len(v) for v in SCORES.values())
     assert wait_for(
         lambda: (
@@ -313,7 +301,9 @@ def test_known_trace_header_and_badges_equal_the_sent_usage(shapes, ui):
         assert facts["tokens"] == f"{fmt_int(inp)} in / {fmt_int(out)} out", provider
         assert facts["duration"] == fmt_ms(ms)
         assert facts.get("cost") == (fmt_usd(cost_text) if Decimal(cost_text) else None)
-    assert fmt_usd("0.00001235") == "$0.00001235" and fmt_ms(7.25) == "7.3 ms" and fmt_ms(10.5) == "11 ms"  # the rule, by hand
+    assert (
+        fmt_usd("0.00001235") == "$0.00001235" and fmt_ms(7.25) == "7.3 ms" and fmt_ms(10.5) == "11 ms"
+    )  # the rule, by hand
 
 
 def _pairs(dl) -> dict[str, str]:

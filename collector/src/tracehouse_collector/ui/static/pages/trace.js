@@ -1,4 +1,4 @@
-import { h, api, fmtMs, fmtCost, fmtInt, fmtScore, fmtTime, errorBox, routeUrl, filterLink } from "../lib.js";
+import { h, api, fmtMs, fmtCost, fmtInt, fmtTime, errorBox, routeUrl, filterLink, scoreBadges } from "../lib.js";
 
 // ----- trace detail -----
 
@@ -34,7 +34,7 @@ export async function renderTrace(root, route, current) {
         t.session_id ? [" · session ", h("a", { href: routeUrl("sessions", t.session_id) }, t.session_id)] : "",
         t.user_id ? [" · user ", h("a", { href: filterLink("user", t.user_id) }, t.user_id)] : "",
         t.run_id ? [" · run ", h("a", { href: routeUrl("run", t.run_id) }, t.run_id.slice(0, 8))] : ""),
-      h("span#trace-scores", Object.entries(t.scores || {}).map(([k, v]) => h("span.badge", { title: `score ${k}` }, `${k} ${fmtScore(v)}`))),
+      h("span#trace-scores", scoreBadges(t.scores)),
     ),
   );
   if (t.truncated) root.append(h("p.error-box", "This trace has more spans than shown."));

@@ -131,6 +131,10 @@ def chats(start_collector):
     return c
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{fmt_int(n)} {noun}{'' if n == 1 else 's'}"
+
+
 def expected_session(sid: str) -> dict:
     """A session's list row computed from what was sent."""
     user, turns = SESSIONS[sid]
@@ -244,7 +248,7 @@ def test_transcript_turns_equal_rest_and_what_was_sent(chats, ui):
         want = expected_session(sid)
         summary = ui.page.locator("#session-summary").inner_text()
         assert summary.startswith(
-            f"user {user} · {fmt_int(len(turns))} turns · {fmt_int(want['llm_calls'])} LLM calls · "
+            f"user {user} · {plural(len(turns), 'turn')} · {plural(want['llm_calls'], 'LLM call')} · "
             f"{fmt_int(want['total_tokens'])} tokens · {fmt_usd(want['cost_usd'])} · "
         ), summary
         assert fmt_usd(session["cost_usd"]) == fmt_usd(want["cost_usd"])

@@ -55,6 +55,8 @@ export async function renderSessions(root, route, current) {
   );
 }
 
+const count = (n, noun) => `${fmtInt(n)} ${noun}${Number(n) === 1 ? "" : "s"}`;
+
 async function renderTranscript(root, route, current) {
   const s = await api(`/api/v1/sessions/${encodeURIComponent(route.id)}`);
   if (!current()) return;
@@ -62,7 +64,7 @@ async function renderTranscript(root, route, current) {
     h("div.toolbar",
       h("a", { href: "#/sessions" }, "← Sessions"),
       h("h1", `Session ${s.session_id}`),
-      h("span.muted#session-summary", [s.user_id ? `user ${s.user_id} · ` : "", `${fmtInt(s.traces)} turns · ${fmtInt(s.llm_calls)} LLM calls · `,
+      h("span.muted#session-summary", [s.user_id ? `user ${s.user_id} · ` : "", `${count(s.traces, "turn")} · ${count(s.llm_calls, "LLM call")} · `,
         `${fmtInt(s.total_tokens)} tokens · ${fmtCost(s.cost_usd)} · ${fmtTime(s.first_time)} – ${fmtTime(s.last_time)}`]),
     ),
   );

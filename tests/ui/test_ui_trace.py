@@ -90,7 +90,7 @@ def test_trace_scores_and_tool_span(demo_collector, ui, tool_trace):
     scores.first.wait_for()
     assert tool_trace["scores"]
     assert sorted(scores.all_inner_texts()) == sorted(
-        f"{k} {v if isinstance(v, str) else format(v, 'g')}" for k, v in tool_trace["scores"].items()
+        f"{k} {fmt_score(v)}" for k, v in tool_trace["scores"].items()
     )
     tool = next(s for s, _ in walk(tool_trace["spans"]) if s["name"] == "execute_tool get_weather")
     ui.page.click(f'.span-row[data-span-id="{tool["span_id"]}"]')

@@ -170,6 +170,38 @@ def log_request(service: str, bodies: list[str]) -> ExportLogsServiceRequest:
     return req
 
 
+def rest_get(collector, path: str, **params) -> Any:
+    """GET a REST path of a started collector with query parameters; the JSON answer."""
+    resp = collector.session.get(collector.http_url + path, params=params, timeout=30)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def records(page: dict) -> list[dict]:
+    """A REST listing ({"columns", "rows"}) as one dict per row."""
+    return [dict(zip(page["columns"], r, strict=True)) for r in page["rows"]]
+
+
+def score_request(
+    service: str, scores: list[tuple[bytes, bytes, str, float | str]]
+) -> ExportLogsServiceRequest:
+    """`gen_ai.evaluation.result` log records, one per (trace id, span id or b"", name, value),
+    a str value being a label: what tracehouse.score() sends."""
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.append(kv("service.name", service))
+    logs = rl.scope_logs.add().log_records
+    for trace_id, span_id, name, value in scores:
+        rec = logs.add()
+        rec.time_unix_nano = time.time_ns()
+        rec.event_name = "gen_ai.evaluation.result"
+        rec.trace_id, rec.span_id = trace_id, span_id
+        rec.attributes.append(kv("gen_ai.evaluation.name", name))
+        key = "gen_ai.evaluation.score.label" if isinstance(value, str) else "gen_ai.evaluation.score.value"
+        rec.attributes.append(kv(key, value))
+    return req
+
+
 @contextlib.contextmanager
 def run_sdk_to(http_url: str, spool_dir: Path, flush_s: float = 60):
     """The run SDK (tracehouse.run) sending to the collector at http_url for the duration of the

@@ -23,23 +23,13 @@ from helpers import make_span, trace_request, wait_for
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from tracehouse_collector.formatting import fmt_cost
 from tracehouse_collector.query.aggregates import EXACT_MAX_COUNT
+from ui_format import fmt_ms
 
 pytestmark = pytest.mark.timeout(300)
 
 HOUR_NS = 3600 * 10**9
 SPARSE_HOURS = (2, 5, 9)  # hours before now with calls of the sparse model
 BULK = EXACT_MAX_COUNT + 100
-
-
-def fmt_ms(ms) -> str:
-    """lib.js fmtMs."""
-    if ms is None:
-        return "–"
-    if ms >= 60000:
-        return f"{ms / 60000:.1f} min"
-    if ms >= 1000:
-        return f"{ms / 1000:.2f} s"
-    return f"{ms:.1f} ms" if ms < 10 else f"{round(ms)} ms"
 
 
 def fmt_percentile(row, key) -> str:

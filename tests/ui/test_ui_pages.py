@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import pytest
 from browser import CANVAS_PAINTED, OPTION
-
-
-def rest(c, path: str, **params):
-    resp = c.session.get(c.http_url + path, params=params, timeout=30)
-    resp.raise_for_status()
-    return resp.json()
-
-
-def records(page: dict) -> list[dict]:
-    return [dict(zip(page["columns"], r, strict=True)) for r in page["rows"]]
+from helpers import records, rest_get
 
 
 def test_sessions_list_and_transcript(demo_collector, ui):
-    expected = records(rest(demo_collector, "/api/v1/sessions", since="7d", limit=50))
-    ui.open(demo_collector.http_url, "sessions")
+    expected = records(rest_get(demo_collector, "/api/v1/sessions", since="7d", limit=50))
+    ui.open(demo_collector.http_url, "sessions?since=7d")
     ui.page.wait_for_selector("#sessions-table tbody tr")
     shown = ui.page.eval_on_selector_all(
         "#sessions-table tbody tr", "rows => rows.map(r => r.dataset.sessionId)"
@@ -31,7 +22,7 @@ def test_sessions_list_and_transcript(demo_collector, ui):
     )
     assert turns == [str(s["traces"]) for s in expected]
 
-    session = rest(demo_collector, "/api/v1/sessions/sess-travel")
+    session = rest_get(demo_collector, "/api/v1/sessions/sess-travel")
     ui.page.click('#sessions-table a[href="#/sessions/sess-travel"]')
     ui.page.wait_for_selector("#transcript .turn")
     assert ui.page.locator("#transcript .turn").count() == len(session["turns"]) >= 2
@@ -61,7 +52,7 @@ def test_unknown_session_is_a_clear_error(demo_collector, ui):
 def test_metrics_charts_match_the_aggregates(demo_collector, ui):
     ui.open(demo_collector.http_url, "metrics?since=7d")
     ui.page.wait_for_selector("#runs-usage tbody tr")
-    latency = records(rest(demo_collector, "/api/v1/query/latency", since="7d", by="hour"))
+    latency = records(rest_get(demo_collector, "/api/v1/query/latency", since="7d", by="hour"))
     requests_chart = ui.page.locator("#requests-chart")
     assert requests_chart.evaluate(CANVAS_PAINTED)
     series = requests_chart.evaluate(OPTION)["series"]
@@ -69,9 +60,11 @@ def test_metrics_charts_match_the_aggregates(demo_collector, ui):
     assert sum(drawn(series[0])) == sum(r["count"] for r in latency)
     assert sum(drawn(series[1])) == sum(round(r["count"] * r["error_rate"]) for r in latency) > 0
 
-    cost = records(rest(demo_collector, "/api/v1/query/cost", since="7d", by="hour,model"))
+    cost = records(rest_get(demo_collector, "/api/v1/query/cost", since="7d", by="hour,model"))
     cost_series = ui.page.locator("#cost-chart").evaluate(OPTION)["series"]
-    assert len(cost_series) >= 3 and sorted(s["name"] for s in cost_series) == sorted({r["model"] for r in cost})
+    assert len(cost_series) >= 3 and sorted(s["name"] for s in cost_series) == sorted(
+        {r["model"] for r in cost}
+    )
     total = sum(v for s in cost_series for v in drawn(s))
     assert total == pytest.approx(sum(float(r["cost_usd"]) for r in cost))
     top = ui.page.locator("#top-models-chart").evaluate(OPTION)
@@ -80,7 +73,7 @@ def test_metrics_charts_match_the_aggregates(demo_collector, ui):
     scores = ui.page.locator("#scores-chart").evaluate(OPTION)["series"]
     assert {"accuracy", "relevance"} <= {s["name"] for s in scores}
 
-    runs = {r["name"]: r for r in rest(demo_collector, "/api/v1/runs", experiment="demo-prompt-eval")}
+    runs = {r["name"]: r for r in rest_get(demo_collector, "/api/v1/runs", experiment="demo-prompt-eval")}
     assert len(runs) == 2, runs
     for name, run in runs.items():
         row = ui.page.locator(f'#runs-usage tr[data-run-id="{run["id"]}"]')
@@ -100,7 +93,7 @@ def test_sql_console_table_and_chart(demo_collector, ui):
     ui.page.click("#sql-examples a >> text=LLM calls by model, last 24 h")
     ui.page.wait_for_selector("#sql-result tbody tr")
     query = ui.page.input_value("#sql-editor")
-    expected = rest(demo_collector, "/api/v1/sql", q=query)
+    expected = rest_get(demo_collector, "/api/v1/sql", q=query)
     cells = ui.page.eval_on_selector_all(
         "#sql-result tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
     )

@@ -4,7 +4,13 @@ pane's request parameters, tool definitions, messages, scores and attribute sear
 
 from __future__ import annotations
 
+import json
+import time
+from decimal import Decimal
+
+import numpy as np
 import pytest
+from ui_format import fmt_int, fmt_ms, fmt_score, fmt_usd
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +90,7 @@ def test_trace_scores_and_tool_span(demo_collector, ui, tool_trace):
     scores.first.wait_for()
     assert tool_trace["scores"]
     assert sorted(scores.all_inner_texts()) == sorted(
-        f"{k} {v if isinstance(v, str) else format(v, 'g')}" for k, v in tool_trace["scores"].items()
+        f"{k} {fmt_score(v)}" for k, v in tool_trace["scores"].items()
     )
     tool = next(s for s, _ in walk(tool_trace["spans"]) if s["name"] == "execute_tool get_weather")
     ui.page.click(f'.span-row[data-span-id="{tool["span_id"]}"]')
@@ -123,3 +129,257 @@ def test_traces_filter_and_paging_match_the_api(demo_collector, ui):
     ui.wait_ready()
     page2 = ui.page.eval_on_selector_all("#traces-table tbody tr", "rows => rows.map(r => r.dataset.traceId)")
     assert page2 and not set(page2) & set(ids)
+
+
+# -- a trace with known answers: one LLM call per provider's tool shape, known usage and scores --
+
+# What each provider puts in gen_ai.tool.definitions, and what the pane must show for it:
+# (name, description, JSON schema) per tool.
+WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+FX_SCHEMA = {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"}}}
+TOOL_SHAPES = {
+    "openai": (
+        [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Weather now",
+                    "parameters": WEATHER_SCHEMA,
+                },
+            }
+        ],
+        [("get_weather", "Weather now", WEATHER_SCHEMA)],
+    ),
+    "anthropic": (
+        [
+            {"name": "get_weather", "description": "Weather now", "input_schema": WEATHER_SCHEMA},
+            {"name": "convert", "description": "FX rate", "input_schema": FX_SCHEMA},
+        ],
+        [("get_weather", "Weather now", WEATHER_SCHEMA), ("convert", "FX rate", FX_SCHEMA)],
+    ),
+    "aws.bedrock": (
+        {
+            "tools": [
+                {
+                    "toolSpec": {
+                        "name": "convert",
+                        "description": "FX rate",
+                        "inputSchema": {"json": FX_SCHEMA},
+                    }
+                }
+            ]
+        },
+        [("convert", "FX rate", FX_SCHEMA)],
+    ),
+    "gcp.gemini": (
+        [
+            {
+                "function_declarations": [
+                    {"name": "get_weather", "description": "Weather now", "parameters": WEATHER_SCHEMA},
+                    {"name": "convert", "description": "FX rate", "parametersJsonSchema": FX_SCHEMA},
+                ]
+            },
+            {"google_search": {}},
+        ],
+        [
+            ("get_weather", "Weather now", WEATHER_SCHEMA),
+            ("convert", "FX rate", FX_SCHEMA),
+            ("google_search", "", {"google_search": {}}),
+        ],
+    ),
+    "semconv": (
+        [{"type": "function", "name": "convert", "description": "FX rate", "parameters": FX_SCHEMA}],
+        [("convert", "FX rate", FX_SCHEMA)],
+    ),
+}
+# Per LLM call: input and output tokens, the cost the producer reported, duration (ms).
+USAGE = {
+    "openai": (12345, 678, "0.0261234", 1500),
+    "anthropic": (900, 100, "0.00001235", 250),
+    "aws.bedrock": (1, 2, "1234.5678", 7.25),
+    "gcp.gemini": (40000, 5000, "0.5", 61000),
+    "semconv": (0, 3, "0", 12),
+}
+# Scores: name -> values on the LLM spans (their mean is the trace's score), or a label.
+SCORES = {"relevance": [0.8, 0.65], "precision": [0.123456789], "judged": [3.0], "helpful": "yes"}
+
+
+def _scores(spans: dict) -> list[tuple]:
+    """SCORES on the LLM spans: the n-th value of a name on the n-th provider's span."""
+    providers = list(spans)
+    return [
+        (spans[providers[i]].trace_id, spans[providers[i]].span_id, name, value)
+        for name, values in SCORES.items()
+        for i, value in enumerate([values] if isinstance(values, str) else values)
+    ]
+
+
+@pytest.fixture(scope="module")
+def shapes(start_collector):
+    """A trace sent over OTLP: root -> plan -> the OpenAI call, and root -> one call per other
+    tool shape; known tokens, costs, durations, request parameters and scores."""
+    from helpers import make_span, new_trace_id, score_request, trace_request, wait_for
+
+    c = start_collector(name="shapes")
+    trace_id, now = new_trace_id(), time.time_ns() - 120 * 10**9
+    root = make_span("answer question", trace_id=trace_id, start_ns=now, duration_ns=62_000 * 10**6)
+    plan = make_span("plan", trace_id=trace_id, parent_span_id=root.span_id, start_ns=now + 10**6,
+                     duration_ns=2_000 * 10**6)  # fmt: skip
+    llm = {}
+    for i, (provider, (tools, _)) in enumerate(TOOL_SHAPES.items()):
+        inp, out, cost, ms = USAGE[provider]
+        attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai" if provider == "semconv" else provider,
+            "gen_ai.request.model": f"model-{provider}",
+            "gen_ai.request.temperature": 0.2,
+            "gen_ai.request.max_tokens": 512,
+            "gen_ai.request.stop_sequences": ["END", "STOP"],
+            "gen_ai.response.id": f"resp-{provider}",
+            "gen_ai.response.finish_reasons": ["tool_calls", "stop"],
+            "gen_ai.usage.input_tokens": inp,
+            "gen_ai.usage.output_tokens": out,
+            "gen_ai.usage.cost": cost,
+            "gen_ai.system_instructions": json.dumps(
+                [{"type": "text", "content": f"You answer as {provider}."}]
+            ),
+            "gen_ai.tool.definitions": json.dumps(tools),
+        }
+        parent = plan if provider == "openai" else root
+        llm[provider] = make_span(f"chat {provider}", trace_id=trace_id, parent_span_id=parent.span_id,
+                                  start_ns=now + (i + 2) * 10**6, duration_ns=int(ms * 10**6), attributes=attrs)  # fmt: skip
+    spans = [root, plan, *llm.values()]
+    assert c.post("/v1/traces", trace_request("shapes-app", spans).SerializeToString()).status_code == 200
+    assert (
+        c.post("/v1/logs", score_request("shapes-app", _scores(llm)).SerializeToString()).status_code == 200
+    )
+    n_scores = sum(1 if isinstance(v, str) else len(v) for v in SCORES.values())
+    assert wait_for(
+        lambda: (
+            c.scalar("SELECT count() FROM otel_traces") == len(spans)
+            and c.scalar("SELECT count() FROM otel_scores") == n_scores
+        ),
+        timeout=30,
+    )
+    tree = c.session.get(f"{c.http_url}/api/v1/traces/{trace_id.hex()}", timeout=30).json()
+    return (
+        c,
+        tree,
+        {s["span_id"]: s for s, _ in walk(tree["spans"])},
+        {p: s.span_id.hex() for p, s in llm.items()},
+    )
+
+
+def test_known_trace_header_and_badges_equal_the_sent_usage(shapes, ui):
+    c, tree, by_id, llm = shapes
+    tokens = sum(inp + out for inp, out, _, _ in USAGE.values())
+    cost = sum(Decimal(cost) for _, _, cost, _ in USAGE.values())
+    assert tree["total_tokens"] == tokens and Decimal(tree["cost_usd"]) == cost  # REST against what was sent
+    ui.open(c.http_url, f"trace/{tree['trace_id']}")
+    ui.page.wait_for_selector("#span-tree .span-row")
+    header = ui.page.locator(".toolbar .muted").first.inner_text()
+    assert f"{fmt_ms(62_000)} · 7 spans · {fmt_int(tokens)} tokens · {fmt_usd(cost)}" in header, header
+    assert "1.0 min" in header and "59,029 tokens" in header and "$1,235.09" in header  # by hand
+
+    for provider, span_id in llm.items():
+        inp, out, cost_text, ms = USAGE[provider]
+        row = ui.page.locator(f'.span-row[data-span-id="{span_id}"]')
+        if inp + out:
+            assert row.locator(".badge.tokens").inner_text() == f"{fmt_int(inp + out)} tok"
+        if Decimal(cost_text):
+            assert row.locator(".badge.cost").inner_text() == fmt_usd(cost_text)
+        else:
+            assert row.locator(".badge.cost").count() == 0
+        assert (
+            row.locator(".waterfall-label").inner_text()
+            == fmt_ms(ms)
+            == fmt_ms(by_id[span_id]["duration_ms"])
+        )
+        row.click()
+        facts = _pairs(ui.page.locator("#span-detail dl.facts").first)
+        assert facts["tokens"] == f"{fmt_int(inp)} in / {fmt_int(out)} out", provider
+        assert facts["duration"] == fmt_ms(ms)
+        assert facts.get("cost") == (fmt_usd(cost_text) if Decimal(cost_text) else None)
+    assert (
+        fmt_usd("0.00001235") == "$0.00001235" and fmt_ms(7.25) == "7.3 ms" and fmt_ms(10.5) == "11 ms"
+    )  # the rule, by hand
+
+
+def _pairs(dl) -> dict[str, str]:
+    keys = dl.locator("dt").all_inner_texts()
+    values = dl.locator("dd").all_inner_texts()
+    return dict(zip(keys, values, strict=True))
+
+
+def test_nested_collapse_keeps_a_collapsed_child_closed(shapes, ui):
+    c, tree, _, llm = shapes
+    order = [s["span_id"] for s, _ in walk(tree["spans"])]
+    root, plan = (
+        tree["spans"][0]["span_id"],
+        next(s["span_id"] for s, _ in walk(tree["spans"]) if s["name"] == "plan"),
+    )
+    ui.open(c.http_url, f"trace/{tree['trace_id']}")
+    ui.page.wait_for_selector("#span-tree .span-row")
+    assert visible_rows(ui.page) == order and order.index(llm["openai"]) == order.index(plan) + 1
+    ui.page.click(f'.span-row[data-span-id="{plan}"] .tree-toggle')
+    assert visible_rows(ui.page) == [s for s in order if s != llm["openai"]]
+    ui.page.click(f'.span-row[data-span-id="{root}"] .tree-toggle')
+    assert visible_rows(ui.page) == [root]
+    ui.page.click(f'.span-row[data-span-id="{root}"] .tree-toggle')  # plan opens still collapsed
+    assert visible_rows(ui.page) == [s for s in order if s != llm["openai"]]
+    ui.page.click(f'.span-row[data-span-id="{plan}"] .tree-toggle')
+    assert visible_rows(ui.page) == order
+
+
+def test_every_tool_shape_request_parameters_and_system_instructions(shapes, ui):
+    c, tree, _, llm = shapes
+    ui.open(c.http_url, f"trace/{tree['trace_id']}")
+    ui.page.wait_for_selector("#span-tree .span-row")
+    for provider, span_id in llm.items():
+        ui.page.click(f'.span-row[data-span-id="{span_id}"]')
+        pane = ui.page.locator("#span-detail")
+        pane.locator("#request-params").wait_for()
+        assert _pairs(pane.locator("#request-params")) == {
+            "max_tokens": "512",
+            "stop_sequences": "END, STOP",
+            "temperature": "0.2",
+            "response.id": f"resp-{provider}",
+            "response.finish_reasons": "tool_calls, stop",
+        }, provider
+        assert pane.locator(".message.role-system .text").inner_text() == f"You answer as {provider}."
+        expected = TOOL_SHAPES[provider][1]
+        assert (
+            pane.locator("h2", has_text="Tools available").inner_text()
+            == f"Tools available ({len(expected)})"
+        )
+        tools = pane.locator("#tool-definitions .tool-def")
+        assert tools.count() == len(expected), provider
+        for i, (name, description, schema) in enumerate(expected):
+            tool = tools.nth(i)
+            assert tool.locator(".tool-name").inner_text() == name
+            assert (
+                tool.locator(".tool-description").inner_text().strip() if description else ""
+            ) == description
+            assert not tool.locator(".tool-schema").is_visible()  # the schema opens on demand
+            tool.locator("summary").click()
+            assert json.loads(tool.locator(".tool-schema").inner_text()) == schema, (provider, name)
+
+
+def test_known_trace_scores_as_badges(shapes, ui):
+    c, tree, _, _ = shapes
+    expected = {
+        name: values if isinstance(values, str) else float(np.round(np.mean(values), 6))
+        for name, values in SCORES.items()
+    }
+    assert tree["scores"] == expected  # REST: the mean per name, a label as it is
+    ui.open(c.http_url, f"trace/{tree['trace_id']}")
+    badges = ui.page.locator("#trace-scores .badge")
+    badges.first.wait_for()
+    assert sorted(badges.all_inner_texts()) == sorted(f"{k} {fmt_score(v)}" for k, v in expected.items())
+    assert sorted(badges.all_inner_texts()) == [
+        "helpful yes",
+        "judged 3",
+        "precision 0.1235",
+        "relevance 0.725",
+    ]

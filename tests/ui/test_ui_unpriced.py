@@ -8,16 +8,11 @@ from __future__ import annotations
 import pytest
 from browser import OPTION
 from helpers import unique, wait_for
-from tracehouse_collector import formatting
+from ui_format import fmt_usd as fmt_cost
 
 PRICED = "gpt-4o-mini"
 CALLS = {PRICED: 4}
 UNPRICED_CALLS = 3
-
-
-def fmt_cost(value) -> str:
-    """lib.js fmtCost: the documented rule (formatting.fmt_cost) with the dollar sign."""
-    return "$" + formatting.fmt_cost(value)
 
 
 @pytest.fixture(scope="module")

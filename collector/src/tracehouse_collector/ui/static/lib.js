@@ -133,6 +133,9 @@ export function fmtScore(v) {
   if (v !== null && typeof v === "object") return fmtScore(v.value ?? v.avg ?? v.label ?? JSON.stringify(v));
   return typeof v === "number" ? fmtNum(v) : String(v);
 }
+// A trace's or turn's scores ({name: mean or label}) as badges "name value".
+export const scoreBadges = (scores) =>
+  Object.entries(scores || {}).map(([k, v]) => h("span.badge.score", { title: `score ${k}` }, `${k} ${fmtScore(v)}`));
 export const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
 export const fmtValue = (v) => (v !== null && typeof v === "object" ? JSON.stringify(v) : fmtNum(v));
 

@@ -1,24 +1,27 @@
-import { h, ApiError, api, errorBox, fmtCost, fmtInt, fmtMs, fmtScore, fmtTime, rangeSelect, records, routeUrl } from "../lib.js";
+import { h, ApiError, api, errorBox, fmtCost, fmtInt, fmtMs, fmtTime, rangeSelect, records, routeUrl, scoreBadges } from "../lib.js";
 
-// #/sessions: conversations, most recently active first; #/sessions/<id>: one as a transcript.
+// #/sessions?since=24h&user=&limit=: conversations, most recently active first;
+// #/sessions/<id>: one as a transcript.
 
 export async function renderSessions(root, route, current) {
   if (route.id) return renderTranscript(root, route, current);
   const p = route.params;
-  const since = p.get("since") || "7d";
+  const since = p.get("since") || "24h"; // as every other page
   const user = p.get("user") || "";
   const cursor = p.get("cursor") || "";
-  const go = (changes) => (location.hash = routeUrl("sessions", "", { since, user, ...changes }));
+  const limit = p.get("limit") || ""; // page size, 50 unless the URL says otherwise
+  const go = (changes) => (location.hash = routeUrl("sessions", "", { since, user, limit, ...changes }));
   root.append(
     h("div.toolbar",
       h("h1", "Sessions"),
       rangeSelect(since, (v) => go({ since: v })),
-      h("input#session-user", { type: "search", placeholder: "user id", value: user, size: 16, onchange: (e) => go({ user: e.target.value.trim() }) }),
+      h("input#session-user", { type: "search", placeholder: "user id (press Enter)", value: user, size: 20,
+        onchange: (e) => go({ user: e.target.value.trim() }) }),
     ),
   );
   let page;
   try {
-    page = await api("/api/v1/sessions", { since, user, cursor, limit: 50 });
+    page = await api("/api/v1/sessions", { since, user, cursor, limit: limit || 50 });
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     root.append(errorBox("sessions-error", err.message));
@@ -39,10 +42,10 @@ export async function renderSessions(root, route, current) {
       h("tbody", rows.map((s) =>
         h("tr", { dataset: { sessionId: s.session_id } },
           h("td", h("a", { href: routeUrl("sessions", s.session_id) }, s.session_id)),
-          h("td", s.user_id),
-          h("td.num", String(s.traces)),
+          h("td", s.user_id ? h("a", { href: routeUrl("sessions", "", { since, user: s.user_id, limit }), title: "this user's sessions" }, s.user_id) : ""),
+          h("td.num", fmtInt(s.traces)),
           h("td.num", fmtInt(s.llm_calls)),
-          h("td.num", fmtInt(s.total_tokens)),
+          h("td.num", { title: `${fmtInt(s.input_tokens)} in / ${fmtInt(s.output_tokens)} out` }, fmtInt(s.total_tokens)),
           h("td.num", fmtCost(s.cost_usd)),
           h("td", { title: s.first_time }, fmtTime(s.first_time)),
           h("td", { title: s.last_time }, fmtTime(s.last_time)))))),
@@ -52,6 +55,8 @@ export async function renderSessions(root, route, current) {
   );
 }
 
+const count = (n, noun) => `${fmtInt(n)} ${noun}${Number(n) === 1 ? "" : "s"}`;
+
 async function renderTranscript(root, route, current) {
   const s = await api(`/api/v1/sessions/${encodeURIComponent(route.id)}`);
   if (!current()) return;
@@ -59,7 +64,7 @@ async function renderTranscript(root, route, current) {
     h("div.toolbar",
       h("a", { href: "#/sessions" }, "← Sessions"),
       h("h1", `Session ${s.session_id}`),
-      h("span.muted", [s.user_id ? `user ${s.user_id} · ` : "", `${s.traces} turns · ${fmtInt(s.llm_calls)} LLM calls · `,
+      h("span.muted#session-summary", [s.user_id ? `user ${s.user_id} · ` : "", `${count(s.traces, "turn")} · ${count(s.llm_calls, "LLM call")} · `,
         `${fmtInt(s.total_tokens)} tokens · ${fmtCost(s.cost_usd)} · ${fmtTime(s.first_time)} – ${fmtTime(s.last_time)}`]),
     ),
   );
@@ -67,9 +72,13 @@ async function renderTranscript(root, route, current) {
     h(`div.turn${t.status === "error" ? ".error" : ""}`, { dataset: { traceId: t.trace_id, turn: t.turn } },
       h("div.turn-meta",
         h("a.turn-link", { href: routeUrl("trace", t.trace_id), title: "open this turn's trace" }, `#${t.turn} ${t.root_span || "trace"}`),
-        h("span.muted", ` ${fmtTime(t.start_time)} · ${fmtMs(t.latency_ms)} · ${(t.models || []).join(", ") || "no model"} · ${fmtInt(t.total_tokens)} tokens · ${fmtCost(t.cost_usd)}`),
-        Object.entries(t.scores || {}).map(([k, v]) => h("span.badge", { title: `score ${k}` }, `${k} ${fmtScore(v)}`)),
-        t.status === "error" ? h("span.span-error", " failed") : null),
+        " ", h("span.muted.turn-time", { title: t.start_time }, fmtTime(t.start_time)),
+        " · ", h("span.turn-latency", fmtMs(t.latency_ms)),
+        " · ", h("span.turn-models", (t.models || []).join(", ") || "no model"),
+        " · ", h("span.turn-tokens", `${fmtInt(t.total_tokens)} tokens`),
+        " · ", h("span.turn-cost", fmtCost(t.cost_usd)),
+        " ", scoreBadges(t.scores),
+        t.status === "error" ? h("span.span-error.turn-failed", { title: "a span of this turn failed: open its trace" }, " failed") : null),
       t.input ? h("div.bubble.user", h("div.role", s.user_id || "user"), h("div.text", t.input)) : null,
       t.output
         ? h("div.bubble.assistant", h("div.role", "assistant"), h("div.text", t.output))

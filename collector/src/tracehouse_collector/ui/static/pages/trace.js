@@ -1,4 +1,4 @@
-import { h, api, fmtMs, fmtCost, fmtInt, fmtScore, fmtTime, errorBox, routeUrl, filterLink } from "../lib.js";
+import { h, api, fmtMs, fmtCost, fmtInt, fmtTime, errorBox, routeUrl, filterLink, scoreBadges } from "../lib.js";
 
 // ----- trace detail -----
 
@@ -34,7 +34,7 @@ export async function renderTrace(root, route, current) {
         t.session_id ? [" · session ", h("a", { href: routeUrl("sessions", t.session_id) }, t.session_id)] : "",
         t.user_id ? [" · user ", h("a", { href: filterLink("user", t.user_id) }, t.user_id)] : "",
         t.run_id ? [" · run ", h("a", { href: routeUrl("run", t.run_id) }, t.run_id.slice(0, 8))] : ""),
-      h("span#trace-scores", Object.entries(t.scores || {}).map(([k, v]) => h("span.badge", { title: `score ${k}` }, `${k} ${fmtScore(v)}`))),
+      h("span#trace-scores", scoreBadges(t.scores)),
     ),
   );
   if (t.truncated) root.append(h("p.error-box", "This trace has more spans than shown."));
@@ -77,8 +77,8 @@ export async function renderTrace(root, route, current) {
         h("span.span-icon", { title: spanType(s) }, SPAN_ICONS[spanType(s)]),
         h("span", s.name),
         s.model ? h("span.badge", s.model) : null,
-        s.total_tokens ? h("span.badge", { title: `${s.input_tokens} in / ${s.output_tokens} out` }, `${s.total_tokens} tok`) : null,
-        Number(s.cost_usd) ? h("span.badge", fmtCost(s.cost_usd)) : null,
+        s.total_tokens ? h("span.badge.tokens", { title: tokensInOut(s) }, `${fmtInt(s.total_tokens)} tok`) : null,
+        Number(s.cost_usd) ? h("span.badge.cost", fmtCost(s.cost_usd)) : null,
         s.orphan ? h("span.badge", { title: "its parent span never arrived" }, "orphan") : null,
         s.error ? h("span.span-error", `${s.error.type ? s.error.type + ": " : ""}${s.error.message || "error"}`) : null,
       ),
@@ -134,6 +134,8 @@ function messages(value) {
   );
 }
 
+const tokensInOut = (s) => `${fmtInt(s.input_tokens)} in / ${fmtInt(s.output_tokens)} out`;
+
 function spanDetail(s) {
   const out = [h("h2", s.name)];
   const facts = [
@@ -144,7 +146,7 @@ function spanDetail(s) {
     ["operation", s.operation],
     ["model", s.model],
     ["provider", s.provider],
-    ["tokens", s.total_tokens ? `${s.input_tokens} in / ${s.output_tokens} out${s.tokens_estimated ? " (estimated)" : ""}` : ""],
+    ["tokens", s.total_tokens ? `${tokensInOut(s)}${s.tokens_estimated ? " (estimated)" : ""}` : ""],
     ["cost", Number(s.cost_usd) ? fmtCost(s.cost_usd) : ""],
     ["span id", s.span_id],
   ].filter(([, v]) => v);
@@ -155,8 +157,8 @@ function spanDetail(s) {
   if (request.length) out.push(h("h2", "Request and response"), h("dl.facts#request-params", request.map(([k, v]) => [h("dt", k), h("dd", v)])));
   const system = parseJson(attrs["gen_ai.system_instructions"]);
   if (system !== undefined) out.push(h("h2", "System instructions"), ...messages({ role: "system", parts: Array.isArray(system) ? system : [system] }));
-  const tools = parseJson(attrs["gen_ai.tool.definitions"]);
-  if (Array.isArray(tools) && tools.length) out.push(h("h2", `Tools available (${tools.length})`), h("div#tool-definitions", tools.map(toolDefinition)));
+  const tools = toolList(parseJson(attrs["gen_ai.tool.definitions"]));
+  if (tools.length) out.push(h("h2", `Tools available (${tools.length})`), h("div#tool-definitions", tools.map(toolDefinition)));
   if (s.input !== null && s.input !== undefined) out.push(h("h2", "Input"), ...messages(s.input));
   if (s.output !== null && s.output !== undefined) out.push(h("h2", "Output"), ...messages(s.output));
   if (s.tool) {
@@ -182,14 +184,19 @@ function spanDetail(s) {
   return out;
 }
 
-// gen_ai.request.* (temperature, max_tokens, ...) and response facts, as "name: value" pairs.
+// gen_ai.request.* (temperature, max_tokens, ...) and response facts, as "name: value" pairs;
+// a list (stop sequences, finish reasons) reads as its items, comma-separated.
 const RESPONSE_FACTS = ["gen_ai.response.id", "gen_ai.response.finish_reasons", "gen_ai.output.type", "gen_ai.conversation.id"];
 function requestParams(attrs) {
+  const shown = (v) => {
+    const parsed = parseJson(v);
+    return Array.isArray(parsed) ? parsed.map((x) => (typeof x === "string" ? x : JSON.stringify(x))).join(", ") : v;
+  };
   const out = Object.entries(attrs)
     .filter(([k]) => k.startsWith("gen_ai.request.") && k !== "gen_ai.request.model")
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, v]) => [k.slice("gen_ai.request.".length), v]);
-  for (const k of RESPONSE_FACTS) if (attrs[k]) out.push([k.replace(/^gen_ai\./, ""), attrs[k]]);
+    .map(([k, v]) => [k.slice("gen_ai.request.".length), shown(v)]);
+  for (const k of RESPONSE_FACTS) if (attrs[k]) out.push([k.replace(/^gen_ai\./, ""), shown(attrs[k])]);
   return out;
 }
 
@@ -202,15 +209,28 @@ function parseJson(text) {
   }
 }
 
-// One tool definition, in any of the shapes providers use: {type, function: {name, ...}},
-// {name, description, parameters | input_schema | inputSchema}, or Gemini's function_declarations.
+// The tools a model was offered, in any of the shapes providers use: OpenAI's
+// {type: "function", function: {name, description, parameters}}, the semconv's and OpenAI
+// Responses' {type, name, description, parameters}, Anthropic's {name, description, input_schema},
+// Bedrock's {toolSpec: {name, description, inputSchema: {json}}} (or its whole toolConfig
+// {tools: [...]}), Gemini's {function_declarations | functionDeclarations: [{name, description,
+// parameters | parameters_json_schema | parametersJsonSchema}]}. Built-in tools without a
+// schema ({type: "web_search"}, Gemini's {google_search: {}}) are named by their type or key.
+function toolList(value) {
+  if (Array.isArray(value)) return value.flatMap(toolList);
+  if (!value || typeof value !== "object") return [];
+  if (Array.isArray(value.tools)) return toolList(value.tools);
+  const declarations = value.function_declarations || value.functionDeclarations;
+  if (Array.isArray(declarations)) return declarations;
+  return [value];
+}
+
 function toolDefinition(tool) {
-  if (tool && Array.isArray(tool.function_declarations || tool.functionDeclarations)) {
-    return (tool.function_declarations || tool.functionDeclarations).map(toolDefinition);
-  }
-  const fn = (tool && (tool.function || tool.toolSpec)) || tool || {};
-  const schema = fn.parameters || fn.input_schema || (fn.inputSchema && (fn.inputSchema.json || fn.inputSchema)) || null;
-  return h("details.tool-def",
-    h("summary", h("strong", fn.name || tool.type || "tool"), fn.description ? h("span.muted", ` ${fn.description}`) : null),
-    h("pre.json", JSON.stringify(schema ?? tool, null, 2)));
+  const fn = tool.function || tool.toolSpec || tool;
+  const schema = fn.parameters ?? fn.input_schema ?? fn.parameters_json_schema ?? fn.parametersJsonSchema ??
+    (fn.inputSchema && (fn.inputSchema.json ?? fn.inputSchema)) ?? null;
+  const name = fn.name || tool.type || Object.keys(tool)[0] || "tool";
+  return h("details.tool-def", { dataset: { tool: name } },
+    h("summary", h("strong.tool-name", name), fn.description ? h("span.muted.tool-description", ` ${fn.description}`) : null),
+    h("pre.json.tool-schema", JSON.stringify(schema ?? tool, null, 2)));
 }

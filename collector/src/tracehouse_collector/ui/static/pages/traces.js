@@ -1,4 +1,4 @@
-import { h, ApiError, api, records, fmtMs, fmtCost, fmtInt, fmtScore, fmtTime, errorBox, emptyTraces, routeUrl, rangeSelect, whereForm } from "../lib.js";
+import { h, ApiError, api, records, fmtMs, fmtCost, fmtInt, fmtTime, errorBox, emptyTraces, routeUrl, rangeSelect, scoreBadges, whereForm } from "../lib.js";
 
 export async function renderTraces(root, route, current) {
   const p = route.params;
@@ -43,8 +43,8 @@ export async function renderTraces(root, route, current) {
       h("td.num", fmtMs(r.latency_ms)),
       h("td.num", { title: `${r.input_tokens} in / ${r.output_tokens} out` }, fmtInt(r.total_tokens)),
       h("td.num", fmtCost(r.cost_usd)),
-      h("td", Object.entries(r.scores || {}).map(([k, v]) => h("span.badge", { title: k }, `${k} ${fmtScore(v)}`))),
-      h("td", r.session_id ? h("a", { href: routeUrl("sessions", r.session_id) }, r.session_id) : ""),
+      h("td", scoreBadges(r.scores)),
+      h("td", r.session_id ? h("a.session-link", { href: routeUrl("sessions", r.session_id), title: "this session's transcript" }, r.session_id) : ""),
       h("td", r.user_id),
       h("td", r.run_id ? h("a", { href: routeUrl("run", r.run_id), title: r.run_id }, r.run_id.slice(0, 8)) : ""),
     ),

@@ -202,18 +202,23 @@ def cmd_import(args: argparse.Namespace) -> int:
             service = (snapshot.get("run") or {}).get("service") or "tracehouse-import"
             records, points, artifacts = load.snapshot_records(snapshot)
             payloads = load.encode_payloads(records, points, service)
+            spans = load.spans_payload(snapshot, service)
             if args.server:
                 load.load_via_server(args.server, args.api_key, payloads, artifacts)
+                if spans:
+                    load.send_spans(args.server, args.api_key, spans)
             else:
                 with open_store(args) as store:
                     load.load_into_store(store, artifact_store(data_dir(args)), payloads, artifacts)
-            loaded.append((records[0][1], len(points), len(artifacts)))
+                    if spans:
+                        load.load_spans_into_store(store, spans)
+            loaded.append((records[0][1], len(points), len(artifacts), len(snapshot.get("spans") or [])))
     except (StoreError, OSError, ValueError, KeyError, TypeError) as exc:
         return fail(f"{path}: {exc}")
     except Exception as exc:  # an importer's own error type: still a message, not a traceback
         return fail(f"{path}: {type(exc).__name__}: {exc}")
-    rows = [[run_id, found.label, n, a] for run_id, n, a in loaded]
-    sys.stdout.write(render(["run", "source", "metric_points", "artifacts"], rows, args.format))
+    rows = [[run_id, found.label, n, a, s] for run_id, n, a, s in loaded]
+    sys.stdout.write(render(["run", "source", "metric_points", "artifacts", "spans"], rows, args.format))
     return 0
 
 

@@ -190,8 +190,11 @@ def encode_payloads(records: list[tuple], points: list[tuple], service: str) -> 
     from tracehouse._run_transport import MAX_POINTS_PER_FILE, encode_request
 
     resource = {"service.name": service}
-    payloads = [encode_request(records, points[:MAX_POINTS_PER_FILE], resource)]
-    for i in range(MAX_POINTS_PER_FILE, len(points), MAX_POINTS_PER_FILE):
+    # The points travel apart from the records: the same points read from another form of the
+    # same run (a LUML export and its `.luml`) make the same requests, which the collector
+    # recognises as already stored.
+    payloads = [encode_request(records, [], resource)]
+    for i in range(0, len(points), MAX_POINTS_PER_FILE):
         payloads.append(encode_request([], points[i : i + MAX_POINTS_PER_FILE], resource))
     return payloads
 

@@ -14,13 +14,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracehouse_collector.cli.common import add_read_args, data_dir, fail, open_store, server_call
+from tracehouse_collector.cli.common import (
+    add_api_key_arg,
+    add_read_args,
+    add_store_args,
+    data_dir,
+    fail,
+    open_store,
+    server_call,
+    server_json,
+)
 from tracehouse_collector.cli.output import render
 
 if TYPE_CHECKING:
@@ -165,6 +175,7 @@ def _compare(source: _Source, args: argparse.Namespace) -> int:
 
 
 def _export(source: _Source, args: argparse.Namespace) -> int:
+    from tracehouse_collector.importers import luml_export
     from tracehouse_collector.importers.snapshot import build_snapshot, write_snapshot
 
     run = source.call("show_run", f"/api/v1/runs/{_q(args.run)}", args.run)
@@ -172,12 +183,30 @@ def _export(source: _Source, args: argparse.Namespace) -> int:
         "metric_history", f"/api/v1/runs/{run['id']}/metrics?all=1", run["id"], all_points=True
     )
     out = Path(args.output)
-    write_snapshot(out, build_snapshot(run, points), run["artifacts"], source.artifact)
+    spans = 0
+    if args.format == "luml":
+        rows = luml_export.luml_spans(*_sql(source, luml_export.spans_sql(run["id"])))
+        spans = len(rows)
+        luml_export.write(out, run, points, rows, source.artifact)
+    else:
+        write_snapshot(out, build_snapshot(run, points), run["artifacts"], source.artifact)
     print(
-        f"exported run {run['id']} ({len(points)} metric points, {len(run['artifacts'])} artifacts) to {out}",
+        f"exported run {run['id']} ({len(points)} metric points, {len(run['artifacts'])} artifacts"
+        + (f", {spans} spans" if args.format == "luml" else "")
+        + f") to {out} ({args.format})",
         file=sys.stderr,
     )
     return 0
+
+
+def _sql(source: _Source, statement: str) -> tuple[list[str], list[list[Any]]]:
+    if source.server:
+        result = server_json(source.args, "/api/v1/sql", {"sql": statement})
+        return result["columns"], result["rows"]
+    from tracehouse_collector.query.sql import run_readonly
+
+    res = run_readonly(source.store, statement)  # type: ignore[arg-type]
+    return res.columns, [list(r) for r in res.rows]
 
 
 # -- import ----------------------------------------------------------------------------------------
@@ -285,10 +314,27 @@ def add_parsers(sub: Any) -> None:
     add_read_args(p)
     p.set_defaults(func=_run_command(_compare))
 
-    p = rsub.add_parser("export", help="write a self-contained snapshot (zip: JSON + artifacts) of a run")
+    p = rsub.add_parser(
+        "export",
+        help="write a self-contained snapshot of a run: Tracehouse's (zip: JSON + artifacts) or "
+        "LUML's experiment export (--format luml)",
+    )
     p.add_argument("run", help="run id or a unique prefix")
     p.add_argument("-o", "--output", required=True, help="the snapshot file to write")
-    add_read_args(p)
+    add_store_args(p)
+    p.add_argument(
+        "--server",
+        default=os.environ.get("TRACEHOUSE_SERVER"),
+        help="read through a running server's API instead of opening the store (TRACEHOUSE_SERVER)",
+    )
+    add_api_key_arg(p)
+    p.add_argument(
+        "--format",
+        choices=["tracehouse", "luml"],
+        default="tracehouse",
+        help="tracehouse: a zip `tracehouse import` reads; luml: LUML's standalone experiment export "
+        "(a tar LUML and `tracehouse import` read)",
+    )
     p.set_defaults(func=_run_command(_export))
 
     p = sub.add_parser(

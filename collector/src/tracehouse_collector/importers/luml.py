@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tracehouse import _luml_experiment as luml_experiment
+
 from tracehouse_collector.importers import luml_db
 from tracehouse_collector.importers.snapshot import SNAPSHOT_FORMAT
 
@@ -37,12 +39,13 @@ TRACEHOUSE_TAG = "tracehouse::run_snapshot:v1"
 LUML_EMBEDDED_TAG = "dataforce.studio::experiment_snapshot:v1"
 LUML_EXPERIMENT = "luml"  # experiment name for LUML runs (LUML keeps names in a meta.db not exported)
 LUML_SERVICE = "luml-import"
-EVALS_ARTIFACT = "luml-evals.json"
+EVALS_ARTIFACT = luml_experiment.EVALS_ARTIFACT
 EVALS_FORMAT = "luml.eval-tables"
 RUN_ID_ATTR = "tracehouse.run.id"
 # Keys Tracehouse adds to the payloads it writes (export manifest, embedded entry).
-TRACEHOUSE_RUN_ID = "tracehouse_run_id"
-TRACEHOUSE_EXPERIMENT = "tracehouse_experiment"
+TRACEHOUSE_RUN_ID = luml_experiment.RUN_ID_KEY
+TRACEHOUSE_EXPERIMENT = luml_experiment.EXPERIMENT_KEY
+TRACEHOUSE_EXTRA = luml_experiment.EXTRA_KEY
 _LUML_STATUS = {"active": "running", "completed": "finished", "error": "failed"}
 _META_MEMBER = re.compile(r"^meta(-[^/]+)?\.json$")
 
@@ -260,7 +263,7 @@ def _luml_snapshot(
         "luml.time_resolution": "ns" if exp.nano_times and not exp.second_times else "1s",
     }
     spans = [{**s, "attributes": {**s["attributes"], RUN_ID_ATTR: run_id}} for s in exp.spans]
-    return {
+    snapshot = {
         "format": SNAPSHOT_FORMAT,
         "version": 1,
         "run": {
@@ -283,6 +286,23 @@ def _luml_snapshot(
         + _evals_artifact(exp.evals)
         + (extra_artifacts or []),
     }
+    _restore_tracehouse_fields(snapshot, identity.get("extra") or {})
+    return snapshot
+
+
+def _restore_tracehouse_fields(snapshot: dict, extra: dict) -> None:
+    """What a run Tracehouse exported carries beyond LUML's tables (exact status, bounds, tags,
+    metadata; each artifact's kind, path and metadata), put back."""
+    run = snapshot["run"]
+    for key in ("name", "parent_id", "status", "start_unix_nano", "end_unix_nano", "tags", "metadata",
+                "packages", "service"):  # fmt: skip
+        if key in extra:
+            run[key] = extra[key]
+    by_name = extra.get("artifacts") or {}
+    for a in snapshot["artifacts"]:
+        saved = by_name.get(a["name"])
+        if saved:
+            a.update({k: saved[k] for k in ("kind", "path", "metadata", "model_name") if k in saved})
 
 
 def _identity(payload: dict) -> dict[str, Any]:
@@ -290,8 +310,10 @@ def _identity(payload: dict) -> dict[str, Any]:
     Tracehouse run id when Tracehouse wrote it; LUML's own payloads carry no run id we can reuse
     for both forms, so theirs is kept as a tag and the database's content decides."""
     ours = str(payload.get(TRACEHOUSE_RUN_ID) or "")
+    extra = payload.get(TRACEHOUSE_EXTRA)
     return {
         "id": ours if re.fullmatch(r"[0-9a-f]{32}", ours) else None,
+        "extra": extra if isinstance(extra, dict) else {},
         "experiment": payload.get(TRACEHOUSE_EXPERIMENT),
         "name": payload.get("name"),
         "status": _LUML_STATUS.get(str(payload.get("status") or "completed"), "finished"),

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import sqlite3
 import tempfile
 import zipfile
@@ -23,6 +24,11 @@ from typing import Any
 EVAL_TABLES = ("evals", "eval_traces_bridge", "eval_annotations", "span_annotations")
 _JSON_COLUMNS = {"inputs", "outputs", "refs", "scores", "metadata"}
 _KNOWN_TABLES = ("static_params", "dynamic_metrics", "attachments", "spans", *EVAL_TABLES)
+
+
+_TIMESTAMP = re.compile(
+    r"(?P<base>\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d)?)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d\d:?\d\d)?"
+)
 
 
 class LumlDbError(ValueError):  # the import command reports a ValueError as it is
@@ -44,18 +50,23 @@ class Experiment:
 
 
 def timestamp_ns(value: Any) -> int:
-    """Nanoseconds since the epoch from an ISO or SQLite timestamp (UTC when no zone); 0 if none."""
+    """Nanoseconds since the epoch from a SQLite or ISO timestamp (UTC when no zone), keeping
+    every digit of a fraction (LUML writes whole seconds; Tracehouse's exports, nanoseconds)."""
     if not value:
         return 0
     if isinstance(value, int | float):
         return int(value * 1e9)
+    m = _TIMESTAMP.fullmatch(str(value).strip())
+    if not m:
+        return 0
     try:
-        t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        t = dt.datetime.fromisoformat(m["base"].replace(" ", "T") + (m["zone"] or "").replace("Z", "+00:00"))
     except ValueError:
         return 0
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
-    return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
+    fraction = (m["fraction"] or "")[:9].ljust(9, "0")
+    return int(t.timestamp()) * 1_000_000_000 + int(fraction)
 
 
 def typed(value: Any, value_type: str | None) -> Any:

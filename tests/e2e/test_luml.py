@@ -81,7 +81,9 @@ def test_log_model_writes_an_fnnx_package_linked_to_the_run(logged, sdk):
         "batch",
         4,
     ]
-    deps = {d.package.split("==")[0] for d in reader.pyenv.dependencies}
+    from packaging.requirements import Requirement
+
+    deps = {Requirement(d.package).name for d in reader.pyenv.dependencies}
     assert {"scikit-learn", "numpy", "cloudpickle", "fnnx"} <= deps
     (entry,) = [e for e in reader.metadata if luml.SNAPSHOT_TAG in e.producer_tags]
     assert entry.id.startswith("tracehouse~c~~c~run_snapshot~c~v1~~et~~")
@@ -373,7 +375,8 @@ def test_import_our_model_file_into_another_collector(logged, import_target):
     c, run = import_target, logged["run"]
     result = run_cli("import", str(logged["path"]), "--server", c.http_url, "--format", "json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)[0]["run"] == run.id
+    # The file carries LUML's snapshot of the same run too: still one run.
+    assert [r["run"] for r in json.loads(result.stdout)] == [run.id]
     rows = wait_for(lambda: c.sql(f"SELECT Experiment, Name FROM runs FINAL WHERE RunId = {quote(run.id)}"))
     assert rows == [{"Experiment": logged["experiment"], "Name": "iris-lr"}]
     params = c.sql(f"SELECT Key, Value FROM run_params FINAL WHERE RunId = {quote(run.id)}")
@@ -393,3 +396,159 @@ def test_import_model_file_without_snapshot_says_so(logged, tmp_path, import_tar
     result = run_cli("import", str(stripped), "--server", import_target.http_url)
     assert result.returncode != 0 and "carries no run snapshot" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+
+def _luml_entry(path, tag):
+    """(payload, files) of the last metadata entry with `tag`, read with tarfile alone."""
+    with tarfile.open(path) as tar:
+        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+        entries = [
+            e
+            for name in sorted(n for n in members if n.startswith("meta-"))
+            for e in json.loads(tar.extractfile(members[name]).read())
+        ]
+        (entry,) = [e for e in entries if tag in e["tags"] and tag in e.get("producer_tags", [])]
+        prefix = f"meta_artifacts/{entry['id']}/"
+        files = {n[len(prefix) :]: tar.extractfile(m).read() for n, m in members.items() if n.startswith(prefix)}
+    return entry, files
+
+
+def _exp_db_rows(zipped: bytes, tmp_path, sql: str) -> list[tuple]:
+    import sqlite3
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(zipped)) as zf:
+        (tmp_path / "exp.db").write_bytes(zf.read("exp.db"))
+    conn = sqlite3.connect(tmp_path / "exp.db")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_our_luml_carries_what_lumls_registry_reads(logged, tmp_path):
+    from packaging.specifiers import SpecifierSet
+
+    path, run = logged["path"], logged["run"]
+    accuracy = logged["clf"].score(*logged["test"])
+    entry, _ = _luml_entry(path, "dataforce.studio::registry_metrics:v1")
+    assert entry["payload"] == {"metrics": {"loss": 0.3, "accuracy": pytest.approx(accuracy)}}
+    assert entry["id"].startswith("dataforce.studio~c~~c~registry_metrics~c~v1~~et~~")
+
+    entry, files = _luml_entry(path, "dataforce.studio::experiment_snapshot:v1")
+    assert set(files) == {"exp.db.zip", "attachments.tar", "attachments.index.json"}
+    assert entry["payload"]["local_experiment_id"] == run.id and entry["payload"]["group"] == logged["experiment"]
+    assert _exp_db_rows(files["exp.db.zip"], tmp_path, "SELECT key, value, value_type FROM static_params") == [
+        ("C", "0.7", "float")
+    ]
+    assert _exp_db_rows(files["exp.db.zip"], tmp_path, "SELECT key, value, step FROM dynamic_metrics") == [
+        ("loss", 0.3, 2)
+    ]
+    tables = {r[0] for r in _exp_db_rows(files["exp.db.zip"], tmp_path, "SELECT name FROM sqlite_master")}
+    assert {"static_params", "dynamic_metrics", "attachments", "spans", "evals", "eval_traces_bridge",
+            "eval_annotations", "span_annotations"} <= tables  # fmt: skip
+
+    with tarfile.open(path) as tar:
+        env = json.loads(tar.extractfile("env.json").read())
+    pins = [d["package"] for d in env["python3::conda_pip"]["dependencies"] if d["package"].startswith("fnnx")]
+    assert pins == ["fnnx>=0.0.8,<0.1"]
+    # LUML's SDK requires fnnx>=0.0.8,<0.1.0: some release satisfies both.
+    assert "0.0.11" in SpecifierSet(pins[0][4:]) and "0.0.11" in SpecifierSet(">=0.0.8,<0.1.0")
+
+
+def _run_state(c, run_id):
+    (row,) = c.sql(
+        "SELECT Experiment, Name, ParentId, Status, StartTime, EndTime, Tags, Metadata, Packages FROM runs FINAL"
+        f" WHERE RunId = {quote(run_id)}"
+    )
+    row["Metadata"] = {k: v for k, v in row["Metadata"].items() if k not in ("imported", "source")}
+    return row
+
+
+def _run_contents(c, run_id):
+    q = quote(run_id)
+    return {
+        "run": _run_state(c, run_id),
+        "params": c.sql(f"SELECT Key, Value, Type FROM run_params FINAL WHERE RunId = {q} ORDER BY Key"),
+        "metrics": c.sql(f"SELECT Key, Step, Value, Timestamp FROM run_metrics WHERE RunId = {q} ORDER BY Key, Step"),
+        "artifacts": c.sql(
+            f"SELECT Name, Kind, Digest, Size, Path, Metadata FROM run_artifacts FINAL WHERE RunId = {q} ORDER BY Name"
+        ),
+        "spans": c.sql(
+            "SELECT Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, SpanAttributes,"
+            " Duration, StatusCode, StatusMessage, `Events.Timestamp`, `Events.Name`, `Events.Attributes`,"
+            " `Links.TraceId`, `Links.SpanId`, `Links.Attributes`, RunId, InputTokens, OutputTokens, TotalCostUSD"
+            f" FROM otel_traces WHERE RunId = {q} ORDER BY TraceId, SpanId"
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def roundtrip_target(start_collector):
+    return start_collector(name="luml-roundtrip")
+
+
+def test_luml_export_round_trip_of_an_imported_luml_run(import_target, roundtrip_target, tmp_path):
+    db = luml_files.write_exp_db(tmp_path / "exp.db")
+    source = luml_files.experiment_export(tmp_path / "in.tar", luml_files.zip_db(db), str(uuid.uuid4()))
+    result = run_cli("import", str(source), "--server", import_target.http_url, "--format", "json")
+    run_id = json.loads(result.stdout)[0]["run"]
+    wait_for(lambda: import_target.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2)
+    original = _run_contents(import_target, run_id)
+
+    out = tmp_path / "out.tar"
+    result = run_cli("runs", "export", run_id, "-o", str(out), "--format", "luml", "--server", import_target.http_url)
+    assert result.returncode == 0, result.stderr
+    assert "2 spans" in result.stderr
+    with tarfile.open(out) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        assert sorted(tar.getnames()) == ["attachments.index.json", "attachments.tar", "exp.db.zip", "manifest.json"]
+        exp_db = tar.extractfile("exp.db.zip").read()
+    assert manifest["artifact_type"] == "experiment"
+    assert manifest["producer_tags"] == ["luml.ai::experiment_snapshot:v1"]
+    assert manifest["payload"]["local_experiment_id"] == run_id
+    # LUML's own tables hold the evals and spans again, row for row.
+    assert _exp_db_rows(exp_db, tmp_path, "SELECT id, dataset_id, scores FROM evals ORDER BY id") == [
+        ("e1", "qa", '{"exact": 1.0}'),
+        ("e2", "qa", '{"exact": 0.0}'),
+    ]
+    spans = _exp_db_rows(exp_db, tmp_path, "SELECT span_id, start_time_unix_nano, end_time_unix_nano FROM spans")
+    assert sorted(spans) == sorted(
+        _exp_db_rows(luml_files.zip_db(db), tmp_path, "SELECT span_id, start_time_unix_nano, end_time_unix_nano FROM spans")
+    )
+
+    result = run_cli("import", str(out), "--server", roundtrip_target.http_url, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["run"] == run_id
+    wait_for(lambda: roundtrip_target.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2)
+    assert _run_contents(roundtrip_target, run_id) == original
+
+
+def test_luml_export_round_trip_of_an_sdk_run(logged, sdk, roundtrip_target, tmp_path):
+    run = logged["run"]
+    with tracehouse.run(experiment=logged["experiment"], name="typed", params={"lr": 0.25, "n": 3, "opt": "adam",
+                        "bn": False, "layers": [64, 32], "extra": {"a": None}}) as typed:  # fmt: skip
+        for step, loss in enumerate([0.9, 0.5, 0.25]):
+            typed.log_metric("loss", loss, step=step)
+        typed.log_metric("acc", 0.5)
+        notes = tmp_path / "notes.md"
+        notes.write_bytes(b"# notes\n" + bytes(range(256)))
+        typed.log_artifact(str(notes), name="reports/notes.md")
+    typed.flush()
+    for run_id in (run.id, typed.id):
+        wait_for(lambda run_id=run_id: sdk.sql(f"SELECT 1 FROM runs FINAL WHERE RunId = {quote(run_id)} AND Status = 'finished'"))
+        original = _run_contents(sdk, run_id)
+        out = tmp_path / f"{run_id}.tar"
+        result = run_cli("runs", "export", run_id, "-o", str(out), "--format", "luml", "--server", sdk.http_url)
+        assert result.returncode == 0, result.stderr
+        result = run_cli("import", str(out), "--server", roundtrip_target.http_url, "--format", "json")
+        assert result.returncode == 0, result.stderr
+        copy = wait_for(lambda run_id=run_id: roundtrip_target.sql(f"SELECT 1 FROM runs FINAL WHERE RunId = {quote(run_id)}"))
+        assert copy
+        assert _run_contents(roundtrip_target, run_id) == original
+    params = {r["Key"]: (json.loads(r["Value"]), r["Type"]) for r in _run_contents(roundtrip_target, typed.id)["params"]}
+    assert params["n"] == (3, "int") and params["lr"] == (0.25, "float") and params["bn"] == (False, "bool")
+    assert params["layers"][0] == [64, 32] and params["extra"][0] == {"a": None}

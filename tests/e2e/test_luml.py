@@ -339,7 +339,12 @@ def test_import_luml_shaped_model_file(import_target, tmp_path):
         )
     )
     assert spans == [
-        {"SpanId": luml_files.CHILD, "ParentSpanId": luml_files.ROOT, "Duration": 1_500_000_000, "StatusCode": "Error"},
+        {
+            "SpanId": luml_files.CHILD,
+            "ParentSpanId": luml_files.ROOT,
+            "Duration": 1_500_000_000,
+            "StatusCode": "Error",
+        },
         {"SpanId": luml_files.ROOT, "ParentSpanId": "", "Duration": 2_500_000_123, "StatusCode": "Ok"},
     ]
 
@@ -362,7 +367,9 @@ def test_both_luml_forms_import_as_one_run(import_target, tmp_path):
     assert run[0]["Tags"]["luml.group"] == "tabular" and run[0]["Tags"]["luml.experiment_id"] == experiment_id
     assert run[0]["Tags"]["luml.tag.gbt"] == "true"
     # Whole seconds in, whole seconds out: 10:00:00 to 10:00:09.
-    duration = c.scalar(f"SELECT toFloat64(EndTime - StartTime) FROM runs FINAL WHERE RunId = {quote(run_id)}")
+    duration = c.scalar(
+        f"SELECT toFloat64(EndTime - StartTime) FROM runs FINAL WHERE RunId = {quote(run_id)}"
+    )
     assert duration == 9.0
     assert c.scalar(f"SELECT count() FROM run_metrics WHERE RunId = {quote(run_id)}") == 3
     wait_for(lambda: c.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2)
@@ -412,7 +419,9 @@ def _luml_entry(path, tag):
         ]
         (entry,) = [e for e in entries if tag in e["tags"] and tag in e.get("producer_tags", [])]
         prefix = f"meta_artifacts/{entry['id']}/"
-        files = {n[len(prefix) :]: tar.extractfile(m).read() for n, m in members.items() if n.startswith(prefix)}
+        files = {
+            n[len(prefix) :]: tar.extractfile(m).read() for n, m in members.items() if n.startswith(prefix)
+        }
     return entry, files
 
 
@@ -440,10 +449,13 @@ def test_our_luml_carries_what_lumls_registry_reads(logged, tmp_path):
 
     entry, files = _luml_entry(path, "dataforce.studio::experiment_snapshot:v1")
     assert set(files) == {"exp.db.zip", "attachments.tar", "attachments.index.json"}
-    assert entry["payload"]["local_experiment_id"] == run.id and entry["payload"]["group"] == logged["experiment"]
-    assert _exp_db_rows(files["exp.db.zip"], tmp_path, "SELECT key, value, value_type FROM static_params") == [
-        ("C", "0.7", "float")
-    ]
+    assert (
+        entry["payload"]["local_experiment_id"] == run.id
+        and entry["payload"]["group"] == logged["experiment"]
+    )
+    assert _exp_db_rows(
+        files["exp.db.zip"], tmp_path, "SELECT key, value, value_type FROM static_params"
+    ) == [("C", "0.7", "float")]
     assert _exp_db_rows(files["exp.db.zip"], tmp_path, "SELECT key, value, step FROM dynamic_metrics") == [
         ("loss", 0.3, 2)
     ]
@@ -453,7 +465,9 @@ def test_our_luml_carries_what_lumls_registry_reads(logged, tmp_path):
 
     with tarfile.open(path) as tar:
         env = json.loads(tar.extractfile("env.json").read())
-    pins = [d["package"] for d in env["python3::conda_pip"]["dependencies"] if d["package"].startswith("fnnx")]
+    pins = [
+        d["package"] for d in env["python3::conda_pip"]["dependencies"] if d["package"].startswith("fnnx")
+    ]
     assert pins == ["fnnx>=0.0.8,<0.1"]
     # LUML's SDK requires fnnx>=0.0.8,<0.1.0: some release satisfies both.
     assert "0.0.11" in SpecifierSet(pins[0][4:]) and "0.0.11" in SpecifierSet(">=0.0.8,<0.1.0")
@@ -473,7 +487,9 @@ def _run_contents(c, run_id):
     return {
         "run": _run_state(c, run_id),
         "params": c.sql(f"SELECT Key, Value, Type FROM run_params FINAL WHERE RunId = {q} ORDER BY Key"),
-        "metrics": c.sql(f"SELECT Key, Step, Value, Timestamp FROM run_metrics WHERE RunId = {q} ORDER BY Key, Step"),
+        "metrics": c.sql(
+            f"SELECT Key, Step, Value, Timestamp FROM run_metrics WHERE RunId = {q} ORDER BY Key, Step"
+        ),
         "artifacts": c.sql(
             f"SELECT Name, Kind, Digest, Size, Path, Metadata FROM run_artifacts FINAL WHERE RunId = {q} ORDER BY Name"
         ),
@@ -496,16 +512,25 @@ def test_luml_export_round_trip_of_an_imported_luml_run(import_target, roundtrip
     source = luml_files.experiment_export(tmp_path / "in.tar", luml_files.zip_db(db), str(uuid.uuid4()))
     result = run_cli("import", str(source), "--server", import_target.http_url, "--format", "json")
     run_id = json.loads(result.stdout)[0]["run"]
-    wait_for(lambda: import_target.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2)
+    wait_for(
+        lambda: import_target.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2
+    )
     original = _run_contents(import_target, run_id)
 
     out = tmp_path / "out.tar"
-    result = run_cli("runs", "export", run_id, "-o", str(out), "--format", "luml", "--server", import_target.http_url)
+    result = run_cli(
+        "runs", "export", run_id, "-o", str(out), "--format", "luml", "--server", import_target.http_url
+    )
     assert result.returncode == 0, result.stderr
     assert "2 spans" in result.stderr
     with tarfile.open(out) as tar:
         manifest = json.loads(tar.extractfile("manifest.json").read())
-        assert sorted(tar.getnames()) == ["attachments.index.json", "attachments.tar", "exp.db.zip", "manifest.json"]
+        assert sorted(tar.getnames()) == [
+            "attachments.index.json",
+            "attachments.tar",
+            "exp.db.zip",
+            "manifest.json",
+        ]
         exp_db = tar.extractfile("exp.db.zip").read()
     assert manifest["artifact_type"] == "experiment"
     assert manifest["producer_tags"] == ["luml.ai::experiment_snapshot:v1"]
@@ -515,15 +540,23 @@ def test_luml_export_round_trip_of_an_imported_luml_run(import_target, roundtrip
         ("e1", "qa", '{"exact": 1.0}'),
         ("e2", "qa", '{"exact": 0.0}'),
     ]
-    spans = _exp_db_rows(exp_db, tmp_path, "SELECT span_id, start_time_unix_nano, end_time_unix_nano FROM spans")
+    spans = _exp_db_rows(
+        exp_db, tmp_path, "SELECT span_id, start_time_unix_nano, end_time_unix_nano FROM spans"
+    )
     assert sorted(spans) == sorted(
-        _exp_db_rows(luml_files.zip_db(db), tmp_path, "SELECT span_id, start_time_unix_nano, end_time_unix_nano FROM spans")
+        _exp_db_rows(
+            luml_files.zip_db(db),
+            tmp_path,
+            "SELECT span_id, start_time_unix_nano, end_time_unix_nano FROM spans",
+        )
     )
 
     result = run_cli("import", str(out), "--server", roundtrip_target.http_url, "--format", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["run"] == run_id
-    wait_for(lambda: roundtrip_target.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2)
+    wait_for(
+        lambda: roundtrip_target.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2
+    )
     assert _run_contents(roundtrip_target, run_id) == original
 
 
@@ -539,16 +572,29 @@ def test_luml_export_round_trip_of_an_sdk_run(logged, sdk, roundtrip_target, tmp
         typed.log_artifact(str(notes), name="reports/notes.md")
     typed.flush()
     for run_id in (run.id, typed.id):
-        wait_for(lambda run_id=run_id: sdk.sql(f"SELECT 1 FROM runs FINAL WHERE RunId = {quote(run_id)} AND Status = 'finished'"))
+        wait_for(
+            lambda run_id=run_id: sdk.sql(
+                f"SELECT 1 FROM runs FINAL WHERE RunId = {quote(run_id)} AND Status = 'finished'"
+            )
+        )
         original = _run_contents(sdk, run_id)
         out = tmp_path / f"{run_id}.tar"
-        result = run_cli("runs", "export", run_id, "-o", str(out), "--format", "luml", "--server", sdk.http_url)
+        result = run_cli(
+            "runs", "export", run_id, "-o", str(out), "--format", "luml", "--server", sdk.http_url
+        )
         assert result.returncode == 0, result.stderr
         result = run_cli("import", str(out), "--server", roundtrip_target.http_url, "--format", "json")
         assert result.returncode == 0, result.stderr
-        copy = wait_for(lambda run_id=run_id: roundtrip_target.sql(f"SELECT 1 FROM runs FINAL WHERE RunId = {quote(run_id)}"))
+        copy = wait_for(
+            lambda run_id=run_id: roundtrip_target.sql(
+                f"SELECT 1 FROM runs FINAL WHERE RunId = {quote(run_id)}"
+            )
+        )
         assert copy
         assert _run_contents(roundtrip_target, run_id) == original
-    params = {r["Key"]: (json.loads(r["Value"]), r["Type"]) for r in _run_contents(roundtrip_target, typed.id)["params"]}
+    params = {
+        r["Key"]: (json.loads(r["Value"]), r["Type"])
+        for r in _run_contents(roundtrip_target, typed.id)["params"]
+    }
     assert params["n"] == (3, "int") and params["lr"] == (0.25, "float") and params["bn"] == (False, "bool")
     assert params["layers"][0] == [64, 32] and params["extra"][0] == {"a": None}

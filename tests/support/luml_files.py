@@ -98,7 +98,9 @@ def write_exp_db(path: Path) -> Path:
              json.dumps({"exact": 0.0}), None, "2025-03-01 10:00:05", "2025-03-01 10:00:05"),
         ],
     )  # fmt: skip
-    conn.execute("INSERT INTO eval_traces_bridge VALUES ('b1', 'qa', 'e1', ?, '2025-03-01 10:00:04')", (TRACE,))
+    conn.execute(
+        "INSERT INTO eval_traces_bridge VALUES ('b1', 'qa', 'e1', ?, '2025-03-01 10:00:04')", (TRACE,)
+    )
     conn.execute(
         "INSERT INTO eval_annotations VALUES ('n1', 'qa', 'e2', 'correct', 'feedback', 'bool', 'false', 'ana',"
         " '2025-03-01 10:00:06')"
@@ -172,7 +174,15 @@ def model_with_snapshot(path: Path, db_zip: bytes, model_name: str = "churn") ->
         _add(tar, "manifest.json", json.dumps(manifest).encode())
         _add(tar, "meta.json", b"[]")
     with tarfile.open(path, "a") as tar:
-        _add(tar, f"meta-{uuid.uuid4().hex}.json", json.dumps([{"id": entry_id, "tags": [tag], "payload": {}}]).encode())
-        for name, data in (("exp.db.zip", db_zip), ("attachments.tar", att), ("attachments.index.json", index)):
+        _add(
+            tar,
+            f"meta-{uuid.uuid4().hex}.json",
+            json.dumps([{"id": entry_id, "tags": [tag], "payload": {}}]).encode(),
+        )
+        for name, data in (
+            ("exp.db.zip", db_zip),
+            ("attachments.tar", att),
+            ("attachments.index.json", index),
+        ):
             _add(tar, f"meta_artifacts/{entry_id}/{name}", data)
     return path

@@ -114,7 +114,9 @@ def _insert(conn: sqlite3.Connection, table: str, rows: Iterable[dict]) -> None:
         columns = list(row)
         values = [_json_text(row[c]) if c in _JSON_COLUMNS else row[c] for c in columns]
         names = ", ".join(f'"{c}"' for c in columns)
-        conn.execute(f'INSERT OR REPLACE INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})', values)
+        conn.execute(
+            f'INSERT OR REPLACE INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})', values
+        )
 
 
 def exp_db(snapshot: Snapshot) -> bytes:
@@ -132,7 +134,12 @@ def exp_db(snapshot: Snapshot) -> bytes:
             for p in sorted(snapshot.points, key=lambda p: int(p.get("time_unix_nano") or 0)):
                 conn.execute(
                     "INSERT OR REPLACE INTO dynamic_metrics VALUES (?, ?, ?, ?)",
-                    (p["key"], float(p["value"]), int(p["step"]), timestamp_text(int(p.get("time_unix_nano") or 0))),
+                    (
+                        p["key"],
+                        float(p["value"]),
+                        int(p["step"]),
+                        timestamp_text(int(p.get("time_unix_nano") or 0)),
+                    ),
                 )
             for i, a in enumerate(snapshot.attachments):
                 conn.execute(
@@ -174,7 +181,12 @@ def attachments_tar(attachments: list[Attachment]) -> tuple[bytes, bytes]:
         folder.mode = 0o755
         tar.addfile(folder)
         for a in attachments:
-            _add(tar, "attachments/" + (a.file_path or safe_path(a.name)), a.data, a.created_unix_nano // 1_000_000_000)
+            _add(
+                tar,
+                "attachments/" + (a.file_path or safe_path(a.name)),
+                a.data,
+                a.created_unix_nano // 1_000_000_000,
+            )
     data = buf.getvalue()
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         index = {m.name: [m.offset_data, m.size] for m in tar.getmembers() if m.isfile()}

@@ -523,7 +523,10 @@ def _append_luml_entries(target: Path, run: Any, payload: dict[str, Any]) -> Non
     """The entries LUML's registry reads: the metrics it lists (`registry_metrics`) and, for a
     model logged from a run, the run as LUML's embedded experiment snapshot (exp.db in LUML's
     schema: typed params, each metric's last value at its step)."""
-    metrics = {**payload["metrics"]["summary"], **{k: v for k, v in payload["metrics"]["eval"].items() if v is not None}}
+    metrics = {
+        **payload["metrics"]["summary"],
+        **{k: v for k, v in payload["metrics"]["eval"].items() if v is not None},
+    }
     if metrics:
         append_metadata(target, _luml_experiment.REGISTRY_METRICS_TAG, {"metrics": metrics})
     if run is None:

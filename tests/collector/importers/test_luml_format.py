@@ -88,10 +88,16 @@ def test_durations_at_the_precision_luml_wrote(both_forms, tmp_path):
 
 
 def test_attachments_named_as_luml_wrote_them(both_forms):
-    files = {a["name"]: a for a in both_forms["export"]["artifacts"] if a["metadata"].get("source") == "luml-attachment"}
+    files = {
+        a["name"]: a
+        for a in both_forms["export"]["artifacts"]
+        if a["metadata"].get("source") == "luml-attachment"
+    }
     assert set(files) == {"notes.txt", "plots/curve.bin"}
     assert files["notes.txt"]["path"] == "notes.txt" and files["notes.txt"]["data"] == lf.NOTES
-    assert files["plots/curve.bin"]["path"] == "plots/curve.bin" and files["plots/curve.bin"]["data"] == lf.PLOT
+    assert (
+        files["plots/curve.bin"]["path"] == "plots/curve.bin" and files["plots/curve.bin"]["data"] == lf.PLOT
+    )
     assert not any("attachments/" in a["path"] for a in both_forms["model"]["artifacts"][:-1])
 
 

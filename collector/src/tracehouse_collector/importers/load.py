@@ -7,7 +7,7 @@ import hashlib
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tracehouse_collector.importers.snapshot import SnapshotError
 
@@ -128,7 +128,7 @@ def spans_payload(snapshot: dict, service: str) -> bytes | None:
                 span_id=_hex_bytes(s["span_id"], 8),
                 parent_span_id=_hex_bytes(s.get("parent_span_id"), 8),
                 name=s.get("name") or "",
-                kind=int(s.get("kind") or 0),
+                kind=cast(Any, int(s.get("kind") or 0)),  # OTLP's SpanKind numbers, as LUML's
                 start_time_unix_nano=int(s.get("start_time_unix_nano") or 0),
                 end_time_unix_nano=int(s.get("end_time_unix_nano") or 0),
                 attributes=_key_values(s.get("attributes")),
@@ -149,7 +149,9 @@ def spans_payload(snapshot: dict, service: str) -> bytes | None:
                     )
                     for link in s.get("links") or []
                 ],
-                status=Status(code=int(s.get("status_code") or 0), message=s.get("status_message") or ""),
+                status=Status(
+                    code=cast(Any, int(s.get("status_code") or 0)), message=s.get("status_message") or ""
+                ),
                 flags=int(s.get("trace_flags") or 0),
             )
         )
@@ -171,8 +173,13 @@ def send_spans(server: str, api_key: str | None, payload: bytes) -> None:
 
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-    headers = {"Content-Type": "application/x-protobuf", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
-    req = urllib.request.Request(server.rstrip("/") + "/v1/traces", data=payload, method="POST", headers=headers)
+    headers = {
+        "Content-Type": "application/x-protobuf",
+        **({"Authorization": f"Bearer {api_key}"} if api_key else {}),
+    }
+    req = urllib.request.Request(
+        server.rstrip("/") + "/v1/traces", data=payload, method="POST", headers=headers
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             body = resp.read()
@@ -234,7 +241,9 @@ def load_spans_into_store(store: Store, payload: bytes) -> None:
 
     limit = 1 << 40
     with tempfile.TemporaryDirectory(prefix="tracehouse-import-") as tmp:
-        encoded = pipeline.process("traces", payload, "application/x-protobuf", "", limit, limit, tmp, fsync=False)
+        encoded = pipeline.process(
+            "traces", payload, "application/x-protobuf", "", limit, limit, tmp, fsync=False
+        )
         if encoded.rejected:
             raise SnapshotError(f"spans rejected: {encoded.error_message}")
         for table, path in encoded.files.items():

@@ -227,7 +227,9 @@ def _evals_artifact(evals: dict[str, list[dict]]) -> list[dict]:
     """LUML's evaluation tables, row for row, as one JSON artifact the run carries."""
     if not any(evals.values()):
         return []
-    data = json.dumps({"format": EVALS_FORMAT, "tables": evals}, indent=1, sort_keys=True, default=str).encode()
+    data = json.dumps(
+        {"format": EVALS_FORMAT, "tables": evals}, indent=1, sort_keys=True, default=str
+    ).encode()
     return [
         {
             "name": EVALS_ARTIFACT,
@@ -393,7 +395,9 @@ def read_luml_model(path: Path) -> Iterable[dict]:
             # LUML's embedded entry names no experiment, group or name: the export form of the
             # same experiment, which does, wins whichever is imported first.
             run["name"] = model_name
-            run["record_time_unix_nano"] = max(1, int(run["end_unix_nano"] or run["start_unix_nano"] or 2) - 1)
+            run["record_time_unix_nano"] = max(
+                1, int(run["end_unix_nano"] or run["start_unix_nano"] or 2) - 1
+            )
         yield snapshot
 
 

@@ -170,12 +170,14 @@ def _read(conn: sqlite3.Connection, tables: list[str]) -> Experiment:
         for key, value, value_type in conn.execute("SELECT key, value, value_type FROM static_params"):
             exp.params[str(key)] = typed(value, value_type)
     if "dynamic_metrics" in tables:
-        rows = conn.execute("SELECT key, value, step, logged_at FROM dynamic_metrics ORDER BY key, step")
-        for key, value, step, logged_at in rows:
+        cursor = conn.execute("SELECT key, value, step, logged_at FROM dynamic_metrics ORDER BY key, step")
+        for key, value, step, logged_at in cursor:
             if value is None:
                 continue
             t = timestamp_ns(logged_at)
-            exp.points.append({"key": str(key), "step": int(step or 0), "value": float(value), "time_unix_nano": t})
+            exp.points.append(
+                {"key": str(key), "step": int(step or 0), "value": float(value), "time_unix_nano": t}
+            )
             exp.second_times.append(t)
     if "attachments" in tables:
         for row in _rows(conn, "attachments"):

@@ -79,10 +79,15 @@ def luml_spans(columns: list[str], rows: list[list[Any]]) -> list[dict]:
 
 
 def _is_eval_tables(artifact: dict) -> bool:
-    return artifact["name"] == lx.EVALS_ARTIFACT and (artifact.get("metadata") or {}).get("source") == "luml-evals"
+    return (
+        artifact["name"] == lx.EVALS_ARTIFACT
+        and (artifact.get("metadata") or {}).get("source") == "luml-evals"
+    )
 
 
-def build(run: dict, points: list[dict], spans: list[dict], fetch: Callable[[str], bytes]) -> tuple[dict, lx.Snapshot]:
+def build(
+    run: dict, points: list[dict], spans: list[dict], fetch: Callable[[str], bytes]
+) -> tuple[dict, lx.Snapshot]:
     """(manifest payload, snapshot) of a run as the query modules show it (`show_run`)."""
     snapshot = lx.Snapshot(
         params=dict(run["params"]),

@@ -1,7 +1,8 @@
 """`tracehouse runs ...`, `tracehouse import FILE` and `tracehouse sync`.
 
 Read commands work on `--store` directly or through `--server URL` (the REST API in
-api/rest_runs.py). `runs export` writes a self-contained snapshot (importers/snapshot.py).
+api/rest_runs.py). `runs export` writes a self-contained snapshot: Tracehouse's (importers/snapshot.py)
+or, with `--format luml`, LUML's experiment export (importers/luml_export.py).
 
 `tracehouse import FILE` asks the importers' registry (importers/__init__.py) which format the
 file is: a Tracehouse snapshot, a `.luml` model file or a LUML experiment export. Snapshots are

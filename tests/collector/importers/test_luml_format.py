@@ -121,7 +121,7 @@ def test_evals_links_and_annotations_travel_whole(both_forms):
 
 def test_spans_become_otel_traces_rows(both_forms, tmp_path):
     run = both_forms["export"]
-    payload = load.spans_payload(run, "luml-import")
+    (payload,) = load.spans_payloads(run, "luml-import")
     encoded = pipeline.process("traces", payload, "application/x-protobuf", "", 1 << 30, 1 << 30, str(tmp_path),
                                fsync=False)  # fmt: skip
     assert encoded.rejected == 0
@@ -144,3 +144,23 @@ def test_spans_become_otel_traces_rows(both_forms, tmp_path):
     assert child["Links.TraceId"] == [lf.LINKED_TRACE] and child["Links.SpanId"] == [lf.LINKED_SPAN]
     assert child["Links.Attributes"] == [{"why": "retry"}]
     assert child["InputTokens"] == 12 and child["OutputTokens"] == 5
+
+
+def test_many_spans_go_in_fixed_size_requests():
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    n = load.SPANS_PER_REQUEST + 7
+    spans = [
+        {"trace_id": f"{i + 1:032x}", "span_id": f"{i + 1:016x}", "name": f"s{i}",
+         "start_time_unix_nano": lf.T0 + i, "end_time_unix_nano": lf.T0 + 2 * i + 1}
+        for i in range(n)
+    ]  # fmt: skip
+    payloads = load.spans_payloads({"spans": spans}, "svc")
+    assert payloads == load.spans_payloads({"spans": spans}, "svc")  # the same spans, the same requests
+    decoded = [ExportTraceServiceRequest.FromString(p).resource_spans[0].scope_spans[0].spans for p in payloads]
+    assert [len(d) for d in decoded] == [load.SPANS_PER_REQUEST, 7]
+    names = [s.name for d in decoded for s in d]
+    assert names == [f"s{i}" for i in range(n)]
+    last = decoded[1][-1]
+    assert last.end_time_unix_nano - last.start_time_unix_nano == n  # i + 1 for i = n - 1
+    assert load.spans_payloads({"spans": []}, "svc") == []

@@ -232,15 +232,15 @@ def cmd_import(args: argparse.Namespace) -> int:
             service = (snapshot.get("run") or {}).get("service") or "tracehouse-import"
             records, points, artifacts = load.snapshot_records(snapshot)
             payloads = load.encode_payloads(records, points, service)
-            spans = load.spans_payload(snapshot, service)
+            span_payloads = load.spans_payloads(snapshot, service)
             if args.server:
                 load.load_via_server(args.server, args.api_key, payloads, artifacts)
-                if spans:
+                for spans in span_payloads:
                     load.send_spans(args.server, args.api_key, spans)
             else:
                 with open_store(args) as store:
                     load.load_into_store(store, artifact_store(data_dir(args)), payloads, artifacts)
-                    if spans:
+                    for spans in span_payloads:
                         load.load_spans_into_store(store, spans)
             loaded.append((records[0][1], len(points), len(artifacts), len(snapshot.get("spans") or [])))
     except (StoreError, OSError, ValueError, KeyError, TypeError) as exc:

@@ -110,16 +110,18 @@ def _hex_bytes(text: str | None, size: int) -> bytes:
     return raw
 
 
-def spans_payload(snapshot: dict, service: str) -> bytes | None:
-    """An OTLP trace export request with the snapshot's spans (LUML's span rows: hex ids,
-    nanosecond times, OTLP's kind and status numbers, JSON attributes/events/links)."""
+SPANS_PER_REQUEST = 2000
+
+
+def spans_payloads(snapshot: dict, service: str) -> list[bytes]:
+    """OTLP trace export requests with the snapshot's spans (LUML's span rows: hex ids,
+    nanosecond times, OTLP's kind and status numbers, JSON attributes/events/links), a fixed
+    number per request so the same spans always make the same requests."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.resource.v1.resource_pb2 import Resource
     from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
     spans = snapshot.get("spans") or []
-    if not spans:
-        return None
     out = []
     for s in spans:
         out.append(
@@ -155,15 +157,17 @@ def spans_payload(snapshot: dict, service: str) -> bytes | None:
                 flags=int(s.get("trace_flags") or 0),
             )
         )
-    request = ExportTraceServiceRequest(
-        resource_spans=[
-            ResourceSpans(
-                resource=Resource(attributes=_key_values({"service.name": service})),
-                scope_spans=[ScopeSpans(spans=out)],
-            )
-        ]
-    )
-    return request.SerializeToString()
+    resource = Resource(attributes=_key_values({"service.name": service}))
+    return [
+        ExportTraceServiceRequest(
+            resource_spans=[
+                ResourceSpans(
+                    resource=resource, scope_spans=[ScopeSpans(spans=out[i : i + SPANS_PER_REQUEST])]
+                )
+            ]
+        ).SerializeToString()
+        for i in range(0, len(out), SPANS_PER_REQUEST)
+    ]
 
 
 def send_spans(server: str, api_key: str | None, payload: bytes) -> None:

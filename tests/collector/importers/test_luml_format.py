@@ -157,7 +157,9 @@ def test_many_spans_go_in_fixed_size_requests():
     ]  # fmt: skip
     payloads = load.spans_payloads({"spans": spans}, "svc")
     assert payloads == load.spans_payloads({"spans": spans}, "svc")  # the same spans, the same requests
-    decoded = [ExportTraceServiceRequest.FromString(p).resource_spans[0].scope_spans[0].spans for p in payloads]
+    decoded = [
+        ExportTraceServiceRequest.FromString(p).resource_spans[0].scope_spans[0].spans for p in payloads
+    ]
     assert [len(d) for d in decoded] == [load.SPANS_PER_REQUEST, 7]
     names = [s.name for d in decoded for s in d]
     assert names == [f"s{i}" for i in range(n)]

@@ -9,13 +9,12 @@ import hashlib
 import io
 import json
 import os
-import sqlite3
 import tarfile
 import uuid
-import zipfile
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before anything imports keras
 
+import luml_files
 import numpy as np
 import pytest
 import tracehouse
@@ -82,7 +81,9 @@ def test_log_model_writes_an_fnnx_package_linked_to_the_run(logged, sdk):
         "batch",
         4,
     ]
-    deps = {d.package.split("==")[0] for d in reader.pyenv.dependencies}
+    from packaging.requirements import Requirement
+
+    deps = {Requirement(d.package).name for d in reader.pyenv.dependencies}
     assert {"scikit-learn", "numpy", "cloudpickle", "fnnx"} <= deps
     (entry,) = [e for e in reader.metadata if luml.SNAPSHOT_TAG in e.producer_tags]
     assert entry.id.startswith("tracehouse~c~~c~run_snapshot~c~v1~~et~~")
@@ -287,87 +288,6 @@ def test_named_metrics():
 # -- import ----------------------------------------------------------------------------------------
 
 
-def exp_db_zip(tmp_path) -> bytes:
-    """A LUML per-run database with the documented tables, zipped as LUML ships it."""
-    db = tmp_path / "exp.db"
-    conn = sqlite3.connect(db)
-    conn.executescript(
-        """
-        CREATE TABLE static_params (key TEXT PRIMARY KEY, value TEXT, value_type TEXT);
-        CREATE TABLE dynamic_metrics (key TEXT, value REAL, step INTEGER, logged_at TIMESTAMP
-            DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (key, step));
-        CREATE TABLE attachments (id TEXT, name TEXT, file_path TEXT, created_at TIMESTAMP);
-        CREATE TABLE spans (trace_id TEXT, span_id TEXT, parent_span_id TEXT, name TEXT, kind INTEGER,
-            dfs_span_type INTEGER, status_code INTEGER, status_message TEXT, attributes TEXT, events TEXT,
-            links TEXT, trace_flags INTEGER, created_at TIMESTAMP, PRIMARY KEY (trace_id, span_id));
-        CREATE TABLE evals (id TEXT, dataset_id TEXT, inputs TEXT, outputs TEXT, refs TEXT, scores TEXT,
-            metadata TEXT, created_at TIMESTAMP, updated_at TIMESTAMP);
-        """
-    )
-    conn.executemany(
-        "INSERT INTO static_params VALUES (?, ?, ?)",
-        [
-            ("learning_rate", "0.01", "float"),
-            ("epochs", "3", "int"),
-            ("use_bn", "True", "bool"),
-            ("optimizer", "adam", "str"),
-            ("layers", "[64, 32]", "json"),
-        ],
-    )
-    for step, loss in enumerate([1.2, 0.8, 0.5]):
-        conn.execute(
-            "INSERT INTO dynamic_metrics VALUES ('loss', ?, ?, ?)", (loss, step, f"2025-03-01 10:00:0{step}")
-        )
-    # Re-logging a step overwrites it (the table's key): the import sees the last value only.
-    conn.execute("INSERT OR REPLACE INTO dynamic_metrics VALUES ('loss', 0.45, 2, '2025-03-01 10:00:09')")
-    conn.execute("INSERT INTO attachments VALUES ('a1', 'notes.txt', 'notes.txt', '2025-03-01 10:00:00')")
-    conn.execute(
-        "INSERT INTO spans (trace_id, span_id, name, kind, attributes) VALUES ('t1', 's1', 'chat', 3, '{}')"
-    )
-    conn.commit()
-    conn.close()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.write(db, "exp.db")
-    return buf.getvalue()
-
-
-def attachments_tar() -> tuple[bytes, bytes]:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = b"trained on the March data"
-        info = tarfile.TarInfo("notes.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue(), json.dumps({"notes.txt": [512, 25]}).encode()
-
-
-def luml_shaped_model(tmp_path, db_zip: bytes) -> tuple:
-    """An FNNX package with LUML's embedded experiment snapshot appended the way LUML appends it."""
-    path = tmp_path / "luml-model.luml"
-    manifest = {
-        "variant": "pyfunc", "name": "churn", "version": "1", "description": "", "producer_name": "luml.ai",
-        "producer_version": "0.1", "producer_tags": [], "inputs": [], "outputs": [],
-        "dynamic_attributes": [], "env_vars": [],
-    }  # fmt: skip
-    with tarfile.open(path, "w") as tar:
-        for name, data in (("manifest.json", json.dumps(manifest).encode()), ("meta.json", b"[]")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    tag = "dataforce.studio::experiment_snapshot:v1"
-    entry_id = tag.replace(":", "~c~").replace("/", "~s~") + "~~et~~" + uuid.uuid4().hex
-    att, index = attachments_tar()
-    _append(
-        path,
-        f"meta-{uuid.uuid4().hex}.json",
-        json.dumps([{"id": entry_id, "tags": [tag], "payload": {}}]).encode(),
-    )
-    for name, data in (("exp.db.zip", db_zip), ("attachments.tar", att), ("attachments.index.json", index)):
-        _append(path, f"meta_artifacts/{entry_id}/{name}", data)
-    return path
-
-
 @pytest.fixture(scope="module")
 def import_target(start_collector):
     """A collector of its own: what is imported is all it holds."""
@@ -376,19 +296,16 @@ def import_target(start_collector):
 
 def test_import_luml_shaped_model_file(import_target, tmp_path):
     c = import_target
-    db_zip = exp_db_zip(tmp_path)
-    path = luml_shaped_model(tmp_path, db_zip)
+    db = luml_files.write_exp_db(tmp_path / "exp.db")
+    path = luml_files.model_with_snapshot(tmp_path / "luml-model.luml", luml_files.zip_db(db))
     result = run_cli("import", str(path), "--server", c.http_url, "--format", "json")
     assert result.returncode == 0, result.stderr
     (loaded,) = json.loads(result.stdout)
     run_id = loaded["run"]
     assert loaded["source"] == "LUML model file (.luml)" and loaded["metric_points"] == 3
+    assert loaded["spans"] == 2
     run = wait_for(lambda: c.sql(f"SELECT * FROM runs FINAL WHERE RunId = {quote(run_id)}"))
-    assert (
-        run[0]["Experiment"] == "luml"
-        and run[0]["Name"] == "churn"
-        and run[0]["Metadata"]["luml.spans"] == "1"
-    )
+    assert run[0]["Experiment"] == "luml" and run[0]["Name"] == "churn"
     params = {
         r["Key"]: json.loads(r["Value"])
         for r in c.sql(f"SELECT Key, Value FROM run_params FINAL WHERE RunId = {quote(run_id)}")
@@ -404,49 +321,69 @@ def test_import_luml_shaped_model_file(import_target, tmp_path):
     assert [(r["Step"], r["Value"]) for r in loss] == [(0, 1.2), (1, 0.8), (2, 0.45)]
     artifacts = {
         r["Name"]: r
-        for r in c.sql(f"SELECT Name, Kind, Digest FROM run_artifacts FINAL WHERE RunId = {quote(run_id)}")
+        for r in c.sql(
+            f"SELECT Name, Kind, Path, Digest FROM run_artifacts FINAL WHERE RunId = {quote(run_id)}"
+        )
     }
     assert artifacts["notes.txt"]["Kind"] == "file" and artifacts["luml-model.luml"]["Kind"] == "model"
-    notes = c.session.get(f"{c.http_url}/api/v1/artifacts/{artifacts['notes.txt']['Digest']}", timeout=30)
-    assert notes.content == b"trained on the March data"
+    assert artifacts["notes.txt"]["Path"] == "notes.txt"
+    assert artifacts["plots/curve.bin"]["Path"] == "plots/curve.bin"
+    for name, data in (("notes.txt", luml_files.NOTES), ("plots/curve.bin", luml_files.PLOT)):
+        stored = c.session.get(f"{c.http_url}/api/v1/artifacts/{artifacts[name]['Digest']}", timeout=30)
+        assert stored.content == data
     assert c.sql(f"SELECT Name FROM models FINAL WHERE RunId = {quote(run_id)}") == [{"Name": "churn"}]
+    spans = wait_for(
+        lambda: c.sql(
+            "SELECT SpanId, ParentSpanId, Duration, StatusCode FROM otel_traces"
+            f" WHERE RunId = {quote(run_id)} ORDER BY SpanId"
+        )
+    )
+    assert spans == [
+        {
+            "SpanId": luml_files.CHILD,
+            "ParentSpanId": luml_files.ROOT,
+            "Duration": 1_500_000_000,
+            "StatusCode": "Error",
+        },
+        {"SpanId": luml_files.ROOT, "ParentSpanId": "", "Duration": 2_500_000_123, "StatusCode": "Ok"},
+    ]
 
 
-def test_import_luml_experiment_export(import_target, tmp_path):
+def test_both_luml_forms_import_as_one_run(import_target, tmp_path):
     c = import_target
+    db = luml_files.write_exp_db(tmp_path / "exp.db")
     experiment_id = str(uuid.uuid4())
-    manifest = {
-        "artifact_type": "experiment", "variant": "default", "name": "baseline-lr", "version": "1",
-        "producer_name": "luml.ai", "producer_version": "0.1", "producer_tags": ["luml.ai::experiment_snapshot:v1"],
-        "payload": {"local_experiment_id": experiment_id, "status": "completed", "group": "tabular", "tags": ["gbt"]},
-    }  # fmt: skip
-    path = tmp_path / "experiment.tar"
-    att, index = attachments_tar()
-    with tarfile.open(path, "w") as tar:
-        for name, data in (
-            ("manifest.json", json.dumps(manifest).encode()),
-            ("exp.db.zip", exp_db_zip(tmp_path)),
-            ("attachments.tar", att),
-            ("attachments.index.json", index),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    result = run_cli("import", str(path), "--server", c.http_url, "--format", "json")
-    assert result.returncode == 0, result.stderr
-    run_id = experiment_id.replace("-", "")
-    assert json.loads(result.stdout)[0]["run"] == run_id
+    export = luml_files.experiment_export(tmp_path / "experiment.tar", luml_files.zip_db(db), experiment_id)
+    model = luml_files.model_with_snapshot(tmp_path / "churn.luml", luml_files.zip_db(db))
+    ids = []
+    for path in (model, export, model):  # in any order, and again
+        result = run_cli("import", str(path), "--server", c.http_url, "--format", "json")
+        assert result.returncode == 0, result.stderr
+        ids.append(json.loads(result.stdout)[0]["run"])
+    run_id = ids[0]
+    assert ids == [run_id] * 3
     run = wait_for(lambda: c.sql(f"SELECT * FROM runs FINAL WHERE RunId = {quote(run_id)}"))
-    assert run[0]["Name"] == "baseline-lr" and run[0]["Status"] == "finished"
-    assert run[0]["Tags"]["luml.group"] == "tabular" and run[0]["Tags"]["luml.tag.gbt"] == "true"
+    assert len(run) == 1 and run[0]["Name"] == "baseline-lr" and run[0]["Status"] == "finished"
+    assert run[0]["Tags"]["luml.group"] == "tabular" and run[0]["Tags"]["luml.experiment_id"] == experiment_id
+    assert run[0]["Tags"]["luml.tag.gbt"] == "true"
+    # Whole seconds in, whole seconds out: 10:00:00 to 10:00:09.
+    duration = c.scalar(
+        f"SELECT toFloat64(EndTime - StartTime) FROM runs FINAL WHERE RunId = {quote(run_id)}"
+    )
+    assert duration == 9.0
     assert c.scalar(f"SELECT count() FROM run_metrics WHERE RunId = {quote(run_id)}") == 3
+    wait_for(lambda: c.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2)
+    assert c.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2  # not 4 or 6
+    names = c.sql(f"SELECT Name FROM run_artifacts FINAL WHERE RunId = {quote(run_id)} ORDER BY Name")
+    assert [r["Name"] for r in names] == ["churn.luml", "luml-evals.json", "notes.txt", "plots/curve.bin"]
 
 
 def test_import_our_model_file_into_another_collector(logged, import_target):
     c, run = import_target, logged["run"]
     result = run_cli("import", str(logged["path"]), "--server", c.http_url, "--format", "json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)[0]["run"] == run.id
+    # The file carries LUML's snapshot of the same run too: still one run.
+    assert [r["run"] for r in json.loads(result.stdout)] == [run.id]
     rows = wait_for(lambda: c.sql(f"SELECT Experiment, Name FROM runs FINAL WHERE RunId = {quote(run.id)}"))
     assert rows == [{"Experiment": logged["experiment"], "Name": "iris-lr"}]
     params = c.sql(f"SELECT Key, Value FROM run_params FINAL WHERE RunId = {quote(run.id)}")
@@ -466,3 +403,198 @@ def test_import_model_file_without_snapshot_says_so(logged, tmp_path, import_tar
     result = run_cli("import", str(stripped), "--server", import_target.http_url)
     assert result.returncode != 0 and "carries no run snapshot" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+
+def _luml_entry(path, tag):
+    """(payload, files) of the last metadata entry with `tag`, read with tarfile alone."""
+    with tarfile.open(path) as tar:
+        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+        entries = [
+            e
+            for name in sorted(n for n in members if n.startswith("meta-"))
+            for e in json.loads(tar.extractfile(members[name]).read())
+        ]
+        (entry,) = [e for e in entries if tag in e["tags"] and tag in e.get("producer_tags", [])]
+        prefix = f"meta_artifacts/{entry['id']}/"
+        files = {
+            n[len(prefix) :]: tar.extractfile(m).read() for n, m in members.items() if n.startswith(prefix)
+        }
+    return entry, files
+
+
+def _exp_db_rows(zipped: bytes, tmp_path, sql: str) -> list[tuple]:
+    import sqlite3
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(zipped)) as zf:
+        (tmp_path / "exp.db").write_bytes(zf.read("exp.db"))
+    conn = sqlite3.connect(tmp_path / "exp.db")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_our_luml_carries_what_lumls_registry_reads(logged, tmp_path):
+    from packaging.specifiers import SpecifierSet
+
+    path, run = logged["path"], logged["run"]
+    accuracy = logged["clf"].score(*logged["test"])
+    entry, _ = _luml_entry(path, "dataforce.studio::registry_metrics:v1")
+    assert entry["payload"] == {"metrics": {"loss": 0.3, "accuracy": pytest.approx(accuracy)}}
+    assert entry["id"].startswith("dataforce.studio~c~~c~registry_metrics~c~v1~~et~~")
+
+    entry, files = _luml_entry(path, "dataforce.studio::experiment_snapshot:v1")
+    assert set(files) == {"exp.db.zip", "attachments.tar", "attachments.index.json"}
+    assert (
+        entry["payload"]["local_experiment_id"] == run.id
+        and entry["payload"]["group"] == logged["experiment"]
+    )
+    assert _exp_db_rows(
+        files["exp.db.zip"], tmp_path, "SELECT key, value, value_type FROM static_params"
+    ) == [("C", "0.7", "float")]
+    assert _exp_db_rows(files["exp.db.zip"], tmp_path, "SELECT key, value, step FROM dynamic_metrics") == [
+        ("loss", 0.3, 2)
+    ]
+    tables = {r[0] for r in _exp_db_rows(files["exp.db.zip"], tmp_path, "SELECT name FROM sqlite_master")}
+    assert {"static_params", "dynamic_metrics", "attachments", "spans", "evals", "eval_traces_bridge",
+            "eval_annotations", "span_annotations"} <= tables  # fmt: skip
+
+    with tarfile.open(path) as tar:
+        env = json.loads(tar.extractfile("env.json").read())
+    pins = [
+        d["package"] for d in env["python3::conda_pip"]["dependencies"] if d["package"].startswith("fnnx")
+    ]
+    assert pins == ["fnnx>=0.0.8,<0.1"]
+    # LUML's SDK requires fnnx>=0.0.8,<0.1.0: some release satisfies both.
+    assert "0.0.11" in SpecifierSet(pins[0][4:]) and "0.0.11" in SpecifierSet(">=0.0.8,<0.1.0")
+
+
+def _run_state(c, run_id):
+    (row,) = c.sql(
+        "SELECT Experiment, Name, ParentId, Status, StartTime, EndTime, Tags, Metadata, Packages FROM runs FINAL"
+        f" WHERE RunId = {quote(run_id)}"
+    )
+    row["Metadata"] = {k: v for k, v in row["Metadata"].items() if k not in ("imported", "source")}
+    return row
+
+
+def _run_contents(c, run_id):
+    q = quote(run_id)
+    return {
+        "run": _run_state(c, run_id),
+        "params": c.sql(f"SELECT Key, Value, Type FROM run_params FINAL WHERE RunId = {q} ORDER BY Key"),
+        "metrics": c.sql(
+            f"SELECT Key, Step, Value, Timestamp FROM run_metrics WHERE RunId = {q} ORDER BY Key, Step"
+        ),
+        "artifacts": c.sql(
+            f"SELECT Name, Kind, Digest, Size, Path, Metadata FROM run_artifacts FINAL WHERE RunId = {q} ORDER BY Name"
+        ),
+        "spans": c.sql(
+            "SELECT Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, SpanAttributes,"
+            " Duration, StatusCode, StatusMessage, `Events.Timestamp`, `Events.Name`, `Events.Attributes`,"
+            " `Links.TraceId`, `Links.SpanId`, `Links.Attributes`, RunId, InputTokens, OutputTokens, TotalCostUSD"
+            f" FROM otel_traces WHERE RunId = {q} ORDER BY TraceId, SpanId"
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def roundtrip_target(start_collector):
+    return start_collector(name="luml-roundtrip")
+
+
+def test_luml_export_round_trip_of_an_imported_luml_run(import_target, roundtrip_target, tmp_path):
+    db = luml_files.write_exp_db(tmp_path / "exp.db")
+    source = luml_files.experiment_export(tmp_path / "in.tar", luml_files.zip_db(db), str(uuid.uuid4()))
+    result = run_cli("import", str(source), "--server", import_target.http_url, "--format", "json")
+    run_id = json.loads(result.stdout)[0]["run"]
+    wait_for(
+        lambda: import_target.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2
+    )
+    original = _run_contents(import_target, run_id)
+
+    out = tmp_path / "out.tar"
+    result = run_cli(
+        "runs", "export", run_id, "-o", str(out), "--format", "luml", "--server", import_target.http_url
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 spans" in result.stderr
+    with tarfile.open(out) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        assert sorted(tar.getnames()) == [
+            "attachments.index.json",
+            "attachments.tar",
+            "exp.db.zip",
+            "manifest.json",
+        ]
+        exp_db = tar.extractfile("exp.db.zip").read()
+    assert manifest["artifact_type"] == "experiment"
+    assert manifest["producer_tags"] == ["luml.ai::experiment_snapshot:v1"]
+    assert manifest["payload"]["local_experiment_id"] == run_id
+    # LUML's own tables hold the evals and spans again, row for row.
+    assert _exp_db_rows(exp_db, tmp_path, "SELECT id, dataset_id, scores FROM evals ORDER BY id") == [
+        ("e1", "qa", '{"exact": 1.0}'),
+        ("e2", "qa", '{"exact": 0.0}'),
+    ]
+    spans = _exp_db_rows(
+        exp_db, tmp_path, "SELECT span_id, start_time_unix_nano, end_time_unix_nano FROM spans"
+    )
+    assert sorted(spans) == sorted(
+        _exp_db_rows(
+            luml_files.zip_db(db),
+            tmp_path,
+            "SELECT span_id, start_time_unix_nano, end_time_unix_nano FROM spans",
+        )
+    )
+
+    result = run_cli("import", str(out), "--server", roundtrip_target.http_url, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["run"] == run_id
+    wait_for(
+        lambda: roundtrip_target.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2
+    )
+    assert _run_contents(roundtrip_target, run_id) == original
+
+
+def test_luml_export_round_trip_of_an_sdk_run(logged, sdk, roundtrip_target, tmp_path):
+    run = logged["run"]
+    with tracehouse.run(experiment=logged["experiment"], name="typed", params={"lr": 0.25, "n": 3, "opt": "adam",
+                        "bn": False, "layers": [64, 32], "extra": {"a": None}}) as typed:  # fmt: skip
+        for step, loss in enumerate([0.9, 0.5, 0.25]):
+            typed.log_metric("loss", loss, step=step)
+        typed.log_metric("acc", 0.5)
+        notes = tmp_path / "notes.md"
+        notes.write_bytes(b"# notes\n" + bytes(range(256)))
+        typed.log_artifact(str(notes), name="reports/notes.md")
+    typed.flush()
+    for run_id in (run.id, typed.id):
+        wait_for(
+            lambda run_id=run_id: sdk.sql(
+                f"SELECT 1 FROM runs FINAL WHERE RunId = {quote(run_id)} AND Status = 'finished'"
+            )
+        )
+        original = _run_contents(sdk, run_id)
+        out = tmp_path / f"{run_id}.tar"
+        result = run_cli(
+            "runs", "export", run_id, "-o", str(out), "--format", "luml", "--server", sdk.http_url
+        )
+        assert result.returncode == 0, result.stderr
+        result = run_cli("import", str(out), "--server", roundtrip_target.http_url, "--format", "json")
+        assert result.returncode == 0, result.stderr
+        copy = wait_for(
+            lambda run_id=run_id: roundtrip_target.sql(
+                f"SELECT 1 FROM runs FINAL WHERE RunId = {quote(run_id)}"
+            )
+        )
+        assert copy
+        assert _run_contents(roundtrip_target, run_id) == original
+    params = {
+        r["Key"]: (json.loads(r["Value"]), r["Type"])
+        for r in _run_contents(roundtrip_target, typed.id)["params"]
+    }
+    assert params["n"] == (3, "int") and params["lr"] == (0.25, "float") and params["bn"] == (False, "bool")
+    assert params["layers"][0] == [64, 32] and params["extra"][0] == {"a": None}

@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracehouse import _luml_experiment
+
 SNAPSHOT_TAG = "tracehouse::run_snapshot:v1"
 PRODUCER = "tracehouse"
 DEFAULT_TOLERANCE = 1e-6
@@ -481,7 +483,9 @@ def build(
 
         dists = _framework_distributions(model, flavor)
         for dist in dists:
-            builder.add_runtime_dependency(f"{dist}=={_version(dist)}")
+            # fnnx: the range LUML's SDK accepts, not this process's exact version.
+            pin = _luml_experiment.FNNX_REQUIREMENT if dist == "fnnx" else f"{dist}=={_version(dist)}"
+            builder.add_runtime_dependency(pin)
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         builder.save(str(target))
@@ -511,7 +515,40 @@ def build(
         # The step of each final value, so an import puts it where the history has it.
         payload["metrics"]["steps"] = dict(getattr(run, "_steps", {}) or {})
     idx = append_metadata(target, SNAPSHOT_TAG, payload)
+    _append_luml_entries(target, run, payload)
     return Built(target, flavor, metric_name, value, checksum, idx)
+
+
+def _append_luml_entries(target: Path, run: Any, payload: dict[str, Any]) -> None:
+    """The entries LUML's registry reads: the metrics it lists (`registry_metrics`) and, for a
+    model logged from a run, the run as LUML's embedded experiment snapshot (exp.db in LUML's
+    schema: typed params, each metric's last value at its step)."""
+    metrics = {
+        **payload["metrics"]["summary"],
+        **{k: v for k, v in payload["metrics"]["eval"].items() if v is not None},
+    }
+    if metrics:
+        append_metadata(target, _luml_experiment.REGISTRY_METRICS_TAG, {"metrics": metrics})
+    if run is None:
+        return
+    now = dt.datetime.fromisoformat(payload["created_at"])
+    now_ns = int(now.timestamp()) * 1_000_000_000 + now.microsecond * 1000
+    steps = payload["metrics"].get("steps") or {}
+    snapshot = _luml_experiment.Snapshot(
+        params=payload["params"],
+        points=[
+            {"key": k, "step": int(steps.get(k, 0)), "value": v, "time_unix_nano": now_ns}
+            for k, v in payload["metrics"]["summary"].items()
+        ],
+    )
+    entry = {
+        "local_experiment_id": run.id,
+        "name": run.name,
+        "group": run.experiment,
+        _luml_experiment.RUN_ID_KEY: run.id,
+        _luml_experiment.EXPERIMENT_KEY: run.experiment,
+    }
+    append_metadata(target, _luml_experiment.EMBEDDED_TAG, entry, _luml_experiment.snapshot_files(snapshot))
 
 
 def log_model(

@@ -1,7 +1,8 @@
 """`tracehouse runs ...`, `tracehouse import FILE` and `tracehouse sync`.
 
 Read commands work on `--store` directly or through `--server URL` (the REST API in
-api/rest_runs.py). `runs export` writes a self-contained snapshot (importers/snapshot.py).
+api/rest_runs.py). `runs export` writes a self-contained snapshot: Tracehouse's (importers/snapshot.py)
+or, with `--format luml`, LUML's experiment export (importers/luml_export.py).
 
 `tracehouse import FILE` asks the importers' registry (importers/__init__.py) which format the
 file is: a Tracehouse snapshot, a `.luml` model file or a LUML experiment export. Snapshots are
@@ -14,13 +15,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracehouse_collector.cli.common import add_read_args, data_dir, fail, open_store, server_call
+from tracehouse_collector.cli.common import (
+    add_api_key_arg,
+    add_read_args,
+    add_store_args,
+    data_dir,
+    fail,
+    open_store,
+    server_call,
+    server_json,
+)
 from tracehouse_collector.cli.output import render
 
 if TYPE_CHECKING:
@@ -165,6 +176,7 @@ def _compare(source: _Source, args: argparse.Namespace) -> int:
 
 
 def _export(source: _Source, args: argparse.Namespace) -> int:
+    from tracehouse_collector.importers import luml_export
     from tracehouse_collector.importers.snapshot import build_snapshot, write_snapshot
 
     run = source.call("show_run", f"/api/v1/runs/{_q(args.run)}", args.run)
@@ -172,12 +184,30 @@ def _export(source: _Source, args: argparse.Namespace) -> int:
         "metric_history", f"/api/v1/runs/{run['id']}/metrics?all=1", run["id"], all_points=True
     )
     out = Path(args.output)
-    write_snapshot(out, build_snapshot(run, points), run["artifacts"], source.artifact)
+    spans = 0
+    if args.format == "luml":
+        rows = luml_export.luml_spans(*_sql(source, luml_export.spans_sql(run["id"])))
+        spans = len(rows)
+        luml_export.write(out, run, points, rows, source.artifact)
+    else:
+        write_snapshot(out, build_snapshot(run, points), run["artifacts"], source.artifact)
     print(
-        f"exported run {run['id']} ({len(points)} metric points, {len(run['artifacts'])} artifacts) to {out}",
+        f"exported run {run['id']} ({len(points)} metric points, {len(run['artifacts'])} artifacts"
+        + (f", {spans} spans" if args.format == "luml" else "")
+        + f") to {out} ({args.format})",
         file=sys.stderr,
     )
     return 0
+
+
+def _sql(source: _Source, statement: str) -> tuple[list[str], list[list[Any]]]:
+    if source.server:
+        result = server_json(source.args, "/api/v1/sql", {"sql": statement})
+        return result["columns"], result["rows"]
+    from tracehouse_collector.query.sql import run_readonly
+
+    res = run_readonly(source.store, statement)  # type: ignore[arg-type]
+    return res.columns, [list(r) for r in res.rows]
 
 
 # -- import ----------------------------------------------------------------------------------------
@@ -202,18 +232,23 @@ def cmd_import(args: argparse.Namespace) -> int:
             service = (snapshot.get("run") or {}).get("service") or "tracehouse-import"
             records, points, artifacts = load.snapshot_records(snapshot)
             payloads = load.encode_payloads(records, points, service)
+            span_payloads = load.spans_payloads(snapshot, service)
             if args.server:
                 load.load_via_server(args.server, args.api_key, payloads, artifacts)
+                for spans in span_payloads:
+                    load.send_spans(args.server, args.api_key, spans)
             else:
                 with open_store(args) as store:
                     load.load_into_store(store, artifact_store(data_dir(args)), payloads, artifacts)
-            loaded.append((records[0][1], len(points), len(artifacts)))
+                    for spans in span_payloads:
+                        load.load_spans_into_store(store, spans)
+            loaded.append((records[0][1], len(points), len(artifacts), len(snapshot.get("spans") or [])))
     except (StoreError, OSError, ValueError, KeyError, TypeError) as exc:
         return fail(f"{path}: {exc}")
     except Exception as exc:  # an importer's own error type: still a message, not a traceback
         return fail(f"{path}: {type(exc).__name__}: {exc}")
-    rows = [[run_id, found.label, n, a] for run_id, n, a in loaded]
-    sys.stdout.write(render(["run", "source", "metric_points", "artifacts"], rows, args.format))
+    rows = [[run_id, found.label, n, a, s] for run_id, n, a, s in loaded]
+    sys.stdout.write(render(["run", "source", "metric_points", "artifacts", "spans"], rows, args.format))
     return 0
 
 
@@ -280,10 +315,27 @@ def add_parsers(sub: Any) -> None:
     add_read_args(p)
     p.set_defaults(func=_run_command(_compare))
 
-    p = rsub.add_parser("export", help="write a self-contained snapshot (zip: JSON + artifacts) of a run")
+    p = rsub.add_parser(
+        "export",
+        help="write a self-contained snapshot of a run: Tracehouse's (zip: JSON + artifacts) or "
+        "LUML's experiment export (--format luml)",
+    )
     p.add_argument("run", help="run id or a unique prefix")
     p.add_argument("-o", "--output", required=True, help="the snapshot file to write")
-    add_read_args(p)
+    add_store_args(p)
+    p.add_argument(
+        "--server",
+        default=os.environ.get("TRACEHOUSE_SERVER"),
+        help="read through a running server's API instead of opening the store (TRACEHOUSE_SERVER)",
+    )
+    add_api_key_arg(p)
+    p.add_argument(
+        "--format",
+        choices=["tracehouse", "luml"],
+        default="tracehouse",
+        help="tracehouse: a zip `tracehouse import` reads; luml: LUML's standalone experiment export "
+        "(a tar LUML and `tracehouse import` read)",
+    )
     p.set_defaults(func=_run_command(_export))
 
     p = sub.add_parser(

@@ -1,9 +1,10 @@
 """Run snapshot formats, behind one registry: `tracehouse import` asks `FORMATS` which one a file is.
 
 Every reader yields run snapshots in the shape of snapshot.py's `tracehouse-run.json`; load.py
-turns them into run records and loads them. Tracehouse's own snapshot is also the one format
-`tracehouse runs export` writes (snapshot.py). A new format is a module with a detector and a
-reader, and one entry here.
+turns them into run records and loads them. Tracehouse's own snapshot is also what `tracehouse runs
+export` writes by default (snapshot.py); `--format luml` writes LUML's experiment export
+(luml_export.py), which the `luml-experiment` reader takes back. A new format is a module with a
+detector and a reader, and one entry here.
 """
 
 from __future__ import annotations

@@ -14,29 +14,38 @@ Each reader yields run snapshots in the shape of `tracehouse runs export`'s `tra
   `exp.db.zip` and `attachments.tar` at its root; the manifest's payload gives the experiment
   id, status, group and tags.
 
-LUML's span and evaluation tables are not imported (they are counted in the run's metadata).
+Both LUML forms give the same run (luml_db.py reads the database): its spans go to `otel_traces`,
+its evaluation tables travel as the JSON artifact `luml-evals.json` until Tracehouse has tables
+for them. `luml_export.py` writes the other direction.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import json
 import re
-import sqlite3
 import tarfile
-import tempfile
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tracehouse import _luml_experiment as luml_experiment
+
+from tracehouse_collector.importers import luml_db
 from tracehouse_collector.importers.snapshot import SNAPSHOT_FORMAT
 
 TRACEHOUSE_TAG = "tracehouse::run_snapshot:v1"
 LUML_EMBEDDED_TAG = "dataforce.studio::experiment_snapshot:v1"
 LUML_EXPERIMENT = "luml"  # experiment name for LUML runs (LUML keeps names in a meta.db not exported)
+LUML_SERVICE = "luml-import"
+EVALS_ARTIFACT = luml_experiment.EVALS_ARTIFACT
+EVALS_FORMAT = "luml.eval-tables"
+RUN_ID_ATTR = "tracehouse.run.id"
+# Keys Tracehouse adds to the payloads it writes (export manifest, embedded entry).
+TRACEHOUSE_RUN_ID = luml_experiment.RUN_ID_KEY
+TRACEHOUSE_EXPERIMENT = luml_experiment.EXPERIMENT_KEY
+TRACEHOUSE_EXTRA = luml_experiment.EXTRA_KEY
 _LUML_STATUS = {"active": "running", "completed": "finished", "error": "failed"}
 _META_MEMBER = re.compile(r"^meta(-[^/]+)?\.json$")
 
@@ -91,21 +100,6 @@ def _tags(entry: dict) -> set[str]:
     return set(entry.get("tags") or []) | set(entry.get("producer_tags") or [])
 
 
-def _ns(value: Any) -> int:
-    """Nanoseconds since the epoch from an ISO or SQLite timestamp (UTC when no zone); 0 if none."""
-    if not value:
-        return 0
-    if isinstance(value, int | float):
-        return int(value * 1e9)
-    try:
-        t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return 0
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return int(t.timestamp() * 1e9)
-
-
 def _run_id(text: str) -> str:
     """A run id (32 lowercase hex) from a foreign id: itself when it is one, else a stable hash."""
     candidate = text.replace("-", "").lower()
@@ -135,7 +129,7 @@ def _from_tracehouse_entry(path: Path, entry: dict, manifest: dict) -> dict:
     payload = entry.get("payload") or {}
     run = payload.get("run") or {}
     checksum = (payload.get("checksum") or {}).get("digest") or ""
-    created = _ns(payload.get("created_at"))
+    created = luml_db.timestamp_ns(payload.get("created_at"))
     model = payload.get("model") or {}
     model_name = model.get("name") or manifest.get("name") or path.stem
     run_id = run.get("id") or _run_id(f"luml-model:{checksum or path.name}")
@@ -199,110 +193,25 @@ def _from_tracehouse_entry(path: Path, entry: dict, manifest: dict) -> dict:
 # -- LUML's experiment database --------------------------------------------------------------------
 
 
-def _typed(value: Any, value_type: str | None) -> Any:
-    kind = (value_type or "").lower()
-    if value is None:
-        return None
-    text = str(value)
-    try:
-        if kind in ("int", "integer"):
-            return int(text)
-        if kind in ("float", "number"):
-            return float(text)
-        if kind in ("bool", "boolean"):
-            return text.strip().lower() in ("true", "1", "yes")
-        if kind in ("json", "dict", "list"):
-            return json.loads(text)
-    except ValueError:
-        return text
-    return text
-
-
-def _exp_db(zipped: bytes, origin: str) -> bytes:
-    try:
-        with zipfile.ZipFile(io.BytesIO(zipped)) as zf:
-            names = [n for n in zf.namelist() if n.endswith(".db")]
-            if not names:
-                raise LumlImportError(f"{origin}: exp.db.zip holds no .db file")
-            return zf.read("exp.db" if "exp.db" in names else names[0])
-    except zipfile.BadZipFile:
-        raise LumlImportError(f"{origin}: exp.db.zip is not a zip archive") from None
-
-
-def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
-    return (
-        conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
-        is not None
-    )
-
-
-def _read_exp_db(db: bytes, origin: str) -> tuple[dict, list[dict], dict[str, int], list[tuple[str, str]]]:
-    """(params, metric points, row counts of tables not imported, attachments (name, file_path))."""
-    with tempfile.TemporaryDirectory(prefix="tracehouse-luml-") as tmp:
-        db_path = Path(tmp) / "exp.db"
-        db_path.write_bytes(db)
-        try:
-            conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-        except sqlite3.Error as exc:
-            raise LumlImportError(f"{origin}: cannot open exp.db: {exc}") from None
-        try:
-            params: dict[str, Any] = {}
-            if _table_exists(conn, "static_params"):
-                for key, value, value_type in conn.execute(
-                    "SELECT key, value, value_type FROM static_params"
-                ):
-                    params[str(key)] = _typed(value, value_type)
-            points: list[dict] = []
-            if _table_exists(conn, "dynamic_metrics"):
-                rows = conn.execute(
-                    "SELECT key, value, step, logged_at FROM dynamic_metrics ORDER BY key, step"
-                )
-                for key, value, step, logged_at in rows:
-                    if value is None:
-                        continue
-                    points.append(
-                        {
-                            "key": str(key),
-                            "step": int(step or 0),
-                            "value": float(value),
-                            "time_unix_nano": _ns(logged_at),
-                        }
-                    )
-            counts = {
-                table: conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-                for table in ("spans", "evals", "eval_annotations", "span_annotations")
-                if _table_exists(conn, table)
-            }
-            attachments: list[tuple[str, str]] = []
-            if _table_exists(conn, "attachments"):
-                attachments = [
-                    (str(n), str(p or n)) for n, p in conn.execute("SELECT name, file_path FROM attachments")
-                ]
-        except sqlite3.DatabaseError as exc:
-            raise LumlImportError(
-                f"{origin}: exp.db is not a readable LUML experiment database: {exc}"
-            ) from None
-        finally:
-            conn.close()
-    return params, points, counts, attachments
-
-
-def _attachment_artifacts(tar_bytes: bytes | None, listed: list[tuple[str, str]], origin: str) -> list[dict]:
+def _attachment_artifacts(tar_bytes: bytes | None, names: dict[str, str], origin: str) -> list[dict]:
+    """The attachments as LUML wrote them: LUML tars its run's `attachments/` folder, so members
+    are `attachments/<file_path>`; an artifact keeps the name and the file_path LUML recorded."""
     if not tar_bytes:
         return []
-    names = {path: name for name, path in listed}
     artifacts = []
     try:
         with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:*") as tar:
             for member in tar.getmembers():
                 if not member.isfile():
                     continue
+                head, _, rest = member.name.partition("/")
+                file_path = rest if head == "attachments" and rest else member.name
                 data = _read(tar, member)
                 artifacts.append(
                     {
-                        "name": names.get(member.name, member.name),
+                        "name": names.get(file_path, file_path),
                         "kind": "file",
-                        "path": f"attachments/{member.name}",
+                        "path": file_path,
                         "digest": hashlib.sha256(data).hexdigest(),
                         "size": len(data),
                         "data": data,
@@ -314,46 +223,124 @@ def _attachment_artifacts(tar_bytes: bytes | None, listed: list[tuple[str, str]]
     return artifacts
 
 
+def _evals_artifact(evals: dict[str, list[dict]]) -> list[dict]:
+    """LUML's evaluation tables, row for row, as one JSON artifact the run carries."""
+    if not any(evals.values()):
+        return []
+    data = json.dumps(
+        {"format": EVALS_FORMAT, "tables": evals}, indent=1, sort_keys=True, default=str
+    ).encode()
+    return [
+        {
+            "name": EVALS_ARTIFACT,
+            "kind": "evals",
+            "path": EVALS_ARTIFACT,
+            "digest": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "data": data,
+            "metadata": {"source": "luml-evals", **{f"rows.{t}": str(len(r)) for t, r in evals.items()}},
+        }
+    ]
+
+
 def _luml_snapshot(
     origin: str,
     zipped_db: bytes,
     attachments_tar: bytes | None,
-    run_id: str,
-    name: str,
-    status: str,
+    identity: dict[str, Any],
     tags: dict[str, str],
     extra_artifacts: list[dict] | None = None,
 ) -> dict:
-    params, points, counts, listed = _read_exp_db(_exp_db(zipped_db, origin), origin)
-    times = [p["time_unix_nano"] for p in points if p["time_unix_nano"]]
+    """The run of one LUML experiment database. `identity`: the run's id, name, experiment and
+    status where the file states them (else the database's content decides the id)."""
+    exp = luml_db.read_experiment_db(luml_db.unzip_db(zipped_db, origin), origin)
+    run_id = identity.get("id") or _run_id(f"luml-experiment:{exp.digest}")
+    # Spans have nanosecond times; everything else LUML stamps in whole seconds. The run spans
+    # all of them, and says at which precision its bounds are known.
+    times = exp.second_times + exp.nano_times
     start, end = (min(times), max(times)) if times else (0, 0)
-    metadata = {"source": origin, **{f"luml.{table}": str(n) for table, n in counts.items()}}
-    return {
+    metadata = {
+        "source": origin,
+        "luml.experiment_digest": exp.digest,
+        "luml.time_resolution": "ns" if exp.nano_times and not exp.second_times else "1s",
+    }
+    spans = [{**s, "attributes": {**s["attributes"], RUN_ID_ATTR: run_id}} for s in exp.spans]
+    snapshot = {
         "format": SNAPSHOT_FORMAT,
         "version": 1,
         "run": {
             "id": run_id,
-            "experiment": LUML_EXPERIMENT,
-            "name": name,
+            "experiment": identity.get("experiment") or LUML_EXPERIMENT,
+            "name": identity.get("name") or "",
             "parent_id": None,
-            "status": status,
+            "status": identity.get("status") or "finished",
             "start_unix_nano": start,
             "end_unix_nano": end or None,
             "tags": tags,
             "metadata": metadata,
             "packages": {},
+            "service": LUML_SERVICE,
         },
-        "params": params,
-        "metrics": points,
-        "artifacts": _attachment_artifacts(attachments_tar, listed, origin) + (extra_artifacts or []),
+        "params": exp.params,
+        "metrics": exp.points,
+        "spans": spans,
+        "artifacts": _attachment_artifacts(attachments_tar, exp.attachments, origin)
+        + _evals_artifact(exp.evals)
+        + (extra_artifacts or []),
     }
+    _restore_tracehouse_fields(snapshot, identity.get("extra") or {})
+    return snapshot
+
+
+def _restore_tracehouse_fields(snapshot: dict, extra: dict) -> None:
+    """What a run Tracehouse exported carries beyond LUML's tables (exact status, bounds, tags,
+    metadata; each artifact's kind, path and metadata), put back."""
+    run = snapshot["run"]
+    for key in ("name", "parent_id", "status", "start_unix_nano", "end_unix_nano", "tags", "metadata",
+                "packages", "service"):  # fmt: skip
+        if key in extra:
+            run[key] = extra[key]
+    by_name = extra.get("artifacts") or {}
+    for a in snapshot["artifacts"]:
+        saved = by_name.get(a["name"])
+        if saved:
+            a.update({k: saved[k] for k in ("kind", "path", "metadata", "model_name") if k in saved})
+
+
+def _identity(payload: dict) -> dict[str, Any]:
+    """What an experiment's payload (export manifest or embedded entry) says about its run: a
+    Tracehouse run id when Tracehouse wrote it; LUML's own payloads carry no run id we can reuse
+    for both forms, so theirs is kept as a tag and the database's content decides."""
+    ours = str(payload.get(TRACEHOUSE_RUN_ID) or "")
+    extra = payload.get(TRACEHOUSE_EXTRA)
+    return {
+        "id": ours if re.fullmatch(r"[0-9a-f]{32}", ours) else None,
+        "extra": extra if isinstance(extra, dict) else {},
+        "experiment": payload.get(TRACEHOUSE_EXPERIMENT),
+        "name": payload.get("name"),
+        "status": _LUML_STATUS.get(str(payload.get("status") or "completed"), "finished"),
+    }
+
+
+def _payload_tags(payload: dict, source: str) -> dict[str, str]:
+    tags = {"imported.from": source}
+    if payload.get("local_experiment_id"):
+        tags["luml.experiment_id"] = str(payload["local_experiment_id"])
+    if payload.get("group"):
+        tags["luml.group"] = str(payload["group"])
+    for tag in payload.get("tags") or []:
+        tags[f"luml.tag.{tag}"] = "true"
+    return tags
 
 
 # -- readers ---------------------------------------------------------------------------------------
 
 
 def read_luml_model(path: Path) -> Iterable[dict]:
-    """Runs carried by a `.luml` model file: Tracehouse's snapshot and/or LUML's."""
+    """Runs carried by a `.luml` model file: Tracehouse's snapshot and/or LUML's.
+
+    A file Tracehouse wrote carries both (LUML's for LUML's registry): the LUML entry naming the
+    same run is then the same run, read once from Tracehouse's own entry."""
     manifest = _manifest(path) or {}
     with tarfile.open(path, "r:*") as tar:
         entries = _metadata_entries(tar)
@@ -366,8 +353,12 @@ def read_luml_model(path: Path) -> Iterable[dict]:
                 f"{path}: this model file carries no run snapshot ({TRACEHOUSE_TAG} or {LUML_EMBEDDED_TAG})"
                 + (f"; its metadata tags: {', '.join(found)}" if found else "")
             )
+        our_runs = {((e.get("payload") or {}).get("run") or {}).get("id") for e in ours}
         luml_runs = []
         for entry in theirs:
+            payload = entry.get("payload") or {}
+            if ours and payload.get(TRACEHOUSE_RUN_ID) in our_runs:
+                continue
             prefix = f"meta_artifacts/{entry.get('id')}/"
             db_member = members.get(prefix + "exp.db.zip")
             if db_member is None:
@@ -375,7 +366,7 @@ def read_luml_model(path: Path) -> Iterable[dict]:
             attachments_member = members.get(prefix + "attachments.tar")
             luml_runs.append(
                 (
-                    entry,
+                    payload,
                     _read(tar, db_member),
                     _read(tar, attachments_member) if attachments_member else None,
                 )
@@ -383,7 +374,7 @@ def read_luml_model(path: Path) -> Iterable[dict]:
     if ours:
         yield _from_tracehouse_entry(path, ours[-1], manifest)
     data = path.read_bytes() if luml_runs else b""
-    for _entry, db, attachments in luml_runs:
+    for payload, db, attachments in luml_runs:
         model_name = manifest.get("name") or path.stem
         model_artifact = {
             "name": path.name,
@@ -395,16 +386,19 @@ def read_luml_model(path: Path) -> Iterable[dict]:
             "model_name": model_name,
             "metadata": {"format": "luml", "snapshot_tag": LUML_EMBEDDED_TAG},
         }
-        yield _luml_snapshot(
-            str(path),
-            db,
-            attachments,
-            _run_id(f"luml-snapshot:{hashlib.sha256(db).hexdigest()}"),
-            model_name,
-            "finished",
-            {"imported.from": "luml-model"},
-            [model_artifact],
+        identity = _identity(payload)
+        snapshot = _luml_snapshot(
+            str(path), db, attachments, identity, _payload_tags(payload, "luml-model"), [model_artifact]
         )
+        run = snapshot["run"]
+        if not identity.get("name"):
+            # LUML's embedded entry names no experiment, group or name: the export form of the
+            # same experiment, which does, wins whichever is imported first.
+            run["name"] = model_name
+            run["record_time_unix_nano"] = max(
+                1, int(run["end_unix_nano"] or run["start_unix_nano"] or 2) - 1
+            )
+        yield snapshot
 
 
 def read_luml_experiment(path: Path) -> Iterable[dict]:
@@ -417,14 +411,5 @@ def read_luml_experiment(path: Path) -> Iterable[dict]:
             raise LumlImportError(f"{path}: LUML experiment export without exp.db.zip")
         db = _read(tar, members["exp.db.zip"])
         attachments = _read(tar, members["attachments.tar"]) if "attachments.tar" in members else None
-    local_id = str(payload.get("local_experiment_id") or "")
-    tags = {"imported.from": "luml-experiment"}
-    if local_id:
-        tags["luml.experiment_id"] = local_id
-    if payload.get("group"):
-        tags["luml.group"] = str(payload["group"])
-    for tag in payload.get("tags") or []:
-        tags[f"luml.tag.{tag}"] = "true"
-    run_id = _run_id(local_id) if local_id else _run_id(f"luml-experiment:{hashlib.sha256(db).hexdigest()}")
-    status = _LUML_STATUS.get(str(payload.get("status") or "completed"), "finished")
-    yield _luml_snapshot(str(path), db, attachments, run_id, manifest.get("name") or path.stem, status, tags)
+    identity = {**_identity(payload), "name": manifest.get("name") or payload.get("name")}
+    yield _luml_snapshot(str(path), db, attachments, identity, _payload_tags(payload, "luml-experiment"))

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tracehouse_collector.processors.semconv import TRUNCATION_MARK
 from tracehouse_collector.processors.values import json_value
+
+_MARK_LENGTH = len(TRUNCATION_MARK)
 
 # Keys whose string values are structure, not content the model read or wrote.
 _SKIP_KEYS = frozenset(
@@ -44,13 +47,19 @@ _BINARY_PART_TYPES = frozenset(
 )
 
 
+def _text(s: str) -> str:
+    """`s` without the mark a producer put where it cut it: the mark is no content, and the
+    estimate from what is left is a lower bound (the span lists what was cut)."""
+    return s[:-_MARK_LENGTH] if s.endswith(TRUNCATION_MARK) else s
+
+
 def _collect(value: Any, out: list[str]) -> None:
     stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, str):
             if v:
-                out.append(v)
+                out.append(_text(v))
         elif isinstance(v, list):
             stack.extend(reversed(v))
         elif isinstance(v, dict):
@@ -70,7 +79,7 @@ def text_of(raw: str | None, out: list[str]) -> None:
         if parsed is not None:
             _collect(parsed, out)
             return
-    out.append(raw)
+    out.append(_text(raw))
 
 
 def indexed(get: Any, prefix: str, suffix: str, out: list[str]) -> bool:

@@ -114,6 +114,8 @@ function messageParts(msg) {
     else if (p.type === "text" && typeof (p.content ?? p.text) === "string") out.push(h("div.text", p.content ?? p.text));
     else if (p.type === "tool_call") out.push(h("div", h("strong", `→ tool call ${p.name || ""}`), h("pre.json", JSON.stringify(p.arguments ?? p, null, 2))));
     else if (p.type === "tool_call_response") out.push(h("div", h("strong", "← tool result"), h("pre.json", fmtJson(p.response ?? p.result ?? p))));
+    else if (p.type === "server_tool_call") out.push(h("div.server-tool-call", h("strong", `→ server tool call ${p.name || ""}`), h("pre.json", fmtJson(p.server_tool_call?.arguments ?? p.server_tool_call ?? p))));
+    else if (p.type === "server_tool_call_response") out.push(h("div.server-tool-result", h("strong", "← server tool result"), h("pre.json", fmtJson(p.server_tool_call_response?.content ?? p.server_tool_call_response ?? p))));
     else out.push(h("pre.json", JSON.stringify(p, null, 2)));
   }
   for (const call of msg.tool_calls || []) out.push(h("div", h("strong", "→ tool call"), h("pre.json", JSON.stringify(call, null, 2))));
@@ -144,7 +146,8 @@ function spanDetail(s) {
     ["operation", s.operation],
     ["model", s.model],
     ["provider", s.provider],
-    ["tokens", s.total_tokens ? `${s.input_tokens} in / ${s.output_tokens} out${s.tokens_estimated ? " (estimated)" : ""}` : ""],
+    ["tokens", s.total_tokens ? `${s.input_tokens} in / ${s.output_tokens} out${s.tokens_estimated ? estimatedNote(s) : ""}` : ""],
+    ["finish", (s.finish_reasons || []).join(", ")],
     ["cost", Number(s.cost_usd) ? fmtCost(s.cost_usd) : ""],
     ["span id", s.span_id],
   ].filter(([, v]) => v);
@@ -153,10 +156,10 @@ function spanDetail(s) {
   const attrs = s.attributes || {};
   const request = requestParams(attrs);
   if (request.length) out.push(h("h2", "Request and response"), h("dl.facts#request-params", request.map(([k, v]) => [h("dt", k), h("dd", v)])));
-  const system = parseJson(attrs["gen_ai.system_instructions"]);
+  const system = s.system_instructions ?? undefined;
   if (system !== undefined) out.push(h("h2", "System instructions"), ...messages({ role: "system", parts: Array.isArray(system) ? system : [system] }));
-  const tools = parseJson(attrs["gen_ai.tool.definitions"]);
-  if (Array.isArray(tools) && tools.length) out.push(h("h2", `Tools available (${tools.length})`), h("div#tool-definitions", tools.map(toolDefinition)));
+  const tools = s.tool_definitions || [];
+  if (tools.length) out.push(h("h2", `Tools available (${tools.length})`), h("div#tool-definitions", tools.map(toolDefinition)));
   if (s.input !== null && s.input !== undefined) out.push(h("h2", "Input"), ...messages(s.input));
   if (s.output !== null && s.output !== undefined) out.push(h("h2", "Output"), ...messages(s.output));
   if (s.tool) {
@@ -182,8 +185,9 @@ function spanDetail(s) {
   return out;
 }
 
-// gen_ai.request.* (temperature, max_tokens, ...) and response facts, as "name: value" pairs.
-const RESPONSE_FACTS = ["gen_ai.response.id", "gen_ai.response.finish_reasons", "gen_ai.output.type", "gen_ai.conversation.id"];
+// gen_ai.request.* (temperature, max_tokens, ...) and response facts, as "name: value" pairs
+// (finish reasons are among the facts above, in the conventions' values).
+const RESPONSE_FACTS = ["gen_ai.response.id", "gen_ai.output.type", "gen_ai.conversation.id"];
 function requestParams(attrs) {
   const out = Object.entries(attrs)
     .filter(([k]) => k.startsWith("gen_ai.request.") && k !== "gen_ai.request.model")
@@ -193,24 +197,14 @@ function requestParams(attrs) {
   return out;
 }
 
-function parseJson(text) {
-  if (text === undefined || text === null || text === "") return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
+// One tool definition as the API gives it, whatever the provider's shape was:
+// {type, name, description, parameters} (GenAI conventions v1.41.1).
+function toolDefinition(tool) {
+  const fn = tool && typeof tool === "object" ? tool : {};
+  return h("details.tool-def",
+    h("summary", h("strong", fn.name || fn.type || "tool"), fn.description ? h("span.muted", ` ${fn.description}`) : null),
+    h("pre.json", JSON.stringify(fn.parameters ?? tool, null, 2)));
 }
 
-// One tool definition, in any of the shapes providers use: {type, function: {name, ...}},
-// {name, description, parameters | input_schema | inputSchema}, or Gemini's function_declarations.
-function toolDefinition(tool) {
-  if (tool && Array.isArray(tool.function_declarations || tool.functionDeclarations)) {
-    return (tool.function_declarations || tool.functionDeclarations).map(toolDefinition);
-  }
-  const fn = (tool && (tool.function || tool.toolSpec)) || tool || {};
-  const schema = fn.parameters || fn.input_schema || (fn.inputSchema && (fn.inputSchema.json || fn.inputSchema)) || null;
-  return h("details.tool-def",
-    h("summary", h("strong", fn.name || tool.type || "tool"), fn.description ? h("span.muted", ` ${fn.description}`) : null),
-    h("pre.json", JSON.stringify(schema ?? tool, null, 2)));
-}
+// Tokens counted from content that was cut before it was stored are a lower bound.
+const estimatedNote = (s) => ((s.content_truncated || []).length ? " (estimated from truncated content: at least)" : " (estimated)");

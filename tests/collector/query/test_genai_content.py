@@ -160,11 +160,12 @@ def test_message_text_reads_server_tool_parts():
 def test_truncated_content_lists_what_producer_and_collector_cut():
     attrs = {
         "tracehouse.content.truncated": '["gen_ai.input.messages","gen_ai.tool.definitions"]',
-        "tracehouse.truncated": "gen_ai.output.messages,gen_ai.input.messages",
+        "tracehouse.truncated": "gen_ai.output.messages,gen_ai.input.messages,http.request.body",
     }
-    assert gc.truncated_content(attrs) == [
+    content = {"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.definitions"}
+    assert gc.truncated_content(attrs, content) == [
         "gen_ai.input.messages",
         "gen_ai.tool.definitions",
         "gen_ai.output.messages",
     ]
-    assert gc.truncated_content({}) == []
+    assert gc.truncated_content({}, content) == []

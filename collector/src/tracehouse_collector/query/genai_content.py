@@ -10,7 +10,7 @@ tool definitions. Each old spelling is data below; the originals stay in the spa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -267,9 +267,10 @@ def finish_reasons(attrs: Mapping[str, str]) -> list[str]:
     return [r for r in map(finish_reason, reasons) if r]
 
 
-def truncated_content(attrs: Mapping[str, str]) -> list[str]:
+def truncated_content(attrs: Mapping[str, str], content_keys: Collection[str]) -> list[str]:
     """The content attributes that were shortened before they were stored: by the producer
-    (`tracehouse.content.truncated`) or by the collector's attribute size cap."""
+    (`tracehouse.content.truncated`), or by the collector's attribute size cap
+    (`tracehouse.truncated`, which lists every attribute it cut: those of `content_keys`)."""
     out: list[str] = []
     value = parse(attrs.get(CONTENT_TRUNCATED, ""))
     if isinstance(value, list):
@@ -277,5 +278,5 @@ def truncated_content(attrs: Mapping[str, str]) -> list[str]:
     elif isinstance(value, str) and value:
         out.extend(k for k in value.split(",") if k)
     cut_here = attrs.get("tracehouse.truncated", "")
-    out.extend(k for k in cut_here.split(",") if k and k not in out)
+    out.extend(k for k in cut_here.split(",") if k in content_keys and k not in out)
     return out

@@ -72,6 +72,9 @@ OUTPUT_KEYS = (
     "mlflow.spanOutputs",
 )
 
+# What the trace view shows as content; the collector cutting any of these shortened it.
+CONTENT_KEYS = frozenset((*INPUT_KEYS, *OUTPUT_KEYS, SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS))
+
 
 class NotFound(LookupError):
     """No trace / session with that id."""
@@ -510,7 +513,7 @@ def _span_node(
         if content.get(SYSTEM_INSTRUCTIONS)
         else None,
         "finish_reasons": finish_reasons(content),
-        "content_truncated": truncated_content(content),
+        "content_truncated": truncated_content(content, CONTENT_KEYS),
         "tool": None,
         "error": None,
         "events": [],

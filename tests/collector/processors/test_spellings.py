@@ -315,3 +315,8 @@ def test_provider_unknown_is_no_provider():
     )
     assert row["PriceSource"] == UNPRICED_SOURCE
     assert unpriced == Counter({("", "inhouse-7b"): 1})
+
+
+def test_agent_span_named_only_by_its_name_and_agent_name():
+    """`invoke_agent {name}` with `gen_ai.agent.name` and nothing else is still an agent step."""
+    assert _stored({"gen_ai.agent.name": "planner"}, "invoke_agent planner") == {"GenAIOperation": "invoke_agent"}

@@ -47,19 +47,15 @@ _BINARY_PART_TYPES = frozenset(
 )
 
 
-def _text(s: str) -> str:
-    """`s` without the mark a producer put where it cut it: the mark is no content, and the
-    estimate from what is left is a lower bound (the span lists what was cut)."""
-    return s[:-_MARK_LENGTH] if s.endswith(TRUNCATION_MARK) else s
-
-
 def _collect(value: Any, out: list[str]) -> None:
     stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, str):
             if v:
-                out.append(_text(v))
+                # Without the mark a producer put where it cut the string: the mark is no
+                # content, and an estimate from what is left is a lower bound.
+                out.append(v[:-_MARK_LENGTH] if v.endswith(TRUNCATION_MARK) else v)
         elif isinstance(v, list):
             stack.extend(reversed(v))
         elif isinstance(v, dict):
@@ -79,7 +75,7 @@ def text_of(raw: str | None, out: list[str]) -> None:
         if parsed is not None:
             _collect(parsed, out)
             return
-    out.append(_text(raw))
+    out.append(raw[:-_MARK_LENGTH] if raw.endswith(TRUNCATION_MARK) else raw)
 
 
 def indexed(get: Any, prefix: str, suffix: str, out: list[str]) -> bool:

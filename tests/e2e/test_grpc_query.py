@@ -90,9 +90,10 @@ def test_get_trace_is_a_nested_tree(stub, scenario):
     ]
     first, tool, second = root.children
     assert (first.model, first.input_tokens, first.output_tokens) == ("gpt-4o-mini-2024-07-18", 100, 20)
-    assert [(c.id, c.name, json.loads(c.arguments_json)) for c in first.tool_calls] == [
-        ("call_1", "get_weather", {"city": "Oslo"})
+    assert [(c.id, c.name, json.loads(c.arguments_json), c.type) for c in first.tool_calls] == [
+        ("call_1", "get_weather", {"city": "Oslo"}, "tool_call")
     ]
+    assert (list(first.finish_reasons), list(second.finish_reasons)) == (["tool_call"], ["stop"])
     assert json.loads(tool.tool_json)["result"] == {"sky": "sunny"}
     assert json.loads(second.output_json)[0]["parts"][0]["content"] == scenario.answers[1]
     assert second.attributes["gen_ai.provider.name"] == "openai"

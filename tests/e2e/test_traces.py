@@ -177,7 +177,9 @@ def test_show_is_the_tree_with_offsets_and_facts(served, api):
     assert first["model"] == "gpt-4o-mini-2024-07-18" and first["provider"] == "openai"
     assert (first["input_tokens"], first["output_tokens"]) == (100, 20)
     assert Decimal(first["cost_usd"]) == CALL_COST
-    assert first["tool_calls"] == [{"id": "call_1", "name": "get_weather", "arguments": {"city": "Oslo"}}]
+    assert first["tool_calls"] == [
+        {"id": "call_1", "name": "get_weather", "arguments": {"city": "Oslo"}, "type": "tool_call"}
+    ]
     assert first["input"][1]["parts"][0]["content"] == sc.questions[1]
     assert tool["tool"] == {
         "name": "get_weather",
@@ -324,7 +326,10 @@ def test_cli_traces_show_table_is_an_indented_tree(served):
     # Children are indented one level below the root.
     assert tree[1].index("chat") == tree[0].index("agent.turn") + 2
     assert "tool call: get_weather" in out.stdout
-    assert any("model gpt-4o-mini-2024-07-18" in ln and "100 in / 20 out" in ln for ln in lines)
+    assert any(
+        "model gpt-4o-mini-2024-07-18" in ln and "100 in / 20 out" in ln and ln.endswith("finish tool_call")
+        for ln in lines
+    )
 
 
 def test_cli_traces_show_json_and_errors(served):

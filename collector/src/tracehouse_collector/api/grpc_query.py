@@ -94,10 +94,14 @@ def span_message(node: dict[str, Any]) -> pb.Span:
                 id=str(c.get("id") or ""),
                 name=str(c.get("name") or ""),
                 arguments_json=_json_or_empty(c.get("arguments")),
+                type=str(c.get("type") or ""),
             )
             for c in node["tool_calls"]
         ],
         tool_json=_json_or_empty(node["tool"]),
+        tool_definitions_json=_json_or_empty(node["tool_definitions"] or None),
+        finish_reasons=node["finish_reasons"],
+        content_truncated=node["content_truncated"],
         has_error=bool(node["error"]),
         error_type=error.get("type", ""),
         error_message=error.get("message", ""),

@@ -140,8 +140,13 @@ def _tree_text(trace: dict[str, Any]) -> str:
         if s["model"]:
             usage = f"{s['input_tokens']} in / {s['output_tokens']} out"
             if s["tokens_estimated"]:
-                usage += " (estimated)"
-            lines.append(f"{detail}model {s['model']}  tokens {usage}  cost ${s['cost_usd']}")
+                usage += (
+                    " (estimated from truncated content: at least)"
+                    if s["content_truncated"]
+                    else " (estimated)"
+                )
+            finish = f"  finish {','.join(s['finish_reasons'])}" if s["finish_reasons"] else ""
+            lines.append(f"{detail}model {s['model']}  tokens {usage}  cost ${s['cost_usd']}{finish}")
         for label, key in (("input", "input"), ("output", "output")):
             if s[key] is not None:
                 raw = s[key] if isinstance(s[key], str) else orjson.dumps(s[key]).decode()
@@ -151,7 +156,8 @@ def _tree_text(trace: dict[str, Any]) -> str:
         for call in s["tool_calls"]:
             args = call.get("arguments")
             args = args if isinstance(args, str) else orjson.dumps(args).decode()
-            lines.append(f"{detail}tool call: {call.get('name')}({preview(args, 80)})")
+            kind = "server tool call" if call.get("type") == "server_tool_call" else "tool call"
+            lines.append(f"{detail}{kind}: {call.get('name')}({preview(args, 80)})")
         if s["tool"]:
             result = s["tool"].get("result")
             shown = result if isinstance(result, str) else orjson.dumps(result).decode()

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tracehouse_collector.processors.semconv import TRUNCATION_MARK
 from tracehouse_collector.processors.values import json_value
+
+_MARK_LENGTH = len(TRUNCATION_MARK)
 
 # Keys whose string values are structure, not content the model read or wrote.
 _SKIP_KEYS = frozenset(
@@ -50,7 +53,9 @@ def _collect(value: Any, out: list[str]) -> None:
         v = stack.pop()
         if isinstance(v, str):
             if v:
-                out.append(v)
+                # Without the mark a producer put where it cut the string: the mark is no
+                # content, and an estimate from what is left is a lower bound.
+                out.append(v[:-_MARK_LENGTH] if v.endswith(TRUNCATION_MARK) else v)
         elif isinstance(v, list):
             stack.extend(reversed(v))
         elif isinstance(v, dict):
@@ -70,7 +75,7 @@ def text_of(raw: str | None, out: list[str]) -> None:
         if parsed is not None:
             _collect(parsed, out)
             return
-    out.append(raw)
+    out.append(raw[:-_MARK_LENGTH] if raw.endswith(TRUNCATION_MARK) else raw)
 
 
 def indexed(get: Any, prefix: str, suffix: str, out: list[str]) -> bool:

@@ -29,7 +29,11 @@ from __future__ import annotations
 from tracehouse_collector.processors import price_context, producers
 from tracehouse_collector.processors.evaluation_events import normalize_evaluation_event
 from tracehouse_collector.processors.genai_facts import GenAIFacts
-from tracehouse_collector.processors.provider_names import FRAMEWORKS, normalize_provider, provider_from_host
+from tracehouse_collector.processors.provider_names import (
+    NOT_A_PROVIDER,
+    normalize_provider,
+    provider_from_host,
+)
 from tracehouse_collector.processors.resolve import Conventions
 from tracehouse_collector.processors.semconv import NON_MODEL_OPERATIONS, SERVER_ADDRESS
 from tracehouse_collector.processors.usage import to_otel
@@ -70,8 +74,8 @@ def extract(
     request_model = conventions.request_model(get)
     response_model = conventions.response_model(get)
     provider = conventions.provider(get)
-    if provider in FRAMEWORKS:
-        provider = ""  # an orchestration framework names no endpoint
+    if provider in NOT_A_PROVIDER:
+        provider = ""  # an orchestration framework or a placeholder names no endpoint
     if not provider:
         host = get(SERVER_ADDRESS)
         provider = provider_from_host(host) if host else ""

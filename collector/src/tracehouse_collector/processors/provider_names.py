@@ -146,6 +146,11 @@ def normalize_provider(name: str) -> str:
 FRAMEWORKS = frozenset(
     {"langchain", "langgraph", "llama_index", "llamaindex", "crewai", "haystack", "autogen", "dspy", "_other"}
 )
+# Placeholders for "not known": Tracehouse's `@trace(kind="llm")` writes "unknown" when the
+# caller names no provider. Read as a provider, it would be priced, grouped and filtered as one.
+PLACEHOLDERS = frozenset({"unknown", "none", "null"})
+# What the normaliser reports as no provider at all.
+NOT_A_PROVIDER = FRAMEWORKS | PLACEHOLDERS
 
 
 # Only consulted when no attribute names a provider: the endpoint host is unambiguous.

@@ -18,6 +18,7 @@ GEN_AI_RESPONSE_ID = "gen_ai.response.id"
 GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
 GEN_AI_TOOL_NAME = "gen_ai.tool.name"
 GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id"
+GEN_AI_AGENT_NAME = "gen_ai.agent.name"
 
 GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
@@ -32,6 +33,12 @@ GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
 GEN_AI_PROMPT = "gen_ai.prompt"  # deprecated: gen_ai.input.messages
 GEN_AI_COMPLETION = "gen_ai.completion"  # deprecated: gen_ai.output.messages
+
+# -- Tracehouse's own content marks (its instrumentation, v1.41.1-conformant since issue 13) -------
+# The content attributes shortened to fit the size cap (a string array), each cut string
+# ending with TRUNCATION_MARK.
+TRACEHOUSE_CONTENT_TRUNCATED = "tracehouse.content.truncated"
+TRUNCATION_MARK = "…[truncated]"
 
 # -- evaluation events ---------------------------------------------------------------------------
 GEN_AI_EVALUATION_RESULT = "gen_ai.evaluation.result"  # the event name

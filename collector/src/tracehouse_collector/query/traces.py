@@ -24,9 +24,21 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
 from tracehouse_collector.processors.normalize import NON_MODEL_OPERATIONS
+from tracehouse_collector.query.genai_content import (
+    CONTENT_TRUNCATED,
+    FINISH_REASONS,
+    INPUT_MESSAGES,
+    OUTPUT_MESSAGES,
+    SYSTEM_INSTRUCTIONS,
+    TOOL_DEFINITIONS,
+    content_text,
+    finish_reasons,
+    parse,
+    tool_calls_of,
+    tool_definitions,
+    truncated_content,
+)
 from tracehouse_collector.query.model_identity import MODEL_SQL, model_identity
 from tracehouse_collector.store.client import Store, StoreError
 
@@ -59,6 +71,9 @@ OUTPUT_KEYS = (
     "langfuse.observation.output",
     "mlflow.spanOutputs",
 )
+
+# What the trace view shows as content; the collector cutting any of these shortened it.
+CONTENT_KEYS = frozenset((*INPUT_KEYS, *OUTPUT_KEYS, SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS))
 
 
 class NotFound(LookupError):
@@ -133,84 +148,12 @@ def _encode_cursor(ns: int, key: str) -> str:
     return f"{ns}:{key}"
 
 
-# -- message content -------------------------------------------------------------------------
-
-
-def _parse(raw: str) -> Any:
-    if raw and raw[0] in "[{":
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return raw
-    return raw
-
-
-def _part_text(part: Any) -> str:
-    if isinstance(part, str):
-        return part
-    if not isinstance(part, dict):
-        return ""
-    kind = part.get("type")
-    if kind == "tool_call":
-        args = part.get("arguments")
-        if not isinstance(args, str):
-            args = orjson.dumps(args).decode() if args is not None else ""
-        return f"[tool call {part.get('name', '')}({args})]"
-    if kind == "tool_call_response":
-        resp = part.get("response", part.get("result", ""))
-        return resp if isinstance(resp, str) else orjson.dumps(resp).decode()
-    for key in ("content", "text"):
-        v = part.get(key)
-        if isinstance(v, str):
-            return v
-        if isinstance(v, list):
-            return " ".join(filter(None, (_part_text(p) for p in v)))
-    return ""
-
-
-def _message_text(msg: Any) -> str:
-    if isinstance(msg, str):
-        return msg
-    if not isinstance(msg, dict):
-        return ""
-    if isinstance(msg.get("parts"), list):
-        return " ".join(filter(None, (_part_text(p) for p in msg["parts"])))
-    return _part_text(msg)
-
-
-def content_text(raw: str, prefer_role: str | None = None) -> str:
-    """Readable text of a content attribute: for message lists, the last message with
-    `prefer_role` (the user's question of a prompt), else all messages; other JSON and plain
-    strings as they are."""
-    value = _parse(raw)
-    if isinstance(value, dict) and isinstance(value.get("messages"), list):
-        value = value["messages"]
-    if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
-        if prefer_role:
-            picked = [m for m in value if m.get("role") == prefer_role]
-            if picked:
-                return _message_text(picked[-1])
-        return "\n".join(filter(None, (_message_text(m) for m in value)))
-    if isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
+# -- previews ---------------------------------------------------------------------------------
 
 
 def preview(text: str, chars: int = PREVIEW_CHARS) -> str:
     text = " ".join(text.split())
     return text if len(text) <= chars else text[: chars - 1] + "…"
-
-
-def tool_calls_of(output_raw: str) -> list[dict[str, Any]]:
-    """Tool calls the model asked for, from canonical output messages."""
-    value = _parse(output_raw)
-    calls: list[dict[str, Any]] = []
-    if isinstance(value, list):
-        for msg in value:
-            for part in (msg.get("parts") or []) if isinstance(msg, dict) else []:
-                if isinstance(part, dict) and part.get("type") == "tool_call":
-                    calls.append({k: part.get(k) for k in ("id", "name", "arguments")})
-    return calls
 
 
 # -- SQL pieces ------------------------------------------------------------------------------
@@ -527,10 +470,15 @@ LIMIT {max_spans:UInt32}
 """
 
 
-def _span_node(r: dict[str, Any], trace_start: int) -> dict[str, Any]:
+def _span_node(
+    r: dict[str, Any], trace_start: int, event_content: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One span of the tree; `event_content`: the content its operation-details event carried,
+    read where the span itself has none (content captured as events only)."""
     attrs: dict[str, str] = r["SpanAttributes"]
-    input_raw = next((attrs[k] for k in INPUT_KEYS if attrs.get(k)), "")
-    output_raw = next((attrs[k] for k in OUTPUT_KEYS if attrs.get(k)), "")
+    content = {**event_content, **attrs} if event_content else attrs
+    input_raw = next((content[k] for k in INPUT_KEYS if content.get(k)), "")
+    output_raw = next((content[k] for k in OUTPUT_KEYS if content.get(k)), "")
     node: dict[str, Any] = {
         "span_id": r["SpanId"],
         "parent_span_id": r["ParentSpanId"],
@@ -557,9 +505,15 @@ def _span_node(r: dict[str, Any], trace_start: int) -> dict[str, Any]:
         "session_id": r["SessionId"],
         "user_id": r["UserId"],
         "run_id": r["RunId"],
-        "input": _parse(input_raw) if input_raw else None,
-        "output": _parse(output_raw) if output_raw else None,
-        "tool_calls": tool_calls_of(attrs.get("gen_ai.output.messages", "")),
+        "input": parse(input_raw) if input_raw else None,
+        "output": parse(output_raw) if output_raw else None,
+        "tool_calls": tool_calls_of(content.get(OUTPUT_MESSAGES, "")),
+        "tool_definitions": tool_definitions(content.get(TOOL_DEFINITIONS, "")),
+        "system_instructions": parse(content[SYSTEM_INSTRUCTIONS])
+        if content.get(SYSTEM_INSTRUCTIONS)
+        else None,
+        "finish_reasons": finish_reasons(content),
+        "content_truncated": truncated_content(content, CONTENT_KEYS),
         "tool": None,
         "error": None,
         "events": [],
@@ -576,8 +530,8 @@ def _span_node(r: dict[str, Any], trace_start: int) -> dict[str, Any]:
         node["tool"] = {
             "name": attrs.get("gen_ai.tool.name", ""),
             "call_id": attrs.get("gen_ai.tool.call.id", ""),
-            "arguments": _parse(attrs.get("gen_ai.tool.call.arguments", "")) or None,
-            "result": _parse(attrs.get("gen_ai.tool.call.result", "")) or None,
+            "arguments": parse(attrs.get("gen_ai.tool.call.arguments", "")) or None,
+            "result": parse(attrs.get("gen_ai.tool.call.result", "")) or None,
         }
     for ns, name, ev_attrs in zip(r["event_ns"], r["Events.Name"], r["Events.Attributes"], strict=True):
         node["events"].append(
@@ -591,6 +545,46 @@ def _span_node(r: dict[str, Any], trace_start: int) -> dict[str, Any]:
     if r["StatusCode"] == "Error" and node["error"] is None:
         node["error"] = {"type": attrs.get("error.type", ""), "message": r["StatusMessage"]}
     return node
+
+
+# The GenAI conventions' event that carries a call's content as structured values; with
+# content captured as events only (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=EVENT_ONLY)
+# it is the only place the content is. It is a log record on the call's span (otel_logs).
+OPERATION_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+DETAILS_SQL = f"""
+SELECT SpanId, LogAttributes
+FROM otel_logs
+WHERE TraceId = {{trace_id:String}} AND EventName = {{event:String}}
+  AND Timestamp >= fromUnixTimestamp64Nano({{lo_ns:Int64}})
+  AND Timestamp < fromUnixTimestamp64Nano({{hi_ns:Int64}})
+LIMIT {MAX_TRACE_SPANS}
+"""
+_DETAIL_KEYS = (
+    SYSTEM_INSTRUCTIONS,
+    INPUT_MESSAGES,
+    OUTPUT_MESSAGES,
+    TOOL_DEFINITIONS,
+    FINISH_REASONS,
+    CONTENT_TRUNCATED,
+)
+
+
+def _operation_details(store: Store, trace_id: str, lo_ns: int, hi_ns: int) -> dict[str, dict[str, str]]:
+    """span id -> the content keys of its operation-details event (the event is emitted when
+    the call ends, so within the spans' time range, plus a second of clock skew)."""
+    try:
+        _, rows = store.query(
+            DETAILS_SQL,
+            parameters={
+                "trace_id": trace_id,
+                "event": OPERATION_DETAILS_EVENT,
+                "lo_ns": lo_ns,
+                "hi_ns": hi_ns + 1_000_000_000,
+            },
+        )
+    except StoreError:  # no logs table (a store the exporter made without it): no events
+        return {}
+    return {sid: {k: attrs[k] for k in _DETAIL_KEYS if attrs.get(k)} for sid, attrs in rows if sid}
 
 
 def build_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -643,7 +637,8 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     records = [dict(zip(columns, row, strict=True)) for row in rows]
     start = min(r["start_ns"] for r in records)
     end = max(r["start_ns"] + r["Duration"] for r in records)
-    nodes = [_span_node(r, start) for r in records]
+    details = _operation_details(store, tid, start, end)
+    nodes = [_span_node(r, start, details.get(r["SpanId"])) for r in records]
     roots = build_tree(nodes)
     llm = [n for n in nodes if n["model"] and n["operation"] not in NON_MODEL_OPERATIONS]  # as LLM_SPAN
     return {

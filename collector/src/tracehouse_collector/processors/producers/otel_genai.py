@@ -32,6 +32,7 @@ PRODUCER = Producer(
             sc.GEN_AI_USAGE_COMPLETION_TOKENS,
             "gen_ai.usage.total_tokens",
             sc.GEN_AI_TOOL_NAME,
+            sc.GEN_AI_AGENT_NAME,  # an agent span named only "invoke_agent {name}"
         }
     ),
     operation=(

@@ -114,6 +114,8 @@ function messageParts(msg) {
     else if (p.type === "text" && typeof (p.content ?? p.text) === "string") out.push(h("div.text", p.content ?? p.text));
     else if (p.type === "tool_call") out.push(h("div", h("strong", `→ tool call ${p.name || ""}`), h("pre.json", JSON.stringify(p.arguments ?? p, null, 2))));
     else if (p.type === "tool_call_response") out.push(h("div", h("strong", "← tool result"), h("pre.json", fmtJson(p.response ?? p.result ?? p))));
+    else if (p.type === "server_tool_call") out.push(h("div.server-tool-call", h("strong", `→ server tool call ${p.name || ""}`), h("pre.json", fmtJson(p.server_tool_call?.arguments ?? p.server_tool_call ?? p))));
+    else if (p.type === "server_tool_call_response") out.push(h("div.server-tool-result", h("strong", "← server tool result"), h("pre.json", fmtJson(p.server_tool_call_response?.content ?? p.server_tool_call_response ?? p))));
     else out.push(h("pre.json", JSON.stringify(p, null, 2)));
   }
   for (const call of msg.tool_calls || []) out.push(h("div", h("strong", "→ tool call"), h("pre.json", JSON.stringify(call, null, 2))));
@@ -146,7 +148,8 @@ function spanDetail(s) {
     ["operation", s.operation],
     ["model", s.model],
     ["provider", s.provider],
-    ["tokens", s.total_tokens ? `${tokensInOut(s)}${s.tokens_estimated ? " (estimated)" : ""}` : ""],
+    ["tokens", s.total_tokens ? `${tokensInOut(s)}${s.tokens_estimated ? estimatedNote(s) : ""}` : ""],
+    ["finish", (s.finish_reasons || []).join(", ")],
     ["cost", Number(s.cost_usd) ? fmtCost(s.cost_usd) : ""],
     ["span id", s.span_id],
   ].filter(([, v]) => v);
@@ -155,9 +158,9 @@ function spanDetail(s) {
   const attrs = s.attributes || {};
   const request = requestParams(attrs);
   if (request.length) out.push(h("h2", "Request and response"), h("dl.facts#request-params", request.map(([k, v]) => [h("dt", k), h("dd", v)])));
-  const system = parseJson(attrs["gen_ai.system_instructions"]);
+  const system = s.system_instructions ?? undefined;
   if (system !== undefined) out.push(h("h2", "System instructions"), ...messages({ role: "system", parts: Array.isArray(system) ? system : [system] }));
-  const tools = toolList(parseJson(attrs["gen_ai.tool.definitions"]));
+  const tools = s.tool_definitions || [];
   if (tools.length) out.push(h("h2", `Tools available (${tools.length})`), h("div#tool-definitions", tools.map(toolDefinition)));
   if (s.input !== null && s.input !== undefined) out.push(h("h2", "Input"), ...messages(s.input));
   if (s.output !== null && s.output !== undefined) out.push(h("h2", "Output"), ...messages(s.output));
@@ -185,8 +188,9 @@ function spanDetail(s) {
 }
 
 // gen_ai.request.* (temperature, max_tokens, ...) and response facts, as "name: value" pairs;
-// a list (stop sequences, finish reasons) reads as its items, comma-separated.
-const RESPONSE_FACTS = ["gen_ai.response.id", "gen_ai.response.finish_reasons", "gen_ai.output.type", "gen_ai.conversation.id"];
+// a list (stop sequences) reads as its items, comma-separated. Finish reasons are the "finish"
+// fact above, in the conventions' values.
+const RESPONSE_FACTS = ["gen_ai.response.id", "gen_ai.output.type", "gen_ai.conversation.id"];
 function requestParams(attrs) {
   const shown = (v) => {
     const parsed = parseJson(v);
@@ -200,37 +204,17 @@ function requestParams(attrs) {
   return out;
 }
 
-function parseJson(text) {
-  if (text === undefined || text === null || text === "") return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-// The tools a model was offered, in any of the shapes providers use: OpenAI's
-// {type: "function", function: {name, description, parameters}}, the semconv's and OpenAI
-// Responses' {type, name, description, parameters}, Anthropic's {name, description, input_schema},
-// Bedrock's {toolSpec: {name, description, inputSchema: {json}}} (or its whole toolConfig
-// {tools: [...]}), Gemini's {function_declarations | functionDeclarations: [{name, description,
-// parameters | parameters_json_schema | parametersJsonSchema}]}. Built-in tools without a
-// schema ({type: "web_search"}, Gemini's {google_search: {}}) are named by their type or key.
-function toolList(value) {
-  if (Array.isArray(value)) return value.flatMap(toolList);
-  if (!value || typeof value !== "object") return [];
-  if (Array.isArray(value.tools)) return toolList(value.tools);
-  const declarations = value.function_declarations || value.functionDeclarations;
-  if (Array.isArray(declarations)) return declarations;
-  return [value];
-}
-
+// One tool definition as the API gives it, whatever the provider's shape was: {type, name,
+// description, parameters} (GenAI conventions v1.41.1; see query/genai_content.py). A built-in
+// tool without a schema ({type: "web_search"}, Gemini's {google_search: {}}) is named by its
+// type or key and shown whole.
 function toolDefinition(tool) {
-  const fn = tool.function || tool.toolSpec || tool;
-  const schema = fn.parameters ?? fn.input_schema ?? fn.parameters_json_schema ?? fn.parametersJsonSchema ??
-    (fn.inputSchema && (fn.inputSchema.json ?? fn.inputSchema)) ?? null;
-  const name = fn.name || tool.type || Object.keys(tool)[0] || "tool";
+  const fn = tool && typeof tool === "object" ? tool : {};
+  const name = fn.name || fn.type || Object.keys(fn)[0] || "tool";
   return h("details.tool-def", { dataset: { tool: name } },
     h("summary", h("strong.tool-name", name), fn.description ? h("span.muted.tool-description", ` ${fn.description}`) : null),
-    h("pre.json.tool-schema", JSON.stringify(schema ?? tool, null, 2)));
+    h("pre.json.tool-schema", JSON.stringify(fn.parameters ?? tool, null, 2)));
 }
+
+// Tokens counted from content that was cut before it was stored are a lower bound.
+const estimatedNote = (s) => ((s.content_truncated || []).length ? " (estimated from truncated content: at least)" : " (estimated)");

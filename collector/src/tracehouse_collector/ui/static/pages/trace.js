@@ -204,6 +204,15 @@ function requestParams(attrs) {
   return out;
 }
 
+function parseJson(text) {
+  if (text === undefined || text === null || text === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 // One tool definition as the API gives it, whatever the provider's shape was: {type, name,
 // description, parameters} (GenAI conventions v1.41.1; see query/genai_content.py). A built-in
 // tool without a schema ({type: "web_search"}, Gemini's {google_search: {}}) is named by its

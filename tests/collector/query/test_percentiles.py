@@ -197,4 +197,6 @@ def test_rollup_with_two_dimensions_and_parquet(store_and_groups, by):
     table = pq.read_table(io.BytesIO(aggregates.aggregate_parquet(store, "latency", plan="rollup", **kw)))
     assert table.column_names == roll.columns
     for name in ("count", "p50_ms", "p99_ms", "percentiles_error"):
-        assert table.column(name).to_pylist() == [dict(zip(roll.columns, k, strict=True))[name] for k in roll.rows]
+        assert table.column(name).to_pylist() == [
+            dict(zip(roll.columns, k, strict=True))[name] for k in roll.rows
+        ]

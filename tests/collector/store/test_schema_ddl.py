@@ -215,9 +215,10 @@ def test_the_rollup_planner_builds_the_states_the_views_build():
     """Query code plans raw spans at a range's edges with the expressions of the rollup view
     (as the last migration that changes it left it): the two must agree, or raw and rollup
     answers drift apart."""
-    view = [
+    changes = [
         s for s in all_migration_statements() if s.startswith("ALTER TABLE tracehouse.llm_usage_1m_mv")
-    ][-1]
+    ]
+    view = changes[-1]
     for expr, alias in schema.USAGE_STATES:
         assert f"{expr} AS {alias}" in view, alias
     assert "FROM tracehouse.otel_traces\n" in view
@@ -448,7 +449,9 @@ def _llm_spans(calls: list[tuple[str, float, float | None]]) -> str:
     """INSERT of LLM calls (model, duration ms, TTFT ms or None), all in one minute."""
     values = []
     for model, ms, ttft in calls:
-        attrs = f"map('gen_ai.response.time_to_first_chunk', '{ttft / 1000!r}')" if ttft is not None else "map()"
+        attrs = (
+            f"map('gen_ai.response.time_to_first_chunk', '{ttft / 1000!r}')" if ttft is not None else "map()"
+        )
         values.append(
             f"('2026-01-01 10:20:30', 's', 'chat', 'chat', 'openai', '{model}', {round(ms * 1e6)}, {attrs})"
         )

@@ -310,7 +310,10 @@ def _latency_outer(req: Request, source: str, exact: str, extra: list[str] | Non
     cols = [
         *req.by,
         "count",
-        *[f"round({pick(i + 1, 'eq', 'q', 'min_ms', 'max_ms')}, 3) AS {n}_ms" for i, n in enumerate(LEVEL_NAMES)],
+        *[
+            f"round({pick(i + 1, 'eq', 'q', 'min_ms', 'max_ms')}, 3) AS {n}_ms"
+            for i, n in enumerate(LEVEL_NAMES)
+        ],
         "round(mean_ms, 3) AS mean_ms",
         "round(max_ms, 3) AS max_ms",
         "error_rate",
@@ -811,4 +814,3 @@ def aggregate_formatted(store, kind: str, fmt: str, **kwargs) -> bytes:
 def column_types(names) -> list[str]:
     """The ClickHouse type of the time dimensions among an aggregate's columns ("" for others)."""
     return ["DateTime" if name in DIMENSIONS and DIMENSIONS[name].time else "" for name in names]
-

@@ -3,19 +3,22 @@
 The store is built and filled as the collector did before migration 5: the released migrations
 1-4 and that collector's write path (exponential histograms into `otel_metrics_exp_histogram`),
 fed by the OpenTelemetry SDK's exporters (traces, logs, every metric kind the SDK makes) and an
-OTLP summary. Then today's `tracehouse serve` starts on it, applies migrations 5 and 6, and every row
+OTLP summary. Then today's `tracehouse serve` starts on it, applies migrations 5 on, and every row
 is still there, readable by the queries Grafana's ClickHouse data source generates; the views
-and rollups keep filling from new data.
+and rollups keep filling from new data. A store made before migration 7 (rollups without
+minimum and TTFT range) keeps its rollup answers, and new data gets the full clamp.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import subprocess
 import sys
 import warnings
 
+import numpy as np
 import pytest
 from collectors import Collector
 from grafana_plugin import PLUGIN_SQL, expand
@@ -24,24 +27,32 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.sdk.resources import Resource
 from tracehouse_collector.store import ddl
 
-# `tracehouse serve` as it was before migration 5: only migrations 1-4, and the exponential
-# histogram rows written to the table's old name.
-BEFORE_MIGRATION_5 = """
+# `tracehouse serve` as it was before migration N: only the migrations before it (and what
+# `patch` changes in its write path).
+_BEFORE_MIGRATION = """
 import sys
-from tracehouse_collector.processors import rows
 from tracehouse_collector.store import ddl
 
-released = ddl.migrations()[:4]
+released = ddl.migrations()[:{applied}]
 ddl.migrations = lambda: released
+{patch}
+from tracehouse_collector.cli.app import main
+sys.exit(main(sys.argv[1:]))
+"""
+# Before migration 5: the exponential histogram rows written to the table's old name.
+BEFORE_MIGRATION_5 = _BEFORE_MIGRATION.format(
+    applied=4,
+    patch="""
+from tracehouse_collector.processors import rows
 _add = rows.Rows.add
 
 def add(self, table, row):
     _add(self, "otel_metrics_exp_histogram" if table == "otel_metrics_exponential_histogram" else table, row)
 
 rows.Rows.add = add
-from tracehouse_collector.cli.app import main
-sys.exit(main(sys.argv[1:]))
-"""
+""",
+)
+BEFORE_MIGRATION_7 = _BEFORE_MIGRATION.format(applied=6, patch="")
 
 METRIC_TABLES = ("gauge", "sum", "histogram", "summary")
 # The columns otel_logs has in both layouts (the old one adds TimestampTime, the new one the
@@ -211,7 +222,7 @@ def test_a_store_filled_before_migration_5_upgrades_without_losing_a_row(tmp_pat
 
     new = Collector(data_dir, workers=0).start()  # today's collector: migration 5 at start
     try:
-        assert new.scalar("SELECT max(Version) FROM schema_migrations") == len(ddl.migrations()) == 6
+        assert new.scalar("SELECT max(Version) FROM schema_migrations") == len(ddl.migrations()) >= 6
         after = _snapshot(new, service, "otel_metrics_exponential_histogram", LOG_COLUMNS)
         tables = {
             r["table"]
@@ -326,5 +337,128 @@ def test_migration_5_interrupted_after_any_statement_and_run_again_keeps_every_r
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(results) == len(ddl.migrations()[4].statements()) + 1
+    since_5 = list(range(5, len(ddl.migrations()) + 1))
     for cut, applied, counts in results:
-        assert applied == [5, 6] and counts == [5, 3, 4, 5, 6, 7], (cut, counts)
+        assert applied == since_5 and counts == [5, 3, 4, 5, 6, 7], (cut, counts)
+
+
+# Clustered values whose sketch answers lie outside them (see tests/collector/query/test_percentiles.py):
+# durations in [123.4, 123.45] ms are answered 122.745, a TTFT of 4.679 ms 4.711.
+CLUSTERED_MS, FLAT_TTFT_MS, LEVELS = 123.4, 4.679, (50, 90, 95, 99)
+
+
+def _send_llm_calls(collector: Collector, service: str, start: dt.datetime, calls: dict) -> None:
+    """{model: (durations ms, TTFT ms)} as chat spans one second apart from `start`, through the
+    SDK's OTLP/HTTP exporter (explicit times, so they land in a chosen hour)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=collector.http_url + "/v1/traces"),
+            max_export_batch_size=500,
+            max_queue_size=10_000,
+        )
+    )
+    tracer = provider.get_tracer("tests.upgrade.rollup")
+    at = int(start.timestamp()) * 10**9
+    for model, (durations, ttfts) in calls.items():
+        for ms, ttft in zip(durations, ttfts, strict=True):
+            span = tracer.start_span(
+                f"chat {model}", start_time=at,
+                attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                            "gen_ai.request.model": model, "gen_ai.response.time_to_first_chunk": ttft / 1000},
+            )  # fmt: skip
+            span.end(end_time=at + int(round(ms * 1e6)))
+            at += 10**9
+    assert provider.force_flush(60_000)
+    provider.shutdown()
+
+
+def _latency(collector: Collector, service: str, since: dt.datetime, until: dt.datetime) -> dict[str, dict]:
+    body = {"by": ["model"], "service": service, "plan": "rollup",
+            "since": since.isoformat(), "until": until.isoformat()}  # fmt: skip
+    r = collector.session.post(collector.http_url + "/api/v1/query/latency", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    rows = [dict(zip(r.json()["columns"], row, strict=True)) for row in r.json()["rows"]]
+    return {row["model"]: row for row in rows}
+
+
+def test_a_store_from_before_migration_7_keeps_answering_and_new_data_gets_the_full_clamp(tmp_path):
+    """Rollup rows written before migration 7 keep their answers (clamped to the max only, as
+    then); a group mixing them with newer rows is never clamped wrongly (its percentiles stay
+    within the sketch's bound of numpy's); a group of new rows is clamped to [min, max] for the
+    duration and the time to first token."""
+    rng = np.random.default_rng(7)
+    service, n = unique("upgrade7"), 1_200
+    hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
+    # Whole hours: the rollup plan reads llm_usage_1h alone.
+    since, until = hour - dt.timedelta(hours=5), hour + dt.timedelta(hours=2)
+    clustered = (rng.uniform(CLUSTERED_MS, CLUSTERED_MS + 0.05, n).round(6), np.full(n, FLAT_TTFT_MS))
+    old_calls = {
+        "old-only": clustered,
+        "mixed": (rng.uniform(100, 101, n).round(6), rng.uniform(30, 31, n).round(3)),
+    }
+    new_calls = {
+        "new-only": clustered,
+        "mixed": (rng.uniform(200, 201, 400).round(6), rng.uniform(60, 61, 400).round(3)),
+    }
+
+    data_dir = tmp_path / "collector"
+    old = Collector(data_dir, workers=0, command=[sys.executable, "-c", BEFORE_MIGRATION_7]).start()
+    try:
+        _send_llm_calls(old, service, hour + dt.timedelta(minutes=1), old_calls)
+        assert old.scalar("SELECT max(Version) FROM schema_migrations") == 6
+        svc = quote(service)
+        wait_for(
+            lambda: old.scalar(f"SELECT sum(Spans) FROM llm_usage_1h WHERE ServiceName = {svc}") == 2 * n,
+            timeout=60,
+        )
+        # What the rollup answered before: the sketch, clamped to the max.
+        [sketch] = old.sql(
+            "SELECT quantilesDDMerge(0.01, 0.5, 0.9, 0.95, 0.99)(DurationMs) AS q, max(DurationMaxNs) / 1e6 AS max_ms, "
+            "quantilesDDMerge(0.01, 0.5, 0.9, 0.95, 0.99)(TtftMs) AS tq "
+            f"FROM llm_usage_1h WHERE ServiceName = {svc} AND Model = 'old-only'"
+        )
+    finally:
+        assert old.stop() == 0
+
+    new = Collector(data_dir, workers=0).start()  # today's collector: migration 7 at start
+    try:
+        assert new.scalar("SELECT max(Version) FROM schema_migrations") == len(ddl.migrations()) >= 7
+        before = _latency(new, service, since, until)
+        assert before["old-only"]["count"] == n and before["old-only"]["percentiles_error"] == 0.01
+        assert [before["old-only"][f"p{q}_ms"] for q in LEVELS] == [
+            round(min(v, sketch["max_ms"]), 3) for v in sketch["q"]
+        ]
+        assert [before["old-only"][f"ttft_p{q}_ms"] for q in LEVELS] == [round(v, 3) for v in sketch["tq"]]
+
+        _send_llm_calls(new, service, hour + dt.timedelta(minutes=30), new_calls)
+        svc = quote(service)
+        wait_for(
+            lambda: (
+                new.scalar(f"SELECT sum(Spans) FROM llm_usage_1h WHERE ServiceName = {svc}") == 3 * n + 400
+            ),
+            timeout=60,
+        )
+        after = _latency(new, service, since, until)
+        assert after["old-only"] == before["old-only"]  # its rows' answers are kept
+        for model, calls in new_calls.items():
+            durations, ttfts = (
+                np.concatenate([c[i] for c in (calls, old_calls.get(model, ([], [])))]) for i in (0, 1)
+            )
+            row = after[model]
+            assert row["count"] == len(durations) and row["percentiles_error"] == 0.01
+            for prefix, values in (("", durations), ("ttft_", ttfts)):
+                for q in LEVELS:
+                    got = row[f"{prefix}p{q}_ms"]
+                    lo, hi = (np.percentile(values, q, method=m) for m in ("lower", "higher"))
+                    assert lo * 0.99 - 1e-3 <= got <= hi * 1.01 + 1e-3, (model, prefix, q, got, lo, hi)
+                    if model == "new-only":  # the full clamp
+                        assert values.min() - 5e-4 <= got <= values.max() + 5e-4, (prefix, q, got)
+        assert after["new-only"]["ttft_p50_ms"] == FLAT_TTFT_MS
+        assert after["new-only"]["p50_ms"] == round(clustered[0].min(), 3)
+    finally:
+        assert new.stop() == 0

@@ -6,8 +6,11 @@ for ingested spans. For every group and level:
 - the raw plan equals numpy's default percentile (linear interpolation) and says it is exact;
 - the rollup plan gives the same exact answer for groups of at most EXACT_MAX_COUNT calls, and
   for larger ones an answer within the stated bound (percentiles_error, relative, of a value
-  ranked between the two numpy interpolates between) that never exceeds the group's max;
+  ranked between the two numpy interpolates between) that never leaves the group's [min, max];
 - the same holds for time to first token.
+Two large groups of tightly clustered values put the sketch's answer (its bucket's
+representative value) outside their range, below the min and above the max, for the duration
+and for the time to first token.
 """
 
 from __future__ import annotations
@@ -39,6 +42,20 @@ def _values(rng: np.random.Generator, n: int, shape: str) -> np.ndarray:
     return np.round(ms * 1e6) / 1e6
 
 
+# Large groups of clustered values (duration, TTFT in ms) whose sketch answers lie outside the
+# values: every value of 4.679 falls in a bucket answered as 4.711 (above the max), values in
+# [123.4, 123.45] in one answered as 122.745 (below the min).
+def _equal(value: float):
+    return lambda _rng, n: np.full(n, value)
+
+
+def _near(value: float):
+    return lambda rng, n: rng.uniform(value, value + 0.05, n)
+
+
+CLUSTERED = {"flat": (_equal(4.679), _near(123.4)), "tight": (_near(123.4), _equal(4.679))}
+
+
 @pytest.fixture(scope="module", params=["lognormal", "ties"])
 def store_and_groups(request, tmp_path_factory):
     rng = np.random.default_rng(15 if request.param == "lognormal" else 16)
@@ -47,12 +64,14 @@ def store_and_groups(request, tmp_path_factory):
     groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     rows = []
     span = (UNTIL - SINCE).total_seconds()
-    # The last group: many equal calls, whose sketch bucket lies above the value itself.
-    for n in [*SIZES, 2 * T + 1]:
-        model = f"m{n:05d}" if n in SIZES else "flat"
-        ms = _values(rng, n, request.param) if n in SIZES else np.full(n, 4.679)
-        has_ttft = rng.random(n) < 0.6
-        ttft_s = np.round(ms * rng.uniform(0.05, 0.9, n)) / 1000  # whole ms, in seconds
+    for model, n in [*((f"m{n:05d}", n) for n in SIZES), *((name, 2 * T + 1) for name in CLUSTERED)]:
+        if model in CLUSTERED:
+            ms, ttft_s = (np.round(v(rng, n) * 1e6) / 1e6 for v in CLUSTERED[model])
+            ttft_s, has_ttft = ttft_s / 1000, np.full(n, True)
+        else:
+            ms = _values(rng, n, request.param)
+            has_ttft = rng.random(n) < 0.6
+            ttft_s = np.round(ms * rng.uniform(0.05, 0.9, n)) / 1000  # whole ms, in seconds
         for i in range(n):
             at = SINCE + dt.timedelta(seconds=float(rng.uniform(0, span)))
             attrs = (
@@ -104,6 +123,8 @@ def _check(row: dict, values: np.ndarray, prefix: str, exact: bool) -> None:
                 got,
                 want,
             )
+            # never outside the values (the answer is rounded to 3 decimals)
+            assert values.min() - 5e-4 <= got <= values.max() + 5e-4, (prefix, q, len(values), got)
 
 
 def test_raw_plan_equals_numpy_for_every_group_size(store_and_groups):
@@ -176,4 +197,6 @@ def test_rollup_with_two_dimensions_and_parquet(store_and_groups, by):
     table = pq.read_table(io.BytesIO(aggregates.aggregate_parquet(store, "latency", plan="rollup", **kw)))
     assert table.column_names == roll.columns
     for name in ("count", "p50_ms", "p99_ms", "percentiles_error"):
-        assert table.column(name).to_pylist() == [dict(zip(roll.columns, k, strict=True))[name] for k in roll.rows]
+        assert table.column(name).to_pylist() == [
+            dict(zip(roll.columns, k, strict=True))[name] for k in roll.rows
+        ]

@@ -194,6 +194,7 @@ RELEASED = {
     "0004_unpriced_usage.sql": "7cf4f195616ab0b0b5894831536084b2bc422382b83f90d94128a140fe5b7c53",
     "0005_exporter_current_layout.sql": "96a259542ce929f442089519df67141b3e0603f3763f958c346ecccd3cb6218a",
     "0006_drop_otel_metrics_exp_histogram.sql": "7bffb75f15b9cb7e99a56b138dfb4dd7510bcf3cd59049e0fb8b377bca911894",
+    "0007_rollup_value_ranges.sql": "f50b2326f279686242aca559c203afa36698dd40a11cfefc896fd5cdfd57573b",
 }
 
 
@@ -212,10 +213,12 @@ def test_released_migrations_are_frozen():
 
 def test_the_rollup_planner_builds_the_states_the_views_build():
     """Query code plans raw spans at a range's edges with the expressions of the rollup view
-    (migration 4): the two must agree, or raw and rollup answers drift apart."""
-    view = next(
-        s for s in ddl.migrations()[3].statements() if s.startswith("ALTER TABLE tracehouse.llm_usage_1m_mv")
-    )
+    (as the last migration that changes it left it): the two must agree, or raw and rollup
+    answers drift apart."""
+    changes = [
+        s for s in all_migration_statements() if s.startswith("ALTER TABLE tracehouse.llm_usage_1m_mv")
+    ]
+    view = changes[-1]
     for expr, alias in schema.USAGE_STATES:
         assert f"{expr} AS {alias}" in view, alias
     assert "FROM tracehouse.otel_traces\n" in view
@@ -440,3 +443,47 @@ def test_a_cluster_store_upgrades_to_migration_5_on_each_shard_without_losing_ro
     assert "ReplicatedMergeTree" not in answers[5][0][0]  # (the emulation's plain engine)
     assert "ORDER BY (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp)" in answers[5][0][0]
     assert "replicated_deduplication_window = 10000" in answers[5][0][0]
+
+
+def _llm_spans(calls: list[tuple[str, float, float | None]]) -> str:
+    """INSERT of LLM calls (model, duration ms, TTFT ms or None), all in one minute."""
+    values = []
+    for model, ms, ttft in calls:
+        attrs = (
+            f"map('gen_ai.response.time_to_first_chunk', '{ttft / 1000!r}')" if ttft is not None else "map()"
+        )
+        values.append(
+            f"('2026-01-01 10:20:30', 's', 'chat', 'chat', 'openai', '{model}', {round(ms * 1e6)}, {attrs})"
+        )
+    return (
+        "INSERT INTO tracehouse.otel_traces (Timestamp, ServiceName, SpanName, GenAIOperation, GenAIProvider, "
+        "GenAIRequestModel, Duration, SpanAttributes) VALUES " + ", ".join(values)
+    )
+
+
+def test_migration_7_ranges_of_rollup_rows_from_before_it_never_narrow_a_group(tmp_path):
+    """Rows written before migration 7 read the widest range (0, +inf) or, without TTFT spans,
+    the identities of min and max; merged with rows written after it (the same minute and hour,
+    in a query and in a background merge) the group's range still holds every value."""
+    migrations = ddl.migrations()
+    before = ddl.bookkeeping_statements() + [s for m in migrations[:6] for s in m.statements()]
+    old = _llm_spans([("a", 100, None), ("a", 120, 30), ("b", 60, None)])
+    new = _llm_spans([("a", 150, 50), ("b", 5, 7), ("c", 10, 3), ("c", 20, None)])
+    tables = ("llm_usage_1m", "llm_usage_1h")
+    columns = "Model, sum(Spans), min(DurationMinNs), min(TtftMinMs), max(TtftMaxMs)"
+    ranges = [f"SELECT {columns} FROM tracehouse.{t} GROUP BY Model ORDER BY Model" for t in tables]
+    merged = [
+        f"SELECT Model, Spans, DurationMinNs, TtftMinMs, TtftMaxMs FROM tracehouse.{t} ORDER BY Model"
+        for t in tables
+    ]
+    steps = [("command", s) for s in [*before, old, *migrations[6].statements(), new]]
+    steps += [("query", q) for q in ranges]
+    steps += [("command", f"OPTIMIZE TABLE tracehouse.{t} FINAL") for t in tables]
+    steps += [("query", q) for q in merged]
+    results = chdb_steps(f"chdb://{tmp_path / 'store'}", steps)
+    failed = [(s, r) for s, r in zip(steps, results, strict=True) if r[0] != "ok"]
+    assert not failed, failed
+    inf = float("inf")
+    want = [["a", 3, 0, 0.0, inf], ["b", 2, 0, 7.0, 7.0], ["c", 2, 10_000_000, 3.0, 3.0]]
+    answers = [r[1] for r in results if r[1] != ""]
+    assert answers == [want] * 4, answers

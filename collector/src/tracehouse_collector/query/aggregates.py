@@ -13,7 +13,8 @@ the values ranked floor(h) and ceil(h), h = q * (n - 1) (quantileExactInclusive)
 computes it exactly; so does the rollup plan for groups of at most EXACT_MAX_COUNT calls (from
 their raw spans). Larger groups on the rollup plan read DDSketch states (quantilesDD): the
 answer is within ROLLUP_RELATIVE_ERROR (relative) of a value ranked between floor(h) and
-ceil(h), and never above the group's max. Every latency row says which it is:
+ceil(h), clamped to the group's [min, max] (a sketch's bucket may lie just outside the
+values it holds). Every latency row says which it is:
 `percentiles_error` is 0 for exact answers, else the relative error bound.
 Errors and accuracy always read raw rows (errors need `error.type`; scores are few).
 
@@ -296,11 +297,12 @@ def _latency_raw(req: Request, params: _Params, compiled: Compiled | None) -> st
 def _latency_outer(req: Request, source: str, exact: str, extra: list[str] | None = None) -> str:
     """The latency columns from `source`, which has count, max_ms, mean_ms, error_rate,
     ttft_count, exact percentile arrays eq/etq and, where `exact` can be false, sketch arrays
-    q/tq. A sketch's answer is kept inside the group's range (at most max_ms) and its row says
-    how far it may be off (percentiles_error)."""
+    q/tq with the groups' ranges (min_ms, max_ms, ttft_min_ms, ttft_max_ms). A sketch's answer
+    is kept inside its group's range and its row says how far it may be off
+    (percentiles_error)."""
 
-    def pick(i: int, exact_arr: str, sketch_arr: str, clamp: bool) -> str:
-        sketch = f"least({sketch_arr}[{i}], max_ms)" if clamp else f"{sketch_arr}[{i}]"
+    def pick(i: int, exact_arr: str, sketch_arr: str, lo: str, hi: str) -> str:
+        sketch = f"least(greatest({sketch_arr}[{i}], {lo}), {hi})"
         if exact in ("0", "1"):
             return sketch if exact == "0" else f"{exact_arr}[{i}]"
         return f"if({exact}, {exact_arr}[{i}], {sketch})"
@@ -308,13 +310,16 @@ def _latency_outer(req: Request, source: str, exact: str, extra: list[str] | Non
     cols = [
         *req.by,
         "count",
-        *[f"round({pick(i + 1, 'eq', 'q', True)}, 3) AS {n}_ms" for i, n in enumerate(LEVEL_NAMES)],
+        *[
+            f"round({pick(i + 1, 'eq', 'q', 'min_ms', 'max_ms')}, 3) AS {n}_ms"
+            for i, n in enumerate(LEVEL_NAMES)
+        ],
         "round(mean_ms, 3) AS mean_ms",
         "round(max_ms, 3) AS max_ms",
         "error_rate",
         "ttft_count",
         *[
-            f"if(ttft_count > 0, round({pick(i + 1, 'etq', 'tq', False)}, 3), NULL) AS ttft_{n}_ms"
+            f"if(ttft_count > 0, round({pick(i + 1, 'etq', 'tq', 'ttft_min_ms', 'ttft_max_ms')}, 3), NULL) AS ttft_{n}_ms"
             for i, n in enumerate(LEVEL_NAMES)
         ],
         f"if({exact}, 0, {schema.ROLLUP_RELATIVE_ERROR}) AS percentiles_error",
@@ -526,9 +531,12 @@ def _latency_rollup(
         f"{_dd_merge('DurationMs')} AS q",
         "sum(DurationSumNs) / count / 1e6 AS mean_ms",
         "max(DurationMaxNs) / 1e6 AS max_ms",
+        "min(DurationMinNs) / 1e6 AS min_ms",
         "sum(Errors) / count AS error_rate",
         "sum(TtftSpans) AS ttft_count",
         f"{_dd_merge('TtftMs')} AS tq",
+        "min(TtftMinMs) AS ttft_min_ms",
+        "max(TtftMaxMs) AS ttft_max_ms",
     ]
     if small is None:
         inner += ["min(FirstAt) AS first_at", "max(LastAt) AS last_at"]
@@ -806,4 +814,3 @@ def aggregate_formatted(store, kind: str, fmt: str, **kwargs) -> bytes:
 def column_types(names) -> list[str]:
     """The ClickHouse type of the time dimensions among an aggregate's columns ("" for others)."""
     return ["DateTime" if name in DIMENSIONS and DIMENSIONS[name].time else "" for name in names]
-

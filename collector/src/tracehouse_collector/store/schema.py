@@ -23,19 +23,23 @@ TTFT_MS_SQL = (
 )
 UNPRICED_SQL = "PriceSource = 'unpriced'"
 
-# The rollup's row for a group of spans, as migration 4's llm_usage_1m_mv computes it; also used
+# The rollup's row for a group of spans, as the last migration of llm_usage_1m_mv (7) computes it; also used
 # by the query planner on raw spans at the edges of a range, so both sides make identical states.
 USAGE_STATES: tuple[tuple[str, str], ...] = (
     ("count()", "Spans"),
     ("countIf(StatusCode = 'Error')", "Errors"),
     ("sum(Duration)", "DurationSumNs"),
     ("max(Duration)", "DurationMaxNs"),
+    ("min(Duration)", "DurationMinNs"),
     (f"{_DD.replace('quantilesDD', 'quantilesDDState')}(Duration / 1e6)", "DurationMs"),
     (f"countIf(isNotNull({TTFT_MS_SQL}))", "TtftSpans"),
     (
         f"{_DD.replace('quantilesDD', 'quantilesDDStateIf')}(assumeNotNull({TTFT_MS_SQL}), isNotNull({TTFT_MS_SQL}))",
         "TtftMs",
     ),
+    # Spans without a TTFT give the identities of min and max (+inf, -inf), so only those with one count.
+    (f"min(ifNull({TTFT_MS_SQL}, inf))", "TtftMinMs"),
+    (f"max(ifNull({TTFT_MS_SQL}, -inf))", "TtftMaxMs"),
     ("sum(InputTokens)", "InputTokens"),
     ("sum(OutputTokens)", "OutputTokens"),
     ("sum(CacheReadTokens)", "CacheReadTokens"),

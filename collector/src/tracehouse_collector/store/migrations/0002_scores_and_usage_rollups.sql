@@ -57,7 +57,7 @@ WHERE ev_attrs['gen_ai.evaluation.name'] != '' AND position(ev_name, 'evaluation
 
 INSERT INTO {{database}}.otel_scores
 SELECT
-    Timestamp, TraceId, SpanId, LogAttributes['{{database}}.run.id'] AS RunId,
+    Timestamp, TraceId, SpanId, LogAttributes['tracehouse.run.id'] AS RunId,
     LogAttributes['gen_ai.evaluation.name'] AS Name,
     toFloat64OrNull(LogAttributes['gen_ai.evaluation.score.value']) AS Value,
     LogAttributes['gen_ai.evaluation.score.label'] AS Label,
@@ -127,8 +127,8 @@ SELECT
     sum(Duration) AS DurationSumNs,
     max(Duration) AS DurationMaxNs,
     quantilesDDState(0.01, 0.5, 0.9, 0.95, 0.99)(Duration / 1e6) AS DurationMs,
-    countIf(isNotNull(1000 * coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']), toFloat64OrNull(SpanAttributes['{{database}}.response.time_to_first_chunk'])))) AS TtftSpans,
-    quantilesDDStateIf(0.01, 0.5, 0.9, 0.95, 0.99)(assumeNotNull(1000 * coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']), toFloat64OrNull(SpanAttributes['{{database}}.response.time_to_first_chunk']))), isNotNull(1000 * coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']), toFloat64OrNull(SpanAttributes['{{database}}.response.time_to_first_chunk'])))) AS TtftMs,
+    countIf(isNotNull(1000 * coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']), toFloat64OrNull(SpanAttributes['tracehouse.response.time_to_first_chunk'])))) AS TtftSpans,
+    quantilesDDStateIf(0.01, 0.5, 0.9, 0.95, 0.99)(assumeNotNull(1000 * coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']), toFloat64OrNull(SpanAttributes['tracehouse.response.time_to_first_chunk']))), isNotNull(1000 * coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']), toFloat64OrNull(SpanAttributes['tracehouse.response.time_to_first_chunk'])))) AS TtftMs,
     sum(InputTokens) AS InputTokens,
     sum(OutputTokens) AS OutputTokens,
     sum(CacheReadTokens) AS CacheReadTokens,

@@ -230,3 +230,42 @@ def test_history_is_deterministic_per_seed():
     assert len(first) >= 2 * 3 * 12
     assert history(5) == first
     assert history(6) != first
+
+
+def _where_help_examples() -> dict[str, str]:
+    """The `--where` example in each command's help text ("e.g. \"…\""), by command."""
+    import argparse
+    import re
+
+    from tracehouse_collector.cli.app import build_parser
+
+    found: dict[str, str] = {}
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif "--where" in action.option_strings:
+                example = re.search(r'e\.g\. "(.+?)"(?: \(|$)', action.help or "")
+                assert example, f"{' '.join(path)} --where help has no example: {action.help!r}"
+                found[" ".join(path)] = example.group(1)
+
+    walk(build_parser(), [])
+    return found
+
+
+def test_the_where_help_examples_find_rows_on_the_demo(demo_collector):
+    """Each command's `--where` help example is a filter that works as written (e.g. `model =
+    'gpt-4o'` is the model identity, which the demo's dated `gpt-4o-2025-01-01` calls have)."""
+    examples = _where_help_examples()
+    assert {"query latency", "query cost", "traces list", "runs list"} <= set(examples), examples
+    for command, where in examples.items():
+        window = ["--since", "7d"] if command.split()[0] in ("query", "traces") else []
+        p = run_cli(
+            *command.split(), *window, "--where", where, "--server", demo_collector.http_url, "--format", "json"
+        )
+        assert p.returncode == 0, (command, where, p.stderr)
+        rows = json.loads(p.stdout)
+        rows = rows if isinstance(rows, list) else rows["rows"]
+        assert [r for r in rows if r.get("count", 1)], (command, where, p.stdout)

@@ -352,6 +352,17 @@ def test_schema_print_applies_to_a_fresh_chdb(tmp_path):
     again = run_cli("schema", "--store", store)
     assert again.returncode == 0, again.stderr
     assert again.stdout == f"schema up to date: version {versions[-1]}, nothing to apply\n"
+    # A store that lacks the latest migration (it is re-runnable) is migrated to it.
+    from tracehouse_collector.store.client import Store
+
+    older = Store(store)
+    try:
+        older.command(f"DELETE FROM tracehouse.schema_migrations WHERE Version = {versions[-1]}")
+    finally:
+        older.close()
+    upgraded = run_cli("schema", "--store", store)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout == f"schema migrated to version {versions[-1]} (migrations {versions[-1]} applied)\n"
     p = run_cli(
         "sql",
         "SELECT table, name, type FROM system.columns WHERE database = 'tracehouse' ORDER BY table, position",

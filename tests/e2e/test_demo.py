@@ -6,6 +6,7 @@ import json
 
 import pytest
 from helpers import free_port, run_cli, wait_for
+from tracehouse_collector.demo.fake_openai import MODELS
 
 
 def test_summary_names_the_ui_and_commands(demo_collector):
@@ -59,16 +60,56 @@ def test_live_agent_spans_streaming_tool_error_sessions(demo_collector):
     assert all(r["user"].startswith("user-") for r in sessions)
 
 
-def test_scores_attach_to_agent_spans(demo_collector):
+def test_scores_attach_to_llm_calls_and_agent_spans(demo_collector):
     c = demo_collector
-    rows = c.sql("SELECT Name, count() AS n FROM otel_scores GROUP BY Name ORDER BY Name")
     # 9 agent turns (1 failed) score relevance and helpfulness; 2 eval runs x 8 examples, accuracy.
-    assert [(r["Name"], r["n"]) for r in rows] == [("accuracy", 16), ("helpfulness", 8), ("relevance", 8)]
-    orphans = c.scalar(
-        "SELECT count() FROM otel_scores WHERE Name != 'accuracy' AND (TraceId, SpanId) NOT IN "
-        "(SELECT TraceId, SpanId FROM otel_traces WHERE GenAIOperation = 'invoke_agent')"
+    # Relevance and accuracy judge LLM calls (the answer; the labelling call), helpfulness the
+    # agent turn: the span each score names is of that operation.
+    rows = c.sql(
+        "SELECT s.Name AS name, t.GenAIOperation AS operation, count() AS n FROM otel_scores AS s "
+        "LEFT JOIN otel_traces AS t ON s.TraceId = t.TraceId AND s.SpanId = t.SpanId "
+        "GROUP BY name, operation ORDER BY name, operation"
     )
-    assert orphans == 0
+    assert [(r["name"], r["operation"], r["n"]) for r in rows] == [
+        ("accuracy", "chat", 16), ("helpfulness", "invoke_agent", 8), ("relevance", "chat", 8),
+    ]  # fmt: skip
+    # The relevance score is on the agent turn's last call: the answer, a child of the agent span.
+    answers = c.sql(
+        "SELECT count() AS n FROM otel_scores AS s JOIN otel_traces AS t "
+        "ON s.TraceId = t.TraceId AND s.SpanId = t.SpanId WHERE s.Name = 'relevance' AND t.ParentSpanId IN "
+        "(SELECT SpanId FROM otel_traces WHERE GenAIOperation = 'invoke_agent')"
+    )
+    assert answers == [{"n": 8}]
+
+
+def test_accuracy_by_model_and_score_filter_find_llm_calls(demo_collector):
+    """`query accuracy --by model` has a model on every numeric score, and a score filter finds
+    the LLM calls it judged, with the same counts as the scores table."""
+    c = demo_collector
+    p = run_cli("query", "accuracy", "--by", "model", "--since", "7d", "--server", c.http_url, "--format", "json")
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    by = {(r["model"], r["evaluation"]): r["count"] for r in rows}
+    expected = c.sql(
+        "SELECT replaceRegexpOne(if(t.GenAIResponseModel != '', t.GenAIResponseModel, t.GenAIRequestModel), "
+        "'[-@]([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8})\\z', '') AS model, s.Name AS name, count() AS n "
+        "FROM otel_scores AS s JOIN otel_traces AS t ON s.TraceId = t.TraceId AND s.SpanId = t.SpanId "
+        "WHERE s.Name IN ('accuracy', 'relevance') GROUP BY model, name"
+    )
+    assert {(r["model"], r["name"]): r["n"] for r in expected} == {
+        k: v for k, v in by.items() if k[1] in ("accuracy", "relevance")
+    }
+    assert {m for m, name in by if name in ("accuracy", "relevance")} == set(MODELS)
+    # Helpfulness rates the agent turn, an application span: no model, and no other score.
+    assert {name for m, name in by if m == ""} == {"helpfulness"}
+    low = c.scalar("SELECT count() FROM otel_scores WHERE Name = 'relevance' AND Value < 0.7")
+    assert low > 0
+    p = run_cli(
+        "traces", "list", "--since", "7d", "--where", "score.relevance < 0.7 AND operation = 'chat'",
+        "--server", c.http_url, "--format", "json", "--limit", "1000",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads(p.stdout)) == low  # one trace per scored answer
 
 
 def test_prompt_eval_runs_carry_their_llm_usage(demo_collector):
@@ -189,3 +230,42 @@ def test_history_is_deterministic_per_seed():
     assert len(first) >= 2 * 3 * 12
     assert history(5) == first
     assert history(6) != first
+
+
+def _where_help_examples() -> dict[str, str]:
+    """The `--where` example in each command's help text ("e.g. \"…\""), by command."""
+    import argparse
+    import re
+
+    from tracehouse_collector.cli.app import build_parser
+
+    found: dict[str, str] = {}
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif "--where" in action.option_strings:
+                example = re.search(r'e\.g\. "(.+?)"(?: \(|$)', action.help or "")
+                assert example, f"{' '.join(path)} --where help has no example: {action.help!r}"
+                found[" ".join(path)] = example.group(1)
+
+    walk(build_parser(), [])
+    return found
+
+
+def test_the_where_help_examples_find_rows_on_the_demo(demo_collector):
+    """Each command's `--where` help example is a filter that works as written (e.g. `model =
+    'gpt-4o'` is the model identity, which the demo's dated `gpt-4o-2025-01-01` calls have)."""
+    examples = _where_help_examples()
+    assert {"query latency", "query cost", "traces list", "runs list"} <= set(examples), examples
+    for command, where in examples.items():
+        window = ["--since", "7d"] if command.split()[0] in ("query", "traces") else []
+        p = run_cli(
+            *command.split(), *window, "--where", where, "--server", demo_collector.http_url, "--format", "json"
+        )
+        assert p.returncode == 0, (command, where, p.stderr)
+        rows = json.loads(p.stdout)
+        rows = rows if isinstance(rows, list) else rows["rows"]
+        assert [r for r in rows if r.get("count", 1)], (command, where, p.stdout)

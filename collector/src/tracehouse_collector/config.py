@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 DEFAULT_GRPC_PORT = 4317
 DEFAULT_HTTP_PORT = 4318
@@ -16,8 +17,28 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_SERVER = f"http://{DEFAULT_HOST}:{DEFAULT_HTTP_PORT}"
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get("TRACEHOUSE_DATA_DIR") or Path.home() / ".tracehouse")
+def embedded_store_home(dsn: str | None) -> Path | None:
+    """The directory holding an embedded store (`chdb:///D/data` -> `D`), where the files that
+    belong with it (queue, artifacts) go; None for a server store or no store."""
+    parts = urlsplit(dsn or "")
+    if parts.scheme != "chdb":
+        return None
+    raw = unquote(parts.netloc + parts.path)
+    return Path(raw).expanduser().absolute().parent if raw.strip("/") else None
+
+
+def resolve_data_dir(data_dir: str | None = None, store: str | None = None) -> Path:
+    """The data directory, flags before variables: `--data-dir`, else beside the embedded
+    `--store`, else TRACEHOUSE_DATA_DIR, else beside an embedded TRACEHOUSE_STORE, else
+    ~/.tracehouse. So a command told to use a store keeps its files with that store."""
+    chosen = (
+        data_dir
+        or embedded_store_home(store)
+        or os.environ.get("TRACEHOUSE_DATA_DIR")
+        or embedded_store_home(os.environ.get("TRACEHOUSE_STORE"))
+        or Path.home() / ".tracehouse"
+    )
+    return Path(chosen).expanduser()
 
 
 def default_store(data_dir: Path) -> str:
@@ -126,8 +147,9 @@ class ServeSettings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServeSettings:
-        data_dir = Path(str(overrides.pop("data_dir", None) or default_data_dir())).expanduser()
-        store = str(overrides.pop("store", None) or default_store(data_dir))
+        store_flag, data_dir_flag = (str(overrides.pop(k, None) or "") for k in ("store", "data_dir"))
+        data_dir = resolve_data_dir(data_dir_flag, store_flag)
+        store = store_flag or default_store(data_dir)
         values: dict[str, object] = {
             "host": os.environ.get("TRACEHOUSE_HOST") or DEFAULT_HOST,
             "grpc_port": _env_int("TRACEHOUSE_GRPC_PORT", DEFAULT_GRPC_PORT),

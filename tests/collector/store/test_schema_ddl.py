@@ -276,7 +276,7 @@ def test_single_node_ttl_applies_to_a_fresh_and_to_an_existing_store(tmp_path):
     fresh = f"chdb://{tmp_path / 'fresh'}"
     proc = run_cli("schema", "--store", fresh, "--ttl", "30d")
     assert proc.returncode == 0, proc.stderr
-    assert "schema up to date" in proc.stdout
+    assert "schema created" in proc.stdout
     shown = _show_create(fresh, tables)
     for t in timed:
         assert re.search(r"TTL toDateTime\(\w+\) \+ toIntervalDay\(30\)", shown[t]), shown[t]

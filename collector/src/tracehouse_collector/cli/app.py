@@ -9,6 +9,7 @@ from tracehouse_collector import __version__
 # Each command group lives in its own module; importing them costs a few ms, no heavy deps
 # (each imports the store, servers and query engines only when its command runs).
 from tracehouse_collector.cli import demo, models, query, runs, schema, serve, sql, traces
+from tracehouse_collector.cli.common import fail
 
 GROUPS = (serve, sql, schema, query, traces, runs, models, demo)
 
@@ -24,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settle = getattr(args, "settle", None)  # read commands: --server or the store (common.py)
+    error = settle(args) if settle else None
+    if error:
+        return fail(error, 2)
     return int(args.func(args) or 0)
 
 

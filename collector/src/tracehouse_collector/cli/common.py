@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracehouse_collector.cli import server_client
 from tracehouse_collector.cli.output import FORMATS
-from tracehouse_collector.config import default_data_dir, default_store
+from tracehouse_collector.config import default_store, resolve_data_dir
 
 if TYPE_CHECKING:
     from tracehouse_collector.store.client import Store
@@ -50,27 +49,35 @@ def add_read_args(p: argparse.ArgumentParser) -> None:
     add_store_args(p)
     p.add_argument(
         "--server",
-        default=os.environ.get("TRACEHOUSE_SERVER"),
-        help="read through a running server's API instead of opening the store (TRACEHOUSE_SERVER)",
+        help="read through a running server's API instead of opening the store (TRACEHOUSE_SERVER, "
+        "unless --store or --data-dir is given)",
     )
     add_api_key_arg(p)
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(settle=settle_read_target)
+
+
+def settle_read_target(args: argparse.Namespace) -> str | None:
+    """Choose where a read command reads, flags before variables: --server, or the store
+    --store / --data-dir name (both is an error), else TRACEHOUSE_SERVER, else the store
+    (TRACEHOUSE_STORE, or the default). Returns the error, if any."""
+    local = [flag for flag, value in (("--store", args.store), ("--data-dir", args.data_dir)) if value]
+    if args.server and local:
+        return (
+            f"--server and {' and '.join(local)} both name where to read; give one (--server reads "
+            "through a running collector, --store / --data-dir open the store here)"
+        )
+    if not args.server and not local:
+        args.server = os.environ.get("TRACEHOUSE_SERVER") or None
+    return None
 
 
 # -- the store -----------------------------------------------------------------------------------
 
 
 def data_dir(args: argparse.Namespace) -> Path:
-    """The state directory (artifacts live under it): --data-dir, else the one an embedded
-    `--store chdb:///DIR/data` lives in (as `serve` lays it out), else the default."""
-    if args.data_dir:
-        return Path(args.data_dir).expanduser()
-    store = args.store or os.environ.get("TRACEHOUSE_STORE") or ""
-    if store.startswith("chdb://"):
-        path = Path(urllib.parse.unquote(store[len("chdb://") :]))
-        if path.name == "data":
-            return path.parent
-    return Path(default_data_dir()).expanduser()
+    """The data directory (artifacts live under it): config.resolve_data_dir's choice."""
+    return resolve_data_dir(args.data_dir, args.store)
 
 
 @contextmanager

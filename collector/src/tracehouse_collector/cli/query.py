@@ -20,6 +20,16 @@ HELP = {
 }
 
 
+# A filter for each kind's help; each finds rows on the demo's data (tests/e2e/test_demo.py).
+# `model` is the model identity, so 'gpt-4o' matches the dated gpt-4o-2025-01-01 responses.
+WHERE_EXAMPLE = {
+    "latency": "model = 'gpt-4o' AND duration_ms > 2s",
+    "cost": "model = 'gpt-4o' AND duration_ms > 2s",
+    "accuracy": "model = 'gpt-4o' AND experiment = 'demo-prompt-eval'",
+    "errors": "model = 'gpt-4o-mini' AND service = 'demo-support-bot'",
+}
+
+
 def add_parsers(sub: Any) -> None:
     from tracehouse_collector.query.aggregates import DIMENSIONS, KINDS
 
@@ -35,7 +45,7 @@ def add_parsers(sub: Any) -> None:
             "--until", help="end (exclusive): a duration back from now or an ISO time; default now"
         )
         q.add_argument("--service", help="only spans of this service")
-        q.add_argument("--where", help="filter, e.g. \"model = 'gpt-4o' AND duration_ms > 2s\" (docs/querying.md)")
+        q.add_argument("--where", help=f'filter, e.g. "{WHERE_EXAMPLE[kind]}" (docs/querying.md)')
         q.add_argument("--all-spans", action="store_true", help="every span, not only LLM calls")
         if kind == "cost":
             q.add_argument(

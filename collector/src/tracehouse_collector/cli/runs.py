@@ -285,7 +285,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--experiment", help="only runs of this experiment")
     p.add_argument(
         "--where",
-        help="filter, e.g. \"status = 'finished' AND params.lr < 0.1 AND metrics.loss < 0.3\" "
+        help="filter, e.g. \"status = 'finished' AND params.learning_rate < 0.05 AND metrics['val/loss'] < 0.2\" "
         "(fields: id, experiment, name, status, parent, start, duration_s, service, params.K, metrics.K, tags.K, "
         "metadata.K)",
     )

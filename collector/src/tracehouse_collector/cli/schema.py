@@ -104,5 +104,17 @@ def run(args: argparse.Namespace) -> int:
                 print(f"retention {what} on {changed} tables", file=sys.stderr)
     except (StoreError, ddl.DDLError) as exc:
         return fail(str(exc))
-    print(f"schema up to date (applied: {applied or 'none'})")
+    print(_what_was_done(applied))
     return 0
+
+
+def _what_was_done(applied: list[int]) -> str:
+    """`applied` (the migration versions this run applied) as a sentence: a new store was
+    created, an older one migrated, or one at the latest version left as it was."""
+    versions = [m.version for m in ddl.migrations()]
+    latest = versions[-1]
+    if not applied:
+        return f"schema up to date: version {latest}, nothing to apply"
+    if applied == versions:
+        return f"schema created: version {latest} (migrations {versions[0]}-{latest} applied)"
+    return f"schema migrated to version {latest} (migrations {', '.join(map(str, applied))} applied)"

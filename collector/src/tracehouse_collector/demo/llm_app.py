@@ -102,8 +102,9 @@ def agent_app(provider: Any, rng: random.Random, summary: Summary) -> None:
             text, _ = chat(model, messages, stream=stream, tools=False)
         elif stream:
             text, _ = chat(model, messages, stream=True, tools=False)
-        # Evaluations of this turn, attached to the agent span (the current one).
-        tracehouse.score("relevance", round(rng.uniform(0.55, 1.0), 2))
+        # Evaluations of this turn: the answer's relevance judges the LLM call that wrote it
+        # (so it has a model), the user's helpfulness rating the whole agent turn (this span).
+        tracehouse.score("relevance", round(rng.uniform(0.55, 1.0), 2), last_llm_call=True)
         tracehouse.score("helpfulness", label=rng.choice(("good", "good", "ok", "bad")))
         summary.scores += 2
         return text
@@ -141,7 +142,7 @@ def _prompt_eval_runs(client: Any, summary: Summary) -> None:
             model=model, temperature=0.0, messages=[{"role": "user", "content": _EVAL_PREFIX + review}]
         )
         ok = (resp.choices[0].message.content or "").strip() == truth
-        tracehouse.score("accuracy", 1.0 if ok else 0.0)  # on this example's span
+        tracehouse.score("accuracy", 1.0 if ok else 0.0, response=resp)  # on the LLM call it judges
         return ok
 
     for variant, model in (("v1", "gpt-4o-mini"), ("v2", "gpt-4o")):

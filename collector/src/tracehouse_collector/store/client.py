@@ -242,9 +242,24 @@ class Store:
         try:
             with self._reader() as reader:
                 result = reader.query(sql, parameters=parameters, settings=settings)
-            return list(result.column_names), list(result.result_rows)
+                columns, rows = list(result.column_names), list(result.result_rows)
+                if not columns and not rows:
+                    columns = self._result_columns(reader, sql, parameters, settings)
+            return columns, rows
         except ClickHouseError as exc:
             raise StoreError(_message(exc)) from exc
+
+    @staticmethod
+    def _result_columns(reader: Any, sql: str, parameters: dict[str, Any] | None, settings: dict | None) -> list[str]:
+        """The column names of a query that returned no rows: chDB sends no header block for
+        an empty result, so ask ClickHouse to describe it (not run it). [] for a statement
+        that is not a query (SHOW, EXPLAIN …)."""
+        statement = sql.strip().rstrip(";").strip()
+        try:
+            described = reader.query(f"DESCRIBE TABLE ({statement}\n)", parameters=parameters, settings=settings)
+        except ClickHouseError:
+            return []
+        return [str(row[0]) for row in described.result_rows]
 
     def query_bytes(
         self, sql: str, parameters: dict[str, Any] | None = None, settings: dict | None = None

@@ -45,7 +45,8 @@ def add_api_key_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_read_args(p: argparse.ArgumentParser) -> None:
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    """Where a command reads: --store / --data-dir, or --server (settled by settle_read_target)."""
     add_store_args(p)
     p.add_argument(
         "--server",
@@ -53,8 +54,12 @@ def add_read_args(p: argparse.ArgumentParser) -> None:
         "unless --store or --data-dir is given)",
     )
     add_api_key_arg(p)
-    p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(settle=settle_read_target)
+
+
+def add_read_args(p: argparse.ArgumentParser) -> None:
+    add_target_args(p)
+    p.add_argument("--format", choices=FORMATS, default="table")
 
 
 def settle_read_target(args: argparse.Namespace) -> str | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import urllib.parse
 from collections.abc import Callable
@@ -23,9 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracehouse_collector.cli.common import (
-    add_api_key_arg,
     add_read_args,
-    add_store_args,
+    add_target_args,
     data_dir,
     fail,
     open_store,
@@ -322,13 +320,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("run", help="run id or a unique prefix")
     p.add_argument("-o", "--output", required=True, help="the snapshot file to write")
-    add_store_args(p)
-    p.add_argument(
-        "--server",
-        default=os.environ.get("TRACEHOUSE_SERVER"),
-        help="read through a running server's API instead of opening the store (TRACEHOUSE_SERVER)",
-    )
-    add_api_key_arg(p)
+    add_target_args(p)
     p.add_argument(
         "--format",
         choices=["tracehouse", "luml"],

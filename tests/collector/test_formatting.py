@@ -61,3 +61,19 @@ def test_table_marks_sketch_percentiles():
     lines = table.splitlines()
     assert "~12.5" in lines[2] and "~99.0" in lines[2] and "~120" not in lines[2]
     assert "~" not in lines[3]
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_table_doubles_read_as_the_value_they_hold(value):
+    """The table prints a double to 15 significant digits: no binary noise (a mean of 0.9 and 0.7
+    reads 0.8), and the printed text is still that double to 15 digits; JSON and CSV keep the
+    shortest form that round-trips."""
+    table = render(["x"], [[value]], "table").splitlines()[2].strip()
+    assert table in (f"{value:.15g}", repr(value))  # repr only where 15 digits would overflow
+    assert abs(float(table) - value) <= abs(value) * 1e-14
+    assert render(["x"], [[value]], "csv").splitlines()[1] == repr(value)
+
+
+def test_a_mean_of_scores_prints_without_float_noise():
+    assert repr((0.9 + 0.8 + 0.7) / 3) == "0.8000000000000002"  # what the table used to print
+    assert render(["mean"], [[(0.9 + 0.8 + 0.7) / 3]], "table").splitlines()[2].strip() == "0.8"

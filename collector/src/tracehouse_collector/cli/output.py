@@ -26,6 +26,15 @@ def _cell(value: Any) -> str:
     return str(v)
 
 
+def _table_cell(value: Any) -> str:
+    # A double to 15 significant digits, all it holds exactly: a mean of scores reads 0.8, not
+    # 0.7999999999999999 (JSON and CSV keep the shortest round-trip form).
+    if isinstance(value, float):
+        text = format(value, ".15g")
+        return text if abs(float(text)) != float("inf") or abs(value) == float("inf") else repr(value)
+    return _cell(value)
+
+
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
     if fmt == "json":
         records = [{c: jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rows]
@@ -41,7 +50,7 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
         cells = []
         for row in rows:
             marks = table_marks(columns, row)
-            cells.append([marks.get(i, _cell(v)).replace("\n", "\\n") for i, v in enumerate(row)])
+            cells.append([marks.get(i, _table_cell(v)).replace("\n", "\\n") for i, v in enumerate(row)])
         widths = [len(c) for c in columns]
         for row in cells:
             for i, c in enumerate(row):

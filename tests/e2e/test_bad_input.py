@@ -25,6 +25,7 @@ from helpers import (
     quote,
     trace_request,
     unique,
+    wait_for,
 )
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
@@ -256,6 +257,17 @@ def test_oversized_grpc_resource_exhausted(small, channel):
 # -- invalid spans: partial success ----------------------------------------------------------
 
 
+def stored(c, query: str, n: int = 1) -> list[dict]:
+    """The rows of `query` once at least `n` are there: an acknowledged request is durable at
+    once, stored a batch later."""
+
+    def enough() -> list[dict] | None:
+        rows = c.sql(query)
+        return rows if len(rows) >= n else None
+
+    return wait_for(enough, timeout=30) or c.sql(query)
+
+
 def mixed_request(service: str):
     valid = [make_span("valid-1"), make_span("valid-2", parent_span_id=new_span_id())]
     invalid = [
@@ -287,7 +299,7 @@ def test_partial_success_http_protobuf(small):
     assert resp.partial_success.rejected_spans == n_invalid
     msg = resp.partial_success.error_message
     assert "trace_id" in msg and "span_id" in msg and "2262" in msg and "before start" in msg, msg
-    rows = small.sql(f"SELECT SpanName, SpanId FROM otel_traces WHERE ServiceName = {quote(service)} ORDER BY SpanName")
+    rows = stored(small, f"SELECT SpanName, SpanId FROM otel_traces WHERE ServiceName = {quote(service)} ORDER BY SpanName", len(valid))
     assert rows == [{"SpanName": s.name, "SpanId": s.span_id.hex()} for s in valid]
 
 
@@ -297,7 +309,7 @@ def test_partial_success_grpc(small, channel):
     resp = grpc_call(channel, TRACE_SERVICE_EXPORT, req.SerializeToString())
     assert resp.partial_success.rejected_spans == n_invalid
     assert resp.partial_success.error_message
-    rows = small.sql(f"SELECT SpanId FROM otel_traces WHERE ServiceName = {quote(service)} ORDER BY SpanName")
+    rows = stored(small, f"SELECT SpanId FROM otel_traces WHERE ServiceName = {quote(service)} ORDER BY SpanName", len(valid))
     assert [r["SpanId"] for r in rows] == [s.span_id.hex() for s in valid]
 
 
@@ -313,9 +325,11 @@ def test_timestamp_boundaries(small):
     r = small.post("/v1/traces", trace_request(service, spans).SerializeToString())
     assert r.status_code == 200, r.content
     assert ExportTraceServiceResponse.FromString(r.content).partial_success.rejected_spans == 1
-    rows = small.sql(
+    rows = stored(
+        small,
         "SELECT SpanName, toUnixTimestamp64Nano(Timestamp) AS ns, toString(Timestamp) AS t FROM otel_traces "
-        f"WHERE ServiceName = {quote(service)} ORDER BY ns"
+        f"WHERE ServiceName = {quote(service)} ORDER BY ns",
+        2,
     )
     assert rows == [
         {"SpanName": "epoch", "ns": 0, "t": "1970-01-01 00:00:00.000000000"},
@@ -354,7 +368,7 @@ def test_partial_success_logs(small):
     assert r.status_code == 200, r.content
     resp = ExportLogsServiceResponse.FromString(r.content)
     assert resp.partial_success.rejected_log_records == 2
-    bodies = small.sql(f"SELECT Body FROM otel_logs WHERE ServiceName = {quote(service)} ORDER BY Body")
+    bodies = stored(small, f"SELECT Body FROM otel_logs WHERE ServiceName = {quote(service)} ORDER BY Body", 2)
     assert [b["Body"] for b in bodies] == ["ok-1", "ok-2"]
 
 
@@ -379,8 +393,10 @@ def test_partial_success_metrics(small):
     resp = ExportMetricsServiceResponse.FromString(r.content)
     assert resp.partial_success.rejected_data_points == 2
     assert "no-data" in resp.partial_success.error_message and "2262" in resp.partial_success.error_message
-    rows = small.sql(
-        f"SELECT MetricName, Value FROM otel_metrics_gauge WHERE ServiceName = {quote(service)} ORDER BY TimeUnix"
+    rows = stored(
+        small,
+        f"SELECT MetricName, Value FROM otel_metrics_gauge WHERE ServiceName = {quote(service)} ORDER BY TimeUnix",
+        2,
     )
     assert rows == [{"MetricName": "good", "Value": 7.0}] * 2
 
@@ -408,9 +424,10 @@ def test_huge_attribute_truncated_and_marked(small):
     r = small.post("/v1/traces", req.SerializeToString())
     assert r.status_code == 200, r.content
     assert not ExportTraceServiceResponse.FromString(r.content).HasField("partial_success")
-    (row,) = small.sql(
+    (row,) = stored(
+        small,
         "SELECT SpanAttributes AS a, Events.Attributes AS ea, ResourceAttributes AS ra "
-        f"FROM otel_traces WHERE ServiceName = {quote(service)}"
+        f"FROM otel_traces WHERE ServiceName = {quote(service)}",
     )
     attrs = row["a"]
     assert attrs["prompt"] == "p" * MAX_ATTRIBUTE
@@ -431,7 +448,7 @@ def test_attribute_at_the_limit_not_marked(small):
         "/v1/traces", trace_request(service, [make_span(attributes={"exact": "e" * MAX_ATTRIBUTE})]).SerializeToString()
     )
     assert r.status_code == 200
-    (row,) = small.sql(f"SELECT SpanAttributes AS a FROM otel_traces WHERE ServiceName = {quote(service)}")
+    (row,) = stored(small, f"SELECT SpanAttributes AS a FROM otel_traces WHERE ServiceName = {quote(service)}")
     assert row["a"] == {"exact": "e" * MAX_ATTRIBUTE}
 
 
@@ -439,7 +456,7 @@ def test_huge_log_body_truncated(small):
     service = unique("huge-log")
     r = small.post("/v1/logs", log_request(service, ["L" * 10_000]).SerializeToString())
     assert r.status_code == 200, r.content
-    (row,) = small.sql(f"SELECT length(Body) AS n FROM otel_logs WHERE ServiceName = {quote(service)}")
+    (row,) = stored(small, f"SELECT length(Body) AS n FROM otel_logs WHERE ServiceName = {quote(service)}")
     assert row["n"] == MAX_ATTRIBUTE
 
 

@@ -741,23 +741,17 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         "gen_ai.response.model": "claude-x-2025",
         **_server_attrs(api),
     }
-    points = genai_support.points_by_attributes(tokens)
-    assert len(points) == 2
-    inp = points[genai_support.key({**base, "gen_ai.token.type": "input"})]
-    out = points[genai_support.key({**base, "gen_ai.token.type": "output"})]
-    assert (inp.count, inp.sum, out.count, out.sum) == (2, 260, 2, 10)
-    assert list(inp.explicit_bounds) == [
+    u = genai_support.usage_points(metrics, base, failed_model="claude-400", error_type="BadRequestError")
+    assert len(u.tokens) == 2
+    assert (u.input.count, u.input.sum, u.output.count, u.output.sum) == (2, 260, 2, 10)
+    assert list(u.input.explicit_bounds) == [
         1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
     ]  # fmt: skip
-    dpoints = genai_support.points_by_attributes(duration)
-    ok = dpoints[genai_support.key(base)]
-    assert ok.count == 2 and ok.sum > 0
-    assert list(ok.explicit_bounds) == [
+    assert u.ok.count == 2 and u.ok.sum > 0
+    assert list(u.ok.explicit_bounds) == [
         0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
     ]  # fmt: skip
-    failed = {k: v for k, v in base.items() if k != "gen_ai.response.model"}
-    failed.update({"gen_ai.request.model": "claude-400", "error.type": "BadRequestError"})
-    assert dpoints[genai_support.key(failed)].count == 1
+    assert u.failed.count == 1
 
 
 # -- end to end: spans into a real collector -------------------------------------------------------

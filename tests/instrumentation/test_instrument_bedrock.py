@@ -716,23 +716,17 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         pass
     with pytest.raises(ClientError):
         client.converse(modelId="m-400", messages=MESSAGES)
-    metrics = traced.metrics()
-    tokens, duration = metrics["gen_ai.client.token.usage"], metrics["gen_ai.client.operation.duration"]
     base = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "aws.bedrock",
         "gen_ai.request.model": MODEL,
         **_server_attrs(api),
     }
-    points = genai_support.points_by_attributes(tokens)
-    assert len(points) == 2
-    inp = points[genai_support.key({**base, "gen_ai.token.type": "input"})]
-    out = points[genai_support.key({**base, "gen_ai.token.type": "output"})]
-    assert (inp.count, inp.sum, out.count, out.sum) == (2, 260, 2, 10)
-    dpoints = genai_support.points_by_attributes(duration)
-    assert dpoints[genai_support.key(base)].count == 2
-    failed = {**base, "gen_ai.request.model": "m-400", "error.type": "ValidationException"}
-    assert dpoints[genai_support.key(failed)].count == 1
+    u = genai_support.usage_points(traced.metrics(), base, failed_model="m-400", error_type="ValidationException")
+    assert len(u.tokens) == 2
+    assert (u.input.count, u.input.sum, u.output.count, u.output.sum) == (2, 260, 2, 10)
+    assert u.ok.count == 2
+    assert u.failed.count == 1
 
 
 # -- end to end: spans into a real collector -------------------------------------------------------

@@ -611,8 +611,6 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         pass
     with pytest.raises(errors.ClientError):
         client.models.generate_content(model="gemini-400", contents="hi")
-    metrics = traced.metrics()
-    tokens, duration = metrics["gen_ai.client.token.usage"], metrics["gen_ai.client.operation.duration"]
     base = {
         "gen_ai.operation.name": "generate_content",
         "gen_ai.provider.name": "gcp.gemini",
@@ -620,16 +618,11 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         "gen_ai.response.model": "gemini-x-001",
         **_server_attrs(api),
     }
-    points = genai_support.points_by_attributes(tokens)
-    assert len(points) == 2
-    inp = points[genai_support.key({**base, "gen_ai.token.type": "input"})]
-    out = points[genai_support.key({**base, "gen_ai.token.type": "output"})]
-    assert (inp.count, inp.sum, out.count, out.sum) == (2, 240, 2, 24)
-    dpoints = genai_support.points_by_attributes(duration)
-    assert dpoints[genai_support.key(base)].count == 2
-    failed = {k: v for k, v in base.items() if k != "gen_ai.response.model"}
-    failed.update({"gen_ai.request.model": "gemini-400", "error.type": "ClientError"})
-    assert dpoints[genai_support.key(failed)].count == 1
+    u = genai_support.usage_points(traced.metrics(), base, failed_model="gemini-400", error_type="ClientError")
+    assert len(u.tokens) == 2
+    assert (u.input.count, u.input.sum, u.output.count, u.output.sum) == (2, 240, 2, 24)
+    assert u.ok.count == 2
+    assert u.failed.count == 1
 
 
 # -- end to end: spans into a real collector -------------------------------------------------------

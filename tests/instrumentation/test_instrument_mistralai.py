@@ -458,8 +458,6 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         pass
     with pytest.raises(errors.SDKError):
         client.chat.complete(model="mistral-400", messages=MESSAGES)
-    metrics = traced.metrics()
-    tokens, duration = metrics["gen_ai.client.token.usage"], metrics["gen_ai.client.operation.duration"]
     base = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "mistral_ai",
@@ -467,16 +465,11 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         "gen_ai.response.model": "mistral-small-2501",
         **_server_attrs(api),
     }
-    points = genai_support.points_by_attributes(tokens)
-    assert len(points) == 2
-    inp = points[genai_support.key({**base, "gen_ai.token.type": "input"})]
-    out = points[genai_support.key({**base, "gen_ai.token.type": "output"})]
-    assert (inp.count, inp.sum, out.count, out.sum) == (2, 22, 2, 12)
-    dpoints = genai_support.points_by_attributes(duration)
-    assert dpoints[genai_support.key(base)].count == 2
-    failed = {k: v for k, v in base.items() if k != "gen_ai.response.model"}
-    failed.update({"gen_ai.request.model": "mistral-400", "error.type": "SDKError"})
-    assert dpoints[genai_support.key(failed)].count == 1
+    u = genai_support.usage_points(traced.metrics(), base, failed_model="mistral-400", error_type="SDKError")
+    assert len(u.tokens) == 2
+    assert (u.input.count, u.input.sum, u.output.count, u.output.sum) == (2, 22, 2, 12)
+    assert u.ok.count == 2
+    assert u.failed.count == 1
 
 
 # -- end to end: spans into a real collector -------------------------------------------------------

@@ -496,8 +496,6 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         pass
     with pytest.raises(ollama.ResponseError):
         client.chat(model="llama-404", messages=MESSAGES)
-    metrics = traced.metrics()
-    tokens, duration = metrics["gen_ai.client.token.usage"], metrics["gen_ai.client.operation.duration"]
     base = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "ollama",
@@ -505,16 +503,11 @@ def test_metrics_token_usage_and_duration(traced, client, api):
         "gen_ai.response.model": "llama3:latest",
         **_server_attrs(api),
     }
-    points = genai_support.points_by_attributes(tokens)
-    assert len(points) == 2
-    inp = points[genai_support.key({**base, "gen_ai.token.type": "input"})]
-    out = points[genai_support.key({**base, "gen_ai.token.type": "output"})]
-    assert (inp.count, inp.sum, out.count, out.sum) == (2, 24, 2, 14)
-    dpoints = genai_support.points_by_attributes(duration)
-    assert dpoints[genai_support.key(base)].count == 2
-    failed = {k: v for k, v in base.items() if k != "gen_ai.response.model"}
-    failed.update({"gen_ai.request.model": "llama-404", "error.type": "ResponseError"})
-    assert dpoints[genai_support.key(failed)].count == 1
+    u = genai_support.usage_points(traced.metrics(), base, failed_model="llama-404", error_type="ResponseError")
+    assert len(u.tokens) == 2
+    assert (u.input.count, u.input.sum, u.output.count, u.output.sum) == (2, 24, 2, 14)
+    assert u.ok.count == 2
+    assert u.failed.count == 1
 
 
 # -- end to end: spans into a real collector -------------------------------------------------------

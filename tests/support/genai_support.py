@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -160,6 +160,33 @@ def collector_provider(collector: Any, service: str) -> TracerProvider:
 def points_by_attributes(metric: Any) -> dict[tuple, Any]:
     """A metric's data points keyed by their attributes, as `key(attributes)` spells them."""
     return {key(p.attributes): p for p in metric.data.data_points}
+
+
+class UsagePoints(NamedTuple):
+    """The GenAI client metrics' points for one model: token usage by type, duration of the
+    successful calls and of the failed ones."""
+
+    tokens: dict[tuple, Any]  # every token-usage point
+    input: Any
+    output: Any
+    ok: Any  # gen_ai.client.operation.duration of the calls that succeeded
+    failed: Any  # ... and of those that failed with `error_type`
+
+
+def usage_points(metrics: dict[str, Any], base: dict[str, Any], failed_model: str, error_type: str) -> UsagePoints:
+    """Look up, in `metrics` (Traced.metrics()), the points of the calls described by `base`
+    (their attributes) and of a call to `failed_model` that raised `error_type`."""
+    tokens = points_by_attributes(metrics["gen_ai.client.token.usage"])
+    duration = points_by_attributes(metrics["gen_ai.client.operation.duration"])
+    failed = {k: v for k, v in base.items() if k != "gen_ai.response.model"}  # no response came
+    failed.update({"gen_ai.request.model": failed_model, "error.type": error_type})
+    return UsagePoints(
+        tokens=tokens,
+        input=tokens[key({**base, "gen_ai.token.type": "input"})],
+        output=tokens[key({**base, "gen_ai.token.type": "output"})],
+        ok=duration[key(base)],
+        failed=duration[key(failed)],
+    )
 
 
 def key(attributes: Any) -> tuple:

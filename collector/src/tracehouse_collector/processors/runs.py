@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from tracehouse_collector.processors import evals
 from tracehouse_collector.processors.rows import MAX_TIMESTAMP_NS, Rows, any_value_to_py, format_timestamp
 
 PREFIX = "tracehouse.run."
@@ -238,6 +239,7 @@ HANDLERS = {
     "tracehouse.run.params": _params,
     "tracehouse.run.metrics": _metrics,
     "tracehouse.run.artifact": _artifact,
+    **evals.HANDLERS,  # eval examples and annotations (processors/evals.py)
 }
 
 
@@ -276,7 +278,7 @@ def take_run_records(request: Any) -> Rows:
                     handler(staged, run_id, attrs, _body(rec), ts, service)
                     for table, table_rows in staged.tables.items():
                         rows.tables.setdefault(table, []).extend(table_rows)
-                except BadRecord as exc:
+                except (BadRecord, evals.BadEvalRecord) as exc:
                     rows.reject(f"{name}: {exc}")
             for i in reversed(taken):
                 del sl.log_records[i]

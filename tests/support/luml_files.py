@@ -31,10 +31,10 @@ CREATE TABLE eval_traces_bridge (id TEXT PRIMARY KEY, eval_dataset_id TEXT NOT N
     trace_id TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
 CREATE TABLE eval_annotations (id TEXT PRIMARY KEY, dataset_id TEXT NOT NULL, eval_id TEXT NOT NULL,
     name TEXT NOT NULL, annotation_kind TEXT NOT NULL, value_type TEXT NOT NULL, value TEXT NOT NULL,
-    user TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+    user TEXT NOT NULL, rationale TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
 CREATE TABLE span_annotations (id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, span_id TEXT NOT NULL,
     name TEXT NOT NULL, annotation_kind TEXT NOT NULL, value_type TEXT NOT NULL, value TEXT NOT NULL,
-    user TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+    user TEXT NOT NULL, rationale TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
 """
 
 TRACE = "5b8efff798038103d269b633813fc60c"
@@ -103,10 +103,10 @@ def write_exp_db(path: Path) -> Path:
     )
     conn.execute(
         "INSERT INTO eval_annotations VALUES ('n1', 'qa', 'e2', 'correct', 'feedback', 'bool', 'false', 'ana',"
-        " '2025-03-01 10:00:06')"
+        " 'Lyon is not the capital', '2025-03-01 10:00:06')"
     )
     conn.execute(
-        "INSERT INTO span_annotations VALUES ('n2', ?, ?, 'helpful', 'expectation', 'int', '4', 'bo',"
+        "INSERT INTO span_annotations VALUES ('n2', ?, ?, 'helpful', 'expectation', 'int', '4', 'bo', NULL,"
         " '2025-03-01 10:00:07')",
         (TRACE, CHILD),
     )

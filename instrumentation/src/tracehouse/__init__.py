@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is loaded
     from tracehouse._auto import init
     from tracehouse._client import Client, TracehouseError
     from tracehouse._context import context
+    from tracehouse._evals import EvalExample, annotate, eval_example
     from tracehouse._run import Run, active_run, run
     from tracehouse._score import score
     from tracehouse._trace import Kind, trace
@@ -38,11 +39,14 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 __all__ = [
     "DEFAULT_ENDPOINT",
     "Client",
+    "EvalExample",
     "Kind",
     "Run",
     "__version__",
     "active_run",
+    "annotate",
     "context",
+    "eval_example",
     "init",
     "run",
     "score",
@@ -55,6 +59,9 @@ _LAZY = {
     "trace": ("tracehouse._trace", "trace"),
     "init": ("tracehouse._auto", "init"),
     "score": ("tracehouse._score", "score"),
+    "annotate": ("tracehouse._evals", "annotate"),
+    "eval_example": ("tracehouse._evals", "eval_example"),
+    "EvalExample": ("tracehouse._evals", "EvalExample"),
     "run": ("tracehouse._run", "run"),
     "active_run": ("tracehouse._run", "active_run"),
     "Run": ("tracehouse._run", "Run"),

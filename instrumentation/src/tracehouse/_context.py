@@ -12,6 +12,8 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span, SpanProcessor
 
+from tracehouse import _evals
+
 _current: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "tracehouse_context", default=None
 )
@@ -62,6 +64,9 @@ class ContextSpanProcessor(SpanProcessor):
         attrs = _current.get()
         if attrs:
             span.set_attributes(attrs)
+            example = _evals.current_example()  # only ever set together with attrs
+            if example is not None:
+                example.on_span_start(span.get_span_context().trace_id)
 
     def on_end(self, span: Any) -> None:
         pass

@@ -54,11 +54,11 @@ CREATE TABLE eval_traces_bridge (id TEXT PRIMARY KEY, eval_dataset_id TEXT NOT N
 CREATE TABLE eval_annotations (id TEXT PRIMARY KEY, dataset_id TEXT NOT NULL, eval_id TEXT NOT NULL,
     name TEXT NOT NULL, annotation_kind TEXT NOT NULL CHECK(annotation_kind IN ('feedback', 'expectation')),
     value_type TEXT NOT NULL CHECK(value_type IN ('int', 'bool', 'string')), value TEXT NOT NULL,
-    user TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+    user TEXT NOT NULL, rationale TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
 CREATE TABLE span_annotations (id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, span_id TEXT NOT NULL,
     name TEXT NOT NULL, annotation_kind TEXT NOT NULL CHECK(annotation_kind IN ('feedback', 'expectation')),
     value_type TEXT NOT NULL CHECK(value_type IN ('int', 'bool', 'string')), value TEXT NOT NULL,
-    user TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+    user TEXT NOT NULL, rationale TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
 PRAGMA user_version = 2;
 """
 _JSON_COLUMNS = {"inputs", "outputs", "refs", "scores", "metadata", "attributes", "events", "links"}

@@ -29,9 +29,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracehouse import _run_transport
+
+if TYPE_CHECKING:
+    from tracehouse._evals import EvalExample
 
 STATUSES = ("running", "finished", "failed", "killed")
 RUN_ID_KEY = "tracehouse.run.id"
@@ -341,6 +344,22 @@ class Run:
         from tracehouse import luml
 
         return luml.log_model(self, model, name, inputs=inputs, eval_data=eval_data, metric=metric, **kw)
+
+    # -- evals -------------------------------------------------------------------------------------
+
+    def eval_example(
+        self,
+        dataset: str,
+        example_id: str | int,
+        inputs: Any = None,
+        references: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> EvalExample:
+        """One example of an evaluation of this run, as a context manager: spans started in
+        the block link their traces to it; `ex.record(outputs=..., scores=...)` inside it."""
+        from tracehouse._evals import EvalExample
+
+        return EvalExample(self, dataset, example_id, inputs, references, metadata)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

@@ -101,22 +101,75 @@ def test_attachments_named_as_luml_wrote_them(both_forms):
     assert not any("attachments/" in a["path"] for a in both_forms["model"]["artifacts"][:-1])
 
 
-def test_evals_links_and_annotations_travel_whole(both_forms):
-    (artifact,) = [a for a in both_forms["export"]["artifacts"] if a["name"] == luml.EVALS_ARTIFACT]
-    carried = json.loads(artifact["data"])["tables"]
-    db = both_forms["db"]
-    for table in ("evals", "eval_traces_bridge", "eval_annotations", "span_annotations"):
-        conn = sqlite3.connect(db)
-        cur = conn.execute(f"SELECT * FROM {table}")
+def _luml_table(db: Path, table: str) -> list[dict]:
+    conn = sqlite3.connect(db)
+    try:
+        cur = conn.execute(f"SELECT * FROM {table} ORDER BY id")
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r, strict=True)) for r in cur]
+    finally:
         conn.close()
-        for r in rows:  # LUML's JSON columns come back parsed
-            for c in {"inputs", "outputs", "refs", "scores", "metadata"} & r.keys():
-                r[c] = json.loads(r[c]) if r[c] else None
-        assert carried[table] == rows, table
-    assert carried["eval_traces_bridge"][0]["trace_id"] == lf.TRACE
-    assert {a["value"] for a in carried["eval_annotations"] + carried["span_annotations"]} == {"false", "4"}
+    for r in rows:  # LUML's JSON columns, parsed
+        for c in {"inputs", "outputs", "refs", "scores", "metadata"} & r.keys():
+            r[c] = json.loads(r[c]) if r[c] else None
+    return rows
+
+
+def _record_rows(snapshot: dict) -> dict[str, list[dict]]:
+    """The table rows the collector's record processor makes of a snapshot's records."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from tracehouse_collector.processors import runs as run_records
+
+    records, points, _ = load.snapshot_records(snapshot)
+    (payload, *_) = load.encode_payloads(records, points, "luml-import")
+    rows = run_records.take_run_records(ExportLogsServiceRequest.FromString(payload))
+    assert rows.rejected == 0, rows.errors
+    return rows.tables
+
+
+def test_evals_links_and_annotations_become_rows(both_forms):
+    run = both_forms["export"]
+    run_id = run["run"]["id"]
+    db = both_forms["db"]
+    tables = _record_rows(run)
+    evals = {r["ExampleId"]: r for r in tables["run_evals"]}
+    luml_evals = _luml_table(db, "evals")
+    assert sorted(evals) == [e["id"] for e in luml_evals] == ["e1", "e2"]
+    for e in luml_evals:
+        row = evals[e["id"]]
+        assert row["RunId"] == run_id and row["Dataset"] == e["dataset_id"]
+        for ours, theirs in (("Inputs", "inputs"), ("Outputs", "outputs"), ("References", "refs"),
+                             ("Metadata", "metadata")):  # fmt: skip
+            assert (json.loads(row[ours]) if row[ours] else None) == e[theirs], (e["id"], ours)
+        assert row["Scores"] == e["scores"]
+        assert row["CreatedTime"].startswith(e["created_at"].replace("T", " "))
+        assert row["UpdatedTime"].startswith(e["updated_at"].replace("T", " "))
+    (bridge,) = _luml_table(db, "eval_traces_bridge")
+    (link,) = tables["run_eval_traces"]
+    assert (link["RunId"], link["Dataset"], link["ExampleId"], link["TraceId"], link["LinkId"]) == (
+        run_id, bridge["eval_dataset_id"], bridge["eval_id"], lf.TRACE, bridge["id"])  # fmt: skip
+    notes = {r["AnnotationId"]: r for r in tables["annotations"]}
+    (on_eval,) = _luml_table(db, "eval_annotations")
+    (on_span,) = _luml_table(db, "span_annotations")
+    n1, n2 = notes[on_eval["id"]], notes[on_span["id"]]
+    assert (n1["Target"], n1["RunId"], n1["Dataset"], n1["ExampleId"]) == ("eval", run_id, "qa", "e2")
+    assert (n1["Name"], n1["Kind"], n1["ValueType"], n1["Value"], n1["NumberValue"]) == (
+        "correct", "feedback", "bool", "false", 0.0)  # fmt: skip
+    assert (n1["User"], n1["Rationale"]) == ("ana", on_eval["rationale"]) and n1["Rationale"]
+    assert (n2["Target"], n2["TraceId"], n2["SpanId"]) == ("span", lf.TRACE, lf.CHILD)
+    assert (n2["Kind"], n2["ValueType"], n2["Value"], n2["NumberValue"], n2["User"]) == (
+        "expectation", "number", "4", 4.0, "bo")  # fmt: skip
+    assert n2["Timestamp"].startswith(on_span["created_at"])
+
+
+def test_luml_evaluation_tables_round_trip(both_forms):
+    """LUML's rows -> a snapshot's evals and annotations -> LUML's rows again: the same rows."""
+    from tracehouse_collector.importers import luml_evals
+
+    run = both_forms["export"]
+    back = luml_evals.to_luml(run["evals"], run["annotations"])
+    for table in ("evals", "eval_traces_bridge", "eval_annotations", "span_annotations"):
+        assert sorted(back[table], key=lambda r: r["id"]) == _luml_table(both_forms["db"], table), table
 
 
 def test_spans_become_otel_traces_rows(both_forms, tmp_path):

@@ -8,10 +8,10 @@ from tracehouse_collector import __version__
 
 # Each command group lives in its own module; importing them costs a few ms, no heavy deps
 # (each imports the store, servers and query engines only when its command runs).
-from tracehouse_collector.cli import demo, models, query, runs, schema, serve, sql, traces
+from tracehouse_collector.cli import demo, evals, models, query, runs, schema, serve, sql, traces
 from tracehouse_collector.cli.common import fail
 
-GROUPS = (serve, sql, schema, query, traces, runs, models, demo)
+GROUPS = (serve, sql, schema, query, traces, runs, evals, models, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

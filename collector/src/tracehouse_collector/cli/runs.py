@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tracehouse_collector.cli import evals
 from tracehouse_collector.cli.common import (
     add_read_args,
     add_target_args,
@@ -53,6 +54,14 @@ class _Source:
         from tracehouse_collector.query import runs as q
 
         return getattr(q, name)(self.store, *args, **kwargs)
+
+    def call_evals(self, name: str, path: str, *args: Any) -> Any:
+        """The same, from the evals query module (query/evals.py)."""
+        if self.server:
+            return json.loads(server_call(self.args, path))
+        from tracehouse_collector.query import evals as q
+
+        return getattr(q, name)(self.store, *args)
 
     def artifact(self, digest: str) -> bytes:
         if self.server:
@@ -157,6 +166,9 @@ def _metrics(source: _Source, args: argparse.Namespace) -> int:
 
 
 def _compare(source: _Source, args: argparse.Namespace) -> int:
+    if args.evals:
+        evals.compare(args, source.store)
+        return 0
     query = {"ids": ",".join(args.runs)}
     if args.diff_only:
         query["diff_only"] = "1"
@@ -183,14 +195,16 @@ def _export(source: _Source, args: argparse.Namespace) -> int:
     )
     out = Path(args.output)
     spans = 0
+    evals = source.call_evals("export_evals", f"/api/v1/runs/{run['id']}/evals/export", run["id"])
     if args.format == "luml":
         rows = luml_export.luml_spans(*_sql(source, luml_export.spans_sql(run["id"])))
         spans = len(rows)
-        luml_export.write(out, run, points, rows, source.artifact)
+        luml_export.write(out, run, points, rows, source.artifact, evals)
     else:
-        write_snapshot(out, build_snapshot(run, points), run["artifacts"], source.artifact)
+        write_snapshot(out, build_snapshot(run, points, evals), run["artifacts"], source.artifact)
     print(
-        f"exported run {run['id']} ({len(points)} metric points, {len(run['artifacts'])} artifacts"
+        f"exported run {run['id']} ({len(points)} metric points, {len(run['artifacts'])} artifacts, "
+        f"{len(evals['evals'])} eval examples, {len(evals['annotations'])} annotations"
         + (f", {spans} spans" if args.format == "luml" else "")
         + f") to {out} ({args.format})",
         file=sys.stderr,
@@ -310,8 +324,11 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("runs", nargs="+", help="two or more run ids (or unique prefixes)")
     p.add_argument("--diff-only", action="store_true", help="only rows where the runs differ")
+    evals.add_compare_args(p)
     add_read_args(p)
     p.set_defaults(func=_run_command(_compare))
+
+    evals.add_run_parsers(rsub)
 
     p = rsub.add_parser(
         "export",

@@ -76,11 +76,48 @@ def snapshot_records(snapshot: dict) -> tuple[list[tuple], list[tuple], list[dic
         records.append(("tracehouse.run.artifact", run_id, a_attrs, a.get("metadata") or {}, ts))
         if data is not None:
             artifacts.append({"digest": digest, "data": data})
+    records += eval_records(run_id, snapshot.get("evals") or [], snapshot.get("annotations") or [], ts)
     points = [
         (run_id, p["key"], int(p["step"]), _float(p["value"]), int(p["time_unix_nano"] or ts))
         for p in snapshot.get("metrics") or []
     ]
     return records, points, artifacts
+
+
+def _json_or_empty(value: Any) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def eval_records(run_id: str, evals: list[dict], annotations: list[dict], ts: int) -> list[tuple]:
+    """The run records (as the SDK's transport sends them) of a snapshot's evals and annotations."""
+    records: list[tuple] = []
+    for e in evals:
+        attrs = {
+            "tracehouse.eval.dataset": e["dataset"],
+            "tracehouse.eval.example_id": e["example_id"],
+            "tracehouse.eval.created_time_unix_nano": int(e.get("created_unix_nano") or ts),
+            "tracehouse.eval.updated_time_unix_nano": int(e.get("updated_unix_nano") or ts),
+        }
+        body = {
+            "inputs": _json_or_empty(e.get("inputs")),
+            "outputs": _json_or_empty(e.get("outputs")),
+            "references": _json_or_empty(e.get("references")),
+            "metadata": _json_or_empty(e.get("metadata")),
+            "scores": {k: float(v) for k, v in (e.get("scores") or {}).items()},
+            "traces": [
+                {k: v for k, v in link.items() if v not in (None, "")} for link in e.get("traces") or []
+            ],
+        }
+        records.append(("tracehouse.run.eval", run_id, attrs, body, ts))
+    for a in annotations:
+        fields = {**a, "time_unix_nano": int(a.get("time_unix_nano") or ts)}
+        if fields.get("target") != "eval":
+            fields.pop("dataset", None)
+            fields.pop("example_id", None)
+        fields.pop("target", None)
+        attrs = {f"tracehouse.annotation.{k}": v for k, v in fields.items() if v not in (None, "")}
+        records.append(("tracehouse.run.annotation", run_id, attrs, None, ts))
+    return records
 
 
 def _any_value(value: Any) -> Any:

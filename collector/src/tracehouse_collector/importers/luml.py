@@ -15,8 +15,8 @@ Each reader yields run snapshots in the shape of `tracehouse runs export`'s `tra
   id, status, group and tags.
 
 Both LUML forms give the same run (luml_db.py reads the database): its spans go to `otel_traces`,
-its evaluation tables travel as the JSON artifact `luml-evals.json` until Tracehouse has tables
-for them. `luml_export.py` writes the other direction.
+its evaluation tables become the run's eval examples, trace links and annotations
+(luml_evals.py). `luml_export.py` writes the other direction.
 """
 
 from __future__ import annotations
@@ -32,15 +32,13 @@ from typing import Any
 
 from tracehouse import _luml_experiment as luml_experiment
 
-from tracehouse_collector.importers import luml_db
+from tracehouse_collector.importers import luml_db, luml_evals
 from tracehouse_collector.importers.snapshot import SNAPSHOT_FORMAT
 
 TRACEHOUSE_TAG = "tracehouse::run_snapshot:v1"
 LUML_EMBEDDED_TAG = "dataforce.studio::experiment_snapshot:v1"
 LUML_EXPERIMENT = "luml"  # experiment name for LUML runs (LUML keeps names in a meta.db not exported)
 LUML_SERVICE = "luml-import"
-EVALS_ARTIFACT = luml_experiment.EVALS_ARTIFACT
-EVALS_FORMAT = "luml.eval-tables"
 RUN_ID_ATTR = "tracehouse.run.id"
 # Keys Tracehouse adds to the payloads it writes (export manifest, embedded entry).
 TRACEHOUSE_RUN_ID = luml_experiment.RUN_ID_KEY
@@ -223,26 +221,6 @@ def _attachment_artifacts(tar_bytes: bytes | None, names: dict[str, str], origin
     return artifacts
 
 
-def _evals_artifact(evals: dict[str, list[dict]]) -> list[dict]:
-    """LUML's evaluation tables, row for row, as one JSON artifact the run carries."""
-    if not any(evals.values()):
-        return []
-    data = json.dumps(
-        {"format": EVALS_FORMAT, "tables": evals}, indent=1, sort_keys=True, default=str
-    ).encode()
-    return [
-        {
-            "name": EVALS_ARTIFACT,
-            "kind": "evals",
-            "path": EVALS_ARTIFACT,
-            "digest": hashlib.sha256(data).hexdigest(),
-            "size": len(data),
-            "data": data,
-            "metadata": {"source": "luml-evals", **{f"rows.{t}": str(len(r)) for t, r in evals.items()}},
-        }
-    ]
-
-
 def _luml_snapshot(
     origin: str,
     zipped_db: bytes,
@@ -284,10 +262,9 @@ def _luml_snapshot(
         "params": exp.params,
         "metrics": exp.points,
         "spans": spans,
-        "artifacts": _attachment_artifacts(attachments_tar, exp.attachments, origin)
-        + _evals_artifact(exp.evals)
-        + (extra_artifacts or []),
+        "artifacts": _attachment_artifacts(attachments_tar, exp.attachments, origin) + (extra_artifacts or []),
     }
+    snapshot["evals"], snapshot["annotations"] = luml_evals.from_luml(exp.evals)
     _restore_tracehouse_fields(snapshot, identity.get("extra") or {})
     return snapshot
 

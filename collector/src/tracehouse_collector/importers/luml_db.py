@@ -3,7 +3,7 @@
 The tables and their columns are LUML's (docs/runs-and-models.md, "LUML files"): typed params in
 `static_params`, metric points in `dynamic_metrics`, `attachments`, OpenTelemetry spans in `spans`
 (ids as hex, times in nanoseconds, attributes/events/links as JSON), and the evaluation tables
-`evals`, `eval_traces_bridge`, `eval_annotations`, `span_annotations`, kept row for row.
+`evals`, `eval_traces_bridge`, `eval_annotations`, `span_annotations`, read row for row.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The evaluation tables, carried whole (as JSON) until Tracehouse has tables of its own for them.
+# The evaluation tables: read row for row; luml_evals.py turns them into eval examples and annotations.
 EVAL_TABLES = ("evals", "eval_traces_bridge", "eval_annotations", "span_annotations")
 _JSON_COLUMNS = {"inputs", "outputs", "refs", "scores", "metadata"}
 _KNOWN_TABLES = ("static_params", "dynamic_metrics", "attachments", "spans", *EVAL_TABLES)

@@ -2,7 +2,7 @@
 
 LUML's tables get what they can hold: typed params, metric points (a step logged twice keeps
 its last value: LUML's key is (key, step)), every artifact's bytes as an attachment, the run's
-spans from `otel_traces`, and the evaluation tables a LUML import carried as `luml-evals.json`.
+spans from `otel_traces`, and its eval examples, trace links and annotations (luml_evals.py).
 What LUML has no column for (exact status and bounds, tags, metadata, each artifact's kind, path
 and metadata) rides in the manifest's payload under `tracehouse`, which importers/luml.py puts
 back, so an exported run imported again is the same run.
@@ -17,6 +17,7 @@ from typing import Any
 
 from tracehouse import _luml_experiment as lx
 
+from tracehouse_collector.importers import luml_evals
 from tracehouse_collector.importers.luml_db import timestamp_ns
 from tracehouse_collector.processors.rows import SPAN_KINDS, STATUS_CODES
 
@@ -86,19 +87,26 @@ def _is_eval_tables(artifact: dict) -> bool:
 
 
 def build(
-    run: dict, points: list[dict], spans: list[dict], fetch: Callable[[str], bytes]
+    run: dict,
+    points: list[dict],
+    spans: list[dict],
+    fetch: Callable[[str], bytes],
+    evals: dict[str, list[dict]] | None = None,
 ) -> tuple[dict, lx.Snapshot]:
-    """(manifest payload, snapshot) of a run as the query modules show it (`show_run`)."""
+    """(manifest payload, snapshot) of a run as the query modules show it (`show_run`), with its
+    eval examples and annotations (`query.evals.export_evals`) in LUML's evaluation tables."""
     snapshot = lx.Snapshot(
         params=dict(run["params"]),
         points=[{k: p[k] for k in ("key", "step", "value", "time_unix_nano")} for p in points],
         spans=spans,
     )
+    if evals and (evals.get("evals") or evals.get("annotations")):
+        snapshot.evals = luml_evals.to_luml(evals["evals"], evals["annotations"])
     artifacts: dict[str, dict] = {}
     for a in run["artifacts"]:
         data = fetch(a["digest"])
-        if _is_eval_tables(a):
-            snapshot.evals = json.loads(data).get("tables") or {}
+        if _is_eval_tables(a):  # a run imported before the evals tables existed
+            snapshot.evals = snapshot.evals or json.loads(data).get("tables") or {}
         else:
             created = timestamp_ns(a.get("time"))
             snapshot.attachments.append(lx.Attachment(a["name"], data, lx.safe_path(a["name"]), created))
@@ -132,8 +140,15 @@ def build(
     return payload, snapshot
 
 
-def write(out: Path, run: dict, points: list[dict], spans: list[dict], fetch: Callable[[str], bytes]) -> None:
+def write(
+    out: Path,
+    run: dict,
+    points: list[dict],
+    spans: list[dict],
+    fetch: Callable[[str], bytes],
+    evals: dict[str, list[dict]] | None = None,
+) -> None:
     from tracehouse import __version__
 
-    payload, snapshot = build(run, points, spans, fetch)
+    payload, snapshot = build(run, points, spans, fetch, evals)
     lx.write_export(out, run.get("name") or run["id"], payload, snapshot, __version__)

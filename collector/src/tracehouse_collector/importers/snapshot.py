@@ -1,6 +1,6 @@
 """Tracehouse run snapshots, the one format `tracehouse runs export` writes and every importer reads
 into: a zip holding `tracehouse-run.json` (the run, typed params, every metric point, the
-artifact list) and `artifacts/<sha256>` for each artifact's bytes.
+artifact list, the eval examples with their trace links, the annotations) and `artifacts/<sha256>` for each artifact's bytes.
 
 A snapshot dict is the shape of `tracehouse-run.json`; an artifact entry may carry its bytes as
 `data`, or as a local `file` path, instead of a zip member.
@@ -41,8 +41,11 @@ class SnapshotError(ValueError):
 # -- export ----------------------------------------------------------------------------------------
 
 
-def build_snapshot(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[str, Any]:
-    """The snapshot of a run as the query modules show it (`show_run`) and its metric points."""
+def build_snapshot(
+    run: dict[str, Any], points: list[dict[str, Any]], evals: dict[str, list[dict]] | None = None
+) -> dict[str, Any]:
+    """The snapshot of a run as the query modules show it (`show_run`), its metric points, and
+    its eval examples and annotations (`query.evals.export_evals`)."""
     return {
         "format": SNAPSHOT_FORMAT,
         "version": 1,
@@ -54,6 +57,8 @@ def build_snapshot(run: dict[str, Any], points: list[dict[str, Any]]) -> dict[st
             for p in points
         ],
         "artifacts": [],
+        "evals": (evals or {}).get("evals") or [],
+        "annotations": (evals or {}).get("annotations") or [],
     }
 
 

@@ -3,8 +3,9 @@
 Keys come from TRACEHOUSE_API_KEYS (comma-separated) and/or a keys file (one key per line,
 '#' starts a comment). A key in the file may be followed by its scope: `KEY ingest` may only
 send data (OTLP, artifact uploads: what an application holds), `KEY read` may only read (REST,
-SQL, gRPC Query, the UI's data); a key without a scope, and every TRACEHOUSE_API_KEYS key, may
-do both. A valid key outside its scope gets 403 / PERMISSION_DENIED. One check guards both servers: an aiohttp middleware on the whole HTTP
+SQL, gRPC Query, the UI's data), `KEY annotate` may add annotations (`POST /api/v1/annotations`,
+from the SDK, the CLI or the UI; `KEY read,annotate` may read and annotate); a key without a
+scope, and every TRACEHOUSE_API_KEYS key, may do all three. A valid key outside its scope gets 403 / PERMISSION_DENIED. One check guards both servers: an aiohttp middleware on the whole HTTP
 app (OTLP/HTTP, REST, UI and static files, including routes added later) and a gRPC server
 interceptor (every service on the port). `/healthz` stays open for probes, but without a
 valid key it answers only its status. The web UI's shell (`/` and the static files under
@@ -51,11 +52,18 @@ _TRAILING_COMMENT = re.compile(r"\s+#.*$")
 
 INGEST = "ingest"
 READ = "read"
-ALL_SCOPES = frozenset({INGEST, READ})
-_SCOPE_WORDS = {INGEST: frozenset({INGEST}), READ: frozenset({READ}), "all": ALL_SCOPES}
+ANNOTATE = "annotate"  # add annotations (feedback, expectations) through REST and the web UI
+ALL_SCOPES = frozenset({INGEST, READ, ANNOTATE})
+_SCOPE_WORDS = {
+    INGEST: frozenset({INGEST}),
+    READ: frozenset({READ}),
+    ANNOTATE: frozenset({ANNOTATE}),
+    "all": ALL_SCOPES,
+}
 SCOPE_MESSAGES = {
     INGEST: "this API key may not send data: use a key with scope 'ingest' (or no scope)",
     READ: "this API key may only send data: reading needs a key with scope 'read' (or no scope)",
+    ANNOTATE: "this API key may not annotate: use a key with scope 'annotate' (e.g. 'read,annotate', or no scope)",
 }
 
 
@@ -84,11 +92,11 @@ def _valid_key(key: str) -> bool:
 
 
 def parse_scopes(text: str) -> frozenset[str]:
-    """`ingest`, `read`, `all`, or a comma-separated list of them; raises ValueError."""
+    """`ingest`, `read`, `annotate`, `all`, or a comma-separated list of them; raises ValueError."""
     scopes: frozenset[str] = frozenset()
     for word in (w.strip().lower() for w in text.split(",")):
         if word not in _SCOPE_WORDS:
-            raise ValueError(f"unknown scope {word!r} (use ingest, read or all)")
+            raise ValueError(f"unknown scope {word!r} (use ingest, read, annotate or all)")
         scopes |= _SCOPE_WORDS[word]
     return scopes
 
@@ -110,7 +118,7 @@ def parse_keys_text(text: str, source: str = "the API keys file") -> list[ApiKey
             # Never echo the line: it may be a key with a space in it.
             raise ApiKeyError(
                 f"key {len(keys) + 1} of {source} is followed by something other than a scope "
-                "(ingest, read or all); API keys must not contain spaces"
+                "(ingest, read, annotate or all); API keys must not contain spaces"
             ) from None
     return keys
 
@@ -253,6 +261,7 @@ def _public(path: str) -> bool:
 
 
 OTLP_HTTP_PATHS = frozenset({"/v1/traces", "/v1/metrics", "/v1/logs"})
+ANNOTATIONS_PATH = "/api/v1/annotations"
 ARTIFACTS_PREFIX = "/api/v1/artifacts/"
 KEY_INDEX = "tracehouse.key"  # request[KEY_INDEX]: which key the request carried (per-key limits)
 
@@ -261,6 +270,8 @@ def http_scopes(method: str, path: str) -> frozenset[str]:
     """The scopes that may make this HTTP request (any one of them is enough)."""
     if path in OTLP_HTTP_PATHS:
         return frozenset({INGEST})
+    if path == ANNOTATIONS_PATH and method == "POST":
+        return frozenset({ANNOTATE})
     if path.startswith(ARTIFACTS_PREFIX):
         # The SDK asks whether an artifact is there (HEAD), then uploads it (PUT).
         if method == "PUT":
@@ -271,7 +282,7 @@ def http_scopes(method: str, path: str) -> frozenset[str]:
 
 
 def forbidden_response(needed: frozenset[str]) -> web.Response:
-    message = SCOPE_MESSAGES[INGEST if INGEST in needed else READ]
+    message = SCOPE_MESSAGES[next((s for s in (INGEST, ANNOTATE) if s in needed), READ)]
     return web.Response(status=403, body=orjson.dumps({"error": message}), content_type="application/json")
 
 

@@ -10,7 +10,7 @@ import sys
 
 from aiohttp import web
 
-from tracehouse_collector.api import grpc_query, rest, rest_query, rest_runs, rest_traces, ui
+from tracehouse_collector.api import grpc_query, rest, rest_evals, rest_query, rest_runs, rest_traces, ui
 from tracehouse_collector.api.readers import Readers, busy_middleware
 from tracehouse_collector.config import ServeSettings
 from tracehouse_collector.query.sql import SqlLimits
@@ -83,6 +83,7 @@ async def serve(settings: ServeSettings) -> None:
     rest_traces.add_routes(app, store, readers)
     rest_query.add_routes(app, store, readers)
     rest_runs.add_routes(app, store, settings.data_dir, readers)
+    rest_evals.add_routes(app, store, readers)
     ui.add_routes(app)
     grpc_query.add_to_server(grpc_server, store, readers, api_keys.identify if api_keys else None)
     # auto_decompress off: the pipeline inflates bodies itself, with the size limit applied to

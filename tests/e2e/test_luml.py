@@ -375,7 +375,11 @@ def test_both_luml_forms_import_as_one_run(import_target, tmp_path):
     wait_for(lambda: c.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2)
     assert c.scalar(f"SELECT count() FROM otel_traces WHERE RunId = {quote(run_id)}") == 2  # not 4 or 6
     names = c.sql(f"SELECT Name FROM run_artifacts FINAL WHERE RunId = {quote(run_id)} ORDER BY Name")
-    assert [r["Name"] for r in names] == ["churn.luml", "luml-evals.json", "notes.txt", "plots/curve.bin"]
+    assert [r["Name"] for r in names] == ["churn.luml", "notes.txt", "plots/curve.bin"]
+    # LUML's evaluation tables became rows (the three forms: one run, each row once).
+    assert c.scalar(f"SELECT count() FROM run_evals FINAL WHERE RunId = {quote(run_id)}") == 2
+    assert c.scalar(f"SELECT count() FROM run_eval_traces FINAL WHERE RunId = {quote(run_id)}") == 1
+    assert c.scalar(f"SELECT count() FROM annotations FINAL WHERE RunId = {quote(run_id)}") == 2
 
 
 def test_import_our_model_file_into_another_collector(logged, import_target):
@@ -423,6 +427,12 @@ def _luml_entry(path, tag):
             n[len(prefix) :]: tar.extractfile(m).read() for n, m in members.items() if n.startswith(prefix)
         }
     return entry, files
+
+
+def _parsed(rows: list[tuple], columns: str) -> list[tuple]:
+    """Rows with LUML's JSON columns parsed (the same JSON may be spaced otherwise)."""
+    json_at = {i for i, c in enumerate(columns.split(", ")) if c in ("inputs", "outputs", "refs", "scores", "metadata")}
+    return [tuple(json.loads(v) if i in json_at and v else v for i, v in enumerate(r)) for r in rows]
 
 
 def _exp_db_rows(zipped: bytes, tmp_path, sql: str) -> list[tuple]:
@@ -499,6 +509,13 @@ def _run_contents(c, run_id):
             " `Links.TraceId`, `Links.SpanId`, `Links.Attributes`, RunId, InputTokens, OutputTokens, TotalCostUSD"
             f" FROM otel_traces WHERE RunId = {q} ORDER BY TraceId, SpanId"
         ),
+        "evals": c.sql(f"SELECT * EXCEPT Version FROM run_evals FINAL WHERE RunId = {q} ORDER BY Dataset, ExampleId"),
+        "eval_traces": c.sql(
+            f"SELECT * EXCEPT Version FROM run_eval_traces FINAL WHERE RunId = {q} ORDER BY ExampleId, TraceId"
+        ),
+        "annotations": c.sql(
+            f"SELECT * EXCEPT Version FROM annotations FINAL WHERE RunId = {q} ORDER BY AnnotationId"
+        ),
     }
 
 
@@ -535,11 +552,22 @@ def test_luml_export_round_trip_of_an_imported_luml_run(import_target, roundtrip
     assert manifest["artifact_type"] == "experiment"
     assert manifest["producer_tags"] == ["luml.ai::experiment_snapshot:v1"]
     assert manifest["payload"]["local_experiment_id"] == run_id
-    # LUML's own tables hold the evals and spans again, row for row.
+    # LUML's own tables hold the evals, their trace links, the annotations and the spans again,
+    # row for row.
     assert _exp_db_rows(exp_db, tmp_path, "SELECT id, dataset_id, scores FROM evals ORDER BY id") == [
         ("e1", "qa", '{"exact": 1.0}'),
         ("e2", "qa", '{"exact": 0.0}'),
     ]
+    for table, columns in (
+        ("evals", "id, dataset_id, inputs, outputs, refs, scores, metadata, created_at, updated_at"),
+        ("eval_traces_bridge", "id, eval_dataset_id, eval_id, trace_id, created_at"),
+        ("eval_annotations", "id, dataset_id, eval_id, name, annotation_kind, value_type, value, user, rationale, created_at"),
+        ("span_annotations", "id, trace_id, span_id, name, annotation_kind, value_type, value, user, rationale, created_at"),
+    ):  # fmt: skip
+        sql = f"SELECT {columns} FROM {table} ORDER BY id"
+        theirs = _exp_db_rows(luml_files.zip_db(db), tmp_path, sql)
+        ours = _exp_db_rows(exp_db, tmp_path, sql)
+        assert _parsed(ours, columns) == _parsed(theirs, columns), table
     spans = _exp_db_rows(
         exp_db, tmp_path, "SELECT span_id, start_time_unix_nano, end_time_unix_nano FROM spans"
     )

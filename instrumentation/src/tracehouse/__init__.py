@@ -23,11 +23,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is loaded on first use
+    from tracehouse._annotate import annotate
     from tracehouse._auto import init
     from tracehouse._client import Client, TracehouseError
     from tracehouse._context import context
-    from tracehouse._evals import EvalExample, annotate, eval_example
-    from tracehouse._run import Run, active_run, run
+    from tracehouse._evals import EvalExample
+    from tracehouse._run import Run, active_run, eval_example, run
     from tracehouse._score import score
     from tracehouse._trace import Kind, trace
 
@@ -59,8 +60,8 @@ _LAZY = {
     "trace": ("tracehouse._trace", "trace"),
     "init": ("tracehouse._auto", "init"),
     "score": ("tracehouse._score", "score"),
-    "annotate": ("tracehouse._evals", "annotate"),
-    "eval_example": ("tracehouse._evals", "eval_example"),
+    "annotate": ("tracehouse._annotate", "annotate"),
+    "eval_example": ("tracehouse._run", "eval_example"),
     "EvalExample": ("tracehouse._evals", "EvalExample"),
     "run": ("tracehouse._run", "run"),
     "active_run": ("tracehouse._run", "active_run"),

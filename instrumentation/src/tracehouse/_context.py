@@ -12,11 +12,12 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span, SpanProcessor
 
-from tracehouse import _evals
-
 _current: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "tracehouse_context", default=None
 )
+# The eval example (tracehouse._evals.EvalExample) whose block is active: spans started in it
+# link their traces to it.
+current_example: contextvars.ContextVar[Any] = contextvars.ContextVar("tracehouse_eval_example", default=None)
 
 SESSION_ID = "session.id"
 CONVERSATION_ID = "gen_ai.conversation.id"  # the GenAI conventions' name for the same session
@@ -64,7 +65,7 @@ class ContextSpanProcessor(SpanProcessor):
         attrs = _current.get()
         if attrs:
             span.set_attributes(attrs)
-            example = _evals.current_example()  # only ever set together with attrs
+            example = current_example.get()  # only ever set together with attrs
             if example is not None:
                 example.on_span_start(span.get_span_context().trace_id)
 

@@ -14,40 +14,35 @@ its context) adds its trace to the example, through the span processor the SDK i
 data (a `tracehouse.run.eval` record, through the same spool) to the `run_evals` and
 `run_eval_traces` tables. An exception inside the block is recorded in the example's metadata
 (`error`) and re-raised.
-
-`annotate(...)` adds feedback or an expectation to a span, a trace or an eval example; it is
-sent at once to the collector's REST API (`POST /api/v1/annotations`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from tracehouse._run import Run
+from typing import Any, Protocol
 
 EVAL_RECORD = "tracehouse.run.eval"
 DATASET_KEY = "tracehouse.eval.dataset"
 EXAMPLE_KEY = "tracehouse.eval.example_id"
 
-AnnotationKind = Literal["feedback", "expectation"]
-ValueType = Literal["number", "bool", "text"]
+class _Run(Protocol):
+    """What an example needs of its run (tracehouse._run.Run): its id and its transport."""
 
-_current: contextvars.ContextVar[EvalExample | None] = contextvars.ContextVar(
-    "tracehouse_eval_example", default=None
-)
+    id: str
+    _transport: Any
+
 
 
 def current_example() -> EvalExample | None:
     """The eval example whose block is active in this context, or None."""
-    return _current.get()
+    from tracehouse import _context
+
+    example: EvalExample | None = _context.current_example.get()
+    return example
 
 
 def _json_text(value: Any, what: str) -> str | None:
@@ -83,7 +78,7 @@ class EvalExample:
 
     def __init__(
         self,
-        run: Run,
+        run: _Run,
         dataset: str,
         example_id: str | int,
         inputs: Any = None,
@@ -163,7 +158,7 @@ class EvalExample:
         attrs = dict(_context._current.get() or {})
         attrs[DATASET_KEY] = self.dataset
         attrs[EXAMPLE_KEY] = self.example_id
-        self._tokens = (_current.set(self), _context._current.set(attrs))
+        self._tokens = (_context.current_example.set(self), _context._current.set(attrs))
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -171,7 +166,7 @@ class EvalExample:
 
         if self._tokens is not None:
             try:
-                _current.reset(self._tokens[0])
+                _context.current_example.reset(self._tokens[0])
                 _context._current.reset(self._tokens[1])
             except ValueError:  # left from another context than the one it entered
                 pass
@@ -201,109 +196,3 @@ class EvalExample:
             "traces": list(self.trace_ids),
         }
         self.run._transport.record(EVAL_RECORD, self.run.id, attrs, {k: v for k, v in body.items() if v is not None})
-
-
-def eval_example(
-    dataset: str,
-    example_id: str | int,
-    inputs: Any = None,
-    references: Any = None,
-    metadata: Mapping[str, Any] | None = None,
-    *,
-    run: Run | None = None,
-) -> EvalExample:
-    """An eval example of `run` (default: the active run); see `Run.eval_example`."""
-    from tracehouse._run import active_run
-
-    owner = run or active_run()
-    if owner is None:
-        raise ValueError("an eval example belongs to a run: call it inside `with tracehouse.run(...)` or pass run=")
-    return EvalExample(owner, dataset, example_id, inputs, references, metadata)
-
-
-# -- annotations ----------------------------------------------------------------------------------
-
-
-def _target(
-    span: Any, trace_id: Any, span_id: Any, example: EvalExample | None, response: Any, last_llm_call: bool
-) -> dict[str, str]:
-    from tracehouse import _score
-
-    if example is not None:
-        return {"run_id": example.run.id, "dataset": example.dataset, "example_id": example.example_id}
-    if response is not None or last_llm_call:
-        tid, sid, _ = _score._llm_call(response, last_llm_call)
-    else:
-        tid, sid, run_id = _score._subject(span, trace_id, span_id, None)
-        if run_id:
-            raise ValueError("nothing to annotate: no span is active; pass span=, trace_id= (and span_id=) or example=")
-    return {"trace_id": f"{tid:032x}", **({"span_id": f"{sid:016x}"} if sid else {})}
-
-
-def annotate(
-    name: str,
-    value: float | int | bool | str,
-    *,
-    kind: AnnotationKind = "feedback",
-    value_type: ValueType | None = None,
-    user: str | None = None,
-    rationale: str | None = None,
-    span: Any = None,
-    trace_id: str | int | None = None,
-    span_id: str | int | None = None,
-    example: EvalExample | None = None,
-    run_id: str | None = None,
-    dataset: str | None = None,
-    example_id: str | int | None = None,
-    response: Any = None,
-    last_llm_call: bool = False,
-    server: str | None = None,
-    api_key: str | None = None,
-) -> str:
-    """Annotate a span, a trace or an eval example; returns the annotation's id.
-
-    `kind`: "feedback" (a judgement; its number or bool joins the accuracy aggregates as a
-    score) or "expectation" (what the right answer was). `value_type` defaults from the value:
-    bool -> "bool", int/float -> "number", str -> "text". What is annotated, first match wins:
-    `example` (an EvalExample) or `run_id` + `dataset` + `example_id`; `response` or
-    `last_llm_call` (as in `tracehouse.score`); `span`; `trace_id` (with `span_id` one span);
-    else the current span. Sent to `server` (default TRACEHOUSE_SERVER, else the collector this
-    process exports to) at once; raises tracehouse.TracehouseError when it refuses.
-    """
-    from tracehouse._client import Client
-
-    if example_id is not None:
-        if not run_id or not dataset:
-            raise ValueError("example_id needs run_id and dataset")
-        fields: dict[str, Any] = {"run_id": run_id, "dataset": dataset, "example_id": str(example_id)}
-    else:
-        fields = _target(span, trace_id, span_id, example, response, last_llm_call)
-    body = {
-        **fields,
-        "name": name,
-        "kind": kind,
-        "value": value,
-        "value_type": value_type,
-        "user": user if user is not None else os.environ.get("TRACEHOUSE_USER") or _login(),
-        "rationale": rationale,
-        "source": "sdk",
-    }
-    client = Client(server or os.environ.get("TRACEHOUSE_SERVER") or _collector_url(), api_key)
-    answer: dict[str, Any] = client._json("POST", "/api/v1/annotations", body)
-    return str(answer["id"])
-
-
-def _collector_url() -> str:
-    from tracehouse._run_transport import base_url, logs_url
-
-    return base_url(logs_url())
-
-
-def _login() -> str:
-    try:
-        import getpass
-
-        return getpass.getuser()
-    except (ImportError, KeyError, OSError):
-        return ""
-

@@ -51,6 +51,22 @@ def active_run() -> Run | None:
     return _active.get()
 
 
+def eval_example(
+    dataset: str,
+    example_id: str | int,
+    inputs: Any = None,
+    references: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    run: Run | None = None,
+) -> EvalExample:
+    """An eval example of `run` (default: the active run); see `Run.eval_example`."""
+    owner = run or active_run()
+    if owner is None:
+        raise ValueError("an eval example belongs to a run: call it inside `with tracehouse.run(...)` or pass run=")
+    return owner.eval_example(dataset, example_id, inputs, references, metadata)
+
+
 def run(
     experiment: str = "default",
     name: str | None = None,

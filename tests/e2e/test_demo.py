@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from helpers import free_port, run_cli, wait_for
@@ -70,8 +71,12 @@ def test_scores_attach_to_llm_calls_and_agent_spans(demo_collector):
         "LEFT JOIN otel_traces AS t ON s.TraceId = t.TraceId AND s.SpanId = t.SpanId "
         "GROUP BY name, operation ORDER BY name, operation"
     )
+    # A reviewer's `human_review` feedback on each wrong label is a score of that LLM call too.
+    wrong = c.scalar("SELECT count() FROM run_evals FINAL WHERE Scores['exact_match'] = 0")
+    assert wrong > 0
     assert [(r["name"], r["operation"], r["n"]) for r in rows] == [
-        ("accuracy", "chat", 16), ("helpfulness", "invoke_agent", 8), ("relevance", "chat", 8),
+        ("accuracy", "chat", 16), ("helpfulness", "invoke_agent", 8), ("human_review", "chat", wrong),
+        ("relevance", "chat", 8),
     ]  # fmt: skip
     # The relevance score is on the agent turn's last call: the answer, a child of the agent span.
     answers = c.sql(
@@ -158,6 +163,35 @@ def test_runs_metrics_artifacts_and_model(demo_collector):
     assert last < first / 3
     assert c.scalar("SELECT count() FROM run_artifacts WHERE Name = 'validation_curve.csv'") == 3
     assert c.scalar("SELECT count() FROM models WHERE Name = 'demo-classifier'") == 1
+
+
+def test_eval_examples_link_their_calls_and_wrong_labels_are_annotated(demo_collector):
+    """Each labelling call is an eval example of its run, linked to the call's trace, with the
+    accuracy score of that call as its exact_match; each wrong label carries the reviewer's
+    feedback (on the call) and expectation (on the example)."""
+    c = demo_collector
+    examples = c.sql(
+        "SELECT e.RunId AS run, e.ExampleId AS example, JSONExtractString(e.Outputs, 'label') AS label, "
+        "JSONExtractString(e.References, 'label') AS truth, e.Scores['exact_match'] AS exact, l.TraceId AS trace "
+        "FROM run_evals AS e FINAL JOIN run_eval_traces AS l FINAL USING (RunId, Dataset, ExampleId) "
+        "WHERE e.Dataset = 'review-sentiment' ORDER BY run, example"
+    )
+    assert len(examples) == 16 and len({e["trace"] for e in examples}) == 16
+    scores = {
+        r["trace"]: r["value"]
+        for r in c.sql("SELECT TraceId AS trace, Value AS value FROM otel_scores WHERE Name = 'accuracy'")
+    }
+    for e in examples:
+        assert e["exact"] == (1.0 if e["label"] == e["truth"] else 0.0) == scores[e["trace"]]
+    notes = c.sql("SELECT Target, Name, Kind, Value, TraceId, ExampleId FROM annotations FINAL ORDER BY Name")
+    wrong = [e for e in examples if e["exact"] == 0]
+    assert sorted((n["Target"], n["TraceId"]) for n in notes if n["Name"] == "human_review") == sorted(
+        ("span", e["trace"]) for e in wrong)  # fmt: skip
+    assert sorted((n["ExampleId"], n["Value"]) for n in notes if n["Name"] == "expected_label") == sorted(
+        (e["example"], e["truth"]) for e in wrong)  # fmt: skip
+    assert f"{len(examples)} eval examples linked to their traces, {2 * len(wrong)} annotations" in c.demo_output
+    shown = re.search(r"tracehouse runs compare --evals (\w+) (\w+) --server", c.demo_output)
+    assert shown and {shown.group(1), shown.group(2)} == {e["run"] for e in examples}
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import random
 import time
 from typing import Any
 
+from tracehouse_collector.demo import evals as demo_evals
 from tracehouse_collector.demo.fake_openai import (
     _EVAL_PREFIX,
     _EVAL_REVIEWS,
@@ -137,20 +138,23 @@ def _prompt_eval_runs(client: Any, summary: Summary) -> None:
     import tracehouse
 
     @tracehouse.trace(kind="chain", name="eval_example")
-    def evaluate(model: str, review: str, truth: str) -> bool:
+    def evaluate(model: str, review: str, truth: str) -> str:
         resp = client.chat.completions.create(
             model=model, temperature=0.0, messages=[{"role": "user", "content": _EVAL_PREFIX + review}]
         )
-        ok = (resp.choices[0].message.content or "").strip() == truth
-        tracehouse.score("accuracy", 1.0 if ok else 0.0, response=resp)  # on the LLM call it judges
-        return ok
+        answer = (resp.choices[0].message.content or "").strip()
+        tracehouse.score("accuracy", 1.0 if answer == truth else 0.0, response=resp)  # on the LLM call it judges
+        return answer
 
     for variant, model in (("v1", "gpt-4o-mini"), ("v2", "gpt-4o")):
         params = {"prompt": variant, "model": model, "temperature": 0.0, "examples": len(_EVAL_REVIEWS)}
         with tracehouse.run("demo-prompt-eval", name=f"prompt-{variant}-{model}", params=params) as run:
             correct = 0
             for step, (review, truth) in enumerate(_EVAL_REVIEWS):
-                correct += evaluate(model, review, truth)
+                with demo_evals.example(run, step, review, truth) as ex:  # each review: an eval example
+                    answer = evaluate(model, review, truth)
+                    demo_evals.judged(ex, answer, truth, summary)
+                correct += answer == truth
                 summary.llm_calls += 1
                 summary.scores += 1
                 run.log_metric("running_accuracy", correct / (step + 1), step=step)

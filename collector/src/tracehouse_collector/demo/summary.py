@@ -23,6 +23,9 @@ class Summary:
     metric_points: int = 0
     artifacts: int = 0
     models: int = 0
+    eval_examples: int = 0
+    annotations: int = 0
+    eval_runs: list[str] = field(default_factory=list)  # the runs whose examples compare
     notes: list[str] = field(default_factory=list)
 
 
@@ -35,6 +38,7 @@ def format_summary(summary: Summary, server: str) -> str:
         f"  history       {summary.history_spans} backdated spans",
         f"  runs          {summary.runs} runs, {summary.metric_points} metric points, {summary.artifacts} artifacts, "
         f"{summary.models} model",
+        f"  evals         {summary.eval_examples} eval examples linked to their traces, {summary.annotations} annotations",
         *(f"  note: {note}" for note in summary.notes),
         "",
         f"Open the UI:  {s}/",
@@ -42,6 +46,7 @@ def format_summary(summary: Summary, server: str) -> str:
         f"  tracehouse traces list --server {s}",
         f"  tracehouse query latency --by model --server {s}",
         f"  tracehouse runs list --server {s}",
+        *([f"  tracehouse runs compare --evals {' '.join(summary.eval_runs)} --server {s}"] if summary.eval_runs else []),
         "(the collector writes in batches: give it a second or two before querying)",
     ]
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ import { renderTrace } from "./pages/trace.js";
 import { renderRuns } from "./pages/runs.js";
 import { renderRun } from "./pages/run.js";
 import { renderCompare } from "./pages/compare.js";
+import { renderEvals } from "./pages/evals.js";
 import { renderSessions } from "./pages/sessions.js";
 import { renderMetrics } from "./pages/metrics.js";
 import { renderSql } from "./pages/sql.js";
@@ -24,11 +25,12 @@ const PAGES = {
   runs: renderRuns,
   run: renderRun,
   compare: renderCompare,
+  evals: renderEvals, // #/evals/<run id>: a run's eval examples
   metrics: renderMetrics,
   sql: renderSql,
 };
 // Detail pages light up the nav entry of their list.
-const NAV_OF = { trace: "traces", run: "runs", compare: "runs" };
+const NAV_OF = { trace: "traces", run: "runs", compare: "runs", evals: "runs" };
 
 async function render() {
   const token = ++renderToken;

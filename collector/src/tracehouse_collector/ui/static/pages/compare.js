@@ -1,4 +1,5 @@
 import { h, ApiError, api, chart, colorFor, fmtCost, fmtNum, fmtValue, routeUrl } from "../lib.js";
+import { evalsComparison } from "./evals.js";
 
 // #/compare?ids=a,b,c&base=a&diff=1: runs side by side against a baseline run.
 
@@ -109,6 +110,11 @@ export async function renderCompare(root, route, current) {
         Object.entries(LLM_LABELS).map(([key, label]) => row(label, key, (u) => u?.[key])),
         scoreNames.filter((n) => n !== "accuracy").map((n) => row(`score ${n}`, `score.${n}`, (u) => u?.scores?.[n])))));
   }
+
+  // The runs' eval examples side by side: the regression view (pages/evals.js).
+  const evals = await evalsComparison(order, route.params, go);
+  if (!current()) return;
+  if (evals) root.append(h("h2", "Eval examples"), evals);
 
   // Overlaid curves, one chart per metric.
   const histories = await Promise.all(order.map((r) => api(`/api/v1/runs/${encodeURIComponent(r.id)}/metrics`)));

@@ -16,7 +16,8 @@ export async function renderRun(root, route, current) {
   const meta = run.metadata || {};
   root.append(
     h("div.toolbar", h("a", { href: "#/runs" }, "← Runs"), h("h1", `Run ${run.name}`),
-      h(`span.status${run.status === "failed" ? ".error" : ""}`), h("span", run.status)),
+      h(`span.status${run.status === "failed" ? ".error" : ""}`), h("span", run.status),
+      h("a#run-evals-link", { href: routeUrl("evals", run.id) }, "Eval examples")),
   );
   const git = meta["git.commit"]
     ? `${meta["git.commit"].slice(0, 12)}${meta["git.branch"] ? ` (${meta["git.branch"]})` : ""}${meta["git.dirty"] === "true" ? ", uncommitted changes" : ""}`

@@ -1,4 +1,5 @@
 import { h, api, fmtMs, fmtCost, fmtInt, fmtTime, errorBox, routeUrl, filterLink, scoreBadges } from "../lib.js";
+import { annotationsPanel } from "./evals.js";
 
 // ----- trace detail -----
 
@@ -102,6 +103,7 @@ export async function renderTrace(root, route, current) {
   }
   if (initial) initial();
   root.append(h("div.trace-layout", tree, pane));
+  root.append(annotationsPanel(t.trace_id, () => selected?.dataset.spanId)); // pages/evals.js
 }
 
 // A message's parts as readable blocks: text as text, tool calls and other parts as JSON.

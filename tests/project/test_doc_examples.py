@@ -54,8 +54,8 @@ SKIP = {
     r"//collector:4318": "a remote collector started with API keys (tests/test_auth.py covers keys)",
 }
 
-# Commands that store data: run against a scratch collector, never the demo's.
-WRITES = re.compile(r"\btracehouse import\b")
+# Commands that store data (imports, annotations): run against a scratch collector, never the demo's.
+WRITES = re.compile(r"\btracehouse (?:import|annotate)\b")
 
 LOCAL_HTTP = re.compile(r"http://(?:127\.0\.0\.1|localhost):4318")
 LOCAL_GRPC = re.compile(r"(?:127\.0\.0\.1|localhost):4317")

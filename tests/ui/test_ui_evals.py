@@ -113,7 +113,9 @@ def test_annotate_a_span_from_the_trace_page(demo_collector, ui, eval_runs):
     ui.page.fill("#annotation-rationale", "polite but terse")
     ui.page.check("#annotation-on-span")
     ui.page.click("#annotation-form button[type=submit]")
-    ui.page.wait_for_function("() => document.querySelectorAll('#annotation-list li.annotation').length > %d" % len(before))
+    ui.page.wait_for_function(
+        "n => document.querySelectorAll('#annotation-list li.annotation').length > n", arg=len(before)
+    )
     after = demo_collector.session.get(
         f"{demo_collector.http_url}/api/v1/annotations", params={"trace_id": trace}, timeout=30
     ).json()

@@ -294,3 +294,40 @@ def test_annotating_needs_the_annotate_scope(start_collector, tmp_path):
     listed = requests.get(url, params={"trace_id": "ab" * 16}, timeout=30,
                           headers={"Authorization": "Bearer reader-key-0123456789"}).json()  # fmt: skip
     assert [a["id"] for a in listed] == [added.json()["id"]]
+
+
+def test_grpc_lists_and_compares_evals(collector, two_runs):
+    import grpc
+    from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
+    from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
+
+    base, cand = two_runs["base"], two_runs["cand"]
+    with grpc.insecure_channel(collector.grpc_endpoint) as channel:
+        stub = query_pb2_grpc.QueryStub(channel)
+        table = stub.ListEvals(pb.ListEvalsRequest(run_id=base[:8]), timeout=30)
+        columns = [c.name for c in table.columns]
+        rows = [dict(zip(columns, r.values, strict=True)) for r in table.rows]
+        assert [r["example_id"].string_value for r in rows] == sorted(BASELINE)
+        for r in rows:
+            answer, scores = BASELINE[r["example_id"].string_value]
+            assert json.loads(r["outputs"].json_value) == {"capital": answer}
+            assert json.loads(r["scores"].json_value) == {k: float(v) for k, v in scores.items()}
+            assert sorted(json.loads(r["trace_ids"].json_value)) == sorted(
+                two_runs["traces"][base][r["example_id"].string_value])  # fmt: skip
+
+        compared = stub.CompareEvals(pb.CompareEvalsRequest(run_ids=[base, cand], change="worse"), timeout=30)
+        columns = [c.name for c in compared.columns]
+        (row,) = [dict(zip(columns, r.values, strict=True)) for r in compared.rows]
+        assert row["example_id"].string_value == "de" and row[f"change@{cand[:8]}"].string_value == "worse"
+        assert Decimal(repr(row[f"delta_fluency@{cand[:8]}"].double_value)) == Decimal("0.05")
+
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ListEvals(pb.ListEvalsRequest(run_id="0123456789abcdef0123456789abcdef"), timeout=30)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        trace = two_runs["traces"][base]["fr"][0]
+        notes = stub.ListAnnotations(pb.ListAnnotationsRequest(trace_id=trace), timeout=30)
+        expected = collector.session.get(
+            f"{collector.http_url}/api/v1/annotations", params={"trace_id": trace}, timeout=30
+        ).json()
+        ids = [c.name for c in notes.columns].index("id")
+        assert [r.values[ids].string_value for r in notes.rows] == [a["id"] for a in expected]

@@ -19,7 +19,8 @@ from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
 from tracehouse_collector.api.readers import Readers, ReadersBusy
 from tracehouse_collector.formatting import plain_decimal
-from tracehouse_collector.query import traces
+from tracehouse_collector.query import evals, traces
+from tracehouse_collector.query.runs import RunNotFound
 from tracehouse_collector.query.sql import run_readonly
 from tracehouse_collector.query.values import jsonable
 from tracehouse_collector.receivers.otlp_grpc import retry_metadata
@@ -283,6 +284,69 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
     ) -> pb.Session:
         session = await self._call(context, lambda: traces.get_session(self.store, request.session_id))
         return session_message(session)
+
+    # -- eval examples and annotations (query/evals.py) ------------------------------------------
+
+    async def ListEvals(self, request: pb.ListEvalsRequest, context: grpc.aio.ServicerContext) -> pb.Table:
+        examples = await self._call(
+            context, _found(lambda: evals.list_evals(self.store, request.run_id, request.dataset or None))
+        )
+        return _dicts_table(EVAL_COLUMNS, examples)
+
+    async def CompareEvals(self, request: pb.CompareEvalsRequest, context: grpc.aio.ServicerContext) -> pb.Table:
+        result = await self._call(
+            context,
+            _found(
+                lambda: evals.compare_evals(
+                    self.store,
+                    list(request.run_ids),
+                    dataset=request.dataset or None,
+                    change=request.change or None,
+                    score=request.score or None,
+                )
+            ),
+        )
+        return to_table(*evals.compare_table(result))
+
+    async def ListAnnotations(
+        self, request: pb.ListAnnotationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Table:
+        found = await self._call(
+            context,
+            _found(
+                lambda: evals.list_annotations(
+                    self.store,
+                    trace_id=request.trace_id or None,
+                    span_id=request.span_id or None,
+                    run=request.run_id or None,
+                    dataset=request.dataset or None,
+                    example_id=request.example_id or None,
+                )
+            ),
+        )
+        return _dicts_table(ANNOTATION_COLUMNS, found)
+
+
+EVAL_COLUMNS = ("dataset", "example_id", "inputs", "outputs", "references", "scores", "metadata", "trace_ids",
+                "annotations", "created", "updated")  # fmt: skip
+ANNOTATION_COLUMNS = ("id", "time", "target", "trace_id", "span_id", "run_id", "dataset", "example_id", "name",
+                      "kind", "value_type", "value", "user", "rationale", "source")  # fmt: skip
+
+
+def _dicts_table(columns: Sequence[str], items: Sequence[dict[str, Any]]) -> pb.Table:
+    return to_table(columns, [[item.get(c) for c in columns] for item in items])
+
+
+def _found(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """`fn` with an unknown run answered NOT_FOUND, as an unknown trace is."""
+
+    def run() -> Any:
+        try:
+            return fn()
+        except RunNotFound as exc:
+            raise traces.NotFound(str(exc)) from None
+
+    return run
 
 
 def _store_down(exc: StoreError) -> bool:

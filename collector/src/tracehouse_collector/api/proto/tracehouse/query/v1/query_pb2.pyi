@@ -50,6 +50,40 @@ class SqlRequest(_message.Message):
     sql: str
     def __init__(self, sql: _Optional[str] = ...) -> None: ...
 
+class ListEvalsRequest(_message.Message):
+    __slots__ = ("run_id", "dataset")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    dataset: str
+    def __init__(self, run_id: _Optional[str] = ..., dataset: _Optional[str] = ...) -> None: ...
+
+class CompareEvalsRequest(_message.Message):
+    __slots__ = ("run_ids", "dataset", "change", "score")
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    dataset: str
+    change: str
+    score: str
+    def __init__(self, run_ids: _Optional[_Iterable[str]] = ..., dataset: _Optional[str] = ..., change: _Optional[str] = ..., score: _Optional[str] = ...) -> None: ...
+
+class ListAnnotationsRequest(_message.Message):
+    __slots__ = ("trace_id", "span_id", "run_id", "dataset", "example_id")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_ID_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    span_id: str
+    run_id: str
+    dataset: str
+    example_id: str
+    def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., run_id: _Optional[str] = ..., dataset: _Optional[str] = ..., example_id: _Optional[str] = ...) -> None: ...
+
 class AggregateRequest(_message.Message):
     __slots__ = ("kind", "by", "since", "until", "service", "where", "all_spans", "unpriced")
     KIND_FIELD_NUMBER: _ClassVar[int]

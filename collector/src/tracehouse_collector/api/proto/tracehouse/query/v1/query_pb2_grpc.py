@@ -64,6 +64,21 @@ class QueryStub:
                 request_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.GetSessionRequest.SerializeToString,
                 response_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.Session.FromString,
                 _registered_method=True)
+        self.ListEvals = channel.unary_unary(
+                '/tracehouse.query.v1.Query/ListEvals',
+                request_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.ListEvalsRequest.SerializeToString,
+                response_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.Table.FromString,
+                _registered_method=True)
+        self.CompareEvals = channel.unary_unary(
+                '/tracehouse.query.v1.Query/CompareEvals',
+                request_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.CompareEvalsRequest.SerializeToString,
+                response_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.Table.FromString,
+                _registered_method=True)
+        self.ListAnnotations = channel.unary_unary(
+                '/tracehouse.query.v1.Query/ListAnnotations',
+                request_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.ListAnnotationsRequest.SerializeToString,
+                response_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.Table.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -111,6 +126,27 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEvals(self, request, context):
+        """A run's eval examples, one row each (as `tracehouse runs evals --format json`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareEvals(self, request, context):
+        """The examples of several runs side by side (as `tracehouse runs compare --evals`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAnnotations(self, request, context):
+        """Annotations of a trace (and its spans) or of a run (as GET /api/v1/annotations).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +179,21 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.GetSession,
                     request_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.GetSessionRequest.FromString,
                     response_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.Session.SerializeToString,
+            ),
+            'ListEvals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvals,
+                    request_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.ListEvalsRequest.FromString,
+                    response_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.Table.SerializeToString,
+            ),
+            'CompareEvals': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareEvals,
+                    request_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.CompareEvalsRequest.FromString,
+                    response_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.Table.SerializeToString,
+            ),
+            'ListAnnotations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAnnotations,
+                    request_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.ListAnnotationsRequest.FromString,
+                    response_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.Table.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +358,87 @@ class Query:
             '/tracehouse.query.v1.Query/GetSession',
             tracehouse_dot_query_dot_v1_dot_query__pb2.GetSessionRequest.SerializeToString,
             tracehouse_dot_query_dot_v1_dot_query__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tracehouse.query.v1.Query/ListEvals',
+            tracehouse_dot_query_dot_v1_dot_query__pb2.ListEvalsRequest.SerializeToString,
+            tracehouse_dot_query_dot_v1_dot_query__pb2.Table.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareEvals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tracehouse.query.v1.Query/CompareEvals',
+            tracehouse_dot_query_dot_v1_dot_query__pb2.CompareEvalsRequest.SerializeToString,
+            tracehouse_dot_query_dot_v1_dot_query__pb2.Table.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAnnotations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tracehouse.query.v1.Query/ListAnnotations',
+            tracehouse_dot_query_dot_v1_dot_query__pb2.ListAnnotationsRequest.SerializeToString,
+            tracehouse_dot_query_dot_v1_dot_query__pb2.Table.FromString,
             options,
             channel_credentials,
             insecure,

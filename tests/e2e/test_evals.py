@@ -131,7 +131,7 @@ def test_rest_and_cli_list_a_runs_examples(collector, two_runs):
     assert json.loads(out.stdout) == examples
     csv = run_cli("runs", "evals", base, "--server", collector.http_url, "--format", "csv")
     header, *lines = csv.stdout.strip().splitlines()
-    assert header == "dataset,example_id,inputs,outputs,references,exact,fluency,traces"
+    assert header == "dataset,example_id,inputs,outputs,references,exact,fluency,annotations,traces"
     assert len(lines) == 4 and lines[2].startswith('capitals,fr,"{""country"":""France""}"')
 
 
@@ -232,6 +232,9 @@ def test_annotations_from_sdk_cli_and_rest_join_the_aggregates(collector, two_ru
     examples = collector.session.get(f"{collector.http_url}/api/v1/runs/{base}/evals", timeout=30).json()
     (it,) = [e for e in examples if e["example_id"] == "it"]
     assert [(a["name"], a["kind"], a["value"]) for a in it["annotations"]] == [("ideal", "expectation", "Roma")]
+    table = run_cli("runs", "evals", base, "--server", collector.http_url, "--format", "csv")
+    (it_line,) = [line for line in table.stdout.splitlines() if line.startswith("capitals,it,")]
+    assert "expectation ideal=Roma" in it_line
 
     # Feedback with a value is a score: the accuracy aggregate averages it with the others.
     rows = collector.session.post(

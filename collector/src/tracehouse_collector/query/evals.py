@@ -93,9 +93,9 @@ def list_evals(store: Store, ref: str, dataset: str | None = None, annotations: 
 
 
 def evals_table(examples: list[dict]) -> tuple[list[str], list[list[Any]]]:
-    """`runs evals` as a table: one row per example, a column per score name."""
+    """`runs evals` as a table: one row per example, a column per score name, its annotations."""
     names = sorted({n for e in examples for n in e["scores"]})
-    columns = ["dataset", "example_id", "inputs", "outputs", "references", *names, "traces"]
+    columns = ["dataset", "example_id", "inputs", "outputs", "references", *names, "annotations", "traces"]
     rows = [
         [
             e["dataset"],
@@ -104,6 +104,7 @@ def evals_table(examples: list[dict]) -> tuple[list[str], list[list[Any]]]:
             _compact(e["outputs"]),
             _compact(e["references"]),
             *[e["scores"].get(n) for n in names],
+            "; ".join(f"{a['kind']} {a['name']}={_compact(a['value'])}" for a in e.get("annotations") or []),
             ",".join(e["trace_ids"]),
         ]
         for e in examples
@@ -283,7 +284,8 @@ def list_annotations(
             params[name] = value
     if run:
         params["run"] = resolve(store, run) if len(run) != 32 else run
-        cond.append(_RUN_ANNOTATIONS)
+        # An example's annotations carry its run; a trace's may not (REST does not know it).
+        cond.append("RunId = {run:String}" if target == "eval" else _RUN_ANNOTATIONS)
     where = f"WHERE {' AND '.join(cond)}" if cond else ""
     _, rows = store.query(
         f"SELECT {_ANNOTATION_COLUMNS} FROM tracehouse.annotations {where} "

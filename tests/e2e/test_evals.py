@@ -334,3 +334,25 @@ def test_grpc_lists_and_compares_evals(collector, two_runs):
         ).json()
         ids = [c.name for c in notes.columns].index("id")
         assert [r.values[ids].string_value for r in notes.rows] == [a["id"] for a in expected]
+
+
+def test_client_reads_evals_into_dataframes(collector, two_runs):
+    base, cand = two_runs["base"], two_runs["cand"]
+    client = tracehouse.Client(collector.http_url)
+    frame = client.evals(base)
+    assert list(frame["example_id"]) == sorted(BASELINE)
+    assert [o for o in frame["outputs"]] == [{"capital": BASELINE[k][0]} for k in sorted(BASELINE)]
+    assert list(frame["scores.fluency"]) == [BASELINE[k][1]["fluency"] for k in sorted(BASELINE)]
+    assert [sorted(t) for t in frame["trace_ids"]] == [sorted(two_runs["traces"][base][k]) for k in sorted(BASELINE)]
+    assert str(frame["created"].dtype) == "datetime64[us, UTC]"
+
+    table = client.compare_evals([base, cand], as_="arrow")
+    expected = _expected_comparison()
+    c8 = cand[:8]
+    rows = table.to_pylist()
+    assert [r["example_id"] for r in rows] == sorted(expected)
+    for r in rows:
+        change, deltas = expected[r["example_id"]]
+        assert r[f"change@{c8}"] == change
+        for name, d in deltas.items():
+            assert Decimal(repr(r[f"delta_{name}@{c8}"])) == d

@@ -182,6 +182,43 @@ class Client:
             cols.add(name, [_number(row[i]) for row in answer["rows"]])
         return convert(cols.table(), output, cols.mixed)
 
+    def evals(self, run_id: str, dataset: str | None = None, *, as_: Output | None = None) -> Any:
+        """A run's eval examples, one row each: dataset, example_id, inputs, outputs, references,
+        metadata (their JSON values), a column per score (`scores.NAME`), trace_ids and
+        annotations (lists), created, updated."""
+        output = self._output(as_)
+        path = f"/api/v1/runs/{urllib.parse.quote(run_id, safe='')}/evals"
+        return _evals_frame(self._json("GET", path, query={"dataset": dataset}), output)
+
+    def compare_evals(
+        self,
+        run_ids: Sequence[str],
+        *,
+        dataset: str | None = None,
+        change: str | None = None,
+        score: str | None = None,
+        as_: Output | None = None,
+    ) -> Any:
+        """The table of `tracehouse runs compare --evals`: dataset, example_id, per score each
+        run's value (`NAME@<id8>`) and each later run's delta (`delta_NAME@<id8>`), then each
+        later run's change (worse, better, same, missing); `change` keeps one kind."""
+        output = self._output(as_)
+        query = {"ids": ",".join(run_ids), "dataset": dataset, "change": change, "score": score}
+        answer = self._json("GET", "/api/v1/evals/compare", query=query)
+        cols = Columns(output)
+        labels = answer["labels"]
+        cols.add("dataset", [e["dataset"] for e in answer["examples"]], None)
+        cols.add("example_id", [e["example_id"] for e in answer["examples"]], None)
+        for name in answer["scores"]:
+            for i, label in enumerate(labels):
+                runs = [e["runs"][i] for e in answer["examples"]]
+                cols.add(f"{name}@{label}", [r["scores"].get(name) if r else None for r in runs], None)
+            for i, label in enumerate(labels[1:]):
+                cols.add(f"delta_{name}@{label}", [e["deltas"][i].get(name) for e in answer["examples"]], None)
+        for i, label in enumerate(labels[1:]):
+            cols.add(f"change@{label}", [e["changes"][i] for e in answer["examples"]], None)
+        return convert(cols.table(), output, cols.mixed)
+
     # -- transport ------------------------------------------------------------------------
 
     def _output(self, as_: Output | None) -> Output:
@@ -342,6 +379,22 @@ def _spans_frame(tree: dict[str, Any], output: str) -> Any:
     cols = Columns(output)
     for name, type_ in schema.items():
         cols.add(name, [s.get(name) for s in flat], type_)
+    return convert(cols.table(), output, cols.mixed)
+
+
+def _evals_frame(examples: list[dict[str, Any]], output: str) -> Any:
+    pa, time, _ = _types(output)
+    cols = Columns(output)
+    cols.add("dataset", [e["dataset"] for e in examples], pa.string())
+    cols.add("example_id", [e["example_id"] for e in examples], pa.string())
+    for field in ("inputs", "outputs", "references", "metadata"):
+        cols.add(field, [e.get(field) for e in examples])
+    for name in sorted({n for e in examples for n in e["scores"]}):
+        cols.add(f"scores.{name}", [e["scores"].get(name) for e in examples], pa.float64())
+    cols.add("trace_ids", [e["trace_ids"] for e in examples], pa.list_(pa.string()))
+    cols.add("annotations", [e.get("annotations") or [] for e in examples])
+    cols.add("created", [e["created"] for e in examples], time)
+    cols.add("updated", [e["updated"] for e in examples], time)
     return convert(cols.table(), output, cols.mixed)
 
 

@@ -380,6 +380,8 @@ def test_both_luml_forms_import_as_one_run(import_target, tmp_path):
     assert c.scalar(f"SELECT count() FROM run_evals FINAL WHERE RunId = {quote(run_id)}") == 2
     assert c.scalar(f"SELECT count() FROM run_eval_traces FINAL WHERE RunId = {quote(run_id)}") == 1
     assert c.scalar(f"SELECT count() FROM annotations FINAL WHERE RunId = {quote(run_id)}") == 2
+    # The one feedback annotation is one score, not one per form imported.
+    assert c.scalar(f"SELECT count() FROM otel_scores WHERE Source = 'annotation' AND RunId = {quote(run_id)}") == 1
 
 
 def test_import_our_model_file_into_another_collector(logged, import_target):

@@ -121,10 +121,34 @@ def _record_rows(snapshot: dict) -> dict[str, list[dict]]:
     from tracehouse_collector.processors import runs as run_records
 
     records, points, _ = load.snapshot_records(snapshot)
-    (payload, *_) = load.encode_payloads(records, points, "luml-import")
-    rows = run_records.take_run_records(ExportLogsServiceRequest.FromString(payload))
-    assert rows.rejected == 0, rows.errors
-    return rows.tables
+    tables: dict[str, list[dict]] = {}
+    for payload in load.encode_payloads(records, points, "luml-import"):
+        rows = run_records.take_run_records(ExportLogsServiceRequest.FromString(payload))
+        assert rows.rejected == 0, rows.errors
+        for table, table_rows in rows.tables.items():
+            tables.setdefault(table, []).extend(table_rows)
+    return tables
+
+
+def test_evals_travel_apart_in_the_same_requests_from_both_forms(both_forms):
+    """Read from the export or from the `.luml`, a run's evals and annotations make the same
+    request, which the collector stores once."""
+
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    def eval_payload(snapshot: dict) -> bytes:
+        records, points, _ = load.snapshot_records(snapshot)
+        found = []
+        for payload in load.encode_payloads(records, points, "luml-import"):
+            request = ExportLogsServiceRequest.FromString(payload)
+            names = {r.event_name for rl in request.resource_logs for sl in rl.scope_logs for r in sl.log_records}
+            if names & set(load.EVAL_EVENTS):
+                assert names == set(load.EVAL_EVENTS), names  # nothing else in that request
+                found.append(payload)
+        (payload,) = found
+        return payload
+
+    assert eval_payload(both_forms["export"]) == eval_payload(both_forms["model"])
 
 
 def test_evals_links_and_annotations_become_rows(both_forms):

@@ -88,8 +88,12 @@ def _json_or_empty(value: Any) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False)
 
 
+EVAL_EVENTS = ("tracehouse.run.eval", "tracehouse.run.annotation")
+
+
 def eval_records(run_id: str, evals: list[dict], annotations: list[dict], ts: int) -> list[tuple]:
-    """The run records (as the SDK's transport sends them) of a snapshot's evals and annotations."""
+    """The run records (as the SDK's transport sends them) of a snapshot's evals and annotations,
+    each timed by its own time (`ts` where it has none), whatever form of the run it came from."""
     records: list[tuple] = []
     for e in evals:
         attrs = {
@@ -108,7 +112,7 @@ def eval_records(run_id: str, evals: list[dict], annotations: list[dict], ts: in
                 {k: v for k, v in link.items() if v not in (None, "")} for link in e.get("traces") or []
             ],
         }
-        records.append(("tracehouse.run.eval", run_id, attrs, body, ts))
+        records.append(("tracehouse.run.eval", run_id, attrs, body, attrs["tracehouse.eval.updated_time_unix_nano"]))
     for a in annotations:
         fields = {**a, "time_unix_nano": int(a.get("time_unix_nano") or ts)}
         if fields.get("target") != "eval":
@@ -116,7 +120,7 @@ def eval_records(run_id: str, evals: list[dict], annotations: list[dict], ts: in
             fields.pop("example_id", None)
         fields.pop("target", None)
         attrs = {f"tracehouse.annotation.{k}": v for k, v in fields.items() if v not in (None, "")}
-        records.append(("tracehouse.run.annotation", run_id, attrs, None, ts))
+        records.append(("tracehouse.run.annotation", run_id, attrs, None, fields["time_unix_nano"]))
     return records
 
 
@@ -238,10 +242,15 @@ def encode_payloads(records: list[tuple], points: list[tuple], service: str) -> 
     from tracehouse._run_transport import MAX_POINTS_PER_FILE, encode_request
 
     resource = {"service.name": service}
-    # The points travel apart from the records: the same points read from another form of the
-    # same run (a LUML export and its `.luml`) make the same requests, which the collector
-    # recognises as already stored.
-    payloads = [encode_request(records, [], resource)]
+    # The points, and the eval examples and annotations, travel apart from the run's own records:
+    # the same ones read from another form of the same run (a LUML export and its `.luml`) make
+    # the same requests, which the collector recognises as already stored (so a feedback
+    # annotation is not copied into otel_scores twice).
+    own = [r for r in records if r[0] not in EVAL_EVENTS]
+    evals = [r for r in records if r[0] in EVAL_EVENTS]
+    payloads = [encode_request(own, [], resource)]
+    if evals:
+        payloads.append(encode_request(evals, [], resource))
     for i in range(0, len(points), MAX_POINTS_PER_FILE):
         payloads.append(encode_request([], points[i : i + MAX_POINTS_PER_FILE], resource))
     return payloads

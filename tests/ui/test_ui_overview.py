@@ -41,7 +41,8 @@ def test_kpis_cost_breakdown_and_scores(demo_collector, ui):
     assert kpi(ui.page, "traces") == f"{traces:,}"
 
     scores = {r["evaluation"]: r["mean"] for r in rows(demo_collector, "accuracy") if r["mean"] is not None}
-    assert set(scores) == {"accuracy", "relevance"}
+    # human_review: the demo reviewer's feedback annotations, scores like the others
+    assert set(scores) == {"accuracy", "human_review", "relevance"}
     for name, mean in scores.items():
         assert float(kpi(ui.page, f"score.{name}")) == pytest.approx(mean, rel=1e-3)
 

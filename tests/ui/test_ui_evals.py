@@ -107,8 +107,10 @@ def test_annotate_a_span_from_the_trace_page(demo_collector, ui, eval_runs):
     llm_row = ui.page.locator(".span-row.llm").first
     span_id = llm_row.get_attribute("data-span-id")
     llm_row.click()
-    ui.page.fill("#annotation-name", "tone")
-    ui.page.fill("#annotation-value", "0.75")
+    # An expectation: the demo's data other tests read keeps its scores (feedback would be one).
+    ui.page.fill("#annotation-name", "ideal_label")
+    ui.page.fill("#annotation-value", "positive")
+    ui.page.select_option("#annotation-kind", "expectation")
     ui.page.fill("#annotation-user", "ui-tester")
     ui.page.fill("#annotation-rationale", "polite but terse")
     ui.page.check("#annotation-on-span")
@@ -120,8 +122,8 @@ def test_annotate_a_span_from_the_trace_page(demo_collector, ui, eval_runs):
         f"{demo_collector.http_url}/api/v1/annotations", params={"trace_id": trace}, timeout=30
     ).json()
     (added,) = [a for a in after if a["id"] not in {b["id"] for b in before}]
-    assert (added["target"], added["span_id"], added["name"], added["value"], added["value_type"], added["user"],
-            added["rationale"], added["source"]) == (
-        "span", span_id, "tone", 0.75, "number", "ui-tester", "polite but terse", "ui")  # fmt: skip
+    assert (added["target"], added["span_id"], added["name"], added["kind"], added["value"], added["value_type"],
+            added["user"], added["rationale"], added["source"]) == (
+        "span", span_id, "ideal_label", "expectation", "positive", "text", "ui-tester", "polite but terse", "ui")  # fmt: skip
     text = ui.page.text_content(f'#annotation-list li[data-annotation-id="{added["id"]}"]')
-    assert "tone = 0.75" in text and "ui-tester" in text and f"span {span_id[:8]}" in text
+    assert "ideal_label = positive" in text and "ui-tester" in text and f"span {span_id[:8]}" in text

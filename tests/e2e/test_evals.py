@@ -356,3 +356,21 @@ def test_client_reads_evals_into_dataframes(collector, two_runs):
         assert r[f"change@{c8}"] == change
         for name, d in deltas.items():
             assert Decimal(repr(r[f"delta_{name}@{c8}"])) == d
+
+
+def test_annotate_a_store_directly(tmp_path):
+    """Without a server, `tracehouse annotate --store` writes the store itself (as `import` does)."""
+    store = ["--store", f"chdb://{tmp_path / 'store'}", "--data-dir", str(tmp_path / "data")]
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    out = run_cli("annotate", "correct", "false", "--trace", trace, "--span", "b7ad6b7169203331", "--user", "ana",
+                  "--rationale", "wrong city", *store, "--format", "json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (added,) = json.loads(out.stdout)
+    assert (added["target"], added["value"], added["value_type"], added["source"]) == ("span", False, "bool", "cli")
+    bad = run_cli("annotate", "correct", "maybe", "--type", "bool", "--trace", trace, *store)
+    assert bad.returncode == 1 and "true or false" in bad.stderr
+    rows = run_cli("sql", "SELECT Name, Value, NumberValue, User, Rationale FROM annotations", *store, "--format", "json")
+    assert json.loads(rows.stdout) == [
+        {"Name": "correct", "Value": "false", "NumberValue": 0, "User": "ana", "Rationale": "wrong city"}]  # fmt: skip
+    scores = run_cli("sql", "SELECT Name, Value, Source FROM otel_scores", *store, "--format", "json")
+    assert json.loads(scores.stdout) == [{"Name": "correct", "Value": 0, "Source": "annotation"}]

@@ -195,6 +195,7 @@ RELEASED = {
     "0005_exporter_current_layout.sql": "96a259542ce929f442089519df67141b3e0603f3763f958c346ecccd3cb6218a",
     "0006_drop_otel_metrics_exp_histogram.sql": "7bffb75f15b9cb7e99a56b138dfb4dd7510bcf3cd59049e0fb8b377bca911894",
     "0007_rollup_value_ranges.sql": "f50b2326f279686242aca559c203afa36698dd40a11cfefc896fd5cdfd57573b",
+    "0009_content_text_index.sql": "bb997817fbdce8363200848319be9cf00a6c6b1173785b30b0b0458007ce025e",
 }
 
 

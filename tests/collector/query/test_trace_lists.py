@@ -238,3 +238,44 @@ def test_rows_carry_error_text_and_run_names(store):
         t = int(tid, 16) - 1
         assert rows[tid]["error"] == (f"rate limited #{t}" if f["error"] else "")
         assert rows[tid]["run_name"] == ("baseline-lr-0.001" if f["run"] else "")
+
+
+def _sessions_walk(store: Store, sort: str | None, limit: int = 3) -> list[dict]:
+    rows, cursor = [], None
+    while True:
+        page = traces.list_sessions(store, since="30d", limit=limit, cursor=cursor, sort=sort)
+        rows += page.records()
+        cursor = page.next_cursor
+        if not cursor:
+            return rows
+
+
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [
+        (None, lambda s: s["last"]),
+        ("last_time:asc", lambda s: s["last"]),
+        ("first_time", lambda s: s["first"]),
+        ("traces:asc", lambda s: s["traces"]),
+        ("cost_usd", lambda s: s["cost"]),
+        ("total_tokens:asc", lambda s: s["tokens"]),
+    ],
+)
+def test_sessions_sorted_server_side(store, sort, key):
+    sessions: dict[str, dict] = {}
+    for f in FACTS.values():
+        s = sessions.setdefault(f["session"], {"traces": 0, "cost": Decimal(0), "tokens": 0, "first": f["start_ns"], "last": 0})
+        s["traces"] += 1
+        s["cost"] += f["cost"]
+        s["tokens"] += f["tokens"]
+        s["first"] = min(s["first"], f["start_ns"])
+        s["last"] = max(s["last"], f["start_ns"])  # only root spans carry the session id
+    descending = not (sort or "").endswith(":asc")
+    expected = sorted(sessions, key=lambda sid: (key(sessions[sid]), sid), reverse=descending)
+    rows = _sessions_walk(store, sort)
+    assert [r["session_id"] for r in rows] == expected
+    for r in rows:
+        assert r["traces"] == sessions[r["session_id"]]["traces"]
+        assert r["cost_usd"] == sessions[r["session_id"]]["cost"]
+    with pytest.raises(ValueError, match="bad sort"):
+        traces.list_sessions(store, sort="latency_ms")

@@ -589,13 +589,14 @@ def _encode_sorted_cursor(order: Sort, value: Any, trace_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_sorted_cursor(cursor: str, order: Sort) -> tuple[str, str, str]:
-    """(type, value, trace id) after which a sorted page starts."""
+def _decode_sorted_cursor(cursor: str, order: Sort, id_pattern: re.Pattern | None = _HEX32) -> tuple[str, str, str]:
+    """(type, value, row id) after which a sorted page starts; the id is a trace id unless
+    `id_pattern` is None."""
     try:
         spec, kind, text, tid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, TypeError):
         raise ValueError(f"bad cursor {cursor!r}: pass the next_cursor of the previous page unchanged") from None
-    if spec != order.spec or kind not in ("Decimal128(12)", "Float64", "Int64") or not _HEX32.match(str(tid)):
+    if spec != order.spec or kind not in ("Decimal128(12)", "Float64", "Int64") or (id_pattern and not id_pattern.match(str(tid))):
         raise ValueError(f"cursor {cursor!r} belongs to another listing (sort {spec}, not {order.spec})")
     return kind, str(text), str(tid)
 
@@ -958,8 +959,10 @@ def list_sessions(
     user: str | None = None,
     limit: int | None = DEFAULT_LIMIT,
     cursor: str | None = None,
+    sort: str | None = None,
 ) -> Page:
-    """Sessions (conversations across traces), most recently active first.
+    """Sessions (conversations across traces), most recently active first, or in the order
+    of `sort` (a column of SESSION_SORTS, optionally with `:asc` or `:desc`).
 
     A page is found in two steps: the sessions whose spans were seen last (in growing time
     windows, as list_traces), then the totals of those sessions' traces. Usage counts every
@@ -968,6 +971,9 @@ def list_sessions(
     """
     limit = check_limit(limit)
     since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
+    order = parse_session_sort(sort)
+    if order != LAST_ACTIVE_FIRST:
+        return _sorted_sessions(store, order, since_ns, until_ns, user, limit, cursor)
     after = _decode_cursor(cursor)
     top = after[0] if after else until_ns if until_ns is not None else _now_ns()
     lows: list[int | None] = [
@@ -994,6 +1000,15 @@ def list_sessions(
         if len(found) > limit:
             break
     page, more = found[:limit], len(found) > limit
+    rows = _session_rows(store, page, since_ns, until_ns)
+    next_cursor = _encode_cursor(page[-1][1], page[-1][0]) if more else None
+    return Page(list(SESSION_COLUMNS), rows, next_cursor)
+
+
+def _session_rows(
+    store: Store, page: list[tuple[str, int]], since_ns: int | None, until_ns: int | None
+) -> list[tuple]:
+    """SESSION_COLUMNS rows of (session id, last activity ns) pairs, from their traces' totals."""
     totals = _session_totals(store, [sid for sid, _ in page], since_ns, until_ns)
     rows = []
     for sid, last_ns in page:
@@ -1014,7 +1029,92 @@ def list_sessions(
                 _money(tot["cost_usd"]),
             )
         )
-    next_cursor = _encode_cursor(page[-1][1], page[-1][0]) if more else None
+    return rows
+
+
+# Sortable columns of the sessions list -> the per-session SQL aggregate (over its traces' rows
+# `t`, each trace's totals over all its spans, as the page shows them).
+SESSION_SORTS = {
+    "last_time": "last_ns",
+    "first_time": "min(t.start_ns)",
+    "traces": "count()",
+    "llm_calls": "sum(t.llm_calls)",
+    "input_tokens": "sum(t.input_tokens)",
+    "output_tokens": "sum(t.output_tokens)",
+    "total_tokens": "sum(t.total_tokens)",
+    "cost_usd": "sum(t.cost)",
+}
+LAST_ACTIVE_FIRST = Sort("last_time", True)
+
+
+def parse_session_sort(text: str | None) -> Sort:
+    """As parse_sort, over SESSION_SORTS."""
+    if not text or not text.strip():
+        return LAST_ACTIVE_FIRST
+    column, _, direction = text.strip().partition(":")
+    direction = direction.lower() or "desc"
+    if column not in SESSION_SORTS or direction not in ("asc", "desc"):
+        raise ValueError(f"bad sort {text!r}: one of {', '.join(SESSION_SORTS)}, optionally with :asc or :desc")
+    return Sort(column, direction == "desc")
+
+
+def _sorted_sessions(
+    store: Store,
+    order: Sort,
+    since_ns: int | None,
+    until_ns: int | None,
+    user: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    """One page of sessions in `order`, ties broken by session id; keyset cursor as traces'."""
+    params: dict[str, Any] = {"n": limit + 1}
+    traces_sql = _trace_set_sql(
+        since_ns,
+        until_ns,
+        [],
+        params,
+        f", countIf({LLM_SPAN}) AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, "
+        "sum(TotalTokens) AS total_tokens, sum(TotalCostUSD) AS cost",
+    )
+    # The session's own spans, for its traces and its last activity within [since, until).
+    conds = ["SessionId != ''", "TraceId != ''"]
+    if since_ns is not None:
+        params["own_lo"] = since_ns - LOOKBACK_NS
+        conds.append("Timestamp >= fromUnixTimestamp64Nano({own_lo:Int64})")
+    if until_ns is not None:
+        params["own_hi"] = until_ns
+        conds.append("Timestamp < fromUnixTimestamp64Nano({own_hi:Int64})")
+    if user:
+        params["user"] = user
+        conds.append("UserId = {user:String}")
+    active = "" if since_ns is None else " AND Timestamp >= fromUnixTimestamp64Nano({set_since:Int64})"
+    own = (
+        "SELECT SessionId, TraceId, toUnixTimestamp64Nano(maxIf(Timestamp, 1" + active + ")) AS last_ns "
+        f"FROM otel_traces WHERE {' AND '.join(conds)} GROUP BY SessionId, TraceId"
+    )
+    key = SESSION_SORTS[order.column]
+    keyed = (
+        f"SELECT st.SessionId AS SessionId, max(st.last_ns) AS last_ns, {key} AS key FROM ({own}) AS st "
+        f"INNER JOIN ({traces_sql}) AS t ON st.TraceId = t.TraceId GROUP BY st.SessionId"
+    )
+    if order.column == "last_time":
+        keyed = keyed.replace(f"{key} AS key", "max(st.last_ns) AS key")
+    where = ""
+    if cursor:
+        kind, params["c_key"], params["c_id"] = _decode_sorted_cursor(cursor, order, id_pattern=None)
+        value = "toDecimal128({c_key:String}, 12)" if kind.startswith("Decimal") else f"{{c_key:{kind}}}"
+        cmp = "<" if order.descending else ">"
+        where = f"WHERE key {cmp} {value} OR (key = {value} AND SessionId {cmp} {{c_id:String}})"
+    direction = "DESC" if order.descending else "ASC"
+    _, found = store.query(
+        f"SELECT SessionId, last_ns, key FROM ({keyed}) {where} ORDER BY key {direction}, SessionId {direction} "
+        "LIMIT {n:UInt32}",
+        parameters=params,
+    )
+    page, more = found[:limit], len(found) > limit
+    rows = _session_rows(store, [(sid, last_ns) for sid, last_ns, _ in page], since_ns, until_ns)
+    next_cursor = _encode_sorted_cursor(order, page[-1][2], page[-1][0]) if more else None
     return Page(list(SESSION_COLUMNS), rows, next_cursor)
 
 

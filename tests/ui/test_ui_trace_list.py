@@ -204,3 +204,40 @@ def test_error_text_run_name_and_fit_on_a_laptop(listed, ui):
     table = ui.page.evaluate("() => document.getElementById('traces-table').getBoundingClientRect().right")
     assert table <= 1366
     ui.screenshot("laptop")
+
+
+def test_sessions_header_sorts_on_the_server(listed, ui):
+    c, _ = listed
+    ui.open(c.http_url, "sessions?since=1d&limit=3")
+    ui.page.wait_for_selector("#sessions-table tbody tr")
+    ui.page.click("#sessions-table th[data-sort='cost_usd']")
+    ui.page.wait_for_url("**sort=cost_usd%3Adesc*")
+    ui.wait_ready()
+    shown = ui.page.eval_on_selector_all("#sessions-table tbody tr", "rows => rows.map(r => r.dataset.sessionId)")
+    rest = records(rest_get(c, "/api/v1/sessions", since="1d", limit=100, sort="cost_usd:desc"))
+    assert shown == [r["session_id"] for r in rest][:3]
+    costs = [float(r["cost_usd"]) for r in rest]
+    assert costs == sorted(costs, reverse=True) and len(rest) == 5
+
+
+def test_rest_sort_search_count_facets_and_their_errors(listed):
+    c, facts = listed
+    page = rest_get(c, "/api/v1/traces", since="1d", limit=5, sort="latency_ms:asc", count="true", search="delivery")
+    assert page["total"] == len(facts) and len(page["rows"]) == 5 and page["next_cursor"]
+    facets = rest_get(c, "/api/v1/traces/facets", since="1d", size=2)
+    assert [len(v) for k, v in facets.items() if k in ("model", "service")] == [2, 2]
+    assert facets["status"] == [{"value": "unset", "traces": len(facts)}, {"value": "error", "traces": 3}]
+    bad = {
+        "sort": "prompt",
+        "search": "---",
+        "cursor": page["next_cursor"] + "x",
+    }
+    for key, value in bad.items():
+        resp = c.session.get(c.http_url + "/api/v1/traces", params={"since": "1d", "sort": "latency_ms:asc", key: value})
+        assert resp.status_code == 400 and resp.json()["error"], (key, resp.text)
+    other = c.session.get(c.http_url + "/api/v1/traces", params={"sort": "cost_usd", "cursor": page["next_cursor"]})
+    assert other.status_code == 400 and "another listing" in other.json()["error"]
+    resp = c.session.get(c.http_url + "/api/v1/traces/facets", params={"size": "many"})
+    assert resp.status_code == 400 and "size" in resp.json()["error"]
+    resp = c.session.get(c.http_url + "/api/v1/sessions", params={"sort": "latency_ms"})
+    assert resp.status_code == 400 and "bad sort" in resp.json()["error"]

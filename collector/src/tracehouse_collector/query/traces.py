@@ -512,17 +512,32 @@ class Sort:
 NEWEST_FIRST = Sort("start_time", True)
 
 
-def parse_sort(text: str | None) -> Sort:
+def _parse_sort(text: str | None, default: Sort, columns: list[str], scores: bool) -> Sort:
     """`column`, `column:asc` or `column:desc` (the default) -> Sort; ValueError names the columns."""
     if not text or not text.strip():
-        return NEWEST_FIRST
+        return default
     column, _, direction = text.strip().partition(":")
     direction = direction.lower() or "desc"
-    known = column in SORTS or (column.startswith(SCORE_SORT) and len(column) > len(SCORE_SORT))
+    known = column in columns or (scores and column.startswith(SCORE_SORT) and len(column) > len(SCORE_SORT))
     if not known or direction not in ("asc", "desc"):
-        names = ", ".join([*SORTS, "score.NAME"])
+        names = ", ".join([*columns, "score.NAME"] if scores else columns)
         raise ValueError(f"bad sort {text!r}: one of {names}, optionally with :asc or :desc")
     return Sort(column, direction == "desc")
+
+
+def parse_sort(text: str | None) -> Sort:
+    """The traces list's order: a column of SORTS or score.NAME, descending unless `:asc`."""
+    return _parse_sort(text, NEWEST_FIRST, list(SORTS), scores=True)
+
+
+def _keyset_after(cursor: str | None, order: Sort, id_column: str, params: dict[str, Any], ids: re.Pattern | None) -> str:
+    """The WHERE clause of a sorted page that starts after the cursor's (key, id), or ''."""
+    if not cursor:
+        return ""
+    kind, params["c_key"], params["c_id"] = _decode_sorted_cursor(cursor, order, ids)
+    key = "toDecimal128({c_key:String}, 12)" if kind.startswith("Decimal") else f"{{c_key:{kind}}}"
+    cmp = "<" if order.descending else ">"
+    return f"WHERE key {cmp} {key} OR (key = {key} AND {id_column} {cmp} {{c_id:String}})"
 
 
 def _trace_set_sql(
@@ -614,12 +629,7 @@ def _sorted_page(
     """One page of traces in `order`, ties broken by trace id in the same direction; the
     cursor is the last row's (key, trace id), so the next page starts exactly after it."""
     keyed = _sort_key_sql(order, since_ns, until_ns, filters, params)
-    where = ""
-    if cursor:
-        kind, params["c_key"], params["c_id"] = _decode_sorted_cursor(cursor, order)
-        key = "toDecimal128({c_key:String}, 12)" if kind.startswith("Decimal") else f"{{c_key:{kind}}}"
-        cmp = "<" if order.descending else ">"
-        where = f"WHERE key {cmp} {key} OR (key = {key} AND TraceId {cmp} {{c_id:String}})"
+    where = _keyset_after(cursor, order, "TraceId", params, _HEX32)
     direction = "DESC" if order.descending else "ASC"
     fetch = limit + 1
     while True:
@@ -1048,14 +1058,8 @@ LAST_ACTIVE_FIRST = Sort("last_time", True)
 
 
 def parse_session_sort(text: str | None) -> Sort:
-    """As parse_sort, over SESSION_SORTS."""
-    if not text or not text.strip():
-        return LAST_ACTIVE_FIRST
-    column, _, direction = text.strip().partition(":")
-    direction = direction.lower() or "desc"
-    if column not in SESSION_SORTS or direction not in ("asc", "desc"):
-        raise ValueError(f"bad sort {text!r}: one of {', '.join(SESSION_SORTS)}, optionally with :asc or :desc")
-    return Sort(column, direction == "desc")
+    """The sessions list's order: a column of SESSION_SORTS, descending unless `:asc`."""
+    return _parse_sort(text, LAST_ACTIVE_FIRST, list(SESSION_SORTS), scores=False)
 
 
 def _sorted_sessions(
@@ -1100,12 +1104,7 @@ def _sorted_sessions(
     )
     if order.column == "last_time":
         keyed = keyed.replace(f"{key} AS key", "max(st.last_ns) AS key")
-    where = ""
-    if cursor:
-        kind, params["c_key"], params["c_id"] = _decode_sorted_cursor(cursor, order, id_pattern=None)
-        value = "toDecimal128({c_key:String}, 12)" if kind.startswith("Decimal") else f"{{c_key:{kind}}}"
-        cmp = "<" if order.descending else ">"
-        where = f"WHERE key {cmp} {value} OR (key = {value} AND SessionId {cmp} {{c_id:String}})"
+    where = _keyset_after(cursor, order, "SessionId", params, None)
     direction = "DESC" if order.descending else "ASC"
     _, found = store.query(
         f"SELECT SessionId, last_ns, key FROM ({keyed}) {where} ORDER BY key {direction}, SessionId {direction} "

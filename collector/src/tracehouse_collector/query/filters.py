@@ -20,7 +20,7 @@ Grammar (keywords are case-insensitive):
 
 `MATCH` is full-text search (query/search.py) on the text fields `content` (prompts, responses,
 system instructions, tool arguments and results), `input` and `output`: the span's text holds
-every word of the string as a whole word, case-insensitively (`content MATCH 'refund policy'`).
+every word of the string as a whole word, case-insensitively (`content MATCH 'refund broken'`).
 
 Safety: the SQL text is built only from the FieldSet's own expressions, operators and
 placeholder names. Every literal and every map key is a ClickHouse `{name:Type}` query

@@ -107,7 +107,7 @@ export async function renderTraces(root, route, current) {
         r.run_id ? h("div", h("a.run-link", { href: routeUrl("run", r.run_id), title: `run ${r.run_name || ""} ${r.run_id}`.replace("  ", " ") }, r.run_name || r.run_id.slice(0, 8))) : null),
     ),
   );
-  const widths = ["22px", "104px", "14%", "", "", "9%", "76px", "72px", "88px", "10%", "12%"];
+  const widths = ["22px", "120px", "13%", "", "", "9%", "76px", "72px", "88px", "10%", "12%"];
   root.append(h("table#traces-table",
     h("colgroup", widths.map((w) => h("col", w ? { style: `width:${w}` } : {}))),
     h("thead", h("tr", heads)), h("tbody", body)));

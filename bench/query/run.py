@@ -11,7 +11,12 @@ repeated runs after one warm-up:
 - latency by model over 24 h and cost by day over 30 days, raw plan and rollup plan side by side;
 - errors by model over 24 h (raw only);
 - trace lookup by id (query/traces.get_trace: trace-id table first, then the trace's spans);
-- one page (50) of the traces list over 24 h.
+- one page (50) of the traces list over 24 h;
+- the traces list sorted (latency over 24 h, cost over 7 d), its count and facets, and full-text
+  search of one rare word in the prompts of 30 days (list_cases).
+
+LLM calls carry a prompt of 24 and a reply of 40 words drawn from 20,000, as GenAI JSON
+messages; one prompt holds the rare word RARE_WORD.
 
     make bench-query                          # 10M spans
     make bench-query ARGS="--spans 2000000 --repeat 5"
@@ -50,6 +55,20 @@ DAYS = 30
 CHUNK = 1_000_000
 TARGET_AGG_MS = 500
 TARGET_LOOKUP_MS = 50
+TARGET_LIST_MS = 1000
+
+
+VOCABULARY = 20_000
+RARE_WORD = "zanzibarquokka"
+RARE_SPAN = 4 * 12_345 + 2  # an LLM call's span number: its prompt holds RARE_WORD
+
+
+def _words_sql(seed: str, n: int, salt: int) -> str:
+    """n words 'w0'..'w19999' drawn by hash of `seed`, space-separated."""
+    return (
+        f"arrayStringConcat(arrayMap(i -> 'w' || toString(cityHash64({seed}, i + {salt}) % {VOCABULARY}), "
+        f"range({n})), ' ')"
+    )
 
 
 def _array(values) -> str:
@@ -83,8 +102,9 @@ SELECT
     {_array(SERVICES)}[1 + cityHash64(trace, 3) % {len(SERVICES)}] AS ServiceName,
     map('service.name', ServiceName, 'deployment.environment', 'prod') AS ResourceAttributes,
     'bench' AS ScopeName,
-    if(llm, if(has_ttft, map('gen_ai.request.model', model, 'gen_ai.response.time_to_first_chunk',
-        toString(round(dur_ms * 0.2 / 1000, 4))), map('gen_ai.request.model', model)), map()) AS SpanAttributes,
+    if(llm, mapConcat(map('gen_ai.request.model', model, 'gen_ai.input.messages', prompt,
+        'gen_ai.output.messages', reply), if(has_ttft, map('gen_ai.response.time_to_first_chunk',
+        toString(round(dur_ms * 0.2 / 1000, 4))), map())), map()) AS SpanAttributes,
     toUInt64(dur_ms * 1e6) AS Duration,
     if(rand(5) % 100 < 3, 'Error', 'Ok') AS StatusCode,
     if(llm, 'chat', '') AS GenAIOperation,
@@ -107,7 +127,11 @@ FROM (
         {_array(weights)}[1 + cityHash64(number, 2) % {len(weights)}] AS mi,
         {models}[mi] AS model,
         if(llm, randLogNormal(6.3, 0.7), randLogNormal(7.5, 0.6)) AS dur_ms,
-        rand(9) % 10 < 3 AS has_ttft
+        rand(9) % 10 < 3 AS has_ttft,
+        {_words_sql("number", 24, 0)} || if(number = {RARE_SPAN}, ' {RARE_WORD}', '') AS prompt_text,
+        '[{{"role":"user","parts":[{{"type":"text","content":"' || prompt_text || '"}}]}}]' AS prompt,
+        '[{{"role":"assistant","parts":[{{"type":"text","content":"' || {_words_sql("number", 40, 100)}
+            || '"}}]}}]' AS reply
     FROM numbers({start}, {rows})
 )
 SETTINGS max_partitions_per_insert_block = 0
@@ -207,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(
                 ("traces list, one page of 50, 24 h", timed(page, args.repeat), None, TARGET_AGG_MS)
             )
+            results += list_cases(store, args.repeat)
         except ImportError:
             print("(query/traces.py not available: trace lookup and list not timed)")
 
@@ -227,6 +252,28 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dir:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def list_cases(store: Store, repeat: int) -> list[tuple[str, float | None, float | None, int]]:
+    """The traces list sorted, counted, faceted and searched (query/traces.py); the search must
+    find the one trace whose prompt holds RARE_WORD (when the store holds that span)."""
+    from tracehouse_collector.query import traces
+
+    found = traces.list_traces(store, since="30d", search=RARE_WORD).records()
+    _, rows = store.query("SELECT count() FROM otel_traces WHERE SpanAttributes['gen_ai.input.messages'] LIKE {w:String}",
+                          parameters={"w": f"%{RARE_WORD}%"})  # fmt: skip
+    assert len(found) == rows[0][0] <= 1, (len(found), rows[0][0])
+    cases = (
+        ("search: rare word, 30 d, a page", lambda: traces.list_traces(store, since="30d", search=RARE_WORD)),
+        ("search: rare word, 30 d, count", lambda: traces.count_traces(store, since="30d", search=RARE_WORD)),
+        ("search: 2 common words, 24 h, a page", lambda: traces.list_traces(store, since="24h", search="w17 w42")),
+        ("sorted page: latency desc, 24 h", lambda: traces.list_traces(store, since="24h", sort="latency_ms")),
+        ("sorted page: cost desc, 7 d", lambda: traces.list_traces(store, since="7d", sort="cost_usd")),
+        ("traces count, 24 h", lambda: traces.count_traces(store, since="24h")),
+        ("traces facets, 24 h", lambda: traces.trace_facets(store, since="24h")),
+        ("sessions sorted by cost, 24 h", lambda: traces.list_sessions(store, since="24h", sort="cost_usd")),
+    )
+    return [(label, timed(fn, repeat), None, TARGET_LIST_MS) for label, fn in cases]
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
 """REST endpoints for traces and sessions under /api/v1.
 
-GET /api/v1/traces?since=&until=&service=&where=&limit=&cursor=   -> {"columns", "rows", "next_cursor"}
+GET /api/v1/traces?since=&until=&service=&where=&search=&sort=&limit=&cursor=&count=
+                                                    -> {"columns", "rows", "next_cursor"[, "total"]}
+GET /api/v1/traces/facets?since=&until=&service=&where=&search=&size=
+                                                    -> {field: [{"value", "traces"}, ...]}
 GET /api/v1/traces/{trace_id}                                      -> the span tree
-GET /api/v1/sessions?since=&until=&user=&limit=&cursor=            -> {"columns", "rows", "next_cursor"}
+GET /api/v1/sessions?since=&until=&user=&sort=&limit=&cursor=      -> {"columns", "rows", "next_cursor"}
 GET /api/v1/sessions/{session_id}                                  -> the session and its turns
 POST with the same parameters as a JSON object is accepted too (what the CLI sends).
+`sort` is a column and an optional direction (`latency_ms:asc`; descending by default), `search`
+full-text words, `count=true` adds the number of traces of the whole listing as "total".
 Errors: 400 (bad parameter, filter, id, cursor), 404 (unknown id), 503 (store unavailable),
 each as {"error": message}.
 """
@@ -46,7 +51,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
             params["limit"] = int(raw)
         except (TypeError, ValueError):
             raise ValueError(f"limit must be a whole number, got {raw!r}") from None
-    for key in ("since", "until", "service", "where", "user", "cursor"):
+    for key in ("since", "until", "service", "where", "search", "sort", "user", "cursor"):
         value = params.get(key)
         if value is not None and not isinstance(value, str):
             params[key] = str(value)
@@ -81,8 +86,37 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
 
         return handler
 
-    list_traces = listing(traces.list_traces, ("service", "where"))
-    list_sessions = listing(traces.list_sessions, ("user",))
+    trace_filters = ("service", "where", "search")
+    page_of_traces = listing(traces.list_traces, (*trace_filters, "sort"))
+    list_sessions = listing(traces.list_sessions, ("user", "sort"))
+
+    async def list_traces(request: web.Request) -> web.Response:
+        """The page, and with count=true the total of the listing beside it."""
+        try:
+            q = await _params(request)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        if str(q.get("count") or "").lower() not in ("1", "true", "yes"):
+            return await page_of_traces(request)
+        given = {key: q.get(key) or None for key in ("since", "until", *trace_filters)}
+
+        def both() -> dict[str, Any]:
+            page = traces.list_traces(store, limit=q["limit"], cursor=q.get("cursor") or None, sort=q.get("sort") or None, **given)
+            return {**_page(page), "total": traces.count_traces(store, **given)}
+
+        return await _answer(readers, request, both)
+
+    async def trace_facets(request: web.Request) -> web.Response:
+        try:
+            q = await _params(request)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        try:
+            size = int(q.get("size") or traces.FACET_VALUES)
+        except (TypeError, ValueError):
+            return _json({"error": f"size must be a whole number, got {q.get('size')!r}"}, 400)
+        given = {key: q.get(key) or None for key in ("since", "until", *trace_filters)}
+        return await _answer(readers, request, lambda: traces.trace_facets(store, size=size, **given))
 
     async def get_trace(request: web.Request) -> web.Response:
         return await _answer(readers, request, lambda: traces.get_trace(store, request.match_info["trace_id"]))
@@ -92,6 +126,7 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
 
     for method in ("GET", "POST"):
         app.router.add_route(method, "/api/v1/traces", list_traces)
+        app.router.add_route(method, "/api/v1/traces/facets", trace_facets)  # before {trace_id}
         app.router.add_route(method, "/api/v1/traces/{trace_id}", get_trace)
         app.router.add_route(method, "/api/v1/sessions", list_sessions)
         app.router.add_route(method, "/api/v1/sessions/{session_id}", get_session)

@@ -63,7 +63,7 @@ def _print_page(answer: dict[str, Any], fmt: str) -> None:
 def cmd_traces_list(args: argparse.Namespace) -> int:
     from tracehouse_collector.query import traces
 
-    payload = _listing(args, "service", "where")
+    payload = _listing(args, "service", "where", "search", "sort")
 
     def body() -> int:
         answer = _fetch(args, "/api/v1/traces", payload, lambda store: traces.list_traces(store, **payload))
@@ -208,7 +208,7 @@ def cmd_traces_show(args: argparse.Namespace) -> int:
 def cmd_sessions_list(args: argparse.Namespace) -> int:
     from tracehouse_collector.query import traces
 
-    payload = _listing(args, "user")
+    payload = _listing(args, "user", "sort")
 
     def body() -> int:
         answer = _fetch(
@@ -268,6 +268,12 @@ def add_parsers(sub: Any) -> None:
     window(p)
     p.add_argument("--service", help="traces with a span of this service")
     p.add_argument("--where", help="traces with a span matching this filter, e.g. \"model = 'gpt-4o'\"")
+    p.add_argument("--search", help="traces with a call whose prompt, response or tool data holds every word")
+    p.add_argument(
+        "--sort",
+        help="order by a column: start_time, latency_ms, cost_usd, total_tokens, input_tokens, output_tokens, "
+        "spans, llm_calls or score.NAME, descending unless it ends in :asc (latency_ms:asc)",
+    )
     add_read_args(p)
     p.set_defaults(func=cmd_traces_list)
     p = tsub.add_parser("show", help="a whole trace as an indented span tree (--format json: nested)")
@@ -280,6 +286,11 @@ def add_parsers(sub: Any) -> None:
     p = ssub.add_parser("list", help="sessions, most recently active first")
     window(p)
     p.add_argument("--user", help="sessions of this user")
+    p.add_argument(
+        "--sort",
+        help="order by last_time (default), first_time, traces, llm_calls, input_tokens, output_tokens, "
+        "total_tokens or cost_usd, descending unless it ends in :asc",
+    )
     add_read_args(p)
     p.set_defaults(func=cmd_sessions_list)
     p = ssub.add_parser("show", help="the turns of one session: input and output per trace")

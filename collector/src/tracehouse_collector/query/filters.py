@@ -13,9 +13,14 @@ Grammar (keywords are case-insensitive):
                | field [NOT] IN '(' literal (',' literal)* ')'
                | field [NOT] LIKE|ILIKE string
                | field [NOT] BETWEEN literal AND literal
+               | text_field MATCH string
     field     := name | keyed '[' string ']' | keyed '.' name ('.' name)*
     op        := = | == | != | <> | < | <= | > | >=
     literal   := string | number | duration (250ms, 2s, 5m, 1h: in milliseconds) | TRUE | FALSE
+
+`MATCH` is full-text search (query/search.py) on the text fields `content` (prompts, responses,
+system instructions, tool arguments and results), `input` and `output`: the span's text holds
+every word of the string as a whole word, case-insensitively (`content MATCH 'refund broken'`).
 
 Safety: the SQL text is built only from the FieldSet's own expressions, operators and
 placeholder names. Every literal and every map key is a ClickHouse `{name:Type}` query
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tracehouse_collector.query import search
 from tracehouse_collector.query.model_identity import MODEL_SQL
 
 # -- fields ----------------------------------------------------------------------------------
@@ -39,6 +45,8 @@ class Field:
 
     sql: str
     type: str
+    search_keys: tuple[str, ...] = ()  # a text field: the attributes MATCH searches
+
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,7 @@ class FilterError(ValueError):
 
 # -- tokens ----------------------------------------------------------------------------------
 
-KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "ILIKE", "BETWEEN", "TRUE", "FALSE"})
+KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "ILIKE", "BETWEEN", "MATCH", "TRUE", "FALSE"})
 OPERATORS = ("<=", ">=", "!=", "<>", "==", "=", "<", ">")
 PUNCTUATION = "()[],."
 DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -359,6 +367,11 @@ class Parser:
                 if not isinstance(pattern.value, str):
                     raise FilterError(f"{like} needs a quoted pattern", self.text, pattern.pos)
                 return Compare(ref, prefix + like, (pattern,))
+        if not negated and self.accept("keyword", "MATCH"):
+            words = self.parse_literal()
+            if not isinstance(words.value, str):
+                raise FilterError("MATCH needs quoted words, as in content MATCH 'refund'", self.text, words.pos)
+            return Compare(ref, "MATCH", (words,))
         if self.accept("keyword", "BETWEEN"):
             low = self.parse_literal()
             self.expect("keyword", "AND", "AND in BETWEEN low AND high")
@@ -367,7 +380,7 @@ class Parser:
         expected = (
             "IN, LIKE, ILIKE or BETWEEN after NOT"
             if negated
-            else "an operator (=, !=, <, <=, >, >=, IN, LIKE, BETWEEN)"
+            else "an operator (=, !=, <, <=, >, >=, IN, LIKE, BETWEEN, MATCH)"
         )
         raise self.error(expected)
 
@@ -443,6 +456,8 @@ class _Compiler:
 
     def compare(self, node: Compare) -> str:
         ref, op, values = node.field, node.op, node.values
+        if op == "MATCH":
+            return self.match(ref, values[0])
         expr, type_, wrap = self.resolve(ref, values[0])
         if op.endswith("LIKE") and type_ != "string":
             raise FilterError(f"{op} needs a text field; {_label(ref)} is a {type_}", self.text, ref.pos)
@@ -458,6 +473,18 @@ class _Compiler:
         if wrap:
             return "(" + wrap.replace("{cond}", cond) + ")"
         return f"({cond})"
+
+
+    def match(self, ref: FieldRef, literal: Literal) -> str:
+        f = self.fields.fields.get(ref.name) if ref.key is None else None
+        if f is None or not f.search_keys:
+            texts = ", ".join(n for n, x in sorted(self.fields.fields.items()) if x.search_keys) or "none here"
+            raise FilterError(f"MATCH searches the text fields ({texts})", self.text, ref.pos)
+        self.used.add(ref.name)
+        try:
+            return search.match_sql(f.search_keys, str(literal.value), lambda w: self.param(w, "String"))
+        except ValueError as exc:
+            raise FilterError(str(exc), self.text, literal.pos) from None
 
 
 def _label(ref: FieldRef) -> str:
@@ -516,6 +543,10 @@ SPAN_FIELDS = FieldSet(
         "trace_id": Field("TraceId", "string"),
         "span_id": Field("SpanId", "string"),
         "time": Field("Timestamp", "datetime"),
+        # Text fields (lower-cased), for MATCH and LIKE.
+        "content": Field(search.content_sql(search.SEARCH_KEYS), "string", search.SEARCH_KEYS),
+        "input": Field(search.content_sql(search.INPUT_SEARCH_KEYS), "string", search.INPUT_SEARCH_KEYS),
+        "output": Field(search.content_sql(search.OUTPUT_SEARCH_KEYS), "string", search.OUTPUT_SEARCH_KEYS),
     },
     keyed={
         "attributes": KeyedField("SpanAttributes[{key}]", "string"),

@@ -20,6 +20,28 @@ INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 TOOL_DEFINITIONS = "gen_ai.tool.definitions"
 FINISH_REASONS = "gen_ai.response.finish_reasons"
+# Where producers put the content of a call, canonical GenAI first (see processors/producers/);
+# the trace view and list previews read them, full-text search looks in them.
+INPUT_KEYS = (
+    "gen_ai.input.messages",
+    "gen_ai.prompt",
+    "input.value",
+    "ai.prompt.messages",
+    "ai.prompt",
+    "traceloop.entity.input",
+    "langfuse.observation.input",
+    "mlflow.spanInputs",
+)
+OUTPUT_KEYS = (
+    "gen_ai.output.messages",
+    "gen_ai.completion",
+    "output.value",
+    "ai.response.text",
+    "traceloop.entity.output",
+    "langfuse.observation.output",
+    "mlflow.spanOutputs",
+)
+
 # Tracehouse's own: the content attributes its instrumentation shortened to fit its size cap
 # (a JSON array); each cut string ends with TRUNCATION_MARK.
 CONTENT_TRUNCATED = "tracehouse.content.truncated"

@@ -16,7 +16,9 @@ ISO-8601 UTC strings.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import math
 import re
 import time
@@ -28,7 +30,9 @@ from tracehouse_collector.processors.normalize import NON_MODEL_OPERATIONS
 from tracehouse_collector.query.genai_content import (
     CONTENT_TRUNCATED,
     FINISH_REASONS,
+    INPUT_KEYS,
     INPUT_MESSAGES,
+    OUTPUT_KEYS,
     OUTPUT_MESSAGES,
     SYSTEM_INSTRUCTIONS,
     TOOL_DEFINITIONS,
@@ -40,6 +44,7 @@ from tracehouse_collector.query.genai_content import (
     truncated_content,
 )
 from tracehouse_collector.query.model_identity import MODEL_SQL, model_identity
+from tracehouse_collector.query.search import search_condition
 from tracehouse_collector.store.client import Store, StoreError
 
 DEFAULT_LIMIT = 50
@@ -50,27 +55,6 @@ SCORES_TABLE = "otel_scores"
 PREVIEW_CHARS = 200  # first input / last output in lists
 # Attribute values are cut before they leave ClickHouse; prompts can be megabytes.
 RAW_CHARS = 16384
-
-# Where producers put the content of a call, canonical GenAI first (see processors/producers/).
-INPUT_KEYS = (
-    "gen_ai.input.messages",
-    "gen_ai.prompt",
-    "input.value",
-    "ai.prompt.messages",
-    "ai.prompt",
-    "traceloop.entity.input",
-    "langfuse.observation.input",
-    "mlflow.spanInputs",
-)
-OUTPUT_KEYS = (
-    "gen_ai.output.messages",
-    "gen_ai.completion",
-    "output.value",
-    "ai.response.text",
-    "traceloop.entity.output",
-    "langfuse.observation.output",
-    "mlflow.spanOutputs",
-)
 
 # What the trace view shows as content; the collector cutting any of these shortened it.
 CONTENT_KEYS = frozenset((*INPUT_KEYS, *OUTPUT_KEYS, SYSTEM_INSTRUCTIONS, TOOL_DEFINITIONS))
@@ -172,6 +156,13 @@ def _first_attr(keys: tuple[str, ...]) -> str:
 INPUT_SQL = _first_attr(INPUT_KEYS)
 OUTPUT_SQL = _first_attr(OUTPUT_KEYS)
 END_NS = "(toUnixTimestamp64Nano(Timestamp) + toInt64(Duration))"
+# What a failed span says went wrong: its status message, else its exception's message and type.
+ERROR_SQL = (
+    "arrayFirst(x -> x != '', [StatusMessage, "
+    "Events.Attributes[indexOf(Events.Name, 'exception')]['exception.message'], "
+    "Events.Attributes[indexOf(Events.Name, 'exception')]['exception.type'], "
+    "SpanAttributes['error.type'], ''])"
+)
 
 
 def _time_conditions(since_ns: int | None, until_ns: int | None, params: dict[str, Any]) -> list[str]:
@@ -220,6 +211,8 @@ TRACE_COLUMNS = [
     "input",
     "output",
     "scores",
+    "error",  # what went wrong, on error rows: the first failed span's message or exception
+    "run_name",  # the run's name, where the trace belongs to a run (run_id) that has one
 ]
 
 _SUMMARY_SQL = f"""
@@ -243,7 +236,8 @@ SELECT
     anyIf(UserId, UserId != '') AS user_id,
     anyIf(RunId, RunId != '') AS run_id,
     argMinIf({INPUT_SQL}, Timestamp, {INPUT_SQL} != '') AS input_raw,
-    argMaxIf({OUTPUT_SQL}, {END_NS}, {OUTPUT_SQL} != '') AS output_raw
+    argMaxIf({OUTPUT_SQL}, {END_NS}, {OUTPUT_SQL} != '') AS output_raw,
+    argMinIf({ERROR_SQL}, Timestamp, StatusCode = 'Error') AS error_text
 FROM otel_traces
 WHERE TraceId IN {{ids:Array(String)}}
   AND Timestamp >= fromUnixTimestamp64Nano({{lo_ns:Int64}})
@@ -254,7 +248,9 @@ GROUP BY TraceId
 # The same without message content, for totals (sessions): no attribute maps are read.
 _TOTALS_SQL = _SUMMARY_SQL.replace(
     f"argMinIf({INPUT_SQL}, Timestamp, {INPUT_SQL} != '') AS input_raw", "'' AS input_raw"
-).replace(f"argMaxIf({OUTPUT_SQL}, {END_NS}, {OUTPUT_SQL} != '') AS output_raw", "'' AS output_raw")
+).replace(f"argMaxIf({OUTPUT_SQL}, {END_NS}, {OUTPUT_SQL} != '') AS output_raw", "'' AS output_raw").replace(
+    f"argMinIf({ERROR_SQL}, Timestamp, StatusCode = 'Error') AS error_text", "'' AS error_text"
+)
 
 # Time range of traces by id: the table is ordered by TraceId, so this reads a few granules.
 RANGE_SQL = """
@@ -296,6 +292,21 @@ def _scores_by_trace(store: Store, ids: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _run_names(store: Store, run_ids: list[str]) -> dict[str, str]:
+    """run id -> its name (the latest version of the run's row), for the runs that have one."""
+    if not run_ids:
+        return {}
+    try:
+        _, rows = store.query(
+            "SELECT RunId, argMax(Name, Version) AS name FROM runs WHERE RunId IN {ids:Array(String)} "
+            "GROUP BY RunId HAVING name != ''",
+            parameters={"ids": run_ids},
+        )
+    except StoreError:  # a store without the runs table (made by the exporter alone)
+        return {}
+    return dict(rows)
+
+
 def trace_summaries(
     store: Store, ids: list[str], chars: int = PREVIEW_CHARS, content: bool = True
 ) -> dict[str, dict[str, Any]]:
@@ -309,6 +320,7 @@ def trace_summaries(
     params = {"ids": ids, "lo_ns": bounds[0], "hi_ns": bounds[1]}
     columns, rows = store.query(_SUMMARY_SQL if content else _TOTALS_SQL, parameters=params)
     scores = _scores_by_trace(store, ids) if content else {}
+    run_names = _run_names(store, sorted({row[columns.index("run_id")] for row in rows} - {""})) if content else {}
     out = {}
     for row in rows:
         r = dict(zip(columns, row, strict=True))
@@ -333,6 +345,8 @@ def trace_summaries(
             "input": preview(content_text(r["input_raw"], "user"), chars),
             "output": preview(content_text(r["output_raw"]), chars),
             "scores": scores.get(tid, {}),
+            "error": preview(r["error_text"], chars) if r["errors"] else "",
+            "run_name": run_names.get(r["run_id"], ""),
             "_start_ns": r["start_ns"],
         }
     return out
@@ -371,24 +385,25 @@ def list_traces(
     where: str | None = None,
     limit: int | None = DEFAULT_LIMIT,
     cursor: str | None = None,
+    sort: str | None = None,
+    search: str | None = None,
 ) -> Page:
-    """Traces newest first, one summary row each; `next_cursor` continues the listing.
+    """Traces newest first (or in the order of `sort`), one summary row each; `next_cursor`
+    continues the listing.
 
-    A trace belongs to the listing when its first span started in [since, until); `service`
-    and `where` keep traces with at least one span that matches (the filter language of
-    query/filters.py, over span fields).
+    A trace belongs to the listing when its first span started in [since, until); `service`,
+    `where` and `search` each keep traces with at least one span that matches (the filter
+    language of query/filters.py over span fields; full-text search of query/search.py).
+    `sort` is a column of SORTS (or score.NAME), optionally with `:asc` or `:desc` (the default).
     """
     limit = check_limit(limit)
+    order = parse_sort(sort)
     since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
-    after = _decode_cursor(cursor)
     params: dict[str, Any] = {}
-    filters = []
-    if service:
-        params["service"] = service
-        filters.append("ServiceName = {service:String}")
-    span_filter = _span_filter(where, params)
-    if span_filter:
-        filters.append(f"({span_filter})")
+    filters = _list_filters(service, where, search, params)
+    if order != NEWEST_FIRST:
+        return _sorted_page(store, order, since_ns, until_ns, filters, params, limit, cursor)
+    after = _decode_cursor(cursor)
 
     top = after[0] if after else until_ns if until_ns is not None else _now_ns()
     lows: list[int | None] = [
@@ -446,6 +461,264 @@ def _candidates(
         + f" GROUP BY TraceId {having} ORDER BY start_ns DESC, TraceId DESC LIMIT {{n:UInt32}}"
     )
     return store.query(sql, parameters=params)[1]
+
+
+def _list_filters(service: str | None, where: str | None, search_text: str | None, params: dict[str, Any]) -> list[str]:
+    """The span conditions of a listing (a trace is listed when a span meets each one)."""
+    filters = []
+    if service:
+        params["service"] = service
+        filters.append("ServiceName = {service:String}")
+    span_filter = _span_filter(where, params)
+    if span_filter:
+        filters.append(f"({span_filter})")
+    if search_text and search_text.strip():
+        filters.append(search_condition(search_text, params, prefix="search"))
+    return filters
+
+
+# -- sorted listings, counts and facets ------------------------------------------------------
+
+# Sortable columns of the traces list -> the per-trace aggregate over its spans that orders them.
+SORTS = {
+    "start_time": "start_ns",
+    "latency_ms": f"max({END_NS}) - start_ns",
+    "cost_usd": "sum(TotalCostUSD)",
+    "total_tokens": "sum(TotalTokens)",
+    "input_tokens": "sum(InputTokens)",
+    "output_tokens": "sum(OutputTokens)",
+    "spans": "count()",
+    "llm_calls": f"countIf({LLM_SPAN})",
+}
+SCORE_SORT = "score."
+# A sorted listing, a count or facets read the spans of [since - LOOKBACK, until + LOOKBACK): a
+# trace that started before `since` is known by its earlier spans (and left out), and the sort
+# key of one that started before `until` includes its later spans. Traces longer than this that
+# straddle a bound are the exception: a page still drops such a trace (its summary knows its
+# real start), a count may include it.
+LOOKBACK_NS = 3600 * 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Sort:
+    column: str  # a key of SORTS, or score.NAME
+    descending: bool = True
+
+    @property
+    def spec(self) -> str:
+        return f"{self.column}:{'desc' if self.descending else 'asc'}"
+
+
+NEWEST_FIRST = Sort("start_time", True)
+
+
+def _parse_sort(text: str | None, default: Sort, columns: list[str], scores: bool) -> Sort:
+    """`column`, `column:asc` or `column:desc` (the default) -> Sort; ValueError names the columns."""
+    if not text or not text.strip():
+        return default
+    column, _, direction = text.strip().partition(":")
+    direction = direction.lower() or "desc"
+    known = column in columns or (scores and column.startswith(SCORE_SORT) and len(column) > len(SCORE_SORT))
+    if not known or direction not in ("asc", "desc"):
+        names = ", ".join([*columns, "score.NAME"] if scores else columns)
+        raise ValueError(f"bad sort {text!r}: one of {names}, optionally with :asc or :desc")
+    return Sort(column, direction == "desc")
+
+
+def parse_sort(text: str | None) -> Sort:
+    """The traces list's order: a column of SORTS or score.NAME, descending unless `:asc`."""
+    return _parse_sort(text, NEWEST_FIRST, list(SORTS), scores=True)
+
+
+def _keyset_after(cursor: str | None, order: Sort, id_column: str, params: dict[str, Any], ids: re.Pattern | None) -> str:
+    """The WHERE clause of a sorted page that starts after the cursor's (key, id), or ''."""
+    if not cursor:
+        return ""
+    kind, params["c_key"], params["c_id"] = _decode_sorted_cursor(cursor, order, ids)
+    key = "toDecimal128({c_key:String}, 12)" if kind.startswith("Decimal") else f"{{c_key:{kind}}}"
+    cmp = "<" if order.descending else ">"
+    return f"WHERE key {cmp} {key} OR (key = {key} AND {id_column} {cmp} {{c_id:String}})"
+
+
+def _trace_set_sql(
+    since_ns: int | None, until_ns: int | None, filters: list[str], params: dict[str, Any], aggregates: str = ""
+) -> str:
+    """SELECT TraceId, start_ns[, aggregates] of every trace that started in [since, until) and
+    has, for each filter, a span that meets it."""
+    window = ["TraceId != ''"]
+    lo = None if since_ns is None else since_ns - LOOKBACK_NS
+    hi = None if until_ns is None else until_ns + LOOKBACK_NS
+    window += _time_conditions(lo, hi, params)
+    conds = list(window)
+    for f in filters:
+        conds.append("TraceId IN (SELECT TraceId FROM otel_traces WHERE " + " AND ".join([*window, f]) + ")")
+    having = []
+    if since_ns is not None:
+        params["set_since"] = since_ns
+        having.append("start_ns >= {set_since:Int64}")
+    if until_ns is not None:
+        params["set_until"] = until_ns
+        having.append("start_ns < {set_until:Int64}")
+    return (
+        f"SELECT TraceId, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns{aggregates} FROM otel_traces "
+        f"WHERE {' AND '.join(conds)} GROUP BY TraceId" + (f" HAVING {' AND '.join(having)}" if having else "")
+    )
+
+
+def _scores_available() -> bool:
+    from tracehouse_collector.store import ddl
+
+    return SCORES_TABLE in ddl.tables()
+
+
+def _sort_key_sql(order: Sort, since_ns, until_ns, filters, params) -> str:
+    """SELECT TraceId, key of the listed traces, `key` ordering them."""
+    if not order.column.startswith(SCORE_SORT):
+        inner = _trace_set_sql(since_ns, until_ns, filters, params, f", {SORTS[order.column]} AS key")
+        return f"SELECT TraceId, key FROM ({inner})"
+    if not _scores_available():
+        raise ValueError("this store has no scores table: sort by a score needs it")
+    params["sort_score"] = order.column[len(SCORE_SORT) :]
+    # Traces without a numeric score of that name come last in either direction.
+    missing = "-1e308" if order.descending else "1e308"
+    inner = _trace_set_sql(since_ns, until_ns, filters, params)
+    return (
+        f"SELECT t.TraceId AS TraceId, ifNull(s.v, {missing}) AS key FROM ({inner}) AS t LEFT JOIN "
+        f"(SELECT TraceId, avg(Value) AS v FROM {SCORES_TABLE} WHERE Name = {{sort_score:String}} "
+        "AND TraceId != '' GROUP BY TraceId) AS s ON t.TraceId = s.TraceId"
+    )
+
+
+def _cursor_value(value: Any) -> tuple[str, str]:
+    """(ClickHouse parameter type, text) of a sort key, exactly as the store returned it."""
+    if isinstance(value, Decimal):
+        return "Decimal128(12)", format(value, "f")
+    if isinstance(value, float):
+        return "Float64", repr(value)
+    return "Int64", str(int(value))
+
+
+def _encode_sorted_cursor(order: Sort, value: Any, trace_id: str) -> str:
+    kind, text = _cursor_value(value)
+    raw = json.dumps([order.spec, kind, text, trace_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_sorted_cursor(cursor: str, order: Sort, id_pattern: re.Pattern | None = _HEX32) -> tuple[str, str, str]:
+    """(type, value, row id) after which a sorted page starts; the id is a trace id unless
+    `id_pattern` is None."""
+    try:
+        spec, kind, text, tid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise ValueError(f"bad cursor {cursor!r}: pass the next_cursor of the previous page unchanged") from None
+    if spec != order.spec or kind not in ("Decimal128(12)", "Float64", "Int64") or (id_pattern and not id_pattern.match(str(tid))):
+        raise ValueError(f"cursor {cursor!r} belongs to another listing (sort {spec}, not {order.spec})")
+    return kind, str(text), str(tid)
+
+
+def _sorted_page(
+    store: Store,
+    order: Sort,
+    since_ns: int | None,
+    until_ns: int | None,
+    filters: list[str],
+    params: dict[str, Any],
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    """One page of traces in `order`, ties broken by trace id in the same direction; the
+    cursor is the last row's (key, trace id), so the next page starts exactly after it."""
+    keyed = _sort_key_sql(order, since_ns, until_ns, filters, params)
+    where = _keyset_after(cursor, order, "TraceId", params, _HEX32)
+    direction = "DESC" if order.descending else "ASC"
+    fetch = limit + 1
+    while True:
+        params["n"] = fetch
+        _, found = store.query(
+            f"SELECT TraceId, key FROM ({keyed}) {where} ORDER BY key {direction}, TraceId {direction} "
+            "LIMIT {n:UInt32}",
+            parameters=params,
+        )
+        summaries = trace_summaries(store, [tid for tid, _ in found])
+        # A trace longer than LOOKBACK_NS that started before `since`: its summary knows.
+        genuine = [
+            (summaries[tid], key)
+            for tid, key in found
+            if tid in summaries and (since_ns is None or summaries[tid]["_start_ns"] >= since_ns)
+        ]
+        if len(genuine) > limit or len(found) < fetch:
+            break
+        fetch *= 2
+    page, more = genuine[:limit], len(genuine) > limit
+    rows = [tuple(s[c] for c in TRACE_COLUMNS) for s, _ in page]
+    next_cursor = _encode_sorted_cursor(order, page[-1][1], page[-1][0]["trace_id"]) if more else None
+    return Page(list(TRACE_COLUMNS), rows, next_cursor)
+
+
+def count_traces(
+    store: Store,
+    since: Any = None,
+    until: Any = None,
+    service: str | None = None,
+    where: str | None = None,
+    search: str | None = None,
+) -> int:
+    """How many traces the listing with these filters holds (all its pages together)."""
+    params: dict[str, Any] = {}
+    filters = _list_filters(service, where, search, params)
+    inner = _trace_set_sql(parse_time(since, "since"), parse_time(until, "until"), filters, params)
+    _, rows = store.query(f"SELECT count() FROM ({inner})", parameters=params)
+    return int(rows[0][0])
+
+
+# Facets: filter field -> its span expression (as the filter language compares it), so a click
+# on a value adds `field = 'value'` and keeps exactly the traces counted.
+FACETS = ("model", "provider", "service", "status", "session", "user", "run")
+FACET_VALUES = 10
+
+
+def trace_facets(
+    store: Store,
+    since: Any = None,
+    until: Any = None,
+    service: str | None = None,
+    where: str | None = None,
+    search: str | None = None,
+    size: int = FACET_VALUES,
+) -> dict[str, list[dict[str, Any]]]:
+    """{field: [{"value", "traces"}, ...]} for the facet fields and `score.NAME` labels: among the
+    traces the listing holds, how many have a span with that value (most first, `size` each).
+    Adding `field = 'value'` to the filter keeps exactly those traces."""
+    from tracehouse_collector.query.filters import SPAN_FIELDS
+
+    size = max(1, min(int(size), 100))
+    params: dict[str, Any] = {"size": size}
+    filters = _list_filters(service, where, search, params)
+    since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
+    pairs = ", ".join(f"('{name}', toString({SPAN_FIELDS.fields[name].sql}))" for name in FACETS)
+    inner = _trace_set_sql(since_ns, until_ns, filters, params, f", groupUniqArrayArray([{pairs}]) AS pairs")
+    _, rows = store.query(
+        f"SELECT p.1 AS field, p.2 AS value, count() AS traces FROM ({inner}) ARRAY JOIN pairs AS p "
+        "WHERE value != '' GROUP BY field, value ORDER BY traces DESC, value LIMIT {size:UInt32} BY field",
+        parameters=params,
+    )
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in FACETS}
+    for field, value, n in rows:
+        out[field].append({"value": value, "traces": n})
+    if _scores_available():
+        listed = _trace_set_sql(since_ns, until_ns, filters, params)
+        try:
+            _, labels = store.query(
+                f"SELECT Name, Label, uniqExact(TraceId) AS traces FROM {SCORES_TABLE} WHERE Label != '' "
+                f"AND TraceId IN (SELECT TraceId FROM ({listed})) GROUP BY Name, Label "
+                "ORDER BY traces DESC, Label LIMIT {size:UInt32} BY Name",
+                parameters=params,
+            )
+        except StoreError:  # a store not yet migrated to the scores table
+            labels = []
+        for name, label, n in labels:
+            out.setdefault(f"score.{name}", []).append({"value": label, "traces": n})
+    return out
 
 
 # -- get_trace -------------------------------------------------------------------------------
@@ -696,8 +969,10 @@ def list_sessions(
     user: str | None = None,
     limit: int | None = DEFAULT_LIMIT,
     cursor: str | None = None,
+    sort: str | None = None,
 ) -> Page:
-    """Sessions (conversations across traces), most recently active first.
+    """Sessions (conversations across traces), most recently active first, or in the order
+    of `sort` (a column of SESSION_SORTS, optionally with `:asc` or `:desc`).
 
     A page is found in two steps: the sessions whose spans were seen last (in growing time
     windows, as list_traces), then the totals of those sessions' traces. Usage counts every
@@ -706,6 +981,9 @@ def list_sessions(
     """
     limit = check_limit(limit)
     since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
+    order = parse_session_sort(sort)
+    if order != LAST_ACTIVE_FIRST:
+        return _sorted_sessions(store, order, since_ns, until_ns, user, limit, cursor)
     after = _decode_cursor(cursor)
     top = after[0] if after else until_ns if until_ns is not None else _now_ns()
     lows: list[int | None] = [
@@ -732,6 +1010,15 @@ def list_sessions(
         if len(found) > limit:
             break
     page, more = found[:limit], len(found) > limit
+    rows = _session_rows(store, page, since_ns, until_ns)
+    next_cursor = _encode_cursor(page[-1][1], page[-1][0]) if more else None
+    return Page(list(SESSION_COLUMNS), rows, next_cursor)
+
+
+def _session_rows(
+    store: Store, page: list[tuple[str, int]], since_ns: int | None, until_ns: int | None
+) -> list[tuple]:
+    """SESSION_COLUMNS rows of (session id, last activity ns) pairs, from their traces' totals."""
     totals = _session_totals(store, [sid for sid, _ in page], since_ns, until_ns)
     rows = []
     for sid, last_ns in page:
@@ -752,7 +1039,81 @@ def list_sessions(
                 _money(tot["cost_usd"]),
             )
         )
-    next_cursor = _encode_cursor(page[-1][1], page[-1][0]) if more else None
+    return rows
+
+
+# Sortable columns of the sessions list -> the per-session SQL aggregate (over its traces' rows
+# `t`, each trace's totals over all its spans, as the page shows them).
+SESSION_SORTS = {
+    "last_time": "last_ns",
+    "first_time": "min(t.start_ns)",
+    "traces": "count()",
+    "llm_calls": "sum(t.llm_calls)",
+    "input_tokens": "sum(t.input_tokens)",
+    "output_tokens": "sum(t.output_tokens)",
+    "total_tokens": "sum(t.total_tokens)",
+    "cost_usd": "sum(t.cost)",
+}
+LAST_ACTIVE_FIRST = Sort("last_time", True)
+
+
+def parse_session_sort(text: str | None) -> Sort:
+    """The sessions list's order: a column of SESSION_SORTS, descending unless `:asc`."""
+    return _parse_sort(text, LAST_ACTIVE_FIRST, list(SESSION_SORTS), scores=False)
+
+
+def _sorted_sessions(
+    store: Store,
+    order: Sort,
+    since_ns: int | None,
+    until_ns: int | None,
+    user: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    """One page of sessions in `order`, ties broken by session id; keyset cursor as traces'."""
+    params: dict[str, Any] = {"n": limit + 1}
+    traces_sql = _trace_set_sql(
+        since_ns,
+        until_ns,
+        [],
+        params,
+        f", countIf({LLM_SPAN}) AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, "
+        "sum(TotalTokens) AS total_tokens, sum(TotalCostUSD) AS cost",
+    )
+    # The session's own spans, for its traces and its last activity within [since, until).
+    conds = ["SessionId != ''", "TraceId != ''"]
+    if since_ns is not None:
+        params["own_lo"] = since_ns - LOOKBACK_NS
+        conds.append("Timestamp >= fromUnixTimestamp64Nano({own_lo:Int64})")
+    if until_ns is not None:
+        params["own_hi"] = until_ns
+        conds.append("Timestamp < fromUnixTimestamp64Nano({own_hi:Int64})")
+    if user:
+        params["user"] = user
+        conds.append("UserId = {user:String}")
+    active = "" if since_ns is None else " AND Timestamp >= fromUnixTimestamp64Nano({set_since:Int64})"
+    own = (
+        "SELECT SessionId, TraceId, toUnixTimestamp64Nano(maxIf(Timestamp, 1" + active + ")) AS last_ns "
+        f"FROM otel_traces WHERE {' AND '.join(conds)} GROUP BY SessionId, TraceId"
+    )
+    key = SESSION_SORTS[order.column]
+    keyed = (
+        f"SELECT st.SessionId AS SessionId, max(st.last_ns) AS last_ns, {key} AS key FROM ({own}) AS st "
+        f"INNER JOIN ({traces_sql}) AS t ON st.TraceId = t.TraceId GROUP BY st.SessionId"
+    )
+    if order.column == "last_time":
+        keyed = keyed.replace(f"{key} AS key", "max(st.last_ns) AS key")
+    where = _keyset_after(cursor, order, "SessionId", params, None)
+    direction = "DESC" if order.descending else "ASC"
+    _, found = store.query(
+        f"SELECT SessionId, last_ns, key FROM ({keyed}) {where} ORDER BY key {direction}, SessionId {direction} "
+        "LIMIT {n:UInt32}",
+        parameters=params,
+    )
+    page, more = found[:limit], len(found) > limit
+    rows = _session_rows(store, [(sid, last_ns) for sid, last_ns, _ in page], since_ns, until_ns)
+    next_cursor = _encode_sorted_cursor(order, page[-1][2], page[-1][0]) if more else None
     return Page(list(SESSION_COLUMNS), rows, next_cursor)
 
 

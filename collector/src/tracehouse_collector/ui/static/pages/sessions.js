@@ -10,7 +10,8 @@ export async function renderSessions(root, route, current) {
   const user = p.get("user") || "";
   const cursor = p.get("cursor") || "";
   const limit = p.get("limit") || ""; // page size, 50 unless the URL says otherwise
-  const go = (changes) => (location.hash = routeUrl("sessions", "", { since, user, limit, ...changes }));
+  const sort = p.get("sort") || ""; // server-side order (GET /api/v1/sessions?sort=)
+  const go = (changes) => (location.hash = routeUrl("sessions", "", { since, user, limit, sort, ...changes }));
   root.append(
     h("div.toolbar",
       h("h1", "Sessions"),
@@ -21,7 +22,7 @@ export async function renderSessions(root, route, current) {
   );
   let page;
   try {
-    page = await api("/api/v1/sessions", { since, user, cursor, limit: limit || 50 });
+    page = await api("/api/v1/sessions", { since, user, sort, cursor, limit: limit || 50 });
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     root.append(errorBox("sessions-error", err.message));
@@ -38,7 +39,7 @@ export async function renderSessions(root, route, current) {
   }
   root.append(
     h("table#sessions-table",
-      h("thead", h("tr", ["session", "user", "turns", "LLM calls", "tokens", "cost", "first", "last active"].map((c) => h("th", c)))),
+      h("thead", h("tr", ["session", "user", "turns", "LLM calls", "tokens", "cost", "first", "last active"].map((c) => sortHeader(c, sort, go)))),
       h("tbody", rows.map((s) =>
         h("tr", { dataset: { sessionId: s.session_id } },
           h("td", h("a", { href: routeUrl("sessions", s.session_id) }, s.session_id)),
@@ -53,6 +54,18 @@ export async function renderSessions(root, route, current) {
       cursor ? h("button", { type: "button", onclick: () => go({}) }, "« First page") : null,
       page.next_cursor ? h("button#next-page", { type: "button", onclick: () => go({ cursor: page.next_cursor }) }, "Next page »") : null),
   );
+}
+
+// Header label -> the server's sort column; a click sorts descending, a second click ascending.
+const SESSION_SORTS = { turns: "traces", "LLM calls": "llm_calls", tokens: "total_tokens", cost: "cost_usd", first: "first_time", "last active": "last_time" };
+function sortHeader(label, sort, go) {
+  const column = SESSION_SORTS[label];
+  if (!column) return h("th", label);
+  const [current, dir] = (sort || "last_time:desc").split(":");
+  const active = current === column;
+  const asc = active && dir === "asc";
+  return h(`th.sortable${active ? ".sorted" : ""}${asc ? ".asc" : ""}`,
+    { dataset: { sort: column }, title: `sort by ${label}`, onclick: () => go({ sort: `${column}:${active && !asc ? "asc" : "desc"}`, cursor: "" }) }, label);
 }
 
 const count = (n, noun) => `${fmtInt(n)} ${noun}${Number(n) === 1 ? "" : "s"}`;

@@ -195,6 +195,7 @@ RELEASED = {
     "0005_exporter_current_layout.sql": "96a259542ce929f442089519df67141b3e0603f3763f958c346ecccd3cb6218a",
     "0006_drop_otel_metrics_exp_histogram.sql": "7bffb75f15b9cb7e99a56b138dfb4dd7510bcf3cd59049e0fb8b377bca911894",
     "0007_rollup_value_ranges.sql": "f50b2326f279686242aca559c203afa36698dd40a11cfefc896fd5cdfd57573b",
+    "0010_trace_index.sql": "93c6ed0ad3462be17bec644a122b241641cd2197261989aacc9c08ae04a011b7",
 }
 
 

@@ -13,7 +13,10 @@ repeated runs after one warm-up:
 - trace lookup by id (query/traces.get_trace: trace-id table first, then the trace's spans);
 - one page (50) of the traces list over 24 h;
 - the traces list sorted (latency over 24 h, cost over 7 d), its count and facets, and full-text
-  search of one rare word in the prompts of 30 days (list_cases).
+  search of one rare word in the prompts of 30 days (list_cases);
+- then, through a `tracehouse serve` on the same store (bench/query/api.py): trace lookup by REST
+  and gRPC, and latency/cost/errors by model over 2 h (24 h from 5M spans on) by REST and gRPC,
+  each beside the same call in-process and issue 19's target.
 
 LLM calls carry a prompt of 24 and a reply of 40 words drawn from 20,000, as GenAI JSON
 messages; one prompt holds the rare word RARE_WORD.
@@ -153,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans", type=int, default=10_000_000, help="spans to load (default 10M)")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per query (median reported)")
     parser.add_argument("--dir", help="store directory (default: a temporary one, removed at the end)")
+    parser.add_argument(
+        "--no-api", action="store_true", help="skip the REST and gRPC cases (bench/query/api.py)"
+    )
     args = parser.parse_args(argv)
 
     tmp = args.dir or tempfile.mkdtemp(prefix="tracehouse-bench-query-")
@@ -235,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("(query/traces.py not available: trace lookup and list not timed)")
 
+        in_process = _api_cases_in_process(store, ids, spans, args.repeat)
         print(f"{'query':<38} {'raw ms':>9} {'rollup ms':>10} {'raw/rollup':>11} {'target':>8}  ok")
         print("-" * 84)
         for label, raw, roll, target in results:
@@ -247,10 +254,16 @@ def main(argv: list[str] | None = None) -> int:
             f"\n{spans:,} spans; median of {args.repeat} runs (trace lookup: {args.repeat * 3}, random ids) "
             "after one warm-up; 'ok' judges the faster plan, the one the planner picks for these ranges."
         )
+        store.close()
+        if not args.no_api:
+            from bench.query import api
+
+            api.report(api.measure(tmp, ids, spans, args.repeat, in_process), spans, args.repeat)
     finally:
         store.close()
         if not args.dir:
             shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp + "-serve", ignore_errors=True)
     return 0
 
 
@@ -274,6 +287,23 @@ def list_cases(store: Store, repeat: int) -> list[tuple[str, float | None, float
         ("sessions sorted by cost, 24 h", lambda: traces.list_sessions(store, since="24h", sort="cost_usd")),
     )
     return [(label, timed(fn, repeat), None, TARGET_LIST_MS) for label, fn in cases]
+
+
+def _api_cases_in_process(store: Store, ids: list[str], spans: int, repeat: int) -> dict[str, float]:
+    """The API cases of bench/query/api.py called in-process (the query modules alone), by
+    case name: the lookup, and latency/cost/errors by model over the window of the store's size."""
+    from tracehouse_collector.query import traces
+
+    from bench.query import api
+
+    rng = random.Random(3)
+    window = "24h" if spans >= api.LARGE_SPANS else "2h"
+    out = {"lookup": timed(lambda: traces.get_trace(store, rng.choice(ids)), repeat * 3)}
+    for kind in api.AGGREGATES:
+        out[f"{kind} {window}"] = timed(
+            lambda k=kind: aggregates.aggregate(store, k, by=["model"], since=window), repeat
+        )
+    return out
 
 
 if __name__ == "__main__":

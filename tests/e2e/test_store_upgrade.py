@@ -462,3 +462,43 @@ def test_a_store_from_before_migration_7_keeps_answering_and_new_data_gets_the_f
         assert after["new-only"]["p50_ms"] == round(clustered[0].min(), 3)
     finally:
         assert new.stop() == 0
+
+
+def test_traces_stored_before_the_trace_index_are_found_by_id_after_it(tmp_path):
+    """The trace-id lookup reads trace_index (migration 10, or its number after renumbering):
+    a store filled before it gets its traces copied in on upgrade, so they are still found by
+    id, with every span; new traces fill it through its view."""
+    version = next(m.version for m in ddl.migrations() if m.file.endswith("_trace_index.sql"))
+    before = _BEFORE_MIGRATION.format(applied=version - 1, patch="")
+    service = unique("upgrade-index")
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    data_dir = tmp_path / "collector"
+    old = Collector(data_dir, workers=0, command=[sys.executable, "-c", before]).start()
+    try:
+        _send_llm_calls(old, service, start, {"m-old": (np.array([10.0, 20.0, 30.0]), np.array([1.0, 2.0, 3.0]))})
+        svc = quote(service)
+        wait_for(lambda: old.scalar(f"SELECT count() FROM otel_traces WHERE ServiceName = {svc}") == 3, timeout=60)
+        assert old.scalar("SELECT count() FROM system.columns WHERE table = 'trace_index'") == 0
+        old_ids = [r["TraceId"] for r in old.sql(f"SELECT TraceId FROM otel_traces WHERE ServiceName = {svc}")]
+    finally:
+        assert old.stop() == 0
+
+    new = Collector(data_dir, workers=0).start()
+    try:
+        assert new.scalar("SELECT max(Version) FROM schema_migrations") == len(ddl.migrations())
+        _send_llm_calls(new, service, start + dt.timedelta(minutes=5), {"m-new": (np.array([40.0]), np.array([4.0]))})
+        wait_for(lambda: new.scalar(f"SELECT count() FROM otel_traces WHERE ServiceName = {svc}") == 4, timeout=60)
+        new_ids = [
+            r["TraceId"]
+            for r in new.sql(f"SELECT TraceId FROM otel_traces WHERE ServiceName = {svc} AND SpanName = 'chat m-new'")
+        ]
+        for tid in old_ids + new_ids:
+            r = new.session.get(f"{new.http_url}/api/v1/traces/{tid}", timeout=60)
+            assert r.status_code == 200, r.text
+            assert r.json()["trace_id"] == tid and r.json()["span_count"] == 1
+        ids = ", ".join(quote(t) for t in old_ids + new_ids)
+        assert new.scalar(f"SELECT uniqExact(TraceId) FROM trace_index WHERE TraceId IN ({ids})") == 4
+        r = new.session.get(f"{new.http_url}/api/v1/traces/{'ab' * 16}", timeout=60)
+        assert r.status_code == 404, r.text
+    finally:
+        assert new.stop() == 0

@@ -395,7 +395,7 @@ from tracehouse_collector.query import traces as tq
 from tracehouse_collector.store.client import Store
 store = Store(sys.argv[1])
 tid, lo, hi = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-for sql, params in ((tq.RANGE_SQL, {"ids": [tid]}), (tq.SPANS_SQL, {"trace_id": tid, "lo_ns": lo, "hi_ns": hi, "max_spans": 100})):
+for sql, params in ((tq.LOOKUP_RANGE_SQL, {"trace_id": tid}), (tq.SPANS_SQL, {"trace_id": tid, "max_spans": 100})):
     print("\\n".join(r[0] for r in store.query("EXPLAIN indexes = 1 " + sql, parameters=params)[1]))
     print("=====")
 store.close()
@@ -403,9 +403,10 @@ store.close()
 
 
 def test_lookup_by_id_uses_the_time_table_and_prunes(served):
-    """get_trace's two statements, as the store plans them: the trace-id table is read by its
-    primary key (TraceId); the span read prunes other days' partitions and uses the TraceId
-    bloom filter. (Run on the store directly, after the server has released it.)"""
+    """get_trace's span statement, as the store plans it: its range lookup reads trace_index by
+    its primary key (TraceId); the span read prunes other days' partitions by the range it got
+    and uses the TraceId bloom filter. (Run on the store directly, after the server has
+    released it.)"""
     collector, sc = served
     collector.stop()
     lo = sc.base_ns

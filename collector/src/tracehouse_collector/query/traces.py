@@ -288,7 +288,7 @@ def _scores_by_trace(store: Store, ids: list[str]) -> dict[str, dict[str, Any]]:
         return {}
     out: dict[str, dict[str, Any]] = {}
     for tid, name, v, label in rows:
-        out.setdefault(tid, {})[name] = round(v, 6) if v is not None and math.isfinite(v) else (label or None)
+        out.setdefault(tid, {})[name] = _score(v, label)
     return out
 
 
@@ -305,6 +305,11 @@ def _run_names(store: Store, run_ids: list[str]) -> dict[str, str]:
     except StoreError:  # a store without the runs table (made by the exporter alone)
         return {}
     return dict(rows)
+
+
+def _score(mean: float | None, label: str) -> Any:
+    """A score as traces show it: the mean value, or the latest label for label-only scores."""
+    return round(mean, 6) if mean is not None and math.isfinite(mean) else (label or None)
 
 
 def trace_summaries(
@@ -723,11 +728,21 @@ def trace_facets(
 
 # -- get_trace -------------------------------------------------------------------------------
 
-SPANS_SQL = """
+# The trace's time range, from trace_index (migration 10: the trace-id time table partitioned by
+# month, so a lookup opens one or two parts instead of one per day of retention).
+TRACE_INDEX = "trace_index"
+LOOKUP_RANGE_SQL = f"SELECT (min(Start), max(End)) FROM {TRACE_INDEX} WHERE TraceId = {{trace_id:String}}"
+
+# One round trip: ClickHouse runs the range lookup first (a scalar subquery) and reads the spans
+# with its answer as a constant, so the read prunes other days' partitions and, by the primary
+# key's time and the TraceId bloom filter, most granules of the day. An unknown id gives the
+# empty range [1970-01-01, +1 s) and no spans.
+SPANS_SQL = f"""
+WITH ({LOOKUP_RANGE_SQL}) AS trace_range
 SELECT
     SpanId, ParentSpanId, SpanName, SpanKind, ServiceName,
     toUnixTimestamp64Nano(Timestamp) AS start_ns, Duration,
-    StatusCode, StatusMessage, ScopeName, ScopeVersion,
+    StatusCode, StatusMessage, ScopeName,
     SpanAttributes, ResourceAttributes,
     arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) AS event_ns, Events.Name, Events.Attributes,
     Links.TraceId, Links.SpanId,
@@ -735,11 +750,11 @@ SELECT
     InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, ReasoningTokens, TotalTokens,
     TokensEstimated, TotalCostUSD, SessionId, UserId, RunId
 FROM otel_traces
-WHERE TraceId = {trace_id:String}
-  AND Timestamp >= fromUnixTimestamp64Nano({lo_ns:Int64})
-  AND Timestamp < fromUnixTimestamp64Nano({hi_ns:Int64})
+WHERE TraceId = {{trace_id:String}}
+  AND Timestamp >= toDateTime64(trace_range.1, 9)
+  AND Timestamp < toDateTime64(trace_range.2 + 1, 9)
 ORDER BY Timestamp, SpanId
-LIMIT {max_spans:UInt32}
+LIMIT {{max_spans:UInt32}}
 """
 
 
@@ -842,22 +857,57 @@ _DETAIL_KEYS = (
 )
 
 
+def _details_params(trace_id: str, lo_ns: int, hi_ns: int) -> dict[str, Any]:
+    # The event is emitted when the call ends: within the spans' range, plus a second of skew.
+    return {"trace_id": trace_id, "event": OPERATION_DETAILS_EVENT, "lo_ns": lo_ns, "hi_ns": hi_ns + 1_000_000_000}
+
+
+def _detail_content(rows: list[tuple[str, dict[str, str]]]) -> dict[str, dict[str, str]]:
+    return {sid: {k: attrs[k] for k in _DETAIL_KEYS if attrs.get(k)} for sid, attrs in rows if sid}
+
+
 def _operation_details(store: Store, trace_id: str, lo_ns: int, hi_ns: int) -> dict[str, dict[str, str]]:
-    """span id -> the content keys of its operation-details event (the event is emitted when
-    the call ends, so within the spans' time range, plus a second of clock skew)."""
+    """span id -> the content keys of its operation-details event."""
     try:
-        _, rows = store.query(
-            DETAILS_SQL,
-            parameters={
-                "trace_id": trace_id,
-                "event": OPERATION_DETAILS_EVENT,
-                "lo_ns": lo_ns,
-                "hi_ns": hi_ns + 1_000_000_000,
-            },
-        )
+        _, rows = store.query(DETAILS_SQL, parameters=_details_params(trace_id, lo_ns, hi_ns), describe_empty=False)
     except StoreError:  # no logs table (a store the exporter made without it): no events
         return {}
-    return {sid: {k: attrs[k] for k in _DETAIL_KEYS if attrs.get(k)} for sid, attrs in rows if sid}
+    return _detail_content(rows)
+
+
+# A trace's scores and its calls' operation-details events in one statement (both are usually
+# none; one round trip asks for both). Rows: ('score', '', name, mean value, latest label, {})
+# and ('details', span id, '', NULL, '', event attributes).
+EXTRAS_SQL = f"""
+SELECT 'score' AS kind, '' AS span_id, toString(Name) AS name, avg(Value) AS value,
+    argMaxIf(Label, Timestamp, Label != '') AS label,
+    CAST(map(), 'Map(LowCardinality(String), String)') AS attributes
+FROM {SCORES_TABLE}
+WHERE TraceId = {{trace_id:String}}
+GROUP BY Name
+UNION ALL
+SELECT 'details', SpanId, '', NULL, '', LogAttributes
+FROM otel_logs
+WHERE TraceId = {{trace_id:String}} AND EventName = {{event:String}}
+  AND Timestamp >= fromUnixTimestamp64Nano({{lo_ns:Int64}})
+  AND Timestamp < fromUnixTimestamp64Nano({{hi_ns:Int64}})
+LIMIT {MAX_TRACE_SPANS}
+"""
+
+
+def _trace_extras(
+    store: Store, trace_id: str, lo_ns: int, hi_ns: int
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """(scores as _scores_by_trace gives them, operation details as _operation_details) of one
+    trace; a store lacking either table gets them one by one, each answering none."""
+    try:
+        _, rows = store.query(EXTRAS_SQL, parameters=_details_params(trace_id, lo_ns, hi_ns), describe_empty=False)
+    except StoreError:  # a store not migrated to the scores table, or made without otel_logs
+        return _scores_by_trace(store, [trace_id]).get(trace_id, {}), _operation_details(store, trace_id, lo_ns, hi_ns)
+    scored = sorted((r for r in rows if r[0] == "score"), key=lambda r: r[2])
+    scores = {name: _score(v, label) for _, _, name, v, label, _ in scored}
+    details = _detail_content([(sid, attrs) for kind, sid, _, _, _, attrs in rows if kind == "details"])
+    return scores, details
 
 
 def build_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -891,17 +941,9 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     facts, content, tool calls, errors, events and attributes. Spans whose parent never
     arrived are kept at the top level with "orphan": true. Raises NotFound."""
     tid = check_trace_id(trace_id)
-    bounds = _range_of(store, [tid])
-    if bounds is None:
-        raise NotFound(f"trace {tid} not found")
+    # Two statements: the spans (with the range lookup inside), then scores and event content.
     columns, rows = store.query(
-        SPANS_SQL,
-        parameters={
-            "trace_id": tid,
-            "lo_ns": bounds[0],
-            "hi_ns": bounds[1],
-            "max_spans": MAX_TRACE_SPANS + 1,
-        },
+        SPANS_SQL, parameters={"trace_id": tid, "max_spans": MAX_TRACE_SPANS + 1}, describe_empty=False
     )
     if not rows:
         raise NotFound(f"trace {tid} not found")
@@ -910,7 +952,7 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     records = [dict(zip(columns, row, strict=True)) for row in rows]
     start = min(r["start_ns"] for r in records)
     end = max(r["start_ns"] + r["Duration"] for r in records)
-    details = _operation_details(store, tid, start, end)
+    scores, details = _trace_extras(store, tid, start, end)
     nodes = [_span_node(r, start, details.get(r["SpanId"])) for r in records]
     roots = build_tree(nodes)
     llm = [n for n in nodes if n["model"] and n["operation"] not in NON_MODEL_OPERATIONS]  # as LLM_SPAN
@@ -930,7 +972,7 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
         "session_id": next((n["session_id"] for n in nodes if n["session_id"]), ""),
         "user_id": next((n["user_id"] for n in nodes if n["user_id"]), ""),
         "run_id": next((n["run_id"] for n in nodes if n["run_id"]), ""),
-        "scores": _scores_by_trace(store, [tid]).get(tid, {}),
+        "scores": scores,
         "truncated": truncated,
         "spans": roots,
     }

@@ -237,13 +237,16 @@ class Store:
         sql: str,
         parameters: dict[str, Any] | None = None,
         settings: dict | None = None,
+        *,
+        describe_empty: bool = True,
     ) -> tuple[list[str], list[tuple]]:
-        """Run a SELECT on the read connection; returns (column names, rows)."""
+        """Run a SELECT on the read connection; returns (column names, rows). An empty result
+        names its columns only with `describe_empty` (it costs a second statement)."""
         try:
             with self._reader() as reader:
                 result = reader.query(sql, parameters=parameters, settings=settings)
                 columns, rows = list(result.column_names), list(result.result_rows)
-                if not columns and not rows:
+                if not columns and not rows and describe_empty:
                     columns = self._result_columns(reader, sql, parameters, settings)
             return columns, rows
         except ClickHouseError as exc:

@@ -456,9 +456,13 @@ def test_every_page_fits_a_1366_px_screen(demo_collector, ui):
     runs = runs_by_name(demo_collector)
     trace = trace_of(demo_collector, "SpanAttributes['gen_ai.tool.name'] = 'get_weather'")
     llm = next(s for s in walk(trace["spans"]) if s["attributes"].get("gen_ai.tool.definitions"))
+    failed = trace_of(demo_collector, "has(Events.Name, 'exception')")
+    thrown = next(s for s in walk(failed["spans"]) if any(e["name"] == "exception" for e in s["events"]))
     ui.page.set_viewport_size({"width": 1366, "height": 800})
     pages = [
         f"trace/{trace['trace_id']}?span={llm['span_id']}",
+        f"trace/{failed['trace_id']}?span={thrown['span_id']}",
+        "sessions/sess-travel",
         "sessions?since=30d",
         "sessions/sess-orders",
         "runs",

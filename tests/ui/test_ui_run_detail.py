@@ -124,8 +124,10 @@ def test_model_reproduce_command_runs(demo_collector, ui, runs):
 def test_run_traces_and_llm_usage(demo_collector, ui, runs):
     run = runs["prompt-v2-gpt-4o"]
     ui.open(demo_collector.http_url, f"run/{run['id']}")
-    ui.page.wait_for_selector("#run-trace-list tr")
-    shown = ui.page.eval_on_selector_all("#run-trace-list tr", "rows => rows.map(r => r.dataset.traceId)")
+    ui.page.wait_for_selector("#run-trace-list tbody tr")
+    shown = ui.page.eval_on_selector_all(
+        "#run-trace-list tbody tr", "rows => rows.map(r => r.dataset.traceId)"
+    )
     api = demo_collector.session.get(
         demo_collector.http_url + "/api/v1/traces",
         params={"since": "30d", "where": f"run = '{run['id']}'", "limit": 20},

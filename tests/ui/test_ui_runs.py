@@ -70,7 +70,7 @@ def test_llm_columns_and_column_chooser(demo_collector, ui, runs):
     # Hide a column: gone from the table, remembered in the URL, so it survives a reload.
     ui.page.click("#column-chooser summary")
     ui.page.uncheck('#column-chooser input[data-column="params.prompt"]')
-    ui.page.wait_for_url("**hide=params.prompt*")
+    ui.page.wait_for_url("**hide=*params.prompt*")  # with the columns hidden by default
     ui.wait_ready()
     assert ui.page.locator('th[data-column="params.prompt"]').count() == 0
     ui.page.reload()

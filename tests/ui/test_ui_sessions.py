@@ -28,6 +28,7 @@ from ui_format import fmt_int, fmt_ms, fmt_score, fmt_usd
 pytestmark = pytest.mark.timeout(300)
 
 SERVICE = "chat-app"
+FAILURE = "upstream timed out after 2 s"  # the status message of a failed call
 MINUTE_NS = 60 * 10**9
 
 
@@ -115,6 +116,7 @@ def chats(start_collector):
                 )
                 if t.answer is None:
                     call.status.code = Status.STATUS_CODE_ERROR
+                    call.status.message = FAILURE
                 spans.append(call)
             for name, values in t.scores.items():
                 for v in [values] if isinstance(values, str) else values:
@@ -280,8 +282,13 @@ def test_transcript_turns_equal_rest_and_what_was_sent(chats, ui):
                     block.locator(".bubble.assistant.missing .text").inner_text()
                     == "No answer: the turn failed."
                 )
+                # the error itself, on the call it arose in (no error.type was sent)
+                model = sent.calls[0][0]
+                assert got["error"] == {"span": f"chat {model}", "type": "", "message": FAILURE}
+                assert block.locator(".turn-error").inner_text() == f"chat {model}: {FAILURE}"
             else:
                 assert meta.locator(".turn-failed").count() == 0
+                assert got["error"] is None and block.locator(".turn-error").count() == 0
                 assert block.locator(".bubble.assistant .text").inner_text() == sent.answer
     # By hand, the documented rules on this data: ties round up, as JavaScript's toFixed does.
     assert [fmt_ms(t.latency_ms) for t in SESSIONS["chat-ann-1"][1]] == ["813 ms", "2.03 s", "1.0 min"]

@@ -30,6 +30,21 @@ _DOCS = {
     "password": "Passwords are reset from the sign-in page with the 'Forgot password' link.",
 }
 
+_DOCS_SOURCE = "support-docs"
+
+
+def _retrieve(question: str) -> list[tuple[str, float]]:
+    """(document key, relevance score) of the help articles a question names, best first: the
+    share of the article's words the question uses (the shipping article when it names none)."""
+    words = set(question.lower().replace("?", " ").split())
+    hits = []
+    for key, text in _DOCS.items():
+        if key in question.lower():
+            vocab = set(text.lower().rstrip(".").split())
+            hits.append((key, round(0.5 + 0.5 * len(words & vocab) / len(vocab), 3)))
+    return sorted(hits, key=lambda h: -h[1]) or [("shipping", 0.25)]
+
+
 _SESSIONS = (
     # (session, user, questions); the weather question triggers a tool call, the marker a 500.
     ("sess-onboarding", "user-ada", ("How do I reset my password?", "What is the weather in Lisbon today?")),
@@ -54,6 +69,7 @@ _SESSIONS = (
 def agent_app(provider: Any, rng: random.Random, summary: Summary) -> None:
     import openai
     import tracehouse
+    from opentelemetry import trace as otel_trace
     from tracehouse.instrumentors.openai import OpenAIInstrumentor
 
     instrumentor = OpenAIInstrumentor()
@@ -63,15 +79,30 @@ def agent_app(provider: Any, rng: random.Random, summary: Summary) -> None:
         base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1", api_key="demo-key", max_retries=0
     )
 
-    @tracehouse.trace(kind="retrieval", name="retrieve_documents")
+    # As the GenAI conventions name them: the retrieval span `retrieval {data source}` with the
+    # query and the documents it returned, the tool span with the call's arguments and result.
+    @tracehouse.trace(kind="retrieval", name=f"retrieval {_DOCS_SOURCE}")
     def retrieve_documents(question: str) -> list[str]:
-        words = question.lower()
-        return [text for key, text in _DOCS.items() if key in words] or [_DOCS["shipping"]]
+        hits = _retrieve(question)
+        span = otel_trace.get_current_span()
+        span.set_attribute("gen_ai.data_source.id", _DOCS_SOURCE)
+        span.set_attribute("gen_ai.retrieval.query.text", question)
+        span.set_attribute(
+            "gen_ai.retrieval.documents",
+            json.dumps([{"id": key, "score": score, "content": _DOCS[key]} for key, score in hits]),
+        )
+        return [_DOCS[key] for key, _ in hits]
 
     @tracehouse.trace(kind="tool", name="get_weather")
-    def get_weather(city: str) -> str:
+    def get_weather(call_id: str, arguments: str) -> str:
+        city = json.loads(arguments)["city"]
         temps = {"Lisbon": 21, "Berlin": 9}
-        return f"{city}: {temps.get(city, 15)} C, light wind"
+        result = f"{city}: {temps.get(city, 15)} C, light wind"
+        span = otel_trace.get_current_span()
+        span.set_attribute("gen_ai.tool.call.id", call_id)
+        span.set_attribute("gen_ai.tool.call.arguments", arguments)
+        span.set_attribute("gen_ai.tool.call.result", json.dumps({"city": city, "forecast": result}))
+        return result
 
     def chat(model: str, messages: list[dict], stream: bool, tools: bool) -> tuple[str, list]:
         kwargs: dict[str, Any] = {"model": model, "messages": messages, "temperature": 0.2}
@@ -97,7 +128,7 @@ def agent_app(provider: Any, rng: random.Random, summary: Summary) -> None:
         text, tool_calls = chat(model, messages, stream=False, tools=True)
         if tool_calls:
             call = tool_calls[0]
-            result = get_weather(**json.loads(call.function.arguments))
+            result = get_weather(call.id, call.function.arguments)
             messages.append({"role": "assistant", "content": None, "tool_calls": [call.model_dump()]})
             messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
             text, _ = chat(model, messages, stream=stream, tools=False)

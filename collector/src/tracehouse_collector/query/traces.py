@@ -988,6 +988,56 @@ def walk(spans: list[dict[str, Any]]):
         stack.extend((depth + 1, c) for c in reversed(s["children"]))
 
 
+# -- the steps a transcript shows: tool calls and the error that failed a turn ----------------
+
+_STEPS_SQL = """
+SELECT TraceId, SpanName, StatusCode, StatusMessage, SpanAttributes['error.type'] AS error_type,
+    SpanAttributes['gen_ai.tool.name'] AS tool, SpanAttributes['gen_ai.tool.call.id'] AS call_id,
+    substring(SpanAttributes['gen_ai.tool.call.arguments'], 1, {chars:UInt32}) AS arguments,
+    substring(SpanAttributes['gen_ai.tool.call.result'], 1, {chars:UInt32}) AS result,
+    toUnixTimestamp64Nano(Timestamp) AS start_ns, toUnixTimestamp64Nano(Timestamp) + Duration AS end_ns
+FROM otel_traces
+WHERE TraceId IN {ids:Array(String)}
+  AND Timestamp >= fromUnixTimestamp64Nano({lo_ns:Int64})
+  AND Timestamp < fromUnixTimestamp64Nano({hi_ns:Int64})
+  AND (StatusCode = 'Error' OR GenAIOperation = 'execute_tool' OR SpanAttributes['gen_ai.tool.name'] != '')
+ORDER BY start_ns, SpanId
+LIMIT {n:UInt32}
+"""
+
+
+def turn_steps(store: Store, ids: list[str], chars: int = 2000) -> dict[str, dict[str, Any]]:
+    """Per trace: "tools", its tool calls in start order ({name, call_id, arguments, result,
+    status}), and "error", the failure that ended first ({span, type, message}: the span where
+    the error arose, not the parents it travelled through), or None."""
+    if not ids:
+        return {}
+    bounds = _range_of(store, ids)
+    if bounds is None:
+        return {}
+    params = {"ids": ids, "lo_ns": bounds[0], "hi_ns": bounds[1], "chars": chars, "n": MAX_TRACE_SPANS}
+    columns, rows = store.query(_STEPS_SQL, parameters=params)
+    out: dict[str, dict[str, Any]] = {}
+    first_end: dict[str, int] = {}
+    for row in rows:
+        r = dict(zip(columns, row, strict=True))
+        steps = out.setdefault(r["TraceId"], {"error": None, "tools": []})
+        if r["tool"] or r["arguments"] or r["result"]:
+            steps["tools"].append(
+                {
+                    "name": r["tool"] or r["SpanName"],
+                    "call_id": r["call_id"],
+                    "arguments": parse(r["arguments"]) if r["arguments"] else None,
+                    "result": parse(r["result"]) if r["result"] else None,
+                    "status": "error" if r["StatusCode"] == "Error" else "ok",
+                }
+            )
+        if r["StatusCode"] == "Error" and r["end_ns"] < first_end.get(r["TraceId"], r["end_ns"] + 1):
+            first_end[r["TraceId"]] = r["end_ns"]
+            steps["error"] = {"span": r["SpanName"], "type": r["error_type"], "message": r["StatusMessage"]}
+    return out
+
+
 # -- sessions --------------------------------------------------------------------------------
 
 SESSION_COLUMNS = [
@@ -1224,12 +1274,15 @@ def get_session(store: Store, session_id: str, chars: int = 2000) -> dict[str, A
         raise NotFound(f"session {session_id!r} not found")
     summaries = trace_summaries(store, [tid for _, tid, _, _ in found], chars=chars)
     ordered = sorted(summaries.values(), key=lambda s: (s["_start_ns"], s["trace_id"]))
-    # The CLI table shows TURN_COLUMNS; REST and the UI's transcript also get names and scores.
+    steps = turn_steps(store, [s["trace_id"] for s in ordered])
+    # The CLI table shows TURN_COLUMNS; REST and the UI's transcript also get names, scores,
+    # the error that failed a turn and the tools it called.
     turns = [
         {
             **{c: (i if c == "turn" else s[c]) for c in TURN_COLUMNS},
             "root_span": s["root_span"],
             "scores": s["scores"],
+            **steps.get(s["trace_id"], {"error": None, "tools": []}),
         }
         for i, s in enumerate(ordered, 1)
     ]

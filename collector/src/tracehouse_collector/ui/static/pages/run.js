@@ -1,4 +1,4 @@
-import { h, api, apiFetch, chart, colorFor, downloadLink, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, filterLink, records, routeUrl } from "../lib.js";
+import { h, api, apiFetch, chart, colorFor, downloadLink, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, records, routeUrl, scoreBadges } from "../lib.js";
 
 // #/run/<id>: info, params, one chart per metric (server-side reduced, full resolution on zoom),
 // system metrics, artifacts with previews, linked models with the reproduce command, traces.
@@ -22,13 +22,16 @@ export async function renderRun(root, route, current) {
   const git = meta["git.commit"]
     ? `${meta["git.commit"].slice(0, 12)}${meta["git.branch"] ? ` (${meta["git.branch"]})` : ""}${meta["git.dirty"] === "true" ? ", uncommitted changes" : ""}`
     : "";
+  const related = await runNames([run.parent_id, ...(run.children || [])].filter(Boolean));
+  if (!current()) return;
+  const runLink = (id) => h("a.run-link", { href: routeUrl("run", id), title: id }, related.get(id) || id.slice(0, 8));
   const facts = [
     ["id", run.id],
     ["experiment", h("a", { href: routeUrl("runs", "", { experiment: run.experiment }) }, run.experiment)],
     ["start", fmtTime(run.start)],
     ["duration", run.duration_s === null ? "running" : fmtMs(run.duration_s * 1000)],
-    ["parent", run.parent_id ? h("a", { href: routeUrl("run", run.parent_id) }, run.parent_id.slice(0, 12)) : ""],
-    ["child runs", (run.children || []).length ? run.children.map((c) => [h("a", { href: routeUrl("run", c) }, c.slice(0, 8)), " "]) : ""],
+    ["parent", run.parent_id ? runLink(run.parent_id) : ""],
+    ["child runs", (run.children || []).length ? run.children.map((c) => [runLink(c), " "]) : ""],
     ["source", meta.source],
     ["command", meta.command ? h("code", meta.command) : ""],
     ["git", git],
@@ -245,29 +248,56 @@ function parseCsvLine(line, sep) {
   return out;
 }
 
+// ---- related runs ----
+
+const NAMED_RUNS = 50; // a parent with more children shows the rest by id
+// id -> name of the given runs (those that cannot be read keep their id).
+async function runNames(ids) {
+  const named = await Promise.all(ids.slice(0, NAMED_RUNS).map((id) =>
+    api(`/api/v1/runs/${encodeURIComponent(id)}`).then((r) => [id, r.name], () => [id, null])));
+  return new Map(named.filter(([, name]) => name));
+}
+
 // ---- the run's traces ----
 
+const TRACE_MARGIN_MS = 3600e3; // spans of a run's first and last step may be stamped a little outside it
+
+// The run's own time range, widened by the margin: [since, until) as ISO times (until open
+// while the run is still going).
+function runRange(run) {
+  const start = Date.parse(run.start);
+  const end = run.end ? Date.parse(run.end) : NaN;
+  return {
+    since: new Date(start - TRACE_MARGIN_MS).toISOString(),
+    until: Number.isFinite(end) ? new Date(end + TRACE_MARGIN_MS).toISOString() : "",
+  };
+}
+
 async function runTraces(root, run, current) {
-  // From a little before the run's start: spans of its first step may be stamped earlier.
-  const since = new Date(Date.parse(run.start) - 3600e3).toISOString();
+  const range = runRange(run);
   const where = `run = '${run.id}'`;
-  const page = await api("/api/v1/traces", { since, where, limit: 20 });
+  const page = await api("/api/v1/traces", { ...range, where, limit: 20 });
   if (!current()) return;
   const rows = records(page);
-  root.append(h("h2", "Traces of this run ", h("a#run-traces", { href: filterLink("run", run.id) }, "(all, in the traces view)")));
+  root.append(h("h2", "Traces of this run ", h("a#run-traces", { href: routeUrl("traces", "", { ...range, where }) }, "(all, in the traces view)")));
   if (!rows.length) {
     root.append(h("p.muted#run-trace-list", "No traces carry this run's id. Spans made inside ", h("code", "tracehouse.run(...)"), " are linked to it."));
     return;
   }
-  root.append(h("table#run-trace-list", h("tbody", rows.map((r) =>
-    h(`tr${r.status === "error" ? ".error" : ""}`, { dataset: { traceId: r.trace_id } },
-      h("td", h("span.status", { title: r.status })),
-      h("td", h("a", { href: routeUrl("trace", r.trace_id) }, r.root_span || r.trace_id)),
-      h("td.preview", { title: r.input }, r.input),
-      h("td.preview", { title: r.output }, r.output),
-      h("td.num", fmtMs(r.latency_ms)),
-      h("td.num", fmtInt(r.total_tokens)),
-      h("td.num", fmtCost(r.cost_usd)),
-      h("td", { title: r.start_time }, fmtTime(r.start_time)))))),
-    page.next_cursor ? h("p.muted", "Showing the latest 20.") : null);
+  const cols = ["", "name", "input", "output", "latency", "tokens", "cost", "scores", "start"];
+  root.append(h("table#run-trace-list",
+    h("thead", h("tr", cols.map((c) => h("th", c)))),
+    h("tbody", rows.map((r) =>
+      h(`tr${r.status === "error" ? ".error" : ""}`, { dataset: { traceId: r.trace_id } },
+        h("td", h("span.status", { title: r.status })),
+        h("td", h("a", { href: routeUrl("trace", r.trace_id) }, r.root_span || r.trace_id)),
+        h("td.preview", { title: r.input }, r.input),
+        h("td.preview", { title: r.output }, r.output),
+        h("td.num", fmtMs(r.latency_ms)),
+        h("td.num", fmtInt(r.total_tokens)),
+        h("td.num", fmtCost(r.cost_usd)),
+        h("td.scores", scoreBadges(r.scores)),
+        h("td", { title: r.start_time }, fmtTime(r.start_time)))))));
+  // append() would print a null as the text "null": add the note only when there is one
+  if (page.next_cursor) root.append(h("p.muted#run-traces-more", "Showing the latest 20."));
 }

@@ -1,4 +1,5 @@
 import { h, ApiError, api, errorBox, fmtCost, fmtInt, fmtMs, fmtTime, rangeSelect, records, routeUrl, scoreBadges } from "../lib.js";
+import { valueView } from "../views.js";
 
 // #/sessions?since=24h&user=&limit=: conversations, most recently active first;
 // #/sessions/<id>: one as a transcript.
@@ -93,9 +94,30 @@ async function renderTranscript(root, route, current) {
         " ", scoreBadges(t.scores),
         t.status === "error" ? h("span.span-error.turn-failed", { title: "a span of this turn failed: open its trace" }, " failed") : null),
       t.input ? h("div.bubble.user", h("div.role", s.user_id || "user"), h("div.text", t.input)) : null,
+      (t.tools || []).length ? h("div.turn-tools", t.tools.map(toolCall)) : null,
       t.output
         ? h("div.bubble.assistant", h("div.role", "assistant"), h("div.text", t.output))
-        : h("div.bubble.assistant.missing", h("div.role", "assistant"), h("div.text.muted", t.status === "error" ? "No answer: the turn failed." : "No answer recorded."))),
+        : h("div.bubble.assistant.missing", h("div.role", "assistant"), h("div.text.muted", t.status === "error" ? "No answer: the turn failed." : "No answer recorded.")),
+      t.error ? turnError(t) : null),
   );
   root.append(h("div#transcript", turns));
+}
+
+// The error that failed a turn, where it arose: "span: Type: message".
+function turnError(t) {
+  const e = t.error;
+  return h("div.error-box.turn-error", { role: "note" },
+    h("a", { href: routeUrl("trace", t.trace_id), title: "open the failing trace" }, e.span), ": ",
+    e.type ? `${e.type}: ` : "", e.message || "failed (no message recorded)");
+}
+
+// A tool the turn called: its name and arguments, the result on a click.
+function toolCall(c) {
+  const args = c.arguments && typeof c.arguments === "object"
+    ? Object.entries(c.arguments).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")
+    : c.arguments ?? "";
+  return h(`details.tool-call${c.status === "error" ? ".error" : ""}`, { dataset: { tool: c.name } },
+    h("summary", h("span.span-icon", "⚙"), h("code.tool-signature", `${c.name}(${args})`)),
+    c.arguments !== null ? h("div.tool-arguments", h("span.muted", "arguments "), valueView(c.arguments)) : null,
+    c.result !== null ? h("div.tool-result", h("span.muted", "result "), valueView(c.result)) : null);
 }

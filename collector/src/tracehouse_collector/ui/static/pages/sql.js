@@ -46,11 +46,11 @@ export async function renderSql(root, route, current) {
     h("div.toolbar", h("button#sql-run", { type: "button", onclick: run }, "Run (Ctrl+Enter)"),
       h("span.muted", "tables: ", TABLES.map((t, i) => [i ? ", " : "", h("code", t)]))),
   );
-  if (!query) {
-    root.append(h("h2", "Examples"), h("ul#sql-examples", EXAMPLES.map(([title, sql]) =>
-      h("li", h("a", { href: routeUrl("sql", "", { q: sql }) }, title)))));
-    return;
-  }
+  // The examples stay at hand after a query runs (folded away under its result's toolbar).
+  root.append(h("details.sql-examples", { open: !query },
+    h("summary", "Examples"),
+    h("ul#sql-examples", EXAMPLES.map(([title, sql]) => h("li", h("a", { href: routeUrl("sql", "", { q: sql }) }, title))))));
+  if (!query) return;
   const started = performance.now();
   let result;
   try {
@@ -80,6 +80,11 @@ function errorBoxPre(message) {
 // Decimals (costs) arrive as strings, to keep their precision: they chart as numbers too.
 const numLike = (v) => isNum(v) || (typeof v === "string" && /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(v));
 
+// How big a column's numbers are (the largest magnitude), to tell apart series that need an axis
+// of their own: a count of thousands drawn beside a cost of cents would flatten the cost.
+const magnitude = (rows, i) => Math.max(0, ...rows.map((r) => Math.abs(Number(r[i])) || 0));
+const SAME_AXIS_RATIO = 10;
+
 function quickChart(root, columns, rows, p) {
   const numeric = columns.filter((_, i) => rows.some((r) => numLike(r[i])) && rows.every((r) => r[i] === null || numLike(r[i])));
   const x = columns.includes(p.get("x")) ? p.get("x")
@@ -87,34 +92,48 @@ function quickChart(root, columns, rows, p) {
   const wanted = (p.get("y") || "").split(",").filter((c) => numeric.includes(c) && c !== x);
   const ys = wanted.length ? wanted : numeric.filter((c) => c !== x).slice(0, 4);
   if (!ys.length) return;
-  const type = p.get("type") === "bar" ? "bar" : "line";
   const xi = columns.indexOf(x);
   const xKind = rows.every((r) => looksTime(r[xi])) ? "time" : rows.every((r) => numLike(r[xi])) ? "value" : "category";
+  // Bars for categories (a line between categories would suggest an order they lack), lines over time and numbers.
+  const type = ["line", "bar"].includes(p.get("type")) ? p.get("type") : xKind === "category" ? "bar" : "line";
   const set = (changes) => {
     const q = Object.fromEntries(p.entries());
     location.hash = routeUrl("sql", "", { ...q, ...changes });
   };
+  const yChoices = numeric.filter((c) => c !== x);
   root.append(
     h("div.toolbar#sql-chart-options",
       h("label", "x ", h("select#chart-x", { onchange: (e) => set({ x: e.target.value, y: "" }) }, columns.map((c) => h("option", { value: c, selected: c === x }, c)))),
-      h("label", "y ", h("select#chart-y", { multiple: true, size: Math.min(4, numeric.length), onchange: (e) => set({ y: [...e.target.selectedOptions].map((o) => o.value).join(",") }) },
-        numeric.filter((c) => c !== x).map((c) => h("option", { value: c, selected: ys.includes(c) }, c)))),
+      h("fieldset#chart-y", h("legend", "y"), yChoices.map((c) =>
+        h("label", h("input", { type: "checkbox", checked: ys.includes(c), dataset: { column: c }, onchange: (e) => {
+          const next = yChoices.filter((y) => (y === c ? e.target.checked : ys.includes(y)));
+          set({ y: next.join(",") || ys.filter((y) => y !== c).join(",") });
+        } }), ` ${c}`))),
       h("label", h("select#chart-type", { onchange: (e) => set({ type: e.target.value }) },
         ["line", "bar"].map((t) => h("option", { value: t, selected: t === type }, t))))),
   );
+  // The first y sets the left axis; the first y whose numbers are more than ten times bigger or
+  // smaller sets a right-hand one, and every other y goes on the axis nearer its size (log scale).
+  const logSize = (y) => Math.log10(magnitude(rows, columns.indexOf(y)) || 1);
+  const left = logSize(ys[0]);
+  const rightY = ys.find((y) => Math.abs(logSize(y) - left) > Math.log10(SAME_AXIS_RATIO));
+  const right = rightY === undefined ? null : logSize(rightY);
+  const axes = ys.map((y) => (right !== null && Math.abs(logSize(y) - right) < Math.abs(logSize(y) - left) ? 1 : 0));
+  const twoAxes = axes.includes(1);
+  const axisName = (i) => ys.filter((_, k) => axes[k] === i).join(", ");
   const el = h("div.chart#sql-chart");
   root.append(el);
   const xValue = (v) => (xKind === "time" ? Date.parse(/Z|[+-]\d{2}:?\d{2}$/.test(v) ? v : v.replace(" ", "T") + "Z") : Number(v));
   chart(el).setOption({
     tooltip: { trigger: "axis" },
     legend: { top: 4, type: "scroll" },
-    grid: { left: 70, right: 20, top: 36, bottom: 40 },
+    grid: { left: 16, right: 16, top: 56, bottom: 16, containLabel: true },
     xAxis: xKind === "category" ? { type: "category", data: rows.map((r) => fmtValue(r[xi])) } : { type: xKind, scale: true },
-    yAxis: { type: "value", scale: true },
-    series: ys.map((y) => {
+    yAxis: (twoAxes ? [0, 1] : [0]).map((i) => ({ type: "value", scale: type === "line", name: axisName(i), nameTextStyle: { align: i ? "right" : "left" } })),
+    series: ys.map((y, k) => {
       const yi = columns.indexOf(y);
       return {
-        name: y, type, showSymbol: rows.length < 60,
+        name: y, type, showSymbol: rows.length < 60, yAxisIndex: axes[k],
         data: rows.map((r) => {
           const y = r[yi] === null ? null : Number(r[yi]);
           return xKind === "category" ? y : [xValue(r[xi]), y];

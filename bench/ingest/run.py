@@ -289,13 +289,20 @@ def _sql(http: str, query: str) -> list[list]:
 
 
 def run_tracehouse(
-    requests: list[bytes], concurrency: int, spans: int, workers: int, llm_processor: bool = True, readers: int = 0
+    requests: list[bytes],
+    concurrency: int,
+    spans: int,
+    workers: int,
+    llm_processor: bool = True,
+    readers: int = 0,
+    insert_format: str = "arrow",
 ) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="tracehouse-bench-"))
     grpc_port, http_port = free_port(), free_port()
     http = f"http://127.0.0.1:{http_port}"
     env = dict(os.environ)
     env["TRACEHOUSE_LLM_PROCESSOR"] = "1" if llm_processor else "0"
+    env["TRACEHOUSE_INSERT_FORMAT"] = insert_format
     cmd = [
         sys.executable, "-m", "tracehouse_collector", "serve",
         "--data-dir", str(data_dir), "--grpc-port", str(grpc_port), "--http-port", str(http_port),
@@ -336,7 +343,7 @@ def run_tracehouse(
         by_thread = {k: v - threads_before.get(k, 0.0) for k, v in threads_after.items()}
         by_thread = dict(sorted(((k, round(v, 2)) for k, v in by_thread.items() if v >= 0.05), key=lambda kv: -kv[1]))
         distinct = int(_sql(http, "SELECT uniqExact(SpanId) FROM otel_traces")[0][0])
-        name = f"tracehouse serve ({workers} workers){'' if llm_processor else ', no LLM processor'}"
+        name = f"tracehouse serve ({workers} workers, {insert_format}){'' if llm_processor else ', no LLM processor'}"
         return {
             "name": name + (f" + {readers} SQL readers" if readers else ""),
             "read": heavy.summary() if readers else None,
@@ -380,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the collector with the LLM processor (normalise, tokens, cost), without it, or both",
     )
     parser.add_argument(
+        "--insert-format",
+        choices=("arrow", "json", "both"),
+        default="both",
+        help="how the collector hands spans to ClickHouse (TRACEHOUSE_INSERT_FORMAT): an Arrow stream, "
+        "JSONEachRow (the format before it), or both side by side (default)",
+    )
+    parser.add_argument(
         "--readers",
         type=int,
         default=0,
@@ -400,11 +414,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_baseline:
         results.append(run_baseline(requests, args.concurrency, args.spans))
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.llm_processor]
+    formats = {"arrow": ["arrow"], "json": ["json"], "both": ["json", "arrow"]}[args.insert_format]
     for llm_on in modes:
-        results.append(run_tracehouse(requests, args.concurrency, args.spans, args.workers, llm_on))
+        for fmt in formats:
+            results.append(
+                run_tracehouse(requests, args.concurrency, args.spans, args.workers, llm_on, insert_format=fmt)
+            )
     if args.readers:  # the last configuration again, with readers, to compare with the quiet run
         results.append(
-            run_tracehouse(requests, args.concurrency, args.spans, args.workers, modes[-1], readers=args.readers)
+            run_tracehouse(
+                requests, args.concurrency, args.spans, args.workers, modes[-1], args.readers, formats[-1]
+            )
         )
     server = None  # two collectors against a ClickHouse server (bench/ingest/server.py)
     if os.environ.get("TRACEHOUSE_BENCH_CLICKHOUSE"):

@@ -94,6 +94,7 @@ class Ingest:
             self.writer.journal.fsync,
             self.settings.prices,
             self.settings.llm_processor,
+            self.settings.insert_format,
         )
         loop = asyncio.get_running_loop()
         self.writer.arriving(+1)

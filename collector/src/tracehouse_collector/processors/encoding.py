@@ -16,7 +16,9 @@ nanosecond timestamps read as UTC, decimals at their 12 places).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections import Counter
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -133,14 +135,24 @@ def _column(values: list[Any], given: str, stored: str | None) -> Any:
     return array if stored is None else array.cast(_arrow_type(stored))
 
 
-def _column_names(rows: Iterable[dict[str, Any]], schema: dict[str, Any]) -> list[str]:
-    seen: dict[str, None] = {}
-    for row in rows:
-        seen.update(dict.fromkeys(row))
-    unknown = [k for k in seen if k not in schema]
+def _columns(rows: list[dict[str, Any]], schema: dict[str, Any]) -> dict[str, list[Any]]:
+    """Rows -> {column: values}, None where a row lacks the column; in C where it can be
+    (a Counter of keys, itemgetter and zip transpose the columns every row has)."""
+    counts = Counter(chain.from_iterable(rows))
+    unknown = [k for k in counts if k not in schema]
     if unknown:
         raise UnknownColumn(f"no Arrow type declared for {unknown}")
-    return list(seen)
+    n = len(rows)
+    full = [k for k, c in counts.items() if c == n]
+    columns: dict[str, list[Any]] = {}
+    if len(full) > 1:
+        columns.update(zip(full, map(list, zip(*map(itemgetter(*full), rows), strict=True)), strict=True))
+    elif full:
+        columns[full[0]] = list(map(itemgetter(full[0]), rows))
+    for k, c in counts.items():
+        if c < n:
+            columns[k] = [r.get(k) for r in rows]
+    return columns
 
 
 def encode_arrow(table: str, rows: list[dict[str, Any]]) -> bytes:
@@ -148,8 +160,9 @@ def encode_arrow(table: str, rows: list[dict[str, Any]]) -> bytes:
     import pyarrow as pa
 
     schema = ARROW_TABLES[table]
-    names = _column_names(rows, schema)
-    arrays = [_column([r.get(name) for r in rows], *schema[name]) for name in names]
+    columns = _columns(rows, schema)
+    names = list(columns)
+    arrays = [_column(values, *schema[name]) for name, values in columns.items()]
     batch = pa.RecordBatch.from_arrays(arrays, names=names)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:

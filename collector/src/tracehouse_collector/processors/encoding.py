@@ -170,6 +170,12 @@ def encode_arrow(table: str, rows: list[dict[str, Any]]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def warm_up() -> None:
+    """Load pyarrow and its cast kernels (a fraction of a second, once per process)."""
+    row = {"Timestamp": "1970-01-01 00:00:00.000000000", "InputCostUSD": "0", "SpanAttributes": {}}
+    encode_arrow("otel_traces", [row])
+
+
 def encode(table: str, rows: list[dict[str, Any]], insert_format: str = "arrow") -> tuple[str, bytes]:
     """(file extension, bytes) of the rows of one table."""
     if insert_format == "arrow" and table in ARROW_TABLES:

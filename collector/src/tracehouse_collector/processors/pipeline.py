@@ -1,8 +1,8 @@
 """The processing pipeline for one export request, run in a worker process.
 
 body bytes -> decompress -> parse (protobuf or OTLP/JSON) -> typed rows -> LLM processor
-(normalise conventions, estimate missing tokens, price) -> encoded rows in spool files (spans as
-an Arrow stream, other tables as JSONEachRow: see encoding.py).
+(normalise conventions, estimate missing tokens, price) -> encoded rows in spool files
+(JSONEachRow; spans optionally as an Arrow stream: see encoding.py).
 
 Workers do all per-span Python work and write the encoded rows to disk themselves, so the
 process that owns the store moves neither rows nor bytes of them: it only renames files into
@@ -81,7 +81,7 @@ def process(
     fsync: bool = True,
     prices_path: str | None = None,
     llm_processor: bool = True,
-    insert_format: str = "arrow",
+    insert_format: str = "json",
 ) -> EncodedRequest:
     """Decode one request and spool its encoded rows. Raises otlp_decode.InvalidRequest."""
     if signal not in otlp_decode.REQUEST_TYPES:

@@ -26,7 +26,7 @@ log = logging.getLogger("tracehouse.ingest")
 __all__ = ["Ingest", "InvalidRequest", "RequestTooLarge", "Overloaded", "Unavailable", "RowsRefused"]
 
 
-def _warm_up(prices_path: str | None, insert_format: str = "arrow") -> None:
+def _warm_up(prices_path: str | None, insert_format: str = "json") -> None:
     """Import the heavy modules and load prices once per worker, not on its first request."""
     pipeline.pricer(prices_path)
     if insert_format == "arrow":

@@ -289,13 +289,20 @@ def _sql(http: str, query: str) -> list[list]:
 
 
 def run_tracehouse(
-    requests: list[bytes], concurrency: int, spans: int, workers: int, llm_processor: bool = True, readers: int = 0
+    requests: list[bytes],
+    concurrency: int,
+    spans: int,
+    workers: int,
+    llm_processor: bool = True,
+    readers: int = 0,
+    insert_format: str = "json",
 ) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="tracehouse-bench-"))
     grpc_port, http_port = free_port(), free_port()
     http = f"http://127.0.0.1:{http_port}"
     env = dict(os.environ)
     env["TRACEHOUSE_LLM_PROCESSOR"] = "1" if llm_processor else "0"
+    env["TRACEHOUSE_INSERT_FORMAT"] = insert_format
     cmd = [
         sys.executable, "-m", "tracehouse_collector", "serve",
         "--data-dir", str(data_dir), "--grpc-port", str(grpc_port), "--http-port", str(http_port),
@@ -315,6 +322,14 @@ def run_tracehouse(
             if time.time() > deadline or proc.poll() is not None:
                 raise SystemExit(f"collector did not start; see {data_dir / 'serve.log'}")
             time.sleep(0.2)
+        # Warm up: each decoding worker starts (imports, price table) on its first request;
+        # that start-up is not what a span costs, so it happens before the measured load.
+        warm = build_requests(4 * max(1, workers), 1, seed=99)
+        asyncio.run(send_all(f"127.0.0.1:{grpc_port}", warm, len(warm)))
+        while int(_sql(http, "SELECT count() FROM otel_traces")[0][0]) < len(warm):
+            time.sleep(0.05)
+        with urllib.request.urlopen(f"{http}/healthz", timeout=10) as resp:
+            writer_before = json.loads(resp.read())["writer"]
         cpu_before = _cpu_seconds(proc.pid)
         threads_before = _thread_cpu(proc.pid)
         with HeavyReaders(http, readers) as heavy:
@@ -322,8 +337,8 @@ def run_tracehouse(
             acked_at = time.perf_counter()
         expected = acked * spans
         while True:
-            count = _sql(http, "SELECT count() FROM otel_traces")[0][0]
-            if int(count) >= expected:
+            count = int(_sql(http, "SELECT count() FROM otel_traces")[0][0]) - len(warm)
+            if count >= expected:
                 break
             if time.perf_counter() - acked_at > 120:
                 raise SystemExit(f"only {count} of {expected} acknowledged spans became queryable")
@@ -335,8 +350,8 @@ def run_tracehouse(
         threads_after = _thread_cpu(proc.pid)
         by_thread = {k: v - threads_before.get(k, 0.0) for k, v in threads_after.items()}
         by_thread = dict(sorted(((k, round(v, 2)) for k, v in by_thread.items() if v >= 0.05), key=lambda kv: -kv[1]))
-        distinct = int(_sql(http, "SELECT uniqExact(SpanId) FROM otel_traces")[0][0])
-        name = f"tracehouse serve ({workers} workers){'' if llm_processor else ', no LLM processor'}"
+        distinct = int(_sql(http, "SELECT uniqExact(SpanId) FROM otel_traces")[0][0]) - len(warm)
+        name = f"tracehouse serve ({workers} workers, {insert_format}){'' if llm_processor else ', no LLM processor'}"
         return {
             "name": name + (f" + {readers} SQL readers" if readers else ""),
             "read": heavy.summary() if readers else None,
@@ -344,14 +359,15 @@ def run_tracehouse(
             "seconds": elapsed,
             "spans_per_s": expected / elapsed,
             "retries": retries,
-            "stored": int(count),
+            "stored": count,
             "distinct_span_ids": distinct,
             "ack_to_queryable_s": time.perf_counter() - acked_at,
             "peak_rss_mb": _peak_rss_mb(proc.pid),
             "cpu_s_main": cpu_after[0] - cpu_before[0],
             "cpu_s_workers": cpu_after[1] - cpu_before[1],
             "cpu_s_main_by_thread": by_thread,
-            "rows_per_batch": writer_stats["rows_inserted"] / max(1, writer_stats["batches"]),
+            "rows_per_batch": (writer_stats["rows_inserted"] - writer_before["rows_inserted"])
+            / max(1, writer_stats["batches"] - writer_before["batches"]),
         }
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -380,6 +396,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the collector with the LLM processor (normalise, tokens, cost), without it, or both",
     )
     parser.add_argument(
+        "--insert-format",
+        choices=("arrow", "json", "both"),
+        default="both",
+        help="how the collector hands spans to ClickHouse (TRACEHOUSE_INSERT_FORMAT): JSONEachRow "
+        "(the default), an Arrow stream, or both side by side (default)",
+    )
+    parser.add_argument(
         "--readers",
         type=int,
         default=0,
@@ -400,25 +423,36 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_baseline:
         results.append(run_baseline(requests, args.concurrency, args.spans))
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.llm_processor]
+    formats = {"arrow": ["arrow"], "json": ["json"], "both": ["json", "arrow"]}[args.insert_format]
     for llm_on in modes:
-        results.append(run_tracehouse(requests, args.concurrency, args.spans, args.workers, llm_on))
+        for fmt in formats:
+            results.append(
+                run_tracehouse(requests, args.concurrency, args.spans, args.workers, llm_on, insert_format=fmt)
+            )
     if args.readers:  # the last configuration again, with readers, to compare with the quiet run
         results.append(
-            run_tracehouse(requests, args.concurrency, args.spans, args.workers, modes[-1], readers=args.readers)
+            run_tracehouse(
+                requests, args.concurrency, args.spans, args.workers, modes[-1], args.readers, formats[-1]
+            )
         )
-    server = None  # two collectors against a ClickHouse server (bench/ingest/server.py)
+    servers = []  # two collectors against a ClickHouse server (bench/ingest/server.py), per format
     if os.environ.get("TRACEHOUSE_BENCH_CLICKHOUSE"):
         from bench.ingest import server as server_mode
 
-        server = server_mode.run_server_mode(
-            os.environ["TRACEHOUSE_BENCH_CLICKHOUSE"], requests, args.concurrency, args.spans, args.workers
-        )
+        for fmt in formats:
+            servers.append(
+                server_mode.run_server_mode(  # fresh span ids: the server keeps every run's rows
+                    os.environ["TRACEHOUSE_BENCH_CLICKHOUSE"], build_requests(args.requests, args.spans),
+                    args.concurrency, args.spans,
+                    args.workers, insert_format=fmt,
+                )  # fmt: skip
+            )
     if args.json:
-        print(json.dumps(results + ([server] if server else []), indent=2))
+        print(json.dumps(results + servers, indent=2))
         return 0
     base = results[0]["spans_per_s"]
     print(f"{'receiver':46} {'spans':>8} {'seconds':>8} {'spans/s':>10} {'ratio':>7} {'retries':>8} {'peak MiB':>9}")
-    for r in results + ([server] if server else []):
+    for r in results + servers:
         print(
             f"{r['name']:46} {r['spans']:>8} {r['seconds']:>8.2f} {r['spans_per_s']:>10.0f} "
             f"{r['spans_per_s'] / base:>7.2f} {r['retries']:>8} {r['peak_rss_mb']:>9.0f}"
@@ -442,6 +476,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"max {rd['read_max_s']:.2f}s; told to retry (503) {rd['busy_503']} times"
                 + (f"; errors {rd['errors']}" if rd["errors"] else "")
             )
-    if server:
+    for server in servers:
         print(server_mode.report(server))
     return 0

@@ -30,9 +30,11 @@ ENV = "TRACEHOUSE_BENCH_CLICKHOUSE"
 SERVICE = "bench-llm-app"  # the service name build_requests gives every span
 
 
-def _start_collector(dsn: str, workers: int, data_dir: Path) -> tuple[subprocess.Popen, int, int]:
+def _start_collector(
+    dsn: str, workers: int, data_dir: Path, insert_format: str = "json"
+) -> tuple[subprocess.Popen, int, int]:
     grpc_port, http_port = free_port(), free_port()
-    env = {**os.environ, "TRACEHOUSE_STORE": dsn}
+    env = {**os.environ, "TRACEHOUSE_STORE": dsn, "TRACEHOUSE_INSERT_FORMAT": insert_format}
     cmd = [
         sys.executable, "-m", "tracehouse_collector", "serve", "--data-dir", str(data_dir),
         "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--workers", str(workers),
@@ -71,7 +73,13 @@ async def _send_split(targets: list[str], requests: list[bytes], concurrency: in
 
 
 def run_server_mode(
-    dsn: str, requests: list[bytes], concurrency: int, spans: int, workers: int, collectors: int = 2
+    dsn: str,
+    requests: list[bytes],
+    concurrency: int,
+    spans: int,
+    workers: int,
+    collectors: int = 2,
+    insert_format: str = "json",
 ) -> dict:
     from tracehouse_collector.store.client import DSN, Store
 
@@ -92,7 +100,7 @@ def run_server_mode(
     try:
         for i in range(collectors):
             (root / f"c{i}").mkdir()
-            started.append(_start_collector(dsn, workers, root / f"c{i}"))
+            started.append(_start_collector(dsn, workers, root / f"c{i}", insert_format))
         targets = [f"127.0.0.1:{grpc}" for _p, grpc, _h in started]
         first, acked, retries = asyncio.run(_send_split(targets, requests, concurrency))
         acked_at = time.perf_counter()
@@ -106,7 +114,7 @@ def run_server_mode(
             time.sleep(0.1)
         elapsed = time.perf_counter() - first
         return {
-            "name": f"{collectors} collectors -> ClickHouse server ({workers} workers each)",
+            "name": f"{collectors} collectors -> ClickHouse server ({workers} workers each, {insert_format})",
             "store": DSN.parse(dsn).display(),
             "spans": expected,
             "seconds": elapsed,
@@ -144,15 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--collectors", type=int, default=2)
     parser.add_argument("--store", default=os.environ.get(ENV), help=f"server store DSN ({ENV})")
+    parser.add_argument(
+        "--insert-format", choices=("arrow", "json", "both"), default="both",
+        help="how spans reach the server (TRACEHOUSE_INSERT_FORMAT); both: side by side (default)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not args.store:
         parser.error(f"name a ClickHouse server with --store or {ENV}")
-    requests = build_requests(args.requests, args.spans)
-    result = run_server_mode(
-        args.store, requests, args.concurrency, args.spans, args.workers, args.collectors
-    )
-    print(report(result))
-    return 0 if result["distinct_span_ids"] == result["spans"] == result["stored"] else 1
+    formats = ["json", "arrow"] if args.insert_format == "both" else [args.insert_format]
+    ok = True
+    for fmt in formats:
+        requests = build_requests(args.requests, args.spans)  # fresh span ids: one server holds both runs
+        result = run_server_mode(
+            args.store, requests, args.concurrency, args.spans, args.workers, args.collectors, fmt
+        )
+        print(report(result))
+        ok = ok and result["distinct_span_ids"] == result["spans"] == result["stored"]
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -139,6 +139,10 @@ class ServeSettings:
     prices: str | None = None
     # The LLM processor (conventions, tokens, cost). Off only to measure what it costs.
     llm_processor: bool = True
+    # How spans travel to ClickHouse: "json" (JSONEachRow, which it parses) or "arrow" (an
+    # Arrow stream, which it reads a column at a time). Other tables are always JSON. JSON stays
+    # the default until bench/ingest shows Arrow cheaper end to end (docs/benchmarks.md).
+    insert_format: str = "json"
     # Security (see server/auth.py, server/tls.py). Keys stay out of repr() so they never reach a log.
     api_keys: str | None = field(default=None, repr=False)  # comma-separated
     api_keys_file: str | None = None  # one key per line, '#' comments
@@ -177,6 +181,7 @@ class ServeSettings:
             "prices": os.environ.get("TRACEHOUSE_PRICES") or None,
             "llm_processor": os.environ.get("TRACEHOUSE_LLM_PROCESSOR", "1")
             not in ("0", "false", "no", "off"),
+            "insert_format": os.environ.get("TRACEHOUSE_INSERT_FORMAT", "json").strip().lower() or "json",
             # Set but empty is kept (and refused at start-up): security must not fail open.
             "api_keys": os.environ.get("TRACEHOUSE_API_KEYS"),
             "api_keys_file": os.environ.get("TRACEHOUSE_API_KEYS_FILE"),
@@ -199,6 +204,8 @@ class ServeSettings:
         for name in ("max_message_bytes", "max_inflight_bytes", "grpc_max_streams", "max_queries"):
             if getattr(self, name) <= 0:
                 raise SystemExit(f"tracehouse: {name} must be more than 0, got {getattr(self, name)}")
+        if self.insert_format not in ("arrow", "json"):
+            raise SystemExit(f"tracehouse: TRACEHOUSE_INSERT_FORMAT must be arrow or json, got {self.insert_format!r}")
         if self.max_queued_queries < 0 or self.max_queries_per_key < 0:
             raise SystemExit("tracehouse: max_queued_queries and max_queries_per_key cannot be negative")
         if self.max_inflight_bytes < self.message_limit:

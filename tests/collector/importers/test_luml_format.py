@@ -200,7 +200,7 @@ def test_spans_become_otel_traces_rows(both_forms, tmp_path):
     run = both_forms["export"]
     (payload,) = load.spans_payloads(run, "luml-import")
     encoded = pipeline.process("traces", payload, "application/x-protobuf", "", 1 << 30, 1 << 30, str(tmp_path),
-                               fsync=False)  # fmt: skip
+                               fsync=False, insert_format="json")  # fmt: skip  (rows read back as JSON)
     assert encoded.rejected == 0
     rows = json.loads("[" + Path(encoded.files["otel_traces"]).read_text().strip() + "]")
     spans = {r["SpanId"]: r for r in rows}

@@ -288,6 +288,7 @@ def load_via_server(server: str, api_key: str | None, payloads: list[bytes], art
 def load_spans_into_store(store: Store, payload: bytes) -> None:
     """Insert the spans through the collector's own trace pipeline (normalise, enrich)."""
     from tracehouse_collector.processors import pipeline
+    from tracehouse_collector.processors.encoding import insert_format
 
     limit = 1 << 40
     with tempfile.TemporaryDirectory(prefix="tracehouse-import-") as tmp:
@@ -297,7 +298,7 @@ def load_spans_into_store(store: Store, payload: bytes) -> None:
         if encoded.rejected:
             raise SnapshotError(f"spans rejected: {encoded.error_message}")
         for table, path in encoded.files.items():
-            store.insert_files(table, path, pipeline.INSERT_FORMAT, f"import-{encoded.key}-{table}")
+            store.insert_files(table, path, insert_format(path), f"import-{encoded.key}-{table}")
 
 
 def load_into_store(store: Store, artifacts: ArtifactStore, payloads: list[bytes], blobs: list[dict]) -> None:

@@ -95,10 +95,11 @@ def extract(
         facts.reasoning_tokens = usage.reasoning_tokens
         if usage.cache_write_tokens:
             facts.cache_write_1h_tokens = conventions.cache_write_1h(get)
-    facts.price_context = price_context.from_attributes(get)
-    facts.reported_cost_usd, facts.reported_input_cost_usd, facts.reported_output_cost_usd = (
-        conventions.reported_cost(get)
-    )
+    facts.price_context = price_context.of_span(span_attrs)
+    if not conventions.cost_keys.isdisjoint(span_attrs):
+        facts.reported_cost_usd, facts.reported_input_cost_usd, facts.reported_output_cost_usd = (
+            conventions.reported_cost(get)
+        )
 
     if not facts.has_usage:
         facts.input_text = conventions.input_text(get)

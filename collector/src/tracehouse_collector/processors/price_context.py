@@ -22,7 +22,7 @@ named in `PriceSource`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import orjson
 
@@ -40,6 +40,9 @@ REQUEST_TIER_KEYS = (
 BATCH_KEY = "tracehouse.request.batch"
 SPEED_KEYS = ("tracehouse.response.speed", "tracehouse.request.speed")
 OPENINFERENCE_PARAMS = "llm.invocation_parameters"
+# Every key read here: a span with none of them (most) has the empty context, found in one
+# C-level set operation instead of nine lookups.
+KEYS = frozenset((*RESPONSE_TIER_KEYS, *REQUEST_TIER_KEYS, BATCH_KEY, *SPEED_KEYS, OPENINFERENCE_PARAMS))
 
 # Tier names that mean the standard price: no variant to look for, nothing to report.
 BASE_TIERS = frozenset({"", "auto", "default", "standard", "on_demand", "standard_only", "unspecified"})
@@ -69,6 +72,11 @@ def _openinference_tier(raw: str | None) -> str:
     except orjson.JSONDecodeError:
         return ""
     return _clean(params.get("service_tier")) if isinstance(params, dict) else ""
+
+
+def of_span(attrs: Mapping[str, str]) -> PriceContext:
+    """The price context of a span's attribute map (from_attributes, with the common exit)."""
+    return () if KEYS.isdisjoint(attrs) else from_attributes(attrs.get)
 
 
 def from_attributes(get: Callable[[str], str | None]) -> PriceContext:

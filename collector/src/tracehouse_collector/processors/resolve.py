@@ -75,6 +75,8 @@ class Conventions:
         self.provider: Callable[[Get], str] = _provider_function(order["model"])
         self.usage: Callable[[Get], Usage | None] = _usage_function(order["usage"])
         self.reported_cost: Callable[[Get], Cost] = _cost_function(order["cost"])
+        # The keys reported_cost looks at: a span with none of them reported no cost.
+        self.cost_keys = frozenset(k for p in order["cost"] for decl in p.cost for k in _guard(decl))
         self.request_model: Callable[[Get], str] = _first_value_function("request_model", order["model"])
         self.response_model: Callable[[Get], str] = _first_value_function("response_model", order["model"])
         self._cache_write_1h = tuple(k for p in order["usage"] for k in p.cache_write_1h)

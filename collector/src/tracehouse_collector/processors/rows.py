@@ -127,7 +127,23 @@ def _truncate(value: str, limit: int) -> str:
 
 
 def attributes(kvs: Any, limit: int) -> dict[str, str]:
-    """KeyValue list -> {key: string}; values over `limit` bytes are cut and the key recorded."""
+    """KeyValue list -> {key: string}; values over `limit` bytes are cut and the key recorded.
+
+    The hot path of ingest (every attribute of every span): most values are non-empty strings,
+    read in one field access; whether any value is long enough to need measuring is asked
+    once per list, by a C-level max(), not per value.
+    """
+    out: dict[str, str] = {}
+    for kv in kvs:
+        v = kv.value
+        out[kv.key] = v.string_value or any_value_to_str(v)
+    if out and max(map(len, out.values())) > limit // 4:
+        return _attributes_cut(kvs, limit)
+    return out
+
+
+def _attributes_cut(kvs: Any, limit: int) -> dict[str, str]:
+    """attributes() for a list holding a value that may be over `limit` bytes."""
     out: dict[str, str] = {}
     truncated: list[str] = []
     # A str of n characters is at most 4n UTF-8 bytes: only long values need encoding to measure.
@@ -150,18 +166,20 @@ def attributes(kvs: Any, limit: int) -> dict[str, str]:
 # -- traces ----------------------------------------------------------------------------------
 
 
-def _span_problem(span: Any) -> str | None:
-    if len(span.trace_id) != 16 or not any(span.trace_id):
+def _span_problem(
+    trace_id: bytes, span_id: bytes, parent_span_id: bytes, start: int, end: int, events: Any
+) -> str | None:
+    if len(trace_id) != 16 or not any(trace_id):
         return "trace_id must be 16 bytes and not all zero"
-    if len(span.span_id) != 8 or not any(span.span_id):
+    if len(span_id) != 8 or not any(span_id):
         return "span_id must be 8 bytes and not all zero"
-    if span.parent_span_id and len(span.parent_span_id) != 8:
+    if parent_span_id and len(parent_span_id) != 8:
         return "parent_span_id must be empty or 8 bytes"
-    if span.start_time_unix_nano > MAX_TIMESTAMP_NS or span.end_time_unix_nano > MAX_TIMESTAMP_NS:
+    if start > MAX_TIMESTAMP_NS or end > MAX_TIMESTAMP_NS:
         return "timestamp beyond the year 2262"
-    if span.events and any(ev.time_unix_nano > MAX_TIMESTAMP_NS for ev in span.events):
+    if events and any(ev.time_unix_nano > MAX_TIMESTAMP_NS for ev in events):
         return "event timestamp beyond the year 2262"
-    if span.end_time_unix_nano < span.start_time_unix_nano:
+    if end < start:
         # Stored, it would read as an instant call and hide a clock or SDK bug; the sender
         # learns of it from partial_success instead.
         return "end_time_unix_nano before start_time_unix_nano"
@@ -183,18 +201,24 @@ def trace_rows(request: Any, limits: Limits, rows: Rows | None = None) -> Rows:
             scope_name = ss.scope.name
             scope_version = ss.scope.version
             for span in ss.spans:
-                problem = _span_problem(span)
+                # Each field read once: a protobuf field access costs more than a local.
+                trace_id = span.trace_id
+                span_id = span.span_id
+                parent_span_id = span.parent_span_id
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano
+                events = span.events
+                problem = _span_problem(trace_id, span_id, parent_span_id, start, end, events)
                 if problem:
                     rows.reject(problem)
                     continue
-                start = span.start_time_unix_nano
-                end = span.end_time_unix_nano
                 kind = span.kind
-                code = span.status.code
+                status = span.status
+                code = status.code
                 row = {
                     "Timestamp": format_timestamp(start),
-                    "TraceId": span.trace_id.hex(),
-                    "SpanId": span.span_id.hex(),
+                    "TraceId": trace_id.hex(),
+                    "SpanId": span_id.hex(),
                     "SpanName": span.name,
                     "SpanKind": SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified",
                     "ServiceName": service,
@@ -206,13 +230,12 @@ def trace_rows(request: Any, limits: Limits, rows: Rows | None = None) -> Rows:
                     "StatusCode": STATUS_CODES[code] if 0 <= code < 3 else "Unset",
                 }
                 # Columns left out take their defaults ('' and []): less to encode and parse.
-                if span.parent_span_id:
-                    row["ParentSpanId"] = span.parent_span_id.hex()
+                if parent_span_id:
+                    row["ParentSpanId"] = parent_span_id.hex()
                 if span.trace_state:
                     row["TraceState"] = span.trace_state
-                if span.status.message:
-                    row["StatusMessage"] = span.status.message
-                events = span.events
+                if status.message:
+                    row["StatusMessage"] = status.message
                 if events:
                     row["Events.Timestamp"] = [format_timestamp(e.time_unix_nano) for e in events]
                     row["Events.Name"] = [e.name for e in events]

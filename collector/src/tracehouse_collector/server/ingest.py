@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 
 from tracehouse_collector.config import ServeSettings
-from tracehouse_collector.processors import pipeline
+from tracehouse_collector.processors import encoding, pipeline
 from tracehouse_collector.processors.otlp_decode import InvalidRequest, RequestTooLarge
 from tracehouse_collector.server import memory
 from tracehouse_collector.server.inflight import ByteBudget, Reservation
@@ -26,9 +26,11 @@ log = logging.getLogger("tracehouse.ingest")
 __all__ = ["Ingest", "InvalidRequest", "RequestTooLarge", "Overloaded", "Unavailable", "RowsRefused"]
 
 
-def _warm_up(prices_path: str | None) -> None:
+def _warm_up(prices_path: str | None, insert_format: str = "json") -> None:
     """Import the heavy modules and load prices once per worker, not on its first request."""
     pipeline.pricer(prices_path)
+    if insert_format == "arrow":
+        encoding.warm_up()
 
 
 class Ingest:
@@ -52,7 +54,7 @@ class Ingest:
             max_workers=self.settings.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_warm_up,
-            initargs=(self.settings.prices,),
+            initargs=(self.settings.prices, self.settings.insert_format),
         )
 
     def reserve(self, size: int) -> Reservation:
@@ -94,6 +96,7 @@ class Ingest:
             self.writer.journal.fsync,
             self.settings.prices,
             self.settings.llm_processor,
+            self.settings.insert_format,
         )
         loop = asyncio.get_running_loop()
         self.writer.arriving(+1)

@@ -97,6 +97,58 @@ def _read_files(pattern: str, chunk: int = 1 << 20) -> Iterator[bytes]:
                 yield data
 
 
+def _arrow_stream(pattern: str) -> Iterator[bytes]:
+    """The Arrow IPC streams of the files matching a glob, as one stream.
+
+    A server reads one stream per insert (what follows a stream's end is ignored), so the
+    files' batches are written into a single stream, with the union of their columns: a column
+    a file lacks is null there, which ClickHouse stores as the column's default, as it would
+    for the file alone. One file's batches are held at a time.
+    """
+    import pyarrow as pa  # loaded by the first Arrow insert into a server, not at start-up
+
+    paths = sorted(glob.glob(pattern))
+    schemas = []
+    for path in paths:
+        with pa.memory_map(path) as source:
+            schemas.append(pa.ipc.open_stream(source).schema)
+    if not schemas:
+        return
+    schema = pa.unify_schemas(schemas)
+    chunks = _Chunks()
+    with pa.ipc.new_stream(pa.PythonFile(chunks, mode="w"), schema) as writer:
+        for path in paths:
+            with pa.memory_map(path) as source:
+                for batch in pa.ipc.open_stream(source):
+                    arrays = [
+                        batch.column(name) if name in batch.schema.names else pa.nulls(batch.num_rows, field.type)
+                        for name, field in zip(schema.names, schema, strict=True)
+                    ]
+                    writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+            yield chunks.take()
+    yield chunks.take()
+
+
+class _Chunks:
+    """A write-only file that hands what was written to whoever takes it."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out
+
+
 def _message(exc: BaseException) -> str:
     text = str(exc).strip()
     # clickhouse-connect prefixes chDB errors with a wrapper line and repeats the code; keep
@@ -317,8 +369,10 @@ class Store:
                         f"INSERT INTO {schema.DATABASE}.{table} FROM INFILE '{quoted}' SETTINGS {clause} FORMAT {fmt}"
                     )
                 else:
+                    # Text formats concatenate; Arrow streams are merged into one.
+                    body = _arrow_stream(pattern) if fmt == "ArrowStream" else _read_files(pattern)
                     self._writer().raw_insert(
-                        f"{schema.DATABASE}.{table}", insert_block=_read_files(pattern), fmt=fmt, settings=settings
+                        f"{schema.DATABASE}.{table}", insert_block=body, fmt=fmt, settings=settings
                     )
         except Exception as exc:  # network errors come as several types; classify by content
             if is_transient(exc):

@@ -1,7 +1,8 @@
 """The on-disk journal of rows between "accepted" and "inserted".
 
 Layout under the journal directory:
-- ``spool/``: one file of encoded rows per request and table, written (and fsync'd) by the
+- ``spool/``: one file of encoded rows per request and table (its extension names the
+  format, see processors/encoding.py), written (and fsync'd) by the
   decoding workers. A spool file not yet in a batch belongs to an export that has not been
   acknowledged, so it is deleted at start: its exporter still holds the data and retries.
 - ``batches/<batch id>/``: the spool files of one flush, renamed in, and ``meta.json`` naming
@@ -54,9 +55,11 @@ class JournalBatch:
     def nbytes(self) -> int:
         return sum(b for _, b in self.sizes.values())
 
-    def pattern(self, table: str) -> str:
-        """A glob matching exactly this batch's files for `table`."""
-        return str(self.directory / f"*.{table}.jsonl")
+    def patterns(self, table: str) -> dict[str, str]:
+        """Globs matching exactly this batch's files for `table`, one per file extension
+        (the extension names the insert format; a batch normally has one)."""
+        exts = sorted({path.suffix.lstrip(".") for _key, path in self.tables.get(table, [])})
+        return {ext: str(self.directory / f"*.{table}.{ext}") for ext in exts}
 
 
 def _fsync_dir(path: Path) -> None:
@@ -117,7 +120,8 @@ class Journal:
         for i, (key, files) in enumerate(requests):
             keys.append(key)
             for table, spool_path in files.items():
-                target = directory / f"{i:06d}.{table}.jsonl"
+                # keep the extension: it names the format the rows are in
+                target = directory / f"{i:06d}.{table}{os.path.splitext(spool_path)[1]}"
                 os.rename(spool_path, target)
                 tables.setdefault(table, []).append((key, target))
         meta = {

@@ -44,7 +44,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tracehouse_collector.processors.pipeline import INSERT_FORMAT, EncodedRequest
+from tracehouse_collector.processors.encoding import insert_format
+from tracehouse_collector.processors.pipeline import EncodedRequest
 from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
 from tracehouse_collector.store.journal import Journal, JournalBatch
 
@@ -493,9 +494,12 @@ class Writer:
         refused: dict[str, str] = {}
         for table, files in batch.tables.items():
             try:
-                self.store.insert_files(
-                    table, batch.pattern(table), INSERT_FORMAT, f"{batch.batch_id}:{table}"
-                )
+                patterns = batch.patterns(table)
+                for ext, pattern in patterns.items():
+                    # One format per batch and table, except across an upgrade: then each
+                    # format's files get an insert (and deduplication token) of their own.
+                    token = f"{batch.batch_id}:{table}" + (f":{ext}" if len(patterns) > 1 else "")
+                    self.store.insert_files(table, pattern, insert_format(pattern), token)
             except StoreUnavailableError:
                 raise
             except StoreError as exc:
@@ -512,7 +516,7 @@ class Writer:
                         continue
                     try:
                         self.store.insert_files(
-                            table, str(path), INSERT_FORMAT, f"{batch.batch_id}:{table}:{i}"
+                            table, str(path), insert_format(str(path)), f"{batch.batch_id}:{table}:{i}"
                         )
                     except StoreUnavailableError:
                         raise

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +39,7 @@ from tracehouse_collector.query.genai_content import (
     truncated_content,
 )
 from tracehouse_collector.query.model_identity import MODEL_SQL, model_identity
+from tracehouse_collector.query.trace_shape import PREVIEW_CHARS, TURN_COLUMNS, check_trace_id, preview, walk
 from tracehouse_collector.store.client import Store, StoreError
 
 DEFAULT_LIMIT = 50
@@ -47,7 +47,6 @@ MAX_LIMIT = 1000
 MAX_SESSION_TURNS = 1000
 MAX_TRACE_SPANS = 20_000  # a trace shows at most its first this-many spans ("truncated": true)
 SCORES_TABLE = "otel_scores"
-PREVIEW_CHARS = 200  # first input / last output in lists
 # Attribute values are cut before they leave ClickHouse; prompts can be megabytes.
 RAW_CHARS = 16384
 
@@ -94,9 +93,6 @@ class Page:
 
 # -- time and input checks -------------------------------------------------------------------
 
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
-
-
 def parse_time(value: Any, what: str = "time", now: dt.datetime | None = None) -> int | None:
     """A point in time as Unix nanoseconds, in the time language of every query command
     (query/aggregates.parse_time: "24h"/"30m"/"7d" ago, or ISO-8601, UTC unless it says so)."""
@@ -119,13 +115,6 @@ def iso(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns // 1000 / 1e6, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def check_trace_id(trace_id: str) -> str:
-    tid = (trace_id or "").strip().lower()
-    if not _HEX32.match(tid):
-        raise ValueError(f"trace id {trace_id!r} is not 32 hexadecimal digits")
-    return tid
-
-
 def check_limit(limit: int | None) -> int:
     if limit is None:
         return DEFAULT_LIMIT
@@ -146,14 +135,6 @@ def _decode_cursor(cursor: str | None) -> tuple[int, str] | None:
 
 def _encode_cursor(ns: int, key: str) -> str:
     return f"{ns}:{key}"
-
-
-# -- previews ---------------------------------------------------------------------------------
-
-
-def preview(text: str, chars: int = PREVIEW_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
 # -- SQL pieces ------------------------------------------------------------------------------
@@ -663,16 +644,6 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     }
 
 
-def walk(spans: list[dict[str, Any]]):
-    """(depth, span) for every span of a tree, depth first in start order (no recursion:
-    agent loops can nest deeply)."""
-    stack = [(0, s) for s in reversed(spans)]
-    while stack:
-        depth, s = stack.pop()
-        yield depth, s
-        stack.extend((depth + 1, c) for c in reversed(s["children"]))
-
-
 # -- sessions --------------------------------------------------------------------------------
 
 SESSION_COLUMNS = [
@@ -796,20 +767,6 @@ def _session_totals(
         for key in ("llm_calls", "input_tokens", "output_tokens", "total_tokens", "cost_usd"):
             tot[key] += s[key]
     return out
-
-
-TURN_COLUMNS = [
-    "turn",
-    "trace_id",
-    "start_time",
-    "status",
-    "latency_ms",
-    "models",
-    "total_tokens",
-    "cost_usd",
-    "input",
-    "output",
-]
 
 
 def get_session(store: Store, session_id: str, chars: int = 2000) -> dict[str, Any]:

@@ -24,7 +24,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "query": ("query",),
     "traces": ("traces", "sessions"),
     "runs": ("runs", "import", "sync"),
-    "models": ("models",),
+    "models": ("models", "reproduce"),
     "demo": ("demo",),
 }
 COMMAND_GROUP = {command: group for group, commands in GROUPS.items() for command in commands}

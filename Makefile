@@ -13,7 +13,8 @@ DEV_STAMP := $(VENV)/.installed-dev
 WHEELHOUSE := $(VENV)/wheelhouse
 ARGS   ?=
 
-.PHONY: proto run test system-deps bench bench-startup bench-instrumentation bench-query lint typecheck clean bench-runs bench-client
+.PHONY: proto run test system-deps bench bench-ingest bench-startup bench-instrumentation bench-query bench-peers \
+	lint typecheck clean bench-runs bench-client
 
 # `make run` installs the collector, its UI and what `tracehouse demo` drives, and nothing else.
 $(RUN_STAMP): $(PROJECT_FILES)
@@ -56,12 +57,28 @@ system-deps:
 	    fi; \
 	fi
 
+# Every speed figure at small sizes, each beside its target or baseline: ingest, aggregates and
+# trace lookup, CLI and hook start-up (a few minutes). Each part's flags: INGEST_ARGS, QUERY_ARGS,
+# STARTUP_ARGS; the targets below run one part with ARGS and their full default sizes.
+INGEST_ARGS  ?= --requests 100
+QUERY_ARGS   ?= --spans 1000000 --repeat 5
+STARTUP_ARGS ?= --runs 15
 bench: $(DEV_STAMP)
+	$(BIN)/python -m bench.ingest $(INGEST_ARGS)
+	$(BIN)/python -m bench.query $(QUERY_ARGS)
+	$(BIN)/python -m bench.startup $(STARTUP_ARGS)
+
+# Ingest: 200 requests x 512 LLM spans into a collector, beside a parse-only receiver.
+bench-ingest: $(DEV_STAMP)
 	$(BIN)/python -m bench.ingest $(ARGS)
 
-# Interpreter start-up with and without the tracehouse hook.
+# CLI commands against a running collector (80 ms target), interpreter start-up with and without the hook.
 bench-startup: $(DEV_STAMP)
 	$(BIN)/python -m bench.startup $(ARGS)
+
+# The same ingest and trace lookup against Arize Phoenix and MLflow, installed in their own venv.
+bench-peers: $(DEV_STAMP)
+	$(BIN)/python -m bench.peers --setup $(ARGS)
 
 # Aggregates (raw vs rollup), trace lookup and traces list on 10M generated spans.
 bench-query: $(DEV_STAMP)

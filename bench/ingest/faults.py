@@ -3,7 +3,7 @@ exports go to the on-disk queue; then how fast the queue drains once the store i
 
 Three runs of the same load as `bench.ingest` (pre-serialized OTLP/gRPC requests of 512 LLM
 spans, a fixed number of exports in flight):
-1. store healthy (embedded chDB), as `make bench` measures it;
+1. store healthy (embedded chDB), as `make bench-ingest` measures it;
 2. store down: the collector points at a ClickHouse HTTP address where nothing listens, so
    every export is acknowledged from the queue until it holds --queue-bytes, and refused with
    RESOURCE_EXHAUSTED after that (each request is sent once here, refusals are counted);

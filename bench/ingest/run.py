@@ -6,9 +6,9 @@ exports in flight, retrying what the server asks to be retried. The figure is sp
 first send until every acknowledged span is queryable, printed beside the same load against a
 parse-only gRPC receiver (protobuf parsing and nothing else) run in the same invocation.
 
-    make bench                      # defaults below
-    make bench ARGS="--requests 400 --concurrency 8"
-    make bench ARGS="--readers 8"   # also: the same load with 8 heavy SQL readers, side by side
+    make bench-ingest               # defaults below
+    make bench-ingest ARGS="--requests 400 --concurrency 8"
+    make bench-ingest ARGS="--readers 8"   # also: the same load with 8 heavy SQL readers, side by side
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ to that server and the load is split between them, call by call, as a balancer w
 spans/s from the first send until every acknowledged span is queryable in the server, lost and
 duplicated spans, and each collector's peak memory (main process plus decoding workers).
 
-    TRACEHOUSE_BENCH_CLICKHOUSE=http://default:pw@127.0.0.1:8123/tracehouse make bench
+    TRACEHOUSE_BENCH_CLICKHOUSE=http://default:pw@127.0.0.1:8123/tracehouse make bench-ingest
     python -m bench.ingest.server --requests 200            # this mode alone
 """
 

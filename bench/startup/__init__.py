@@ -1,1 +1,1 @@
-"""Start-up benchmark: what the `tracehouse` start-up hook costs an interpreter."""
+"""Start-up benchmark: `tracehouse` CLI commands against a server, and what the SDK's start-up hook costs an interpreter."""

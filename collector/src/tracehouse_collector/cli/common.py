@@ -1,8 +1,8 @@
 """What the command groups share: failing with a message, the store and server arguments, and
 opening the store or calling the server those arguments name.
 
-The store is imported only when a command opens one (clickhouse-connect and chDB are heavy), so
-`tracehouse --help` stays quick.
+The store and the configuration are imported only when a command opens a store (clickhouse-connect
+and chDB are heavy): a command given --server loads neither.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from tracehouse_collector.cli import server_client
 from tracehouse_collector.cli.output import FORMATS
-from tracehouse_collector.config import default_store, resolve_data_dir
 
 if TYPE_CHECKING:
     from tracehouse_collector.store.client import Store
@@ -82,12 +81,15 @@ def settle_read_target(args: argparse.Namespace) -> str | None:
 
 def data_dir(args: argparse.Namespace) -> Path:
     """The data directory (artifacts live under it): config.resolve_data_dir's choice."""
+    from tracehouse_collector.config import resolve_data_dir
+
     return resolve_data_dir(args.data_dir, args.store)
 
 
 @contextmanager
 def open_store(args: argparse.Namespace, *, migrate: bool = True) -> Iterator[Store]:
     """The store --store / --data-dir name (migrated unless told not to), closed on the way out."""
+    from tracehouse_collector.config import default_store
     from tracehouse_collector.store.client import Store
 
     store = Store(args.store or default_store(data_dir(args)))

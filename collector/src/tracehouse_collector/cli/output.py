@@ -7,8 +7,6 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from tracehouse_collector.formatting import table_marks
 from tracehouse_collector.query.values import jsonable
 
@@ -18,6 +16,8 @@ FORMATS = ("table", "json", "csv")
 def _cell(value: Any) -> str:
     v = jsonable(value)
     if isinstance(v, (dict, list)):
+        import orjson  # only where a cell holds one: orjson's import is a third of a command's start-up
+
         return orjson.dumps(v).decode()
     if v is None:
         return ""
@@ -37,6 +37,8 @@ def _table_cell(value: Any) -> str:
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
     if fmt == "json":
+        import orjson
+
         records = [{c: jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rows]
         return orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n"
     if fmt == "csv":

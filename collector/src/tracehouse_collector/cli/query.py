@@ -10,6 +10,7 @@ from typing import Any
 
 from tracehouse_collector.cli.common import add_read_args, fail, open_store, server_call
 from tracehouse_collector.cli.output import FORMATS, render
+from tracehouse_collector.store.errors import StoreError
 
 HELP = {
     "latency": "latency percentiles, mean, max, error rate and time to first token",
@@ -31,7 +32,7 @@ WHERE_EXAMPLE = {
 
 
 def add_parsers(sub: Any) -> None:
-    from tracehouse_collector.query.aggregates import DIMENSIONS, KINDS
+    from tracehouse_collector.query.dimensions import DIMENSIONS, KINDS  # not the query engine
 
     p = sub.add_parser("query", help="aggregates: latency, cost, accuracy, errors")
     kinds = p.add_subparsers(dest="kind", required=True)
@@ -90,8 +91,6 @@ def _run_local(args: argparse.Namespace, params: dict) -> tuple[list[str], list,
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from tracehouse_collector.store.client import StoreError
-
     params = _params(args)
     if args.format == "parquet" and not args.output and sys.stdout.isatty():
         return fail("--format parquet writes a binary file: give -o FILE (or redirect stdout)")

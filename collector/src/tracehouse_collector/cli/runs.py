@@ -32,6 +32,8 @@ from tracehouse_collector.cli.common import (
     server_json,
 )
 from tracehouse_collector.cli.output import render
+from tracehouse_collector.cli.server_client import ServerError
+from tracehouse_collector.store.errors import StoreError
 
 if TYPE_CHECKING:
     from tracehouse_collector.store.client import Store
@@ -76,19 +78,21 @@ class _Source:
 
 def _run_command(fn: Callable[[_Source, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def wrapped(args: argparse.Namespace) -> int:
-        from tracehouse_collector.cli.server_client import ServerError
-        from tracehouse_collector.query.filters import FilterError
-        from tracehouse_collector.query.runs import RunNotFound
-        from tracehouse_collector.store.client import StoreError
-
+        # ServerError, FilterError (a ValueError) and OSError on either path; the store's own
+        # errors only where it is opened (query/runs.py loads the store: not for --server).
+        errors: tuple[type[Exception], ...] = (ServerError, StoreError, ValueError, OSError)
         with contextlib.ExitStack() as opened:
             try:
                 store = None if args.server else opened.enter_context(open_store(args))
             except StoreError as exc:
                 return fail(str(exc))
+            if store is not None:
+                from tracehouse_collector.query.runs import RunNotFound
+
+                errors += (RunNotFound,)
             try:
                 return fn(_Source(args, store), args)
-            except (ServerError, RunNotFound, FilterError, StoreError, ValueError, OSError) as exc:
+            except errors as exc:
                 return fail(str(exc).strip('"'))
 
     return wrapped
@@ -229,7 +233,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     from tracehouse_collector import importers
     from tracehouse_collector.importers import load
     from tracehouse_collector.store.artifacts import artifact_store
-    from tracehouse_collector.store.client import StoreError
 
     path = Path(args.file)
     if not path.is_file():

@@ -20,7 +20,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
         columns, rows = result["columns"], result["rows"]
     else:
         from tracehouse_collector.query.sql import run_readonly
-        from tracehouse_collector.store.client import StoreError
+        from tracehouse_collector.store.errors import StoreError
 
         try:
             with open_store(args) as store:

@@ -1,7 +1,9 @@
 """`tracehouse traces list|show` and `tracehouse sessions list|show`.
 
 Each reads the store directly (`--store`) or a running server's REST API (`--server URL`);
-both paths return the same data, so the rendering below does not care which one answered.
+both paths return the same data, so the rendering below does not care which one answered. To
+start quickly, the `--server` path loads neither the store nor query/traces.py (only the light
+query/trace_shape.py), and orjson only where a span's content needs it.
 """
 
 from __future__ import annotations
@@ -11,21 +13,29 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from tracehouse_collector.cli.common import add_read_args, fail, open_store, server_json
 from tracehouse_collector.cli.output import render
+from tracehouse_collector.query.trace_shape import TURN_COLUMNS, check_trace_id, preview, walk
 from tracehouse_collector.query.values import jsonable
+from tracehouse_collector.store.errors import StoreError
 
 
-def _fetch(args: argparse.Namespace, path: str, payload: dict[str, Any], local: Callable[[Any], Any]) -> Any:
-    """The answer of `local(store)` on --store, or of the REST `path` on --server (as JSON)."""
+def _fetch(args: argparse.Namespace, path: str, payload: dict[str, Any], local: str, *local_args: str) -> Any:
+    """The answer of the REST `path` on --server (as JSON), or on the store of query/traces.py's
+    function `local`(store, *local_args, **payload)."""
     if args.server:
         return server_json(args, path, {k: v for k, v in payload.items() if v is not None})
-    from tracehouse_collector.query.traces import json_ready
+    from tracehouse_collector.query import traces
 
     with open_store(args) as store:
-        return jsonable(json_ready(_plain(local(store))))
+        answer = getattr(traces, local)(store, *local_args, **payload)
+        return jsonable(traces.json_ready(_plain(answer)))
+
+
+def _dumps(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
 
 
 def _plain(value: Any) -> Any:
@@ -37,12 +47,14 @@ def _plain(value: Any) -> Any:
 
 
 def _run(args: argparse.Namespace, body: Callable[[], int]) -> int:
-    from tracehouse_collector.query.traces import NotFound
-    from tracehouse_collector.store.client import StoreError
+    errors: tuple[type[Exception], ...] = (RuntimeError, ValueError, StoreError)
+    if not args.server:  # the store's own answers
+        from tracehouse_collector.query.traces import NotFound
 
+        errors += (NotFound,)
     try:
         return body()
-    except (RuntimeError, StoreError, ValueError, NotFound) as exc:
+    except errors as exc:
         return fail(str(exc))
 
 
@@ -57,16 +69,20 @@ def _print_page(answer: dict[str, Any], fmt: str) -> None:
         print(f"more: add --cursor {answer['next_cursor']}", file=sys.stderr)
 
 
+def _print_json(answer: dict[str, Any]) -> None:
+    import orjson
+
+    sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
 # -- traces ----------------------------------------------------------------------------------
 
 
 def cmd_traces_list(args: argparse.Namespace) -> int:
-    from tracehouse_collector.query import traces
-
     payload = _listing(args, "service", "where", "search", "sort")
 
     def body() -> int:
-        answer = _fetch(args, "/api/v1/traces", payload, lambda store: traces.list_traces(store, **payload))
+        answer = _fetch(args, "/api/v1/traces", payload, "list_traces")
         if args.format == "table":
             answer = _table_view(answer)
         _print_page(answer, args.format)
@@ -82,8 +98,6 @@ _TABLE_HIDDEN = {"input_tokens", "output_tokens"}
 def _table_view(answer: dict[str, Any]) -> dict[str, Any]:
     """The list for a terminal: one line per trace, short previews, no columns that are
     empty on every row."""
-    from tracehouse_collector.query.traces import preview
-
     columns = answer["columns"]
     keep = [
         i
@@ -111,8 +125,6 @@ def _table_view(answer: dict[str, Any]) -> dict[str, Any]:
 
 def _tree_text(trace: dict[str, Any]) -> str:
     """The trace as an indented tree: offset, duration, name, then the facts that matter."""
-    from tracehouse_collector.query.traces import content_text, preview, walk
-
     lines = [
         f"trace {trace['trace_id']}  {trace['start_time']}  {trace['duration_ms']:.1f} ms  "
         f"{trace['span_count']} spans  status {trace['status']}",
@@ -149,18 +161,20 @@ def _tree_text(trace: dict[str, Any]) -> str:
             lines.append(f"{detail}model {s['model']}  tokens {usage}  cost ${s['cost_usd']}{finish}")
         for label, key in (("input", "input"), ("output", "output")):
             if s[key] is not None:
-                raw = s[key] if isinstance(s[key], str) else orjson.dumps(s[key]).decode()
+                from tracehouse_collector.query.genai_content import content_text  # orjson: only here
+
+                raw = s[key] if isinstance(s[key], str) else _dumps(s[key])
                 lines.append(
                     f"{detail}{label}: {preview(content_text(raw, 'user' if key == 'input' else None), 100)}"
                 )
         for call in s["tool_calls"]:
             args = call.get("arguments")
-            args = args if isinstance(args, str) else orjson.dumps(args).decode()
+            args = args if isinstance(args, str) else _dumps(args)
             kind = "server tool call" if call.get("type") == "server_tool_call" else "tool call"
             lines.append(f"{detail}{kind}: {call.get('name')}({preview(args, 80)})")
         if s["tool"]:
             result = s["tool"].get("result")
-            shown = result if isinstance(result, str) else orjson.dumps(result).decode()
+            shown = result if isinstance(result, str) else _dumps(result)
             lines.append(f"{detail}tool {s['tool'].get('name')} -> {preview(shown or '', 80)}")
         if s["error"]:
             err = s["error"]
@@ -171,8 +185,6 @@ def _tree_text(trace: dict[str, Any]) -> str:
 
 
 def _flat_spans(trace: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    from tracehouse_collector.query.traces import walk
-
     columns = [
         "depth", "span_id", "parent_span_id", "name", "kind", "service", "offset_ms", "duration_ms",
         "status", "model", "input_tokens", "output_tokens", "cost_usd", "orphan",
@@ -184,15 +196,11 @@ def _flat_spans(trace: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 
 def cmd_traces_show(args: argparse.Namespace) -> int:
-    from tracehouse_collector.query import traces
-
     def body() -> int:
-        trace_id = traces.check_trace_id(args.trace_id)  # before it becomes part of a URL
-        trace = _fetch(
-            args, f"/api/v1/traces/{trace_id}", {}, lambda store: traces.get_trace(store, trace_id)
-        )
+        trace_id = check_trace_id(args.trace_id)  # before it becomes part of a URL
+        trace = _fetch(args, f"/api/v1/traces/{trace_id}", {}, "get_trace", trace_id)
         if args.format == "json":
-            sys.stdout.write(orjson.dumps(trace, option=orjson.OPT_INDENT_2).decode() + "\n")
+            _print_json(trace)
         elif args.format == "csv":
             sys.stdout.write(render(*_flat_spans(trace), "csv"))
         else:
@@ -206,14 +214,10 @@ def cmd_traces_show(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions_list(args: argparse.Namespace) -> int:
-    from tracehouse_collector.query import traces
-
     payload = _listing(args, "user", "sort")
 
     def body() -> int:
-        answer = _fetch(
-            args, "/api/v1/sessions", payload, lambda store: traces.list_sessions(store, **payload)
-        )
+        answer = _fetch(args, "/api/v1/sessions", payload, "list_sessions")
         _print_page(answer, args.format)
         return 0
 
@@ -223,17 +227,11 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
 def cmd_sessions_show(args: argparse.Namespace) -> int:
     from urllib.parse import quote
 
-    from tracehouse_collector.query import traces
-
     def body() -> int:
-        session = _fetch(
-            args,
-            f"/api/v1/sessions/{quote(args.session_id, safe='')}",
-            {},
-            lambda store: traces.get_session(store, args.session_id),
-        )
+        path = f"/api/v1/sessions/{quote(args.session_id, safe='')}"
+        session = _fetch(args, path, {}, "get_session", args.session_id)
         if args.format == "json":
-            sys.stdout.write(orjson.dumps(session, option=orjson.OPT_INDENT_2).decode() + "\n")
+            _print_json(session)
             return 0
         if args.format == "table":
             print(
@@ -241,7 +239,7 @@ def cmd_sessions_show(args: argparse.Namespace) -> int:
                 f"{session['first_time']} .. {session['last_time']}  tokens {session['total_tokens']}  "
                 f"cost ${session['cost_usd']}"
             )
-        columns = list(traces.TURN_COLUMNS)
+        columns = list(TURN_COLUMNS)
         rows = [[t[c] for c in columns] for t in session["turns"]]
         sys.stdout.write(render(columns, rows, args.format))
         return 0

@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass
 
 from tracehouse_collector.processors.normalize import NON_MODEL_OPERATIONS
+from tracehouse_collector.query.dimensions import DIMENSIONS, KINDS
 from tracehouse_collector.query.filters import (
     SPAN_FIELDS,
     Compiled,
@@ -46,7 +47,6 @@ from tracehouse_collector.store import schema
 
 QueryResult = SqlResult
 
-KINDS = ("latency", "cost", "accuracy", "errors")
 LEVELS = schema.ROLLUP_LEVELS
 LEVEL_NAMES = tuple(f"p{round(q * 100)}" for q in LEVELS)  # p50 p90 p95 p99
 # Ranges at least this long go to the rollup when it can answer them: a short range scans few
@@ -55,32 +55,6 @@ ROLLUP_MIN_RANGE = dt.timedelta(hours=6)
 DEFAULT_SINCE = "24h"
 DB = schema.DATABASE
 
-
-@dataclass(frozen=True)
-class Dim:
-    raw: str  # expression over otel_traces
-    rollup: str | None  # expression over the rollup tables, None if they cannot group by it
-    time: bool = False
-
-
-DIMENSIONS: dict[str, Dim] = {
-    "model": Dim(MODEL_SQL, ROLLUP_MODEL_SQL),
-    "request_model": Dim("GenAIRequestModel", None),
-    "response_model": Dim("GenAIResponseModel", None),
-    "provider": Dim("GenAIProvider", "GenAIProvider"),
-    "operation": Dim("GenAIOperation", "GenAIOperation"),
-    "service": Dim("ServiceName", "ServiceName"),
-    "span": Dim("SpanName", "SpanName"),
-    "experiment": Dim("ExperimentName", "ExperimentName"),
-    "run": Dim("RunId", None),
-    "session": Dim("SessionId", None),
-    "user": Dim("UserId", None),
-    "minute": Dim("toStartOfMinute(toDateTime(Timestamp, 'UTC'))", "toDateTime(Start, 'UTC')", True),
-    "hour": Dim(
-        "toStartOfHour(toDateTime(Timestamp, 'UTC'))", "toStartOfHour(toDateTime(Start, 'UTC'))", True
-    ),
-    "day": Dim("toStartOfDay(toDateTime(Timestamp, 'UTC'))", "toStartOfDay(toDateTime(Start, 'UTC'))", True),
-}
 
 # The filter fields the rollup keeps, as its own columns.
 ROLLUP_FIELDS = FieldSet(

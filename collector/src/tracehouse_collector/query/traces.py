@@ -45,6 +45,14 @@ from tracehouse_collector.query.genai_content import (
 )
 from tracehouse_collector.query.model_identity import MODEL_SQL, model_identity
 from tracehouse_collector.query.search import search_condition
+from tracehouse_collector.query.trace_shape import (
+    PREVIEW_CHARS,
+    TRACE_ID_RE,
+    TURN_COLUMNS,
+    check_trace_id,
+    preview,
+    walk,
+)
 from tracehouse_collector.store.client import Store, StoreError
 
 DEFAULT_LIMIT = 50
@@ -52,7 +60,6 @@ MAX_LIMIT = 1000
 MAX_SESSION_TURNS = 1000
 MAX_TRACE_SPANS = 20_000  # a trace shows at most its first this-many spans ("truncated": true)
 SCORES_TABLE = "otel_scores"
-PREVIEW_CHARS = 200  # first input / last output in lists
 # Attribute values are cut before they leave ClickHouse; prompts can be megabytes.
 RAW_CHARS = 16384
 
@@ -78,9 +85,6 @@ class Page:
 
 # -- time and input checks -------------------------------------------------------------------
 
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
-
-
 def parse_time(value: Any, what: str = "time", now: dt.datetime | None = None) -> int | None:
     """A point in time as Unix nanoseconds, in the time language of every query command
     (query/aggregates.parse_time: "24h"/"30m"/"7d" ago, or ISO-8601, UTC unless it says so)."""
@@ -103,13 +107,6 @@ def iso(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns // 1000 / 1e6, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def check_trace_id(trace_id: str) -> str:
-    tid = (trace_id or "").strip().lower()
-    if not _HEX32.match(tid):
-        raise ValueError(f"trace id {trace_id!r} is not 32 hexadecimal digits")
-    return tid
-
-
 def check_limit(limit: int | None) -> int:
     if limit is None:
         return DEFAULT_LIMIT
@@ -130,14 +127,6 @@ def _decode_cursor(cursor: str | None) -> tuple[int, str] | None:
 
 def _encode_cursor(ns: int, key: str) -> str:
     return f"{ns}:{key}"
-
-
-# -- previews ---------------------------------------------------------------------------------
-
-
-def preview(text: str, chars: int = PREVIEW_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
 # -- SQL pieces ------------------------------------------------------------------------------
@@ -609,7 +598,7 @@ def _encode_sorted_cursor(order: Sort, value: Any, trace_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_sorted_cursor(cursor: str, order: Sort, id_pattern: re.Pattern | None = _HEX32) -> tuple[str, str, str]:
+def _decode_sorted_cursor(cursor: str, order: Sort, id_pattern: re.Pattern | None = TRACE_ID_RE) -> tuple[str, str, str]:
     """(type, value, row id) after which a sorted page starts; the id is a trace id unless
     `id_pattern` is None."""
     try:
@@ -634,7 +623,7 @@ def _sorted_page(
     """One page of traces in `order`, ties broken by trace id in the same direction; the
     cursor is the last row's (key, trace id), so the next page starts exactly after it."""
     keyed = _sort_key_sql(order, since_ns, until_ns, filters, params)
-    where = _keyset_after(cursor, order, "TraceId", params, _HEX32)
+    where = _keyset_after(cursor, order, "TraceId", params, TRACE_ID_RE)
     direction = "DESC" if order.descending else "ASC"
     fetch = limit + 1
     while True:
@@ -978,16 +967,6 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     }
 
 
-def walk(spans: list[dict[str, Any]]):
-    """(depth, span) for every span of a tree, depth first in start order (no recursion:
-    agent loops can nest deeply)."""
-    stack = [(0, s) for s in reversed(spans)]
-    while stack:
-        depth, s = stack.pop()
-        yield depth, s
-        stack.extend((depth + 1, c) for c in reversed(s["children"]))
-
-
 # -- the steps a transcript shows: tool calls and the error that failed a turn ----------------
 
 _STEPS_SQL = """
@@ -1249,20 +1228,6 @@ def _session_totals(
         for key in ("llm_calls", "input_tokens", "output_tokens", "total_tokens", "cost_usd"):
             tot[key] += s[key]
     return out
-
-
-TURN_COLUMNS = [
-    "turn",
-    "trace_id",
-    "start_time",
-    "status",
-    "latency_ms",
-    "models",
-    "total_tokens",
-    "cost_usd",
-    "input",
-    "output",
-]
 
 
 def get_session(store: Store, session_id: str, chars: int = 2000) -> dict[str, Any]:

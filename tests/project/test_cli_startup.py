@@ -42,6 +42,7 @@ LIGHT = {
     "tracehouse_collector.query.trace_shape",
     "tracehouse_collector.query.genai_content",  # `traces show` reads the content of LLM calls
     "tracehouse_collector.query.dimensions",
+    "tracehouse_collector.cli.evals",  # `runs` builds `runs evals` and `compare --evals` from it
     "tracehouse_collector.query.model_identity",
     "tracehouse_collector.store",
     "tracehouse_collector.store.errors",

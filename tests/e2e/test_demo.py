@@ -43,7 +43,7 @@ def test_live_agent_spans_streaming_tool_error_sessions(demo_collector):
         )
         >= 2
     )
-    assert c.scalar(f"SELECT count() FROM otel_traces WHERE {live} AND SpanName = 'retrieve_documents'") == 9
+    assert c.scalar(f"SELECT count() FROM otel_traces WHERE {live} AND SpanName = 'retrieval support-docs'") == 9
     # The simulated outage: the chat span and its agent span both failed.
     failed = c.sql(
         f"SELECT SpanName, GenAIOperation FROM otel_traces WHERE {live} AND StatusCode = 'Error' ORDER BY SpanName"

@@ -311,9 +311,11 @@ def test_scoped_keys_file_parsing(tmp_path):
     f.write_text(KEYS_FILE)
     keys = load_keys("env-key", str(f))
     assert keys == ["env-key", FULL_KEY, INGEST_KEY, READ_KEY]
-    assert [sorted(k.scopes) for k in keys] == [["ingest", "read"], ["ingest", "read"], ["ingest"], ["read"]]
+    # A key with no scope (the env key, FULL_KEY) may do everything: ingest, read and annotate.
+    everything = ["annotate", "ingest", "read"]
+    assert [sorted(k.scopes) for k in keys] == [everything, everything, ["ingest"], ["read"]]
     f.write_text("k1 ingest,read\nk2 all\n")
-    assert all(k.scopes == {"ingest", "read"} for k in load_keys(None, str(f)))
+    assert [sorted(k.scopes) for k in load_keys(None, str(f))] == [["ingest", "read"], everything]
     f.write_text("good-key read\nbad-key writer-SECRET\n")
     with pytest.raises(ApiKeyError) as err:
         load_keys(None, str(f))

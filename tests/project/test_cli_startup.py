@@ -146,3 +146,12 @@ def test_the_command_table_matches_the_groups(tmp_path):
     assert app.requested_command(["--version"]) is None
     assert app.requested_command(["-h", "runs", "list"]) == "runs"
     assert app.requested_command(["nonsense", "sql"]) is None
+
+
+def test_the_version_is_read_when_asked(tmp_path):
+    """--version reads the installed metadata (loaded lazily, so only then), on stdout."""
+    from importlib.metadata import version
+
+    p, _ = run_and_list_modules(tmp_path, "--version")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"tracehouse {version('tracehouse-collector')}\n"

@@ -42,7 +42,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
         from tracehouse_collector import __version__
 
-        parser.exit(message=f"tracehouse {__version__}\n")
+        print(f"tracehouse {__version__}")  # on stdout, as argparse's own version action
+        parser.exit()
 
 
 def group_module(group: str) -> ModuleType:

@@ -60,13 +60,13 @@ export async function renderCompare(root, route, current) {
       h("h1", `Compare ${runs.length} runs`),
       h("label", "baseline ",
         h("select#baseline", { onchange: (e) => go({ base: e.target.value }) },
-          runs.map((r) => h("option", { value: r.id, selected: r === base }, `${r.name} (${r.id.slice(0, 6)})`)))),
+          runs.map((r) => h("option", { value: r.id, selected: r === base, title: r.id }, r.name)))),
       h("label", h("input#diff-only", { type: "checkbox", checked: diffOnly, onchange: (e) => go({ diff: e.target.checked ? "1" : "" }) }),
         " only params that differ"),
     ),
   );
   const head = h("thead", h("tr", h("th", ""), order.map((r, i) =>
-    h("th", h("a", { href: routeUrl("run", r.id) }, r.name), h("div.muted", i === 0 ? "baseline" : r.experiment)))));
+    h("th", h("a", { href: routeUrl("run", r.id), title: r.id }, r.name), h("div.muted", i === 0 ? "baseline" : r.experiment)))));
 
   // Params side by side.
   const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params || {})))].sort();
@@ -123,7 +123,7 @@ export async function renderCompare(root, route, current) {
   root.append(h("h2", "Curves"), box);
   for (const key of metricKeys) {
     const lines = order.map((r, i) => ({
-      name: `${r.name} (${r.id.slice(0, 6)})`,
+      name: r.name,
       color: colorFor(r.id), // the run's colour on every chart and page
       data: histories[i].filter((p) => p.key === key).map((p) => [p.step, p.value]),
     })).filter((l) => l.data.length);

@@ -501,6 +501,14 @@ def test_compare_names_runs(demo_collector, ui):
     page.wait_for_selector("#compare-charts .chart")
     option = page.locator("#compare-charts .chart").first.evaluate(OPTION)
     assert [s["name"] for s in option["series"]] == [sgd["name"], adam["name"]]
+    # Two runs of one name (say, "baseline" in two experiments) keep distinct labels.
+    twins = [
+        {"id": "a1b2c3d4", "name": "baseline"},
+        {"id": "e5f6a7b8", "name": "baseline"},
+        {"id": "0f", "name": "x"},
+    ]
+    labels = page.evaluate("rs => import('/ui/lib.js').then(m => [...m.runLabels(rs).values()])", twins)
+    assert labels == ["baseline (a1b2c3)", "baseline (e5f6a7)", "x"]
 
 
 # -- SQL console -----------------------------------------------------------------------------

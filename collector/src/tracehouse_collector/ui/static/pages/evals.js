@@ -65,7 +65,7 @@ function deltaCell(d) {
 
 // The runs' examples side by side (GET /api/v1/evals/compare), baseline first, with a filter for
 // the examples that got worse or better.
-export async function evalsComparison(order, params, go) {
+export async function evalsComparison(order, label, params, go) {
   const change = params.get("change") || "";
   const score = params.get("score") || "";
   let result;
@@ -79,8 +79,7 @@ export async function evalsComparison(order, params, go) {
   if (!result.examples.length && !change) return null; // no evals in these runs: nothing to show
   const later = result.summary.slice(1);
   // Runs by name (the API labels them by id), the id on hover.
-  const nameOf = Object.fromEntries(order.map((r) => [r.id, r.name]));
-  const labels = result.runs.map((id, i) => nameOf[id] || result.labels[i]);
+  const labels = result.runs.map((id, i) => label.get(id) || result.labels[i]);
   const th = (text, i) => h("th", { title: result.runs[i] }, text);
   section.append(h("div.toolbar",
     h("label", "examples ", h("select#evals-change", { onchange: (e) => go({ change: e.target.value, score }) },
@@ -90,7 +89,7 @@ export async function evalsComparison(order, params, go) {
       h("option", { value: "" }, "every score"),
       result.scores.map((n) => h("option", { value: n, selected: n === score }, n)))),
     h("span.muted#evals-summary", later.map((s) =>
-      `${nameOf[s.run_id] || s.label} vs ${labels[0]}: ${CHANGES.map((c) => `${s.changes[c]} ${c}`).join(", ")}`).join(" · "))));
+      `${label.get(s.run_id) || s.label} vs ${labels[0]}: ${CHANGES.map((c) => `${s.changes[c]} ${c}`).join(", ")}`).join(" · "))));
   const names = score ? [score] : result.scores;
   const head = h("thead", h("tr", h("th", "example"), h("th", "inputs"),
     labels.map((lab, i) => th(`output ${lab}${i === 0 ? " (baseline)" : ""}`, i)),

@@ -450,6 +450,7 @@ def test_run_traces_link_lists_exactly_the_runs_traces(demo_collector, ui):
     picker = ui.page.locator("#range option#range-fixed")
     assert picker.evaluate("o => o.selected") and " – " in picker.inner_text()
     assert picker.get_attribute("title") == f"since={q['since'][0]} until={q['until'][0]}"
+    ui.screenshot("fixed-range")
     # An until inside the run cuts its later traces: the page passes it to the server.
     starts = sorted(r[rest["columns"].index("start_time")] for r in rest["rows"])
     mid = starts[len(starts) // 2]

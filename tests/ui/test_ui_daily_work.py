@@ -12,7 +12,7 @@ import json
 import math
 from datetime import datetime, timedelta
 from decimal import Decimal
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import numpy as np
 import pytest
@@ -416,6 +416,102 @@ def test_run_traces_have_headers_scores_and_the_runs_time_range(demo_collector, 
     assert datetime.fromisoformat(q["until"][0].replace("Z", "+00:00")) == datetime.fromisoformat(until)
 
 
+def test_run_traces_link_lists_exactly_the_runs_traces(demo_collector, ui):
+    run = rest_get(demo_collector, f"/api/v1/runs/{runs_by_name(demo_collector)['prompt-v2-gpt-4o']['id']}")
+    ui.open(demo_collector.http_url, f"run/{run['id']}")
+    ui.page.wait_for_selector("#run-trace-list tbody tr")
+    q = parse_qs(ui.page.locator("#run-traces").get_attribute("href").split("?", 1)[1])
+    ui.page.click("#run-traces")
+    ui.page.wait_for_url("**/#/traces?*")
+    ui.wait_ready()
+    ui.page.wait_for_selector("#traces-table tbody tr")
+    shown = ui.page.eval_on_selector_all("#traces-table tbody tr", "rs => rs.map(r => r.dataset.traceId)")
+    # The same traces SQL finds: the run's spans inside [since, until), one row per trace.
+    want = {
+        r[0]
+        for r in sql_rows(
+            demo_collector,
+            f"SELECT DISTINCT TraceId FROM otel_traces WHERE RunId = '{run['id']}'",
+        )
+    }
+    assert want and len(shown) == len(set(shown)) == len(want) == run["llm"]["calls"]
+    assert set(shown) == want
+    rest = rest_get(
+        demo_collector,
+        "/api/v1/traces",
+        since=q["since"][0],
+        until=q["until"][0],
+        where=q["where"][0],
+        limit=200,
+    )
+    assert [r[rest["columns"].index("trace_id")] for r in rest["rows"]] == shown
+    assert int(ui.page.get_attribute("#traces-total", "data-total")) == len(want)
+    # The fixed range is spelled out in the picker and kept across a filter change.
+    picker = ui.page.locator("#range option#range-fixed")
+    assert picker.evaluate("o => o.selected") and " – " in picker.inner_text()
+    assert picker.get_attribute("title") == f"since={q['since'][0]} until={q['until'][0]}"
+    ui.screenshot("fixed-range")
+    # An until inside the run cuts its later traces: the page passes it to the server.
+    starts = sorted(r[rest["columns"].index("start_time")] for r in rest["rows"])
+    mid = starts[len(starts) // 2]
+    ui.open(
+        demo_collector.http_url,
+        f"traces?since={quote(q['since'][0])}&until={quote(mid)}&where={quote(q['where'][0])}",
+    )
+    ui.page.wait_for_selector("#traces-table tbody tr")
+    early = ui.page.eval_on_selector_all("#traces-table tbody tr", "rs => rs.map(r => r.dataset.traceId)")
+    cut = rest_get(
+        demo_collector, "/api/v1/traces", since=q["since"][0], until=mid, where=q["where"][0], limit=200
+    )
+    assert early == [r[cut["columns"].index("trace_id")] for r in cut["rows"]]
+    assert 0 < len(early) < len(shown) and set(early) < want
+    assert all(r[cut["columns"].index("start_time")] < mid for r in cut["rows"])
+    ui.page.click("#traces-table th[data-sort='latency_ms']")
+    ui.page.wait_for_url("**sort=latency_ms*")
+    assert "until=" in ui.page.url
+    # Picking a relative range drops the fixed end.
+    ui.page.select_option("#range", "30d")
+    ui.page.wait_for_url("**since=30d*")
+    assert "until=" not in ui.page.url
+
+
+def test_compare_names_runs(demo_collector, ui):
+    runs = runs_by_name(demo_collector)
+    base, cand = runs["prompt-v1-gpt-4o-mini"], runs["prompt-v2-gpt-4o"]
+    ui.open(demo_collector.http_url, f"compare?ids={base['id']},{cand['id']}")
+    ui.wait_ready()
+    ui.page.wait_for_selector("#compare-evals-table tbody tr")
+    page = ui.page
+    options = page.eval_on_selector_all("#baseline option", "os => os.map(o => [o.textContent, o.title])")
+    assert options == [[base["name"], base["id"]], [cand["name"], cand["id"]]]
+    heads = page.eval_on_selector_all(
+        "#compare-llm thead th a", "as => as.map(a => [a.textContent, a.title])"
+    )
+    assert heads == [[base["name"], base["id"]], [cand["name"], cand["id"]]]
+    evals_heads = page.eval_on_selector_all(
+        "#compare-evals-table thead th", "ts => ts.map(t => t.textContent)"
+    )
+    assert evals_heads[2:4] == [f"output {base['name']} (baseline)", f"output {cand['name']}"]
+    assert f"{cand['name']} vs {base['name']}: " in page.text_content("#evals-summary")
+    # No id fragment next to a name anywhere on the page.
+    text = page.inner_text("#view")
+    assert base["id"][:6] not in text and cand["id"][:6] not in text
+    sgd, adam = runs["sgd-lr0.1"], runs["adam-lr0.03"]
+    ui.open(demo_collector.http_url, f"compare?ids={sgd['id']},{adam['id']}")
+    ui.wait_ready()
+    page.wait_for_selector("#compare-charts .chart")
+    option = page.locator("#compare-charts .chart").first.evaluate(OPTION)
+    assert [s["name"] for s in option["series"]] == [sgd["name"], adam["name"]]
+    # Two runs of one name (say, "baseline" in two experiments) keep distinct labels.
+    twins = [
+        {"id": "a1b2c3d4", "name": "baseline"},
+        {"id": "e5f6a7b8", "name": "baseline"},
+        {"id": "0f", "name": "x"},
+    ]
+    labels = page.evaluate("rs => import('/ui/lib.js').then(m => [...m.runLabels(rs).values()])", twins)
+    assert labels == ["baseline (a1b2c3)", "baseline (e5f6a7)", "x"]
+
+
 # -- SQL console -----------------------------------------------------------------------------
 
 
@@ -471,12 +567,23 @@ def test_every_page_fits_a_1366_px_screen(demo_collector, ui):
         f"run/{runs['sgd-lr0.1']['id']}",
         f"run/{runs['prompt-v2-gpt-4o']['id']}",
         "sql?q=" + "SELECT%20RunId%2C%20Name%2C%20Status%20FROM%20runs%20FINAL%20LIMIT%205",
+        "overview",
+        "metrics",
+        f"compare?ids={runs['prompt-v1-gpt-4o-mini']['id']},{runs['prompt-v2-gpt-4o']['id']}",
+        f"compare?ids={runs['sgd-lr0.1']['id']},{runs['adam-lr0.03']['id']}",
+        f"evals/{runs['prompt-v2-gpt-4o']['id']}",
     ]
     for n, route in enumerate(pages):
         ui.open(demo_collector.http_url, route)
         ui.wait_ready()
         widths = ui.page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-        assert widths[0] <= widths[1], f"{route}: {widths[0]} px wide on a {widths[1]} px screen"
+        if widths[0] > widths[1]:  # name what sticks out, for the message
+            out = ui.page.evaluate(
+                "() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right"
+                " > innerWidth || e.scrollWidth > e.clientWidth + 1).slice(-6).map(e => e.tagName + '#' + e.id"
+                " + '.' + e.className + ' ' + e.textContent.slice(0, 40))"
+            )
+            pytest.fail(f"{route}: {widths[0]} px wide on a {widths[1]} px screen: {out}")
         # Tables fit their own box too (a scrolling wrapper would hide the overflow from the page).
         over = ui.page.eval_on_selector_all(
             "#view table",

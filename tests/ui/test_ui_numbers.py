@@ -310,7 +310,9 @@ def test_a_run_has_one_colour_on_runs_compare_and_its_own_page(demo_collector, u
     assert on_runs and on_compare
     for name in set(on_runs) | set(on_compare):
         assert len(on_runs[name] | on_compare[name]) == 1, name
-    by_id = {name.rsplit("(", 1)[1].rstrip(")"): colour for name, (colour,) in on_compare.items()}
+    id_of = {r["name"]: r["id"] for r in runs[:3]}
+    assert len(id_of) == len(ids)  # the demo's runs have distinct names: a legend names one run
+    by_id = {id_of[name]: colour for name, (colour,) in on_compare.items()}
     assert len(set(by_id.values())) == len(by_id)  # different runs, different colours
     checked = 0
     for run_id in ids:  # each run's own page draws its curves in its colour
@@ -318,6 +320,6 @@ def test_a_run_has_one_colour_on_runs_compare_and_its_own_page(demo_collector, u
         ui.wait_ready()
         own = {col for cols in colours("#run-charts .chart").values() for col in cols}
         if own:  # a run whose metrics were each logged once has no curves
-            assert own == {by_id[run_id[:6]]}
+            assert own == {by_id[run_id]}
             checked += 1
     assert checked

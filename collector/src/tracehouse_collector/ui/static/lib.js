@@ -187,6 +187,14 @@ export function emptyRuns() {
 // same run keeps its colour on every chart of every page, whatever else is drawn beside it.
 // A hue anywhere on the wheel (not a short palette, where two of a handful of runs often share a
 // colour), at one of a few lightness and saturation steps.
+// Labels for runs shown together (legends, headers): each run's name, and its id's first six
+// characters only where two of them share a name, so every label names one run.
+export function runLabels(runs) {
+  const count = new Map();
+  for (const r of runs) count.set(r.name, (count.get(r.name) || 0) + 1);
+  return new Map(runs.map((r) => [r.id, count.get(r.name) > 1 || !r.name ? `${r.name || "run"} (${r.id.slice(0, 6)})` : r.name]));
+}
+
 export function colorFor(identity) {
   let hash = 2166136261; // FNV-1a over the UTF-16 code units
   for (let i = 0; i < String(identity).length; i++) hash = Math.imul(hash ^ String(identity).charCodeAt(i), 16777619) >>> 0;

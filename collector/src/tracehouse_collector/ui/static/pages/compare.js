@@ -1,4 +1,4 @@
-import { h, ApiError, api, chart, colorFor, fmtCost, fmtNum, fmtValue, routeUrl } from "../lib.js";
+import { h, ApiError, api, chart, colorFor, runLabels, fmtCost, fmtNum, fmtValue, routeUrl } from "../lib.js";
 import { evalsComparison } from "./evals.js";
 
 // #/compare?ids=a,b,c&base=a&diff=1: runs side by side against a baseline run.
@@ -53,6 +53,7 @@ export async function renderCompare(root, route, current) {
   const base = runs.find((r) => r.id === route.params.get("base")) || runs[0];
   const others = runs.filter((r) => r !== base);
   const order = [base, ...others];
+  const label = runLabels(runs); // names, with the id on hover
   const go = (changes) => (location.hash = routeUrl("compare", "", { ids: ids.join(","), base: base.id, diff: diffOnly ? "1" : "", ...changes }));
   root.append(
     h("div.toolbar",
@@ -60,13 +61,13 @@ export async function renderCompare(root, route, current) {
       h("h1", `Compare ${runs.length} runs`),
       h("label", "baseline ",
         h("select#baseline", { onchange: (e) => go({ base: e.target.value }) },
-          runs.map((r) => h("option", { value: r.id, selected: r === base }, `${r.name} (${r.id.slice(0, 6)})`)))),
+          runs.map((r) => h("option", { value: r.id, selected: r === base, title: r.id }, label.get(r.id))))),
       h("label", h("input#diff-only", { type: "checkbox", checked: diffOnly, onchange: (e) => go({ diff: e.target.checked ? "1" : "" }) }),
         " only params that differ"),
     ),
   );
   const head = h("thead", h("tr", h("th", ""), order.map((r, i) =>
-    h("th", h("a", { href: routeUrl("run", r.id) }, r.name), h("div.muted", i === 0 ? "baseline" : r.experiment)))));
+    h("th", h("a", { href: routeUrl("run", r.id), title: r.id }, label.get(r.id)), h("div.muted", i === 0 ? "baseline" : r.experiment)))));
 
   // Params side by side.
   const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r.params || {})))].sort();
@@ -112,7 +113,7 @@ export async function renderCompare(root, route, current) {
   }
 
   // The runs' eval examples side by side: the regression view (pages/evals.js).
-  const evals = await evalsComparison(order, route.params, go);
+  const evals = await evalsComparison(order, label, route.params, go);
   if (!current()) return;
   if (evals) root.append(h("h2", "Eval examples"), evals);
 
@@ -123,7 +124,7 @@ export async function renderCompare(root, route, current) {
   root.append(h("h2", "Curves"), box);
   for (const key of metricKeys) {
     const lines = order.map((r, i) => ({
-      name: `${r.name} (${r.id.slice(0, 6)})`,
+      name: label.get(r.id),
       color: colorFor(r.id), // the run's colour on every chart and page
       data: histories[i].filter((p) => p.key === key).map((p) => [p.step, p.value]),
     })).filter((l) => l.data.length);

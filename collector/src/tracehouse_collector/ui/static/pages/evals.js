@@ -65,7 +65,7 @@ function deltaCell(d) {
 
 // The runs' examples side by side (GET /api/v1/evals/compare), baseline first, with a filter for
 // the examples that got worse or better.
-export async function evalsComparison(order, params, go) {
+export async function evalsComparison(order, label, params, go) {
   const change = params.get("change") || "";
   const score = params.get("score") || "";
   let result;
@@ -78,6 +78,9 @@ export async function evalsComparison(order, params, go) {
   const section = h("div#compare-evals");
   if (!result.examples.length && !change) return null; // no evals in these runs: nothing to show
   const later = result.summary.slice(1);
+  // Runs by name (the API labels them by id), the id on hover.
+  const labels = result.runs.map((id, i) => label.get(id) || result.labels[i]);
+  const th = (text, i) => h("th", { title: result.runs[i] }, text);
   section.append(h("div.toolbar",
     h("label", "examples ", h("select#evals-change", { onchange: (e) => go({ change: e.target.value, score }) },
       h("option", { value: "" }, "all"),
@@ -86,12 +89,12 @@ export async function evalsComparison(order, params, go) {
       h("option", { value: "" }, "every score"),
       result.scores.map((n) => h("option", { value: n, selected: n === score }, n)))),
     h("span.muted#evals-summary", later.map((s) =>
-      `${s.label} vs ${result.labels[0]}: ${CHANGES.map((c) => `${s.changes[c]} ${c}`).join(", ")}`).join(" · "))));
+      `${label.get(s.run_id) || s.label} vs ${labels[0]}: ${CHANGES.map((c) => `${s.changes[c]} ${c}`).join(", ")}`).join(" · "))));
   const names = score ? [score] : result.scores;
   const head = h("thead", h("tr", h("th", "example"), h("th", "inputs"),
-    result.labels.map((lab, i) => h("th", `output ${lab}${i === 0 ? " (baseline)" : ""}`)),
-    names.map((n) => [result.labels.map((lab) => h("th", `${n} ${lab}`)), result.labels.slice(1).map((lab) => h("th", `Δ ${n} ${lab}`))]),
-    result.labels.slice(1).map((lab) => h("th", `change ${lab}`))));
+    labels.map((lab, i) => th(`output ${lab}${i === 0 ? " (baseline)" : ""}`, i)),
+    names.map((n) => [labels.map((lab, i) => th(`${n} ${lab}`, i)), labels.slice(1).map((lab, i) => th(`Δ ${n} ${lab}`, i + 1))]),
+    labels.slice(1).map((lab, i) => th(`change ${lab}`, i + 1))));
   const rows = result.examples.map((e) => h("tr", { dataset: { example: e.example_id, dataset: e.dataset, changes: e.changes.join(",") } },
     h("td", e.example_id), h("td.json", json(e.inputs)),
     e.runs.map((r) => h("td.json", r ? [json(r.outputs), " ", traceLinks(r.trace_ids)] : "–")),

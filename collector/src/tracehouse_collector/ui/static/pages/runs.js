@@ -1,4 +1,4 @@
-import { h, append, ApiError, api, chart, colorFor, downloadLink, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl, whereForm } from "../lib.js";
+import { h, append, ApiError, api, chart, colorFor, runLabels, downloadLink, escapeHtml, fmtCost, fmtInt, fmtMs, fmtNum, fmtTime, fmtValue, errorBox, emptyRuns, routeUrl, whereForm } from "../lib.js";
 
 // #/runs: the runs table (sortable, column chooser, filter, selection) and below it the chart
 // views: metric curves of the selected runs (smoothing, log scale, x = step or time), parallel
@@ -287,6 +287,7 @@ async function curves(root, chosen, opts, go, current) {
   const histories = await Promise.all(chosen.map((r) => api(`/api/v1/runs/${encodeURIComponent(r.id)}/metrics`)));
   if (!current()) return;
   const byKey = new Map(); // metric -> [{name, data}]
+  const label = runLabels(chosen);
   chosen.forEach((r, i) => {
     const t0 = Date.parse(r.start);
     const perKey = new Map();
@@ -299,7 +300,7 @@ async function curves(root, chosen, opts, go, current) {
     for (const [key, data] of perKey) {
       if (opts.x === "time") data.sort((a, b) => a[0] - b[0]);
       if (!byKey.has(key)) byKey.set(key, []);
-      byKey.get(key).push({ name: `${r.name} (${r.id.slice(0, 6)})`, color: colorFor(r.id), data });
+      byKey.get(key).push({ name: label.get(r.id), color: colorFor(r.id), data });
     }
   });
   const controls = h("div.toolbar#chart-options",

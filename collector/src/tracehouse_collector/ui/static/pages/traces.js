@@ -1,7 +1,8 @@
-import { h, ApiError, api, records, fmtMs, fmtCost, fmtInt, errorBox, emptyTraces, routeUrl, rangeSelect, scoreBadges, whereForm } from "../lib.js";
+import { h, ApiError, api, records, fmtMs, fmtCost, fmtInt, fmtTime, errorBox, emptyTraces, routeUrl, RANGES, rangeSelect, scoreBadges, whereForm } from "../lib.js";
 
-// #/traces?since=&where=&search=&sort=&limit=&cursor=: the traces list, sorted, counted,
-// faceted and searched by the server (GET /api/v1/traces, /api/v1/traces/facets).
+// #/traces?since=&until=&where=&search=&sort=&limit=&cursor=: the traces list, sorted,
+// counted, faceted and searched by the server (GET /api/v1/traces, /api/v1/traces/facets).
+// since is a relative range (24h) or a time; until, when given, a time (links from a run page).
 
 // Sortable headers -> the server's sort column.
 const SORTABLE = { start: "start_time", latency: "latency_ms", tokens: "total_tokens", cost: "cost_usd" };
@@ -25,13 +26,14 @@ function fmtStart(iso) {
 export async function renderTraces(root, route, current) {
   const p = route.params;
   const since = p.get("since") || "24h";
+  const until = p.get("until") || "";
   const where = p.get("where") || "";
   const search = p.get("search") || "";
   const sort = p.get("sort") || "";
   const cursor = p.get("cursor") || "";
   const limit = p.get("limit") || ""; // page size, 50 unless the URL says otherwise
   const go = (changes) => {
-    location.hash = routeUrl("traces", "", { since, where, search, sort, limit, ...changes });
+    location.hash = routeUrl("traces", "", { since, until, where, search, sort, limit, ...changes });
   };
   const [filter, whereBox] = whereForm(where, "request_model = 'gpt-4o' and duration_ms > 500", (w) => go({ where: w }));
   const searchBox = h("input#trace-search", { type: "search", placeholder: "search prompts and responses", value: search, size: 24 });
@@ -40,13 +42,13 @@ export async function renderTraces(root, route, current) {
   root.append(
     h("div.toolbar",
       h("h1", "Traces"),
-      rangeSelect(since, (v) => go({ since: v, where: whereBox.value })),
+      timeRange(since, until, (v) => go({ since: v, until: "", where: whereBox.value, cursor: "" })),
       searchForm,
       filter,
       total,
     ),
   );
-  const query = { since, where, search };
+  const query = { since, until, where, search };
   let page, facets;
   try {
     [page, facets] = await Promise.all([
@@ -117,6 +119,17 @@ export async function renderTraces(root, route, current) {
       page.next_cursor ? h("button#next-page", { type: "button", onclick: () => go({ cursor: page.next_cursor }) }, "Next page »") : null,
     ),
   );
+}
+
+// The range picker; a fixed range from the URL (since a time, or an until) is its first,
+// selected option, spelled out, so the page says which traces it lists.
+function timeRange(since, until, onChange) {
+  const select = rangeSelect(since, onChange);
+  if (RANGES.includes(since) && !until) return select;
+  const from = RANGES.includes(since) ? `last ${since}` : fmtTime(since);
+  const label = until ? `${from} – ${fmtTime(until)}` : `since ${from}`;
+  select.prepend(h("option#range-fixed", { value: since, selected: true, title: `since=${since}${until ? ` until=${until}` : ""}` }, label));
+  return select;
 }
 
 // One line of facets: per field its most frequent values with how many traces hold them; a

@@ -83,7 +83,8 @@ def listed(start_collector, tmp_path_factory):
                 "gen_ai.request.model": model,
                 "gen_ai.usage.input_tokens": rng.randrange(10, 5000),
                 "gen_ai.usage.output_tokens": rng.randrange(1, 500),
-                "gen_ai.usage.cost": f"0.{rng.randrange(1, 99999):05d}",
+                # One cost as small as cheap calls get: its longest printed form must fit.
+                "gen_ai.usage.cost": "0.000123456" if i == 5 else f"0.{rng.randrange(1, 99999):05d}",
                 "gen_ai.input.messages": _messages("user", prompt),
                 "gen_ai.output.messages": _messages("assistant", f"Reply {i}"),
             },
@@ -203,6 +204,12 @@ def test_error_text_run_name_and_fit_on_a_laptop(listed, ui):
     assert width[0] <= width[1], width
     table = ui.page.evaluate("() => document.getElementById('traces-table').getBoundingClientRect().right")
     assert table <= 1366
+    # Numbers are never cut short by their column (the text would end in an ellipsis).
+    cut = ui.page.eval_on_selector_all(
+        "#traces-table td.num", "tds => tds.filter(td => td.scrollWidth > td.clientWidth).map(td => td.innerText)"
+    )
+    assert not cut, cut
+    assert "$0.0001235" in ui.page.eval_on_selector_all("#traces-table td.num", "tds => tds.map(td => td.innerText)")
     ui.screenshot("laptop")
 
 

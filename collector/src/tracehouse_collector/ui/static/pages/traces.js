@@ -101,7 +101,7 @@ export async function renderTraces(root, route, current) {
       h("td", { title: (r.models || []).join(", ") }, (r.models || []).join(", ")),
       h("td.num", fmtMs(r.latency_ms)),
       h("td.num", { title: `${r.input_tokens} in / ${r.output_tokens} out` }, fmtInt(r.total_tokens)),
-      h("td.num", fmtCost(r.cost_usd)),
+      h("td.num", { title: r.cost_usd === null || r.cost_usd === undefined ? "" : `$${r.cost_usd}` }, fmtCost(r.cost_usd)),
       h("td.scores", scoreBadges(r.scores)),
       h("td.context",
         r.session_id ? h("div", h("a.session-link", { href: routeUrl("sessions", r.session_id), title: `session ${r.session_id}: its transcript` }, r.session_id)) : null,
@@ -109,7 +109,8 @@ export async function renderTraces(root, route, current) {
         r.run_id ? h("div", h("a.run-link", { href: routeUrl("run", r.run_id), title: `run ${r.run_name || ""} ${r.run_id}`.replace("  ", " ") }, r.run_name || r.run_id.slice(0, 8))) : null),
     ),
   );
-  const widths = ["22px", "120px", "13%", "", "", "9%", "76px", "72px", "88px", "10%", "12%"];
+  // The cost column holds fmtCost's longest usual form ("$0.0001234") whole.
+  const widths = ["22px", "120px", "13%", "", "", "9%", "76px", "72px", "104px", "10%", "12%"];
   root.append(h("table#traces-table",
     h("colgroup", widths.map((w) => h("col", w ? { style: `width:${w}` } : {}))),
     h("thead", h("tr", heads)), h("tbody", body)));

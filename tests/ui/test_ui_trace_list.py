@@ -172,6 +172,14 @@ def test_facet_click_narrows_to_the_right_rows(listed, ui):
     )
     both = sorted(t for t, f in facts.items() if f["model"] == "gpt-4.1" and f["service"] == "shop")
     assert sorted(_shown(ui)) == both and both
+    # The run facet reads the run's name and narrows by its id.
+    ui.open(c.http_url, "traces?since=1d&limit=100")
+    _shown(ui)
+    run = ui.page.locator("#facets button.facet-value[data-field='run']")
+    assert run.count() == 1 and run.locator(".facet-label").inner_text() == RUN_NAME
+    run.click()
+    ui.page.wait_for_url("**where=*")
+    assert _shown(ui) == [t for t, f in facts.items() if f["i"] == 0]
 
 
 def test_search_finds_the_rare_word_only(listed, ui):

@@ -195,6 +195,7 @@ def test_facets_count_and_narrow(store):
         got = {v["value"]: v["traces"] for v in facets[field]}
         assert got == expected, field
     assert {v["value"]: v["traces"] for v in facets["run"]} == {"run-a": sum(1 for f in FACTS.values() if f["run"])}
+    assert [v["label"] for v in facets["run"]] == ["baseline-lr-0.001"]  # the run's latest name
     verdicts = {v["value"]: v["traces"] for v in facets["score.verdict"]}
     assert verdicts == {
         label: sum(1 for f in FACTS.values() if f.get("verdict") == label) for label in ("good", "bad")

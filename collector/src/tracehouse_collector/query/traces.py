@@ -699,6 +699,11 @@ def trace_facets(
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in FACETS}
     for field, value, n in rows:
         out[field].append({"value": value, "traces": n})
+    # A run is filtered by its id but read by its name: runs with a name carry it as "label".
+    names = _run_names(store, [v["value"] for v in out["run"]])
+    for v in out["run"]:
+        if v["value"] in names:
+            v["label"] = names[v["value"]]
     if _scores_available():
         listed = _trace_set_sql(since_ns, until_ns, filters, params)
         try:

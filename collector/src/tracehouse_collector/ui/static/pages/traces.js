@@ -141,6 +141,6 @@ function facetBar(facets, onPick) {
     groups.map(([field, values]) =>
       h("div.facet", { dataset: { field } },
         h("span.facet-name", FACET_LABELS[field] || field),
-        values.map((v) => h("button.facet-value", { type: "button", dataset: { field, value: v.value }, title: `${field} = ${v.value}: ${v.traces} traces`, onclick: () => onPick(field, v.value) },
-          h("span.facet-label", v.value), h("span.facet-count", fmtInt(v.traces)))))));
+        values.map((v) => h("button.facet-value", { type: "button", dataset: { field, value: v.value }, title: `${field} = ${v.value}${v.label ? ` (${v.label})` : ""}: ${v.traces} traces`, onclick: () => onPick(field, v.value) },
+          h("span.facet-label", v.label || v.value), h("span.facet-count", fmtInt(v.traces)))))));
 }

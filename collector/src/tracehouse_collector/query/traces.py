@@ -1,7 +1,7 @@
 """Traces and sessions: the one-row-per-request view, the full span tree, conversations.
 
 Reads `otel_traces` only, with two rules that keep it fast on large stores:
-- A trace is found by id through `otel_traces_trace_id_ts` (ordered by TraceId) which gives its
+- A trace is found by id through `trace_index` (ordered by TraceId, by month) which gives its
   time range; the span read is then restricted to that range (day partitions prune) and to the
   id (the TraceId bloom filter skips granules). Nothing scans all spans for one id.
 - Lists page by keyset on (start, id), never OFFSET: the next page's cursor bounds the span
@@ -241,16 +241,18 @@ _TOTALS_SQL = _SUMMARY_SQL.replace(
     f"argMinIf({ERROR_SQL}, Timestamp, StatusCode = 'Error') AS error_text", "'' AS error_text"
 )
 
-# Time range of traces by id: the table is ordered by TraceId, so this reads a few granules.
+# Time range of traces by id, from trace_index (migration 10: ordered by TraceId and partitioned
+# by month, so this opens one or two parts and reads a few small granules in each, where the
+# exporter's otel_traces_trace_id_ts, partitioned by day, opens one part per day of retention).
 RANGE_SQL = """
 SELECT count() AS n, toInt64(min(Start)) AS lo_s, toInt64(max(End)) AS hi_s
-FROM otel_traces_trace_id_ts
+FROM trace_index
 WHERE TraceId IN {ids:Array(String)}
 """
 
 
 def _range_of(store: Store, ids: list[str]) -> tuple[int, int] | None:
-    """[lo, hi) in Unix ns covering every span of the traces, from the trace-id time table.
+    """[lo, hi) in Unix ns covering every span of the traces, from trace_index.
 
     Its Start/End are span start times cut to whole seconds, so hi is End + 1 s."""
     _, rows = store.query(RANGE_SQL, parameters={"ids": ids})

@@ -17,6 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from tracehouse._context import ContextSpanProcessor
+from tracehouse_collector.query.trace_shape import walk
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -229,6 +230,17 @@ def test_annotations_from_sdk_cli_and_rest_join_the_aggregates(collector, two_ru
     assert [(a["id"], a["target"], a["value"], a["user"]) for a in on_trace] == [
         (first, "span", True, "ana"), (second["id"], "trace", 0.25, "bo")]  # fmt: skip
     assert on_trace[0]["rationale"] == "cites it" and on_trace[0]["span_id"] == span_id
+    # Shown where the annotated thing is shown: the trace answer (the span's on its span) and
+    # `traces show`, as the annotations listing gives them.
+    shown = collector.session.get(f"{collector.http_url}/api/v1/traces/{trace}", timeout=30).json()
+    assert shown["annotations"] == [on_trace[1]]
+    on_spans = {s["span_id"]: s["annotations"] for _, s in walk(shown["spans"]) if s["annotations"]}
+    assert on_spans == {span_id: [on_trace[0]]}
+    cli = run_cli("traces", "show", trace, "--server", collector.http_url, "--format", "json")
+    assert json.loads(cli.stdout)["annotations"] == [on_trace[1]]
+    tree = run_cli("traces", "show", trace, "--server", collector.http_url).stdout
+    assert f"annotation feedback {name}=0.25 by bo at {on_trace[1]['time']}" in tree
+    assert f"annotation feedback {name}=true by ana at {on_trace[0]['time']}: cites it" in tree
     examples = collector.session.get(f"{collector.http_url}/api/v1/runs/{base}/evals", timeout=30).json()
     (it,) = [e for e in examples if e["example_id"] == "it"]
     assert [(a["name"], a["kind"], a["value"]) for a in it["annotations"]] == [("ideal", "expectation", "Roma")]

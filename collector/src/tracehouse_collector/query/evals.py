@@ -56,6 +56,17 @@ _ANNOTATION_COLUMNS = (
     "ValueType, Value, NumberValue, User, Rationale, Source"
 )
 
+# An annotation's fields (but span id, name and number value) as strings, keyed as
+# `annotation_from_fields` reads them: for a statement that returns them in one map column.
+ANNOTATIONS_TABLE = "tracehouse.annotations"
+ANNOTATION_FIELDS = {
+    "id": "AnnotationId",
+    "time": "toString(toUnixTimestamp64Nano(Timestamp))",
+    **{k: f"toString({c})" for k, c in (("target", "Target"), ("trace_id", "TraceId"), ("run_id", "RunId"),
+       ("dataset", "Dataset"), ("example_id", "ExampleId"), ("kind", "Kind"), ("value_type", "ValueType"),
+       ("value", "Value"), ("user", "User"), ("rationale", "Rationale"), ("source", "Source"))},
+}  # fmt: skip
+
 
 def _json(text: str) -> Any:
     return _param(text) if text else None
@@ -256,6 +267,16 @@ def _annotation(r: tuple) -> dict:
         "rationale": r[14],
         "source": r[15],
     }
+
+
+def annotation_from_fields(fields: dict[str, str], span_id: str, name: str, number: float | None) -> dict:
+    """An annotation as list_annotations gives it, from ANNOTATION_FIELDS' map (its "time"
+    already in ISO form) and the span id, name and number value read beside it."""
+    f = fields
+    return _annotation(
+        (f["id"], f["time"], f["target"], f["trace_id"], span_id, f["run_id"], f["dataset"], f["example_id"],
+         name, f["kind"], f["value_type"], f["value"], number, f["user"], f["rationale"], f["source"])
+    )  # fmt: skip
 
 
 def list_annotations(

@@ -136,6 +136,41 @@ def test_rest_and_cli_list_a_runs_examples(collector, two_runs):
     assert len(lines) == 4 and lines[2].startswith('capitals,fr,"{""country"":""France""}"')
 
 
+def test_paging_through_a_runs_examples(collector, two_runs):
+    base = two_runs["base"]
+    url = f"{collector.http_url}/api/v1/runs/{base}/evals"
+    whole = collector.session.get(url, timeout=30).json()
+    in_sql = [(r["Dataset"], r["ExampleId"]) for r in collector.sql(
+        f"SELECT DISTINCT Dataset, ExampleId FROM run_evals WHERE RunId = '{base}' ORDER BY Dataset, ExampleId")]  # fmt: skip
+    for limit in (1, 3, 4, 5):
+        pages, cursor = [], None
+        while True:
+            page = collector.session.get(url, params={"limit": limit, **({"cursor": cursor} if cursor else {})},
+                                         timeout=30).json()  # fmt: skip
+            pages.append(page["examples"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert all(len(p) == limit for p in pages[:-1]) and 0 < len(pages[-1]) <= limit
+        assert [e for p in pages for e in p] == whole
+        assert [(e["dataset"], e["example_id"]) for p in pages for e in p] == in_sql
+    for bad in ("nonsense!", "WyJhIl0", ""):  # not base64 JSON; a one-element key; (empty: the first page)
+        answer = collector.session.get(url, params={"limit": 2, "cursor": bad}, timeout=30)
+        if bad:
+            assert answer.status_code == 400 and "cursor" in answer.json()["error"], answer.text
+    assert collector.session.get(url, params={"limit": 0}, timeout=30).status_code == 400
+    # The CLI: --limit, and the cursor it prints for the next page.
+    first = run_cli("runs", "evals", base, "--limit", "3", "--server", collector.http_url, "--format", "json")
+    assert first.returncode == 0, first.stderr
+    cursor = first.stderr.split("more: add --cursor ")[1].strip()
+    rest = run_cli("runs", "evals", base, "--limit", "3", "--cursor", cursor, "--server", collector.http_url,
+                   "--format", "json")  # fmt: skip
+    assert "more:" not in rest.stderr
+    assert json.loads(first.stdout) + json.loads(rest.stdout) == whole
+    bad = run_cli("runs", "evals", base, "--cursor", "nonsense!", "--server", collector.http_url)
+    assert bad.returncode == 1 and "bad cursor" in bad.stderr
+
+
 def _expected_comparison() -> dict[str, tuple[str, dict[str, Decimal]]]:
     """(change, deltas) per example, computed with Decimal from the literals above."""
     out = {}

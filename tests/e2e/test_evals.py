@@ -276,6 +276,18 @@ def test_annotations_from_sdk_cli_and_rest_join_the_aggregates(collector, two_ru
     tree = run_cli("traces", "show", trace, "--server", collector.http_url).stdout
     assert f"annotation feedback {name}=0.25 by bo at {on_trace[1]['time']}" in tree
     assert f"annotation feedback {name}=true by ana at {on_trace[0]['time']}: cites it" in tree
+    import grpc
+    from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
+    from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
+
+    with grpc.insecure_channel(collector.grpc_endpoint) as channel:
+        got = query_pb2_grpc.QueryStub(channel).GetTrace(pb.GetTraceRequest(trace_id=trace), timeout=30)
+    assert json.loads(got.annotations_json) == [on_trace[1]]
+    spans = list(got.spans)
+    for s in spans:
+        spans.extend(s.children)
+    assert {s.span_id: json.loads(s.annotations_json) for s in spans if s.annotations_json != "[]"} == {
+        span_id: [on_trace[0]]}  # fmt: skip
     examples = collector.session.get(f"{collector.http_url}/api/v1/runs/{base}/evals", timeout=30).json()
     (it,) = [e for e in examples if e["example_id"] == "it"]
     assert [(a["name"], a["kind"], a["value"]) for a in it["annotations"]] == [("ideal", "expectation", "Roma")]

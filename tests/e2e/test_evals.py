@@ -17,6 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from tracehouse._context import ContextSpanProcessor
+from tracehouse_collector.query.trace_shape import walk
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -135,6 +136,41 @@ def test_rest_and_cli_list_a_runs_examples(collector, two_runs):
     assert len(lines) == 4 and lines[2].startswith('capitals,fr,"{""country"":""France""}"')
 
 
+def test_paging_through_a_runs_examples(collector, two_runs):
+    base = two_runs["base"]
+    url = f"{collector.http_url}/api/v1/runs/{base}/evals"
+    whole = collector.session.get(url, timeout=30).json()
+    in_sql = [(r["Dataset"], r["ExampleId"]) for r in collector.sql(
+        f"SELECT DISTINCT Dataset, ExampleId FROM run_evals WHERE RunId = '{base}' ORDER BY Dataset, ExampleId")]  # fmt: skip
+    for limit in (1, 3, 4, 5):
+        pages, cursor = [], None
+        while True:
+            page = collector.session.get(url, params={"limit": limit, **({"cursor": cursor} if cursor else {})},
+                                         timeout=30).json()  # fmt: skip
+            pages.append(page["examples"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert all(len(p) == limit for p in pages[:-1]) and 0 < len(pages[-1]) <= limit
+        assert [e for p in pages for e in p] == whole
+        assert [(e["dataset"], e["example_id"]) for p in pages for e in p] == in_sql
+    for bad in ("nonsense!", "WyJhIl0", ""):  # not base64 JSON; a one-element key; (empty: the first page)
+        answer = collector.session.get(url, params={"limit": 2, "cursor": bad}, timeout=30)
+        if bad:
+            assert answer.status_code == 400 and "cursor" in answer.json()["error"], answer.text
+    assert collector.session.get(url, params={"limit": 0}, timeout=30).status_code == 400
+    # The CLI: --limit, and the cursor it prints for the next page.
+    first = run_cli("runs", "evals", base, "--limit", "3", "--server", collector.http_url, "--format", "json")
+    assert first.returncode == 0, first.stderr
+    cursor = first.stderr.split("more: add --cursor ")[1].strip()
+    rest = run_cli("runs", "evals", base, "--limit", "3", "--cursor", cursor, "--server", collector.http_url,
+                   "--format", "json")  # fmt: skip
+    assert "more:" not in rest.stderr
+    assert json.loads(first.stdout) + json.loads(rest.stdout) == whole
+    bad = run_cli("runs", "evals", base, "--cursor", "nonsense!", "--server", collector.http_url)
+    assert bad.returncode == 1 and "bad cursor" in bad.stderr
+
+
 def _expected_comparison() -> dict[str, tuple[str, dict[str, Decimal]]]:
     """(change, deltas) per example, computed with Decimal from the literals above."""
     out = {}
@@ -229,6 +265,29 @@ def test_annotations_from_sdk_cli_and_rest_join_the_aggregates(collector, two_ru
     assert [(a["id"], a["target"], a["value"], a["user"]) for a in on_trace] == [
         (first, "span", True, "ana"), (second["id"], "trace", 0.25, "bo")]  # fmt: skip
     assert on_trace[0]["rationale"] == "cites it" and on_trace[0]["span_id"] == span_id
+    # Shown where the annotated thing is shown: the trace answer (the span's on its span) and
+    # `traces show`, as the annotations listing gives them.
+    shown = collector.session.get(f"{collector.http_url}/api/v1/traces/{trace}", timeout=30).json()
+    assert shown["annotations"] == [on_trace[1]]
+    on_spans = {s["span_id"]: s["annotations"] for _, s in walk(shown["spans"]) if s["annotations"]}
+    assert on_spans == {span_id: [on_trace[0]]}
+    cli = run_cli("traces", "show", trace, "--server", collector.http_url, "--format", "json")
+    assert json.loads(cli.stdout)["annotations"] == [on_trace[1]]
+    tree = run_cli("traces", "show", trace, "--server", collector.http_url).stdout
+    assert f"annotation feedback {name}=0.25 by bo at {on_trace[1]['time']}" in tree
+    assert f"annotation feedback {name}=true by ana at {on_trace[0]['time']}: cites it" in tree
+    import grpc
+    from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
+    from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
+
+    with grpc.insecure_channel(collector.grpc_endpoint) as channel:
+        got = query_pb2_grpc.QueryStub(channel).GetTrace(pb.GetTraceRequest(trace_id=trace), timeout=30)
+    assert json.loads(got.annotations_json) == [on_trace[1]]
+    spans = list(got.spans)
+    for s in spans:
+        spans.extend(s.children)
+    assert {s.span_id: json.loads(s.annotations_json) for s in spans if s.annotations_json != "[]"} == {
+        span_id: [on_trace[0]]}  # fmt: skip
     examples = collector.session.get(f"{collector.http_url}/api/v1/runs/{base}/evals", timeout=30).json()
     (it,) = [e for e in examples if e["example_id"] == "it"]
     assert [(a["name"], a["kind"], a["value"]) for a in it["annotations"]] == [("ideal", "expectation", "Roma")]

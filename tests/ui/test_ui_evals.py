@@ -127,3 +127,22 @@ def test_annotate_a_span_from_the_trace_page(demo_collector, ui, eval_runs):
         "span", span_id, "ideal_label", "expectation", "positive", "text", "ui-tester", "polite but terse", "ui")  # fmt: skip
     text = ui.page.text_content(f'#annotation-list li[data-annotation-id="{added["id"]}"]')
     assert "ideal_label = positive" in text and "ui-tester" in text and f"span {span_id[:8]}" in text
+
+
+def test_evals_view_loads_pages_with_the_more_button(demo_collector, ui, eval_runs):
+    run = eval_runs[1]
+    expected = demo_collector.session.get(f"{demo_collector.http_url}/api/v1/runs/{run['id']}/evals", timeout=30).json()
+    ui.open(demo_collector.http_url, f"evals/{run['id']}?limit=3")
+    ui.wait_ready()
+    ui.page.wait_for_selector("#evals-table tbody tr")
+    shown_counts = []
+    while True:
+        rows = _cells(ui.page, "#evals-table tbody tr")
+        shown_counts.append(len(rows))
+        if not ui.page.query_selector("#evals-more"):
+            break
+        ui.page.click("#evals-more")
+        ui.page.wait_for_function(f"document.querySelectorAll('#evals-table tbody tr').length > {len(rows)}")
+    assert shown_counts == [3, 6, 8]
+    assert [(r[0], r[1]) for r in rows] == [(e["dataset"], e["example_id"]) for e in expected]
+    assert ui.page.text_content("#evals-count") == "8 examples"

@@ -117,6 +117,7 @@ def span_message(node: dict[str, Any]) -> pb.Span:
         session_id=node["session_id"],
         user_id=node["user_id"],
         run_id=node["run_id"],
+        annotations_json=orjson.dumps(node.get("annotations", [])).decode(),
     )
 
 
@@ -140,6 +141,7 @@ def trace_message(t: dict[str, Any]) -> pb.Trace:
         scores_json=orjson.dumps(jsonable(t["scores"])).decode(),
         spans=[span_message(s) for s in t["spans"]],
         truncated=t["truncated"],
+        annotations_json=orjson.dumps(t.get("annotations", [])).decode(),
     )
 
 

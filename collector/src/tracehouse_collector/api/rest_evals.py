@@ -1,6 +1,7 @@
 """REST for eval examples and annotations.
 
     GET  /api/v1/runs/{id}/evals[?dataset=D]                   a run's examples, with trace links
+         [&limit=N&cursor=C]                                   a page: {examples, next_cursor}
                                                                and the annotations on each
     GET  /api/v1/runs/{id}/evals/export                        the same with link ids and times in
                                                                ns, and the run's annotations (what
@@ -42,8 +43,16 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
             return None, error_response(str(exc), 503)
 
     async def run_evals(request: web.Request) -> web.Response:
+        q, run = request.query, request.match_info["run_id"]
+        if "limit" not in q and "cursor" not in q:  # the whole run, as a list (the SDK's frames)
+            result, err = await call(eval_queries.list_evals, run, q.get("dataset") or None)
+            return err or json_response(result)
+        try:
+            limit = int(q.get("limit") or 100)
+        except ValueError:
+            return error_response(f"limit must be an integer, got {q['limit']!r}", 400)
         result, err = await call(
-            eval_queries.list_evals, request.match_info["run_id"], request.query.get("dataset") or None
+            eval_queries.evals_page, run, q.get("dataset") or None, limit=limit, cursor=q.get("cursor") or None
         )
         return err or json_response(result)
 

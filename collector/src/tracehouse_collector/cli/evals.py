@@ -50,13 +50,16 @@ def _evals(args: argparse.Namespace, store: Any) -> None:
 
     if store is None:
         path = f"/api/v1/runs/{urllib.parse.quote(args.run, safe='')}/evals"
-        examples = _get(args, path, {"dataset": args.dataset})
+        page = _get(args, path, {"dataset": args.dataset, "limit": args.limit, "cursor": args.cursor})
     else:
-        examples = q.list_evals(store, args.run, args.dataset)
+        page = q.evals_page(store, args.run, args.dataset, args.limit, args.cursor)
+    examples = page["examples"]
     if args.format == "json":
         _json_out(examples)
-        return
-    sys.stdout.write(render(*q.evals_table(examples), args.format))
+    else:
+        sys.stdout.write(render(*q.evals_table(examples), args.format))
+    if page["next_cursor"]:
+        print(f"more: add --cursor {page['next_cursor']}", file=sys.stderr)
 
 
 def compare(args: argparse.Namespace, store: Any) -> None:
@@ -129,6 +132,8 @@ def add_run_parsers(rsub: Any) -> None:
     )
     p.add_argument("run", help="run id or a unique prefix")
     p.add_argument("--dataset", help="only this dataset's examples")
+    p.add_argument("--limit", type=int, default=100, help="examples per page (default 100, at most 1000)")
+    p.add_argument("--cursor", help="the page after this cursor (printed as 'more: add --cursor ...')")
     add_read_args(p)
     p.set_defaults(func=_with_source(_evals))
 

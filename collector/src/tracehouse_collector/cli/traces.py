@@ -140,6 +140,7 @@ def _tree_text(trace: dict[str, Any]) -> str:
     if trace.get("scores"):
         facts.append("scores " + ", ".join(f"{k}={v}" for k, v in trace["scores"].items()))
     lines.append("  " + "  ".join(facts))
+    lines += [f"  {_annotation_text(a)}" for a in trace.get("annotations") or []]
     lines.append(f"  {'offset ms':>10} {'dur ms':>10}  span")
     for depth, s in walk(trace["spans"]):
         pad = "  " * depth
@@ -181,7 +182,16 @@ def _tree_text(trace: dict[str, Any]) -> str:
             lines.append(
                 f"{detail}error: {': '.join(x for x in (err.get('type'), err.get('message')) if x) or 'status Error'}"
             )
+        lines += [f"{detail}{_annotation_text(a)}" for a in s.get("annotations") or []]
     return "\n".join(lines) + "\n"
+
+
+def _annotation_text(a: dict[str, Any]) -> str:
+    """One annotation on a line: kind, name = value, who and when, why."""
+    value = a["value"] if isinstance(a["value"], str) else _dumps(a["value"])
+    by = f" by {a['user']}" if a.get("user") else ""
+    why = f": {preview(a['rationale'], 100)}" if a.get("rationale") else ""
+    return f"annotation {a['kind']} {a['name']}={value}{by} at {a['time']}{why}"
 
 
 def _flat_spans(trace: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -191,8 +201,9 @@ def _flat_spans(trace: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     ]  # fmt: skip
     rows = []
     for depth, s in walk(trace["spans"]):
-        rows.append([depth, *(s[c] for c in columns[1:])])
-    return columns, rows
+        notes = "; ".join(_annotation_text(a).removeprefix("annotation ") for a in s.get("annotations") or [])
+        rows.append([depth, *(s[c] for c in columns[1:]), notes])
+    return [*columns, "annotations"], rows
 
 
 def cmd_traces_show(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ the first the delta of each score against the first run and the example's change
 
 from __future__ import annotations
 
+import base64
 import tempfile
 import time
 from decimal import Decimal
@@ -43,7 +44,11 @@ LEFT JOIN (
     ) GROUP BY Dataset, ExampleId
 ) AS t USING (Dataset, ExampleId)
 ORDER BY e.Dataset, e.ExampleId
+{limit}
 """
+# A page starts after the cursor's (dataset, example id): keyset paging on the table's order.
+_AFTER_COND = "AND (Dataset, ExampleId) > ({after_dataset:String}, {after_example:String})"
+MAX_EVALS_PAGE = 1000
 
 # A run's annotations: on its examples, and on the traces it made (an annotation added to a
 # span through REST does not know the span's run).
@@ -56,19 +61,71 @@ _ANNOTATION_COLUMNS = (
     "ValueType, Value, NumberValue, User, Rationale, Source"
 )
 
+# An annotation's fields (but span id, name and number value) as strings, keyed as
+# `annotation_from_fields` reads them: for a statement that returns them in one map column.
+ANNOTATIONS_TABLE = "tracehouse.annotations"
+ANNOTATION_FIELDS = {
+    "id": "AnnotationId",
+    "time": "toString(toUnixTimestamp64Nano(Timestamp))",
+    **{k: f"toString({c})" for k, c in (("target", "Target"), ("trace_id", "TraceId"), ("run_id", "RunId"),
+       ("dataset", "Dataset"), ("example_id", "ExampleId"), ("kind", "Kind"), ("value_type", "ValueType"),
+       ("value", "Value"), ("user", "User"), ("rationale", "Rationale"), ("source", "Source"))},
+}  # fmt: skip
+
 
 def _json(text: str) -> Any:
     return _param(text) if text else None
 
 
-def list_evals(store: Store, ref: str, dataset: str | None = None, annotations: bool = True) -> list[dict]:
-    """A run's eval examples: inputs, outputs, references, scores, metadata, linked trace ids,
-    and (with `annotations`) the annotations on each example."""
+def _evals_cursor(dataset: str, example_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([dataset, example_id])).decode().rstrip("=")
+
+
+def _decode_evals_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(key, list) and len(key) == 2 and all(isinstance(k, str) for k in key):
+            return key[0], key[1]
+    except (ValueError, TypeError):
+        pass
+    raise ValueError(f"bad cursor {cursor!r}: pass the next_cursor of the previous page unchanged")
+
+
+def evals_page(
+    store: Store, ref: str, dataset: str | None = None, limit: int = 100, cursor: str | None = None
+) -> dict:
+    """One page of `list_evals`, in (dataset, example id) order: {"examples": [...],
+    "next_cursor": the cursor of the next page, or None on the last}. Raises ValueError for a
+    bad limit or cursor."""
+    if not 1 <= int(limit) <= MAX_EVALS_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_EVALS_PAGE}, got {limit}")
+    after = _decode_evals_cursor(cursor) if cursor else None
+    examples = list_evals(store, ref, dataset, limit=int(limit) + 1, after=after)
+    more = len(examples) > int(limit)
+    examples = examples[: int(limit)]
+    last = examples[-1] if more else None
+    return {"examples": examples, "next_cursor": _evals_cursor(last["dataset"], last["example_id"]) if last else None}
+
+
+def list_evals(
+    store: Store,
+    ref: str,
+    dataset: str | None = None,
+    annotations: bool = True,
+    limit: int | None = None,
+    after: tuple[str, str] | None = None,
+) -> list[dict]:
+    """A run's eval examples in (dataset, example id) order: inputs, outputs, references,
+    scores, metadata, linked trace ids, and (with `annotations`) the annotations on each
+    example. `limit` and `after` (a (dataset, example id) to start after) make a page."""
     run_id = resolve(store, ref)
     cond = "AND Dataset = {dataset:String}" if dataset else ""
-    _, rows = store.query(
-        _EVALS_SQL.replace("{dataset_cond}", cond), parameters={"run": run_id, "dataset": dataset or ""}
-    )
+    params: dict[str, Any] = {"run": run_id, "dataset": dataset or ""}
+    if after is not None:
+        cond += " " + _AFTER_COND
+        params.update(after_dataset=after[0], after_example=after[1])
+    sql = _EVALS_SQL.replace("{dataset_cond}", cond).replace("{limit}", f"LIMIT {int(limit)}" if limit else "")
+    _, rows = store.query(sql, parameters=params)
     notes: dict[tuple[str, str], list[dict]] = {}
     if annotations and rows:
         for a in list_annotations(store, run=run_id, target="eval"):
@@ -256,6 +313,16 @@ def _annotation(r: tuple) -> dict:
         "rationale": r[14],
         "source": r[15],
     }
+
+
+def annotation_from_fields(fields: dict[str, str], span_id: str, name: str, number: float | None) -> dict:
+    """An annotation as list_annotations gives it, from ANNOTATION_FIELDS' map (its "time"
+    already in ISO form) and the span id, name and number value read beside it."""
+    f = fields
+    return _annotation(
+        (f["id"], f["time"], f["target"], f["trace_id"], span_id, f["run_id"], f["dataset"], f["example_id"],
+         name, f["kind"], f["value_type"], f["value"], number, f["user"], f["rationale"], f["source"])
+    )  # fmt: skip
 
 
 def list_annotations(

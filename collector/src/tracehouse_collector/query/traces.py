@@ -27,6 +27,13 @@ from decimal import Decimal
 from typing import Any
 
 from tracehouse_collector.processors.normalize import NON_MODEL_OPERATIONS
+from tracehouse_collector.query.evals import (
+    ANNOTATION_FIELDS,
+    ANNOTATIONS_TABLE,
+    MAX_ANNOTATIONS,
+    annotation_from_fields,
+    list_annotations,
+)
 from tracehouse_collector.query.genai_content import (
     CONTENT_TRUNCATED,
     FINISH_REASONS,
@@ -871,9 +878,10 @@ def _operation_details(store: Store, trace_id: str, lo_ns: int, hi_ns: int) -> d
     return _detail_content(rows)
 
 
-# A trace's scores and its calls' operation-details events in one statement (both are usually
-# none; one round trip asks for both). Rows: ('score', '', name, mean value, latest label, {})
-# and ('details', span id, '', NULL, '', event attributes).
+# A trace's scores, its calls' operation-details events and its annotations in one statement
+# (all are usually none; one round trip asks for them). Rows: ('score', '', name, mean value,
+# latest label, {}), ('details', span id, '', NULL, '', event attributes) and ('annotation',
+# span id, name, number value, '', the annotation's other fields).
 EXTRAS_SQL = f"""
 SELECT 'score' AS kind, '' AS span_id, toString(Name) AS name, avg(Value) AS value,
     argMaxIf(Label, Timestamp, Label != '') AS label,
@@ -888,22 +896,42 @@ WHERE TraceId = {{trace_id:String}} AND EventName = {{event:String}}
   AND Timestamp >= fromUnixTimestamp64Nano({{lo_ns:Int64}})
   AND Timestamp < fromUnixTimestamp64Nano({{hi_ns:Int64}})
 LIMIT {MAX_TRACE_SPANS}
+UNION ALL
+SELECT 'annotation', SpanId, toString(Name), NumberValue, '',
+    CAST(map({", ".join(f"'{k}', {c}" for k, c in ANNOTATION_FIELDS.items())}),
+         'Map(LowCardinality(String), String)')
+FROM (
+    SELECT * FROM {ANNOTATIONS_TABLE} WHERE TraceId = {{trace_id:String}}
+    ORDER BY Version DESC LIMIT 1 BY AnnotationId
+)
+LIMIT {MAX_ANNOTATIONS}
 """
 
 
 def _trace_extras(
     store: Store, trace_id: str, lo_ns: int, hi_ns: int
-) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
-    """(scores as _scores_by_trace gives them, operation details as _operation_details) of one
-    trace; a store lacking either table gets them one by one, each answering none."""
+) -> tuple[dict[str, Any], dict[str, dict[str, str]], list[dict[str, Any]]]:
+    """(scores as _scores_by_trace gives them, operation details as _operation_details, the
+    annotations on the trace and its spans, oldest first) of one trace; a store lacking one of
+    the tables gets them one by one, each answering none."""
     try:
         _, rows = store.query(EXTRAS_SQL, parameters=_details_params(trace_id, lo_ns, hi_ns), describe_empty=False)
-    except StoreError:  # a store not migrated to the scores table, or made without otel_logs
-        return _scores_by_trace(store, [trace_id]).get(trace_id, {}), _operation_details(store, trace_id, lo_ns, hi_ns)
+    except StoreError:  # a store not migrated to the scores or annotations table, or made without otel_logs
+        try:
+            notes = list_annotations(store, trace_id=trace_id)
+        except StoreError:
+            notes = []
+        scores = _scores_by_trace(store, [trace_id]).get(trace_id, {})
+        return scores, _operation_details(store, trace_id, lo_ns, hi_ns), notes
     scored = sorted((r for r in rows if r[0] == "score"), key=lambda r: r[2])
     scores = {name: _score(v, label) for _, _, name, v, label, _ in scored}
     details = _detail_content([(sid, attrs) for kind, sid, _, _, _, attrs in rows if kind == "details"])
-    return scores, details
+    notes = [
+        annotation_from_fields({**attrs, "time": iso(int(attrs["time"]))}, span, name, number)
+        for kind, span, name, number, _, attrs in rows
+        if kind == "annotation"
+    ]
+    return scores, details, sorted(notes, key=lambda a: (a["time"], a["id"]))
 
 
 def build_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -948,8 +976,13 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     records = [dict(zip(columns, row, strict=True)) for row in rows]
     start = min(r["start_ns"] for r in records)
     end = max(r["start_ns"] + r["Duration"] for r in records)
-    scores, details = _trace_extras(store, tid, start, end)
+    scores, details, notes = _trace_extras(store, tid, start, end)
     nodes = [_span_node(r, start, details.get(r["SpanId"])) for r in records]
+    by_span: dict[str, list[dict[str, Any]]] = {}
+    for a in notes:
+        by_span.setdefault(a["span_id"], []).append(a)
+    for n in nodes:
+        n["annotations"] = by_span.get(n["span_id"], [])
     roots = build_tree(nodes)
     llm = [n for n in nodes if n["model"] and n["operation"] not in NON_MODEL_OPERATIONS]  # as LLM_SPAN
     return {
@@ -969,6 +1002,7 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
         "user_id": next((n["user_id"] for n in nodes if n["user_id"]), ""),
         "run_id": next((n["run_id"] for n in nodes if n["run_id"]), ""),
         "scores": scores,
+        "annotations": [a for a in notes if not a["span_id"]],
         "truncated": truncated,
         "spans": roots,
     }

@@ -1,6 +1,6 @@
 import { h, api, append, ApiError, fmtNum, routeUrl } from "../lib.js";
 
-// #/evals/<run id>[?dataset=D]: a run's eval examples (inputs, outputs, references, scores,
+// #/evals/<run id>[?dataset=D&limit=N]: a run's eval examples, N (100) a page (inputs, outputs, references, scores,
 // annotations, the traces that produced each). Also: the regression section of the compare page
 // (evalsComparison) and the annotations panel of the trace page (annotationsPanel).
 
@@ -20,30 +20,52 @@ function annotationItems(list) {
       a.rationale ? h("span.muted", ` — ${a.rationale}`) : null));
 }
 
+const EVALS_PAGE = 100;
+
+// One page of the run's examples (GET …/evals?limit&cursor): {examples, next_cursor}.
+const evalsPage = (runId, dataset, limit, cursor) =>
+  api(`/api/v1/runs/${encodeURIComponent(runId)}/evals`, { dataset, limit, cursor });
+
 export async function renderEvals(root, route, current) {
   const runId = route.id;
   const dataset = route.params.get("dataset") || "";
-  const [run, examples] = await Promise.all([
-    api(`/api/v1/runs/${encodeURIComponent(runId)}`),
-    api(`/api/v1/runs/${encodeURIComponent(runId)}/evals`, { dataset }),
-  ]);
+  const limit = Number(route.params.get("limit")) || EVALS_PAGE; // #/evals/<id>?limit=N: the page size
+  const [run, first] = await Promise.all([api(`/api/v1/runs/${encodeURIComponent(runId)}`), evalsPage(runId, dataset, limit)]);
   if (!current()) return;
-  const names = [...new Set(examples.flatMap((e) => Object.keys(e.scores)))].sort();
+  const examples = [...first.examples];
+  const count = h("span.muted#evals-count");
   root.append(h("div.toolbar",
     h("a", { href: routeUrl("run", run.id) }, `← Run ${run.name}`),
-    h("h1", `Eval examples of ${run.name}`),
-    h("span.muted#evals-count", `${examples.length} examples`)));
+    h("h1", `Eval examples of ${run.name}`), count));
   if (!examples.length) {
+    count.textContent = "0 examples";
     root.append(h("div.empty", h("p", "This run has no eval examples. Record them with ",
       h("code", "with run.eval_example(dataset, example_id, inputs=...) as ex: ... ex.record(outputs=..., scores=...)"), ".")));
     return;
   }
+  const body = h("div#evals-body");
+  root.append(body);
+  // Redrawn as pages come: a later page may bring score names the earlier ones lacked.
+  const draw = (nextCursor) => {
+    count.textContent = `${examples.length} examples${nextCursor ? " (more to load)" : ""}`;
+    body.replaceChildren(examplesTable(examples), nextCursor ? h("button#evals-more", { type: "button", onclick: async (ev) => {
+      ev.target.disabled = true;
+      const page = await evalsPage(runId, dataset, limit, nextCursor);
+      if (!current()) return;
+      examples.push(...page.examples);
+      draw(page.next_cursor);
+    } }, `Load ${limit} more`) : null);
+  };
+  draw(first.next_cursor);
+}
+
+function examplesTable(examples) {
+  const names = [...new Set(examples.flatMap((e) => Object.keys(e.scores)))].sort();
   // Mean of each score over the examples shown.
   const means = Object.fromEntries(names.map((n) => {
     const vs = examples.map((e) => e.scores[n]).filter((v) => typeof v === "number");
     return [n, vs.reduce((a, b) => a + b, 0) / vs.length];
   }));
-  root.append(h("p#evals-means", names.map((n) => h("span.badge.score", { dataset: { score: n } }, `mean ${n} ${fmtNum(means[n])}`))));
   const head = h("thead", h("tr", ["dataset", "example", "inputs", "outputs", "references"].map((c) => h("th", c)),
     names.map((n) => h("th", { dataset: { score: n } }, n)), h("th", "annotations"), h("th", "traces")));
   const rows = examples.map((e) => h("tr", { dataset: { example: e.example_id, dataset: e.dataset } },
@@ -52,7 +74,9 @@ export async function renderEvals(root, route, current) {
     names.map((n) => h("td.num", { dataset: { score: n } }, n in e.scores ? fmtNum(e.scores[n]) : "–")),
     h("td", h("ul.annotations", annotationItems(e.annotations))),
     h("td", traceLinks(e.trace_ids))));
-  root.append(h("table.evals#evals-table", head, h("tbody", rows)));
+  return h("div",
+    h("p#evals-means", names.map((n) => h("span.badge.score", { dataset: { score: n } }, `mean ${n} ${fmtNum(means[n])}`))),
+    h("table.evals#evals-table", head, h("tbody", rows)));
 }
 
 // ---------- the regression view, on the compare page ----------

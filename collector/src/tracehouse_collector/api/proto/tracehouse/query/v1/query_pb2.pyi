@@ -192,7 +192,7 @@ class ToolCall(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., arguments_json: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
 
 class Span(_message.Message):
-    __slots__ = ("span_id", "parent_span_id", "name", "kind", "service", "start_time", "offset_ms", "duration_ms", "status", "status_message", "operation", "provider", "model", "request_model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "total_tokens", "tokens_estimated", "cost_usd", "input_json", "output_json", "tool_calls", "tool_json", "error_type", "error_message", "has_error", "events", "attributes", "resource", "orphan", "children", "session_id", "user_id", "run_id", "tool_definitions_json", "finish_reasons", "content_truncated")
+    __slots__ = ("span_id", "parent_span_id", "name", "kind", "service", "start_time", "offset_ms", "duration_ms", "status", "status_message", "operation", "provider", "model", "request_model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "total_tokens", "tokens_estimated", "cost_usd", "input_json", "output_json", "tool_calls", "tool_json", "error_type", "error_message", "has_error", "events", "attributes", "resource", "orphan", "children", "session_id", "user_id", "run_id", "tool_definitions_json", "finish_reasons", "content_truncated", "annotations_json")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -247,6 +247,7 @@ class Span(_message.Message):
     TOOL_DEFINITIONS_JSON_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASONS_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATIONS_JSON_FIELD_NUMBER: _ClassVar[int]
     span_id: str
     parent_span_id: str
     name: str
@@ -287,10 +288,11 @@ class Span(_message.Message):
     tool_definitions_json: str
     finish_reasons: _containers.RepeatedScalarFieldContainer[str]
     content_truncated: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, span_id: _Optional[str] = ..., parent_span_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., service: _Optional[str] = ..., start_time: _Optional[str] = ..., offset_ms: _Optional[float] = ..., duration_ms: _Optional[float] = ..., status: _Optional[str] = ..., status_message: _Optional[str] = ..., operation: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., request_model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., tokens_estimated: _Optional[bool] = ..., cost_usd: _Optional[str] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_json: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., has_error: _Optional[bool] = ..., events: _Optional[_Iterable[_Union[SpanEvent, _Mapping]]] = ..., attributes: _Optional[_Mapping[str, str]] = ..., resource: _Optional[_Mapping[str, str]] = ..., orphan: _Optional[bool] = ..., children: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., run_id: _Optional[str] = ..., tool_definitions_json: _Optional[str] = ..., finish_reasons: _Optional[_Iterable[str]] = ..., content_truncated: _Optional[_Iterable[str]] = ...) -> None: ...
+    annotations_json: str
+    def __init__(self, span_id: _Optional[str] = ..., parent_span_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., service: _Optional[str] = ..., start_time: _Optional[str] = ..., offset_ms: _Optional[float] = ..., duration_ms: _Optional[float] = ..., status: _Optional[str] = ..., status_message: _Optional[str] = ..., operation: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., request_model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., tokens_estimated: _Optional[bool] = ..., cost_usd: _Optional[str] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_json: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., has_error: _Optional[bool] = ..., events: _Optional[_Iterable[_Union[SpanEvent, _Mapping]]] = ..., attributes: _Optional[_Mapping[str, str]] = ..., resource: _Optional[_Mapping[str, str]] = ..., orphan: _Optional[bool] = ..., children: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., run_id: _Optional[str] = ..., tool_definitions_json: _Optional[str] = ..., finish_reasons: _Optional[_Iterable[str]] = ..., content_truncated: _Optional[_Iterable[str]] = ..., annotations_json: _Optional[str] = ...) -> None: ...
 
 class Trace(_message.Message):
-    __slots__ = ("trace_id", "start_time", "duration_ms", "span_count", "services", "status", "llm_calls", "models", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "session_id", "user_id", "run_id", "scores_json", "spans", "truncated")
+    __slots__ = ("trace_id", "start_time", "duration_ms", "span_count", "services", "status", "llm_calls", "models", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "session_id", "user_id", "run_id", "scores_json", "spans", "truncated", "annotations_json")
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
@@ -309,6 +311,7 @@ class Trace(_message.Message):
     SCORES_JSON_FIELD_NUMBER: _ClassVar[int]
     SPANS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATIONS_JSON_FIELD_NUMBER: _ClassVar[int]
     trace_id: str
     start_time: str
     duration_ms: float
@@ -327,7 +330,8 @@ class Trace(_message.Message):
     scores_json: str
     spans: _containers.RepeatedCompositeFieldContainer[Span]
     truncated: bool
-    def __init__(self, trace_id: _Optional[str] = ..., start_time: _Optional[str] = ..., duration_ms: _Optional[float] = ..., span_count: _Optional[int] = ..., services: _Optional[_Iterable[str]] = ..., status: _Optional[str] = ..., llm_calls: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[str] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., run_id: _Optional[str] = ..., scores_json: _Optional[str] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    annotations_json: str
+    def __init__(self, trace_id: _Optional[str] = ..., start_time: _Optional[str] = ..., duration_ms: _Optional[float] = ..., span_count: _Optional[int] = ..., services: _Optional[_Iterable[str]] = ..., status: _Optional[str] = ..., llm_calls: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost_usd: _Optional[str] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., run_id: _Optional[str] = ..., scores_json: _Optional[str] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., truncated: _Optional[bool] = ..., annotations_json: _Optional[str] = ...) -> None: ...
 
 class Turn(_message.Message):
     __slots__ = ("turn", "trace_id", "start_time", "status", "latency_ms", "models", "total_tokens", "cost_usd", "input", "output")

@@ -87,7 +87,9 @@ def commands(collector, scenario) -> dict[str, tuple[list[str], str]]:
         "query latency": (["query", "latency", "--by", "model", "--since", "7d"], "gpt-4o-mini"),
         "query cost": (["query", "cost", "--service", scenario.service, "--since", "7d"], "cost_usd"),
         "sql": (["sql", f"SELECT '{scenario.service}' AS service"], scenario.service),
-        "runs list": (["runs", "list", "--limit", "5"], "experiment"),
+        # An experiment of its own (no runs: the header alone), so what other tests logged in
+        # the shared collector (params that render as JSON) does not change what loads.
+        "runs list": (["runs", "list", "--experiment", scenario.service, "--limit", "5"], "experiment"),
     }
 
 

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
 import tarfile
 import uuid
 
@@ -352,6 +353,10 @@ def test_import_luml_shaped_model_file(import_target, tmp_path):
 def test_both_luml_forms_import_as_one_run(import_target, tmp_path):
     c = import_target
     db = luml_files.write_exp_db(tmp_path / "exp.db")
+    # An experiment of its own: the same database as another test's would be the same run (its
+    # identity is its content), holding that test's model file too.
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO static_params VALUES ('case', 'both-forms', 'str')")
     experiment_id = str(uuid.uuid4())
     export = luml_files.experiment_export(tmp_path / "experiment.tar", luml_files.zip_db(db), experiment_id)
     model = luml_files.model_with_snapshot(tmp_path / "churn.luml", luml_files.zip_db(db))

@@ -48,6 +48,16 @@ def wait_http(
         time.sleep(0.2)
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (what a user's Ctrl-C sends), then a kill if it is not gone within a minute."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Collector:
     """`tracehouse serve` in a child process: `with Collector(dir) as c: c.http_url ...`."""
 
@@ -72,11 +82,5 @@ class Collector:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None and self.proc.poll() is None:
+            stop(self.proc)

@@ -16,14 +16,13 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+from bench.collector import stop, wait_http
 from bench.ingest.run import _peak_rss_mb, build_requests, free_port, send_all
 
 ENV = "TRACEHOUSE_BENCH_CLICKHOUSE"
@@ -42,25 +41,8 @@ def _start_collector(
     log = open(data_dir / "serve.log", "w")  # noqa: SIM115 - the collector writes it until the end
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
     log.close()
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, grpc_port, http_port
-        except OSError:
-            pass
-        if time.time() > deadline or proc.poll() is not None:
-            raise SystemExit(f"collector did not start; see {data_dir / 'serve.log'}")
-        time.sleep(0.2)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    wait_http(f"http://127.0.0.1:{http_port}/healthz", proc, timeout=120, log=data_dir / "serve.log")
+    return proc, grpc_port, http_port
 
 
 async def _send_split(targets: list[str], requests: list[bytes], concurrency: int) -> tuple[float, int, int]:
@@ -128,7 +110,7 @@ def run_server_mode(
         }
     finally:
         for proc, _g, _h in started:
-            _stop(proc)
+            stop(proc)
         store.close()
         shutil.rmtree(root, ignore_errors=True)
 

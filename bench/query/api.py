@@ -12,14 +12,13 @@ from __future__ import annotations
 import http.client
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.collector import stop, wait_http
 from bench.ingest.run import free_port
 
 # Issue 19's targets (ms): a trace by id at 50k spans and at 10M; aggregates over 2 h of 50k
@@ -50,25 +49,8 @@ def _start(store_dir: str, data_dir: Path) -> tuple[subprocess.Popen, int, int]:
     log = open(data_dir / "serve.log", "w")  # noqa: SIM115 - the collector writes it until the end
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
     log.close()
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, grpc_port, http_port
-        except OSError:
-            pass
-        if time.time() > deadline or proc.poll() is not None:
-            raise SystemExit(f"collector did not start; see {data_dir / 'serve.log'}")
-        time.sleep(0.2)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    wait_http(f"http://127.0.0.1:{http_port}/healthz", proc, timeout=120, log=data_dir / "serve.log")
+    return proc, grpc_port, http_port
 
 
 def _rest_get(conn: http.client.HTTPConnection, path: str) -> bytes:
@@ -128,7 +110,7 @@ def measure(
         channel.close()
         conn.close()
     finally:
-        _stop(proc)
+        stop(proc)
     return out
 
 

@@ -73,6 +73,18 @@ ANNOTATION_FIELDS = {
 }  # fmt: skip
 
 
+def _example_content(r: tuple) -> dict[str, Any]:
+    """An example row's inputs, outputs, references, scores and metadata (columns 2-6 of the
+    listing and export reads), as both answers give them."""
+    return {
+        "inputs": _json(r[2]),
+        "outputs": _json(r[3]),
+        "references": _json(r[4]),
+        "scores": dict(sorted(r[5].items())),
+        "metadata": _json(r[6]),
+    }
+
+
 def _json(text: str) -> Any:
     return _param(text) if text else None
 
@@ -135,11 +147,7 @@ def list_evals(
             "run_id": run_id,
             "dataset": r[0],
             "example_id": r[1],
-            "inputs": _json(r[2]),
-            "outputs": _json(r[3]),
-            "references": _json(r[4]),
-            "scores": dict(sorted(r[5].items())),
-            "metadata": _json(r[6]),
+            **_example_content(r),
             "created": _iso(r[7]),
             "updated": _iso(r[8]),
             "trace_ids": sorted(r[9] or []),
@@ -414,11 +422,7 @@ def export_evals(store: Store, ref: str) -> dict[str, list[dict]]:
         {
             "dataset": r[0],
             "example_id": r[1],
-            "inputs": _json(r[2]),
-            "outputs": _json(r[3]),
-            "references": _json(r[4]),
-            "scores": dict(sorted(r[5].items())),
-            "metadata": _json(r[6]),
+            **_example_content(r),
             "created_unix_nano": int(r[7]),
             "updated_unix_nano": int(r[8]),
             "traces": links.get((r[0], r[1]), []),

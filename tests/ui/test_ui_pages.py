@@ -98,7 +98,9 @@ def test_sql_console_table_and_chart(demo_collector, ui):
         "#sql-result tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
     )
     assert [c[0] for c in cells] == [r[0] for r in expected["rows"]]
-    assert "3 rows" in ui.page.locator("#sql-status").inner_text()
+    n = len(expected["rows"])
+    assert n >= 2  # the demo's calls use several models
+    assert f"{n} rows" in ui.page.locator("#sql-status").inner_text()
     chart = ui.page.locator("#sql-chart")
     assert chart.evaluate(CANVAS_PAINTED)
     option = chart.evaluate(OPTION)

@@ -5,7 +5,7 @@ import { h, ApiError, api, chart, fmtInt, fmtValue, routeUrl } from "../lib.js";
 
 const EXAMPLES = [
   ["LLM calls by model, last 24 h",
-    "SELECT GenAIRequestModel AS model, count() AS calls, sum(TotalTokens) AS tokens,\n       round(sum(TotalCostUSD), 4) AS cost_usd\nFROM otel_traces\nWHERE GenAIOperation = 'chat' AND Timestamp > now() - INTERVAL 1 DAY\nGROUP BY model ORDER BY calls DESC"],
+    "SELECT GenAIRequestModel AS model, count() AS calls, sum(TotalTokens) AS tokens,\n       round(sum(TotalCostUSD), 4) AS cost_usd\nFROM otel_traces\nWHERE GenAIOperation = 'chat' AND Timestamp > now() - INTERVAL 1 DAY\nGROUP BY model ORDER BY calls DESC, model"],
   ["Spans per hour, last 7 days",
     "SELECT toStartOfHour(Timestamp) AS hour, count() AS spans, countIf(StatusCode = 'Error') AS errors\nFROM otel_traces\nWHERE Timestamp > now() - INTERVAL 7 DAY\nGROUP BY hour ORDER BY hour"],
   ["Latest runs",

@@ -5,12 +5,29 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 import grpc
 import pytest
-from helpers import BASE_NS, REPO, make_span, run_cli, trace_request, unique, wait_for
+import tracehouse
+from helpers import (
+    BASE_NS,
+    REPO,
+    make_span,
+    new_span_id,
+    new_trace_id,
+    rest_get,
+    run_cli,
+    run_sdk_to,
+    score_request,
+    trace_request,
+    unique,
+    wait_for,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
 from traces_data import CALL_COST, PAGING_TRACES, send_scenario
@@ -135,6 +152,292 @@ def test_sessions(stub, scenario):
     assert [t.input for t in session.turns] == scenario.questions
     assert [t.output for t in session.turns] == scenario.answers
     assert session.user_id == scenario.user_id and Decimal(session.cost_usd) == 4 * CALL_COST
+
+
+# -- sorted, counted, searched and faceted listings: the same answers as REST ------------------
+
+MS = 1_000_000
+# Per trace: latency (ms; 450 three times, so ties break by trace id), cost (ties too), model.
+LATENCIES = [120, 450, 450, 80, 990, 300, 450, 60, 700]
+COSTS = [Decimal("0.0001") * (i * 7 % 5 + 1) for i in range(len(LATENCIES))]
+MODELS = ["claude-3-5-haiku" if i % 3 == 0 else "gpt-4o-mini" for i in range(len(LATENCIES))]
+QUALITY = {0: 0.25, 2: 0.9, 3: 0.25, 5: 0.6}  # numeric score "quality"; the rest have none
+VERDICTS = {1: "good", 2: "good", 4: "bad"}  # label score "verdict"
+RARE = 4  # the one trace whose prompt holds the rare word
+
+
+@dataclass
+class Listing:
+    service: str
+    word: str
+    run_id: str
+    run_name: str
+    ids: list[str] = field(default_factory=list)  # hex trace ids, by index
+    errors: set[str] = field(default_factory=set)
+
+
+@pytest.fixture(scope="module")
+def listing(collector, tmp_path_factory) -> Listing:
+    """Nine two-span traces (agent.turn over one LLM call) of known latency, cost, tokens,
+    model, prompt, scores, status and run (a named one, for the first three), sent over
+    OTLP/HTTP, an hour ago."""
+    name = unique("grpc-lists-run")
+    with run_sdk_to(collector.http_url, tmp_path_factory.mktemp("run-spool")), tracehouse.run(name=name) as run:
+        pass
+    lst = Listing(service=unique("grpc-lists"), word=f"quokka{unique('w')[-8:]}", run_id=run.id, run_name=name)
+    base = (int(time.time()) - 3600) * 10**9
+    spans, scores = [], []
+    for i, latency in enumerate(LATENCIES):
+        trace_id, root_id, start = new_trace_id(), new_span_id(), base + i * 10**9
+        lst.ids.append(trace_id.hex())
+        prompt = f"Tell me about the {lst.word} please" if i == RARE else f"Tell me about topic {i}"
+        root = make_span(
+            "agent.turn",
+            trace_id=trace_id,
+            span_id=root_id,
+            start_ns=start,
+            duration_ns=latency * MS,
+            attributes={
+                "user.id": f"user-{i % 2}-{lst.service}",
+                "session.id": f"s-{i % 4}-{lst.service}",
+                **({"tracehouse.run.id": run.id} if i < 3 else {}),
+            },
+        )
+        if i in (3, 7):
+            root.status.code = Status.STATUS_CODE_ERROR
+            lst.errors.add(trace_id.hex())
+        llm = make_span(
+            f"chat {MODELS[i]}",
+            trace_id=trace_id,
+            parent_span_id=root_id,
+            start_ns=start + MS,
+            duration_ns=(latency - 2) * MS,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "anthropic" if MODELS[i].startswith("claude") else "openai",
+                "gen_ai.request.model": MODELS[i],
+                "gen_ai.usage.input_tokens": 10 * (i % 4) + 5,
+                "gen_ai.usage.output_tokens": 3 * i,
+                "gen_ai.usage.cost": str(COSTS[i]),
+                "gen_ai.input.messages": json.dumps(
+                    [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]
+                ),
+                "gen_ai.output.messages": json.dumps(
+                    [{"role": "assistant", "parts": [{"type": "text", "content": f"About {i}."}]}]
+                ),
+            },
+        )
+        spans += [root, llm]
+        scores += [(trace_id, b"", "quality", QUALITY[i])] if i in QUALITY else []
+        scores += [(trace_id, b"", "verdict", VERDICTS[i])] if i in VERDICTS else []
+    assert collector.post("/v1/traces", trace_request(lst.service, spans).SerializeToString()).status_code == 200
+    assert collector.post("/v1/logs", score_request(lst.service, scores).SerializeToString()).status_code == 200
+    ids = ", ".join(f"'{t}'" for t in lst.ids)
+    wait_for(lambda: collector.scalar(f"SELECT count() FROM otel_scores WHERE TraceId IN ({ids})") == len(scores))
+    wait_for(lambda: collector.scalar(f"SELECT count() FROM runs WHERE RunId = '{run.id}' AND Name = '{name}'"))
+    return lst
+
+
+def expected_order(lst: Listing, key, descending: bool = True) -> list[str]:
+    """Trace ids ordered by key(index), ties by trace id in the same direction (as the listing)."""
+    return sorted(lst.ids, key=lambda t: (key(lst.ids.index(t)), t), reverse=descending)
+
+
+def grpc_walk(stub, request_of) -> tuple[list[str], list[str]]:
+    """(trace or session ids over every page, the cursors) of a gRPC listing."""
+    seen, cursors, cursor = [], [], ""
+    for _ in range(20):
+        resp = request_of(cursor)
+        seen += [value(row.values[0]) for row in resp.table.rows]
+        cursor = resp.next_cursor
+        cursors.append(cursor)
+        if not cursor:
+            return seen, cursors
+    raise AssertionError("the listing did not end")
+
+
+def rest_walk(collector, path: str, **params) -> tuple[list[str], list[str]]:
+    seen, cursors, cursor = [], [], None
+    for _ in range(20):
+        page = rest_get(collector, path, **params, **({"cursor": cursor} if cursor else {}))
+        seen += [row[0] for row in page["rows"]]
+        cursor = page["next_cursor"]
+        cursors.append(cursor or "")
+        if not cursor:
+            return seen, cursors
+    raise AssertionError("the listing did not end")
+
+
+MISSING = float("-inf")
+SORTS = {
+    "latency_ms": (lambda i: LATENCIES[i], True),
+    "latency_ms:asc": (lambda i: LATENCIES[i], False),
+    "cost_usd": (lambda i: COSTS[i], True),
+    "total_tokens:asc": (lambda i: 10 * (i % 4) + 5 + 3 * i, False),
+    "start_time:asc": (lambda i: i, False),
+    # Traces without the score come last in either direction.
+    "score.quality": (lambda i: QUALITY.get(i, MISSING), True),
+    "score.quality:asc": (lambda i: QUALITY.get(i, -MISSING), False),
+}
+
+
+@pytest.mark.parametrize("sort", list(SORTS))
+def test_list_traces_sorted_pages_match_rest(stub, collector, listing, sort):
+    """Walking a sorted listing 2 rows a page over gRPC gives the order REST gives (cursor for
+    cursor) and the order computed here from what was sent."""
+    key, descending = SORTS[sort]
+    got, cursors = grpc_walk(
+        stub,
+        lambda c: stub.ListTraces(
+            pb.ListTracesRequest(service=listing.service, since="2h", sort=sort, limit=2, cursor=c), timeout=30
+        ),
+    )
+    rest, rest_cursors = rest_walk(
+        collector, "/api/v1/traces", service=listing.service, since="2h", sort=sort, limit=2
+    )
+    assert got == rest == expected_order(listing, key, descending)
+    assert cursors == rest_cursors and len(cursors) == 5
+
+
+def test_list_traces_sorted_values(stub, listing):
+    """The rows of a sorted page carry the values they were sorted by."""
+    resp = stub.ListTraces(pb.ListTracesRequest(service=listing.service, since="2h", sort="cost_usd", limit=3))
+    rows = records(resp.table)
+    assert [Decimal(r["cost_usd"]) for r in rows] == sorted(COSTS, reverse=True)[:3]
+    assert [r["latency_ms"] for r in rows] == [float(LATENCIES[listing.ids.index(r["trace_id"])]) for r in rows]
+
+
+def test_list_traces_count_equals_sql(stub, collector, listing):
+    """total (only with count) is the number of traces SQL finds, whatever page is asked for."""
+    svc, haiku, word = listing.service, "claude-3-5-haiku", listing.word
+    in_service = f"TraceId IN (SELECT TraceId FROM otel_traces WHERE ServiceName = '{svc}')"
+    cases = [
+        ({}, f"SELECT uniqExact(TraceId) FROM otel_traces WHERE {in_service}"),
+        (
+            {"where": f"model = '{haiku}'"},
+            f"SELECT uniqExact(TraceId) FROM otel_traces WHERE {in_service} AND GenAIRequestModel = '{haiku}'",
+        ),
+        (
+            {"search": word.upper()},
+            f"SELECT uniqExact(TraceId) FROM otel_traces WHERE {in_service} "
+            f"AND positionCaseInsensitive(SpanAttributes['gen_ai.input.messages'], '{word}') > 0",
+        ),
+        ({"where": "status = 'error'"}, f"SELECT uniqExact(TraceId) FROM otel_traces WHERE {in_service} "
+         "AND StatusCode = 'Error'"),  # fmt: skip
+    ]
+    for filters, sql in cases:
+        expected = collector.scalar(sql)
+        resp = stub.ListTraces(pb.ListTracesRequest(service=svc, since="2h", limit=1, count=True, **filters))
+        assert resp.HasField("total") and resp.total == expected, filters
+        page = rest_get(collector, "/api/v1/traces", service=svc, since="2h", limit=1, count="true", **filters)
+        assert page["total"] == resp.total
+        sorted_resp = stub.ListTraces(
+            pb.ListTracesRequest(service=svc, since="2h", sort="latency_ms", count=True, **filters)
+        )
+        assert sorted_resp.total == len(sorted_resp.table.rows) == expected
+    assert (collector.scalar(cases[0][1]), collector.scalar(cases[2][1])) == (len(LATENCIES), 1)
+    plain = stub.ListTraces(pb.ListTracesRequest(service=svc, since="2h", limit=1))
+    assert not plain.HasField("total")
+
+
+def test_trace_facets_match_rest(stub, collector, listing):
+    """TraceFacets answers what GET /api/v1/traces/facets answers, field for field, in order; and
+    its counts are those of the data sent."""
+
+    def facets(**filters) -> dict:
+        resp = stub.TraceFacets(pb.TraceFacetsRequest(service=listing.service, since="2h", **filters), timeout=30)
+        return {
+            f.field: [{"value": v.value, "traces": v.traces, **({"label": v.label} if v.label else {})} for v in f.values]
+            for f in resp.facets
+        }
+
+    for filters in ({}, {"size": 1}, {"where": "model = 'claude-3-5-haiku'"}, {"search": listing.word}):
+        got = facets(**filters)
+        rest = rest_get(collector, "/api/v1/traces/facets", service=listing.service, since="2h", **filters)
+        assert got == rest and list(got) == list(rest), filters
+    every = facets()
+    assert list(every)[:7] == ["model", "provider", "service", "status", "session", "user", "run"]
+    assert every["model"] == [{"value": "gpt-4o-mini", "traces": 6}, {"value": "claude-3-5-haiku", "traces": 3}]
+    assert every["service"] == [{"value": listing.service, "traces": len(LATENCIES)}]
+    assert every["score.verdict"] == [{"value": "good", "traces": 2}, {"value": "bad", "traces": 1}]
+    assert every["run"] == [{"value": listing.run_id, "traces": 3, "label": listing.run_name}]
+    assert {v["value"]: v["traces"] for v in every["status"]}["error"] == len(listing.errors)
+    # A click on a facet value narrows the listing to exactly the traces it counted.
+    narrowed = facets(where="model = 'claude-3-5-haiku'")
+    assert narrowed["model"] == [{"value": "claude-3-5-haiku", "traces": 3}]
+    assert all(len(values) <= 1 for values in facets(size=1).values())
+
+
+def test_search_finds_the_one_trace_with_a_rare_word(stub, listing):
+    """The search box and the filter language's MATCH find the trace whose prompt holds the
+    word, and no other; the word is in the input, not the output."""
+    rare = [listing.ids[RARE]]
+
+    def found(**req) -> list[str]:
+        resp = stub.ListTraces(pb.ListTracesRequest(service=listing.service, since="2h", **req))
+        return [r["trace_id"] for r in records(resp.table)]
+
+    assert found(search=listing.word) == rare
+    assert found(search=f"{listing.word.upper()} tell") == rare  # every word, any case
+    assert found(where=f"content MATCH '{listing.word}'") == rare
+    assert found(where=f"input MATCH '{listing.word}'") == rare
+    assert found(where=f"output MATCH '{listing.word}'") == []
+    assert found(search=f"{listing.word} topic") == []  # "topic" is in other prompts only
+    assert len(found(search="tell")) == len(LATENCIES)
+    assert found(search=listing.word, sort="latency_ms", count=True) == rare
+
+
+def test_sessions_sorted_pages_match_rest(stub, collector, scenario):
+    """Sessions sorted by a column page exactly as REST's (the pager user's four sessions of
+    2, 2, 2 and 1 traces)."""
+    for sort in ("traces", "traces:asc", "first_time:asc"):
+        got, cursors = grpc_walk(
+            stub,
+            lambda c, sort=sort: stub.ListSessions(
+                pb.ListSessionsRequest(since="2h", user=scenario.pager_user, sort=sort, limit=1, cursor=c)
+            ),
+        )
+        rest, rest_cursors = rest_walk(
+            collector, "/api/v1/sessions", since="2h", user=scenario.pager_user, sort=sort, limit=1
+        )
+        assert got == rest and cursors == rest_cursors and len(got) == 4, sort
+    by_traces, _ = grpc_walk(
+        stub,
+        lambda c: stub.ListSessions(pb.ListSessionsRequest(since="2h", user=scenario.pager_user, sort="traces:asc", cursor=c)),
+    )
+    assert by_traces[0].endswith("-3")  # the one session of a single trace (job 6)
+
+
+def test_listing_errors_match_rest(stub, collector, listing):
+    """Bad sorts, cursors and searches: INVALID_ARGUMENT with the very message of REST's 400."""
+    svc = listing.service
+    first = stub.ListTraces(pb.ListTracesRequest(service=svc, since="2h", sort="latency_ms", limit=2))
+    cases = [
+        ("/api/v1/traces", pb.ListTracesRequest, {"sort": "colour"}),
+        ("/api/v1/traces", pb.ListTracesRequest, {"sort": "latency_ms:sideways"}),
+        ("/api/v1/traces", pb.ListTracesRequest, {"sort": "cost_usd", "cursor": "not-a-cursor"}),
+        # a cursor of another sort order
+        ("/api/v1/traces", pb.ListTracesRequest, {"sort": "cost_usd", "cursor": first.next_cursor}),
+        ("/api/v1/traces", pb.ListTracesRequest, {"cursor": first.next_cursor}),
+        ("/api/v1/traces", pb.ListTracesRequest, {"search": "!!! ???"}),
+        ("/api/v1/traces/facets", pb.TraceFacetsRequest, {"search": "!!!"}),
+        ("/api/v1/traces/facets", pb.TraceFacetsRequest, {"where": "model = "}),
+        ("/api/v1/sessions", pb.ListSessionsRequest, {"sort": "latency_ms"}),
+        ("/api/v1/sessions", pb.ListSessionsRequest, {"sort": "traces", "cursor": first.next_cursor}),
+    ]
+    rpcs = {
+        pb.ListTracesRequest: stub.ListTraces,
+        pb.TraceFacetsRequest: stub.TraceFacets,
+        pb.ListSessionsRequest: stub.ListSessions,
+    }
+    for path, request, params in cases:
+        scope = {"service": svc} if request is not pb.ListSessionsRequest else {}
+        resp = collector.session.get(collector.http_url + path, params={**scope, **params}, timeout=30)
+        assert resp.status_code == 400, (path, params, resp.text)
+        code, details = code_of(lambda request=request, params=params, scope=scope: rpcs[request](request(**scope, **params)))
+        assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, resp.json()["error"]), (path, params)
+    _, details = code_of(lambda: stub.ListTraces(pb.ListTracesRequest(sort="colour")))
+    assert details.startswith("bad sort 'colour': one of start_time, latency_ms")
 
 
 def test_sql(stub, scenario):

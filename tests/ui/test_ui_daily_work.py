@@ -154,13 +154,66 @@ def test_time_ruler_first_token_and_duration_labels(demo_collector, ui):
     ui.page.click(f'.span-row[data-span-id="{streamed["span_id"]}"]')
     assert ui.page.locator("#span-ttft").inner_text() == f"{fmt_ms(ttft_ms)} after the call started"
 
-    # Duration labels sit beside the bars, never over them.
-    for s in walk(trace["spans"]):
-        row = ui.page.locator(f'.span-row[data-span-id="{s["span_id"]}"]')
-        bar = row.locator(".waterfall").bounding_box()
-        label = row.locator(".waterfall-label").bounding_box()
-        assert label["x"] >= bar["x"] + bar["width"]
-        assert row.locator(".waterfall-label").inner_text() == fmt_ms(s["duration_ms"])
+    labels = {b["span"]: b["text"] for b in label_boxes(ui)}
+    assert labels == {s["span_id"]: fmt_ms(s["duration_ms"]) for s in walk(trace["spans"])} | {"": fmt_ms(total)}
+
+
+# What the browser drew for each row of the waterfall (and the ruler, span ""): the box of the
+# duration label's text (a Range, so text spilling out of its grid cell counts), of the row's
+# bar (the ruler: each tick label), of the row, and the window's width.
+LABEL_BOXES = """() => [...document.querySelectorAll('#trace-ruler, .span-row')].filter(r => !r.hidden).map(row => {
+  const rect = (r) => { const b = r.getBoundingClientRect(); return {left: b.left, right: b.right, top: b.top,
+    bottom: b.bottom}; };
+  const label = row.querySelector('.waterfall-label');
+  const text = document.createRange();
+  text.selectNodeContents(label);
+  const bars = row.id === 'trace-ruler' ? [...row.querySelectorAll('.ruler-tick')] : [row.querySelector('.waterfall-bar')];
+  return {span: row.dataset.spanId || '', text: label.textContent, label: rect(text), cell: rect(label),
+    bars: bars.map(rect), row: rect(row), width: window.innerWidth};
+})"""
+
+
+def label_boxes(ui) -> list[dict]:
+    """LABEL_BOXES, after checking each label lies beside its bars (no shared pixel), inside
+    its row and inside the window."""
+    boxes = ui.page.evaluate(LABEL_BOXES)
+    assert boxes and boxes[0]["span"] == ""  # the ruler first
+    for b in boxes:
+        label, row = b["label"], b["row"]
+        assert label["right"] > label["left"], b  # drawn
+        for bar in b["bars"]:
+            apart = label["left"] >= bar["right"] or label["right"] <= bar["left"]
+            assert apart or label["top"] >= bar["bottom"] or label["bottom"] <= bar["top"], (
+                f"the duration label {b['text']!r} of span {b['span'] or 'ruler'} overlaps its bar: {label} {bar}"
+            )
+        assert row["left"] <= label["left"] and label["right"] <= row["right"], b
+        assert row["top"] <= label["top"] and label["bottom"] <= row["bottom"], b
+        assert label["right"] <= b["width"], b
+    return boxes
+
+
+@pytest.mark.parametrize("width", [1366, 1400])
+def test_duration_labels_sit_beside_their_bars(demo_collector, ui, width):
+    """In the slowest and the fastest trace, the one with the most spans, a failed one and a
+    streamed one, no duration label shares a pixel with its bar, and each stays inside its row
+    and the window, on a 1,366 px laptop screen and a wider one."""
+    ui.page.set_viewport_size({"width": width, "height": 900})
+    ids = {
+        rest_get(demo_collector, "/api/v1/traces", since="30d", sort=sort, limit=1)["rows"][0][0]
+        for sort in ("latency_ms", "spans", "latency_ms:asc")
+    }
+    ids |= {
+        trace_of(demo_collector, cond)["trace_id"]
+        for cond in ("has(Events.Name, 'exception')", "SpanAttributes['gen_ai.response.time_to_first_chunk'] != ''")
+    }
+    for trace_id in sorted(ids):
+        ui.open(demo_collector.http_url, f"trace/{trace_id}")
+        ui.wait_ready()
+        trace = rest_get(demo_collector, f"/api/v1/traces/{trace_id}")
+        boxes = label_boxes(ui)
+        assert len(boxes) == 1 + sum(1 for _ in walk(trace["spans"]))
+        # The labels make a column right of every bar of the trace.
+        assert max(b["bars"][0]["right"] for b in boxes[1:]) < min(b["label"]["left"] for b in boxes[1:])
 
 
 def test_json_attributes_are_pretty_printed_and_collapsible(demo_collector, ui):

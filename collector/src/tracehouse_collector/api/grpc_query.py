@@ -243,20 +243,44 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
     async def ListTraces(
         self, request: pb.ListTracesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTracesResponse:
-        page = await self._call(
-            context,
-            lambda: traces.list_traces(
+        listing = _trace_filters(request)
+
+        def run() -> pb.ListTracesResponse:
+            # The page and (with count) the total in one reader slot, as GET /api/v1/traces.
+            page = traces.list_traces(
                 self.store,
-                since=request.since or None,
-                until=request.until or None,
-                service=request.service or None,
-                where=request.where or None,
                 limit=request.limit or None,
                 cursor=request.cursor or None,
-            ),
+                sort=request.sort or None,
+                **listing,
+            )
+            answer = pb.ListTracesResponse(
+                table=to_table(page.columns, page.rows), next_cursor=page.next_cursor or ""
+            )
+            if request.count:
+                answer.total = traces.count_traces(self.store, **listing)
+            return answer
+
+        return await self._call(context, run)
+
+    async def TraceFacets(
+        self, request: pb.TraceFacetsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TraceFacetsResponse:
+        size = request.size or traces.FACET_VALUES
+        found = await self._call(
+            context, lambda: traces.trace_facets(self.store, size=size, **_trace_filters(request))
         )
-        return pb.ListTracesResponse(
-            table=to_table(page.columns, page.rows), next_cursor=page.next_cursor or ""
+        return pb.TraceFacetsResponse(
+            facets=[
+                pb.Facet(
+                    field=field,
+                    values=[
+                        pb.FacetValue(value=v["value"], traces=v["traces"], label=v.get("label", ""))
+                        for v in values
+                    ],
+                )
+                for field, values in found.items()
+            ]
         )
 
     async def GetTrace(self, request: pb.GetTraceRequest, context: grpc.aio.ServicerContext) -> pb.Trace:
@@ -275,6 +299,7 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
                 user=request.user or None,
                 limit=request.limit or None,
                 cursor=request.cursor or None,
+                sort=request.sort or None,
             ),
         )
         return pb.ListSessionsResponse(
@@ -337,6 +362,17 @@ ANNOTATION_COLUMNS = ("id", "time", "target", "trace_id", "span_id", "run_id", "
 
 def _dicts_table(columns: Sequence[str], items: Sequence[dict[str, Any]]) -> pb.Table:
     return to_table(columns, [[item.get(c) for c in columns] for item in items])
+
+
+def _trace_filters(request: pb.ListTracesRequest | pb.TraceFacetsRequest) -> dict[str, str | None]:
+    """Which traces a listing holds (its window and filters), as the query functions take them."""
+    return {
+        "since": request.since or None,
+        "until": request.until or None,
+        "service": request.service or None,
+        "where": request.where or None,
+        "search": request.search or None,
+    }
 
 
 def _found(fn: Callable[[], Any]) -> Callable[[], Any]:

@@ -105,28 +105,76 @@ class AggregateRequest(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., by: _Optional[_Iterable[str]] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., service: _Optional[str] = ..., where: _Optional[str] = ..., all_spans: _Optional[bool] = ..., unpriced: _Optional[bool] = ...) -> None: ...
 
 class ListTracesRequest(_message.Message):
-    __slots__ = ("since", "until", "service", "where", "limit", "cursor")
+    __slots__ = ("since", "until", "service", "where", "limit", "cursor", "sort", "search", "count")
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     since: str
     until: str
     service: str
     where: str
     limit: int
     cursor: str
-    def __init__(self, since: _Optional[str] = ..., until: _Optional[str] = ..., service: _Optional[str] = ..., where: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+    sort: str
+    search: str
+    count: bool
+    def __init__(self, since: _Optional[str] = ..., until: _Optional[str] = ..., service: _Optional[str] = ..., where: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ..., sort: _Optional[str] = ..., search: _Optional[str] = ..., count: _Optional[bool] = ...) -> None: ...
 
 class ListTracesResponse(_message.Message):
-    __slots__ = ("table", "next_cursor")
+    __slots__ = ("table", "next_cursor", "total")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     table: Table
     next_cursor: str
-    def __init__(self, table: _Optional[_Union[Table, _Mapping]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+    total: int
+    def __init__(self, table: _Optional[_Union[Table, _Mapping]] = ..., next_cursor: _Optional[str] = ..., total: _Optional[int] = ...) -> None: ...
+
+class TraceFacetsRequest(_message.Message):
+    __slots__ = ("since", "until", "service", "where", "search", "size")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    since: str
+    until: str
+    service: str
+    where: str
+    search: str
+    size: int
+    def __init__(self, since: _Optional[str] = ..., until: _Optional[str] = ..., service: _Optional[str] = ..., where: _Optional[str] = ..., search: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class FacetValue(_message.Message):
+    __slots__ = ("value", "traces", "label")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TRACES_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    traces: int
+    label: str
+    def __init__(self, value: _Optional[str] = ..., traces: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
+
+class Facet(_message.Message):
+    __slots__ = ("field", "values")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    values: _containers.RepeatedCompositeFieldContainer[FacetValue]
+    def __init__(self, field: _Optional[str] = ..., values: _Optional[_Iterable[_Union[FacetValue, _Mapping]]] = ...) -> None: ...
+
+class TraceFacetsResponse(_message.Message):
+    __slots__ = ("facets",)
+    FACETS_FIELD_NUMBER: _ClassVar[int]
+    facets: _containers.RepeatedCompositeFieldContainer[Facet]
+    def __init__(self, facets: _Optional[_Iterable[_Union[Facet, _Mapping]]] = ...) -> None: ...
 
 class GetTraceRequest(_message.Message):
     __slots__ = ("trace_id",)
@@ -135,18 +183,20 @@ class GetTraceRequest(_message.Message):
     def __init__(self, trace_id: _Optional[str] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
-    __slots__ = ("since", "until", "user", "limit", "cursor")
+    __slots__ = ("since", "until", "user", "limit", "cursor", "sort")
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
     since: str
     until: str
     user: str
     limit: int
     cursor: str
-    def __init__(self, since: _Optional[str] = ..., until: _Optional[str] = ..., user: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+    sort: str
+    def __init__(self, since: _Optional[str] = ..., until: _Optional[str] = ..., user: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ..., sort: _Optional[str] = ...) -> None: ...
 
 class ListSessionsResponse(_message.Message):
     __slots__ = ("table", "next_cursor")

@@ -49,6 +49,11 @@ class QueryStub:
                 request_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.ListTracesRequest.SerializeToString,
                 response_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.ListTracesResponse.FromString,
                 _registered_method=True)
+        self.TraceFacets = channel.unary_unary(
+                '/tracehouse.query.v1.Query/TraceFacets',
+                request_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.TraceFacetsRequest.SerializeToString,
+                response_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.TraceFacetsResponse.FromString,
+                _registered_method=True)
         self.GetTrace = channel.unary_unary(
                 '/tracehouse.query.v1.Query/GetTrace',
                 request_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.GetTraceRequest.SerializeToString,
@@ -99,7 +104,15 @@ class QueryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTraces(self, request, context):
-        """One row per trace, newest first, paged by cursor (as `tracehouse traces list`).
+        """One row per trace, newest first or in the order of `sort`, paged by cursor (as
+        `tracehouse traces list`, GET /api/v1/traces).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TraceFacets(self, request, context):
+        """Facet counts of the traces a listing holds (as GET /api/v1/traces/facets).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,7 +126,8 @@ class QueryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSessions(self, request, context):
-        """Conversations across traces, most recently active first (as `tracehouse sessions list`).
+        """Conversations across traces, most recently active first or in the order of `sort` (as
+        `tracehouse sessions list`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -164,6 +178,11 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.ListTraces,
                     request_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.ListTracesRequest.FromString,
                     response_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.ListTracesResponse.SerializeToString,
+            ),
+            'TraceFacets': grpc.unary_unary_rpc_method_handler(
+                    servicer.TraceFacets,
+                    request_deserializer=tracehouse_dot_query_dot_v1_dot_query__pb2.TraceFacetsRequest.FromString,
+                    response_serializer=tracehouse_dot_query_dot_v1_dot_query__pb2.TraceFacetsResponse.SerializeToString,
             ),
             'GetTrace': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTrace,
@@ -277,6 +296,33 @@ class Query:
             '/tracehouse.query.v1.Query/ListTraces',
             tracehouse_dot_query_dot_v1_dot_query__pb2.ListTracesRequest.SerializeToString,
             tracehouse_dot_query_dot_v1_dot_query__pb2.ListTracesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TraceFacets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tracehouse.query.v1.Query/TraceFacets',
+            tracehouse_dot_query_dot_v1_dot_query__pb2.TraceFacetsRequest.SerializeToString,
+            tracehouse_dot_query_dot_v1_dot_query__pb2.TraceFacetsResponse.FromString,
             options,
             channel_credentials,
             insecure,

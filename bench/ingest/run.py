@@ -457,13 +457,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench.ingest import server as server_mode
 
         for fmt in formats:
-            servers.append(
-                server_mode.run_server_mode(  # fresh span ids: the server keeps every run's rows
-                    os.environ["TRACEHOUSE_BENCH_CLICKHOUSE"], build_requests(args.requests, args.spans),
-                    args.concurrency, args.spans,
-                    args.workers, insert_format=fmt,
-                )  # fmt: skip
-            )
+            for merge in writers:
+                servers.append(
+                    server_mode.run_server_mode(  # fresh span ids: the server keeps every run's rows
+                        os.environ["TRACEHOUSE_BENCH_CLICKHOUSE"], build_requests(args.requests, args.spans),
+                        args.concurrency, args.spans,
+                        args.workers, insert_format=fmt, merge_inserts=merge,
+                    )  # fmt: skip
+                )
     if args.json:
         print(json.dumps(results + servers, indent=2))
         return 0

@@ -469,3 +469,30 @@ def test_batches_replayed_from_a_previous_run_are_not_merged(store, tmp_path, fa
     assert {tok for _t, _p, tok in calls} == {f"{b.batch_id}:{t}" for b in batches for t in b.tables}
     journal.close()
     _exactly_once(fake_store, service, ids)
+
+
+def test_a_bad_request_in_a_merged_group_is_quarantined_and_the_rest_land_once(store, tmp_path, fake_store):
+    service = unique("merge-poison")
+    marker = unique("POISON")
+    journal = Journal(tmp_path / "j", fsync=False)
+    batches, ids = _queue(journal, service, 2)
+    bad = _encode(journal, trace_request(service, [make_span("bad", attributes={"note": marker})]).SerializeToString())
+    bad_batch = journal.write(journal.new_batch_id(), [(bad.key, bad.files)], {bad.key: (1, 1)})
+    more, more_ids = _queue(journal, service, 1)
+    group = journal.merge([*batches, bad_batch, *more])
+    journal.close()
+
+    fake_store.fault("poison", marker=marker)
+    try:
+        journal = Journal(tmp_path / "j", fsync=False)
+        _restart(store, journal)
+    finally:
+        fake_store.fault("ok")
+    _exactly_once(fake_store, service, ids | more_ids)
+    assert list(journal.batches_dir.iterdir()) == []
+    (kept,) = journal.quarantine_dir.iterdir()
+    assert kept.name == group.batch_id
+    assert json.loads((kept / "reasons.json").read_text()).keys() == {bad.key}
+    (rows,) = [p for p in kept.iterdir() if p.name != "reasons.json"]
+    assert rows.name.startswith(bad_batch.batch_id) and marker.encode() in rows.read_bytes()
+    journal.close()

@@ -296,6 +296,7 @@ def run_tracehouse(
     llm_processor: bool = True,
     readers: int = 0,
     insert_format: str = "json",
+    merge_inserts: bool = True,
 ) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix="tracehouse-bench-"))
     grpc_port, http_port = free_port(), free_port()
@@ -303,6 +304,8 @@ def run_tracehouse(
     env = dict(os.environ)
     env["TRACEHOUSE_LLM_PROCESSOR"] = "1" if llm_processor else "0"
     env["TRACEHOUSE_INSERT_FORMAT"] = insert_format
+    if not merge_inserts:  # the writer before merging: one insert per sealed batch
+        env["TRACEHOUSE_MAX_INSERT_ROWS"] = "0"
     cmd = [
         sys.executable, "-m", "tracehouse_collector", "serve",
         "--data-dir", str(data_dir), "--grpc-port", str(grpc_port), "--http-port", str(http_port),
@@ -351,7 +354,8 @@ def run_tracehouse(
         by_thread = {k: v - threads_before.get(k, 0.0) for k, v in threads_after.items()}
         by_thread = dict(sorted(((k, round(v, 2)) for k, v in by_thread.items() if v >= 0.05), key=lambda kv: -kv[1]))
         distinct = int(_sql(http, "SELECT uniqExact(SpanId) FROM otel_traces")[0][0]) - len(warm)
-        name = f"tracehouse serve ({workers} workers, {insert_format}){'' if llm_processor else ', no LLM processor'}"
+        writer = "merged inserts" if merge_inserts else "insert per batch"
+        name = f"tracehouse ({workers} workers, {insert_format}, {writer}){'' if llm_processor else ', no LLM'}"
         return {
             "name": name + (f" + {readers} SQL readers" if readers else ""),
             "read": heavy.summary() if readers else None,
@@ -398,9 +402,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--insert-format",
         choices=("arrow", "json", "both"),
-        default="both",
+        default="json",
         help="how the collector hands spans to ClickHouse (TRACEHOUSE_INSERT_FORMAT): JSONEachRow "
-        "(the default), an Arrow stream, or both side by side (default)",
+        "(default), an Arrow stream, or both side by side",
+    )
+    parser.add_argument(
+        "--writer",
+        choices=("merged", "per-batch", "both"),
+        default="both",
+        help="the writer merging batches queued during an insert into the next one (merged), the "
+        "writer before it (per-batch: TRACEHOUSE_MAX_INSERT_ROWS=0, one insert per batch), or both "
+        "side by side (default)",
     )
     parser.add_argument(
         "--readers",
@@ -424,11 +436,16 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_baseline(requests, args.concurrency, args.spans))
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.llm_processor]
     formats = {"arrow": ["arrow"], "json": ["json"], "both": ["json", "arrow"]}[args.insert_format]
+    writers = {"merged": [True], "per-batch": [False], "both": [False, True]}[args.writer]
     for llm_on in modes:
         for fmt in formats:
-            results.append(
-                run_tracehouse(requests, args.concurrency, args.spans, args.workers, llm_on, insert_format=fmt)
-            )
+            for merge in writers:
+                results.append(
+                    run_tracehouse(
+                        requests, args.concurrency, args.spans, args.workers, llm_on,
+                        insert_format=fmt, merge_inserts=merge,
+                    )  # fmt: skip
+                )
     if args.readers:  # the last configuration again, with readers, to compare with the quiet run
         results.append(
             run_tracehouse(
@@ -440,21 +457,22 @@ def main(argv: list[str] | None = None) -> int:
         from bench.ingest import server as server_mode
 
         for fmt in formats:
-            servers.append(
-                server_mode.run_server_mode(  # fresh span ids: the server keeps every run's rows
-                    os.environ["TRACEHOUSE_BENCH_CLICKHOUSE"], build_requests(args.requests, args.spans),
-                    args.concurrency, args.spans,
-                    args.workers, insert_format=fmt,
-                )  # fmt: skip
-            )
+            for merge in writers:
+                servers.append(
+                    server_mode.run_server_mode(  # fresh span ids: the server keeps every run's rows
+                        os.environ["TRACEHOUSE_BENCH_CLICKHOUSE"], build_requests(args.requests, args.spans),
+                        args.concurrency, args.spans,
+                        args.workers, insert_format=fmt, merge_inserts=merge,
+                    )  # fmt: skip
+                )
     if args.json:
         print(json.dumps(results + servers, indent=2))
         return 0
     base = results[0]["spans_per_s"]
-    print(f"{'receiver':46} {'spans':>8} {'seconds':>8} {'spans/s':>10} {'ratio':>7} {'retries':>8} {'peak MiB':>9}")
+    print(f"{'receiver':58} {'spans':>8} {'seconds':>8} {'spans/s':>10} {'ratio':>7} {'retries':>8} {'peak MiB':>9}")
     for r in results + servers:
         print(
-            f"{r['name']:46} {r['spans']:>8} {r['seconds']:>8.2f} {r['spans_per_s']:>10.0f} "
+            f"{r['name']:58} {r['spans']:>8} {r['seconds']:>8.2f} {r['spans_per_s']:>10.0f} "
             f"{r['spans_per_s'] / base:>7.2f} {r['retries']:>8} {r['peak_rss_mb']:>9.0f}"
         )
     for th in results[1:] if not args.skip_baseline else results:
@@ -466,7 +484,11 @@ def main(argv: list[str] | None = None) -> int:
             f"  CPU seconds during the load: main process {th['cpu_s_main']:.1f}, "
             f"decoding workers {th['cpu_s_workers']:.1f}; acknowledged->queryable {th['ack_to_queryable_s']:.2f}s"
         )
-        print(f"  {th['rows_per_batch']:.0f} rows per insert on average")
+        per_100k = (th["cpu_s_main"] + th["cpu_s_workers"]) / th["spans"] * 100_000
+        print(
+            f"  {per_100k:.1f} CPU-s per 100k spans; {th['rows_per_batch']:.0f} rows per insert on average; "
+            f"peak memory {th['peak_rss_mb']:.0f} MiB (main process + workers)"
+        )
         print("  main process CPU by thread: " + ", ".join(f"{k} {v}" for k, v in th["cpu_s_main_by_thread"].items()))
     for th in results:
         if th.get("read"):

@@ -30,10 +30,12 @@ SERVICE = "bench-llm-app"  # the service name build_requests gives every span
 
 
 def _start_collector(
-    dsn: str, workers: int, data_dir: Path, insert_format: str = "json"
+    dsn: str, workers: int, data_dir: Path, insert_format: str = "json", merge_inserts: bool = True
 ) -> tuple[subprocess.Popen, int, int]:
     grpc_port, http_port = free_port(), free_port()
     env = {**os.environ, "TRACEHOUSE_STORE": dsn, "TRACEHOUSE_INSERT_FORMAT": insert_format}
+    if not merge_inserts:  # the writer before merging: one insert per sealed batch
+        env["TRACEHOUSE_MAX_INSERT_ROWS"] = "0"
     cmd = [
         sys.executable, "-m", "tracehouse_collector", "serve", "--data-dir", str(data_dir),
         "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--workers", str(workers),
@@ -62,6 +64,7 @@ def run_server_mode(
     workers: int,
     collectors: int = 2,
     insert_format: str = "json",
+    merge_inserts: bool = True,
 ) -> dict:
     from tracehouse_collector.store.client import DSN, Store
 
@@ -82,7 +85,7 @@ def run_server_mode(
     try:
         for i in range(collectors):
             (root / f"c{i}").mkdir()
-            started.append(_start_collector(dsn, workers, root / f"c{i}", insert_format))
+            started.append(_start_collector(dsn, workers, root / f"c{i}", insert_format, merge_inserts))
         targets = [f"127.0.0.1:{grpc}" for _p, grpc, _h in started]
         first, acked, retries = asyncio.run(_send_split(targets, requests, concurrency))
         acked_at = time.perf_counter()
@@ -96,7 +99,8 @@ def run_server_mode(
             time.sleep(0.1)
         elapsed = time.perf_counter() - first
         return {
-            "name": f"{collectors} collectors -> ClickHouse server ({workers} workers each, {insert_format})",
+            "name": f"{collectors} collectors -> ClickHouse server ({workers} workers each, {insert_format}, "
+            + ("merged inserts)" if merge_inserts else "insert per batch)"),
             "store": DSN.parse(dsn).display(),
             "spans": expected,
             "seconds": elapsed,
@@ -135,21 +139,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collectors", type=int, default=2)
     parser.add_argument("--store", default=os.environ.get(ENV), help=f"server store DSN ({ENV})")
     parser.add_argument(
-        "--insert-format", choices=("arrow", "json", "both"), default="both",
-        help="how spans reach the server (TRACEHOUSE_INSERT_FORMAT); both: side by side (default)",
+        "--insert-format", choices=("arrow", "json", "both"), default="json",
+        help="how spans reach the server (TRACEHOUSE_INSERT_FORMAT): json (default), arrow, or both side by side",
+    )  # fmt: skip
+    parser.add_argument(
+        "--writer", choices=("merged", "per-batch", "both"), default="both",
+        help="merged inserts, one insert per batch (TRACEHOUSE_MAX_INSERT_ROWS=0), or both side by side (default)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if not args.store:
         parser.error(f"name a ClickHouse server with --store or {ENV}")
     formats = ["json", "arrow"] if args.insert_format == "both" else [args.insert_format]
+    writers = {"merged": [True], "per-batch": [False], "both": [False, True]}[args.writer]
     ok = True
     for fmt in formats:
-        requests = build_requests(args.requests, args.spans)  # fresh span ids: one server holds both runs
-        result = run_server_mode(
-            args.store, requests, args.concurrency, args.spans, args.workers, args.collectors, fmt
-        )
-        print(report(result))
-        ok = ok and result["distinct_span_ids"] == result["spans"] == result["stored"]
+        for merge in writers:
+            requests = build_requests(args.requests, args.spans)  # fresh span ids: one server holds every run
+            result = run_server_mode(
+                args.store, requests, args.concurrency, args.spans, args.workers, args.collectors, fmt, merge
+            )
+            print(report(result))
+            ok = ok and result["distinct_span_ids"] == result["spans"] == result["stored"]
     return 0 if ok else 1
 
 

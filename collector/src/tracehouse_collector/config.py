@@ -86,6 +86,9 @@ class ServeSettings:
     # has waited max_delay_ms. ClickHouse pays per part, so small inserts cost twice per row.
     batch_rows: int = 20_000
     max_delay_ms: int = 200
+    # Under load, batches queued while an insert runs are merged into the next insert, up to
+    # this many rows; at most batch_rows turns merging off (one insert per batch).
+    max_insert_rows: int = 100_000
     # Backpressure: above this many rows accepted but not yet inserted, exports are refused
     # with RESOURCE_EXHAUSTED / HTTP 429 so that SDKs retry later.
     max_pending_rows: int = 400_000
@@ -161,6 +164,7 @@ class ServeSettings:
             "workers": _env_int("TRACEHOUSE_WORKERS", 2),
             "batch_rows": _env_int("TRACEHOUSE_BATCH_ROWS", 20_000),
             "max_delay_ms": _env_int("TRACEHOUSE_MAX_DELAY_MS", 200),
+            "max_insert_rows": _env_int("TRACEHOUSE_MAX_INSERT_ROWS", 100_000),
             "max_pending_rows": _env_int("TRACEHOUSE_MAX_PENDING_ROWS", 400_000),
             "max_queue_bytes": _env_int("TRACEHOUSE_MAX_QUEUE_BYTES", 1 << 30),
             "slow_insert_ms": _env_int("TRACEHOUSE_SLOW_INSERT_MS", 6000),

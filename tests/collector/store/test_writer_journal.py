@@ -13,6 +13,7 @@ import asyncio
 import errno
 import json
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from tracehouse_collector.config import ServeSettings
 from tracehouse_collector.processors import pipeline
 from tracehouse_collector.server.ingest import Ingest
 from tracehouse_collector.store.client import Store, StoreError
-from tracehouse_collector.store.journal import Journal
+from tracehouse_collector.store.journal import Journal, JournalBatch
 from tracehouse_collector.store.writer import Unavailable, Writer
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
@@ -252,7 +253,7 @@ def test_committed_keys_are_compacted_and_the_newest_survive_a_restart(tmp_path)
     for i in range(0, len(keys), 2):
         directory = journal.batches_dir / f"b{i}"
         directory.mkdir()
-        batch = type("B", (), {"directory": directory})()
+        batch = JournalBatch(f"b{i}", directory, keys[i : i + 2], {})
         journal.complete(batch, keys[i : i + 2])
         assert not directory.exists()
     # 8 keys written with room for 3: the log was rewritten (never more than 2 x max_keys lines).
@@ -321,3 +322,177 @@ def test_a_spool_disk_error_refuses_the_export_as_retryable(store, journal, tmp_
 
     asyncio.run(scenario())
     _exactly_once(fake_store, service, ids)
+
+
+# -- merged inserts: batches queued during an insert go into the next one ------------------------
+
+
+def _queue(journal: Journal, service: str, n: int) -> tuple[list, set[str]]:
+    """n journal batches of one request each, as the sealer makes them; and their span ids."""
+    batches, ids = [], set()
+    for _ in range(n):
+        body, span_ids = _body(service)
+        request = _encode(journal, body)
+        batches.append(journal.write(journal.new_batch_id(), [(request.key, request.files)], {request.key: (5, 1)}))
+        ids |= span_ids
+    return batches, ids
+
+
+def _restart(store: Store, journal: Journal, **settings) -> None:
+    """Start a writer on what the journal holds (it replays before serving), then stop it."""
+
+    async def scenario() -> None:
+        writer = _writer(store, journal, **settings)
+        await writer.start()
+        await writer.close()
+
+    asyncio.run(scenario())
+
+
+def _recording_inserts(store: Store) -> list[tuple[str, str, str]]:
+    """Record each insert's (table, pattern, token) and pass it on."""
+    calls: list[tuple[str, str, str]] = []
+    real_insert = store.insert_files
+
+    def insert(table, pattern, fmt, token):
+        calls.append((table, pattern, token))
+        return real_insert(table, pattern, fmt, token)
+
+    store.insert_files = insert
+    return calls
+
+
+def test_exports_queued_during_a_slow_insert_are_acknowledged_and_merged_into_one_insert(store, journal, fake_store):
+    service = unique("merged")
+    calls = _recording_inserts(store)
+    recorded_insert = store.insert_files
+    first_insert_started = threading.Event()
+    release_first = threading.Event()
+
+    def slow_first(table, pattern, fmt, token):
+        if not first_insert_started.is_set():
+            first_insert_started.set()
+            release_first.wait(30)
+        return recorded_insert(table, pattern, fmt, token)
+
+    store.insert_files = slow_first
+    bodies = [_body(service) for _ in range(4)]
+
+    async def scenario() -> None:
+        # batch_rows 16: what waits behind a running insert is sealed once it has a row
+        writer = _writer(store, journal, batch_rows=16, max_insert_rows=1000)
+        await writer.start()
+        try:
+            first = asyncio.create_task(writer.submit(_encode(journal, bodies[0][0])))
+            await _until(first_insert_started.is_set)
+            for body, _ids in bodies[1:]:  # one at a time: each its own batch
+                await writer.submit(_encode(journal, body))  # answered once durably queued
+            assert writer.stats.acked_from_queue == 3 and not first.done()
+            assert writer.queue_status()["batches"] == 4  # the one being inserted, 3 queued
+            release_first.set()
+            await first
+            await _until(lambda: writer.queue_status()["requests"] == 0)
+            assert writer.stats.batches == 2  # the first batch, then the other three as one
+        finally:
+            await writer.close()
+
+    asyncio.run(scenario())
+    spans = [(t, p, tok) for t, p, tok in calls if t == "otel_traces"]
+    assert len(spans) == 2 and "{" in spans[1][1] and spans[1][1].count(",") == 2
+    assert list(journal.batches_dir.iterdir()) == []  # members and the group record are gone
+    _exactly_once(fake_store, service, set().union(*(ids for _b, ids in bodies)))
+
+
+def test_a_merge_recorded_before_a_crash_is_replayed_as_the_same_insert(store, tmp_path, fake_store):
+    """Killed after the merge was recorded, whether or not its insert landed: the next start
+    inserts the same batches together, under the same token, so nothing lands twice."""
+    for landed in (False, True):
+        service = unique(f"merge-crash-{landed}")
+        journal = Journal(tmp_path / f"j{landed}", fsync=False)
+        batches, ids = _queue(journal, service, 3)
+        group = journal.merge(batches)
+        if landed:  # the insert ran, the collector died before completing the group
+            for table in group.tables:
+                (pattern,) = group.patterns(table).values()
+                store.insert_files(table, pattern, "JSONEachRow", f"{group.batch_id}:{table}")
+        journal.close()
+
+        journal = Journal(tmp_path / f"j{landed}", fsync=False)
+        (replayed,) = journal.pending()
+        assert replayed.batch_id == group.batch_id and replayed.members == [b.batch_id for b in batches]
+        assert replayed.keys == [k for b in batches for k in b.keys]
+        calls = _recording_inserts(store)
+        _restart(store, journal)
+        assert {tok for _t, _p, tok in calls} == {f"{group.batch_id}:{t}" for t in group.tables}
+        assert list(journal.batches_dir.iterdir()) == []
+        journal.close()
+        _exactly_once(fake_store, service, ids)
+
+
+def test_a_group_completed_in_part_before_a_crash_is_not_inserted_twice(store, tmp_path, fake_store):
+    """Killed while removing an inserted group's batches: the rest replays as the group (its
+    token deduplicated), never as batches of their own, which would store their rows again."""
+    service = unique("merge-complete-crash")
+    journal = Journal(tmp_path / "j", fsync=False)
+    batches, ids = _queue(journal, service, 3)
+    group = journal.merge(batches)
+    for table in group.tables:
+        (pattern,) = group.patterns(table).values()
+        store.insert_files(table, pattern, "JSONEachRow", f"{group.batch_id}:{table}")
+    shutil.rmtree(batches[0].directory)  # complete() got this far
+    journal.close()
+
+    journal = Journal(tmp_path / "j", fsync=False)
+    (replayed,) = journal.pending()
+    assert replayed.batch_id == group.batch_id and replayed.members == [b.batch_id for b in batches[1:]]
+    _restart(store, journal)
+    assert list(journal.batches_dir.iterdir()) == []
+    journal.close()
+    _exactly_once(fake_store, service, ids)
+
+
+def test_batches_replayed_from_a_previous_run_are_not_merged(store, tmp_path, fake_store):
+    """A batch found at start may have been inserted on its own before the crash: merged under a
+    new token, its rows would land twice. Each is replayed as it was."""
+    service = unique("no-merge-on-replay")
+    journal = Journal(tmp_path / "j", fsync=False)
+    batches, ids = _queue(journal, service, 3)
+    first = batches[0]
+    for table in first.tables:  # it landed; the collector died before completing it
+        (pattern,) = first.patterns(table).values()
+        store.insert_files(table, pattern, "JSONEachRow", f"{first.batch_id}:{table}")
+    journal.close()
+
+    journal = Journal(tmp_path / "j", fsync=False)
+    calls = _recording_inserts(store)
+    _restart(store, journal, batch_rows=16, max_insert_rows=1000)  # merging on
+    assert {tok for _t, _p, tok in calls} == {f"{b.batch_id}:{t}" for b in batches for t in b.tables}
+    journal.close()
+    _exactly_once(fake_store, service, ids)
+
+
+def test_a_bad_request_in_a_merged_group_is_quarantined_and_the_rest_land_once(store, tmp_path, fake_store):
+    service = unique("merge-poison")
+    marker = unique("POISON")
+    journal = Journal(tmp_path / "j", fsync=False)
+    batches, ids = _queue(journal, service, 2)
+    bad = _encode(journal, trace_request(service, [make_span("bad", attributes={"note": marker})]).SerializeToString())
+    bad_batch = journal.write(journal.new_batch_id(), [(bad.key, bad.files)], {bad.key: (1, 1)})
+    more, more_ids = _queue(journal, service, 1)
+    group = journal.merge([*batches, bad_batch, *more])
+    journal.close()
+
+    fake_store.fault("poison", marker=marker)
+    try:
+        journal = Journal(tmp_path / "j", fsync=False)
+        _restart(store, journal)
+    finally:
+        fake_store.fault("ok")
+    _exactly_once(fake_store, service, ids | more_ids)
+    assert list(journal.batches_dir.iterdir()) == []
+    (kept,) = journal.quarantine_dir.iterdir()
+    assert kept.name == group.batch_id
+    assert json.loads((kept / "reasons.json").read_text()).keys() == {bad.key}
+    (rows,) = [p for p in kept.iterdir() if p.name != "reasons.json"]
+    assert rows.name.startswith(bad_batch.batch_id) and marker.encode() in rows.read_bytes()
+    journal.close()

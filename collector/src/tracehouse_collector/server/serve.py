@@ -50,6 +50,7 @@ async def serve(settings: ServeSettings) -> None:
         journal,
         batch_rows=settings.batch_rows,
         max_delay_s=settings.max_delay_ms / 1000,
+        max_insert_rows=settings.max_insert_rows,
         max_pending_rows=settings.max_pending_rows,
         max_queue_bytes=settings.max_queue_bytes,
         slow_insert_s=settings.slow_insert_ms / 1000,

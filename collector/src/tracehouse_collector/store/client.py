@@ -90,8 +90,18 @@ class DSN:
         return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
 
 
+def _expand(pattern: str) -> list[str]:
+    """The files a ClickHouse path glob names, in the order it reads them: sorted within each
+    alternative of a `{a,b}` group (Python's glob has no braces), alternatives in order."""
+    head, brace, rest = pattern.partition("{")
+    if not brace:
+        return sorted(glob.glob(pattern))
+    choices, _, tail = rest.partition("}")
+    return [p for choice in choices.split(",") for p in _expand(head + choice + tail)]
+
+
 def _read_files(pattern: str, chunk: int = 1 << 20) -> Iterator[bytes]:
-    for path in sorted(glob.glob(pattern)):
+    for path in _expand(pattern):
         with open(path, "rb") as fh:
             while data := fh.read(chunk):
                 yield data
@@ -107,7 +117,7 @@ def _arrow_stream(pattern: str) -> Iterator[bytes]:
     """
     import pyarrow as pa  # loaded by the first Arrow insert into a server, not at start-up
 
-    paths = sorted(glob.glob(pattern))
+    paths = _expand(pattern)
     schemas = []
     for path in paths:
         with pa.memory_map(path) as source:

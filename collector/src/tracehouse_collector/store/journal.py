@@ -9,6 +9,9 @@ Layout under the journal directory:
   its requests. The meta file, written last and atomically, is what makes the batch exist:
   from then on the batch is in the on-disk queue, durable (fsync'd files and directories), and
   its requests may be acknowledged before they are inserted (see writer.py).
+- ``batches/<group id>.group.json``: batches the writer merged into one insert (see
+  Journal.merge), naming its members in order. Written before that insert is first tried, so a
+  restart re-inserts the same members together, with the group's deduplication token.
 - ``quarantine/<batch id>/``: rows of requests that ClickHouse refused as invalid data, with
   ``reasons.json``; kept for an operator, never retried.
 - ``committed-keys.log``: keys of recently committed requests.
@@ -34,6 +37,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+GROUP_SUFFIX = ".group.json"
+
 
 class JournalLockedError(Exception):
     pass
@@ -46,6 +51,7 @@ class JournalBatch:
     keys: list[str]
     tables: dict[str, list[tuple[str, Path]]]  # table -> [(request key, file)] in order
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # request key -> (rows, bytes)
+    members: list[str] = field(default_factory=list)  # a merged group: its batches' ids, in order
 
     @property
     def rows(self) -> int:
@@ -59,7 +65,12 @@ class JournalBatch:
         """Globs matching exactly this batch's files for `table`, one per file extension
         (the extension names the insert format; a batch normally has one)."""
         exts = sorted({path.suffix.lstrip(".") for _key, path in self.tables.get(table, [])})
-        return {ext: str(self.directory / f"*.{table}.{ext}") for ext in exts}
+        # A group's files lie in its members' directories: one brace alternative each.
+        where = f"{{{','.join(self.members)}}}" if self.members else ""
+        return {ext: str(self.directory / where / f"*.{table}.{ext}") for ext in exts}
+
+    def member_dirs(self) -> list[Path]:
+        return [self.directory / m for m in self.members] if self.members else [self.directory]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -146,7 +157,7 @@ class Journal:
         """Batches made but not completed, oldest first; unacknowledged debris is removed."""
         for p in self.spool_dir.iterdir():
             p.unlink(missing_ok=True)
-        out = []
+        out: list[JournalBatch] = []
         for directory in sorted(p for p in self.batches_dir.iterdir() if p.is_dir()):
             meta_path = directory / "meta.json"
             if not meta_path.exists():
@@ -161,7 +172,66 @@ class Journal:
                     for k, path in items:
                         sizes[k] = (0, sizes[k][1] + path.stat().st_size)
             out.append(JournalBatch(meta["batch_id"], directory, list(meta["keys"]), tables, sizes))
+        return self._regroup(out)
+
+    def _regroup(self, batches: list[JournalBatch]) -> list[JournalBatch]:
+        """Put merged batches back into their groups, each at its first member's place.
+
+        A group whose members are partly gone was inserted and was being completed when the
+        collector stopped: the rest goes in again under the group's token, which the store
+        deduplicates."""
+        for debris in self.batches_dir.glob("*.group.tmp"):  # a merge that never happened
+            debris.unlink(missing_ok=True)
+        by_id = {b.batch_id: b for b in batches}
+        group_of: dict[str, JournalBatch] = {}
+        for path in sorted(self.batches_dir.glob("*" + GROUP_SUFFIX)):
+            members = [by_id[m] for m in json.loads(path.read_text())["members"] if m in by_id]
+            if not members:
+                path.unlink(missing_ok=True)  # completed
+                continue
+            group = self._group(path.name.removesuffix(GROUP_SUFFIX), members)
+            for m in members:
+                group_of[m.batch_id] = group
+        out: list[JournalBatch] = []
+        for b in batches:
+            member_of = group_of.get(b.batch_id)
+            if member_of is None:
+                out.append(b)
+            elif member_of.members[0] == b.batch_id:
+                out.append(member_of)
         return out
+
+    def _group(self, group_id: str, batches: list[JournalBatch]) -> JournalBatch:
+        tables: dict[str, list[tuple[str, Path]]] = {}
+        for b in batches:
+            for table, items in b.tables.items():
+                tables.setdefault(table, []).extend(items)
+        return JournalBatch(
+            group_id,
+            self.batches_dir,
+            [k for b in batches for k in b.keys],
+            tables,
+            {k: v for b in batches for k, v in b.sizes.items()},
+            [b.batch_id for b in batches],
+        )
+
+    def merge(self, batches: list[JournalBatch]) -> JournalBatch:
+        """Join queued batches into one group, inserted as one (fewer, larger inserts cost
+        ClickHouse far less per row). The group is recorded, durably, before its first insert:
+        a replay inserts exactly these batches again, with the same deduplication token.
+        Only batches never tried on their own may be merged (see Writer)."""
+        group_id = self.new_batch_id()
+        path = self.batches_dir / f"{group_id}{GROUP_SUFFIX}"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump({"batch_id": group_id, "members": [b.batch_id for b in batches]}, fh)
+            if self.fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        if self.fsync:
+            _fsync_dir(self.batches_dir)
+        return self._group(group_id, batches)
 
     def complete(self, batch: JournalBatch, committed_keys: Iterable[str]) -> None:
         """Record the batch's requests as committed, then forget its rows."""
@@ -172,7 +242,10 @@ class Journal:
             self._keys_written += lines.count("\n")
             if self._keys_written > 2 * self.max_keys:
                 self._compact_keys()
-        shutil.rmtree(batch.directory, ignore_errors=True)
+        for directory in batch.member_dirs():
+            shutil.rmtree(directory, ignore_errors=True)
+        if batch.members:  # last: while a member is left, the group must be replayed as one
+            (self.batches_dir / f"{batch.batch_id}{GROUP_SUFFIX}").unlink(missing_ok=True)
 
     def quarantine(self, batch: JournalBatch, refused: dict[str, str]) -> Path:
         """Move the files of refused requests out of the batch, with ClickHouse's reasons."""
@@ -181,7 +254,9 @@ class Journal:
         for items in batch.tables.values():
             for key, path in items:
                 if key in refused and path.exists():
-                    os.rename(path, target / path.name)
+                    # a group's members number their files alike: keep the member's id
+                    name = f"{path.parent.name}.{path.name}" if batch.members else path.name
+                    os.rename(path, target / name)
         (target / "reasons.json").write_text(json.dumps(refused, indent=1))
         if self.fsync:
             _fsync_dir(target)

@@ -7,6 +7,16 @@ Two tasks share the work:
 - the *drainer* inserts queued batches, oldest first, each with its own deduplication token,
   backing off while the store is unavailable.
 
+Under load the two overlap: while an insert runs, what arrives is sealed into the queue once it
+is a worthwhile share of an insert (a sixteenth of `batch_rows`, waited `max_delay_s`) and is
+acknowledged then, durably queued; the drainer merges the batches queued meanwhile into its
+next insert, up to `max_insert_rows` / `max_insert_bytes`. ClickHouse pays ~0.1 CPU-s per insert
+(parts of the table and of each materialized view) plus a cost per row, so at 30k spans/s
+inserts of a few thousand rows would spend more on that fixed cost than on the rows. A merge
+is recorded in the journal before its first insert (Journal.merge), so a replay re-inserts the
+same batches together under the same deduplication token. A lone exporter is unaffected: its
+export is sealed as soon as it arrives and answered once inserted.
+
 When an export is acknowledged:
 - store healthy: once its rows are inserted (group commit: the export waits for the flush that
   contains its rows). An acknowledgement then means "queryable", a row ClickHouse refuses is
@@ -107,6 +117,8 @@ class Writer:
         batch_rows: int = 20_000,
         max_delay_s: float = 0.2,
         max_pending_rows: int = 400_000,
+        max_insert_rows: int = 100_000,
+        max_insert_bytes: int = 96 << 20,
         max_queue_bytes: int = 1 << 30,
         max_queued_requests: int = 200_000,
         ack_timeout_s: float = 8.0,
@@ -121,6 +133,10 @@ class Writer:
         self.batch_rows = batch_rows
         self.max_delay_s = max_delay_s
         self.max_pending_rows = max_pending_rows
+        # Merging queued batches into one insert; at most batch_rows: off (one insert per
+        # batch, sealed only when the drainer is idle, as before merging existed).
+        self.max_insert_rows = max_insert_rows
+        self.max_insert_bytes = max_insert_bytes
         self.max_queue_bytes = max_queue_bytes
         self.max_queued_requests = max_queued_requests
         self.ack_timeout_s = ack_timeout_s
@@ -141,6 +157,10 @@ class Writer:
         # Sealed batches waiting for the drainer, oldest first, and the one being inserted.
         self._queue: deque[JournalBatch] = deque()
         self._current: JournalBatch | None = None
+        # Batches that may have reached the store on their own (replayed from a previous run,
+        # or inserted and then not completed): merged, they would be inserted twice.
+        self._unmergeable: set[str] = set()
+        self._merging: list[JournalBatch] = []  # taken from the queue, being merged
         self._queued_rows = 0  # rows accepted and not yet inserted (pending + queued)
         self._queued_bytes = 0
         # Request key -> the future its exporters wait on, from submit until inserted.
@@ -170,6 +190,7 @@ class Writer:
         loop = asyncio.get_running_loop()
         for batch in await asyncio.to_thread(self.journal.pending):
             self._queue.append(batch)
+            self._unmergeable.add(batch.batch_id)
             self._queued_rows += batch.rows
             self._queued_bytes += batch.nbytes
             for key in batch.keys:  # acknowledged (or never answered): a retry is answered at once
@@ -215,7 +236,8 @@ class Writer:
         return bool(self.store_error) or self._slow
 
     def queue_status(self) -> dict:
-        batches = list(self._queue) + ([self._current] if self._current else [])
+        current = self._merging or ([self._current] if self._current else [])
+        batches = list(self._queue) + current
         return {
             "batches": len(batches),
             "requests": sum(len(b.keys) for b in batches),
@@ -304,6 +326,19 @@ class Writer:
 
     # -- sealing ----------------------------------------------------------------------------
 
+    @property
+    def merging(self) -> bool:
+        return self.max_insert_rows > self.batch_rows
+
+    def _busy_seal_wait(self, now: float) -> float | None:
+        """While an insert runs: 0 to seal the pending exports now (queued, acknowledged and
+        merged into the next insert), seconds until that is due, or None (wait for more)."""
+        if not self.merging or self._pending_rows < self.batch_rows // 16:
+            return None
+        if self._pending_rows >= self.batch_rows:
+            return 0.0
+        return max(0.0, self._oldest + self.max_delay_s - now)
+
     async def _wait(self, event: asyncio.Event, timeout: float | None = None) -> None:
         event.clear()
         with contextlib.suppress(TimeoutError):
@@ -325,8 +360,11 @@ class Writer:
             ack_from_queue = self.degraded or backlog or self._closing
             drainer_idle = self._current is None and not self._queue
             if not (ack_from_queue or drainer_idle):
-                await self._wait(self._wake_sealer)
-                continue
+                busy_wait = self._busy_seal_wait(loop.time())
+                if busy_wait != 0.0:
+                    await self._wait(self._wake_sealer, busy_wait)
+                    continue
+                ack_from_queue = True  # sealed behind the running insert, as a backlog is
             wait = self._oldest + self.max_delay_s - loop.time()
             if self._pending_rows < self.batch_rows and wait > 0 and self._arriving > 0 and not self._closing:
                 await self._wait(self._wake_sealer, wait)
@@ -410,7 +448,7 @@ class Writer:
                 await self._wait(self._wake_drainer)
                 continue
             self._drained.clear()
-            batch = self._current = self._queue.popleft()
+            batch = await self._next_insert()
             # The sealer decides from (queue, current) whether a backlog is draining: wake it
             # at every change, or an export could wait behind the whole backlog.
             self._wake_sealer.set()
@@ -433,10 +471,12 @@ class Writer:
                 await asyncio.to_thread(self.journal.complete, batch, committed)
             except Exception:  # a failing disk: keep the batch; its re-insert is deduplicated
                 log.exception("could not complete batch %s; retrying", batch.batch_id)
+                self._unmergeable.add(batch.batch_id)  # inserted: must go in again alone
                 self._current = None
                 self._queue.appendleft(batch)
                 await asyncio.sleep(1.0)
                 continue
+            self._unmergeable.discard(batch.batch_id)
             self.stats.quarantined += len(refused)
             self.stats.batches += 1
             for key in batch.keys:
@@ -444,6 +484,36 @@ class Writer:
                 self._forget(key, batch.sizes.get(key, (0, 0)), error)
             self._current = None
             self._wake_sealer.set()
+
+    def _mergeable(self, batch: JournalBatch) -> bool:
+        return not batch.members and batch.batch_id not in self._unmergeable
+
+    async def _next_insert(self) -> JournalBatch:
+        """The oldest queued batch, merged with the mergeable batches queued behind it up to
+        max_insert_rows / max_insert_bytes; it is `_current` from the moment it leaves the queue."""
+        batch = self._current = self._queue.popleft()
+        if not (self.merging and self._mergeable(batch)):
+            return batch
+        group = [batch]
+        rows, nbytes = batch.rows, batch.nbytes
+        while self._queue and self._mergeable(nxt := self._queue[0]):
+            if rows + nxt.rows > self.max_insert_rows or nbytes + nxt.nbytes > self.max_insert_bytes:
+                break
+            group.append(self._queue.popleft())
+            rows += nxt.rows
+            nbytes += nxt.nbytes
+        if len(group) == 1:
+            return batch
+        self._merging = group  # still counted (queue_status) while the merge is recorded
+        try:
+            self._current = await asyncio.to_thread(self.journal.merge, group)
+            return self._current
+        except Exception:  # a failing disk: insert them one by one, as queued
+            log.exception("could not record the merge of %d batches; inserting them one by one", len(group))
+            self._queue.extendleft(reversed(group[1:]))
+            return batch
+        finally:
+            self._merging = []
 
     async def _insert_until_done(self, batch: JournalBatch | None) -> dict[str, str] | None:
         """Insert a queued batch (None: only get the store ready), retrying while the store is

@@ -482,24 +482,31 @@ def _list_filters(service: str | None, where: str | None, search_text: str | Non
 
 # -- sorted listings, counts and facets ------------------------------------------------------
 
-# Sortable columns of the traces list -> the per-trace aggregate over its spans that orders them.
+# Sorted listings, counts, facets and sorted sessions read per-trace totals from trace_summary
+# (migration 11): rows of (hour of first span, trace id) with the totals of the spans each
+# summarises. A trace can have several rows (its spans arrived in several inserts), so every
+# read groups them by TraceId; a time range reads only its own hours' rows.
+SUMMARY_TABLE = "trace_summary"
+
+# Sortable columns of the traces list -> the per-trace aggregate over its summary rows.
 SORTS = {
     "start_time": "start_ns",
-    "latency_ms": f"max({END_NS}) - start_ns",
-    "cost_usd": "sum(TotalCostUSD)",
+    "latency_ms": "toUnixTimestamp64Nano(max(End)) - start_ns",
+    "cost_usd": "sum(CostUSD)",
     "total_tokens": "sum(TotalTokens)",
     "input_tokens": "sum(InputTokens)",
     "output_tokens": "sum(OutputTokens)",
-    "spans": "count()",
-    "llm_calls": f"countIf({LLM_SPAN})",
+    "spans": "sum(Spans)",
+    "llm_calls": "sum(LlmCalls)",
 }
 SCORE_SORT = "score."
-# A sorted listing, a count or facets read the spans of [since - LOOKBACK, until + LOOKBACK): a
-# trace that started before `since` is known by its earlier spans (and left out), and the sort
-# key of one that started before `until` includes its later spans. Traces longer than this that
-# straddle a bound are the exception: a page still drops such a trace (its summary knows its
-# real start), a count may include it.
-LOOKBACK_NS = 3600 * 1_000_000_000
+# A sorted listing, a count or facets read the summary rows of [since, until + LOOKBACK) and
+# leave out every trace with a row in the LOOKBACK before `since` (it started earlier). The
+# exception is a trace with no span in the LOOKBACK next to a bound: one with spans more than
+# LOOKBACK before `since` and none in it is counted (a page still drops it: its summary knows
+# its real start); spans more than LOOKBACK after `until` are missing from its sort key. The
+# narrow summary rows make a day affordable (reading spans, an hour was).
+LOOKBACK_NS = 86400 * 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -543,28 +550,48 @@ def _keyset_after(cursor: str | None, order: Sort, id_column: str, params: dict[
     return f"WHERE key {cmp} {key} OR (key = {key} AND {id_column} {cmp} {{c_id:String}})"
 
 
+def _summary_rows(lo: str | None, hi: str | None) -> list[str]:
+    """Conditions keeping the trace_summary rows whose first span started in [lo, hi) (names
+    of Int64 ns parameters; None: unbounded). Hour, the key's first column, prunes the read."""
+    out = []
+    if lo:
+        out += [
+            f"Hour >= toStartOfHour(fromUnixTimestamp64Nano({{{lo}:Int64}}))",
+            f"Start >= fromUnixTimestamp64Nano({{{lo}:Int64}})",
+        ]
+    if hi:
+        out += [
+            f"Hour < fromUnixTimestamp64Nano({{{hi}:Int64}})",
+            f"Start < fromUnixTimestamp64Nano({{{hi}:Int64}})",
+        ]
+    return out
+
+
 def _trace_set_sql(
     since_ns: int | None, until_ns: int | None, filters: list[str], params: dict[str, Any], aggregates: str = ""
 ) -> str:
-    """SELECT TraceId, start_ns[, aggregates] of every trace that started in [since, until) and
-    has, for each filter, a span that meets it."""
-    window = ["TraceId != ''"]
-    lo = None if since_ns is None else since_ns - LOOKBACK_NS
-    hi = None if until_ns is None else until_ns + LOOKBACK_NS
-    window += _time_conditions(lo, hi, params)
-    conds = list(window)
+    """SELECT TraceId, start_ns[, aggregates over its trace_summary rows] of every trace that
+    started in [since, until) and has, for each filter, a span that meets it (see LOOKBACK_NS)."""
+    if since_ns is not None:
+        params["set_since"], params["set_lo"] = since_ns, since_ns - LOOKBACK_NS
+    if until_ns is not None:
+        params["set_until"], params["set_hi"] = until_ns, until_ns + LOOKBACK_NS
+    since = "set_since" if since_ns is not None else None
+    hi = "set_hi" if until_ns is not None else None
+    conds = _summary_rows(since, hi)
+    if since:
+        earlier = " AND ".join(_summary_rows("set_lo", since))
+        conds.append(f"TraceId NOT IN (SELECT TraceId FROM {SUMMARY_TABLE} WHERE {earlier})")
+    # The spans of the listed traces all lie in [since, until + LOOKBACK).
+    span_hi = None if until_ns is None else until_ns + LOOKBACK_NS
+    window = ["TraceId != ''", *_time_conditions(since_ns, span_hi, params)]
     for f in filters:
         conds.append("TraceId IN (SELECT TraceId FROM otel_traces WHERE " + " AND ".join([*window, f]) + ")")
-    having = []
-    if since_ns is not None:
-        params["set_since"] = since_ns
-        having.append("start_ns >= {set_since:Int64}")
-    if until_ns is not None:
-        params["set_until"] = until_ns
-        having.append("start_ns < {set_until:Int64}")
     return (
-        f"SELECT TraceId, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns{aggregates} FROM otel_traces "
-        f"WHERE {' AND '.join(conds)} GROUP BY TraceId" + (f" HAVING {' AND '.join(having)}" if having else "")
+        f"SELECT TraceId, toUnixTimestamp64Nano(min(Start)) AS start_ns{aggregates} FROM {SUMMARY_TABLE}"
+        + (f" WHERE {' AND '.join(conds)}" if conds else "")
+        + " GROUP BY TraceId"
+        + (" HAVING start_ns < {set_until:Int64}" if until_ns is not None else "")
     )
 
 
@@ -692,17 +719,16 @@ def trace_facets(
     """{field: [{"value", "traces"}, ...]} for the facet fields and `score.NAME` labels: among the
     traces the listing holds, how many have a span with that value (most first, `size` each).
     Adding `field = 'value'` to the filter keeps exactly those traces."""
-    from tracehouse_collector.query.filters import SPAN_FIELDS
-
     size = max(1, min(int(size), 100))
     params: dict[str, Any] = {"size": size}
     filters = _list_filters(service, where, search, params)
     since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
-    pairs = ", ".join(f"('{name}', toString({SPAN_FIELDS.fields[name].sql}))" for name in FACETS)
-    inner = _trace_set_sql(since_ns, until_ns, filters, params, f", groupUniqArrayArray([{pairs}]) AS pairs")
+    # trace_summary's Facets: the distinct non-empty (field, value) pairs of FACETS, each value
+    # as the field's SPAN_FIELDS expression computes it (frozen in migration 11).
+    inner = _trace_set_sql(since_ns, until_ns, filters, params, ", groupUniqArrayArray(Facets) AS pairs")
     _, rows = store.query(
         f"SELECT p.1 AS field, p.2 AS value, count() AS traces FROM ({inner}) ARRAY JOIN pairs AS p "
-        "WHERE value != '' GROUP BY field, value ORDER BY traces DESC, value LIMIT {size:UInt32} BY field",
+        "GROUP BY field, value ORDER BY traces DESC, value LIMIT {size:UInt32} BY field",
         parameters=params,
     )
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in FACETS}
@@ -1157,7 +1183,7 @@ def _session_rows(
 # Sortable columns of the sessions list -> the per-session SQL aggregate (over its traces' rows
 # `t`, each trace's totals over all its spans, as the page shows them).
 SESSION_SORTS = {
-    "last_time": "last_ns",
+    "last_time": "max(session_ns)",
     "first_time": "min(t.start_ns)",
     "traces": "count()",
     "llm_calls": "sum(t.llm_calls)",
@@ -1183,39 +1209,28 @@ def _sorted_sessions(
     limit: int,
     cursor: str | None,
 ) -> Page:
-    """One page of sessions in `order`, ties broken by session id; keyset cursor as traces'."""
+    """One page of sessions in `order`, ties broken by session id; keyset cursor as traces'.
+
+    From trace_summary: each listed trace's totals and, per session id its spans carry, the
+    latest start of such a span (its activity in the session, to the trace's last span)."""
     params: dict[str, Any] = {"n": limit + 1}
+    filters = []
+    if user:
+        params["user"] = user
+        filters.append("UserId = {user:String}")
     traces_sql = _trace_set_sql(
         since_ns,
         until_ns,
-        [],
+        filters,
         params,
-        f", countIf({LLM_SPAN}) AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, "
-        "sum(TotalTokens) AS total_tokens, sum(TotalCostUSD) AS cost",
-    )
-    # The session's own spans, for its traces and its last activity within [since, until).
-    conds = ["SessionId != ''", "TraceId != ''"]
-    if since_ns is not None:
-        params["own_lo"] = since_ns - LOOKBACK_NS
-        conds.append("Timestamp >= fromUnixTimestamp64Nano({own_lo:Int64})")
-    if until_ns is not None:
-        params["own_hi"] = until_ns
-        conds.append("Timestamp < fromUnixTimestamp64Nano({own_hi:Int64})")
-    if user:
-        params["user"] = user
-        conds.append("UserId = {user:String}")
-    active = "" if since_ns is None else " AND Timestamp >= fromUnixTimestamp64Nano({set_since:Int64})"
-    own = (
-        "SELECT SessionId, TraceId, toUnixTimestamp64Nano(maxIf(Timestamp, 1" + active + ")) AS last_ns "
-        f"FROM otel_traces WHERE {' AND '.join(conds)} GROUP BY SessionId, TraceId"
+        ", sum(LlmCalls) AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, "
+        "sum(TotalTokens) AS total_tokens, sum(CostUSD) AS cost, maxMap(SessionLast) AS sessions",
     )
     key = SESSION_SORTS[order.column]
     keyed = (
-        f"SELECT st.SessionId AS SessionId, max(st.last_ns) AS last_ns, {key} AS key FROM ({own}) AS st "
-        f"INNER JOIN ({traces_sql}) AS t ON st.TraceId = t.TraceId GROUP BY st.SessionId"
+        f"SELECT SessionId, max(session_ns) AS last_ns, {key} AS key FROM ({traces_sql}) AS t "
+        "ARRAY JOIN t.sessions.1 AS SessionId, t.sessions.2 AS session_ns GROUP BY SessionId"
     )
-    if order.column == "last_time":
-        keyed = keyed.replace(f"{key} AS key", "max(st.last_ns) AS key")
     where = _keyset_after(cursor, order, "SessionId", params, None)
     direction = "DESC" if order.descending else "ASC"
     _, found = store.query(

@@ -446,21 +446,22 @@ def _candidates(
     n: int,
 ) -> list[tuple[str, int]]:
     """(trace id, first span start within the spans read) of the n newest traces with spans
-    in [lo, until) (and before the cursor) that match the filters."""
+    in [lo, until) (and before the cursor) that match the filters; the starts come from the
+    trace_summary rows of [lo, until), the filters from the spans."""
     params["n"] = n
-    conds = ["TraceId != ''", *_time_conditions(lo, until_ns, params)]
-    window = list(conds)
+    window = ["TraceId != ''", *_time_conditions(lo, until_ns, params)]
+    conds = _summary_rows("since_ns" if lo is not None else None, "until_ns" if until_ns is not None else None)
     having = ""
     if after is not None:
-        # Every span of a trace that starts before the cursor is in this bound, so min() is exact.
+        # Every row of a trace that starts before the cursor is in this bound, so min() is exact.
         params["c_ns"], params["c_id"] = after
-        conds.append("Timestamp <= fromUnixTimestamp64Nano({c_ns:Int64})")
+        conds.append("Start <= fromUnixTimestamp64Nano({c_ns:Int64})")
         having = "HAVING start_ns < {c_ns:Int64} OR (start_ns = {c_ns:Int64} AND TraceId < {c_id:String})"
     for f in filters:
         conds.append("TraceId IN (SELECT TraceId FROM otel_traces WHERE " + " AND ".join([*window, f]) + ")")
     sql = (
-        "SELECT TraceId, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns FROM otel_traces WHERE "
-        + " AND ".join(conds)
+        f"SELECT TraceId, toUnixTimestamp64Nano(min(Start)) AS start_ns FROM {SUMMARY_TABLE}"
+        + (f" WHERE {' AND '.join(conds)}" if conds else "")
         + f" GROUP BY TraceId {having} ORDER BY start_ns DESC, TraceId DESC LIMIT {{n:UInt32}}"
     )
     return store.query(sql, parameters=params)[1]

@@ -114,12 +114,12 @@ PLAIN_SQL = """
 SELECT TraceId, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns,
     max(toUnixTimestamp64Nano(Timestamp) + toInt64(Duration)) - start_ns AS latency,
     sum(TotalCostUSD) AS cost, sum(TotalTokens) AS tokens, count() AS spans
-FROM otel_traces GROUP BY TraceId
+FROM otel_traces WHERE Timestamp >= {since:DateTime64(9)} GROUP BY TraceId
 """
 
 
-def _plain(store: Store) -> dict[str, dict]:
-    columns, rows = store.query(PLAIN_SQL)
+def _plain(store: Store, since: dt.datetime = dt.datetime(1970, 1, 1)) -> dict[str, dict]:
+    columns, rows = store.query(PLAIN_SQL, parameters={"since": _ts(since)})
     return {r[0]: dict(zip(columns, r, strict=True)) for r in rows}
 
 
@@ -234,23 +234,27 @@ def test_facets_equal_plain_sql_over_every_span(merged):
 
 
 def test_sessions_sorted_by_cost_equal_plain_sql(merged):
-    plain = _plain(merged)
-    listed = _listed(plain, exceptions=(OLD,))
+    listed = _listed(_plain(merged), exceptions=(OLD,))
+    plain = _plain(merged, since=SINCE)  # (OLD's span from before the lookback is not seen)
     _, rows = merged.query(
         "SELECT SessionId, TraceId FROM otel_traces WHERE SessionId != '' AND TraceId IN {ids:Array(String)} "
-        "GROUP BY SessionId, TraceId",
-        parameters={"ids": listed},
+        "AND Timestamp >= {since:DateTime64(9)} GROUP BY SessionId, TraceId",
+        parameters={"ids": listed, "since": _ts(SINCE)},
     )
     cost: dict[str, Decimal] = {}
+    count: dict[str, int] = {}
     for sid, tid in rows:
         cost[sid] = cost.get(sid, Decimal(0)) + plain[tid]["cost"]
+        count[sid] = count.get(sid, 0) + 1
     expected = sorted(cost, key=lambda s: (cost[s], s), reverse=True)
     got, cursor = [], None
     while True:
         page = traces.list_sessions(
             merged, since=SINCE.isoformat(), until=UNTIL.isoformat(), sort="cost_usd", limit=2, cursor=cursor
         )
-        got += [r["session_id"] for r in page.records()]
+        for r in page.records():
+            got.append(r["session_id"])
+            assert (r["traces"], r["cost_usd"]) == (count[r["session_id"]], cost[r["session_id"]])
         if not (cursor := page.next_cursor):
             break
     assert got == expected

@@ -569,10 +569,17 @@ def _summary_rows(lo: str | None, hi: str | None) -> list[str]:
 
 
 def _trace_set_sql(
-    since_ns: int | None, until_ns: int | None, filters: list[str], params: dict[str, Any], aggregates: str = ""
+    since_ns: int | None,
+    until_ns: int | None,
+    filters: list[str],
+    params: dict[str, Any],
+    aggregates: str = "",
+    checked: bool = False,
 ) -> str:
     """SELECT TraceId, start_ns[, aggregates over its trace_summary rows] of every trace that
-    started in [since, until) and has, for each filter, a span that meets it (see LOOKBACK_NS)."""
+    started in [since, until) and has, for each filter, a span that meets it (see LOOKBACK_NS).
+    `checked`: the caller checks every trace's start itself (a page does, from its spans), so
+    traces that started before `since` may be among these, with what their rows from it hold."""
     if since_ns is not None:
         params["set_since"], params["set_lo"] = since_ns, since_ns - LOOKBACK_NS
     if until_ns is not None:
@@ -580,7 +587,7 @@ def _trace_set_sql(
     since = "set_since" if since_ns is not None else None
     hi = "set_hi" if until_ns is not None else None
     conds = _summary_rows(since, hi)
-    if since:
+    if since and not checked:
         earlier = " AND ".join(_summary_rows("set_lo", since))
         conds.append(f"TraceId NOT IN (SELECT TraceId FROM {SUMMARY_TABLE} WHERE {earlier})")
     # The spans of the listed traces all lie in [since, until + LOOKBACK).
@@ -603,16 +610,18 @@ def _scores_available() -> bool:
 
 
 def _sort_key_sql(order: Sort, since_ns, until_ns, filters, params) -> str:
-    """SELECT TraceId, key of the listed traces, `key` ordering them."""
+    """SELECT TraceId, key of the listed traces, `key` ordering them, and of traces that
+    started before `since` (_sorted_page leaves those out)."""
     if not order.column.startswith(SCORE_SORT):
-        inner = _trace_set_sql(since_ns, until_ns, filters, params, f", {SORTS[order.column]} AS key")
+        aggregate = f", {SORTS[order.column]} AS key"
+        inner = _trace_set_sql(since_ns, until_ns, filters, params, aggregate, checked=True)
         return f"SELECT TraceId, key FROM ({inner})"
     if not _scores_available():
         raise ValueError("this store has no scores table: sort by a score needs it")
     params["sort_score"] = order.column[len(SCORE_SORT) :]
     # Traces without a numeric score of that name come last in either direction.
     missing = "-1e308" if order.descending else "1e308"
-    inner = _trace_set_sql(since_ns, until_ns, filters, params)
+    inner = _trace_set_sql(since_ns, until_ns, filters, params, checked=True)
     return (
         f"SELECT t.TraceId AS TraceId, ifNull(s.v, {missing}) AS key FROM ({inner}) AS t LEFT JOIN "
         f"(SELECT TraceId, avg(Value) AS v FROM {SCORES_TABLE} WHERE Name = {{sort_score:String}} "
@@ -671,7 +680,7 @@ def _sorted_page(
             parameters=params,
         )
         summaries = trace_summaries(store, [tid for tid, _ in found])
-        # A trace longer than LOOKBACK_NS that started before `since`: its summary knows.
+        # A trace that started before `since` (_sort_key_sql keeps them): its summary knows.
         genuine = [
             (summaries[tid], key)
             for tid, key in found
@@ -1225,24 +1234,32 @@ def _sorted_sessions(
         filters,
         params,
         ", sum(LlmCalls) AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, "
-        "sum(TotalTokens) AS total_tokens, sum(CostUSD) AS cost, maxMap(SessionLast) AS sessions",
+        f"sum(TotalTokens) AS total_tokens, sum(CostUSD) AS cost, maxMap(SessionLast) AS sessions, "
+        f"anyIf({_USER_SQL}, {_USER_SQL} != '') AS user_id",
     )
     key = SESSION_SORTS[order.column]
+    # Each session's row, as _session_rows gives it (the user of its first trace that has one).
     keyed = (
-        f"SELECT SessionId, max(session_ns) AS last_ns, {key} AS key FROM ({traces_sql}) AS t "
+        f"SELECT SessionId, argMinIf(t.user_id, (t.start_ns, t.TraceId), t.user_id != '') AS user_id, "
+        "min(t.start_ns) AS first_ns, max(session_ns) AS last_ns, count() AS traces, sum(t.llm_calls) AS llm_calls, "
+        "sum(t.input_tokens) AS input_tokens, sum(t.output_tokens) AS output_tokens, "
+        f"sum(t.total_tokens) AS total_tokens, sum(t.cost) AS cost_usd, {key} AS key FROM ({traces_sql}) AS t "
         "ARRAY JOIN t.sessions.1 AS SessionId, t.sessions.2 AS session_ns GROUP BY SessionId"
     )
     where = _keyset_after(cursor, order, "SessionId", params, None)
     direction = "DESC" if order.descending else "ASC"
     _, found = store.query(
-        f"SELECT SessionId, last_ns, key FROM ({keyed}) {where} ORDER BY key {direction}, SessionId {direction} "
-        "LIMIT {n:UInt32}",
+        f"SELECT * FROM ({keyed}) {where} ORDER BY key {direction}, SessionId {direction} LIMIT {{n:UInt32}}",
         parameters=params,
     )
     page, more = found[:limit], len(found) > limit
-    rows = _session_rows(store, [(sid, last_ns) for sid, last_ns, _ in page], since_ns, until_ns)
-    next_cursor = _encode_sorted_cursor(order, page[-1][2], page[-1][0]) if more else None
+    rows = [(sid, user, iso(first), iso(last), *counts, _money(cost)) for sid, user, first, last, *counts, cost, _ in page]
+    next_cursor = _encode_sorted_cursor(order, page[-1][-1], page[-1][0]) if more else None
     return Page(list(SESSION_COLUMNS), rows, next_cursor)
+
+
+# A summary row's user (trace_summary's Facets hold at most a few user ids per trace).
+_USER_SQL = "arrayFirst(p -> p.1 = 'user', Facets).2"
 
 
 def _session_traces(

@@ -48,7 +48,11 @@ def _span(tid: str, n: int, at: dt.datetime, **kw) -> dict:
         "GenAIResponseModel": model, "InputTokens": 10 + n % 13, "OutputTokens": 3 + n % 5,
         "TotalTokens": 13 + n % 13 + n % 5, "TotalCostUSD": str(Decimal("0.000001234567") * (1 + n % 6)),
         "SessionId": f"sess-{n % 5}" if n % 4 else "", "UserId": f"user-{n % 3}",
-        "RunId": "run-x" if n % 10 == 0 else "",
+        "RunId": "run-x" if n % 10 == 0 else "", "StatusMessage": f"failed #{n}" if n % 11 == 3 else "",
+        "SpanAttributes": {
+            "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": f"question {n}"}]}]),
+            "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": f"answer {n}"}]}]),
+        } if n % 3 else {},
     }  # fmt: skip
     row.update(kw)
     return row
@@ -170,9 +174,22 @@ def test_sorted_pages_equal_plain_sql_over_every_span(merged, sort, key):
     expected = sorted(_listed(plain), key=lambda t: (plain[t][key], t), reverse=descending)
     rows = _walk(merged, sort)
     assert [r["trace_id"] for r in rows] == expected
+    # Each row as trace_summaries computes it from the trace's spans (ids: one of the trace's).
+    from_spans = traces.trace_summaries(merged, expected)
+    _, ids = merged.query(
+        "SELECT TraceId, groupUniqArray(SessionId), groupUniqArray(UserId), groupUniqArray(RunId) FROM otel_traces "
+        "GROUP BY TraceId"
+    )
+    seen = {t: (set(s) - {""}, set(u) - {""}, set(r) - {""}) for t, s, u, r in ids}
     for r in rows:
         assert r["cost_usd"] == plain[r["trace_id"]]["cost"]
         assert r["spans"] == plain[r["trace_id"]]["spans"]
+        want = from_spans[r["trace_id"]]
+        assert {c: r[c] for c in r if not c.endswith("_id")} == {
+            c: want[c] for c in r if not c.endswith("_id")
+        }
+        for column, values in zip(("session_id", "user_id", "run_id"), seen[r["trace_id"]], strict=True):
+            assert r[column] in values or (r[column] == "" and not values)
 
 
 def test_the_newest_first_listing_equals_plain_sql(merged):

@@ -322,11 +322,19 @@ def trace_summaries(
         return {}
     params = {"ids": ids, "lo_ns": bounds[0], "hi_ns": bounds[1]}
     columns, rows = store.query(_SUMMARY_SQL if content else _TOTALS_SQL, parameters=params)
-    scores = _scores_by_trace(store, ids) if content else {}
-    run_names = _run_names(store, sorted({row[columns.index("run_id")] for row in rows} - {""})) if content else {}
+    return _summary_records(store, [dict(zip(columns, row, strict=True)) for row in rows], chars, content)
+
+
+def _summary_records(
+    store: Store, records: list[dict[str, Any]], chars: int, content: bool
+) -> dict[str, dict[str, Any]]:
+    """TRACE_COLUMNS rows (and `_start_ns`) by trace id, of _SUMMARY_SQL's records, with scores
+    and run names when `content`."""
+    ids = [r["TraceId"] for r in records]
+    scores = _scores_by_trace(store, ids) if content and ids else {}
+    run_names = _run_names(store, sorted({r["run_id"] for r in records} - {""})) if content else {}
     out = {}
-    for row in rows:
-        r = dict(zip(columns, row, strict=True))
+    for r in records:
         tid = r["TraceId"]
         out[tid] = {
             "trace_id": tid,
@@ -353,6 +361,57 @@ def trace_summaries(
             "_start_ns": r["start_ns"],
         }
     return out
+
+
+# Pages, sorted listings, counts, facets and sorted sessions read per-trace totals from trace_summary
+# (migration 11): rows of (hour of first span, trace id) with the totals of the spans each
+# summarises. A trace can have several rows (its spans arrived in several inserts), so every
+# read groups them by TraceId; a time range reads only its own hours' rows.
+SUMMARY_TABLE = "trace_summary"
+
+# The rows of a page from trace_summary (migration 11): all rows of each trace, found by the
+# hours its spans cover (trace_index) and its id, the key's two columns, in a few granules of 256
+# rows; the spans' granules hold about 10 MB of attribute maps each.
+_PAGE_SQL = f"""
+SELECT
+    TraceId,
+    toUnixTimestamp64Nano(min(Start)) AS start_ns,
+    toUnixTimestamp64Nano(max(End)) AS end_ns,
+    sum(Spans) AS spans,
+    min(Root).3 AS root_span,
+    min(Root).4 AS service,
+    sum(Errors) AS errors,
+    sum(LlmCalls) AS llm_calls,
+    arraySort(groupUniqArrayArray(Models)) AS models,
+    sum(InputTokens) AS input_tokens,
+    sum(OutputTokens) AS output_tokens,
+    sum(TotalTokens) AS total_tokens,
+    sum(CostUSD) AS cost_usd,
+    arraySort(groupUniqArrayArray(Facets)) AS facets,
+    min(Input).2 AS input_raw,
+    max(Output).2 AS output_raw,
+    min(FirstError).2 AS error_text
+FROM {SUMMARY_TABLE}
+WHERE Hour IN (SELECT arrayJoin(arrayMap(h -> toDateTime(h), range(
+        toUInt32(toStartOfHour(min(Start))), toUInt32(toStartOfHour(max(End))) + 1, 3600)))
+    FROM trace_index WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId)
+  AND TraceId IN {{ids:Array(String)}}
+GROUP BY TraceId
+"""
+
+
+def page_summaries(store: Store, ids: list[str], chars: int = PREVIEW_CHARS) -> dict[str, dict[str, Any]]:
+    """trace_summaries of a page's traces, read from trace_summary rather than their spans."""
+    if not ids:
+        return {}
+    columns, rows = store.query(_PAGE_SQL, parameters={"ids": ids})
+    records = []
+    for row in rows:
+        r = dict(zip(columns, row, strict=True))
+        for field in ("session", "user", "run"):  # the first id of each kind, as the spans' any()
+            r[f"{field}_id"] = next((v for f, v in r["facets"] if f == field), "")
+        records.append(r)
+    return _summary_records(store, records, chars, content=True)
 
 
 def _money(value: Any) -> Decimal:
@@ -418,7 +477,7 @@ def list_traces(
         fetch = limit + 1
         while True:
             found = _candidates(store, lo, until_ns, after, filters, dict(params), fetch)
-            summaries = trace_summaries(store, [tid for tid, _ in found])
+            summaries = page_summaries(store, [tid for tid, _ in found])
             # A trace with spans in the window that started before it is an impostor: its
             # min() here is not its start.
             genuine = [summaries[tid] for tid, _ in found if tid in summaries]
@@ -482,12 +541,6 @@ def _list_filters(service: str | None, where: str | None, search_text: str | Non
 
 
 # -- sorted listings, counts and facets ------------------------------------------------------
-
-# Sorted listings, counts, facets and sorted sessions read per-trace totals from trace_summary
-# (migration 11): rows of (hour of first span, trace id) with the totals of the spans each
-# summarises. A trace can have several rows (its spans arrived in several inserts), so every
-# read groups them by TraceId; a time range reads only its own hours' rows.
-SUMMARY_TABLE = "trace_summary"
 
 # Sortable columns of the traces list -> the per-trace aggregate over its summary rows.
 SORTS = {
@@ -679,7 +732,7 @@ def _sorted_page(
             "LIMIT {n:UInt32}",
             parameters=params,
         )
-        summaries = trace_summaries(store, [tid for tid, _ in found])
+        summaries = page_summaries(store, [tid for tid, _ in found])
         # A trace that started before `since` (_sort_key_sql keeps them): its summary knows.
         genuine = [
             (summaries[tid], key)

@@ -10,6 +10,12 @@
 -- Facets holds the (field, value) pairs the traces list counts (query/traces.py FACETS: model,
 -- provider, service, status, session, user, run, as query/filters.py SPAN_FIELDS computes them);
 -- SessionLast, per session id, the latest start of a span carrying it (the sessions list).
+-- A page of the list shows each trace's root span, models, first input, last output and first
+-- error: Root, Models, Input, Output and FirstError hold them (content cut at 16384 characters,
+-- as the list reads it from spans), so a page reads its 50 rows here (by Hour and TraceId, in
+-- granules of 256 rows) instead of the granules of 8192 spans that hold each trace's spans,
+-- about 10 MB of attribute maps each: the price is a second copy of each trace's first input
+-- and last output.
 -- LLM calls are counted as query/traces.py LLM_SPAN: a model, and an operation that is not an
 -- agent, tool, retrieval or other step (processors/semconv.py NON_MODEL_OPERATIONS).
 
@@ -27,13 +33,18 @@ CREATE TABLE IF NOT EXISTS {{database}}.{{table trace_summary}}{{on_cluster}}
     TotalTokens SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD(1)),
     CostUSD SimpleAggregateFunction(sum, Decimal128(12)) CODEC(ZSTD(1)),
     Facets SimpleAggregateFunction(groupUniqArrayArray, Array(Tuple(String, String))) CODEC(ZSTD(1)),
-    SessionLast SimpleAggregateFunction(maxMap, Tuple(Array(String), Array(Int64))) CODEC(ZSTD(1))
+    SessionLast SimpleAggregateFunction(maxMap, Tuple(Array(String), Array(Int64))) CODEC(ZSTD(1)),
+    Root SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9), String, String)) CODEC(ZSTD(1)),
+    Models SimpleAggregateFunction(groupUniqArrayArray, Array(String)) CODEC(ZSTD(1)),
+    Input SimpleAggregateFunction(min, Tuple(DateTime64(9), String)) CODEC(ZSTD(3)),
+    Output SimpleAggregateFunction(max, Tuple(Int64, String)) CODEC(ZSTD(3)),
+    FirstError SimpleAggregateFunction(min, Tuple(DateTime64(9), String)) CODEC(ZSTD(1))
 )
 ENGINE = {{engine AggregatingMergeTree}}
 PARTITION BY toDate(Hour)
 ORDER BY (Hour, TraceId)
 {{ttl Hour}}
-SETTINGS ttl_only_drop_parts = 1, {{dedup_window}};
+SETTINGS index_granularity = 256, ttl_only_drop_parts = 1, {{dedup_window}};
 
 -- cluster only: the Distributed table that takes the public name
 CREATE TABLE IF NOT EXISTS {{database}}.trace_summary{{on_cluster}}
@@ -62,7 +73,12 @@ AS SELECT
         ('session', SessionId),
         ('user', UserId),
         ('run', RunId)])) AS Facets,
-    maxMapIf(([SessionId], [toUnixTimestamp64Nano(Timestamp)]), SessionId != '') AS SessionLast
+    maxMapIf(([SessionId], [toUnixTimestamp64Nano(Timestamp)]), SessionId != '') AS SessionLast,
+    min((ParentSpanId != '', Timestamp, SpanName, toString(ServiceName))) AS Root,
+    groupUniqArrayIf(replaceRegexpOne(if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel), '[-@]([0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9])\\z', ''), ((GenAIRequestModel != '' OR GenAIResponseModel != '') AND GenAIOperation NOT IN ('agent_step', 'chain', 'create_agent', 'create_memory', 'create_memory_store', 'delete_memory', 'delete_memory_store', 'evaluation', 'execute_task', 'execute_tool', 'guardrail', 'invoke_agent', 'invoke_workflow', 'memory', 'parse', 'plan', 'prompt', 'retrieval', 'search_memory', 'update_memory', 'upsert_memory')) AND replaceRegexpOne(if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel), '[-@]([0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9])\\z', '') != '') AS Models,
+    min(if(leftUTF8(arrayFirst(x -> x != '', [SpanAttributes['gen_ai.input.messages'], SpanAttributes['gen_ai.prompt'], SpanAttributes['input.value'], SpanAttributes['ai.prompt.messages'], SpanAttributes['ai.prompt'], SpanAttributes['traceloop.entity.input'], SpanAttributes['langfuse.observation.input'], SpanAttributes['mlflow.spanInputs'], '']), 16384) != '', (Timestamp, leftUTF8(arrayFirst(x -> x != '', [SpanAttributes['gen_ai.input.messages'], SpanAttributes['gen_ai.prompt'], SpanAttributes['input.value'], SpanAttributes['ai.prompt.messages'], SpanAttributes['ai.prompt'], SpanAttributes['traceloop.entity.input'], SpanAttributes['langfuse.observation.input'], SpanAttributes['mlflow.spanInputs'], '']), 16384)), (toDateTime64('2262-04-11 00:00:00', 9, 'UTC'), ''))) AS Input,
+    max(if(leftUTF8(arrayFirst(x -> x != '', [SpanAttributes['gen_ai.output.messages'], SpanAttributes['gen_ai.completion'], SpanAttributes['output.value'], SpanAttributes['ai.response.text'], SpanAttributes['traceloop.entity.output'], SpanAttributes['langfuse.observation.output'], SpanAttributes['mlflow.spanOutputs'], '']), 16384) != '', (toUnixTimestamp64Nano(Timestamp) + toInt64(Duration), leftUTF8(arrayFirst(x -> x != '', [SpanAttributes['gen_ai.output.messages'], SpanAttributes['gen_ai.completion'], SpanAttributes['output.value'], SpanAttributes['ai.response.text'], SpanAttributes['traceloop.entity.output'], SpanAttributes['langfuse.observation.output'], SpanAttributes['mlflow.spanOutputs'], '']), 16384)), (toInt64(0), ''))) AS Output,
+    min(if(StatusCode = 'Error', (Timestamp, leftUTF8(arrayFirst(x -> x != '', [StatusMessage, Events.Attributes[indexOf(Events.Name, 'exception')]['exception.message'], Events.Attributes[indexOf(Events.Name, 'exception')]['exception.type'], SpanAttributes['error.type'], '']), 16384)), (toDateTime64('2262-04-11 00:00:00', 9, 'UTC'), ''))) AS FirstError
 FROM {{source otel_traces}}
 WHERE TraceId != ''
 GROUP BY TraceId;
@@ -90,7 +106,12 @@ SELECT
         ('session', SessionId),
         ('user', UserId),
         ('run', RunId)])) AS Facets,
-    maxMapIf(([SessionId], [toUnixTimestamp64Nano(Timestamp)]), SessionId != '') AS SessionLast
+    maxMapIf(([SessionId], [toUnixTimestamp64Nano(Timestamp)]), SessionId != '') AS SessionLast,
+    min((ParentSpanId != '', Timestamp, SpanName, toString(ServiceName))) AS Root,
+    groupUniqArrayIf(replaceRegexpOne(if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel), '[-@]([0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9])\\z', ''), ((GenAIRequestModel != '' OR GenAIResponseModel != '') AND GenAIOperation NOT IN ('agent_step', 'chain', 'create_agent', 'create_memory', 'create_memory_store', 'delete_memory', 'delete_memory_store', 'evaluation', 'execute_task', 'execute_tool', 'guardrail', 'invoke_agent', 'invoke_workflow', 'memory', 'parse', 'plan', 'prompt', 'retrieval', 'search_memory', 'update_memory', 'upsert_memory')) AND replaceRegexpOne(if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel), '[-@]([0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9])\\z', '') != '') AS Models,
+    min(if(leftUTF8(arrayFirst(x -> x != '', [SpanAttributes['gen_ai.input.messages'], SpanAttributes['gen_ai.prompt'], SpanAttributes['input.value'], SpanAttributes['ai.prompt.messages'], SpanAttributes['ai.prompt'], SpanAttributes['traceloop.entity.input'], SpanAttributes['langfuse.observation.input'], SpanAttributes['mlflow.spanInputs'], '']), 16384) != '', (Timestamp, leftUTF8(arrayFirst(x -> x != '', [SpanAttributes['gen_ai.input.messages'], SpanAttributes['gen_ai.prompt'], SpanAttributes['input.value'], SpanAttributes['ai.prompt.messages'], SpanAttributes['ai.prompt'], SpanAttributes['traceloop.entity.input'], SpanAttributes['langfuse.observation.input'], SpanAttributes['mlflow.spanInputs'], '']), 16384)), (toDateTime64('2262-04-11 00:00:00', 9, 'UTC'), ''))) AS Input,
+    max(if(leftUTF8(arrayFirst(x -> x != '', [SpanAttributes['gen_ai.output.messages'], SpanAttributes['gen_ai.completion'], SpanAttributes['output.value'], SpanAttributes['ai.response.text'], SpanAttributes['traceloop.entity.output'], SpanAttributes['langfuse.observation.output'], SpanAttributes['mlflow.spanOutputs'], '']), 16384) != '', (toUnixTimestamp64Nano(Timestamp) + toInt64(Duration), leftUTF8(arrayFirst(x -> x != '', [SpanAttributes['gen_ai.output.messages'], SpanAttributes['gen_ai.completion'], SpanAttributes['output.value'], SpanAttributes['ai.response.text'], SpanAttributes['traceloop.entity.output'], SpanAttributes['langfuse.observation.output'], SpanAttributes['mlflow.spanOutputs'], '']), 16384)), (toInt64(0), ''))) AS Output,
+    min(if(StatusCode = 'Error', (Timestamp, leftUTF8(arrayFirst(x -> x != '', [StatusMessage, Events.Attributes[indexOf(Events.Name, 'exception')]['exception.message'], Events.Attributes[indexOf(Events.Name, 'exception')]['exception.type'], SpanAttributes['error.type'], '']), 16384)), (toDateTime64('2262-04-11 00:00:00', 9, 'UTC'), ''))) AS FirstError
 FROM {{database}}.otel_traces
 WHERE TraceId != ''
 GROUP BY TraceId

@@ -1,14 +1,17 @@
 """Traces and sessions: the one-row-per-request view, the full span tree, conversations.
 
-Reads `otel_traces` only, with two rules that keep it fast on large stores:
+Reads `otel_traces` and the tables kept from it, with rules that keep it fast on large stores:
 - A trace is found by id through `trace_index` (ordered by TraceId, by month) which gives its
   time range; the span read is then restricted to that range (day partitions prune) and to the
   id (the TraceId bloom filter skips granules). Nothing scans all spans for one id.
-- Lists page by keyset on (start, id), never OFFSET: the next page's cursor bounds the span
-  scan by time, so deep pages cost what the first page costs. A page is first looked for in
-  recent time windows (1 h, 1 d, 7 d, 30 d before the cursor or --until) and the window only
-  grows when it does not hold a full page, so a page reads what it shows, not the whole store.
-- The summary of a page's traces reads their spans only, by id within their time range.
+- Lists read per-trace totals from `trace_summary` (one row per trace and hour of its first
+  span), never grouping the spans of a window: sorted pages, counts, facets and sorted sessions
+  group its rows of the window; a page's rows (totals, root span, first input, last output,
+  first error) are its traces' rows, found by hour and id. Only `--where`/`--search` read spans.
+- Lists page by keyset on (start, id) or (sort key, id), never OFFSET: the next page's cursor
+  bounds the scan, so deep pages cost what the first page costs. A newest-first page is first
+  looked for in recent time windows (1 h, 1 d, 7 d, 30 d before the cursor or --until) and the
+  window only grows when it does not hold a full page.
 
 Times travel as integer nanoseconds through ClickHouse (no time-zone guessing) and leave as
 ISO-8601 UTC strings.

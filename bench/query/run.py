@@ -159,29 +159,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-api", action="store_true", help="skip the REST and gRPC cases (bench/query/api.py)"
     )
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure the store already in --dir (migrated first): load nothing"
+    )
     args = parser.parse_args(argv)
+    if args.reuse and not args.dir:
+        parser.error("--reuse needs --dir")
 
     tmp = args.dir or tempfile.mkdtemp(prefix="tracehouse-bench-query-")
     store = Store(f"chdb://{tmp}")
     try:
         store.migrate()
         now_s = int(time.time())
-        print(
-            f"loading {args.spans:,} spans over {DAYS} days into chdb://{tmp} ({os.cpu_count()} CPUs) ...",
-            flush=True,
-        )
-        t0 = time.perf_counter()
-        for start in range(0, args.spans, CHUNK):
-            store.command(load_sql(start, min(CHUNK, args.spans - start), now_s))
-        load_s = time.perf_counter() - t0
+        load_s = 0.0
+        if not args.reuse:
+            print(
+                f"loading {args.spans:,} spans over {DAYS} days into chdb://{tmp} ({os.cpu_count()} CPUs) ...",
+                flush=True,
+            )
+            t0 = time.perf_counter()
+            for start in range(0, args.spans, CHUNK):
+                store.command(load_sql(start, min(CHUNK, args.spans - start), now_s))
+            load_s = time.perf_counter() - t0
         _, rows = store.query(
             "SELECT (SELECT count() FROM otel_traces), (SELECT count() FROM llm_usage_1m), "
             "(SELECT count() FROM llm_usage_1h), (SELECT count() FROM otel_traces_trace_id_ts)"
         )
         spans, minute_rows, hour_rows, trace_rows = rows[0]
+        loaded = (
+            f"reused chdb://{tmp}: {spans:,} spans"
+            if args.reuse
+            else f"loaded {spans:,} spans in {load_s:.1f} s ({spans / load_s:,.0f} spans/s, including the materialized views)"
+        )
         print(
-            f"loaded {spans:,} spans in {load_s:.1f} s ({spans / load_s:,.0f} spans/s, including the "
-            f"materialized views); rollup rows {minute_rows:,} per minute, {hour_rows:,} per hour, "
+            f"{loaded}; rollup rows {minute_rows:,} per minute, {hour_rows:,} per hour, "
             f"trace-id rows {trace_rows:,}\n",
             flush=True,
         )

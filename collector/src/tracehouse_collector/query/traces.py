@@ -1,14 +1,17 @@
 """Traces and sessions: the one-row-per-request view, the full span tree, conversations.
 
-Reads `otel_traces` only, with two rules that keep it fast on large stores:
+Reads `otel_traces` and the tables kept from it, with rules that keep it fast on large stores:
 - A trace is found by id through `trace_index` (ordered by TraceId, by month) which gives its
   time range; the span read is then restricted to that range (day partitions prune) and to the
   id (the TraceId bloom filter skips granules). Nothing scans all spans for one id.
-- Lists page by keyset on (start, id), never OFFSET: the next page's cursor bounds the span
-  scan by time, so deep pages cost what the first page costs. A page is first looked for in
-  recent time windows (1 h, 1 d, 7 d, 30 d before the cursor or --until) and the window only
-  grows when it does not hold a full page, so a page reads what it shows, not the whole store.
-- The summary of a page's traces reads their spans only, by id within their time range.
+- Lists read per-trace totals from `trace_summary` (one row per trace and hour of its first
+  span), never grouping the spans of a window: sorted pages, counts, facets and sorted sessions
+  group its rows of the window; a page's rows (totals, root span, first input, last output,
+  first error) are its traces' rows, found by hour and id. Only `--where`/`--search` read spans.
+- Lists page by keyset on (start, id) or (sort key, id), never OFFSET: the next page's cursor
+  bounds the scan, so deep pages cost what the first page costs. A newest-first page is first
+  looked for in recent time windows (1 h, 1 d, 7 d, 30 d before the cursor or --until) and the
+  window only grows when it does not hold a full page.
 
 Times travel as integer nanoseconds through ClickHouse (no time-zone guessing) and leave as
 ISO-8601 UTC strings.
@@ -322,11 +325,19 @@ def trace_summaries(
         return {}
     params = {"ids": ids, "lo_ns": bounds[0], "hi_ns": bounds[1]}
     columns, rows = store.query(_SUMMARY_SQL if content else _TOTALS_SQL, parameters=params)
-    scores = _scores_by_trace(store, ids) if content else {}
-    run_names = _run_names(store, sorted({row[columns.index("run_id")] for row in rows} - {""})) if content else {}
+    return _summary_records(store, [dict(zip(columns, row, strict=True)) for row in rows], chars, content)
+
+
+def _summary_records(
+    store: Store, records: list[dict[str, Any]], chars: int, content: bool
+) -> dict[str, dict[str, Any]]:
+    """TRACE_COLUMNS rows (and `_start_ns`) by trace id, of _SUMMARY_SQL's records, with scores
+    and run names when `content`."""
+    ids = [r["TraceId"] for r in records]
+    scores = _scores_by_trace(store, ids) if content and ids else {}
+    run_names = _run_names(store, sorted({r["run_id"] for r in records} - {""})) if content else {}
     out = {}
-    for row in rows:
-        r = dict(zip(columns, row, strict=True))
+    for r in records:
         tid = r["TraceId"]
         out[tid] = {
             "trace_id": tid,
@@ -353,6 +364,57 @@ def trace_summaries(
             "_start_ns": r["start_ns"],
         }
     return out
+
+
+# Pages, sorted listings, counts, facets and sorted sessions read per-trace totals from trace_summary
+# (migration 11): rows of (hour of first span, trace id) with the totals of the spans each
+# summarises. A trace can have several rows (its spans arrived in several inserts), so every
+# read groups them by TraceId; a time range reads only its own hours' rows.
+SUMMARY_TABLE = "trace_summary"
+
+# The rows of a page from trace_summary (migration 11): all rows of each trace, found by the
+# hours its spans cover (trace_index) and its id, the key's two columns, in a few granules of 256
+# rows; the spans' granules hold about 10 MB of attribute maps each.
+_PAGE_SQL = f"""
+SELECT
+    TraceId,
+    toUnixTimestamp64Nano(min(Start)) AS start_ns,
+    toUnixTimestamp64Nano(max(End)) AS end_ns,
+    sum(Spans) AS spans,
+    min(Root).3 AS root_span,
+    min(Root).4 AS service,
+    sum(Errors) AS errors,
+    sum(LlmCalls) AS llm_calls,
+    arraySort(groupUniqArrayArray(Models)) AS models,
+    sum(InputTokens) AS input_tokens,
+    sum(OutputTokens) AS output_tokens,
+    sum(TotalTokens) AS total_tokens,
+    sum(CostUSD) AS cost_usd,
+    arraySort(groupUniqArrayArray(Facets)) AS facets,
+    min(Input).2 AS input_raw,
+    max(Output).2 AS output_raw,
+    min(FirstError).2 AS error_text
+FROM {SUMMARY_TABLE}
+WHERE Hour IN (SELECT arrayJoin(arrayMap(h -> toDateTime(h), range(
+        toUInt32(toStartOfHour(min(Start))), toUInt32(toStartOfHour(max(End))) + 1, 3600)))
+    FROM trace_index WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId)
+  AND TraceId IN {{ids:Array(String)}}
+GROUP BY TraceId
+"""
+
+
+def page_summaries(store: Store, ids: list[str], chars: int = PREVIEW_CHARS) -> dict[str, dict[str, Any]]:
+    """trace_summaries of a page's traces, read from trace_summary rather than their spans."""
+    if not ids:
+        return {}
+    columns, rows = store.query(_PAGE_SQL, parameters={"ids": ids})
+    records = []
+    for row in rows:
+        r = dict(zip(columns, row, strict=True))
+        for field in ("session", "user", "run"):  # the first id of each kind, as the spans' any()
+            r[f"{field}_id"] = next((v for f, v in r["facets"] if f == field), "")
+        records.append(r)
+    return _summary_records(store, records, chars, content=True)
 
 
 def _money(value: Any) -> Decimal:
@@ -418,7 +480,7 @@ def list_traces(
         fetch = limit + 1
         while True:
             found = _candidates(store, lo, until_ns, after, filters, dict(params), fetch)
-            summaries = trace_summaries(store, [tid for tid, _ in found])
+            summaries = page_summaries(store, [tid for tid, _ in found])
             # A trace with spans in the window that started before it is an impostor: its
             # min() here is not its start.
             genuine = [summaries[tid] for tid, _ in found if tid in summaries]
@@ -446,21 +508,22 @@ def _candidates(
     n: int,
 ) -> list[tuple[str, int]]:
     """(trace id, first span start within the spans read) of the n newest traces with spans
-    in [lo, until) (and before the cursor) that match the filters."""
+    in [lo, until) (and before the cursor) that match the filters; the starts come from the
+    trace_summary rows of [lo, until), the filters from the spans."""
     params["n"] = n
-    conds = ["TraceId != ''", *_time_conditions(lo, until_ns, params)]
-    window = list(conds)
+    window = ["TraceId != ''", *_time_conditions(lo, until_ns, params)]
+    conds = _summary_rows("since_ns" if lo is not None else None, "until_ns" if until_ns is not None else None)
     having = ""
     if after is not None:
-        # Every span of a trace that starts before the cursor is in this bound, so min() is exact.
+        # Every row of a trace that starts before the cursor is in this bound, so min() is exact.
         params["c_ns"], params["c_id"] = after
-        conds.append("Timestamp <= fromUnixTimestamp64Nano({c_ns:Int64})")
+        conds.append("Start <= fromUnixTimestamp64Nano({c_ns:Int64})")
         having = "HAVING start_ns < {c_ns:Int64} OR (start_ns = {c_ns:Int64} AND TraceId < {c_id:String})"
     for f in filters:
         conds.append("TraceId IN (SELECT TraceId FROM otel_traces WHERE " + " AND ".join([*window, f]) + ")")
     sql = (
-        "SELECT TraceId, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns FROM otel_traces WHERE "
-        + " AND ".join(conds)
+        f"SELECT TraceId, toUnixTimestamp64Nano(min(Start)) AS start_ns FROM {SUMMARY_TABLE}"
+        + (f" WHERE {' AND '.join(conds)}" if conds else "")
         + f" GROUP BY TraceId {having} ORDER BY start_ns DESC, TraceId DESC LIMIT {{n:UInt32}}"
     )
     return store.query(sql, parameters=params)[1]
@@ -482,24 +545,25 @@ def _list_filters(service: str | None, where: str | None, search_text: str | Non
 
 # -- sorted listings, counts and facets ------------------------------------------------------
 
-# Sortable columns of the traces list -> the per-trace aggregate over its spans that orders them.
+# Sortable columns of the traces list -> the per-trace aggregate over its summary rows.
 SORTS = {
     "start_time": "start_ns",
-    "latency_ms": f"max({END_NS}) - start_ns",
-    "cost_usd": "sum(TotalCostUSD)",
+    "latency_ms": "toUnixTimestamp64Nano(max(End)) - start_ns",
+    "cost_usd": "sum(CostUSD)",
     "total_tokens": "sum(TotalTokens)",
     "input_tokens": "sum(InputTokens)",
     "output_tokens": "sum(OutputTokens)",
-    "spans": "count()",
-    "llm_calls": f"countIf({LLM_SPAN})",
+    "spans": "sum(Spans)",
+    "llm_calls": "sum(LlmCalls)",
 }
 SCORE_SORT = "score."
-# A sorted listing, a count or facets read the spans of [since - LOOKBACK, until + LOOKBACK): a
-# trace that started before `since` is known by its earlier spans (and left out), and the sort
-# key of one that started before `until` includes its later spans. Traces longer than this that
-# straddle a bound are the exception: a page still drops such a trace (its summary knows its
-# real start), a count may include it.
-LOOKBACK_NS = 3600 * 1_000_000_000
+# A sorted listing, a count or facets read the summary rows of [since, until + LOOKBACK) and
+# leave out every trace with a row in the LOOKBACK before `since` (it started earlier). The
+# exception is a trace with no span in the LOOKBACK next to a bound: one with spans more than
+# LOOKBACK before `since` and none in it is counted (a page still drops it: its summary knows
+# its real start); spans more than LOOKBACK after `until` are missing from its sort key. The
+# narrow summary rows make a day affordable (reading spans, an hour was).
+LOOKBACK_NS = 86400 * 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -543,28 +607,55 @@ def _keyset_after(cursor: str | None, order: Sort, id_column: str, params: dict[
     return f"WHERE key {cmp} {key} OR (key = {key} AND {id_column} {cmp} {{c_id:String}})"
 
 
+def _summary_rows(lo: str | None, hi: str | None) -> list[str]:
+    """Conditions keeping the trace_summary rows whose first span started in [lo, hi) (names
+    of Int64 ns parameters; None: unbounded). Hour, the key's first column, prunes the read."""
+    out = []
+    if lo:
+        out += [
+            f"Hour >= toStartOfHour(fromUnixTimestamp64Nano({{{lo}:Int64}}))",
+            f"Start >= fromUnixTimestamp64Nano({{{lo}:Int64}})",
+        ]
+    if hi:
+        out += [
+            f"Hour < fromUnixTimestamp64Nano({{{hi}:Int64}})",
+            f"Start < fromUnixTimestamp64Nano({{{hi}:Int64}})",
+        ]
+    return out
+
+
 def _trace_set_sql(
-    since_ns: int | None, until_ns: int | None, filters: list[str], params: dict[str, Any], aggregates: str = ""
+    since_ns: int | None,
+    until_ns: int | None,
+    filters: list[str],
+    params: dict[str, Any],
+    aggregates: str = "",
+    checked: bool = False,
 ) -> str:
-    """SELECT TraceId, start_ns[, aggregates] of every trace that started in [since, until) and
-    has, for each filter, a span that meets it."""
-    window = ["TraceId != ''"]
-    lo = None if since_ns is None else since_ns - LOOKBACK_NS
-    hi = None if until_ns is None else until_ns + LOOKBACK_NS
-    window += _time_conditions(lo, hi, params)
-    conds = list(window)
+    """SELECT TraceId, start_ns[, aggregates over its trace_summary rows] of every trace that
+    started in [since, until) and has, for each filter, a span that meets it (see LOOKBACK_NS).
+    `checked`: the caller checks every trace's start itself (a page does, from its spans), so
+    traces that started before `since` may be among these, with what their rows from it hold."""
+    if since_ns is not None:
+        params["set_since"], params["set_lo"] = since_ns, since_ns - LOOKBACK_NS
+    if until_ns is not None:
+        params["set_until"], params["set_hi"] = until_ns, until_ns + LOOKBACK_NS
+    since = "set_since" if since_ns is not None else None
+    hi = "set_hi" if until_ns is not None else None
+    conds = _summary_rows(since, hi)
+    if since and not checked:
+        earlier = " AND ".join(_summary_rows("set_lo", since))
+        conds.append(f"TraceId NOT IN (SELECT TraceId FROM {SUMMARY_TABLE} WHERE {earlier})")
+    # The spans of the listed traces all lie in [since, until + LOOKBACK).
+    span_hi = None if until_ns is None else until_ns + LOOKBACK_NS
+    window = ["TraceId != ''", *_time_conditions(since_ns, span_hi, params)]
     for f in filters:
         conds.append("TraceId IN (SELECT TraceId FROM otel_traces WHERE " + " AND ".join([*window, f]) + ")")
-    having = []
-    if since_ns is not None:
-        params["set_since"] = since_ns
-        having.append("start_ns >= {set_since:Int64}")
-    if until_ns is not None:
-        params["set_until"] = until_ns
-        having.append("start_ns < {set_until:Int64}")
     return (
-        f"SELECT TraceId, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns{aggregates} FROM otel_traces "
-        f"WHERE {' AND '.join(conds)} GROUP BY TraceId" + (f" HAVING {' AND '.join(having)}" if having else "")
+        f"SELECT TraceId, toUnixTimestamp64Nano(min(Start)) AS start_ns{aggregates} FROM {SUMMARY_TABLE}"
+        + (f" WHERE {' AND '.join(conds)}" if conds else "")
+        + " GROUP BY TraceId"
+        + (" HAVING start_ns < {set_until:Int64}" if until_ns is not None else "")
     )
 
 
@@ -575,16 +666,18 @@ def _scores_available() -> bool:
 
 
 def _sort_key_sql(order: Sort, since_ns, until_ns, filters, params) -> str:
-    """SELECT TraceId, key of the listed traces, `key` ordering them."""
+    """SELECT TraceId, key of the listed traces, `key` ordering them, and of traces that
+    started before `since` (_sorted_page leaves those out)."""
     if not order.column.startswith(SCORE_SORT):
-        inner = _trace_set_sql(since_ns, until_ns, filters, params, f", {SORTS[order.column]} AS key")
+        aggregate = f", {SORTS[order.column]} AS key"
+        inner = _trace_set_sql(since_ns, until_ns, filters, params, aggregate, checked=True)
         return f"SELECT TraceId, key FROM ({inner})"
     if not _scores_available():
         raise ValueError("this store has no scores table: sort by a score needs it")
     params["sort_score"] = order.column[len(SCORE_SORT) :]
     # Traces without a numeric score of that name come last in either direction.
     missing = "-1e308" if order.descending else "1e308"
-    inner = _trace_set_sql(since_ns, until_ns, filters, params)
+    inner = _trace_set_sql(since_ns, until_ns, filters, params, checked=True)
     return (
         f"SELECT t.TraceId AS TraceId, ifNull(s.v, {missing}) AS key FROM ({inner}) AS t LEFT JOIN "
         f"(SELECT TraceId, avg(Value) AS v FROM {SCORES_TABLE} WHERE Name = {{sort_score:String}} "
@@ -642,8 +735,8 @@ def _sorted_page(
             "LIMIT {n:UInt32}",
             parameters=params,
         )
-        summaries = trace_summaries(store, [tid for tid, _ in found])
-        # A trace longer than LOOKBACK_NS that started before `since`: its summary knows.
+        summaries = page_summaries(store, [tid for tid, _ in found])
+        # A trace that started before `since` (_sort_key_sql keeps them): its summary knows.
         genuine = [
             (summaries[tid], key)
             for tid, key in found
@@ -692,17 +785,16 @@ def trace_facets(
     """{field: [{"value", "traces"}, ...]} for the facet fields and `score.NAME` labels: among the
     traces the listing holds, how many have a span with that value (most first, `size` each).
     Adding `field = 'value'` to the filter keeps exactly those traces."""
-    from tracehouse_collector.query.filters import SPAN_FIELDS
-
     size = max(1, min(int(size), 100))
     params: dict[str, Any] = {"size": size}
     filters = _list_filters(service, where, search, params)
     since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
-    pairs = ", ".join(f"('{name}', toString({SPAN_FIELDS.fields[name].sql}))" for name in FACETS)
-    inner = _trace_set_sql(since_ns, until_ns, filters, params, f", groupUniqArrayArray([{pairs}]) AS pairs")
+    # trace_summary's Facets: the distinct non-empty (field, value) pairs of FACETS, each value
+    # as the field's SPAN_FIELDS expression computes it (frozen in migration 11).
+    inner = _trace_set_sql(since_ns, until_ns, filters, params, ", groupUniqArrayArray(Facets) AS pairs")
     _, rows = store.query(
         f"SELECT p.1 AS field, p.2 AS value, count() AS traces FROM ({inner}) ARRAY JOIN pairs AS p "
-        "WHERE value != '' GROUP BY field, value ORDER BY traces DESC, value LIMIT {size:UInt32} BY field",
+        "GROUP BY field, value ORDER BY traces DESC, value LIMIT {size:UInt32} BY field",
         parameters=params,
     )
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in FACETS}
@@ -1157,7 +1249,7 @@ def _session_rows(
 # Sortable columns of the sessions list -> the per-session SQL aggregate (over its traces' rows
 # `t`, each trace's totals over all its spans, as the page shows them).
 SESSION_SORTS = {
-    "last_time": "last_ns",
+    "last_time": "max(session_ns)",
     "first_time": "min(t.start_ns)",
     "traces": "count()",
     "llm_calls": "sum(t.llm_calls)",
@@ -1183,50 +1275,47 @@ def _sorted_sessions(
     limit: int,
     cursor: str | None,
 ) -> Page:
-    """One page of sessions in `order`, ties broken by session id; keyset cursor as traces'."""
+    """One page of sessions in `order`, ties broken by session id; keyset cursor as traces'.
+
+    From trace_summary: each listed trace's totals and, per session id its spans carry, the
+    latest start of such a span (its activity in the session, to the trace's last span)."""
     params: dict[str, Any] = {"n": limit + 1}
+    filters = []
+    if user:
+        params["user"] = user
+        filters.append("UserId = {user:String}")
     traces_sql = _trace_set_sql(
         since_ns,
         until_ns,
-        [],
+        filters,
         params,
-        f", countIf({LLM_SPAN}) AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, "
-        "sum(TotalTokens) AS total_tokens, sum(TotalCostUSD) AS cost",
-    )
-    # The session's own spans, for its traces and its last activity within [since, until).
-    conds = ["SessionId != ''", "TraceId != ''"]
-    if since_ns is not None:
-        params["own_lo"] = since_ns - LOOKBACK_NS
-        conds.append("Timestamp >= fromUnixTimestamp64Nano({own_lo:Int64})")
-    if until_ns is not None:
-        params["own_hi"] = until_ns
-        conds.append("Timestamp < fromUnixTimestamp64Nano({own_hi:Int64})")
-    if user:
-        params["user"] = user
-        conds.append("UserId = {user:String}")
-    active = "" if since_ns is None else " AND Timestamp >= fromUnixTimestamp64Nano({set_since:Int64})"
-    own = (
-        "SELECT SessionId, TraceId, toUnixTimestamp64Nano(maxIf(Timestamp, 1" + active + ")) AS last_ns "
-        f"FROM otel_traces WHERE {' AND '.join(conds)} GROUP BY SessionId, TraceId"
+        ", sum(LlmCalls) AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, "
+        f"sum(TotalTokens) AS total_tokens, sum(CostUSD) AS cost, maxMap(SessionLast) AS sessions, "
+        f"anyIf({_USER_SQL}, {_USER_SQL} != '') AS user_id",
     )
     key = SESSION_SORTS[order.column]
+    # Each session's row, as _session_rows gives it (the user of its first trace that has one).
     keyed = (
-        f"SELECT st.SessionId AS SessionId, max(st.last_ns) AS last_ns, {key} AS key FROM ({own}) AS st "
-        f"INNER JOIN ({traces_sql}) AS t ON st.TraceId = t.TraceId GROUP BY st.SessionId"
+        f"SELECT SessionId, argMinIf(t.user_id, (t.start_ns, t.TraceId), t.user_id != '') AS user_id, "
+        "min(t.start_ns) AS first_ns, max(session_ns) AS last_ns, count() AS traces, sum(t.llm_calls) AS llm_calls, "
+        "sum(t.input_tokens) AS input_tokens, sum(t.output_tokens) AS output_tokens, "
+        f"sum(t.total_tokens) AS total_tokens, sum(t.cost) AS cost_usd, {key} AS key FROM ({traces_sql}) AS t "
+        "ARRAY JOIN t.sessions.1 AS SessionId, t.sessions.2 AS session_ns GROUP BY SessionId"
     )
-    if order.column == "last_time":
-        keyed = keyed.replace(f"{key} AS key", "max(st.last_ns) AS key")
     where = _keyset_after(cursor, order, "SessionId", params, None)
     direction = "DESC" if order.descending else "ASC"
     _, found = store.query(
-        f"SELECT SessionId, last_ns, key FROM ({keyed}) {where} ORDER BY key {direction}, SessionId {direction} "
-        "LIMIT {n:UInt32}",
+        f"SELECT * FROM ({keyed}) {where} ORDER BY key {direction}, SessionId {direction} LIMIT {{n:UInt32}}",
         parameters=params,
     )
     page, more = found[:limit], len(found) > limit
-    rows = _session_rows(store, [(sid, last_ns) for sid, last_ns, _ in page], since_ns, until_ns)
-    next_cursor = _encode_sorted_cursor(order, page[-1][2], page[-1][0]) if more else None
+    rows = [(sid, user, iso(first), iso(last), *counts, _money(cost)) for sid, user, first, last, *counts, cost, _ in page]
+    next_cursor = _encode_sorted_cursor(order, page[-1][-1], page[-1][0]) if more else None
     return Page(list(SESSION_COLUMNS), rows, next_cursor)
+
+
+# A summary row's user (trace_summary's Facets hold at most a few user ids per trace).
+_USER_SQL = "arrayFirst(p -> p.1 = 'user', Facets).2"
 
 
 def _session_traces(

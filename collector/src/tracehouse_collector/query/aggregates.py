@@ -16,7 +16,7 @@ answer is within ROLLUP_RELATIVE_ERROR (relative) of a value ranked between floo
 ceil(h), clamped to the group's [min, max] (a sketch's bucket may lie just outside the
 values it holds). Every latency row says which it is:
 `percentiles_error` is 0 for exact answers, else the relative error bound.
-Errors and accuracy always read raw rows (errors need `error.type`; scores are few).
+Errors and accuracy always read raw rows (errors by their ErrorType column; scores are few).
 
 Cost rows carry `unpriced_calls` and `unpriced_tokens`: calls of models nobody prices
 (PriceSource 'unpriced'), whose cost is missing rather than 0. A group with unpriced calls and
@@ -550,11 +550,9 @@ def _cost_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_f: 
 def _errors(req: Request, params: _Params, compiled: Compiled | None) -> str:
     cond = _raw_conditions(req, params, compiled, llm_only=True)
     cond += _time_range("Timestamp", req.since, req.until, params, "t")
-    error_type = (
-        "multiIf(SpanAttributes['error.type'] != '', SpanAttributes['error.type'], "
-        "StatusCode = 'Error', if(StatusMessage != '', 'status: ' || left(StatusMessage, 80), '_OTHER'), '')"
-    )
-    inner = [*_dim_select(req.by, "raw"), f"{error_type} AS error_type", "count() AS n"]
+    # ErrorType (migration 12) is computed at insert from `error.type`, the status and its
+    # message; reading it leaves the spans' attribute maps (prompts, replies) on disk.
+    inner = [*_dim_select(req.by, "raw"), "ErrorType AS error_type", "count() AS n"]
     keys = [*req.by, "error_type"]
     partition = f"PARTITION BY {', '.join(req.by)}" if req.by else ""
     return (

@@ -230,7 +230,7 @@ def plan_for(req: Request, now: dt.datetime | None = None) -> str:
 def _exact_percentiles() -> list[str]:
     """Exact percentiles of duration (eq) and time to first token (etq) over raw spans:
     quantileExactInclusive, numpy's default linear interpolation."""
-    ttft = schema.TTFT_MS_SQL
+    ttft = schema.TTFT_MS_COLUMN
     return [
         f"quantilesExactInclusive({_levels()})(Duration / 1e6) AS eq",
         f"quantilesExactInclusiveIf({_levels()})(assumeNotNull({ttft}), isNotNull({ttft})) AS etq",
@@ -260,7 +260,7 @@ def _latency_raw(req: Request, params: _Params, compiled: Compiled | None) -> st
         "avg(Duration) / 1e6 AS mean_ms",
         "max(Duration) / 1e6 AS max_ms",
         "countIf(StatusCode = 'Error') / count() AS error_rate",
-        f"countIf(isNotNull({schema.TTFT_MS_SQL})) AS ttft_count",
+        f"countIf(isNotNull({schema.TTFT_MS_COLUMN})) AS ttft_count",
         *_exact_percentiles(),
     ]
     group = f"GROUP BY {', '.join(req.by)}" if req.by else ""
@@ -400,7 +400,10 @@ def _rollup_source(
     levels = [("llm_usage_1m", _MINUTE)]
     if "minute" not in req.by:
         levels.insert(0, ("llm_usage_1h", _HOUR))
-    state_cols = [f"{expr} AS {alias}" for expr, alias in schema.USAGE_STATES]
+    # The rollup's states, made from raw spans' stored TTFT column rather than their attributes.
+    state_cols = [
+        f"{expr.replace(schema.TTFT_MS_SQL, schema.TTFT_MS_COLUMN)} AS {alias}" for expr, alias in schema.USAGE_STATES
+    ]
     keep = [alias for _, alias in schema.USAGE_STATES]
     if window:
         state_cols += [

@@ -198,7 +198,7 @@ RELEASED = {
     "0008_evals_and_annotations.sql": "41650bc4c31e47f8f70313e075a32ca2da5f297b09592e3d0bce61213780e4de",
     "0009_content_text_index.sql": "bb997817fbdce8363200848319be9cf00a6c6b1173785b30b0b0458007ce025e",
     "0010_trace_index.sql": "93c6ed0ad3462be17bec644a122b241641cd2197261989aacc9c08ae04a011b7",
-    "0012_error_type_and_ttft.sql": "0a97bf74ce0fc7f6367f6e3a82ce1e81eefe0f1d6303aa4ee9e8742e5ac613f7",
+    "0012_error_type_and_ttft.sql": "6dbe2b0306cebf13f22c42b6741b14e7d0e5bc2d3b23a0ef299f00f17f42c42a",
 }
 
 

@@ -40,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from tracehouse_collector.config import ServeSettings
 from tracehouse_collector.query import aggregates
 from tracehouse_collector.store.client import Store
 
@@ -170,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--reuse needs --dir (a store an earlier run loaded and kept)")
 
     tmp = args.dir or tempfile.mkdtemp(prefix="tracehouse-bench-query-")
-    store = Store(f"chdb://{tmp}")
+    # As many read connections as `tracehouse serve` opens by default (TRACEHOUSE_MAX_QUERIES), so
+    # in-process figures compare with the API's (a trace lookup reads its extras on a second one).
+    store = Store(f"chdb://{tmp}", readers=ServeSettings.max_queries)
     try:
         store.migrate()  # a kept store gets the migrations added since it was loaded
         if args.reuse:

@@ -759,18 +759,16 @@ WHERE TraceId = {{trace_id:String}}
   AND Timestamp < toDateTime64(trace_range.2 + 1, 9)
 ORDER BY Timestamp, SpanId
 LIMIT {{max_spans:UInt32}}
-SETTINGS use_skip_indexes_on_data_read = 0, optimize_use_implicit_projections = 0
+SETTINGS use_skip_indexes_on_data_read = 0
 """
-# The settings, measured by interleaved runs of this statement (bench/query stores; median ms at
-# 1M spans 38 -> 23, at 10M 73 -> 48, the same at 50k):
-# - use_skip_indexes_on_data_read = 0: the TraceId bloom filter drops granules while the read is
-#   planned, so only the few that may hold the trace are read; applied while reading (the
-#   default), every granule of the day gets its column readers set up and is skipped one by one.
-# - optimize_use_implicit_projections = 0: the range lookup's min/max is not first tried against
-#   each trace_index part's min-max projection (an extra query analysis per lookup, for a
-#   projection that answers whole parts only, never one trace id).
-# One UNION statement with the extras below was measured too: each extra branch cost more inside
-# it than the whole separate extras statement does.
+# use_skip_indexes_on_data_read = 0: the TraceId bloom filter drops granules while the read is
+# planned, so only the few that may hold the trace get column readers; applied while reading
+# (the default), every granule of the day gets them and is skipped one by one. Measured with
+# disjoint trace ids per variant (bench/query stores, 2 loaded cores): median 58.8 -> 54.4 ms at
+# 10M spans, no difference at 1M. Skipping the range's implicit min-max projection and the
+# parts' column statistics (optimize_use_implicit_projections, use_statistics) measured no
+# difference; nor did 1 MB granules or compact parts for the wide read (docs/benchmarks.md).
+# One UNION statement with the extras below cost more than the two statements.
 
 
 def _span_node(
@@ -983,7 +981,9 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     # Two statements, side by side on two read connections: the extras (scores, event content,
     # annotations) on a thread of their own, the spans here; each finds the trace's time range
     # in trace_index itself. The extras are small reads of mostly empty tables whose cost is
-    # ClickHouse planning them (measured: lookups ~25% faster in median than one after the other).
+    # ClickHouse planning them. Measured against one after the other (disjoint ids, 2 loaded
+    # cores): median 68.9 -> 63.9 ms at 10M spans, 36.0 -> 35.8 at 50k; fastest 25.0 -> 16.8 at
+    # 50k, what an idle second core gives.
     extras = _EXTRAS_READS.submit(_trace_extras, store, tid)
     columns, rows = store.query(
         SPANS_SQL, parameters={"trace_id": tid, "max_spans": MAX_TRACE_SPANS + 1}, describe_empty=False

@@ -23,6 +23,7 @@ messages; one prompt holds the rare word RARE_WORD.
 
     make bench-query                          # 10M spans
     make bench-query ARGS="--spans 2000000 --repeat 5"
+    python -m bench.query --dir DIR --reuse    # measure a store an earlier --dir run kept
 
 Targets on a 2-core machine: aggregates under 500 ms, trace lookup under 50 ms.
 """
@@ -39,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from tracehouse_collector.config import ServeSettings
 from tracehouse_collector.query import aggregates
 from tracehouse_collector.store.client import Store
 
@@ -157,42 +159,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per query (median reported)")
     parser.add_argument("--dir", help="store directory (default: a temporary one, removed at the end)")
     parser.add_argument(
-        "--no-api", action="store_true", help="skip the REST and gRPC cases (bench/query/api.py)"
+        "--reuse",
+        action="store_true",
+        help="measure the spans an earlier run loaded into --dir (load nothing; pending migrations still run)",
     )
     parser.add_argument(
-        "--reuse", action="store_true", help="measure the store already in --dir (migrated first): load nothing"
+        "--no-api", action="store_true", help="skip the REST and gRPC cases (bench/query/api.py)"
     )
     args = parser.parse_args(argv)
     if args.reuse and not args.dir:
-        parser.error("--reuse needs --dir")
+        parser.error("--reuse needs --dir (a store an earlier run loaded and kept)")
 
     tmp = args.dir or tempfile.mkdtemp(prefix="tracehouse-bench-query-")
-    store = Store(f"chdb://{tmp}")
+    # As many read connections as `tracehouse serve` opens by default (TRACEHOUSE_MAX_QUERIES), so
+    # in-process figures compare with the API's (a trace lookup reads its extras on a second one).
+    store = Store(f"chdb://{tmp}", readers=ServeSettings.max_queries)
     try:
-        store.migrate()
-        now_s = int(time.time())
-        load_s = 0.0
-        if not args.reuse:
-            print(
-                f"loading {args.spans:,} spans over {DAYS} days into chdb://{tmp} ({os.cpu_count()} CPUs) ...",
-                flush=True,
-            )
-            t0 = time.perf_counter()
-            for start in range(0, args.spans, CHUNK):
-                store.command(load_sql(start, min(CHUNK, args.spans - start), now_s))
-            load_s = time.perf_counter() - t0
+        store.migrate()  # a kept store gets the migrations added since it was loaded
+        if args.reuse:
+            print(f"measuring the spans already loaded in chdb://{tmp} ({os.cpu_count()} CPUs)", flush=True)
+            load_s = None
+        else:
+            load_s = _load(store, tmp, args.spans)
         _, rows = store.query(
             "SELECT (SELECT count() FROM otel_traces), (SELECT count() FROM llm_usage_1m), "
             "(SELECT count() FROM llm_usage_1h), (SELECT count() FROM otel_traces_trace_id_ts)"
         )
         spans, minute_rows, hour_rows, trace_rows = rows[0]
         loaded = (
-            f"reused chdb://{tmp}: {spans:,} spans"
-            if args.reuse
-            else f"loaded {spans:,} spans in {load_s:.1f} s ({spans / load_s:,.0f} spans/s, including the materialized views)"
+            f"loaded in {load_s:.1f} s ({spans / load_s:,.0f} spans/s, including the materialized views)"
+            if load_s
+            else "(kept from an earlier load)"
         )
         print(
-            f"{loaded}; rollup rows {minute_rows:,} per minute, {hour_rows:,} per hour, "
+            f"{spans:,} spans {loaded}; rollup rows {minute_rows:,} per minute, {hour_rows:,} per hour, "
             f"trace-id rows {trace_rows:,}\n",
             flush=True,
         )
@@ -276,6 +276,16 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(tmp + "-serve", ignore_errors=True)
     return 0
+
+
+def _load(store: Store, path: str, spans: int) -> float:
+    """Load `spans` generated spans into the store; returns the seconds taken."""
+    now_s = int(time.time())
+    print(f"loading {spans:,} spans over {DAYS} days into chdb://{path} ({os.cpu_count()} CPUs) ...", flush=True)
+    t0 = time.perf_counter()
+    for start in range(0, spans, CHUNK):
+        store.command(load_sql(start, min(CHUNK, spans - start), now_s))
+    return time.perf_counter() - t0
 
 
 def list_cases(store: Store, repeat: int) -> list[tuple[str, float | None, float | None, int]]:

@@ -502,3 +502,99 @@ def test_traces_stored_before_the_trace_index_are_found_by_id_after_it(tmp_path)
         assert r.status_code == 404, r.text
     finally:
         assert new.stop() == 0
+
+
+# (error.type attribute, status, status description) of the spans the ErrorType test sends, and
+# the error type the errors aggregate gives each (docs/querying.md: `error.type`, else the
+# status message, else `_OTHER`; none for a span without either).
+_ERROR_CASES = [
+    ("RateLimitError", "ERROR", "429 from the provider"),
+    ("", "ERROR", "the model went away"),
+    ("", "ERROR", ""),
+    ("Timeout", "OK", ""),
+    ("", "OK", ""),
+    ("", "UNSET", ""),
+]
+
+
+def _expected_error_type(error_attr: str, status: str, description: str) -> str:
+    if error_attr:
+        return error_attr
+    if status == "ERROR":
+        return f"status: {description}" if description else "_OTHER"
+    return ""
+
+
+# The time to first token (seconds) of each _ERROR_CASES span; None: the span has none.
+_TTFT_S = [0.25, None, 1.5, None, 0.125, 2.0]
+
+
+def _send_error_spans(collector: Collector, service: str, model: str, start: dt.datetime) -> None:
+    """One chat span per _ERROR_CASES row (with its _TTFT_S), one second apart from `start`."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Status, StatusCode
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url + "/v1/traces")))
+    tracer = provider.get_tracer("tests.upgrade.errors")
+    at = int(start.timestamp()) * 10**9
+    for (error_attr, status, description), ttft in zip(_ERROR_CASES, _TTFT_S, strict=True):
+        attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": model}
+        if error_attr:
+            attributes["error.type"] = error_attr
+        if ttft is not None:
+            attributes["gen_ai.response.time_to_first_chunk"] = ttft
+        span = tracer.start_span(f"chat {model}", start_time=at, attributes=attributes)
+        span.set_status(Status(getattr(StatusCode, status), description or None))
+        span.end(end_time=at + 5 * 10**6)
+        at += 10**9
+    provider.shutdown()
+
+
+def test_spans_stored_before_the_error_type_and_ttft_columns_get_them_on_upgrade(tmp_path):
+    """The errors aggregate reads ErrorType and latency reads TimeToFirstTokenMs (migration 12,
+    or its number after renumbering), columns computed at insert: spans stored before it get
+    them by the migration's mutation, and old and new spans are counted by the same rule."""
+    version = next(m.version for m in ddl.migrations() if m.file.endswith("_error_type_and_ttft.sql"))
+    before = _BEFORE_MIGRATION.format(applied=version - 1, patch="")
+    service = unique("upgrade-errors")
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    data_dir = tmp_path / "collector"
+    svc = quote(service)
+    old = Collector(data_dir, workers=0, command=[sys.executable, "-c", before]).start()
+    try:
+        _send_error_spans(old, service, "m-old", start)
+        wait_for(lambda: old.scalar(f"SELECT count() FROM otel_traces WHERE ServiceName = {svc}") == 6, timeout=60)
+        assert old.scalar("SELECT count() FROM system.columns WHERE table = 'otel_traces' AND name = 'ErrorType'") == 0
+    finally:
+        assert old.stop() == 0
+
+    new = Collector(data_dir, workers=0).start()
+    try:
+        assert new.scalar("SELECT max(Version) FROM schema_migrations") == len(ddl.migrations())
+        _send_error_spans(new, service, "m-new", start + dt.timedelta(minutes=5))
+        wait_for(lambda: new.scalar(f"SELECT count() FROM otel_traces WHERE ServiceName = {svc}") == 12, timeout=60)
+        stored = new.sql(
+            "SELECT GenAIRequestModel AS model, ErrorType, TimeToFirstTokenMs AS ttft FROM otel_traces "
+            f"WHERE ServiceName = {svc} ORDER BY Timestamp"
+        )
+        want_types = sorted(_expected_error_type(*case) for case in _ERROR_CASES)
+        want_ttft = [None if s is None else s * 1000 for s in _TTFT_S]
+        for model in ("m-old", "m-new"):
+            assert sorted(r["ErrorType"] for r in stored if r["model"] == model) == want_types
+            assert [r["ttft"] for r in stored if r["model"] == model] == want_ttft
+        body = {"by": ["model"], "service": service, "since": "1d"}
+        r = new.session.post(new.http_url + "/api/v1/query/errors", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        rows = [dict(zip(r.json()["columns"], row, strict=True)) for row in r.json()["rows"]]
+        got = sorted((row["model"], row["error_type"], row["errors"], row["spans"]) for row in rows)
+        want = sorted(
+            (model, kind, want_types.count(kind), len(_ERROR_CASES))
+            for model in ("m-old", "m-new")
+            for kind in set(want_types) - {""}
+        )
+        assert got == want
+    finally:
+        assert new.stop() == 0

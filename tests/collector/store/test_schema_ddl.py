@@ -199,6 +199,7 @@ RELEASED = {
     "0009_content_text_index.sql": "bb997817fbdce8363200848319be9cf00a6c6b1173785b30b0b0458007ce025e",
     "0010_trace_index.sql": "93c6ed0ad3462be17bec644a122b241641cd2197261989aacc9c08ae04a011b7",
     "0011_trace_summary.sql": "c049fe3715cef2c1f253aee24330a20b8897e60680e7637a73198e514232d2df",
+    "0012_error_type_and_ttft.sql": "6dbe2b0306cebf13f22c42b6741b14e7d0e5bc2d3b23a0ef299f00f17f42c42a",
 }
 
 

@@ -16,7 +16,7 @@ answer is within ROLLUP_RELATIVE_ERROR (relative) of a value ranked between floo
 ceil(h), clamped to the group's [min, max] (a sketch's bucket may lie just outside the
 values it holds). Every latency row says which it is:
 `percentiles_error` is 0 for exact answers, else the relative error bound.
-Errors and accuracy always read raw rows (errors need `error.type`; scores are few).
+Errors and accuracy always read raw rows (errors by their ErrorType column; scores are few).
 
 Cost rows carry `unpriced_calls` and `unpriced_tokens`: calls of models nobody prices
 (PriceSource 'unpriced'), whose cost is missing rather than 0. A group with unpriced calls and
@@ -230,7 +230,7 @@ def plan_for(req: Request, now: dt.datetime | None = None) -> str:
 def _exact_percentiles() -> list[str]:
     """Exact percentiles of duration (eq) and time to first token (etq) over raw spans:
     quantileExactInclusive, numpy's default linear interpolation."""
-    ttft = schema.TTFT_MS_SQL
+    ttft = schema.TTFT_MS_COLUMN
     return [
         f"quantilesExactInclusive({_levels()})(Duration / 1e6) AS eq",
         f"quantilesExactInclusiveIf({_levels()})(assumeNotNull({ttft}), isNotNull({ttft})) AS etq",
@@ -260,7 +260,7 @@ def _latency_raw(req: Request, params: _Params, compiled: Compiled | None) -> st
         "avg(Duration) / 1e6 AS mean_ms",
         "max(Duration) / 1e6 AS max_ms",
         "countIf(StatusCode = 'Error') / count() AS error_rate",
-        f"countIf(isNotNull({schema.TTFT_MS_SQL})) AS ttft_count",
+        f"countIf(isNotNull({schema.TTFT_MS_COLUMN})) AS ttft_count",
         *_exact_percentiles(),
     ]
     group = f"GROUP BY {', '.join(req.by)}" if req.by else ""
@@ -400,7 +400,10 @@ def _rollup_source(
     levels = [("llm_usage_1m", _MINUTE)]
     if "minute" not in req.by:
         levels.insert(0, ("llm_usage_1h", _HOUR))
-    state_cols = [f"{expr} AS {alias}" for expr, alias in schema.USAGE_STATES]
+    # The rollup's states, made from raw spans' stored TTFT column rather than their attributes.
+    state_cols = [
+        f"{expr.replace(schema.TTFT_MS_SQL, schema.TTFT_MS_COLUMN)} AS {alias}" for expr, alias in schema.USAGE_STATES
+    ]
     keep = [alias for _, alias in schema.USAGE_STATES]
     if window:
         state_cols += [
@@ -550,11 +553,9 @@ def _cost_rollup(req: Request, params: _Params, raw_f: Compiled | None, roll_f: 
 def _errors(req: Request, params: _Params, compiled: Compiled | None) -> str:
     cond = _raw_conditions(req, params, compiled, llm_only=True)
     cond += _time_range("Timestamp", req.since, req.until, params, "t")
-    error_type = (
-        "multiIf(SpanAttributes['error.type'] != '', SpanAttributes['error.type'], "
-        "StatusCode = 'Error', if(StatusMessage != '', 'status: ' || left(StatusMessage, 80), '_OTHER'), '')"
-    )
-    inner = [*_dim_select(req.by, "raw"), f"{error_type} AS error_type", "count() AS n"]
+    # ErrorType (migration 12) is computed at insert from `error.type`, the status and its
+    # message; reading it leaves the spans' attribute maps (prompts, replies) on disk.
+    inner = [*_dim_select(req.by, "raw"), "ErrorType AS error_type", "count() AS n"]
     keys = [*req.by, "error_type"]
     partition = f"PARTITION BY {', '.join(req.by)}" if req.by else ""
     return (

@@ -25,6 +25,7 @@ import json
 import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -850,7 +851,16 @@ WHERE TraceId = {{trace_id:String}}
   AND Timestamp < toDateTime64(trace_range.2 + 1, 9)
 ORDER BY Timestamp, SpanId
 LIMIT {{max_spans:UInt32}}
+SETTINGS use_skip_indexes_on_data_read = 0
 """
+# use_skip_indexes_on_data_read = 0: the TraceId bloom filter drops granules while the read is
+# planned, so only the few that may hold the trace get column readers; applied while reading
+# (the default), every granule of the day gets them and is skipped one by one. Measured with
+# disjoint trace ids per variant (bench/query stores, 2 loaded cores): median 58.8 -> 54.4 ms at
+# 10M spans, no difference at 1M. Skipping the range's implicit min-max projection and the
+# parts' column statistics (optimize_use_implicit_projections, use_statistics) measured no
+# difference; nor did 1 MB granules or compact parts for the wide read (docs/benchmarks.md).
+# One UNION statement with the extras below cost more than the two statements.
 
 
 def _span_node(
@@ -934,14 +944,18 @@ def _span_node(
 # content captured as events only (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=EVENT_ONLY)
 # it is the only place the content is. It is a log record on the call's span (otel_logs).
 OPERATION_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
-DETAILS_SQL = f"""
-SELECT SpanId, LogAttributes
+# The event is emitted when its call ends: it is looked for from the trace's first span start to
+# an hour after its last (trace_index keeps span starts only; no model call runs for an hour), so
+# the read needs nothing from the span read and runs beside it (get_trace).
+DETAILS_AFTER_S = 3600
+_DETAILS_BRANCH = f"""WITH ({LOOKUP_RANGE_SQL}) AS trace_range
+SELECT 'details', SpanId, '', NULL, '', LogAttributes
 FROM otel_logs
 WHERE TraceId = {{trace_id:String}} AND EventName = {{event:String}}
-  AND Timestamp >= fromUnixTimestamp64Nano({{lo_ns:Int64}})
-  AND Timestamp < fromUnixTimestamp64Nano({{hi_ns:Int64}})
-LIMIT {MAX_TRACE_SPANS}
-"""
+  AND Timestamp >= toDateTime64(trace_range.1, 9)
+  AND Timestamp < toDateTime64(trace_range.2 + 1 + {DETAILS_AFTER_S}, 9)
+LIMIT {MAX_TRACE_SPANS}"""
+DETAILS_SQL = f"SELECT SpanId, LogAttributes FROM ({_DETAILS_BRANCH})"
 _DETAIL_KEYS = (
     SYSTEM_INSTRUCTIONS,
     INPUT_MESSAGES,
@@ -952,19 +966,18 @@ _DETAIL_KEYS = (
 )
 
 
-def _details_params(trace_id: str, lo_ns: int, hi_ns: int) -> dict[str, Any]:
-    # The event is emitted when the call ends: within the spans' range, plus a second of skew.
-    return {"trace_id": trace_id, "event": OPERATION_DETAILS_EVENT, "lo_ns": lo_ns, "hi_ns": hi_ns + 1_000_000_000}
+def _details_params(trace_id: str) -> dict[str, Any]:
+    return {"trace_id": trace_id, "event": OPERATION_DETAILS_EVENT}
 
 
 def _detail_content(rows: list[tuple[str, dict[str, str]]]) -> dict[str, dict[str, str]]:
     return {sid: {k: attrs[k] for k in _DETAIL_KEYS if attrs.get(k)} for sid, attrs in rows if sid}
 
 
-def _operation_details(store: Store, trace_id: str, lo_ns: int, hi_ns: int) -> dict[str, dict[str, str]]:
+def _operation_details(store: Store, trace_id: str) -> dict[str, dict[str, str]]:
     """span id -> the content keys of its operation-details event."""
     try:
-        _, rows = store.query(DETAILS_SQL, parameters=_details_params(trace_id, lo_ns, hi_ns), describe_empty=False)
+        _, rows = store.query(DETAILS_SQL, parameters=_details_params(trace_id), describe_empty=False)
     except StoreError:  # no logs table (a store the exporter made without it): no events
         return {}
     return _detail_content(rows)
@@ -982,12 +995,7 @@ FROM {SCORES_TABLE}
 WHERE TraceId = {{trace_id:String}}
 GROUP BY Name
 UNION ALL
-SELECT 'details', SpanId, '', NULL, '', LogAttributes
-FROM otel_logs
-WHERE TraceId = {{trace_id:String}} AND EventName = {{event:String}}
-  AND Timestamp >= fromUnixTimestamp64Nano({{lo_ns:Int64}})
-  AND Timestamp < fromUnixTimestamp64Nano({{hi_ns:Int64}})
-LIMIT {MAX_TRACE_SPANS}
+{_DETAILS_BRANCH}
 UNION ALL
 SELECT 'annotation', SpanId, toString(Name), NumberValue, '',
     CAST(map({", ".join(f"'{k}', {c}" for k, c in ANNOTATION_FIELDS.items())}),
@@ -1001,20 +1009,20 @@ LIMIT {MAX_ANNOTATIONS}
 
 
 def _trace_extras(
-    store: Store, trace_id: str, lo_ns: int, hi_ns: int
+    store: Store, trace_id: str
 ) -> tuple[dict[str, Any], dict[str, dict[str, str]], list[dict[str, Any]]]:
     """(scores as _scores_by_trace gives them, operation details as _operation_details, the
     annotations on the trace and its spans, oldest first) of one trace; a store lacking one of
     the tables gets them one by one, each answering none."""
     try:
-        _, rows = store.query(EXTRAS_SQL, parameters=_details_params(trace_id, lo_ns, hi_ns), describe_empty=False)
+        _, rows = store.query(EXTRAS_SQL, parameters=_details_params(trace_id), describe_empty=False)
     except StoreError:  # a store not migrated to the scores or annotations table, or made without otel_logs
         try:
             notes = list_annotations(store, trace_id=trace_id)
         except StoreError:
             notes = []
         scores = _scores_by_trace(store, [trace_id]).get(trace_id, {})
-        return scores, _operation_details(store, trace_id, lo_ns, hi_ns), notes
+        return scores, _operation_details(store, trace_id), notes
     scored = sorted((r for r in rows if r[0] == "score"), key=lambda r: r[2])
     scores = {name: _score(v, label) for _, _, name, v, label, _ in scored}
     details = _detail_content([(sid, attrs) for kind, sid, _, _, _, attrs in rows if kind == "details"])
@@ -1024,6 +1032,11 @@ def _trace_extras(
         if kind == "annotation"
     ]
     return scores, details, sorted(notes, key=lambda a: (a["time"], a["id"]))
+
+
+# Where get_trace reads a trace's extras beside its spans (threads start on first use; the
+# store's reader slots still bound how many queries run at once).
+_EXTRAS_READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tracehouse-trace-extras")
 
 
 def build_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1057,7 +1070,13 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     facts, content, tool calls, errors, events and attributes. Spans whose parent never
     arrived are kept at the top level with "orphan": true. Raises NotFound."""
     tid = check_trace_id(trace_id)
-    # Two statements: the spans (with the range lookup inside), then scores and event content.
+    # Two statements, side by side on two read connections: the extras (scores, event content,
+    # annotations) on a thread of their own, the spans here; each finds the trace's time range
+    # in trace_index itself. The extras are small reads of mostly empty tables whose cost is
+    # ClickHouse planning them. Measured against one after the other (disjoint ids, 2 loaded
+    # cores): median 68.9 -> 63.9 ms at 10M spans, 36.0 -> 35.8 at 50k; fastest 25.0 -> 16.8 at
+    # 50k, what an idle second core gives.
+    extras = _EXTRAS_READS.submit(_trace_extras, store, tid)
     columns, rows = store.query(
         SPANS_SQL, parameters={"trace_id": tid, "max_spans": MAX_TRACE_SPANS + 1}, describe_empty=False
     )
@@ -1068,7 +1087,7 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     records = [dict(zip(columns, row, strict=True)) for row in rows]
     start = min(r["start_ns"] for r in records)
     end = max(r["start_ns"] + r["Duration"] for r in records)
-    scores, details, notes = _trace_extras(store, tid, start, end)
+    scores, details, notes = extras.result()
     nodes = [_span_node(r, start, details.get(r["SpanId"])) for r in records]
     by_span: dict[str, list[dict[str, Any]]] = {}
     for a in notes:

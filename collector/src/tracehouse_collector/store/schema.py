@@ -21,6 +21,9 @@ TTFT_MS_SQL = (
     "1000 * coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']), "
     "toFloat64OrNull(SpanAttributes['tracehouse.response.time_to_first_chunk']))"
 )
+# TTFT_MS_SQL as otel_traces keeps it per span (migration 12, MATERIALIZED at insert): what queries
+# over stored spans read, so they leave the attribute maps (prompts, replies) on disk.
+TTFT_MS_COLUMN = "TimeToFirstTokenMs"
 UNPRICED_SQL = "PriceSource = 'unpriced'"
 
 # The rollup's row for a group of spans, as the last migration of llm_usage_1m_mv (7) computes it; also used

@@ -1,5 +1,7 @@
 """Per-span cost of the normaliser (`processors/normalize`): `context_ids` and `extract`, as the
-LLM processor calls them on every span, in nanoseconds per span.
+LLM processor calls them on every span, in nanoseconds per span; and of a decoding worker's
+whole path per export request (parse -> rows -> LLM processor -> encoded JSON rows), stage by
+stage, on bench/ingest's generated LLM spans.
 
 Spans are attribute maps of the shapes real producers emit (a plain HTTP span, and one model
 call from each convention), and a mix of 80% plain spans and 20% model calls. Each kind is timed
@@ -155,6 +157,40 @@ def _mix() -> list[tuple[str, dict[str, str]]]:
     return [SPANS["plain http"]] * 80 + calls
 
 
+def _measure_worker(rounds: int, n_requests: int) -> dict[str, float]:
+    """ns/span of each stage of `pipeline.process` (spool file writing aside), best of rounds;
+    only interfaces older checkouts have too, so --baseline compares like with like."""
+    from tracehouse_collector.processors import llm, otlp_decode, pipeline
+    from tracehouse_collector.processors.encoding import encode_json
+    from tracehouse_collector.processors.rows import ROW_BUILDERS, Limits
+
+    from bench.ingest.run import build_requests
+
+    requests = build_requests(n_requests, 512)
+    pricer = pipeline.pricer(None)
+    spans = 512 * n_requests
+    best = dict.fromkeys(("parse", "rows", "enrich", "encode"), float("inf"))
+    for round_no in range(rounds + 1):  # round 0 warms the caches and is not counted
+        took = dict.fromkeys(best, 0)
+        for body in requests:
+            t0 = time.process_time_ns()
+            message = otlp_decode.parse("traces", body, "protobuf")
+            t1 = time.process_time_ns()
+            rows = ROW_BUILDERS["traces"](message, Limits(), None)
+            t2 = time.process_time_ns()
+            llm.enrich(rows, pricer)
+            t3 = time.process_time_ns()
+            encode_json(rows.tables["otel_traces"])
+            t4 = time.process_time_ns()
+            for stage, ns in zip(took, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                took[stage] += ns
+        if round_no:
+            best = {stage: min(best[stage], took[stage] / spans) for stage in best}
+    out = {f"worker: {stage}": ns for stage, ns in best.items()}
+    out["worker: total"] = sum(best.values())
+    return out
+
+
 def _measure(rounds: int, loops: int) -> dict[str, float]:
     from tracehouse_collector.processors import normalize
 
@@ -177,12 +213,13 @@ def _measure(rounds: int, loops: int) -> dict[str, float]:
     return result
 
 
-def _child(src: str | None, loops: int) -> dict[str, float]:
+def _child(src: str | None, loops: int, worker_requests: int) -> dict[str, float]:
     """One round in a fresh interpreter importing the collector from `src` (None: as we do)."""
     env = dict(os.environ)
     if src:
         env["PYTHONPATH"] = os.pathsep.join([src, os.getcwd()])
     cmd = [sys.executable, "-m", "bench.normalize", "--json", "--rounds", "3", "--loops", str(loops)]
+    cmd += ["--worker-requests", str(worker_requests)]
     return json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
 
 
@@ -190,20 +227,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.normalize", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--loops", type=int, default=10_000, help="span calls per round and kind")
+    parser.add_argument(
+        "--worker-requests",
+        type=int,
+        default=8,
+        help="bench/ingest requests of 512 LLM spans each for the worker-path case (0: skip it)",
+    )
     parser.add_argument("--baseline", metavar="DIR", help="collector sources to compare against")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's output
     args = parser.parse_args(argv)
 
+    def measure() -> dict[str, float]:
+        result = _measure(args.rounds, args.loops)
+        if args.worker_requests > 0:
+            result.update(_measure_worker(args.rounds, args.worker_requests))
+        return result
+
     if args.json:
-        print(json.dumps(_measure(args.rounds, args.loops)))
+        print(json.dumps(measure()))
         return 0
     if not args.baseline:
-        current, baseline = _measure(args.rounds, args.loops), None
+        current, baseline = measure(), None
     else:
         runs: dict[str | None, list[dict[str, float]]] = {args.baseline: [], None: []}
         for _ in range(args.rounds):
             for src, results in runs.items():
-                results.append(_child(src, args.loops))
+                results.append(_child(src, args.loops, args.worker_requests))
         baseline, current = ({k: min(r[k] for r in results) for k in results[0]} for results in runs.values())
     print(f"{'span':<20} {'ns/span':>9}" + (f" {'baseline':>9} {'ratio':>6}" if baseline else ""))
     for kind, ns in current.items():

@@ -97,6 +97,23 @@ def test_response_model_wins_and_request_model_is_the_fallback():
     )
 
 
+def test_the_request_model_fallback_is_per_request_model_whatever_was_priced_before():
+    """One Pricer remembers what it resolved: an alias it cannot price is priced at each call's
+    own request model, or unpriced without one that it knows, in either order."""
+    pricer = Pricer()
+    alias = {"provider": "openai", "response_model": "my-proxy-alias", "input_tokens": 1000, "output_tokens": 10}
+    nobody = GenAIFacts(request_model="no-such-model-xyz", **alias)  # type: ignore[arg-type]
+    mini = GenAIFacts(request_model="gpt-4o-mini", **alias)  # type: ignore[arg-type]
+    big = GenAIFacts(request_model="gpt-4o", **alias)  # type: ignore[arg-type]
+    for _ in range(2):
+        assert pricer.price(nobody, TODAY) is UNPRICED
+        for facts in (mini, big):
+            expected = _library(facts.request_model, "openai", TODAY, input_tokens=1000, output_tokens=10)
+            cost = pricer.price(facts, TODAY)
+            assert (cost.input_usd, cost.output_usd) == (expected.input_price, expected.output_price)
+    assert pricer.unknown[("openai", "my-proxy-alias")] == 2
+
+
 def test_reported_cost_wins():
     facts = GenAIFacts(
         provider="openai",

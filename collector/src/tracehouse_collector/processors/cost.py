@@ -47,7 +47,7 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import genai_prices
 from genai_prices import Usage, data_snapshot
@@ -92,8 +92,7 @@ class PriceFileError(ValueError):
     """The user price file cannot be used; the message says where and why."""
 
 
-@dataclass(frozen=True)
-class Cost:
+class Cost(NamedTuple):  # built for every priced span: a tuple costs half a frozen dataclass
     input_usd: Decimal
     output_usd: Decimal
     total_usd: Decimal
@@ -102,6 +101,8 @@ class Cost:
 
 UNPRICED_SOURCE = "unpriced"
 UNPRICED = Cost(Decimal(0), Decimal(0), Decimal(0), UNPRICED_SOURCE)
+_UNRESOLVED: Any = object()
+_MAX_RESOLVED = 65536
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,9 @@ def _probe_rates(mp: ModelPrice, input_tokens: int) -> _Rates:
     read = mp.calc_price(Usage(input_tokens=n, cache_read_tokens=n))["input_price"] / n
     write = mp.calc_price(Usage(input_tokens=n, cache_write_tokens=n))["input_price"] / n
     # Without a one-hour price genai-prices charges those writes as any cache write.
-    write_1h = mp.calc_price(Usage(input_tokens=n, cache_write_tokens=n, cache_write_1h_tokens=n))["input_price"] / n
+    write_1h = (
+        mp.calc_price(Usage(input_tokens=n, cache_write_tokens=n, cache_write_1h_tokens=n))["input_price"] / n
+    )
     both = mp.calc_price(Usage(input_tokens=n, output_tokens=_ONE_MILLION))
     output = both["output_price"] / _ONE_MILLION
     return _Rates(plain, read, write, write_1h, output)
@@ -174,8 +177,12 @@ def _price_value(value: Any, where: str) -> Decimal | TieredPrices:
         for i, tier in enumerate(value.get("tiers") or []):
             if not isinstance(tier, dict) or "start" not in tier or "price" not in tier:
                 raise PriceFileError(f"{where}.tiers[{i}]: needs 'start' and 'price'")
-            tiers.append(Tier(start=int(tier["start"]), price=_decimal(tier["price"], f"{where}.tiers[{i}].price")))
-        return TieredPrices(base=_decimal(value["base"], f"{where}.base"), tiers=sorted(tiers, key=lambda t: t.start))
+            tiers.append(
+                Tier(start=int(tier["start"]), price=_decimal(tier["price"], f"{where}.tiers[{i}].price"))
+            )
+        return TieredPrices(
+            base=_decimal(value["base"], f"{where}.base"), tiers=sorted(tiers, key=lambda t: t.start)
+        )
     return _decimal(value, where)
 
 
@@ -227,7 +234,9 @@ def load_price_file(path: str | Path) -> list[_UserEntry]:
 
             doc = yaml.safe_load(text)
     except Exception as exc:
-        raise PriceFileError(f"price file {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+        raise PriceFileError(
+            f"price file {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
         raise PriceFileError(f"price file {path}: expected a mapping with a 'models' list")
     entries = []
@@ -264,6 +273,9 @@ class Pricer:
         self._own_model: dict[tuple[str, str], bool] = {}
         self._rates: dict[tuple[int, int], tuple[ModelPrice, _Rates]] = {}
         self._starts: dict[int, tuple[int, ...]] = {}  # keyed like _rates; those entries keep mp alive
+        # (provider, model, request model, day, context) -> its price and PriceSource, or
+        # _NOBODY: everything price() looks up before the arithmetic, in one lookup
+        self._resolved: dict[tuple[str, str, str, dt.date, PriceContext], tuple[ModelPrice, str] | None] = {}
 
     @classmethod
     def from_file(cls, path: str | None) -> Pricer:
@@ -293,7 +305,9 @@ class Pricer:
                 self._models[key] = None
         return self._models[key]
 
-    def _library_price(self, lib_model: Any, own: bool, day: dt.date, context: PriceContext) -> tuple[ModelPrice, str]:
+    def _library_price(
+        self, lib_model: Any, own: bool, day: dt.date, context: PriceContext
+    ) -> tuple[ModelPrice, str]:
         key = (id(lib_model), day, context)
         hit = self._day_prices.get(key)
         if hit is None:
@@ -317,6 +331,22 @@ class Pricer:
             hit = self._rates[key] = (mp, _probe_rates(mp, input_tokens))
         return hit[1]
 
+    def _resolve(
+        self, provider: str, model: str, request_model: str, day: dt.date, context: PriceContext
+    ) -> tuple[ModelPrice, str] | None:
+        """The price of a model on a day, in a context, and its PriceSource; None: nobody's."""
+        entry = self._user_entry(provider, model)
+        if entry is not None:
+            return entry.prices, _describe("user", context, frozenset())
+        lookup = (provider, model)
+        lib_model = self._library_model(*lookup)
+        if lib_model is None and request_model and request_model != model:
+            lookup = (provider, request_model)
+            lib_model = self._library_model(*lookup)
+        if lib_model is None:
+            return None
+        return self._library_price(lib_model, self._own_model[lookup], day, context)
+
     def price(self, facts: GenAIFacts, day: dt.date) -> Cost | None:
         """The cost of one call; None when there is nothing to price (no model, no usage, a
         self-hosted model). A model nobody prices is UNPRICED, and counted."""
@@ -328,19 +358,18 @@ class Pricer:
         model = facts.model
         if not model or not facts.has_usage or facts.provider in SELF_HOSTED:
             return None
-        entry = self._user_entry(facts.provider, model)
-        if entry is not None:
-            mp, source = entry.prices, _describe("user", facts.price_context, frozenset())
-        else:
-            lookup = (facts.provider, model)
-            lib_model = self._library_model(*lookup)
-            if lib_model is None and facts.request_model and facts.request_model != model:
-                lookup = (facts.provider, facts.request_model)
-                lib_model = self._library_model(*lookup)
-            if lib_model is None:
-                self.unknown[(facts.provider, model)] += 1
-                return UNPRICED
-            mp, source = self._library_price(lib_model, self._own_model[lookup], day, facts.price_context)
+        key = (facts.provider, model, facts.request_model, day, facts.price_context)
+        resolved = self._resolved.get(key, _UNRESOLVED)
+        if resolved is _UNRESOLVED:
+            if len(self._resolved) > _MAX_RESOLVED:  # keys are whatever producers send
+                self._resolved.clear()
+            resolved = self._resolved[key] = self._resolve(
+                facts.provider, model, facts.request_model, day, facts.price_context
+            )
+        if resolved is None:
+            self.unknown[(facts.provider, model)] += 1
+            return UNPRICED
+        mp, source = resolved
         input_tokens = facts.input_tokens or 0
         cache_read = facts.cache_read_tokens or 0
         cache_write = facts.cache_write_tokens or 0

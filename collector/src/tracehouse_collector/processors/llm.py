@@ -61,6 +61,33 @@ def _estimate(facts: GenAIFacts) -> bool:
     return True
 
 
+def _write_facts(row: dict[str, Any], facts: GenAIFacts) -> None:
+    """The typed columns of the facts that hold something (written out: this runs per span)."""
+    if facts.operation:
+        row["GenAIOperation"] = facts.operation
+    if facts.provider:
+        row["GenAIProvider"] = facts.provider
+    if facts.request_model:
+        row["GenAIRequestModel"] = facts.request_model
+    if facts.response_model:
+        row["GenAIResponseModel"] = facts.response_model
+    inp, out, total = facts.input_tokens, facts.output_tokens, facts.total_tokens
+    if inp:
+        row["InputTokens"] = inp
+    if out:
+        row["OutputTokens"] = out
+    if facts.cache_read_tokens:
+        row["CacheReadTokens"] = facts.cache_read_tokens
+    if facts.cache_write_tokens:
+        row["CacheWriteTokens"] = facts.cache_write_tokens
+    if facts.reasoning_tokens:
+        row["ReasoningTokens"] = facts.reasoning_tokens
+    if total is None and (inp or out):
+        total = (inp or 0) + (out or 0)
+    if total:
+        row["TotalTokens"] = total
+
+
 def enrich_row(row: dict[str, Any], pricer: Pricer, unpriced: Counter[tuple[str, str]]) -> None:
     attrs = row["SpanAttributes"]
     resource = row["ResourceAttributes"]
@@ -87,23 +114,7 @@ def enrich_row(row: dict[str, Any], pricer: Pricer, unpriced: Counter[tuple[str,
     )
     if not failed_unbilled and _estimate(facts):
         row["TokensEstimated"] = True
-    total = facts.total_tokens
-    if total is None and (facts.input_tokens or facts.output_tokens):
-        total = (facts.input_tokens or 0) + (facts.output_tokens or 0)
-    for column, value in (
-        ("GenAIOperation", facts.operation),
-        ("GenAIProvider", facts.provider),
-        ("GenAIRequestModel", facts.request_model),
-        ("GenAIResponseModel", facts.response_model),
-        ("InputTokens", facts.input_tokens),
-        ("OutputTokens", facts.output_tokens),
-        ("CacheReadTokens", facts.cache_read_tokens),
-        ("CacheWriteTokens", facts.cache_write_tokens),
-        ("ReasoningTokens", facts.reasoning_tokens),
-        ("TotalTokens", total),
-    ):
-        if value:
-            row[column] = value
+    _write_facts(row, facts)
 
     if failed_unbilled and facts.reported_cost_usd is None and facts.reported_input_cost_usd is None:
         row["PriceSource"] = NOT_BILLED_SOURCE

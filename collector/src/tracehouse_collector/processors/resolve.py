@@ -303,6 +303,16 @@ def _first_count(get: Get, keys: tuple[str, ...]) -> int | None:
     return None
 
 
+def _first_count_expression(keys: tuple[str, ...]) -> str:
+    """_first_count(get, keys) written out inline: most of these keys are absent from most
+    spans, and a lookup costs less than the call that would make it."""
+    *heads, last = keys
+    expression = f"(parse_int(_v) if (_v := get({last!r})) else None)"
+    for key in reversed(heads):
+        expression = f"(_n if (_v := get({key!r})) and (_n := parse_int(_v)) is not None else {expression})"
+    return expression
+
+
 def _set(get: Get, keys: tuple[str, ...]) -> bool:
     return any(map(get, keys))
 
@@ -393,11 +403,9 @@ def _usage_keys_reader(u: UsageKeys) -> UsageReader:
                     else f"count(_dig(d, {paths[0]!r}))"
                 )
             return f"_first_path_count(d, {code.value(paths, 'paths')})"
-        if len(keys) == 1 and isinstance(keys[0], str):
-            return f"parse_int(get({keys[0]!r}))"
         counts = _attr_counts(keys)
         if isinstance(counts, tuple):
-            return f"_first_count(get, {code.value(counts, 'keys')})"
+            return _first_count_expression(counts)
         return f"{code.value(counts, 'read')}(get, parsed)"
 
     if u.json:

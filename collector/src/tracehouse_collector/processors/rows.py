@@ -208,10 +208,20 @@ def trace_rows(request: Any, limits: Limits, rows: Rows | None = None) -> Rows:
                 start = span.start_time_unix_nano
                 end = span.end_time_unix_nano
                 events = span.events
-                problem = _span_problem(trace_id, span_id, parent_span_id, start, end, events)
-                if problem:
-                    rows.reject(problem)
-                    continue
+                # What a valid span satisfies, asked inline; the reason only for one that fails.
+                if (
+                    events
+                    or not start <= end <= MAX_TIMESTAMP_NS
+                    or len(trace_id) != 16
+                    or len(span_id) != 8
+                    or (parent_span_id and len(parent_span_id) != 8)
+                    or not any(trace_id)
+                    or not any(span_id)
+                ):
+                    problem = _span_problem(trace_id, span_id, parent_span_id, start, end, events)
+                    if problem:
+                        rows.reject(problem)
+                        continue
                 kind = span.kind
                 status = span.status
                 code = status.code

@@ -234,13 +234,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         ids = [r[0] for r in id_rows]
         try:
-            from tracehouse_collector.query import traces
+            from tracehouse_collector.query import trace_list, traces
 
             def lookup() -> object:
                 return traces.get_trace(store, rng.choice(ids))
 
             def page() -> object:
-                return traces.list_traces(store, since="24h", limit=50)
+                return trace_list.list_traces(store, since="24h", limit=50)
 
             results.append(
                 ("trace lookup by id (get_trace)", timed(lookup, args.repeat * 3), None, TARGET_LOOKUP_MS)
@@ -289,23 +289,24 @@ def _load(store: Store, path: str, spans: int) -> float:
 
 
 def list_cases(store: Store, repeat: int) -> list[tuple[str, float | None, float | None, int]]:
-    """The traces list sorted, counted, faceted and searched (query/traces.py); the search must
-    find the one trace whose prompt holds RARE_WORD (when the store holds that span)."""
-    from tracehouse_collector.query import traces
+    """The traces list sorted, counted, faceted and searched (query/trace_list.py) and sessions
+    sorted (query/sessions.py); the search must find the one trace whose prompt holds RARE_WORD
+    (when the store holds that span)."""
+    from tracehouse_collector.query import sessions, trace_list
 
-    found = traces.list_traces(store, since="30d", search=RARE_WORD).records()
+    found = trace_list.list_traces(store, since="30d", search=RARE_WORD).records()
     _, rows = store.query("SELECT count() FROM otel_traces WHERE SpanAttributes['gen_ai.input.messages'] LIKE {w:String}",
                           parameters={"w": f"%{RARE_WORD}%"})  # fmt: skip
     assert len(found) == rows[0][0] <= 1, (len(found), rows[0][0])
     cases = (
-        ("search: rare word, 30 d, a page", lambda: traces.list_traces(store, since="30d", search=RARE_WORD)),
-        ("search: rare word, 30 d, count", lambda: traces.count_traces(store, since="30d", search=RARE_WORD)),
-        ("search: 2 common words, 24 h, a page", lambda: traces.list_traces(store, since="24h", search="w17 w42")),
-        ("sorted page: latency desc, 24 h", lambda: traces.list_traces(store, since="24h", sort="latency_ms")),
-        ("sorted page: cost desc, 7 d", lambda: traces.list_traces(store, since="7d", sort="cost_usd")),
-        ("traces count, 24 h", lambda: traces.count_traces(store, since="24h")),
-        ("traces facets, 24 h", lambda: traces.trace_facets(store, since="24h")),
-        ("sessions sorted by cost, 24 h", lambda: traces.list_sessions(store, since="24h", sort="cost_usd")),
+        ("search: rare word, 30 d, a page", lambda: trace_list.list_traces(store, since="30d", search=RARE_WORD)),
+        ("search: rare word, 30 d, count", lambda: trace_list.count_traces(store, since="30d", search=RARE_WORD)),
+        ("search: 2 common words, 24 h, a page", lambda: trace_list.list_traces(store, since="24h", search="w17 w42")),
+        ("sorted page: latency desc, 24 h", lambda: trace_list.list_traces(store, since="24h", sort="latency_ms")),
+        ("sorted page: cost desc, 7 d", lambda: trace_list.list_traces(store, since="7d", sort="cost_usd")),
+        ("traces count, 24 h", lambda: trace_list.count_traces(store, since="24h")),
+        ("traces facets, 24 h", lambda: trace_list.trace_facets(store, since="24h")),
+        ("sessions sorted by cost, 24 h", lambda: sessions.list_sessions(store, since="24h", sort="cost_usd")),
     )
     return [(label, timed(fn, repeat), None, TARGET_LIST_MS) for label, fn in cases]
 

@@ -13,7 +13,8 @@ from decimal import Decimal
 import pytest
 import requests
 from helpers import make_span, new_trace_id, run_cli, trace_request
-from tracehouse_collector.query import traces as tq
+from tracehouse_collector.query.paging import iso
+from tracehouse_collector.query.trace_shape import walk
 from traces_data import CALL_COST, MS, PAGING_TRACES, send_scenario
 
 pytestmark = pytest.mark.timeout(240)
@@ -40,7 +41,7 @@ def _records(answer: dict) -> list[dict]:
 
 
 def _spans(tree: dict) -> dict[str, dict]:
-    return {s["span_id"]: s for _, s in tq.walk(tree["spans"])}
+    return {s["span_id"]: s for _, s in walk(tree["spans"])}
 
 
 # -- list ------------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ def test_list_has_one_row_per_trace_with_its_facts(served, api):
     t0, t1, t2 = (by_id[t] for t in sc.turn_ids)
 
     assert t0["root_span"] == "agent.turn" and t0["service"] == sc.service
-    assert t0["start_time"].startswith(tq.iso(sc.base_ns)[:19])
+    assert t0["start_time"].startswith(iso(sc.base_ns)[:19])
     assert [t0["latency_ms"], t1["latency_ms"], t2["latency_ms"]] == [2000.0, 3000.0, 1500.0]
     assert [t0["status"], t1["status"], t2["status"]] == ["ok", "ok", "error"]
     assert [t0["spans"], t1["spans"], t2["spans"]] == [3, 4, 3]
@@ -100,7 +101,7 @@ def test_list_paging_returns_each_trace_exactly_once(served, api):
 def test_list_time_window(served, api):
     _, sc = served
     # until = the second turn's start: only the first turn is before it.
-    until = tq.iso(sc.base_ns + 10_000 * MS)
+    until = iso(sc.base_ns + 10_000 * MS)
     rows = _records(api("/api/v1/traces", service=sc.service, since="30d", until=until).json())
     assert [r["trace_id"] for r in rows] == [sc.turn_ids[0], sc.old_trace_id]
 
@@ -109,7 +110,7 @@ def test_list_since_cuts_by_trace_start(served, api):
     """A trace that started before --since is not listed, although some of its spans are
     after it (its start as seen from those spans alone would be wrong)."""
     _, sc = served
-    since = tq.iso(sc.base_ns + 500 * MS)  # inside the first turn, which runs 0..2000 ms
+    since = iso(sc.base_ns + 500 * MS)  # inside the first turn, which runs 0..2000 ms
     rows = _records(api("/api/v1/traces", service=sc.service, since=since).json())
     assert [r["trace_id"] for r in rows] == sc.turn_ids[:0:-1]
     # With a page of one, the dropped trace must not cost a place either.
@@ -196,7 +197,7 @@ def test_show_error_and_exception_event(served, api):
     _, sc = served
     tree = api(f"/api/v1/traces/{sc.turn_ids[2]}").json()
     assert tree["status"] == "error"
-    db = next(s for _, s in tq.walk(tree["spans"]) if s["name"] == "db.query")
+    db = next(s for _, s in walk(tree["spans"]) if s["name"] == "db.query")
     assert db["status"] == "Error" and db["status_message"] == "database went away"
     assert db["error"] == {"type": "ConnectionError", "message": "database went away"}
     [event] = db["events"]
@@ -257,7 +258,7 @@ def test_sessions_list_and_show(served, api):
     # LLM calls below the root count although only the root span carries the session id.
     assert s["llm_calls"] == 4 and s["total_tokens"] == 120 + (120 + 122) + 120
     assert Decimal(s["cost_usd"]) == 4 * CALL_COST
-    assert s["first_time"] == tq.iso(sc.base_ns) and s["last_time"] == tq.iso(sc.base_ns + 20_000 * MS)
+    assert s["first_time"] == iso(sc.base_ns) and s["last_time"] == iso(sc.base_ns + 20_000 * MS)
 
     r = api(f"/api/v1/sessions/{sc.session_id}")
     assert r.status_code == 200, r.text

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tracehouse_collector.query import aggregates, traces
+from tracehouse_collector.query import aggregates, trace_list
 from tracehouse_collector.query.model_identity import MODEL_SQL, model_identity
 from tracehouse_collector.store.client import Store
 
@@ -102,7 +102,7 @@ def test_errors_and_raw_fields(store):
 
 
 def test_traces_list_names_the_identity(store):
-    page = traces.list_traces(store, since=SINCE, until=UNTIL, service="idsvc", limit=100)
+    page = trace_list.list_traces(store, since=SINCE, until=UNTIL, service="idsvc", limit=100)
     models = {m for row in page.rows for m in row[page.columns.index("models")]}
     assert models == {"gpt-4o-mini"}
 

@@ -15,7 +15,8 @@ import random
 from decimal import Decimal
 
 import pytest
-from tracehouse_collector.query import traces
+from tracehouse_collector.query import trace_list
+from tracehouse_collector.query.sessions import list_sessions
 from tracehouse_collector.store.client import Store
 
 pytestmark = pytest.mark.timeout(300)
@@ -125,7 +126,7 @@ def store(tmp_path_factory):
 def _walk(store: Store, limit: int = 7, **kw) -> list[dict]:
     rows, cursor = [], None
     for _ in range(100):
-        page = traces.list_traces(store, since="30d", limit=limit, cursor=cursor, **kw)
+        page = trace_list.list_traces(store, since="30d", limit=limit, cursor=cursor, **kw)
         rows += page.records()
         cursor = page.next_cursor
         if not cursor:
@@ -171,23 +172,23 @@ def test_sort_with_filter_and_bad_input(store):
     ids = [t for t in FACTS if FACTS[t]["service"] == "search-api"]
     assert [r["trace_id"] for r in rows] == _expected(lambda f: f["cost"], False, ids)
     with pytest.raises(ValueError, match="bad sort"):
-        traces.list_traces(store, sort="prompt")
-    first = traces.list_traces(store, since="30d", limit=2, sort="latency_ms")
+        trace_list.list_traces(store, sort="prompt")
+    first = trace_list.list_traces(store, since="30d", limit=2, sort="latency_ms")
     with pytest.raises(ValueError, match="another listing"):
-        traces.list_traces(store, since="30d", limit=2, sort="cost_usd", cursor=first.next_cursor)
+        trace_list.list_traces(store, since="30d", limit=2, sort="cost_usd", cursor=first.next_cursor)
 
 
 def test_count_equals_the_listed_traces(store):
-    assert traces.count_traces(store, since="30d") == N_TRACES
+    assert trace_list.count_traces(store, since="30d") == N_TRACES
     errors = [t for t in FACTS if FACTS[t]["error"]]
-    assert traces.count_traces(store, since="30d", where="status = 'error'") == len(errors)
+    assert trace_list.count_traces(store, since="30d", where="status = 'error'") == len(errors)
     assert len(_walk(store, where="status = 'error'")) == len(errors)
     recent = [t for t in FACTS if FACTS[t]["start_ns"] >= (NOW - dt.timedelta(hours=2)).timestamp() * 1e9]
-    assert traces.count_traces(store, since="2h") == len(recent) > 0
+    assert trace_list.count_traces(store, since="2h") == len(recent) > 0
 
 
 def test_facets_count_and_narrow(store):
-    facets = traces.trace_facets(store, since="30d")
+    facets = trace_list.trace_facets(store, since="30d")
     for field, fact in (("model", "model"), ("service", "service"), ("session", "session"), ("user", "user")):
         expected = {}
         for f in FACTS.values():
@@ -208,7 +209,7 @@ def test_facets_count_and_narrow(store):
     labelled = _walk(store, where="score.verdict = 'good'")
     assert len(labelled) == verdicts["good"]
     # Facets follow the filter.
-    only = traces.trace_facets(store, since="30d", where="service = 'support-bot'")
+    only = trace_list.trace_facets(store, since="30d", where="service = 'support-bot'")
     assert {v["value"] for v in only["service"]} == {"support-bot"}
 
 
@@ -217,7 +218,7 @@ def test_search_finds_the_rare_word_and_nothing_else(store):
     for text in (RARE, RARE.upper(), f"  {RARE}, refunds "):
         rows = _walk(store, search=text)
         assert [r["trace_id"] for r in rows] == [target], text
-    assert traces.count_traces(store, since="30d", search=RARE) == 1
+    assert trace_list.count_traces(store, since="30d", search=RARE) == 1
     assert [r["trace_id"] for r in _walk(store, where=f"input MATCH '{RARE}'")] == [target]
     assert _walk(store, where=f"output MATCH '{RARE}'") == []
     # Every word must be there; words in other attributes (the model name) do not count.
@@ -230,7 +231,7 @@ def test_search_finds_the_rare_word_and_nothing_else(store):
     both = _walk(store, search="refunds shipping", sort="cost_usd:asc")
     assert [r["trace_id"] for r in both] == _expected(lambda f: f["cost"], False)
     with pytest.raises(ValueError, match="no words"):
-        traces.list_traces(store, search="--")
+        trace_list.list_traces(store, search="--")
 
 
 def test_rows_carry_error_text_and_run_names(store):
@@ -244,7 +245,7 @@ def test_rows_carry_error_text_and_run_names(store):
 def _sessions_walk(store: Store, sort: str | None, limit: int = 3) -> list[dict]:
     rows, cursor = [], None
     while True:
-        page = traces.list_sessions(store, since="30d", limit=limit, cursor=cursor, sort=sort)
+        page = list_sessions(store, since="30d", limit=limit, cursor=cursor, sort=sort)
         rows += page.records()
         cursor = page.next_cursor
         if not cursor:
@@ -279,4 +280,4 @@ def test_sessions_sorted_server_side(store, sort, key):
         assert r["traces"] == sessions[r["session_id"]]["traces"]
         assert r["cost_usd"] == sessions[r["session_id"]]["cost"]
     with pytest.raises(ValueError, match="bad sort"):
-        traces.list_sessions(store, sort="latency_ms")
+        list_sessions(store, sort="latency_ms")

@@ -16,7 +16,9 @@ import random
 from decimal import Decimal
 
 import pytest
-from tracehouse_collector.query import traces
+from tracehouse_collector.query import trace_list
+from tracehouse_collector.query.sessions import list_sessions
+from tracehouse_collector.query.summaries import trace_summaries
 from tracehouse_collector.store.client import Store
 
 pytestmark = pytest.mark.timeout(300)
@@ -148,7 +150,7 @@ def test_the_built_traces_are_where_the_test_says(store):
 def _walk(store: Store, sort: str, limit: int = 9) -> list[dict]:
     rows, cursor = [], None
     for _ in range(100):
-        page = traces.list_traces(
+        page = trace_list.list_traces(
             store, since=SINCE.isoformat(), until=UNTIL.isoformat(), sort=sort, limit=limit, cursor=cursor
         )
         rows += page.records()
@@ -175,7 +177,7 @@ def test_sorted_pages_equal_plain_sql_over_every_span(merged, sort, key):
     rows = _walk(merged, sort)
     assert [r["trace_id"] for r in rows] == expected
     # Each row as trace_summaries computes it from the trace's spans (ids: one of the trace's).
-    from_spans = traces.trace_summaries(merged, expected)
+    from_spans = trace_summaries(merged, expected)
     _, ids = merged.query(
         "SELECT TraceId, groupUniqArray(SessionId), groupUniqArray(UserId), groupUniqArray(RunId) FROM otel_traces "
         "GROUP BY TraceId"
@@ -197,7 +199,7 @@ def test_the_newest_first_listing_equals_plain_sql(merged):
     expected = sorted(_listed(plain), key=lambda t: (plain[t]["start_ns"], t), reverse=True)
     rows, cursor = [], None
     while True:
-        page = traces.list_traces(
+        page = trace_list.list_traces(
             merged, since=SINCE.isoformat(), until=UNTIL.isoformat(), limit=8, cursor=cursor
         )
         rows += page.records()
@@ -208,7 +210,7 @@ def test_the_newest_first_listing_equals_plain_sql(merged):
 
 def test_count_equals_plain_sql_but_for_a_trace_quiet_through_the_lookback(merged):
     plain = _plain(merged)
-    n = traces.count_traces(merged, since=SINCE.isoformat(), until=UNTIL.isoformat())
+    n = trace_list.count_traces(merged, since=SINCE.isoformat(), until=UNTIL.isoformat())
     # OLD has no span in the day before SINCE: the count cannot tell it started earlier.
     assert n == len(_listed(plain, exceptions=(OLD,)))
     where = "model = 'claude-sonnet-4'"
@@ -217,7 +219,7 @@ def test_count_equals_plain_sql_but_for_a_trace_quiet_through_the_lookback(merge
     )
     with_model = {r[0] for r in rows}
     expected = [t for t in _listed(plain, exceptions=(OLD,)) if t in with_model]
-    assert traces.count_traces(merged, since=SINCE.isoformat(), until=UNTIL.isoformat(), where=where) == len(
+    assert trace_list.count_traces(merged, since=SINCE.isoformat(), until=UNTIL.isoformat(), where=where) == len(
         expected
     )
 
@@ -236,7 +238,7 @@ FACET_SPAN_SQL = {
 def test_facets_equal_plain_sql_over_every_span(merged):
     plain = _plain(merged)
     listed = _listed(plain, exceptions=(OLD,))  # as the count (the same trace set)
-    got = traces.trace_facets(merged, since=SINCE.isoformat(), until=UNTIL.isoformat(), size=100)
+    got = trace_list.trace_facets(merged, since=SINCE.isoformat(), until=UNTIL.isoformat(), size=100)
     for field, expr in FACET_SPAN_SQL.items():
         # (OLD's span from before the lookback is not seen; every other listed span is later.)
         _, rows = merged.query(
@@ -266,7 +268,7 @@ def test_sessions_sorted_by_cost_equal_plain_sql(merged):
     expected = sorted(cost, key=lambda s: (cost[s], s), reverse=True)
     got, cursor = [], None
     while True:
-        page = traces.list_sessions(
+        page = list_sessions(
             merged, since=SINCE.isoformat(), until=UNTIL.isoformat(), sort="cost_usd", limit=2, cursor=cursor
         )
         for r in page.records():

@@ -19,7 +19,7 @@ from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2 as pb
 from tracehouse_collector.api.proto.tracehouse.query.v1 import query_pb2_grpc
 from tracehouse_collector.api.readers import Readers, ReadersBusy
 from tracehouse_collector.formatting import plain_decimal
-from tracehouse_collector.query import evals, traces
+from tracehouse_collector.query import evals, sessions, trace_list, traces
 from tracehouse_collector.query.runs import RunNotFound
 from tracehouse_collector.query.sql import run_readonly
 from tracehouse_collector.query.values import jsonable
@@ -247,7 +247,7 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
 
         def run() -> pb.ListTracesResponse:
             # The page and (with count) the total in one reader slot, as GET /api/v1/traces.
-            page = traces.list_traces(
+            page = trace_list.list_traces(
                 self.store,
                 limit=request.limit or None,
                 cursor=request.cursor or None,
@@ -258,7 +258,7 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
                 table=to_table(page.columns, page.rows), next_cursor=page.next_cursor or ""
             )
             if request.count:
-                answer.total = traces.count_traces(self.store, **listing)
+                answer.total = trace_list.count_traces(self.store, **listing)
             return answer
 
         return await self._call(context, run)
@@ -266,9 +266,9 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
     async def TraceFacets(
         self, request: pb.TraceFacetsRequest, context: grpc.aio.ServicerContext
     ) -> pb.TraceFacetsResponse:
-        size = request.size or traces.FACET_VALUES
+        size = request.size or trace_list.FACET_VALUES
         found = await self._call(
-            context, lambda: traces.trace_facets(self.store, size=size, **_trace_filters(request))
+            context, lambda: trace_list.trace_facets(self.store, size=size, **_trace_filters(request))
         )
         return pb.TraceFacetsResponse(
             facets=[
@@ -292,7 +292,7 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
     ) -> pb.ListSessionsResponse:
         page = await self._call(
             context,
-            lambda: traces.list_sessions(
+            lambda: sessions.list_sessions(
                 self.store,
                 since=request.since or None,
                 until=request.until or None,
@@ -309,7 +309,7 @@ class QueryServicer(query_pb2_grpc.QueryServicer):
     async def GetSession(
         self, request: pb.GetSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.Session:
-        session = await self._call(context, lambda: traces.get_session(self.store, request.session_id))
+        session = await self._call(context, lambda: sessions.get_session(self.store, request.session_id))
         return session_message(session)
 
     # -- eval examples and annotations (query/evals.py) ------------------------------------------

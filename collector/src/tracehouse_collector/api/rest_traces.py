@@ -23,20 +23,21 @@ from aiohttp import web
 
 from tracehouse_collector.api.http import json_response, request_params
 from tracehouse_collector.api.readers import Readers
-from tracehouse_collector.query import traces
-from tracehouse_collector.query.values import jsonable
+from tracehouse_collector.query import sessions, trace_list, traces
+from tracehouse_collector.query.paging import Page
+from tracehouse_collector.query.values import json_ready, jsonable
 from tracehouse_collector.server.auth import KEY_INDEX
 from tracehouse_collector.store.client import Store, StoreError, StoreUnavailableError
 
 
 def _json(data: object, status: int = 200) -> web.Response:
-    return json_response(jsonable(traces.json_ready(data)), status)
+    return json_response(jsonable(json_ready(data)), status)
 
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def _page(page: traces.Page) -> dict[str, Any]:
+def _page(page: Page) -> dict[str, Any]:
     return {"columns": page.columns, "rows": page.rows, "next_cursor": page.next_cursor}
 
 
@@ -73,7 +74,7 @@ async def _answer(readers: Readers, request: web.Request, fn: Callable[[], Any])
 
 
 def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
-    def listing(list_fn: Callable[..., traces.Page], filters: tuple[str, ...]) -> Handler:
+    def listing(list_fn: Callable[..., Page], filters: tuple[str, ...]) -> Handler:
         """A listing route: the time window, `filters`, limit and cursor from the request."""
 
         async def handler(request: web.Request) -> web.Response:
@@ -87,8 +88,8 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
         return handler
 
     trace_filters = ("service", "where", "search")
-    page_of_traces = listing(traces.list_traces, (*trace_filters, "sort"))
-    list_sessions = listing(traces.list_sessions, ("user", "sort"))
+    page_of_traces = listing(trace_list.list_traces, (*trace_filters, "sort"))
+    list_sessions = listing(sessions.list_sessions, ("user", "sort"))
 
     async def list_traces(request: web.Request) -> web.Response:
         """The page, and with count=true the total of the listing beside it."""
@@ -101,8 +102,8 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
         given = {key: q.get(key) or None for key in ("since", "until", *trace_filters)}
 
         def both() -> dict[str, Any]:
-            page = traces.list_traces(store, limit=q["limit"], cursor=q.get("cursor") or None, sort=q.get("sort") or None, **given)
-            return {**_page(page), "total": traces.count_traces(store, **given)}
+            page = trace_list.list_traces(store, limit=q["limit"], cursor=q.get("cursor") or None, sort=q.get("sort") or None, **given)
+            return {**_page(page), "total": trace_list.count_traces(store, **given)}
 
         return await _answer(readers, request, both)
 
@@ -112,17 +113,17 @@ def add_routes(app: web.Application, store: Store, readers: Readers) -> None:
         except ValueError as exc:
             return _json({"error": str(exc)}, 400)
         try:
-            size = int(q.get("size") or traces.FACET_VALUES)
+            size = int(q.get("size") or trace_list.FACET_VALUES)
         except (TypeError, ValueError):
             return _json({"error": f"size must be a whole number, got {q.get('size')!r}"}, 400)
         given = {key: q.get(key) or None for key in ("since", "until", *trace_filters)}
-        return await _answer(readers, request, lambda: traces.trace_facets(store, size=size, **given))
+        return await _answer(readers, request, lambda: trace_list.trace_facets(store, size=size, **given))
 
     async def get_trace(request: web.Request) -> web.Response:
         return await _answer(readers, request, lambda: traces.get_trace(store, request.match_info["trace_id"]))
 
     async def get_session(request: web.Request) -> web.Response:
-        return await _answer(readers, request, lambda: traces.get_session(store, request.match_info["session_id"]))
+        return await _answer(readers, request, lambda: sessions.get_session(store, request.match_info["session_id"]))
 
     for method in ("GET", "POST"):
         app.router.add_route(method, "/api/v1/traces", list_traces)

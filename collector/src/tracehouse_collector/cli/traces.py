@@ -2,8 +2,9 @@
 
 Each reads the store directly (`--store`) or a running server's REST API (`--server URL`);
 both paths return the same data, so the rendering below does not care which one answered. To
-start quickly, the `--server` path loads neither the store nor query/traces.py (only the light
-query/trace_shape.py), and orjson only where a span's content needs it.
+start quickly, the `--server` path loads neither the store nor the query modules that read it
+(query/trace_list.py, query/traces.py, query/sessions.py): only the light query/trace_shape.py,
+and orjson only where a span's content needs it.
 """
 
 from __future__ import annotations
@@ -16,20 +17,21 @@ from typing import Any
 from tracehouse_collector.cli.common import add_read_args, fail, open_store, server_json
 from tracehouse_collector.cli.output import render
 from tracehouse_collector.query.trace_shape import TURN_COLUMNS, check_trace_id, preview, walk
-from tracehouse_collector.query.values import jsonable
+from tracehouse_collector.query.values import json_ready, jsonable
 from tracehouse_collector.store.errors import StoreError
 
 
 def _fetch(args: argparse.Namespace, path: str, payload: dict[str, Any], local: str, *local_args: str) -> Any:
-    """The answer of the REST `path` on --server (as JSON), or on the store of query/traces.py's
-    function `local`(store, *local_args, **payload)."""
+    """The answer of the REST `path` on --server (as JSON), or on the store of the function
+    `local` ("module.function" of the query package)(store, *local_args, **payload)."""
     if args.server:
         return server_json(args, path, {k: v for k, v in payload.items() if v is not None})
-    from tracehouse_collector.query import traces
+    from importlib import import_module
 
+    module, _, function = local.partition(".")
     with open_store(args) as store:
-        answer = getattr(traces, local)(store, *local_args, **payload)
-        return jsonable(traces.json_ready(_plain(answer)))
+        answer = getattr(import_module(f"tracehouse_collector.query.{module}"), function)(store, *local_args, **payload)
+        return jsonable(json_ready(_plain(answer)))
 
 
 def _dumps(value: Any) -> str:
@@ -39,7 +41,7 @@ def _dumps(value: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    from tracehouse_collector.query.traces import Page
+    from tracehouse_collector.query.paging import Page
 
     if isinstance(value, Page):
         return {"columns": value.columns, "rows": value.rows, "next_cursor": value.next_cursor}
@@ -82,7 +84,7 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
     payload = _listing(args, "service", "where", "search", "sort")
 
     def body() -> int:
-        answer = _fetch(args, "/api/v1/traces", payload, "list_traces")
+        answer = _fetch(args, "/api/v1/traces", payload, "trace_list.list_traces")
         if args.format == "table":
             answer = _table_view(answer)
         _print_page(answer, args.format)
@@ -209,7 +211,7 @@ def _flat_spans(trace: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 def cmd_traces_show(args: argparse.Namespace) -> int:
     def body() -> int:
         trace_id = check_trace_id(args.trace_id)  # before it becomes part of a URL
-        trace = _fetch(args, f"/api/v1/traces/{trace_id}", {}, "get_trace", trace_id)
+        trace = _fetch(args, f"/api/v1/traces/{trace_id}", {}, "traces.get_trace", trace_id)
         if args.format == "json":
             _print_json(trace)
         elif args.format == "csv":
@@ -228,7 +230,7 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
     payload = _listing(args, "user", "sort")
 
     def body() -> int:
-        answer = _fetch(args, "/api/v1/sessions", payload, "list_sessions")
+        answer = _fetch(args, "/api/v1/sessions", payload, "sessions.list_sessions")
         _print_page(answer, args.format)
         return 0
 
@@ -240,7 +242,7 @@ def cmd_sessions_show(args: argparse.Namespace) -> int:
 
     def body() -> int:
         path = f"/api/v1/sessions/{quote(args.session_id, safe='')}"
-        session = _fetch(args, path, {}, "get_session", args.session_id)
+        session = _fetch(args, path, {}, "sessions.get_session", args.session_id)
         if args.format == "json":
             _print_json(session)
             return 0

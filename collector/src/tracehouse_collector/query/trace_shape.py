@@ -1,7 +1,7 @@
 """What a reader of a trace or session needs without a store: the trace id check, previews of
 content, the depth-first walk of a span tree and the columns of a session's turns.
 
-query/traces.py builds the answers and uses these; the CLI uses them on answers a server sent,
+query/traces.py, trace_list.py and sessions.py build the answers and use these; the CLI uses them on answers a server sent,
 so its `--server` path imports only this (no store, no normaliser: tests/project/test_cli_startup.py).
 """
 

@@ -8,6 +8,7 @@ loads no more than it needs.
 from __future__ import annotations
 
 import decimal
+from decimal import Decimal
 from typing import Any
 
 from tracehouse_collector.formatting import plain_decimal
@@ -28,3 +29,19 @@ def jsonable(value: Any) -> Any:
     if callable(getattr(value, "isoformat", None)):  # datetime, date, time
         return value.isoformat()
     return str(value)  # UUID, IPv4Address, IPv6Address and anything else
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(value).normalize() if value else Decimal(0)
+
+
+def json_ready(value: Any) -> Any:
+    """`value` with every Decimal as a plain decimal string ("0.0000001", never "1E-7");
+    the rest is left for output.jsonable."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

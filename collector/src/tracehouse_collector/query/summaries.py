@@ -28,6 +28,7 @@ RAW_CHARS = 16384
 
 _NON_MODEL = ", ".join(f"'{op}'" for op in sorted(NON_MODEL_OPERATIONS))
 # An LLM call: a span with a model whose operation consumes tokens (not an agent or tool step).
+# (Migration 0011, frozen, names it by its former home: query/traces.py LLM_SPAN.)
 LLM_SPAN = f"((GenAIRequestModel != '' OR GenAIResponseModel != '') AND GenAIOperation NOT IN ({_NON_MODEL}))"
 MODEL = MODEL_SQL
 

@@ -331,7 +331,8 @@ def count_traces(
 
 
 # Facets: filter field -> its span expression (as the filter language compares it), so a click
-# on a value adds `field = 'value'` and keeps exactly the traces counted.
+# on a value adds `field = 'value'` and keeps exactly the traces counted. (Migration 0011, frozen,
+# names FACETS by its former home, query/traces.py.)
 FACETS = ("model", "provider", "service", "status", "session", "user", "run")
 FACET_VALUES = 10
 

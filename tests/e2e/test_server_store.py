@@ -77,9 +77,9 @@ def test_bench_two_collectors_against_one_server_store_lose_and_duplicate_nothin
     cmd = [sys.executable, "-m", "bench.ingest.server", "--requests", "6", "--spans", "16", "--workers", "1"]
     proc = subprocess.run([*cmd, "--store", dsn], capture_output=True, text=True, timeout=240, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # One run per insert format (JSONEachRow, then Arrow), each with spans of its own.
+    # One run per writer (an insert per batch, then merged inserts), each with spans of its own.
     assert proc.stdout.count("96 spans") == 2 and proc.stdout.count("lost 0, duplicated 0") == 2
-    assert "json" in proc.stdout and "arrow" in proc.stdout
+    assert "json, insert per batch)" in proc.stdout and "json, merged inserts)" in proc.stdout
     assert PASSWORD not in proc.stdout + proc.stderr
     # Read back from the store itself, not through the bench's own counting.
     (row,) = fake.sql("SELECT count() AS n, uniqExact(SpanId) AS d FROM otel_traces")

@@ -461,21 +461,34 @@ LLM_COLUMNS = {
     "ExperimentName": "LowCardinality(String)",
 }
 
+# Computed from other columns at insert (migration 0012), for the errors and latency aggregates.
+MATERIALIZED_COLUMNS = {
+    "otel_traces.ErrorType": "LowCardinality(String)",
+    "otel_traces.TimeToFirstTokenMs": "Nullable(Float64)",
+}
+
 
 def test_exporter_compatible_columns(collector):
     p = sql_cli(
         collector,
-        "SELECT table, name, type FROM system.columns WHERE database = 'tracehouse' "
+        "SELECT table, name, type, default_kind FROM system.columns WHERE database = 'tracehouse' "
         "AND (table IN ('otel_traces', 'otel_logs') OR table LIKE 'otel_metrics_%') ORDER BY table, position",
         "--format", "json",
     )
     assert p.returncode == 0, p.stderr
     cols: dict[str, list[tuple[str, str]]] = {}
+    computed: dict[str, str] = {}
     for r in json.loads(p.stdout):
-        cols.setdefault(r["table"], []).append((r["name"], r["type"]))
+        if r["table"] == "otel_traces" and r["default_kind"] == "MATERIALIZED":
+            computed[f"{r['table']}.{r['name']}"] = r["type"]
+        else:
+            cols.setdefault(r["table"], []).append((r["name"], r["type"]))
     traces = cols["otel_traces"]
     assert traces[: len(EXPORTER_TRACE_COLUMNS)] == EXPORTER_TRACE_COLUMNS
     assert dict(traces[len(EXPORTER_TRACE_COLUMNS):]) == LLM_COLUMNS
+    # Columns ClickHouse computes at insert are not in `SELECT *` and no writer names them, so the
+    # exporter's inserts and Grafana's reads see exactly the columns above.
+    assert computed == MATERIALIZED_COLUMNS
     assert cols["otel_logs"] == EXPORTER_LOG_COLUMNS
     metric_tables = {f"otel_metrics_{k}" for k in ("gauge", "sum", "histogram", "exponential_histogram", "summary")}
     assert set(cols) - {"otel_traces", "otel_logs"} == metric_tables

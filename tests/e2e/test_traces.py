@@ -395,9 +395,9 @@ from tracehouse_collector.query import traces as tq
 from tracehouse_collector.store.client import Store
 store = Store(sys.argv[1])
 tid = sys.argv[2]
-(start, end), _ = tq.trace_lookup(store, tid)
+start, end = tq.trace_range(store, tid)
 spans_params = {"trace_id": tid, "start": start, "end": end, "max_spans": 100}
-for sql, params in ((tq.LOOKUP_SQL, {"trace_id": tid}), (tq.SPANS_SQL, spans_params)):
+for sql, params in ((tq.LOOKUP_RANGE_SQL, {"trace_id": tid}), (tq.SPANS_SQL, spans_params)):
     print("\\n".join(r[0] for r in store.query("EXPLAIN indexes = 1 " + sql, parameters=params)[1]))
     print("=====")
 store.close()

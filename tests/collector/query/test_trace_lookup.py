@@ -1,7 +1,7 @@
-"""get_trace's two steps on a real chDB store: the lookup statement (the trace's time range, and
-which of the extras' tables may hold rows), then the spans and only those extras. A score, an
-annotation or an operation-details event that arrives after a lookup found its table empty is
-in the next lookup; a store without otel_logs, or one where a branch fails, still answers."""
+"""get_trace on a real chDB store: the trace's time range, then its spans, and beside them its
+extras read from only the tables that may hold rows. A score, an annotation or an
+operation-details event that arrives after a lookup found its table empty is in the next
+lookup; a store without otel_logs, or one where a branch fails, still answers."""
 
 from __future__ import annotations
 
@@ -84,16 +84,15 @@ def _call(tree: dict) -> dict:
 
 
 def test_empty_extra_tables_are_not_read_and_rows_added_later_are(store):
-    span_range, kinds = traces.trace_lookup(store, TRACE)
     start = int(START.timestamp())
-    assert span_range == (start, start + 1) and kinds == []
+    assert traces.trace_range(store, TRACE) == (start, start + 1)
+    assert traces.filled_extra_tables(store) == []
     tree = traces.get_trace(store, TRACE)
     assert tree["span_count"] == 2 and tree["scores"] == {} and tree["annotations"] == []
     assert _call(tree)["input"] is None
 
     values = _add_extras(store)
-    span_range, kinds = traces.trace_lookup(store, TRACE)
-    assert sorted(kinds) == ["annotation", "details", "score"]
+    assert sorted(traces.filled_extra_tables(store)) == ["annotation", "details", "score"]
     tree = traces.get_trace(store, TRACE)
     assert tree["scores"] == {"helpfulness": pytest.approx(statistics.mean(values))}
     assert tree["scores"] == traces._scores_by_trace(store, [TRACE])[TRACE]
@@ -106,18 +105,17 @@ def test_a_store_without_otel_logs_and_a_failing_branch(store):
     _add_extras(store)
     with_logs = traces.get_trace(store, TRACE)
     store.command("DROP TABLE tracehouse.otel_logs")
-    span_range, kinds = traces.trace_lookup(store, TRACE)
-    assert sorted(kinds) == ["annotation", "score"]
+    assert sorted(traces.filled_extra_tables(store)) == ["annotation", "score"]
     tree = traces.get_trace(store, TRACE)
     assert _call(tree)["input"] is None
     assert (tree["scores"], tree["annotations"]) == (with_logs["scores"], with_logs["annotations"])
     # Asked for every table, the one statement fails on the missing one: each branch alone then,
     # the failing one answering none.
-    scores, details, notes = traces._trace_extras(store, TRACE, span_range)
+    scores, details, notes = traces._trace_extras(store, TRACE, list(traces.EXTRA_TABLES))
     assert (scores, details, notes) == (tree["scores"], {}, tree["annotations"])
 
 
-def test_an_unknown_id_stops_at_the_lookup(store):
-    assert traces.trace_lookup(store, "cd" * 16) is None
+def test_an_unknown_id(store):
+    assert traces.trace_range(store, "cd" * 16) is None
     with pytest.raises(traces.NotFound):
         traces.get_trace(store, "cd" * 16)

@@ -832,16 +832,15 @@ LOOKUP_RANGE_SQL = (
 # The tables a trace's extras come from (scores, operation-details events, annotations), by the
 # kind of row they give (EXTRAS_BRANCHES).
 EXTRA_TABLES = {"score": SCORES_TABLE, "details": "otel_logs", "annotation": ANNOTATIONS_TABLE}
-# The range, and which of those tables may hold rows: they are usually empty, and reading an
-# empty table still costs a statement's planning (~4 ms of CPU each, ~13 ms for the three at
-# 50k spans, a third of a lookup), while asking system.tables here adds ~2 ms. total_rows is
-# exact for a MergeTree table and NULL for a Distributed one (then the table is read); a table
-# that does not exist (a store the exporter made without otel_logs) is not listed.
-LOOKUP_SQL = LOOKUP_RANGE_SQL.replace(
-    f" FROM {TRACE_INDEX} ",
-    ", (SELECT groupArray(name) FROM system.tables WHERE database = currentDatabase()"
+# Which of them may hold rows: they are usually empty, and reading an empty table still costs a
+# statement's planning (~4 ms of CPU each, ~13 ms for the three at 50k spans, a third of a
+# lookup), while this costs ~2. total_rows is exact for a MergeTree table and NULL for a
+# Distributed one (then the table is read); a table that does not exist (a store the exporter
+# made without otel_logs) is not listed.
+FILLED_TABLES_SQL = (
+    "SELECT name FROM system.tables WHERE database = currentDatabase()"
     f" AND name IN {tuple(name.rpartition('.')[2] for name in EXTRA_TABLES.values())}"
-    f" AND NOT total_rows <=> 0) FROM {TRACE_INDEX} ",
+    " AND NOT total_rows <=> 0"
 )
 
 # The trace's spans within its time range (whole seconds, from LOOKUP_RANGE_SQL: `start`, `end`),
@@ -878,14 +877,19 @@ SETTINGS use_skip_indexes_on_data_read = 0
 # difference; nor did 1 MB granules or compact parts for the wide read (docs/benchmarks.md).
 
 
-def trace_lookup(store: Store, trace_id: str) -> tuple[tuple[int, int], list[str]] | None:
-    """((first, last) span start in whole Unix seconds, the kinds of EXTRA_TABLES that may hold
-    rows) of a trace; None for an id trace_index does not hold."""
-    _, rows = store.query(LOOKUP_SQL, parameters={"trace_id": trace_id})
-    start, end, filled = rows[0]
-    if not end:  # no rows: min and max of nothing are 0
-        return None
-    return (start, end), [kind for kind, table in EXTRA_TABLES.items() if table.rpartition(".")[2] in filled]
+def trace_range(store: Store, trace_id: str) -> tuple[int, int] | None:
+    """(first, last) span start of a trace in whole Unix seconds, from trace_index; None for an
+    id it does not hold."""
+    _, rows = store.query(LOOKUP_RANGE_SQL, parameters={"trace_id": trace_id})
+    start, end = rows[0]
+    return (start, end) if end else None  # no rows: min and max of nothing are 0
+
+
+def filled_extra_tables(store: Store) -> list[str]:
+    """The kinds of EXTRA_TABLES whose tables may hold rows."""
+    _, rows = store.query(FILLED_TABLES_SQL)
+    names = {name for (name,) in rows}
+    return [kind for kind, table in EXTRA_TABLES.items() if table.rpartition(".")[2] in names]
 
 
 def _span_node(
@@ -973,11 +977,12 @@ OPERATION_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 # an hour after its last (trace_index keeps span starts only; no model call runs for an hour), so
 # the read needs nothing from the span read and runs beside it (get_trace).
 DETAILS_AFTER_S = 3600
-_DETAILS_BRANCH = f"""SELECT 'details', SpanId, '', NULL, '', LogAttributes
+_DETAILS_BRANCH = f"""WITH ({LOOKUP_RANGE_SQL}) AS trace_range
+SELECT 'details', SpanId, '', NULL, '', LogAttributes
 FROM otel_logs
 WHERE TraceId = {{trace_id:String}} AND EventName = {{event:String}}
-  AND Timestamp >= toDateTime64({{start:UInt32}}, 9)
-  AND Timestamp < toDateTime64({{end:UInt32}} + 1 + {DETAILS_AFTER_S}, 9)
+  AND Timestamp >= toDateTime64(trace_range.1, 9)
+  AND Timestamp < toDateTime64(trace_range.2 + 1 + {DETAILS_AFTER_S}, 9)
 LIMIT {MAX_TRACE_SPANS}"""
 _DETAIL_KEYS = (
     SYSTEM_INSTRUCTIONS,
@@ -1032,15 +1037,15 @@ def _extras_rows(store: Store, params: dict[str, Any], kinds: list[str]) -> list
 
 
 def _trace_extras(
-    store: Store, trace_id: str, span_range: tuple[int, int], kinds: list[str] | None = None
+    store: Store, trace_id: str, kinds: list[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, dict[str, str]], list[dict[str, Any]]]:
     """(scores as _scores_by_trace gives them, span id -> the content keys of its
     operation-details event, the annotations on the trace and its spans, oldest first) of one
-    trace whose spans start within `span_range` (trace_lookup's); `kinds`: the EXTRA_TABLES to
-    read (default all)."""
-    start, end = span_range
-    params = {"trace_id": trace_id, "event": OPERATION_DETAILS_EVENT, "start": start, "end": end}
-    rows = _extras_rows(store, params, list(EXTRA_TABLES) if kinds is None else kinds)
+    trace, read from the EXTRA_TABLES of `kinds` (default: those filled_extra_tables gives)."""
+    if kinds is None:
+        kinds = filled_extra_tables(store)
+    params = {"trace_id": trace_id, "event": OPERATION_DETAILS_EVENT}
+    rows = _extras_rows(store, params, kinds)
     scored = sorted((r for r in rows if r[0] == "score"), key=lambda r: r[2])
     scores = {name: _score(v, label) for _, _, name, v, label, _ in scored}
     details = _detail_content([(sid, attrs) for kind, sid, _, _, _, attrs in rows if kind == "details"])
@@ -1088,13 +1093,14 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     facts, content, tool calls, errors, events and attributes. Spans whose parent never
     arrived are kept at the top level with "orphan": true. Raises NotFound."""
     tid = check_trace_id(trace_id)
-    found = trace_lookup(store, tid)
-    if found is None:
+    # The extras (scores, event content, annotations: small reads of the tables that may hold
+    # rows, usually none) on a thread and read connection of their own, beside the range lookup
+    # and the span read here.
+    extras = _EXTRAS_READS.submit(_trace_extras, store, tid)
+    span_range = trace_range(store, tid)
+    if span_range is None:
         raise NotFound(f"trace {tid} not found")
-    (start_s, end_s), kinds = found
-    # Then the extras (scores, event content, annotations: small reads, where any table may hold
-    # rows) on a thread and read connection of their own, beside the spans read here.
-    extras = _EXTRAS_READS.submit(_trace_extras, store, tid, (start_s, end_s), kinds) if kinds else None
+    start_s, end_s = span_range
     params = {"trace_id": tid, "start": start_s, "end": end_s, "max_spans": MAX_TRACE_SPANS + 1}
     columns, rows = store.query(SPANS_SQL, parameters=params, describe_empty=False)
     if not rows:
@@ -1104,7 +1110,7 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     records = [dict(zip(columns, row, strict=True)) for row in rows]
     start = min(r["start_ns"] for r in records)
     end = max(r["start_ns"] + r["Duration"] for r in records)
-    scores, details, notes = extras.result() if extras else ({}, {}, [])
+    scores, details, notes = extras.result()
     nodes = [_span_node(r, start, details.get(r["SpanId"])) for r in records]
     by_span: dict[str, list[dict[str, Any]]] = {}
     for a in notes:

@@ -25,7 +25,7 @@ import json
 import math
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -1097,12 +1097,15 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     # rows, usually none) on a thread and read connection of their own, beside the range lookup
     # and the span read here.
     extras = _EXTRAS_READS.submit(_trace_extras, store, tid)
-    span_range = trace_range(store, tid)
-    if span_range is None:
-        raise NotFound(f"trace {tid} not found")
-    start_s, end_s = span_range
-    params = {"trace_id": tid, "start": start_s, "end": end_s, "max_spans": MAX_TRACE_SPANS + 1}
-    columns, rows = store.query(SPANS_SQL, parameters=params, describe_empty=False)
+    try:
+        span_range = trace_range(store, tid)
+        if span_range is None:
+            raise NotFound(f"trace {tid} not found")
+        start_s, end_s = span_range
+        params = {"trace_id": tid, "start": start_s, "end": end_s, "max_spans": MAX_TRACE_SPANS + 1}
+        columns, rows = store.query(SPANS_SQL, parameters=params, describe_empty=False)
+    finally:
+        wait([extras])  # no read of this lookup outlives it (a caller may close the store next)
     if not rows:
         raise NotFound(f"trace {tid} not found")
     truncated = len(rows) > MAX_TRACE_SPANS

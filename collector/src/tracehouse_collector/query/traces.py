@@ -846,9 +846,9 @@ FILLED_TABLES_SQL = (
 # The trace's spans within its time range (whole seconds, from LOOKUP_RANGE_SQL: `start`, `end`),
 # so the read prunes other days' partitions and, by the primary key's time and the TraceId bloom
 # filter, most granules of the day. The range comes from a statement of its own and is passed as
-# parameters: as a scalar subquery in the same statement (WITH (...) AS trace_range) the read
-# took longer (median 18.2 -> 16.0 ms at 50k spans, the range statement included; see
-# docs/benchmarks.md), and an unknown id now stops after the range statement.
+# parameters: as a scalar subquery in this statement (WITH (...) AS trace_range) planning it
+# cost about as much as the separate statement (median 18.2 against 17.9 ms at 50k spans, the
+# range statement included; docs/benchmarks.md), and an unknown id stops after the range.
 SPANS_SQL = """
 SELECT
     SpanId, ParentSpanId, SpanName, SpanKind, ServiceName,

@@ -1019,7 +1019,6 @@ FROM (
 )
 LIMIT {MAX_ANNOTATIONS}""",
 }
-EXTRAS_SQL = "\nUNION ALL\n".join(EXTRAS_BRANCHES.values())
 
 
 def _extras_rows(store: Store, params: dict[str, Any], kinds: list[str]) -> list[tuple[Any, ...]]:

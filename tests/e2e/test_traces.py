@@ -395,8 +395,10 @@ import sys
 from tracehouse_collector.query import traces as tq
 from tracehouse_collector.store.client import Store
 store = Store(sys.argv[1])
-tid, lo, hi = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-for sql, params in ((tq.LOOKUP_RANGE_SQL, {"trace_id": tid}), (tq.SPANS_SQL, {"trace_id": tid, "max_spans": 100})):
+tid = sys.argv[2]
+start, end = tq.trace_range(store, tid)
+spans_params = {"trace_id": tid, "start": start, "end": end, "max_spans": 100}
+for sql, params in ((tq.LOOKUP_RANGE_SQL, {"trace_id": tid}), (tq.SPANS_SQL, spans_params)):
     print("\\n".join(r[0] for r in store.query("EXPLAIN indexes = 1 " + sql, parameters=params)[1]))
     print("=====")
 store.close()
@@ -410,7 +412,6 @@ def test_lookup_by_id_uses_the_time_table_and_prunes(served):
     released it.)"""
     collector, sc = served
     collector.stop()
-    lo = sc.base_ns
     out = subprocess.run(
         [
             sys.executable,
@@ -418,8 +419,6 @@ def test_lookup_by_id_uses_the_time_table_and_prunes(served):
             _EXPLAIN,
             collector.store_dsn,
             sc.turn_ids[0],
-            str(lo),
-            str(lo + 3_000_000_000),
         ],
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ query/summaries.py and their pages and cursors query/paging.py.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,6 @@ from tracehouse_collector.query.evals import (
     ANNOTATIONS_TABLE,
     MAX_ANNOTATIONS,
     annotation_from_fields,
-    list_annotations,
 )
 from tracehouse_collector.query.genai_content import (
     CONTENT_TRUNCATED,
@@ -40,7 +39,7 @@ from tracehouse_collector.query.genai_content import (
 )
 from tracehouse_collector.query.model_identity import model_identity
 from tracehouse_collector.query.paging import iso
-from tracehouse_collector.query.summaries import SCORES_TABLE, _score, _scores_by_trace
+from tracehouse_collector.query.summaries import SCORES_TABLE, _score
 from tracehouse_collector.query.trace_shape import check_trace_id, walk
 from tracehouse_collector.query.values import _money
 from tracehouse_collector.store.client import Store, StoreError
@@ -60,14 +59,30 @@ class NotFound(LookupError):
 # The trace's time range, from trace_index (migration 10: the trace-id time table partitioned by
 # month, so a lookup opens one or two parts instead of one per day of retention).
 TRACE_INDEX = "trace_index"
-LOOKUP_RANGE_SQL = f"SELECT (min(Start), max(End)) FROM {TRACE_INDEX} WHERE TraceId = {{trace_id:String}}"
+LOOKUP_RANGE_SQL = (
+    f"SELECT toUInt32(min(Start)), toUInt32(max(End)) FROM {TRACE_INDEX} WHERE TraceId = {{trace_id:String}}"
+)
+# The tables a trace's extras come from (scores, operation-details events, annotations), by the
+# kind of row they give (EXTRAS_BRANCHES).
+EXTRA_TABLES = {"score": SCORES_TABLE, "details": "otel_logs", "annotation": ANNOTATIONS_TABLE}
+# Which of them may hold rows: they are usually empty, and reading an empty table still costs a
+# statement's planning (~4 ms of CPU each, ~13 ms for the three at 50k spans, a third of a
+# lookup), while this costs ~2. total_rows is exact for a MergeTree table and NULL for a
+# Distributed one (then the table is read); a table that does not exist (a store the exporter
+# made without otel_logs) is not listed.
+FILLED_TABLES_SQL = (
+    "SELECT name FROM system.tables WHERE database = currentDatabase()"
+    f" AND name IN {tuple(name.rpartition('.')[2] for name in EXTRA_TABLES.values())}"
+    " AND NOT total_rows <=> 0"
+)
 
-# One round trip: ClickHouse runs the range lookup first (a scalar subquery) and reads the spans
-# with its answer as a constant, so the read prunes other days' partitions and, by the primary
-# key's time and the TraceId bloom filter, most granules of the day. An unknown id gives the
-# empty range [1970-01-01, +1 s) and no spans.
-SPANS_SQL = f"""
-WITH ({LOOKUP_RANGE_SQL}) AS trace_range
+# The trace's spans within its time range (whole seconds, from LOOKUP_RANGE_SQL: `start`, `end`),
+# so the read prunes other days' partitions and, by the primary key's time and the TraceId bloom
+# filter, most granules of the day. The range comes from a statement of its own and is passed as
+# parameters: as a scalar subquery in this statement (WITH (...) AS trace_range) planning it
+# cost about as much as the separate statement (median 18.2 against 17.9 ms at 50k spans, the
+# range statement included; docs/benchmarks.md), and an unknown id stops after the range.
+SPANS_SQL = """
 SELECT
     SpanId, ParentSpanId, SpanName, SpanKind, ServiceName,
     toUnixTimestamp64Nano(Timestamp) AS start_ns, Duration,
@@ -79,11 +94,11 @@ SELECT
     InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens, ReasoningTokens, TotalTokens,
     TokensEstimated, TotalCostUSD, SessionId, UserId, RunId
 FROM otel_traces
-WHERE TraceId = {{trace_id:String}}
-  AND Timestamp >= toDateTime64(trace_range.1, 9)
-  AND Timestamp < toDateTime64(trace_range.2 + 1, 9)
+WHERE TraceId = {trace_id:String}
+  AND Timestamp >= toDateTime64({start:UInt32}, 9)
+  AND Timestamp < toDateTime64({end:UInt32} + 1, 9)
 ORDER BY Timestamp, SpanId
-LIMIT {{max_spans:UInt32}}
+LIMIT {max_spans:UInt32}
 SETTINGS use_skip_indexes_on_data_read = 0
 """
 # use_skip_indexes_on_data_read = 0: the TraceId bloom filter drops granules while the read is
@@ -93,7 +108,21 @@ SETTINGS use_skip_indexes_on_data_read = 0
 # 10M spans, no difference at 1M. Skipping the range's implicit min-max projection and the
 # parts' column statistics (optimize_use_implicit_projections, use_statistics) measured no
 # difference; nor did 1 MB granules or compact parts for the wide read (docs/benchmarks.md).
-# One UNION statement with the extras below cost more than the two statements.
+
+
+def trace_range(store: Store, trace_id: str) -> tuple[int, int] | None:
+    """(first, last) span start of a trace in whole Unix seconds, from trace_index; None for an
+    id it does not hold."""
+    _, rows = store.query(LOOKUP_RANGE_SQL, parameters={"trace_id": trace_id})
+    start, end = rows[0]
+    return (start, end) if end else None  # no rows: min and max of nothing are 0
+
+
+def filled_extra_tables(store: Store) -> list[str]:
+    """The kinds of EXTRA_TABLES whose tables may hold rows."""
+    _, rows = store.query(FILLED_TABLES_SQL)
+    names = {name for (name,) in rows}
+    return [kind for kind, table in EXTRA_TABLES.items() if table.rpartition(".")[2] in names]
 
 
 def _span_node(
@@ -188,7 +217,6 @@ WHERE TraceId = {{trace_id:String}} AND EventName = {{event:String}}
   AND Timestamp >= toDateTime64(trace_range.1, 9)
   AND Timestamp < toDateTime64(trace_range.2 + 1 + {DETAILS_AFTER_S}, 9)
 LIMIT {MAX_TRACE_SPANS}"""
-DETAILS_SQL = f"SELECT SpanId, LogAttributes FROM ({_DETAILS_BRANCH})"
 _DETAIL_KEYS = (
     SYSTEM_INSTRUCTIONS,
     INPUT_MESSAGES,
@@ -199,63 +227,57 @@ _DETAIL_KEYS = (
 )
 
 
-def _details_params(trace_id: str) -> dict[str, Any]:
-    return {"trace_id": trace_id, "event": OPERATION_DETAILS_EVENT}
-
-
 def _detail_content(rows: list[tuple[str, dict[str, str]]]) -> dict[str, dict[str, str]]:
     return {sid: {k: attrs[k] for k in _DETAIL_KEYS if attrs.get(k)} for sid, attrs in rows if sid}
 
 
-def _operation_details(store: Store, trace_id: str) -> dict[str, dict[str, str]]:
-    """span id -> the content keys of its operation-details event."""
-    try:
-        _, rows = store.query(DETAILS_SQL, parameters=_details_params(trace_id), describe_empty=False)
-    except StoreError:  # no logs table (a store the exporter made without it): no events
-        return {}
-    return _detail_content(rows)
-
-
-# A trace's scores, its calls' operation-details events and its annotations in one statement
-# (all are usually none; one round trip asks for them). Rows: ('score', '', name, mean value,
-# latest label, {}), ('details', span id, '', NULL, '', event attributes) and ('annotation',
-# span id, name, number value, '', the annotation's other fields).
-EXTRAS_SQL = f"""
-SELECT 'score' AS kind, '' AS span_id, toString(Name) AS name, avg(Value) AS value,
+# A trace's scores, its calls' operation-details events and its annotations, one branch per
+# table, read in one statement (UNION ALL of the branches whose tables may hold rows). Rows:
+# ('score', '', name, mean value, latest label, {}), ('details', span id, '', NULL, '', event
+# attributes) and ('annotation', span id, name, number value, '', the annotation's other fields).
+EXTRAS_BRANCHES = {
+    "score": f"""SELECT 'score' AS kind, '' AS span_id, toString(Name) AS name, avg(Value) AS value,
     argMaxIf(Label, Timestamp, Label != '') AS label,
     CAST(map(), 'Map(LowCardinality(String), String)') AS attributes
 FROM {SCORES_TABLE}
 WHERE TraceId = {{trace_id:String}}
-GROUP BY Name
-UNION ALL
-{_DETAILS_BRANCH}
-UNION ALL
-SELECT 'annotation', SpanId, toString(Name), NumberValue, '',
+GROUP BY Name""",
+    "details": _DETAILS_BRANCH,
+    "annotation": f"""SELECT 'annotation', SpanId, toString(Name), NumberValue, '',
     CAST(map({", ".join(f"'{k}', {c}" for k, c in ANNOTATION_FIELDS.items())}),
          'Map(LowCardinality(String), String)')
 FROM (
     SELECT * FROM {ANNOTATIONS_TABLE} WHERE TraceId = {{trace_id:String}}
     ORDER BY Version DESC LIMIT 1 BY AnnotationId
 )
-LIMIT {MAX_ANNOTATIONS}
-"""
+LIMIT {MAX_ANNOTATIONS}""",
+}
+
+
+def _extras_rows(store: Store, params: dict[str, Any], kinds: list[str]) -> list[tuple[Any, ...]]:
+    """The rows of the EXTRAS_BRANCHES of `kinds`; if one statement fails (a store not migrated
+    to one of the tables), each branch alone, a failing one answering none."""
+    if not kinds:
+        return []
+    sql = "\nUNION ALL\n".join(f"({EXTRAS_BRANCHES[k]})" for k in kinds)
+    try:
+        return store.query(sql, parameters=params, describe_empty=False)[1]
+    except StoreError:
+        if len(kinds) == 1:
+            return []
+        return [row for k in kinds for row in _extras_rows(store, params, [k])]
 
 
 def _trace_extras(
-    store: Store, trace_id: str
+    store: Store, trace_id: str, kinds: list[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, dict[str, str]], list[dict[str, Any]]]:
-    """(scores as _scores_by_trace gives them, operation details as _operation_details, the
-    annotations on the trace and its spans, oldest first) of one trace; a store lacking one of
-    the tables gets them one by one, each answering none."""
-    try:
-        _, rows = store.query(EXTRAS_SQL, parameters=_details_params(trace_id), describe_empty=False)
-    except StoreError:  # a store not migrated to the scores or annotations table, or made without otel_logs
-        try:
-            notes = list_annotations(store, trace_id=trace_id)
-        except StoreError:
-            notes = []
-        scores = _scores_by_trace(store, [trace_id]).get(trace_id, {})
-        return scores, _operation_details(store, trace_id), notes
+    """(scores as _scores_by_trace gives them, span id -> the content keys of its
+    operation-details event, the annotations on the trace and its spans, oldest first) of one
+    trace, read from the EXTRA_TABLES of `kinds` (default: those filled_extra_tables gives)."""
+    if kinds is None:
+        kinds = filled_extra_tables(store)
+    params = {"trace_id": trace_id, "event": OPERATION_DETAILS_EVENT}
+    rows = _extras_rows(store, params, kinds)
     scored = sorted((r for r in rows if r[0] == "score"), key=lambda r: r[2])
     scores = {name: _score(v, label) for _, _, name, v, label, _ in scored}
     details = _detail_content([(sid, attrs) for kind, sid, _, _, _, attrs in rows if kind == "details"])
@@ -303,16 +325,19 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     facts, content, tool calls, errors, events and attributes. Spans whose parent never
     arrived are kept at the top level with "orphan": true. Raises NotFound."""
     tid = check_trace_id(trace_id)
-    # Two statements, side by side on two read connections: the extras (scores, event content,
-    # annotations) on a thread of their own, the spans here; each finds the trace's time range
-    # in trace_index itself. The extras are small reads of mostly empty tables whose cost is
-    # ClickHouse planning them. Measured against one after the other (disjoint ids, 2 loaded
-    # cores): median 68.9 -> 63.9 ms at 10M spans, 36.0 -> 35.8 at 50k; fastest 25.0 -> 16.8 at
-    # 50k, what an idle second core gives.
+    # The extras (scores, event content, annotations: small reads of the tables that may hold
+    # rows, usually none) on a thread and read connection of their own, beside the range lookup
+    # and the span read here.
     extras = _EXTRAS_READS.submit(_trace_extras, store, tid)
-    columns, rows = store.query(
-        SPANS_SQL, parameters={"trace_id": tid, "max_spans": MAX_TRACE_SPANS + 1}, describe_empty=False
-    )
+    try:
+        span_range = trace_range(store, tid)
+        if span_range is None:
+            raise NotFound(f"trace {tid} not found")
+        start_s, end_s = span_range
+        params = {"trace_id": tid, "start": start_s, "end": end_s, "max_spans": MAX_TRACE_SPANS + 1}
+        columns, rows = store.query(SPANS_SQL, parameters=params, describe_empty=False)
+    finally:
+        wait([extras])  # no read of this lookup outlives it (a caller may close the store next)
     if not rows:
         raise NotFound(f"trace {tid} not found")
     truncated = len(rows) > MAX_TRACE_SPANS

@@ -10,7 +10,7 @@ import json
 import statistics
 
 import pytest
-from tracehouse_collector.query import evals, traces
+from tracehouse_collector.query import evals, summaries, traces
 from tracehouse_collector.store.client import Store
 
 pytestmark = pytest.mark.timeout(300)
@@ -95,7 +95,7 @@ def test_empty_extra_tables_are_not_read_and_rows_added_later_are(store):
     assert sorted(traces.filled_extra_tables(store)) == ["annotation", "details", "score"]
     tree = traces.get_trace(store, TRACE)
     assert tree["scores"] == {"helpfulness": pytest.approx(statistics.mean(values))}
-    assert tree["scores"] == traces._scores_by_trace(store, [TRACE])[TRACE]
+    assert tree["scores"] == summaries._scores_by_trace(store, [TRACE])[TRACE]
     assert tree["annotations"] == evals.list_annotations(store, trace_id=TRACE)
     assert [(a["name"], a["value"], a["user"]) for a in tree["annotations"]] == [("verdict", "good", "ann")]
     assert QUESTION in json.dumps(_call(tree)["input"])

@@ -50,7 +50,7 @@ def parse_time(value: Any, what: str = "time", now: dt.datetime | None = None) -
     return whole * 1_000_000_000 + when.microsecond * 1000
 
 
-def _now_ns() -> int:
+def now_ns() -> int:
     """Now in Unix nanoseconds, to the microsecond as parse_time("0s") reads it."""
     return time.time_ns() // 1000 * 1000
 
@@ -69,7 +69,7 @@ def check_limit(limit: int | None) -> int:
     return limit
 
 
-def _decode_cursor(cursor: str | None) -> tuple[int, str] | None:
+def decode_cursor(cursor: str | None) -> tuple[int, str] | None:
     if not cursor:
         return None
     ns, sep, key = cursor.partition(":")
@@ -78,11 +78,11 @@ def _decode_cursor(cursor: str | None) -> tuple[int, str] | None:
     return int(ns), key
 
 
-def _encode_cursor(ns: int, key: str) -> str:
+def encode_cursor(ns: int, key: str) -> str:
     return f"{ns}:{key}"
 
 
-def _time_conditions(since_ns: int | None, until_ns: int | None, params: dict[str, Any]) -> list[str]:
+def time_conditions(since_ns: int | None, until_ns: int | None, params: dict[str, Any]) -> list[str]:
     out = []
     if since_ns is not None:
         params["since_ns"] = since_ns
@@ -108,7 +108,7 @@ class Sort:
         return f"{self.column}:{'desc' if self.descending else 'asc'}"
 
 
-def _parse_sort(text: str | None, default: Sort, columns: list[str], scores: bool) -> Sort:
+def parse_order(text: str | None, default: Sort, columns: list[str], scores: bool) -> Sort:
     """`column`, `column:asc` or `column:desc` (the default) -> Sort; ValueError names the columns."""
     if not text or not text.strip():
         return default
@@ -121,11 +121,11 @@ def _parse_sort(text: str | None, default: Sort, columns: list[str], scores: boo
     return Sort(column, direction == "desc")
 
 
-def _keyset_after(cursor: str | None, order: Sort, id_column: str, params: dict[str, Any], ids: re.Pattern | None) -> str:
+def keyset_after(cursor: str | None, order: Sort, id_column: str, params: dict[str, Any], ids: re.Pattern | None) -> str:
     """The WHERE clause of a sorted page that starts after the cursor's (key, id), or ''."""
     if not cursor:
         return ""
-    kind, params["c_key"], params["c_id"] = _decode_sorted_cursor(cursor, order, ids)
+    kind, params["c_key"], params["c_id"] = decode_sorted_cursor(cursor, order, ids)
     key = "toDecimal128({c_key:String}, 12)" if kind.startswith("Decimal") else f"{{c_key:{kind}}}"
     cmp = "<" if order.descending else ">"
     return f"WHERE key {cmp} {key} OR (key = {key} AND {id_column} {cmp} {{c_id:String}})"
@@ -140,13 +140,13 @@ def _cursor_value(value: Any) -> tuple[str, str]:
     return "Int64", str(int(value))
 
 
-def _encode_sorted_cursor(order: Sort, value: Any, trace_id: str) -> str:
+def encode_sorted_cursor(order: Sort, value: Any, trace_id: str) -> str:
     kind, text = _cursor_value(value)
     raw = json.dumps([order.spec, kind, text, trace_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_sorted_cursor(cursor: str, order: Sort, id_pattern: re.Pattern | None = TRACE_ID_RE) -> tuple[str, str, str]:
+def decode_sorted_cursor(cursor: str, order: Sort, id_pattern: re.Pattern | None = TRACE_ID_RE) -> tuple[str, str, str]:
     """(type, value, row id) after which a sorted page starts; the id is a trace id unless
     `id_pattern` is None."""
     try:

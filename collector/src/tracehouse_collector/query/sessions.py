@@ -12,22 +12,22 @@ from tracehouse_collector.query.paging import (
     DEFAULT_LIMIT,
     Page,
     Sort,
-    _decode_cursor,
-    _encode_cursor,
-    _encode_sorted_cursor,
-    _keyset_after,
-    _now_ns,
-    _parse_sort,
-    _time_conditions,
     check_limit,
+    decode_cursor,
+    encode_cursor,
+    encode_sorted_cursor,
     iso,
+    keyset_after,
+    now_ns,
+    parse_order,
     parse_time,
+    time_conditions,
 )
-from tracehouse_collector.query.summaries import _range_of, trace_summaries
-from tracehouse_collector.query.trace_list import WINDOWS_S, _trace_set_sql
+from tracehouse_collector.query.summaries import time_range_of, trace_summaries
+from tracehouse_collector.query.trace_list import WINDOWS_S, trace_set_sql
 from tracehouse_collector.query.trace_shape import TURN_COLUMNS
 from tracehouse_collector.query.traces import MAX_TRACE_SPANS, NotFound
-from tracehouse_collector.query.values import _money
+from tracehouse_collector.query.values import money
 from tracehouse_collector.store.client import Store
 
 MAX_SESSION_TURNS = 1000
@@ -57,7 +57,7 @@ def turn_steps(store: Store, ids: list[str], chars: int = 2000) -> dict[str, dic
     the error arose, not the parents it travelled through), or None."""
     if not ids:
         return {}
-    bounds = _range_of(store, ids)
+    bounds = time_range_of(store, ids)
     if bounds is None:
         return {}
     params = {"ids": ids, "lo_ns": bounds[0], "hi_ns": bounds[1], "chars": chars, "n": MAX_TRACE_SPANS}
@@ -121,8 +121,8 @@ def list_sessions(
     order = parse_session_sort(sort)
     if order != LAST_ACTIVE_FIRST:
         return _sorted_sessions(store, order, since_ns, until_ns, user, limit, cursor)
-    after = _decode_cursor(cursor)
-    top = after[0] if after else until_ns if until_ns is not None else _now_ns()
+    after = decode_cursor(cursor)
+    top = after[0] if after else until_ns if until_ns is not None else now_ns()
     lows: list[int | None] = [
         top - w * 1_000_000_000 for w in WINDOWS_S if since_ns is None or top - w * 1_000_000_000 > since_ns
     ]
@@ -130,7 +130,7 @@ def list_sessions(
     for lo in lows:
         # max() over a window is exact for every session seen in it: no impostors here.
         params: dict[str, Any] = {"n": limit + 1}
-        conds = ["SessionId != ''", *_time_conditions(lo, until_ns, params)]
+        conds = ["SessionId != ''", *time_conditions(lo, until_ns, params)]
         if user:
             params["user"] = user
             conds.append("UserId = {user:String}")
@@ -148,7 +148,7 @@ def list_sessions(
             break
     page, more = found[:limit], len(found) > limit
     rows = _session_rows(store, page, since_ns, until_ns)
-    next_cursor = _encode_cursor(page[-1][1], page[-1][0]) if more else None
+    next_cursor = encode_cursor(page[-1][1], page[-1][0]) if more else None
     return Page(list(SESSION_COLUMNS), rows, next_cursor)
 
 
@@ -173,7 +173,7 @@ def _session_rows(
                 tot["input_tokens"],
                 tot["output_tokens"],
                 tot["total_tokens"],
-                _money(tot["cost_usd"]),
+                money(tot["cost_usd"]),
             )
         )
     return rows
@@ -196,7 +196,7 @@ LAST_ACTIVE_FIRST = Sort("last_time", True)
 
 def parse_session_sort(text: str | None) -> Sort:
     """The sessions list's order: a column of SESSION_SORTS, descending unless `:asc`."""
-    return _parse_sort(text, LAST_ACTIVE_FIRST, list(SESSION_SORTS), scores=False)
+    return parse_order(text, LAST_ACTIVE_FIRST, list(SESSION_SORTS), scores=False)
 
 
 def _sorted_sessions(
@@ -217,7 +217,7 @@ def _sorted_sessions(
     if user:
         params["user"] = user
         filters.append("UserId = {user:String}")
-    traces_sql = _trace_set_sql(
+    traces_sql = trace_set_sql(
         since_ns,
         until_ns,
         filters,
@@ -235,15 +235,15 @@ def _sorted_sessions(
         f"sum(t.total_tokens) AS total_tokens, sum(t.cost) AS cost_usd, {key} AS key FROM ({traces_sql}) AS t "
         "ARRAY JOIN t.sessions.1 AS SessionId, t.sessions.2 AS session_ns GROUP BY SessionId"
     )
-    where = _keyset_after(cursor, order, "SessionId", params, None)
+    where = keyset_after(cursor, order, "SessionId", params, None)
     direction = "DESC" if order.descending else "ASC"
     _, found = store.query(
         f"SELECT * FROM ({keyed}) {where} ORDER BY key {direction}, SessionId {direction} LIMIT {{n:UInt32}}",
         parameters=params,
     )
     page, more = found[:limit], len(found) > limit
-    rows = [(sid, user, iso(first), iso(last), *counts, _money(cost)) for sid, user, first, last, *counts, cost, _ in page]
-    next_cursor = _encode_sorted_cursor(order, page[-1][-1], page[-1][0]) if more else None
+    rows = [(sid, user, iso(first), iso(last), *counts, money(cost)) for sid, user, first, last, *counts, cost, _ in page]
+    next_cursor = encode_sorted_cursor(order, page[-1][-1], page[-1][0]) if more else None
     return Page(list(SESSION_COLUMNS), rows, next_cursor)
 
 
@@ -323,6 +323,6 @@ def get_session(store: Store, session_id: str, chars: int = 2000) -> dict[str, A
         "traces": len(turns),
         "llm_calls": sum(s["llm_calls"] for s in ordered),
         "total_tokens": sum(s["total_tokens"] for s in ordered),
-        "cost_usd": _money(sum((s["cost_usd"] for s in ordered), Decimal(0))),
+        "cost_usd": money(sum((s["cost_usd"] for s in ordered), Decimal(0))),
         "turns": turns,
     }

@@ -16,7 +16,7 @@ from tracehouse_collector.query.genai_content import INPUT_KEYS, OUTPUT_KEYS, co
 from tracehouse_collector.query.model_identity import MODEL_SQL
 from tracehouse_collector.query.paging import iso
 from tracehouse_collector.query.trace_shape import PREVIEW_CHARS, preview
-from tracehouse_collector.query.values import _money
+from tracehouse_collector.query.values import money
 from tracehouse_collector.store.client import Store, StoreError
 
 SCORES_TABLE = "otel_scores"
@@ -123,7 +123,7 @@ WHERE TraceId IN {ids:Array(String)}
 """
 
 
-def _range_of(store: Store, ids: list[str]) -> tuple[int, int] | None:
+def time_range_of(store: Store, ids: list[str]) -> tuple[int, int] | None:
     """[lo, hi) in Unix ns covering every span of the traces, from trace_index.
 
     Its Start/End are span start times cut to whole seconds, so hi is End + 1 s."""
@@ -151,11 +151,11 @@ def _scores_by_trace(store: Store, ids: list[str]) -> dict[str, dict[str, Any]]:
         return {}
     out: dict[str, dict[str, Any]] = {}
     for tid, name, v, label in rows:
-        out.setdefault(tid, {})[name] = _score(v, label)
+        out.setdefault(tid, {})[name] = score_value(v, label)
     return out
 
 
-def _run_names(store: Store, run_ids: list[str]) -> dict[str, str]:
+def names_of_runs(store: Store, run_ids: list[str]) -> dict[str, str]:
     """run id -> its name (the latest version of the run's row), for the runs that have one."""
     if not run_ids:
         return {}
@@ -170,7 +170,7 @@ def _run_names(store: Store, run_ids: list[str]) -> dict[str, str]:
     return dict(rows)
 
 
-def _score(mean: float | None, label: str) -> Any:
+def score_value(mean: float | None, label: str) -> Any:
     """A score as traces show it: the mean value, or the latest label for label-only scores."""
     return round(mean, 6) if mean is not None and math.isfinite(mean) else (label or None)
 
@@ -182,7 +182,7 @@ def trace_summaries(
     output and scores stay empty (and cost nothing to read)."""
     if not ids:
         return {}
-    bounds = _range_of(store, ids)
+    bounds = time_range_of(store, ids)
     if bounds is None:
         return {}
     params = {"ids": ids, "lo_ns": bounds[0], "hi_ns": bounds[1]}
@@ -197,7 +197,7 @@ def _summary_records(
     and run names when `content`."""
     ids = [r["TraceId"] for r in records]
     scores = _scores_by_trace(store, ids) if content and ids else {}
-    run_names = _run_names(store, sorted({r["run_id"] for r in records} - {""})) if content else {}
+    run_names = names_of_runs(store, sorted({r["run_id"] for r in records} - {""})) if content else {}
     out = {}
     for r in records:
         tid = r["TraceId"]
@@ -214,7 +214,7 @@ def _summary_records(
             "input_tokens": r["input_tokens"],
             "output_tokens": r["output_tokens"],
             "total_tokens": r["total_tokens"],
-            "cost_usd": _money(r["cost_usd"]),
+            "cost_usd": money(r["cost_usd"]),
             "session_id": r["session_id"],
             "user_id": r["user_id"],
             "run_id": r["run_id"],

@@ -20,22 +20,22 @@ from tracehouse_collector.query.paging import (
     SCORE_SORT,
     Page,
     Sort,
-    _decode_cursor,
-    _encode_cursor,
-    _encode_sorted_cursor,
-    _keyset_after,
-    _now_ns,
-    _parse_sort,
-    _time_conditions,
     check_limit,
+    decode_cursor,
+    encode_cursor,
+    encode_sorted_cursor,
+    keyset_after,
+    now_ns,
+    parse_order,
     parse_time,
+    time_conditions,
 )
 from tracehouse_collector.query.search import search_condition
 from tracehouse_collector.query.summaries import (
     SCORES_TABLE,
     SUMMARY_TABLE,
     TRACE_COLUMNS,
-    _run_names,
+    names_of_runs,
     page_summaries,
 )
 from tracehouse_collector.query.trace_shape import TRACE_ID_RE
@@ -90,9 +90,9 @@ def list_traces(
     filters = _list_filters(service, where, search, params)
     if order != NEWEST_FIRST:
         return _sorted_page(store, order, since_ns, until_ns, filters, params, limit, cursor)
-    after = _decode_cursor(cursor)
+    after = decode_cursor(cursor)
 
-    top = after[0] if after else until_ns if until_ns is not None else _now_ns()
+    top = after[0] if after else until_ns if until_ns is not None else now_ns()
     lows: list[int | None] = [
         top - w * 1_000_000_000 for w in WINDOWS_S if since_ns is None or top - w * 1_000_000_000 > since_ns
     ]
@@ -116,7 +116,7 @@ def list_traces(
             break
     page, more = genuine[:limit], len(genuine) > limit
     rows = [tuple(s[c] for c in TRACE_COLUMNS) for s in page]
-    next_cursor = _encode_cursor(page[-1]["_start_ns"], page[-1]["trace_id"]) if more else None
+    next_cursor = encode_cursor(page[-1]["_start_ns"], page[-1]["trace_id"]) if more else None
     return Page(list(TRACE_COLUMNS), rows, next_cursor)
 
 
@@ -133,7 +133,7 @@ def _candidates(
     in [lo, until) (and before the cursor) that match the filters; the starts come from the
     trace_summary rows of [lo, until), the filters from the spans."""
     params["n"] = n
-    window = ["TraceId != ''", *_time_conditions(lo, until_ns, params)]
+    window = ["TraceId != ''", *time_conditions(lo, until_ns, params)]
     conds = _summary_rows("since_ns" if lo is not None else None, "until_ns" if until_ns is not None else None)
     having = ""
     if after is not None:
@@ -194,7 +194,7 @@ NEWEST_FIRST = Sort("start_time", True)
 
 def parse_sort(text: str | None) -> Sort:
     """The traces list's order: a column of SORTS or score.NAME, descending unless `:asc`."""
-    return _parse_sort(text, NEWEST_FIRST, list(SORTS), scores=True)
+    return parse_order(text, NEWEST_FIRST, list(SORTS), scores=True)
 
 
 def _summary_rows(lo: str | None, hi: str | None) -> list[str]:
@@ -214,7 +214,7 @@ def _summary_rows(lo: str | None, hi: str | None) -> list[str]:
     return out
 
 
-def _trace_set_sql(
+def trace_set_sql(
     since_ns: int | None,
     until_ns: int | None,
     filters: list[str],
@@ -238,7 +238,7 @@ def _trace_set_sql(
         conds.append(f"TraceId NOT IN (SELECT TraceId FROM {SUMMARY_TABLE} WHERE {earlier})")
     # The spans of the listed traces all lie in [since, until + LOOKBACK).
     span_hi = None if until_ns is None else until_ns + LOOKBACK_NS
-    window = ["TraceId != ''", *_time_conditions(since_ns, span_hi, params)]
+    window = ["TraceId != ''", *time_conditions(since_ns, span_hi, params)]
     for f in filters:
         conds.append("TraceId IN (SELECT TraceId FROM otel_traces WHERE " + " AND ".join([*window, f]) + ")")
     return (
@@ -260,14 +260,14 @@ def _sort_key_sql(order: Sort, since_ns, until_ns, filters, params) -> str:
     started before `since` (_sorted_page leaves those out)."""
     if not order.column.startswith(SCORE_SORT):
         aggregate = f", {SORTS[order.column]} AS key"
-        inner = _trace_set_sql(since_ns, until_ns, filters, params, aggregate, checked=True)
+        inner = trace_set_sql(since_ns, until_ns, filters, params, aggregate, checked=True)
         return f"SELECT TraceId, key FROM ({inner})"
     if not _scores_available():
         raise ValueError("this store has no scores table: sort by a score needs it")
     params["sort_score"] = order.column[len(SCORE_SORT) :]
     # Traces without a numeric score of that name come last in either direction.
     missing = "-1e308" if order.descending else "1e308"
-    inner = _trace_set_sql(since_ns, until_ns, filters, params, checked=True)
+    inner = trace_set_sql(since_ns, until_ns, filters, params, checked=True)
     return (
         f"SELECT t.TraceId AS TraceId, ifNull(s.v, {missing}) AS key FROM ({inner}) AS t LEFT JOIN "
         f"(SELECT TraceId, avg(Value) AS v FROM {SCORES_TABLE} WHERE Name = {{sort_score:String}} "
@@ -288,7 +288,7 @@ def _sorted_page(
     """One page of traces in `order`, ties broken by trace id in the same direction; the
     cursor is the last row's (key, trace id), so the next page starts exactly after it."""
     keyed = _sort_key_sql(order, since_ns, until_ns, filters, params)
-    where = _keyset_after(cursor, order, "TraceId", params, TRACE_ID_RE)
+    where = keyset_after(cursor, order, "TraceId", params, TRACE_ID_RE)
     direction = "DESC" if order.descending else "ASC"
     fetch = limit + 1
     while True:
@@ -310,7 +310,7 @@ def _sorted_page(
         fetch *= 2
     page, more = genuine[:limit], len(genuine) > limit
     rows = [tuple(s[c] for c in TRACE_COLUMNS) for s, _ in page]
-    next_cursor = _encode_sorted_cursor(order, page[-1][1], page[-1][0]["trace_id"]) if more else None
+    next_cursor = encode_sorted_cursor(order, page[-1][1], page[-1][0]["trace_id"]) if more else None
     return Page(list(TRACE_COLUMNS), rows, next_cursor)
 
 
@@ -325,7 +325,7 @@ def count_traces(
     """How many traces the listing with these filters holds (all its pages together)."""
     params: dict[str, Any] = {}
     filters = _list_filters(service, where, search, params)
-    inner = _trace_set_sql(parse_time(since, "since"), parse_time(until, "until"), filters, params)
+    inner = trace_set_sql(parse_time(since, "since"), parse_time(until, "until"), filters, params)
     _, rows = store.query(f"SELECT count() FROM ({inner})", parameters=params)
     return int(rows[0][0])
 
@@ -355,7 +355,7 @@ def trace_facets(
     since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
     # trace_summary's Facets: the distinct non-empty (field, value) pairs of FACETS, each value
     # as the field's SPAN_FIELDS expression computes it (frozen in migration 11).
-    inner = _trace_set_sql(since_ns, until_ns, filters, params, ", groupUniqArrayArray(Facets) AS pairs")
+    inner = trace_set_sql(since_ns, until_ns, filters, params, ", groupUniqArrayArray(Facets) AS pairs")
     _, rows = store.query(
         f"SELECT p.1 AS field, p.2 AS value, count() AS traces FROM ({inner}) ARRAY JOIN pairs AS p "
         "GROUP BY field, value ORDER BY traces DESC, value LIMIT {size:UInt32} BY field",
@@ -365,12 +365,12 @@ def trace_facets(
     for field, value, n in rows:
         out[field].append({"value": value, "traces": n})
     # A run is filtered by its id but read by its name: runs with a name carry it as "label".
-    names = _run_names(store, [v["value"] for v in out["run"]])
+    names = names_of_runs(store, [v["value"] for v in out["run"]])
     for v in out["run"]:
         if v["value"] in names:
             v["label"] = names[v["value"]]
     if _scores_available():
-        listed = _trace_set_sql(since_ns, until_ns, filters, params)
+        listed = trace_set_sql(since_ns, until_ns, filters, params)
         try:
             _, labels = store.query(
                 f"SELECT Name, Label, uniqExact(TraceId) AS traces FROM {SCORES_TABLE} WHERE Label != '' "

@@ -39,9 +39,9 @@ from tracehouse_collector.query.genai_content import (
 )
 from tracehouse_collector.query.model_identity import model_identity
 from tracehouse_collector.query.paging import iso
-from tracehouse_collector.query.summaries import SCORES_TABLE, _score
+from tracehouse_collector.query.summaries import SCORES_TABLE, score_value
 from tracehouse_collector.query.trace_shape import check_trace_id, walk
-from tracehouse_collector.query.values import _money
+from tracehouse_collector.query.values import money
 from tracehouse_collector.store.client import Store, StoreError
 
 MAX_TRACE_SPANS = 20_000  # a trace shows at most its first this-many spans ("truncated": true)
@@ -156,7 +156,7 @@ def _span_node(
         "reasoning_tokens": r["ReasoningTokens"],
         "total_tokens": r["TotalTokens"],
         "tokens_estimated": bool(r["TokensEstimated"]),
-        "cost_usd": _money(r["TotalCostUSD"]),
+        "cost_usd": money(r["TotalCostUSD"]),
         "session_id": r["SessionId"],
         "user_id": r["UserId"],
         "run_id": r["RunId"],
@@ -279,7 +279,7 @@ def _trace_extras(
     params = {"trace_id": trace_id, "event": OPERATION_DETAILS_EVENT}
     rows = _extras_rows(store, params, kinds)
     scored = sorted((r for r in rows if r[0] == "score"), key=lambda r: r[2])
-    scores = {name: _score(v, label) for _, _, name, v, label, _ in scored}
+    scores = {name: score_value(v, label) for _, _, name, v, label, _ in scored}
     details = _detail_content([(sid, attrs) for kind, sid, _, _, _, attrs in rows if kind == "details"])
     notes = [
         annotation_from_fields({**attrs, "time": iso(int(attrs["time"]))}, span, name, number)
@@ -366,7 +366,7 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
         "input_tokens": sum(n["input_tokens"] for n in nodes),
         "output_tokens": sum(n["output_tokens"] for n in nodes),
         "total_tokens": sum(n["total_tokens"] for n in nodes),
-        "cost_usd": _money(sum((n["cost_usd"] for n in nodes), Decimal(0))),
+        "cost_usd": money(sum((n["cost_usd"] for n in nodes), Decimal(0))),
         "session_id": next((n["session_id"] for n in nodes if n["session_id"]), ""),
         "user_id": next((n["user_id"] for n in nodes if n["user_id"]), ""),
         "run_id": next((n["run_id"] for n in nodes if n["run_id"]), ""),

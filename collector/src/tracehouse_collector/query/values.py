@@ -31,7 +31,7 @@ def jsonable(value: Any) -> Any:
     return str(value)  # UUID, IPv4Address, IPv6Address and anything else
 
 
-def _money(value: Any) -> Decimal:
+def money(value: Any) -> Decimal:
     return Decimal(value).normalize() if value else Decimal(0)
 
 

@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from bench.collector import stop
 from bench.ingest.run import METHOD, _peak_rss_mb, build_requests, free_port, run_tracehouse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,11 +142,7 @@ def run_store_down(
             "distinct_span_ids": int(row["u"]),
         }
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         if fake is not None:
             fake.kill()
             fake.wait()

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from bench.collector import stop
 from bench.ingest.readers import HeavyReaders
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -374,11 +374,7 @@ def run_tracehouse(
             / max(1, writer_stats["batches"] - writer_before["batches"]),
         }
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 

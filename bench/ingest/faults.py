@@ -34,7 +34,7 @@ from bench.collector import stop
 from bench.ingest.run import METHOD, _peak_rss_mb, build_requests, free_port, run_tracehouse
 
 REPO = Path(__file__).resolve().parents[2]
-FAKE_CLICKHOUSE = REPO / "tests" / "fake_clickhouse.py"
+FAKE_CLICKHOUSE = REPO / "tests" / "support" / "fake_clickhouse.py"
 
 
 async def send_once(

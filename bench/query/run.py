@@ -10,7 +10,7 @@ repeated runs after one warm-up:
 
 - latency by model over 24 h and cost by day over 30 days, raw plan and rollup plan side by side;
 - errors by model over 24 h (raw only);
-- trace lookup by id (query/traces.get_trace: trace-id table first, then the trace's spans);
+- trace lookup by id (query/traces.get_trace: the trace's span documents, trace_span_docs);
 - one page (50) of the traces list over 24 h;
 - the traces list sorted (latency over 24 h, cost over 7 d), its count and facets, and full-text
   search of one rare word in the prompts of 30 days (list_cases);

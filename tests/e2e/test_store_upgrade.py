@@ -467,7 +467,8 @@ def test_a_store_from_before_migration_7_keeps_answering_and_new_data_gets_the_f
 def test_traces_stored_before_the_trace_index_are_found_by_id_after_it(tmp_path):
     """The trace-id lookup reads trace_index (migration 10, or its number after renumbering):
     a store filled before it gets its traces copied in on upgrade, so they are still found by
-    id, with every span; new traces fill it through its view."""
+    id, with every span; new traces fill it through its view. The same holds for the span
+    documents the lookup reads (trace_span_docs, migration 13)."""
     version = next(m.version for m in ddl.migrations() if m.file.endswith("_trace_index.sql"))
     before = _BEFORE_MIGRATION.format(applied=version - 1, patch="")
     service = unique("upgrade-index")
@@ -498,6 +499,9 @@ def test_traces_stored_before_the_trace_index_are_found_by_id_after_it(tmp_path)
             assert r.json()["trace_id"] == tid and r.json()["span_count"] == 1
         ids = ", ".join(quote(t) for t in old_ids + new_ids)
         assert new.scalar(f"SELECT uniqExact(TraceId) FROM trace_index WHERE TraceId IN ({ids})") == 4
+        # and the lookup read their spans from the span documents (migration 13 copies the old
+        # ones in; its view writes the new ones), not from the fallback over otel_traces
+        assert new.scalar(f"SELECT count() FROM trace_span_docs WHERE TraceId IN ({ids})") == 4
         r = new.session.get(f"{new.http_url}/api/v1/traces/{'ab' * 16}", timeout=60)
         assert r.status_code == 404, r.text
     finally:

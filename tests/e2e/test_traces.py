@@ -398,17 +398,19 @@ store = Store(sys.argv[1])
 tid = sys.argv[2]
 start, end = tq.trace_range(store, tid)
 spans_params = {"trace_id": tid, "start": start, "end": end, "max_spans": 100}
-for sql, params in ((tq.LOOKUP_RANGE_SQL, {"trace_id": tid}), (tq.SPANS_SQL, spans_params)):
+docs_params = {"trace_id": tid, "max_spans": 100}
+for sql, params in ((tq.DOCS_SQL, docs_params), (tq.LOOKUP_RANGE_SQL, {"trace_id": tid}), (tq.SPANS_SQL, spans_params)):
     print("\\n".join(r[0] for r in store.query("EXPLAIN indexes = 1 " + sql, parameters=params)[1]))
     print("=====")
 store.close()
 """
 
 
-def test_lookup_by_id_uses_the_time_table_and_prunes(served):
-    """get_trace's span statement, as the store plans it: its range lookup reads trace_index by
-    its primary key (TraceId); the span read prunes other days' partitions by the range it got
-    and uses the TraceId bloom filter. (Run on the store directly, after the server has
+def test_lookup_by_id_reads_few_granules_by_trace_id(served):
+    """get_trace's statements, as the store plans them: the span documents are read by their
+    primary key (TraceId), a granule or two of them; without documents, the range lookup reads
+    trace_index by its primary key, and the span read prunes other days' partitions by the range
+    it got and uses the TraceId bloom filter. (Run on the store directly, after the server has
     released it.)"""
     collector, sc = served
     collector.stop()
@@ -426,7 +428,10 @@ def test_lookup_by_id_uses_the_time_table_and_prunes(served):
     )
     assert out.returncode == 0, out.stderr
     # Without the tree drawing, so the checks do not depend on where in the plan the read sits.
-    range_plan, spans_plan, _ = re.sub(r"[│├└─]", " ", out.stdout).split("=====")
+    docs_plan, range_plan, spans_plan, _ = re.sub(r"[│├└─]", " ", out.stdout).split("=====")
+    assert re.search(r"PrimaryKey\s+Keys:\s+TraceId", docs_plan), docs_plan
+    granules = [(int(a), int(b)) for a, b in re.findall(r"Granules: (\d+)/(\d+)", docs_plan)]
+    assert granules and granules[-1][0] <= 2, docs_plan
     assert re.search(r"PrimaryKey\s+Keys:\s+TraceId", range_plan), range_plan
     # Min-Max / Partition pruning on the time range: parts of other days are never opened.
     assert re.search(r"(Min-Max|Partition)\s+Keys:\s+(Timestamp|toDate\(Timestamp\))", spans_plan), spans_plan

@@ -1,5 +1,6 @@
-"""get_trace on a real chDB store: the trace's time range, then its spans, and beside them its
-extras read from only the tables that may hold rows. A score, an annotation or an
+"""get_trace on a real chDB store: the trace's span documents (or, without them, its time range
+and then its spans), and beside them its extras read from only the tables that may hold rows.
+The documents give exactly the records the span read gives, and the same tree. A score, an annotation or an
 operation-details event that arrives after a lookup found its table empty is in the next
 lookup; a store without otel_logs, or one where a branch fails, still answers."""
 
@@ -8,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import statistics
+from decimal import Decimal
 
 import pytest
 from tracehouse_collector.query import evals, summaries, traces
+from tracehouse_collector.query.trace_shape import walk
 from tracehouse_collector.store.client import Store
 
 pytestmark = pytest.mark.timeout(300)
@@ -119,3 +122,110 @@ def test_an_unknown_id(store):
     assert traces.trace_range(store, "cd" * 16) is None
     with pytest.raises(traces.NotFound):
         traces.get_trace(store, "cd" * 16)
+
+
+# -- the span documents (trace_span_docs, migration 13) against the span read ----------------
+
+WIDE = "cd" * 16
+# Values a JSON text must carry exactly: quotes, backslashes, control characters, newlines,
+# non-ASCII and astral characters, a long value, numbers past 2**53 and a 12-digit cost.
+AWKWARD = 'say "hi"\\n\tthen\x01 stop\r\n— 日本語 🚀 ' + "x" * 70_000
+STACK = 'Traceback (most recent call last):\n  File "app.py", line 3, in <module>\nValueError: bad'
+
+
+def _wide_trace(store: Store) -> None:
+    at = START + dt.timedelta(minutes=30)
+    _insert(
+        store,
+        "otel_traces",
+        [
+            {"Timestamp": _ts(at), "TraceId": WIDE, "SpanId": "a" * 16, "SpanName": "agent", "SpanKind": "Server",
+             "ServiceName": "svc", "Duration": 2**63 + 5, "StatusCode": "Error", "StatusMessage": "boom",
+             "ScopeName": "scope", "SpanAttributes": {"gen_ai.input.messages": AWKWARD, "k": "v"},
+             "ResourceAttributes": {"service.name": "svc", "host": "h1"},
+             "Events.Timestamp": [_ts(at + dt.timedelta(milliseconds=5))], "Events.Name": ["exception"],
+             "Events.Attributes": [{"exception.type": "ValueError", "exception.stacktrace": STACK}],
+             "Links.TraceId": [TRACE], "Links.SpanId": [ROOT], "Links.TraceState": [""], "Links.Attributes": [{}],
+             "SessionId": "s1", "UserId": "u1", "RunId": "r1"},
+            {"Timestamp": _ts(at + dt.timedelta(seconds=1)), "TraceId": WIDE, "SpanId": "b" * 16,
+             "ParentSpanId": "a" * 16, "SpanName": "chat m", "ServiceName": "svc", "Duration": 12345,
+             "GenAIOperation": "chat", "GenAIProvider": "openai", "GenAIRequestModel": "m",
+             "GenAIResponseModel": "m-2024-01-01", "InputTokens": 2**60, "OutputTokens": 7, "CacheReadTokens": 3,
+             "CacheWriteTokens": 2, "ReasoningTokens": 1, "TotalTokens": 2**60 + 7, "TokensEstimated": True,
+             "TotalCostUSD": "123456.000000000001"},
+        ],
+    )  # fmt: skip
+
+
+def _records_from_spans(store: Store, trace_id: str) -> list[dict]:
+    start, end = traces.trace_range(store, trace_id)
+    params = {"trace_id": trace_id, "start": start, "end": end, "max_spans": traces.MAX_TRACE_SPANS + 1}
+    columns, rows = store.query(traces.SPANS_SQL, parameters=params)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _records_from_docs(store: Store, trace_id: str) -> list[dict]:
+    params = {"trace_id": trace_id, "max_spans": traces.MAX_TRACE_SPANS + 1}
+    return [traces.span_record_of_doc(doc) for (doc,) in store.query(traces.DOCS_SQL, parameters=params)[1]]
+
+
+def test_span_documents_give_the_span_read_records_exactly(store):
+    _wide_trace(store)
+    for trace_id in (TRACE, WIDE):
+        from_docs = _records_from_docs(store, trace_id)
+        assert len(from_docs) == 2 and traces.span_records(store, trace_id) == from_docs
+        assert from_docs == _records_from_spans(store, trace_id)
+        # equal types too: a str "1" and an int 1 differ, a Decimal equals its int
+        assert [{k: type(v) for k, v in r.items()} for r in from_docs] == [
+            {k: type(v) for k, v in r.items()} for r in _records_from_spans(store, trace_id)
+        ]
+    call = _records_from_docs(store, WIDE)[1]
+    assert call["TotalCostUSD"] == Decimal("123456.000000000001") and call["InputTokens"] == 2**60
+
+
+def test_the_lookup_is_the_same_with_and_without_span_documents(store):
+    _wide_trace(store)
+    _add_extras(store)
+    with_docs = [traces.get_trace(store, t) for t in (TRACE, WIDE)]
+    root = with_docs[1]["spans"][0]
+    assert root["attributes"]["gen_ai.input.messages"] == AWKWARD and root["duration_ms"] == round(
+        (2**63 + 5) / 1e6, 3
+    )
+    assert root["events"][0]["attributes"]["exception.stacktrace"] == STACK
+    store.command("TRUNCATE TABLE tracehouse.trace_span_docs")  # a store whose spans bypassed the view
+    assert _records_from_docs(store, WIDE) == []
+    assert traces.span_records(store, WIDE) == _records_from_spans(store, WIDE)
+    assert [traces.get_trace(store, t) for t in (TRACE, WIDE)] == with_docs
+
+
+def test_span_documents_with_quoted_numbers_or_bytes_that_are_not_utf8(store):
+    (doc,) = store.query(
+        "SELECT Span FROM tracehouse.trace_span_docs WHERE SpanId = {s:String}", parameters={"s": CALL}
+    )[1][0]
+    expected = traces.span_record_of_doc(doc)
+    quoted = json.loads(doc)
+    for key in ("start_ns", "Duration", "InputTokens", "TotalTokens"):
+        quoted[key] = str(quoted[key])
+    quoted["event_ns"] = [str(n) for n in quoted["event_ns"]]
+    assert traces.span_record_of_doc(json.dumps(quoted)) == expected
+    raw = json.dumps({**json.loads(doc), "SpanName": "chat\udcff"}, ensure_ascii=False).encode(
+        "utf-8", "surrogateescape"
+    )
+    assert traces.span_record_of_doc(raw)["SpanName"] == "chat\ufffd"
+
+
+def test_a_trace_over_the_span_limit_is_cut_at_the_same_spans_both_ways(store):
+    n = traces.MAX_TRACE_SPANS + 3
+    store.command(
+        "INSERT INTO tracehouse.otel_traces (Timestamp, TraceId, SpanId, SpanName, ServiceName, Duration) "
+        f"SELECT toDateTime64({int(START.timestamp())}, 9) + toIntervalMillisecond(number % 997), "
+        "{t:String}, lower(hex(toUInt64(number + 1))), 'step', 'svc', 1000 FROM numbers({n:UInt64})",
+        parameters={"t": WIDE, "n": n},
+    )
+    tree = traces.get_trace(store, WIDE)
+    assert tree["truncated"] is True and tree["span_count"] == traces.MAX_TRACE_SPANS
+    shown = sorted(s["span_id"] for _, s in walk(tree["spans"]))
+    assert len(_records_from_docs(store, WIDE)) == traces.MAX_TRACE_SPANS + 1
+    store.command("TRUNCATE TABLE tracehouse.trace_span_docs")
+    again = traces.get_trace(store, WIDE)
+    assert again["truncated"] is True and sorted(s["span_id"] for _, s in walk(again["spans"])) == shown

@@ -1,9 +1,11 @@
 """One trace by id: the full span tree with content, tool calls, errors, events, scores,
 operation-details events and annotations.
 
-A trace is found by id through `trace_index` (ordered by TraceId, by month) which gives its
-time range; the span read is then restricted to that range (day partitions prune) and to the
-id (the TraceId bloom filter skips granules). Nothing scans all spans for one id.
+A trace's spans are read from `trace_span_docs` (migration 13: each span as one JSON text,
+ordered by trace id), one column and the few blocks that hold the trace. Where that finds none,
+the spans are read from otel_traces: `trace_index` (ordered by TraceId, by month) gives the
+trace's time range, and the span read is restricted to that range (day partitions prune) and to
+the id (the TraceId bloom filter skips granules). Nothing scans all spans for one id.
 
 The traces list is query/trace_list.py, sessions query/sessions.py, the summary row they share
 query/summaries.py and their pages and cursors query/paging.py.
@@ -14,6 +16,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor, wait
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from tracehouse_collector.processors.normalize import NON_MODEL_OPERATIONS
 from tracehouse_collector.query.evals import (
@@ -108,6 +112,58 @@ SETTINGS use_skip_indexes_on_data_read = 0
 # 10M spans, no difference at 1M. Skipping the range's implicit min-max projection and the
 # parts' column statistics (optimize_use_implicit_projections, use_statistics) measured no
 # difference; nor did 1 MB granules or compact parts for the wide read (docs/benchmarks.md).
+
+
+# The trace's spans as the JSON texts migration 13's view wrote, in the span read's order: one
+# column, in the few 64 KiB blocks that hold the trace (otel_traces' SPANS_SQL opens some thirty
+# columns, each in blocks of granules up to 8192 spans: ~20 ms against ~3 at 1M spans).
+DOCS_SQL = """
+SELECT Span FROM trace_span_docs
+WHERE TraceId = {trace_id:String}
+ORDER BY Timestamp, SpanId
+LIMIT {max_spans:UInt32}
+"""
+# The document's 64-bit fields: numbers or strings, as the server's JSON settings wrote them.
+_DOC_INTS = (
+    "start_ns",
+    "Duration",
+    "InputTokens",
+    "OutputTokens",
+    "CacheReadTokens",
+    "CacheWriteTokens",
+    "ReasoningTokens",
+    "TotalTokens",
+)
+
+
+def span_record_of_doc(doc: str | bytes) -> dict[str, Any]:
+    """One span document of trace_span_docs as the record SPANS_SQL gives (same keys, types)."""
+    try:
+        r: dict[str, Any] = orjson.loads(doc)
+    except orjson.JSONDecodeError:  # bytes that are not UTF-8, as another writer may store them
+        raw = doc if isinstance(doc, bytes) else doc.encode("utf-8", "surrogateescape")
+        r = orjson.loads(raw.decode("utf-8", "replace"))
+    for key in _DOC_INTS:
+        r[key] = int(r[key])
+    r["event_ns"] = [int(ns) for ns in r["event_ns"]]
+    r["TotalCostUSD"] = Decimal(r["TotalCostUSD"])
+    r["TokensEstimated"] = bool(r["TokensEstimated"])
+    return r
+
+
+def span_records(store: Store, trace_id: str) -> list[dict[str, Any]]:
+    """The trace's spans (at most MAX_TRACE_SPANS + 1, in start order) as records with SPANS_SQL's
+    columns: from trace_span_docs, or where it holds none of them, from otel_traces."""
+    params = {"trace_id": trace_id, "max_spans": MAX_TRACE_SPANS + 1}
+    _, docs = store.query(DOCS_SQL, parameters=params, describe_empty=False)
+    if docs:
+        return [span_record_of_doc(doc) for (doc,) in docs]
+    span_range = trace_range(store, trace_id)
+    if span_range is None:
+        return []
+    params.update(start=span_range[0], end=span_range[1])
+    columns, rows = store.query(SPANS_SQL, parameters=params, describe_empty=False)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def trace_range(store: Store, trace_id: str) -> tuple[int, int] | None:
@@ -326,23 +382,17 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any]:
     arrived are kept at the top level with "orphan": true. Raises NotFound."""
     tid = check_trace_id(trace_id)
     # The extras (scores, event content, annotations: small reads of the tables that may hold
-    # rows, usually none) on a thread and read connection of their own, beside the range lookup
-    # and the span read here.
+    # rows, usually none) on a thread and read connection of their own, beside the span read
+    # here.
     extras = _EXTRAS_READS.submit(_trace_extras, store, tid)
     try:
-        span_range = trace_range(store, tid)
-        if span_range is None:
-            raise NotFound(f"trace {tid} not found")
-        start_s, end_s = span_range
-        params = {"trace_id": tid, "start": start_s, "end": end_s, "max_spans": MAX_TRACE_SPANS + 1}
-        columns, rows = store.query(SPANS_SQL, parameters=params, describe_empty=False)
+        records = span_records(store, tid)
     finally:
         wait([extras])  # no read of this lookup outlives it (a caller may close the store next)
-    if not rows:
+    if not records:
         raise NotFound(f"trace {tid} not found")
-    truncated = len(rows) > MAX_TRACE_SPANS
-    rows = rows[:MAX_TRACE_SPANS]
-    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    truncated = len(records) > MAX_TRACE_SPANS
+    records = records[:MAX_TRACE_SPANS]
     start = min(r["start_ns"] for r in records)
     end = max(r["start_ns"] + r["Duration"] for r in records)
     scores, details, notes = extras.result()

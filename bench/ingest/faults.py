@@ -8,9 +8,9 @@ spans, a fixed number of exports in flight):
    every export is acknowledged from the queue until it holds --queue-bytes, and refused with
    RESOURCE_EXHAUSTED after that (not retried here: the refusals are counted). UNAVAILABLE
    ("not taken, retry") is retried with the same request, as an OTel SDK does, and counted
-   apart: with more exports in flight than the collector's streams per connection
-   (TRACEHOUSE_GRPC_MAX_STREAMS, 16), gRPC refuses the excess streams of a new connection
-   (RST_STREAM REFUSED_STREAM) until the client has the limit;
+   apart. With 16 or more exports in flight on one connection it comes from gRPC itself: its
+   server refuses a new stream (RST_STREAM REFUSED_STREAM) while the connection holds more
+   than TRACEHOUSE_GRPC_MAX_STREAMS (16) calls, counting answered calls not yet released;
 3. the store comes back (the tests' chDB-backed fake ClickHouse, in its own process, on that
    address): the collector drains its queue into it; every acknowledged span must arrive once
    (checked span id by span id).
@@ -109,7 +109,7 @@ async def send_each(target: str, requests: list[bytes], concurrency: int) -> Sen
     RESOURCE_EXHAUSTED (the queue is full) is final here: counting those is the point of the
     run. UNAVAILABLE is retried with the same bytes (the collector recognises a retry), at most
     MAX_ATTEMPTS times, as an OTel SDK does: it means "not taken, try again", e.g. a stream
-    beyond the collector's per-connection limit refused before the client learned the limit.
+    that gRPC refused with more calls on the connection than the collector allows.
     """
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
     sent = Sent()
@@ -282,7 +282,7 @@ def summary(down: dict) -> str:
         lines.append(f"  refused, not sent again here: {n} exports answered {code}{why}")
     for code, n in down["retried"].items():
         lines.append(
-            f"  retried: exports were answered {code} {n} times and sent again, as an OTel SDK does "
+            f"  retried: exports were answered {code} {n} time{'s' if n != 1 else ''} and sent again, as an OTel SDK does "
             f"(a retryable answer); the first said: {down['retried_because'][code]}"
         )
     if down["stored_unacknowledged"]:

@@ -229,3 +229,18 @@ def test_a_trace_over_the_span_limit_is_cut_at_the_same_spans_both_ways(store):
     store.command("TRUNCATE TABLE tracehouse.trace_span_docs")
     again = traces.get_trace(store, WIDE)
     assert again["truncated"] is True and sorted(s["span_id"] for _, s in walk(again["spans"])) == shown
+
+
+def test_spans_inserted_latest_first_come_in_start_order(store):
+    """The documents are read unordered and sorted by (start, span id); spans of one trace in
+    several parts, inserted latest first, still come in the span read's order."""
+    for k in (3, 2, 1):
+        _insert(
+            store,
+            "otel_traces",
+            [{"Timestamp": _ts(START + dt.timedelta(seconds=k)), "TraceId": WIDE, "SpanId": f"{k}{s}" * 8,
+              "SpanName": f"step {k}", "ServiceName": "svc", "Duration": 1000} for s in "ba"],
+        )  # fmt: skip
+    records = traces.span_records(store, WIDE)
+    assert [r["SpanId"] for r in records] == ["1a" * 8, "1b" * 8, "2a" * 8, "2b" * 8, "3a" * 8, "3b" * 8]
+    assert records == _records_from_spans(store, WIDE)

@@ -31,12 +31,13 @@ import os
 import random
 import signal
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,7 +45,7 @@ import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.collector import Collector, free_port, wait_http
-from bench.ingest.run import build_requests
+from bench.ingest.run import _text, build_requests
 from bench.peers.disk import active_parts, disk_usage, replaced_parts
 from bench.peers.report import BASE, Result, breakdown, table
 
@@ -171,6 +172,34 @@ def trace_ids(request: bytes) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _letters(rng: random.Random, n: int) -> str:
+    return "".join(rng.choices(string.ascii_lowercase + " ", k=n))
+
+
+# --texts: how the spans' prompts and answers vary, which decides how well a store compresses them
+TEXTS = {
+    "repeated": None,  # bench/ingest's: 16 prompts and answers (of 24 words) taken in turn
+    "distinct": _text,  # every span its own, of those 24 words
+    "random": _letters,  # every span its own random letters: compresses less than prose does
+}
+
+
+def with_own_texts(
+    requests_: list[bytes], text: Callable[[random.Random, int], str], seed: int = 11
+) -> list[bytes]:
+    """The requests with a prompt and an answer of its own in every span, each as long as before."""
+    rng = random.Random(seed)
+    out = []
+    for body in requests_:
+        msg = ExportTraceServiceRequest.FromString(body)
+        for span in (s for rs in msg.resource_spans for ss in rs.scope_spans for s in ss.spans):
+            for kv in span.attributes:
+                if kv.key in ("gen_ai.input.messages", "gen_ai.output.messages"):
+                    kv.value.string_value = text(rng, len(kv.value.string_value))
+        out.append(msg.SerializeToString())
+    return out
+
+
 def ingest(system: System, batches: list[list[bytes]], spans_per_trace: int) -> tuple[float, float]:
     """Each sender sends its batch, one request after the other; (seconds until all were
     acknowledged, seconds until the last trace of every sender read back whole)."""
@@ -273,6 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--setup", action="store_true", help="create or complete the peers' environment first"
     )
+    parser.add_argument(
+        "--texts",
+        choices=list(TEXTS),
+        default="repeated",
+        help="the spans' prompts and answers: bench/ingest's 16 in turn (repeated, the default), one of"
+        " its 24-word text per span (distinct), or random letters per span (random)",
+    )
     parser.add_argument("--peers", default=",".join(PEERS), help=f"peers to run (default {','.join(PEERS)})")
     args = parser.parse_args(argv)
     wanted = [p.strip() for p in args.peers.split(",") if p.strip()]
@@ -286,11 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.spans % spans_per_trace:
         parser.error(f"--spans must be a multiple of {spans_per_trace} (whole traces per request)")
     requests_ = build_requests(args.requests, args.spans)
+    if (text := TEXTS[args.texts]) is not None:
+        requests_ = with_own_texts(requests_, text)
     batches = [requests_[i :: args.senders] for i in range(args.senders)]
     ids = random.Random(1).sample([t for r in requests_ for t in trace_ids(r)], args.lookups)
     print(
         f"{args.requests} requests x {args.spans} LLM spans ({args.requests * args.spans} spans, "
-        f"{spans_per_trace} per trace) from {args.senders} senders; {args.lookups} trace lookups",
+        f"{spans_per_trace} per trace) from {args.senders} senders; {args.lookups} trace lookups"
+        + f"; {args.texts} texts",
         flush=True,
     )
     results, notes = [], []

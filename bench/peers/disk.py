@@ -27,7 +27,8 @@ import sys, chdb.session
 print(chdb.session.Session(sys.argv[1]).query(sys.argv[2], "JSONEachRow"))
 """
 ACTIVE_PARTS = (
-    f"SELECT table, rows, bytes_on_disk, path FROM system.parts WHERE active AND database = '{DATABASE}'"
+    "SELECT table, rows, bytes_on_disk, secondary_indices_compressed_bytes AS index_bytes, path"
+    f" FROM system.parts WHERE active AND database = '{DATABASE}'"
 )
 # partition_min_max_level, and _mutation when a mutation rewrote it
 PART_NAME = re.compile(r"\w+_\d+_\d+_\d+(_\d+)?")
@@ -44,6 +45,7 @@ class Part:
     table: str
     rows: int
     bytes: int  # bytes_on_disk: its files' sizes
+    index_bytes: int  # of which its data-skipping indexes' (the full-text index, bloom filters)
     path: Path
 
 
@@ -75,7 +77,10 @@ def active_parts(chdb_dir: Path) -> list[Part]:
         check=True,
     ).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return [Part(r["table"], int(r["rows"]), int(r["bytes_on_disk"]), Path(r["path"])) for r in rows]
+    return [
+        Part(r["table"], int(r["rows"]), int(r["bytes_on_disk"]), int(r["index_bytes"]), Path(r["path"]))
+        for r in rows
+    ]
 
 
 def replaced_parts(active: list[Part]) -> list[Path]:

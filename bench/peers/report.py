@@ -63,19 +63,22 @@ def table(results: list[Result], skipped: dict[str, str]) -> str:
 
 
 def breakdown(parts: list[Part], settled: Usage, as_left: Usage, spans: int) -> str:
-    """Tracehouse's store by table (active parts, bytes per span sent, share of all tables),
-    how they add up to its files, and what the parts merges replaced still held."""
+    """Tracehouse's store by table (active parts, bytes per span sent, of which its indexes,
+    share of all tables), how they add up to its files, and what the parts merges replaced still
+    held."""
     tables: dict[str, list[Part]] = {}
     for p in parts:
         tables.setdefault(p.table, []).append(p)
     size = {t: sum(p.bytes for p in ps) for t, ps in tables.items()}
     total = sum(size.values())
-    lines = [f"Tracehouse on disk by table: {'parts':>5} {'rows':>8} {'MB':>7} {'B/span':>7} {'share':>6}"]
+    head = f"{'parts':>5} {'rows':>8} {'MB':>7} {'B/span':>7} {'index MB':>8} {'share':>6}"
+    lines = [f"Tracehouse on disk by table: {head}"]
     for t in sorted(tables, key=lambda t: (-size[t], t)):
         rows = sum(p.rows for p in tables[t])
+        index = sum(p.index_bytes for p in tables[t])
         lines.append(
             f"  {t:26} {len(tables[t]):>5} {rows:>8} {size[t] / 1e6:>7.2f} {size[t] / spans:>7.0f}"
-            f" {size[t] / total:>6.1%}"
+            f" {index / 1e6:>8.2f} {size[t] / total:>6.1%}"
         )
     lines.append(
         f"  tables {total / 1e6:.2f} MB of {settled.apparent / 1e6:.2f} MB in files,"

@@ -66,19 +66,19 @@ def test_without_tracehouse_there_are_no_ratios():
 
 def test_the_breakdown_sums_each_tables_parts():
     parts = [
-        Part("otel_traces", 100, 3000, Path("/s/a/1_1_1_0")),
-        Part("trace_span_docs", 60, 5000, Path("/s/b/1_1_1_0")),
-        Part("trace_span_docs", 40, 1000, Path("/s/b/1_2_2_0")),
-        Part("trace_summary", 10, 1000, Path("/s/c/1_1_1_0")),
+        Part("otel_traces", 100, 3000, 1500, Path("/s/a/1_1_1_0")),
+        Part("trace_span_docs", 60, 5000, 0, Path("/s/b/1_1_1_0")),
+        Part("trace_span_docs", 40, 1000, 20_000, Path("/s/b/1_2_2_0")),
+        Part("trace_summary", 10, 1000, 0, Path("/s/c/1_1_1_0")),
     ]
     lines = breakdown(
         parts, Usage(allocated=16384, apparent=10500), Usage(40960, 30000), spans=100
     ).splitlines()
     # largest first; share of the 10,000 bytes of all tables
     assert [line.split() for line in lines[1:4]] == [
-        ["trace_span_docs", "2", "100", "0.01", "60", "60.0%"],
-        ["otel_traces", "1", "100", "0.00", "30", "30.0%"],
-        ["trace_summary", "1", "10", "0.00", "10", "10.0%"],
+        ["trace_span_docs", "2", "100", "0.01", "60", "0.02", "60.0%"],
+        ["otel_traces", "1", "100", "0.00", "30", "0.00", "30.0%"],
+        ["trace_summary", "1", "10", "0.00", "10", "0.00", "10.0%"],
     ]
     assert lines[4].split()[1:9] == ["0.01", "MB", "of", "0.01", "MB", "in", "files,", "0.02"]
 
@@ -113,8 +113,8 @@ _STORE = """
 import sys, chdb.session
 s = chdb.session.Session(sys.argv[1])
 s.query("CREATE DATABASE tracehouse")
-s.query("CREATE TABLE tracehouse.t (k UInt64, v String) ENGINE = MergeTree ORDER BY k"
-        " SETTINGS old_parts_lifetime = 3600")
+s.query("CREATE TABLE tracehouse.t (k UInt64, v String, INDEX v_bloom v TYPE bloom_filter GRANULARITY 1)"
+        " ENGINE = MergeTree ORDER BY k SETTINGS old_parts_lifetime = 3600")
 for i in range(3):
     s.query(f"INSERT INTO tracehouse.t SELECT number, repeat('v', number % 97) FROM numbers({i * 1000}, 1000)")
 s.query("OPTIMIZE TABLE tracehouse.t FINAL")
@@ -131,6 +131,9 @@ def test_a_stopped_store_counts_its_active_parts_not_those_merges_replaced(tmp_p
     assert [(p.table, p.rows) for p in parts] == [("t", 3000), ("u", 10)]
     for p in parts:  # bytes_on_disk: the part's files, but for a few small bookkeeping texts
         assert 0 < _find_usage(p.path).apparent - p.bytes < 1024
+    # the index's compressed bytes lie in its files (skp_idx*, packed with its marks)
+    assert 0 < parts[0].index_bytes <= sum(f.stat().st_size for f in parts[0].path.glob("skp_idx*"))
+    assert parts[1].index_bytes == 0
     replaced = replaced_parts(parts)
     assert sorted(d.name for d in replaced) == ["all_1_1_0", "all_2_2_0", "all_3_3_0"]
     assert all(d.parent == parts[0].path.resolve().parent for d in replaced)

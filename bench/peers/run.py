@@ -16,9 +16,9 @@ MLflow (its tracking server's OTLP endpoint), doing the same work side by side:
 The peers are not project dependencies: each lives in a virtual environment of its own under
 `--venvs` (default ~/.cache/tracehouse-bench/peers: arize-phoenix/, mlflow/), made with `--setup`
 (pip install arize-phoenix; pip install mlflow). A peer not installed there is reported as
-skipped. Each server runs on a fresh store
-in a temporary directory: Tracehouse on embedded ClickHouse (chDB), Phoenix and MLflow on
-their default SQLite.
+skipped. Each server runs on a fresh store in a temporary directory: Tracehouse on embedded
+ClickHouse (chDB), Phoenix and MLflow on their default SQLite. `--texts` sets how the spans'
+prompts and answers vary, which decides how well a columnar store compresses them.
 
     make bench-peers                              # set-up, then the defaults below
     python -m bench.peers --requests 100 --spans 256 --senders 8
@@ -195,7 +195,8 @@ def with_own_texts(
         for span in (s for rs in msg.resource_spans for ss in rs.scope_spans for s in ss.spans):
             for kv in span.attributes:
                 if kv.key in ("gen_ai.input.messages", "gen_ai.output.messages"):
-                    kv.value.string_value = text(rng, len(kv.value.string_value))
+                    # cut to length: _text counts a space after its last word
+                    kv.value.string_value = text(rng, (n := len(kv.value.string_value)) + 1)[:n]
         out.append(msg.SerializeToString())
     return out
 

@@ -12,10 +12,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from bench.collector import clean_env
+from bench.ingest.run import build_requests
 from bench.peers.disk import Part, Usage, active_parts, disk_usage, replaced_parts
 from bench.peers.report import BASE, Result, breakdown, ratios, table
+from bench.peers.run import TEXTS, with_own_texts
 
 RATIO = re.compile(r"\d\.\dx")
 TRACEHOUSE = Result(BASE, spans=6144, acked_s=1.5, visible_s=2.0, lookup_ms=4.0, disk_bytes=12_288_000)
@@ -140,3 +144,32 @@ def test_a_stopped_store_counts_its_active_parts_not_those_merges_replaced(tmp_p
     settled = disk_usage(tmp_path, skip=replaced)
     assert settled == _find_usage(tmp_path, *replaced)
     assert disk_usage(tmp_path).apparent - settled.apparent == sum(_find_usage(d).apparent for d in replaced)
+
+
+def _messages(requests_: list[bytes]) -> list[list[tuple[str, AnyValue]]]:
+    """Each span's attributes, in order, as (key, value)."""
+    return [
+        [(kv.key, kv.value) for kv in span.attributes]
+        for body in requests_
+        for rs in ExportTraceServiceRequest.FromString(body).resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
+
+
+@pytest.mark.parametrize("texts", ["distinct", "random"])
+def test_own_texts_give_every_span_its_own_prompt_and_answer_of_the_same_length(texts):
+    before = build_requests(3, 16)
+    after = with_own_texts(before, TEXTS[texts])
+    old, new = _messages(before), _messages(after)
+    messages = ("gen_ai.input.messages", "gen_ai.output.messages")
+    for o, n in zip(old, new, strict=True):
+        assert [kv for kv in o if kv[0] not in messages] == [kv for kv in n if kv[0] not in messages]
+        assert [len(v.string_value) for k, v in o if k in messages] == [
+            len(v.string_value) for k, v in n if k in messages
+        ]
+    for key in messages:
+        assert (
+            len({v.string_value for span in old for k, v in span if k == key}) == 16
+        )  # build_requests' texts
+        assert len({v.string_value for span in new for k, v in span if k == key}) == 48  # one per span

@@ -7,13 +7,18 @@ MLflow (its tracking server's OTLP endpoint), doing the same work side by side:
   back whole through the server's own API (what a user waits for before seeing the data);
 - lookup: one whole trace by id through that API (Tracehouse `GET /api/v1/traces/{id}`,
   Phoenix `GET /v1/projects/default/spans?trace_id=`, MLflow `GET /api/3.0/mlflow/traces/get`),
-  the median of many, each answer checked to hold all the trace's spans.
+  the median of many, each answer checked to hold all the trace's spans;
+- disk: what the system's directory holds once its server has stopped cleanly (SIGTERM: it
+  flushes and closes its store), the disk blocks of every file but the benchmark's logs, as
+  `du` counts them; for Tracehouse less the parts its merges replaced, which ClickHouse removes
+  a little later (bench/peers/disk.py), with each table's active parts listed below the table.
 
-The peers are not project dependencies: they live in their own virtual environment (`--venv`,
-default ~/.cache/tracehouse-bench/peers-venv), made with `--setup` (pip install arize-phoenix
-mlflow). A peer not installed there is reported as skipped. Each server runs on a fresh store
-in a temporary directory: Tracehouse on embedded ClickHouse (chDB), Phoenix and MLflow on
-their default SQLite.
+The peers are not project dependencies: each lives in a virtual environment of its own under
+`--venvs` (default ~/.cache/tracehouse-bench/peers: arize-phoenix/, mlflow/), made with `--setup`
+(pip install arize-phoenix; pip install mlflow). A peer not installed there is reported as
+skipped. Each server runs on a fresh store in a temporary directory: Tracehouse on embedded
+ClickHouse (chDB), Phoenix and MLflow on their default SQLite. `--texts` sets how the spans'
+prompts and answers vary, which decides how well a columnar store compresses them.
 
     make bench-peers                              # set-up, then the defaults below
     python -m bench.peers --requests 100 --spans 256 --senders 8
@@ -26,12 +31,13 @@ import os
 import random
 import signal
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,10 +45,11 @@ import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.collector import Collector, free_port, wait_http
-from bench.ingest.run import build_requests
-from bench.peers.report import BASE, Result, table
+from bench.ingest.run import _text, build_requests
+from bench.peers.disk import active_parts, disk_usage, replaced_parts
+from bench.peers.report import BASE, Result, breakdown, table
 
-DEFAULT_VENV = Path.home() / ".cache" / "tracehouse-bench" / "peers-venv"
+DEFAULT_VENVS = Path.home() / ".cache" / "tracehouse-bench" / "peers"
 # peer -> (distribution, the module its server needs)
 PEERS = {"Phoenix": ("arize-phoenix", "phoenix.server.main"), "MLflow": ("mlflow", "mlflow.server")}
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -124,7 +131,7 @@ def _process(cmd: list[str], env: dict[str, str], health: str, log: Path) -> Ite
 
 
 @contextmanager
-def serve(name: str, venv: Path, tmp: Path) -> Iterator[System]:
+def serve(name: str, venvs: Path, tmp: Path) -> Iterator[System]:
     """The server `name` on a fresh store under `tmp`, on free ports, until the block ends."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -143,12 +150,12 @@ def serve(name: str, venv: Path, tmp: Path) -> Iterator[System]:
             "PHOENIX_PORT": str(port),
             "PHOENIX_GRPC_PORT": str(free_port()),
         }
-        cmd = [str(venv / "bin" / "python"), "-m", "phoenix.server.main", "serve"]
+        cmd = [str(peer_env(venvs, name) / "bin" / "python"), "-m", "phoenix.server.main", "serve"]
         with _process(cmd, env, url + "/healthz", tmp / "phoenix.log"):
             yield Phoenix(url)
     else:
         cmd = [
-            str(venv / "bin" / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            str(peer_env(venvs, name) / "bin" / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}", "--default-artifact-root", str(tmp / "mlartifacts"),
         ]  # fmt: skip
         with _process(cmd, env, url + "/health", tmp / "mlflow.log"):
@@ -163,6 +170,35 @@ def trace_ids(request: bytes) -> list[str]:
     msg = ExportTraceServiceRequest.FromString(request)
     ids = [s.trace_id.hex() for rs in msg.resource_spans for ss in rs.scope_spans for s in ss.spans]
     return list(dict.fromkeys(ids))
+
+
+def _letters(rng: random.Random, n: int) -> str:
+    return "".join(rng.choices(string.ascii_lowercase + " ", k=n))
+
+
+# --texts: how the spans' prompts and answers vary, which decides how well a store compresses them
+TEXTS = {
+    "repeated": None,  # bench/ingest's: 16 prompts and answers (of 24 words) taken in turn
+    "distinct": _text,  # every span its own, of those 24 words
+    "random": _letters,  # every span its own random letters: compresses less than prose does
+}
+
+
+def with_own_texts(
+    requests_: list[bytes], text: Callable[[random.Random, int], str], seed: int = 11
+) -> list[bytes]:
+    """The requests with a prompt and an answer of its own in every span, each as long as before."""
+    rng = random.Random(seed)
+    out = []
+    for body in requests_:
+        msg = ExportTraceServiceRequest.FromString(body)
+        for span in (s for rs in msg.resource_spans for ss in rs.scope_spans for s in ss.spans):
+            for kv in span.attributes:
+                if kv.key in ("gen_ai.input.messages", "gen_ai.output.messages"):
+                    # cut to length: _text counts a space after its last word
+                    kv.value.string_value = text(rng, (n := len(kv.value.string_value)) + 1)[:n]
+        out.append(msg.SerializeToString())
+    return out
 
 
 def ingest(system: System, batches: list[list[bytes]], spans_per_trace: int) -> tuple[float, float]:
@@ -213,42 +249,41 @@ def lookups(system: System, ids: list[str], spans_per_trace: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def missing_peers(venv: Path, wanted: list[str]) -> dict[str, str]:
-    """{peer: why it cannot run} for the wanted peers that are not installed in `venv`."""
-    python = venv / "bin" / "python"
+def peer_env(venvs: Path, name: str) -> Path:
+    """The peer's own environment: Phoenix and MLflow pin graphql-core to versions that exclude
+    each other (>=3.3 against <3.3 through graphene), so one environment cannot hold both."""
+    return venvs / PEERS[name][0]
+
+
+def missing_peers(venvs: Path, wanted: list[str]) -> dict[str, str]:
+    """{peer: why it cannot run} for the wanted peers that are not installed under `venvs`."""
     out = {}
     for name in wanted:
         dist, module = PEERS[name]
+        python = peer_env(venvs, name) / "bin" / "python"
         if not python.exists():
-            out[name] = f"no environment at {venv} (python -m bench.peers --setup installs {dist} there)"
+            out[name] = (
+                f"no environment at {python.parents[1]} (python -m bench.peers --setup installs {dist} there)"
+            )
         elif subprocess.run([str(python), "-c", f"import {module}"], capture_output=True).returncode != 0:
-            out[name] = f"{dist} is not installed in {venv} (python -m bench.peers --setup)"
+            out[name] = f"{dist} is not installed in {python.parents[1]} (python -m bench.peers --setup)"
     return out
 
 
-def setup(venv: Path) -> None:
-    """Creates the peers' environment (or completes it): each peer installed on its own, so one
-    that fails to install leaves the other."""
-    if not (venv / "bin" / "python").exists():
-        print(f"creating {venv} ...", file=sys.stderr)
-        subprocess.run(
-            [getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(venv)], check=True
-        )
-    for dist, _ in PEERS.values():
+def setup(venvs: Path, wanted: list[str]) -> None:
+    """Creates (or completes) each wanted peer's environment; one that fails to install leaves
+    the others."""
+    for name in wanted:
+        dist, _ = PEERS[name]
+        env = peer_env(venvs, name)
+        if not (env / "bin" / "python").exists():
+            print(f"creating {env} ...", file=sys.stderr)
+            subprocess.run(
+                [getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(env)], check=True
+            )
         print(f"installing {dist} ...", file=sys.stderr)
-        proc = subprocess.run(
-            [
-                str(venv / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                dist,
-            ],
-            capture_output=True,
-            text=True,
-        )
+        pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        proc = subprocess.run([*pip, dist], capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"  {dist} did not install: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
 
@@ -260,40 +295,62 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders (default 4)")
     parser.add_argument("--lookups", type=int, default=30, help="traces looked up (default 30)")
     parser.add_argument(
-        "--venv", type=Path, default=DEFAULT_VENV, help=f"the peers' environment (default {DEFAULT_VENV})"
+        "--venvs",
+        type=Path,
+        default=DEFAULT_VENVS,
+        help=f"the peers' environments, one each (default {DEFAULT_VENVS})",
     )
     parser.add_argument(
         "--setup", action="store_true", help="create or complete the peers' environment first"
     )
+    parser.add_argument(
+        "--texts",
+        choices=list(TEXTS),
+        default="repeated",
+        help="the spans' prompts and answers: bench/ingest's 16 in turn (repeated, the default), one of"
+        " its 24-word text per span (distinct), or random letters per span (random)",
+    )
     parser.add_argument("--peers", default=",".join(PEERS), help=f"peers to run (default {','.join(PEERS)})")
     args = parser.parse_args(argv)
-    if args.setup:
-        setup(args.venv)
     wanted = [p.strip() for p in args.peers.split(",") if p.strip()]
     unknown = [p for p in wanted if p not in PEERS]
     if unknown:
         parser.error(f"unknown peers {unknown}; known: {', '.join(PEERS)}")
-    skipped = missing_peers(args.venv, wanted)
+    if args.setup:
+        setup(args.venvs, wanted)
+    skipped = missing_peers(args.venvs, wanted)
     spans_per_trace = 8  # build_requests starts a trace every 8 spans
     if args.spans % spans_per_trace:
         parser.error(f"--spans must be a multiple of {spans_per_trace} (whole traces per request)")
     requests_ = build_requests(args.requests, args.spans)
+    if (text := TEXTS[args.texts]) is not None:
+        requests_ = with_own_texts(requests_, text)
     batches = [requests_[i :: args.senders] for i in range(args.senders)]
     ids = random.Random(1).sample([t for r in requests_ for t in trace_ids(r)], args.lookups)
     print(
         f"{args.requests} requests x {args.spans} LLM spans ({args.requests * args.spans} spans, "
-        f"{spans_per_trace} per trace) from {args.senders} senders; {args.lookups} trace lookups",
+        f"{spans_per_trace} per trace) from {args.senders} senders; {args.lookups} trace lookups"
+        + f"; {args.texts} texts",
         flush=True,
     )
-    results = []
+    results, notes = [], []
     for name in [BASE, *(p for p in wanted if p not in skipped)]:
-        with (
-            tempfile.TemporaryDirectory(prefix=f"bench-peers-{name.lower()}-") as tmp,
-            serve(name, args.venv, Path(tmp)) as system,
-        ):
-            acked, visible = ingest(system, batches, spans_per_trace)
-            lookup_ms = lookups(system, ids, spans_per_trace)
-        results.append(Result(name, args.requests * args.spans, acked, visible, lookup_ms))
+        with tempfile.TemporaryDirectory(prefix=f"bench-peers-{name.lower()}-") as tmp:
+            with serve(name, args.venvs, Path(tmp)) as system:
+                acked, visible = ingest(system, batches, spans_per_trace)
+                lookup_ms = lookups(system, ids, spans_per_trace)
+            usage = disk_usage(Path(tmp))  # the server has stopped
+            spans = args.requests * args.spans
+            if name == BASE:
+                parts = active_parts(Path(tmp) / "tracehouse" / "data")
+                as_left, usage = usage, disk_usage(Path(tmp), skip=replaced_parts(parts))
+                notes.append(breakdown(parts, usage, as_left, spans))
+            else:
+                notes.append(
+                    f"{name} on disk: {usage.apparent / 1e6:.2f} MB in files,"
+                    f" {usage.allocated / 1e6:.2f} MB of disk blocks"
+                )
+        results.append(Result(name, spans, acked, visible, lookup_ms, usage.allocated))
         print(f"  {name}: done", file=sys.stderr, flush=True)
-    print(table(results, skipped))
+    print("\n\n".join([table(results, skipped), *notes]))
     return 0

@@ -114,7 +114,7 @@ SETTINGS use_skip_indexes_on_data_read = 0
 # difference; nor did 1 MB granules or compact parts for the wide read (docs/benchmarks.md).
 
 
-# The trace's spans as the JSON texts migration 13's view wrote: one column, in the few 64 KiB
+# The trace's spans as the JSON texts migration 13's view wrote: one column, in the few 128 KiB
 # blocks that hold the trace (otel_traces' SPANS_SQL opens some thirty columns, each in blocks of
 # granules up to 8192 spans: ~20 ms against ~3 at 1M spans). Unordered, they are sorted here
 # (ordering them in the statement cost a millisecond or two of its ~4 at 50k spans); only a

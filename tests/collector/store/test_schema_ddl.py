@@ -209,7 +209,6 @@ RELEASED = {
     "0011_trace_summary.sql": "c049fe3715cef2c1f253aee24330a20b8897e60680e7637a73198e514232d2df",
     "0012_error_type_and_ttft.sql": "6dbe2b0306cebf13f22c42b6741b14e7d0e5bc2d3b23a0ef299f00f17f42c42a",
     "0013_trace_span_docs.sql": "929e8b66c7d8b694aa7cd150fd8c0fa0238dfd861d0b2f02cd5e3f33ef6f0a89",
-    "0014_compact_span_parts.sql": "42ba374edc68c6d98bdbc8f24f4b194ee702f29d9a346b0f6fc4d4d0af4de4b1",
 }
 
 

@@ -354,12 +354,15 @@ class Store:
             with self._readers_lock:
                 self._idle_readers.append(reader)
 
-    def insert_files(self, table: str, pattern: str, fmt: str, dedup_token: str) -> None:
+    def insert_files(
+        self, table: str, pattern: str, fmt: str, dedup_token: str, settings: dict[str, Any] | None = None
+    ) -> None:
         """Insert the files matching a glob (or one path), in a ClickHouse input format, as one
         insert deduplicated by `dedup_token`.
 
         The embedded engine reads the files itself; a server gets them streamed over HTTP.
-        Either way no row is decoded or re-encoded in Python.
+        Either way no row is decoded or re-encoded in Python. `settings` add to (or override)
+        the insert's own (bench.ingest.store_cost compares some).
         """
         # Spans from a buggy clock may span many days; such a batch must still insert.
         settings = {
@@ -369,6 +372,7 @@ class Store:
             # A replayed batch whose table insert landed but whose materialized-view insert
             # did not (crash in between) still fills the view.
             "deduplicate_blocks_in_dependent_materialized_views": 1,
+            **(settings or {}),
         }
         try:
             with self._lock:

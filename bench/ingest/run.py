@@ -144,6 +144,9 @@ def free_port() -> int:
 # -- load -------------------------------------------------------------------------------------
 
 
+RETRY_FOR_S = 300  # how long send_all retries one refused export before it stops the run
+
+
 async def send_all(target: str, requests: list[bytes], concurrency: int) -> tuple[float, int, int]:
     """Send every request (retrying retryable failures); returns (first send time, acked, retries)."""
     options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
@@ -162,6 +165,9 @@ async def send_all(target: str, requests: list[bytes], concurrency: int) -> tupl
             nonlocal acked, retries
             while not queue.empty():
                 body = queue.get_nowait()
+                # Overload answers are retried as an SDK would, but not forever: a collector
+                # that refuses one request for this long is stuck, not busy.
+                give_up = time.perf_counter() + RETRY_FOR_S
                 while True:
                     try:
                         await export(body, timeout=60)
@@ -170,6 +176,10 @@ async def send_all(target: str, requests: list[bytes], concurrency: int) -> tupl
                     except grpc.aio.AioRpcError as exc:
                         if exc.code() not in RETRYABLE:
                             raise
+                        if time.perf_counter() > give_up:
+                            raise SystemExit(
+                                f"an export was refused for {RETRY_FOR_S} s ({exc.code().name}: {exc.details()})"
+                            ) from None
                         retries += 1
                         await asyncio.sleep(0.2)
 
@@ -329,7 +339,10 @@ def run_tracehouse(
         # that start-up is not what a span costs, so it happens before the measured load.
         warm = build_requests(4 * max(1, workers), 1, seed=99)
         asyncio.run(send_all(f"127.0.0.1:{grpc_port}", warm, len(warm)))
+        warm_by = time.time() + 120
         while int(_sql(http, "SELECT count() FROM otel_traces")[0][0]) < len(warm):
+            if time.time() > warm_by or proc.poll() is not None:
+                raise SystemExit(f"the warm-up spans never became queryable; see {data_dir / 'serve.log'}")
             time.sleep(0.05)
         with urllib.request.urlopen(f"{http}/healthz", timeout=10) as resp:
             writer_before = json.loads(resp.read())["writer"]

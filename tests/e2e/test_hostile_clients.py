@@ -131,6 +131,10 @@ def max_size_request(service: str) -> bytes:
 def test_unauthenticated_max_size_calls_are_not_buffered(c):
     """20 concurrent max-size gRPC calls and 20 HTTP posts without a key: refused unread."""
     body = b"\x0a" + b"x" * (MAX_MESSAGE - 16)  # no need to be valid: it must not be read
+    # One refused call of each kind first: what the first use of a path allocates once is not
+    # buffering, and on a busy machine it came within a MiB of the bound.
+    assert grpc_code(lambda: export_grpc(c, body, None)) == grpc.StatusCode.UNAUTHENTICATED
+    assert requests.post(c.http_url + "/v1/traces", data=body, timeout=30).status_code == 401
     with RssSampler(c.proc.pid) as rss, ThreadPoolExecutor(20) as pool:
         codes = list(pool.map(lambda _: grpc_code(lambda: export_grpc(c, body, None)), range(20)))
         statuses = list(
@@ -165,17 +169,25 @@ def test_max_size_calls_with_key_stay_bounded_and_memory_returns(c):
     assert set(codes) <= {grpc.StatusCode.OK, *retryable}, codes
     accepted = codes.count(grpc.StatusCode.OK)
     assert accepted >= 1
-    time.sleep(2.5)  # the trimmer runs a second after the burst
-    after = rss_mib(c.proc.pid)
+    # The trimmer runs a second after the burst; the store's allocator hands back what its
+    # insert used on its own timer (about ten seconds), so wait up to 15 s for the fall.
+    burst_end = time.monotonic()
+    while True:
+        time.sleep(0.5)
+        after = rss_mib(c.proc.pid)
+        if after - rss.before < 256 or time.monotonic() - burst_end > 15:
+            break
     growth, kept = rss.peak - rss.before, after - rss.before
     print(
         f"\nRSS with keys: {rss.before:.0f} MiB before, peak {rss.peak:.0f} MiB (+{growth:.0f}), "
-        f"{after:.0f} MiB 2.5 s later; {accepted}/20 accepted"
+        f"{after:.0f} MiB {time.monotonic() - burst_end:.1f} s later; {accepted}/20 accepted"
     )
     # The stated bound (docs/configuration.md, "Limits for heavy and hostile clients"): 64 MiB of request bytes in flight, held about three
     # times over (gRPC's buffer, the bytes handed to Python, the copy sent to a decoding
-    # worker), plus the store's insert of the rows.
-    assert growth < 512, f"RSS grew by {growth:.0f} MiB under 20 max-size exports"
+    # worker), plus the store's insert of the rows, which since migration 13 writes each span
+    # twice (otel_traces and its JSON document in trace_span_docs: 380-390 MiB before it,
+    # 550-560 after).
+    assert growth < 640, f"RSS grew by {growth:.0f} MiB under 20 max-size exports"
     assert kept < 256, f"RSS stayed {kept:.0f} MiB above its start after the burst"
     assert count(c, service) >= accepted * 68
 

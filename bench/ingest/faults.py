@@ -43,8 +43,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from bench.collector import stop
-from bench.ingest.run import METHOD, _peak_rss_mb, build_requests, free_port, run_tracehouse
+from bench.collector import free_port, stop
+from bench.ingest.run import METHOD, _peak_rss_mb, build_requests, run_tracehouse
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_CLICKHOUSE = REPO / "tests" / "support" / "fake_clickhouse.py"

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from bench.collector import stop
+from bench.collector import free_port, stop
 from bench.ingest.readers import HeavyReaders
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -133,12 +132,6 @@ def build_requests(n_requests: int, spans_per_request: int, seed: int = 7) -> li
         req.resource_spans[0].scope_spans[0].scope.name = "tracehouse.bench"
         out.append(req.SerializeToString())
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- load -------------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.collector import stop, wait_http
-from bench.ingest.run import _peak_rss_mb, build_requests, free_port, send_all
+from bench.collector import free_port, stop, wait_http
+from bench.ingest.run import _peak_rss_mb, build_requests, send_all
 
 ENV = "TRACEHOUSE_BENCH_CLICKHOUSE"
 SERVICE = "bench-llm-app"  # the service name build_requests gives every span

@@ -325,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 r["insert_cpu_s_all"] = [x["insert_cpu_s"] for x in rs]
                 r["merge_cpu_s"] = min(x["merge_cpu_s"] for x in rs)
                 results.append(r)
+                r["spans_per_request"] = args.spans
                 if not args.json:
                     _print_row(r)
     finally:
@@ -338,10 +339,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_row(r: dict) -> None:
-    n = r["inserts"] * r["per_insert_requests"] * 512
+    rows_per_insert = r["per_insert_requests"] * r["spans_per_request"]
+    n = r["inserts"] * rows_per_insert
     per = 100_000 / n if n else 0
     print(
-        f"{r['variant']:<30} {r['per_insert_requests'] * 512:>7} rows/insert  insert {r['insert_cpu_s'] * per:6.2f} CPU-s/100k "
+        f"{r['variant']:<30} {rows_per_insert:>7} rows/insert  insert {r['insert_cpu_s'] * per:6.2f} CPU-s/100k "
         f"(wall {r['insert_wall_s'] * per:5.2f})  merges {r['merge_cpu_s'] * per:5.2f}  parts {r['parts_before_merge']}->{r['parts_after_merge']}  "
         f"disk {r['otel_traces_bytes'] / 1e6:.0f} MB  runs {r['insert_cpu_s_all']}",
         flush=True,

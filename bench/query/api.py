@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.collector import stop, wait_http
-from bench.ingest.run import free_port
+from bench.collector import free_port, stop, wait_http
 
 # Issue 19's targets (ms): a trace by id at 50k spans and at 10M; aggregates over 2 h of 50k
 # spans and over 24 h of 10M.

@@ -18,9 +18,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from bench.collector import clean_env
+from bench.collector import clean_env, free_port
 from bench.ingest.faults import MAX_ATTEMPTS, Child, send_each, span_ids, wait_for
-from bench.ingest.run import METHOD, free_port
+from bench.ingest.run import METHOD
 
 REPO = Path(__file__).resolve().parents[2]
 REQUESTS, SPANS = 6, 32

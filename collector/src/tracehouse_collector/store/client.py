@@ -365,7 +365,7 @@ class Store:
         the insert's own (bench.ingest.store_cost compares some).
         """
         # Spans from a buggy clock may span many days; such a batch must still insert.
-        settings = {
+        insert_settings = {
             "insert_deduplication_token": dedup_token,
             "insert_deduplicate": 1,
             "max_partitions_per_insert_block": 0,
@@ -378,7 +378,7 @@ class Store:
             with self._lock:
                 if self.dsn.kind == "chdb":
                     quoted = pattern.replace("\\", "\\\\").replace("'", "\\'")
-                    clause = ", ".join(f"{k} = '{v}'" if isinstance(v, str) else f"{k} = {v}" for k, v in settings.items())
+                    clause = ", ".join(f"{k} = '{v}'" if isinstance(v, str) else f"{k} = {v}" for k, v in insert_settings.items())
                     self._writer().command(
                         f"INSERT INTO {schema.DATABASE}.{table} FROM INFILE '{quoted}' SETTINGS {clause} FORMAT {fmt}"
                     )
@@ -386,7 +386,7 @@ class Store:
                     # Text formats concatenate; Arrow streams are merged into one.
                     body = _arrow_stream(pattern) if fmt == "ArrowStream" else _read_files(pattern)
                     self._writer().raw_insert(
-                        f"{schema.DATABASE}.{table}", insert_block=body, fmt=fmt, settings=settings
+                        f"{schema.DATABASE}.{table}", insert_block=body, fmt=fmt, settings=insert_settings
                     )
         except Exception as exc:  # network errors come as several types; classify by content
             if is_transient(exc):

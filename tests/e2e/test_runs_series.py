@@ -38,7 +38,7 @@ def long_run(collector, tmp_path_factory) -> str:
         run.log_metric("single", 3.5, step=7)
     url = f"{collector.http_url}/api/v1/runs/{run.id}/series"
     assert wait_for(
-        lambda: collector.session.get(url, params={"key": "loss"}).json()["total"] == N, timeout=60
+        lambda: collector.session.get(url, params={"key": "loss"}).json().get("total") == N, timeout=60
     )
     return run.id
 

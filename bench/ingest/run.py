@@ -68,6 +68,17 @@ def _text(rng: random.Random, n_bytes: int) -> str:
     return " ".join(out)
 
 
+def insert_formats(text: str) -> list[str]:
+    """--insert-format's value: TRACEHOUSE_INSERT_FORMAT values, comma-separated."""
+    from tracehouse_collector.config import INSERT_FORMATS
+
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in INSERT_FORMATS]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(INSERT_FORMATS)} (comma-separated), got {text!r}")
+    return formats
+
+
 def build_requests(n_requests: int, spans_per_request: int, seed: int = 7) -> list[bytes]:
     """Serialized requests; every span id (and trace id) is fresh."""
     rng = random.Random(seed)
@@ -403,10 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--insert-format",
-        choices=("arrow", "json", "both"),
-        default="json",
-        help="how the collector hands spans to ClickHouse (TRACEHOUSE_INSERT_FORMAT): JSONEachRow "
-        "(default), an Arrow stream, or both side by side",
+        type=insert_formats,
+        default=["json"],
+        help="how the collector hands spans to ClickHouse (TRACEHOUSE_INSERT_FORMAT): json, native or "
+        "arrow; several, comma-separated, run side by side (default json)",
     )
     parser.add_argument(
         "--writer",
@@ -437,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_baseline:
         results.append(run_baseline(requests, args.concurrency, args.spans))
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.llm_processor]
-    formats = {"arrow": ["arrow"], "json": ["json"], "both": ["json", "arrow"]}[args.insert_format]
+    formats = args.insert_format
     writers = {"merged": [True], "per-batch": [False], "both": [False, True]}[args.writer]
     for llm_on in modes:
         for fmt in formats:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.collector import free_port, stop, wait_http
-from bench.ingest.run import _peak_rss_mb, build_requests, send_all
+from bench.ingest.run import _peak_rss_mb, build_requests, insert_formats, send_all
 
 ENV = "TRACEHOUSE_BENCH_CLICKHOUSE"
 SERVICE = "bench-llm-app"  # the service name build_requests gives every span
@@ -139,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collectors", type=int, default=2)
     parser.add_argument("--store", default=os.environ.get(ENV), help=f"server store DSN ({ENV})")
     parser.add_argument(
-        "--insert-format", choices=("arrow", "json", "both"), default="json",
-        help="how spans reach the server (TRACEHOUSE_INSERT_FORMAT): json (default), arrow, or both side by side",
+        "--insert-format", type=insert_formats, default=["json"],
+        help="how spans reach the server (TRACEHOUSE_INSERT_FORMAT): json, native or arrow; several, "
+        "comma-separated, side by side (default json)",
     )  # fmt: skip
     parser.add_argument(
         "--writer", choices=("merged", "per-batch", "both"), default="both",
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.store:
         parser.error(f"name a ClickHouse server with --store or {ENV}")
-    formats = ["json", "arrow"] if args.insert_format == "both" else [args.insert_format]
+    formats = args.insert_format
     writers = {"merged": [True], "per-batch": [False], "both": [False, True]}[args.writer]
     ok = True
     for fmt in formats:

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+# TRACEHOUSE_INSERT_FORMAT: "json" (JSONEachRow, which ClickHouse parses), "native" (its own
+# column layout, copied in) or "arrow" (an Arrow stream, converted a column at a time).
+INSERT_FORMATS = ("json", "native", "arrow")
+
 DEFAULT_GRPC_PORT = 4317
 DEFAULT_HTTP_PORT = 4318
 DEFAULT_HOST = "127.0.0.1"
@@ -142,9 +146,8 @@ class ServeSettings:
     prices: str | None = None
     # The LLM processor (conventions, tokens, cost). Off only to measure what it costs.
     llm_processor: bool = True
-    # How spans travel to ClickHouse: "json" (JSONEachRow, which it parses) or "arrow" (an
-    # Arrow stream, which it reads a column at a time). Other tables are always JSON. JSON stays
-    # the default until bench/ingest shows Arrow cheaper end to end (docs/benchmarks.md).
+    # How spans travel to ClickHouse (processors/encoding.py): one of INSERT_FORMATS. Other
+    # tables are always JSON.
     insert_format: str = "json"
     # Security (see server/auth.py, server/tls.py). Keys stay out of repr() so they never reach a log.
     api_keys: str | None = field(default=None, repr=False)  # comma-separated
@@ -208,8 +211,10 @@ class ServeSettings:
         for name in ("max_message_bytes", "max_inflight_bytes", "grpc_max_streams", "max_queries"):
             if getattr(self, name) <= 0:
                 raise SystemExit(f"tracehouse: {name} must be more than 0, got {getattr(self, name)}")
-        if self.insert_format not in ("arrow", "json"):
-            raise SystemExit(f"tracehouse: TRACEHOUSE_INSERT_FORMAT must be arrow or json, got {self.insert_format!r}")
+        if self.insert_format not in INSERT_FORMATS:
+            raise SystemExit(
+                f"tracehouse: TRACEHOUSE_INSERT_FORMAT must be one of {', '.join(INSERT_FORMATS)}, got {self.insert_format!r}"
+            )
         if self.max_queued_queries < 0 or self.max_queries_per_key < 0:
             raise SystemExit("tracehouse: max_queued_queries and max_queries_per_key cannot be negative")
         if self.max_inflight_bytes < self.message_limit:

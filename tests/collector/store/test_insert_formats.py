@@ -1,16 +1,18 @@
-"""The Arrow encoding of spans stores exactly what the JSONEachRow encoding stores.
+"""The Native and Arrow encodings of spans store exactly what the JSONEachRow encoding stores.
 
 Rich OTLP requests (every AnyValue kind, unicode, NaN and infinities, truncated huge values,
 nanosecond and extreme timestamps, events and links, LLM spans priced, unpriced, estimated
 and failed) go through the real pipeline twice, once per encoding, and are inserted into a
 real ClickHouse (chDB), embedded and behind the server path. Every table the spans reach
-(otel_traces and the tables its materialized views fill) must hold the same bytes.
+(otel_traces and the tables its materialized views fill) must hold the same bytes whichever
+encoding carried them.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +20,15 @@ import pytest
 from fake_clickhouse import FakeClickHouseProcess
 from helpers import kv, make_span, new_span_id, new_trace_id, trace_request
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from tracehouse_collector.config import INSERT_FORMATS
 from tracehouse_collector.processors import encoding, pipeline
 from tracehouse_collector.processors.rows import MAX_TIMESTAMP_NS
 from tracehouse_collector.store.client import Store
 
 pytestmark = [pytest.mark.timeout(300)]
+
+# TRACEHOUSE_INSERT_FORMAT -> the ClickHouse format its span files are read in
+FORMATS = {"json": "JSONEachRow", "native": "Native", "arrow": "ArrowStream"}
 
 LIMIT = 4096  # max_attribute_bytes: values above it are cut (at a UTF-8 boundary) and marked
 BASE = 1_700_000_000_123_456_789
@@ -141,7 +147,7 @@ def _spans() -> list[Span]:
 
 @functools.cache
 def _requests() -> tuple[bytes, ...]:
-    """Built once: both encodings must see the same ids."""
+    """Built once: every encoding must see the same ids."""
     spans = _spans()
     first = trace_request("formats-svc", spans[:5])
     first.resource_spans[0].resource.attributes.extend([kv("deployment.environment", "tést"), kv("session.id", "from-resource")])
@@ -174,11 +180,11 @@ def _truncate(store: Store) -> None:
 
 def _stored_by_each_format(store: Store, tmp: Path) -> dict[str, dict[str, bytes]]:
     dumps = {}
-    for insert_format in ("json", "arrow"):
+    for insert_format, clickhouse_format in FORMATS.items():
         _truncate(store)
         requests = _encode(tmp, insert_format)
         spans_file = requests[0]["otel_traces"]
-        assert encoding.insert_format(spans_file) == ("ArrowStream" if insert_format == "arrow" else "JSONEachRow")
+        assert encoding.insert_format(spans_file) == clickhouse_format
         for table in {t for files in requests for t in files}:
             # One insert per table of every request's file, as the writer inserts a batch.
             pattern = str(Path(spans_file).parent / f"*.{table}.{Path(requests[0][table]).suffix[1:]}")
@@ -189,7 +195,8 @@ def _stored_by_each_format(store: Store, tmp: Path) -> dict[str, dict[str, bytes
 
 def _assert_same(dumps: dict[str, dict[str, bytes]]) -> None:
     for table in DUMPS:
-        assert dumps["arrow"][table] == dumps["json"][table], f"{table} differs between the encodings"
+        for insert_format in ("native", "arrow"):
+            assert dumps[insert_format][table] == dumps["json"][table], f"{table} differs in {insert_format}"
     assert dumps["json"]["otel_traces"].count(b"formats-svc") >= 10  # the rows are there at all
     assert b"relevance" in dumps["json"]["otel_scores"]  # the evaluation event reached its view
     assert b"gpt-4o-mini" in dumps["json"]["llm_usage_1m"]
@@ -203,7 +210,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     store.close()
 
 
-def test_arrow_and_json_store_the_same_values_in_the_embedded_store(embedded: Store, tmp_path: Path) -> None:
+def test_every_encoding_stores_the_same_values_in_the_embedded_store(embedded: Store, tmp_path: Path) -> None:
     _assert_same(_stored_by_each_format(embedded, tmp_path))
     # Spot checks against values computed here, so that "the same" is not "the same mistake".
     columns, rows = embedded.query(
@@ -222,7 +229,7 @@ def test_arrow_and_json_store_the_same_values_in_the_embedded_store(embedded: St
     assert by_name["with events and links"][7] == BASE + 14
 
 
-def test_arrow_and_json_store_the_same_values_through_a_server(tmp_path: Path) -> None:
+def test_every_encoding_stores_the_same_values_through_a_server(tmp_path: Path) -> None:
     from helpers import free_port
 
     fake = FakeClickHouseProcess(tmp_path / "ch", free_port()).start()
@@ -237,6 +244,31 @@ def test_arrow_and_json_store_the_same_values_through_a_server(tmp_path: Path) -
         fake.stop()
 
 
-def test_a_column_the_arrow_schema_does_not_declare_is_refused() -> None:
+@pytest.mark.parametrize("insert_format", ["native", "arrow"])
+def test_a_column_the_table_does_not_declare_is_refused(insert_format: str) -> None:
     with pytest.raises(encoding.UnknownColumn, match="NotAColumn"):
-        encoding.encode_arrow("otel_traces", [{"SpanId": "a"}, {"NotAColumn": "b"}])
+        encoding.encode("otel_traces", [{"SpanId": "a"}, {"NotAColumn": "b"}], insert_format)
+
+
+def test_the_declared_columns_are_the_tables_own(embedded: Store) -> None:
+    """A Native block declares each column's type: it must be the table's, and every column a
+    row can fill must be declared (a column added by a migration and not here would fail)."""
+    _, rows = embedded.query(
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'otel_traces' "
+        "AND default_kind NOT IN ('MATERIALIZED', 'ALIAS')"
+    )
+    assert {name: column.clickhouse for name, column in encoding.TABLE_COLUMNS["otel_traces"].items()} == dict(rows)
+
+
+def test_the_supported_formats_are_the_settings_own() -> None:
+    assert set(FORMATS) == set(INSERT_FORMATS)
+
+
+def test_native_without_its_encoder_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoding._native_encoder.cache_clear()
+    monkeypatch.setitem(sys.modules, "_ch_core", None)  # as if the wheel were not installed
+    try:
+        with pytest.raises(RuntimeError, match="clickhouse-connect-core"):
+            encoding.warm_up("native")
+    finally:
+        encoding._native_encoder.cache_clear()

@@ -2,7 +2,7 @@
 
 body bytes -> decompress -> parse (protobuf or OTLP/JSON) -> typed rows -> LLM processor
 (normalise conventions, estimate missing tokens, price) -> encoded rows in spool files
-(JSONEachRow; spans optionally as an Arrow stream: see encoding.py).
+(JSONEachRow; spans optionally as a Native block or an Arrow stream: see encoding.py).
 
 Workers do all per-span Python work and write the encoded rows to disk themselves, so the
 process that owns the store moves neither rows nor bytes of them: it only renames files into

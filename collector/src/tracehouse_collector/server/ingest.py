@@ -29,8 +29,7 @@ __all__ = ["Ingest", "InvalidRequest", "RequestTooLarge", "Overloaded", "Unavail
 def _warm_up(prices_path: str | None, insert_format: str = "json") -> None:
     """Import the heavy modules and load prices once per worker, not on its first request."""
     pipeline.pricer(prices_path)
-    if insert_format == "arrow":
-        encoding.warm_up()
+    encoding.warm_up(insert_format)
 
 
 class Ingest:

@@ -383,7 +383,7 @@ class Store:
                         f"INSERT INTO {schema.DATABASE}.{table} FROM INFILE '{quoted}' SETTINGS {clause} FORMAT {fmt}"
                     )
                 else:
-                    # Text formats concatenate; Arrow streams are merged into one.
+                    # Text and Native blocks concatenate; Arrow streams are merged into one.
                     body = _arrow_stream(pattern) if fmt == "ArrowStream" else _read_files(pattern)
                     self._writer().raw_insert(
                         f"{schema.DATABASE}.{table}", insert_block=body, fmt=fmt, settings=insert_settings

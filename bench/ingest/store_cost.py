@@ -66,6 +66,45 @@ def _plain_columns() -> list[str]:
     return [f"ALTER TABLE {DB}.{TABLE} MODIFY COLUMN {c} REMOVE MATERIALIZED" for c in MATERIALIZED]
 
 
+# trace_span_docs (migration 13) rebuilt with one thing changed, to see what its view costs:
+# the document's expression, the table's sort key, granules, codec, block size or engine.
+# DOCS_SETTINGS: the table's settings as migrated (0013, then trace_span_docs_cost's 1 MiB blocks).
+def _docs_fields() -> str:
+    """The document's fields as migration 0013's view names them (read from the file)."""
+    from importlib import resources
+
+    sql = (
+        resources.files("tracehouse_collector.store")
+        .joinpath("migrations/0013_trace_span_docs.sql")
+        .read_text()
+    )
+    return sql.split("formatRowNoNewline('JSONEachRow',", 1)[1].split(") AS Span", 1)[0].strip()
+
+
+DOCS_FIELDS = _docs_fields()
+DOCS_JSON = f"formatRowNoNewline('JSONEachRow', {DOCS_FIELDS})"
+DOCS_SETTINGS = "index_granularity = 256, min_compress_block_size = 131072, max_compress_block_size = 1048576"
+
+
+def _docs(
+    span: str = DOCS_JSON,
+    order: str = "PRIMARY KEY TraceId ORDER BY (TraceId, Timestamp, SpanId)",
+    settings: str = DOCS_SETTINGS,
+    codec: str = "ZSTD(3)",
+    engine: str = "MergeTree PARTITION BY toYYYYMM(Timestamp)",
+) -> list[str]:
+    table = f"{DB}.trace_span_docs"
+    return [
+        f"DROP VIEW {DB}.trace_span_docs_mv",
+        f"DROP TABLE {table}",
+        f"CREATE TABLE {table} (TraceId String CODEC(ZSTD(1)), Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)), "
+        f"SpanId String CODEC(ZSTD(1)), Span String CODEC({codec})) ENGINE = {engine}"
+        + ("" if engine == "Null" else f" {order} SETTINGS {settings}"),
+        f"CREATE MATERIALIZED VIEW {DB}.trace_span_docs_mv TO {table} AS SELECT TraceId, Timestamp, SpanId, "
+        f"{span} AS Span FROM {DB}.{TABLE} WHERE TraceId != ''",
+    ]
+
+
 BARE = _drop_views(TRACE_VIEWS) + _drop_indexes([*SKIP_INDEXES, TEXT_INDEX]) + _plain_columns()
 
 # name -> (statements run after migrating, target table, input format)
@@ -104,6 +143,34 @@ VARIANTS: dict[str, tuple[list[str], str, str]] = {
     # New parts of otel_traces under 131072 rows written compact (19 files) instead of wide (~200).
     "compact_parts": (
         [f"ALTER TABLE {DB}.{TABLE} MODIFY SETTING min_rows_for_wide_part = 131072"],
+        TABLE,
+        "JSONEachRow",
+    ),
+    # trace_span_docs_mv's cost by part (_docs): "docs_same" is the view rebuilt as migrated.
+    "docs_same": (_docs(), TABLE, "JSONEachRow"),
+    "docs_null": (_docs(engine="Null"), TABLE, "JSONEachRow"),  # the documents made, not stored
+    "docs_empty": (_docs(span="''"), TABLE, "JSONEachRow"),  # stored rows, without the document
+    "docs_by_trace": (_docs(order="ORDER BY TraceId"), TABLE, "JSONEachRow"),
+    "docs_granules_8192": (
+        _docs(settings=DOCS_SETTINGS.replace("index_granularity = 256", "index_granularity = 8192")),
+        TABLE,
+        "JSONEachRow",
+    ),
+    "docs_zstd1": (_docs(codec="ZSTD(1)"), TABLE, "JSONEachRow"),
+    "docs_lz4": (_docs(codec="LZ4"), TABLE, "JSONEachRow"),
+    # as 0013 migrated it (128 KiB compressed blocks; docs_same has trace_span_docs_cost's 1 MiB)
+    "docs_blocks_128k": (
+        _docs(
+            settings=DOCS_SETTINGS.replace(
+                "max_compress_block_size = 1048576", "max_compress_block_size = 131072"
+            )
+        ),
+        TABLE,
+        "JSONEachRow",
+    ),
+    "docs_default_blocks": (_docs(settings="index_granularity = 256"), TABLE, "JSONEachRow"),
+    "docs_compact": (
+        _docs(settings=DOCS_SETTINGS + ", min_bytes_for_wide_part = 1000000000"),
         TABLE,
         "JSONEachRow",
     ),

@@ -244,3 +244,29 @@ def test_spans_inserted_latest_first_come_in_start_order(store):
     records = traces.span_records(store, WIDE)
     assert [r["SpanId"] for r in records] == ["1a" * 8, "1b" * 8, "2a" * 8, "2b" * 8, "3a" * 8, "3b" * 8]
     assert records == _records_from_spans(store, WIDE)
+
+
+def test_span_documents_in_blocks_of_up_to_a_mebibyte_read_back_the_same(store):
+    """The documents are compressed in blocks of up to 1 MiB (a block a granule: less CPU and
+    disk than 128 KiB blocks, docs/benchmarks.md); a trace whose documents fill several granules
+    and blocks reads back the span read's records."""
+    settings = store.query(
+        "SELECT create_table_query FROM system.tables WHERE database = 'tracehouse' AND name = 'trace_span_docs'"
+    )[1][0][0]
+    assert "min_compress_block_size = 131072, max_compress_block_size = 1048576" in settings
+    at = START + dt.timedelta(minutes=40)
+    prompt = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "words " * 600}]}])
+    _insert(
+        store,
+        "otel_traces",
+        [{"Timestamp": _ts(at + dt.timedelta(milliseconds=i)), "TraceId": WIDE, "SpanId": f"{i:016x}",
+          "SpanName": "chat m", "ServiceName": "svc", "Duration": i,
+          "SpanAttributes": {"gen_ai.input.messages": f"{i} {prompt}"}} for i in range(900)],
+    )  # fmt: skip
+    blocks = store.query(
+        "SELECT sum(marks), sum(data_uncompressed_bytes) FROM system.parts "
+        "WHERE database = 'tracehouse' AND table = 'trace_span_docs' AND active"
+    )[1][0]
+    assert blocks[0] >= 4 and blocks[1] > 2 << 20  # several granules, more than 2 MiB of documents
+    from_docs = _records_from_docs(store, WIDE)
+    assert len(from_docs) == 900 and from_docs == _records_from_spans(store, WIDE)

@@ -1,0 +1,11 @@
+-- trace_span_docs: compressed blocks of up to 1 MiB instead of 128 KiB, about a granule each
+-- Most of the documents' insert and merge CPU was ZSTD over 128 KiB blocks. The documents
+-- repeat (prompts, attribute keys, resources, span after span) at distances a 128 KiB block
+-- does not see; a larger block finds the repeats, compresses faster and smaller. On
+-- bench/ingest's LLM spans (3.7 KB documents, bench.ingest.docs_cost, medians of 5): 0.70 ->
+-- 0.42 CPU-s per 100k spans writing the part, 0.99 -> 0.51 merging, 404 -> 183 bytes a span
+-- on disk (docs/benchmarks.md). min_compress_block_size stays 128 KiB, so a block still ends at
+-- the first granule boundary past 128 KiB: with 256-row granules of documents over 512 bytes,
+-- one block a granule. A lookup decompresses the granules that hold its trace, as it did in
+-- 128 KiB blocks (it reads whole granules). Parts written before keep their blocks until merged.
+ALTER TABLE {{database}}.{{table trace_span_docs}}{{on_cluster}} MODIFY SETTING max_compress_block_size = 1048576;

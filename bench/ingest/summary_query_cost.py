@@ -6,7 +6,12 @@ over the same spans, held in a Memory table, in one thread and one process, the 
 interleaved round after round; the least CPU of the rounds is shown, with the median. What it
 leaves out (writing trace_summary's parts, the insert itself) is the same for every variant.
 
+With --inserts it times inserts instead: groups of 16 requests (8192 spans) inserted into a
+Null table that only the variant's view reads (writing trace_summary), against no view at all:
+the view's whole insert cost without that of otel_traces' own parts.
+
     python -m bench.ingest.summary_query_cost --variants summary-0011,summary-indexof
+    python -m bench.ingest.summary_query_cost --inserts --variants summary-0011,summary-indexof
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         default="summary-0011,summary-indexof,summary-content,summary-all_but_times",
         help="comma-separated summary-* variants of bench.ingest.store_cost",
     )
+    parser.add_argument("--inserts", action="store_true", help="time inserts through each view, not queries")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="tracehouse-summary-query-"))
     store_cost.make_spool(work / "spool", args.requests, 512)
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         "min_insert_block_size_rows = 8192, min_insert_block_size_bytes = 0 FORMAT JSONEachRow"
     )
     spans = int(sess.query(f"SELECT count() FROM {HELD}", "CSV").bytes())
+    if args.inserts:
+        return _inserts(sess, work, args, spans)
     queries = {
         v: _query(v) + " SETTINGS max_threads = 1, max_block_size = 8192 FORMAT Null"
         for v in args.variants.split(",")
@@ -72,6 +80,45 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{v:<28} query {min(ts) * per:5.2f} CPU-s/100k spans (median {statistics.median(ts) * per:5.2f}, "
             f"{args.rounds} rounds, {spans} spans)",
+            flush=True,
+        )
+    sess.close()
+    return 0
+
+
+def _inserts(sess, work: Path, args: argparse.Namespace, spans: int) -> int:
+    null = "bench_query.spans_null"
+    sess.query(f"CREATE TABLE {null} AS {SOURCE} ENGINE = Null")
+    sess.query("SYSTEM STOP MERGES")
+    groups = store_cost._groups(work / "spool", store_cost.TABLE, 16, work)
+    views = {"no view": None}
+    for v in args.variants.split(","):
+        create = next(s for s in store_cost.VARIANTS[v][0] if s.startswith("CREATE MATERIALIZED VIEW"))
+        views[v] = create.replace(f"{store_cost.DB}.trace_summary_mv", "bench_query.summary_mv").replace(
+            f"FROM {SOURCE}\n", f"FROM {null}\n"
+        )
+    cpu: dict[str, list[float]] = {v: [] for v in views}
+    n = 0
+    for _ in range(args.rounds):
+        for v, create in views.items():
+            if create:
+                sess.query(create)
+            for g in groups:
+                n += 1
+                t = time.process_time()
+                sess.query(
+                    f"INSERT INTO {null} FROM INFILE '{g}/*.otel_traces.jsonl' SETTINGS "
+                    f"insert_deduplication_token = 'g{n}' FORMAT JSONEachRow"
+                )
+                cpu[v].append(time.process_time() - t)
+            sess.query("DROP VIEW IF EXISTS bench_query.summary_mv")
+            sess.query(f"TRUNCATE TABLE {store_cost.DB}.trace_summary")
+    per = 100_000 / (8192 if groups else spans)
+    for v, ts in cpu.items():
+        ts.sort()
+        print(
+            f"{v:<28} insert {ts[0] * per:5.2f} CPU-s/100k spans (quartile {ts[len(ts) // 4] * per:5.2f}, "
+            f"median {statistics.median(ts) * per:5.2f}; {len(ts)} inserts of 8192)",
             flush=True,
         )
     sess.close()

@@ -17,6 +17,7 @@ the view's whole insert cost without that of otel_traces' own parts.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -35,9 +36,6 @@ def _query(variant: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from chdb import session
-    from tracehouse_collector.store import ddl
-
     parser = argparse.ArgumentParser(
         prog="bench.ingest.summary_query_cost", description=__doc__.split("\n\n")[0]
     )
@@ -51,6 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inserts", action="store_true", help="time inserts through each view, not queries")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="tracehouse-summary-query-"))
+    try:
+        return _run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
+    from chdb import session
+    from tracehouse_collector.store import ddl
+
     store_cost.make_spool(work / "spool", args.requests, 512)
     sess = session.Session(str(work / "store"))
     for stmt in ddl.script():

@@ -130,6 +130,8 @@ def _summary_partial(constant: list[str], no_regex: bool = False) -> list[str]:
         out.append(f"{SUMMARY_CONSTANTS[name]} AS {name}" if name in constant else col)
     sql = f"{head}\n    " + ",\n    ".join(out) + f"\n{tail}"
     if no_regex:
+        if MODEL_REGEX not in sql:  # else the variant would measure the view with its regex
+            raise ValueError("trace_summary_mv's model regex not found")
         sql = sql.replace(MODEL_REGEX, "if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel)")
     return [f"DROP VIEW {DB}.{SUMMARY_VIEW}", sql]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,6 +106,119 @@ def _docs(
     ]
 
 
+# trace_summary_mv's cost, column by column: the view re-created (from migration 11's own text)
+# with some of its columns made constants of their type, or its model regex left out.
+SUMMARY_VIEW = "trace_summary_mv"
+SUMMARY_CONSTANTS = {
+    "Errors": "toUInt64(0)",
+    "LlmCalls": "toUInt64(0)",
+    "InputTokens": "toUInt64(0)",
+    "OutputTokens": "toUInt64(0)",
+    "TotalTokens": "toUInt64(0)",
+    "CostUSD": "toDecimal128(0, 12)",
+    "Facets": "CAST([], 'Array(Tuple(String, String))')",
+    "SessionLast": "CAST(([], []), 'Tuple(Array(String), Array(Int64))')",
+    "Root": "CAST((0, 0, '', ''), 'Tuple(UInt8, DateTime64(9), String, String)')",
+    "Models": "CAST([], 'Array(String)')",
+    "Input": "(toDateTime64('2262-04-11 00:00:00', 9, 'UTC'), '')",
+    "Output": "(toInt64(0), '')",
+    "FirstError": "(toDateTime64('2262-04-11 00:00:00', 9, 'UTC'), '')",
+}
+MODEL_REGEX = (
+    "replaceRegexpOne(if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel), "
+    "'[-@]([0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9])\\\\z', '')"
+)
+
+
+def _summary_view_sql() -> str:
+    from tracehouse_collector.store import ddl
+
+    migration = next(m for m in ddl.migrations() if m.file == "0011_trace_summary.sql")
+    return next(s for s in migration.statements() if s.startswith("CREATE MATERIALIZED VIEW"))
+
+
+def _split_select(sql: str) -> tuple[str, list[str], str]:
+    """(`CREATE ... AS SELECT`, its columns, `FROM ...`), columns split at top-level commas."""
+    head, _, rest = sql.partition("AS SELECT")
+    body, _, tail = rest.rpartition("\nFROM ")
+    cols, depth, quoted, cur = [], 0, False, ""
+    for i, ch in enumerate(body):
+        if quoted:
+            quoted = not (ch == "'" and body[i - 1] != "\\")
+        elif ch == "'":
+            quoted = True
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            cols.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    cols.append(cur.strip())
+    return head + "AS SELECT", cols, "FROM " + tail
+
+
+def _summary_partial(constant: list[str], no_regex: bool = False) -> list[str]:
+    """trace_summary_mv re-created with the named columns constant (and without its regex)."""
+    head, cols, tail = _split_select(_summary_view_sql())
+    out = []
+    for col in cols:
+        name = col.rsplit(" AS ", 1)[-1]
+        out.append(f"{SUMMARY_CONSTANTS[name]} AS {name}" if name in constant else col)
+    sql = f"{head}\n    " + ",\n    ".join(out) + f"\n{tail}"
+    if no_regex:
+        if MODEL_REGEX not in sql:  # else the variant would measure the view with its regex
+            raise ValueError("trace_summary_mv's model regex not found")
+        sql = sql.replace(MODEL_REGEX, "if(GenAIResponseModel != '', GenAIResponseModel, GenAIRequestModel)")
+    return [f"DROP VIEW {DB}.{SUMMARY_VIEW}", sql]
+
+
+def _summary_indexof() -> list[str]:
+    """trace_summary_mv writing the same rows for less CPU: each content text found by indexOf
+    over the map's keys, the first position with a non-empty value taken by multiIf (a lookup
+    also reads a key's first value), and leftUTF8 run only on texts over 16384 bytes (a text of
+    at most that many bytes has at most that many characters, so the cut returns it whole)."""
+    sql = _summary_view_sql()
+    found = list(
+        dict.fromkeys(
+            re.findall(r"leftUTF8\(arrayFirst\(x -> x != '', \[SpanAttributes\[.*?''\]\), 16384\)", sql)
+        )
+    )
+    if len(found) != 2:  # Input's and Output's: else the variant would measure migration 11's view
+        raise ValueError(f"trace_summary_mv's content expressions not found ({len(found)})")
+    items = []
+    for n, expr in enumerate(found):
+        keys = re.findall(r"SpanAttributes\['([^']+)'\]", expr)
+        pick = ", ".join(
+            f"SpanAttributes.values[indexOf(SpanAttributes.keys, '{k}') AS k{n}_{i}] != '', k{n}_{i}"
+            for i, k in enumerate(keys)
+        )
+        items.append(f"SpanAttributes.values[multiIf({pick}, 0)] AS t{n}")
+        items.append(f"if(length(t{n}) > 16384, leftUTF8(t{n}, 16384), t{n}) AS c{n}")
+        sql = sql.replace(expr, f"c{n}")
+    return [
+        f"DROP VIEW {DB}.{SUMMARY_VIEW}",
+        sql.replace("AS SELECT", "AS WITH " + ", ".join(items) + " SELECT", 1),
+    ]
+
+
+SUMMARY_PARTS = {
+    "content": ["Input", "Output"],
+    "input": ["Input"],
+    "output": ["Output"],
+    "facets": ["Facets"],
+    "session_last": ["SessionLast"],
+    "models": ["Models"],
+    "root": ["Root"],
+    "first_error": ["FirstError"],
+    "sums": ["Errors", "LlmCalls", "InputTokens", "OutputTokens", "TotalTokens", "CostUSD"],
+    # what is left: the GROUP BY with Hour, Start, End and Spans
+    "all_but_times": list(SUMMARY_CONSTANTS),
+}
+
+
 BARE = _drop_views(TRACE_VIEWS) + _drop_indexes([*SKIP_INDEXES, TEXT_INDEX]) + _plain_columns()
 
 # name -> (statements run after migrating, target table, input format)
@@ -174,6 +288,12 @@ VARIANTS: dict[str, tuple[list[str], str, str]] = {
         TABLE,
         "JSONEachRow",
     ),
+    # trace_summary_mv without some of its columns (computed as constants) or without its regex.
+    **{f"summary-{k}": (_summary_partial(v), TABLE, "JSONEachRow") for k, v in SUMMARY_PARTS.items()},
+    "summary-regex": (_summary_partial([], no_regex=True), TABLE, "JSONEachRow"),
+    # the view as migration 11 made it, and its content found by key index (the same rows)
+    "summary-0011": (_summary_partial([]), TABLE, "JSONEachRow"),
+    "summary-indexof": (_summary_indexof(), TABLE, "JSONEachRow"),
 }
 # Variants that change only the insert's settings: name -> (base variant, settings).
 SETTINGS_VARIANTS: dict[str, tuple[str, dict]] = {

@@ -209,6 +209,7 @@ RELEASED = {
     "0011_trace_summary.sql": "c049fe3715cef2c1f253aee24330a20b8897e60680e7637a73198e514232d2df",
     "0012_error_type_and_ttft.sql": "6dbe2b0306cebf13f22c42b6741b14e7d0e5bc2d3b23a0ef299f00f17f42c42a",
     "0013_trace_span_docs.sql": "289180e989be82d0179fe4d51278b02db4e7fadd3c039994d01886b87a4d362d",
+    "0014_trace_summary_view_cost.sql": "b4e6da9709ee351a82d87d4076cdfed367cc2f61a755ae506cb0022474becc18",
     "0015_trace_span_docs_cost.sql": "2322724b108ffbec93b4be277b6a560e8dae227b29a5271aa2f2e2b2b398c826",
 }
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -176,32 +175,15 @@ def _summary_partial(constant: list[str], no_regex: bool = False) -> list[str]:
 
 
 def _summary_indexof() -> list[str]:
-    """trace_summary_mv writing the same rows for less CPU: each content text found by indexOf
-    over the map's keys, the first position with a non-empty value taken by multiIf (a lookup
-    also reads a key's first value), and leftUTF8 run only on texts over 16384 bytes (a text of
-    at most that many bytes has at most that many characters, so the cut returns it whole)."""
-    sql = _summary_view_sql()
-    found = list(
-        dict.fromkeys(
-            re.findall(r"leftUTF8\(arrayFirst\(x -> x != '', \[SpanAttributes\[.*?''\]\), 16384\)", sql)
-        )
-    )
-    if len(found) != 2:  # Input's and Output's: else the variant would measure migration 11's view
-        raise ValueError(f"trace_summary_mv's content expressions not found ({len(found)})")
-    items = []
-    for n, expr in enumerate(found):
-        keys = re.findall(r"SpanAttributes\['([^']+)'\]", expr)
-        pick = ", ".join(
-            f"SpanAttributes.values[indexOf(SpanAttributes.keys, '{k}') AS k{n}_{i}] != '', k{n}_{i}"
-            for i, k in enumerate(keys)
-        )
-        items.append(f"SpanAttributes.values[multiIf({pick}, 0)] AS t{n}")
-        items.append(f"if(length(t{n}) > 16384, leftUTF8(t{n}, 16384), t{n}) AS c{n}")
-        sql = sql.replace(expr, f"c{n}")
-    return [
-        f"DROP VIEW {DB}.{SUMMARY_VIEW}",
-        sql.replace("AS SELECT", "AS WITH " + ", ".join(items) + " SELECT", 1),
-    ]
+    """trace_summary_mv as migration 14 left it (each content text found by key index: the same
+    rows as migration 11's view, tests/collector/store/test_trace_summary_view.py), re-created
+    from that migration's own query."""
+    from tracehouse_collector.store import ddl
+
+    migration = next(m for m in ddl.migrations() if m.file == "0014_trace_summary_view_cost.sql")
+    query = next(s for s in migration.statements() if "MODIFY QUERY" in s).split("MODIFY QUERY", 1)[1]
+    head = _summary_view_sql().partition("AS SELECT")[0]  # CREATE MATERIALIZED VIEW ... TO ...
+    return [f"DROP VIEW {DB}.{SUMMARY_VIEW}", f"{head}AS {query.strip()}"]
 
 
 SUMMARY_PARTS = {

@@ -228,13 +228,13 @@ def _native_encoder() -> Any:
         import _ch_core
     except ImportError as exc:
         raise RuntimeError(
-            "TRACEHOUSE_INSERT_FORMAT=native needs the clickhouse-connect-core package "
-            "(pip install 'clickhouse-connect-core>=0.2.3,<0.3')"
+            "TRACEHOUSE_INSERT_FORMAT=native needs the clickhouse-connect-core package: "
+            "pip install 'tracehouse-collector[native]'"
         ) from exc
     if getattr(_ch_core, "BINDING_API_VERSION", None) != NATIVE_BINDING_API:
         raise RuntimeError(
             f"clickhouse-connect-core offers binding API {getattr(_ch_core, 'BINDING_API_VERSION', None)}, "
-            f"this collector needs {NATIVE_BINDING_API}: install 'clickhouse-connect-core>=0.2.3,<0.3'"
+            f"this collector needs {NATIVE_BINDING_API}: pip install 'tracehouse-collector[native]'"
         )
     return _ch_core.encode_native_block
 

@@ -5,8 +5,9 @@ Three encodings, chosen per table:
 - ``native`` (ClickHouse ``Native``) for the span table when the collector is told to
   (``TRACEHOUSE_INSERT_FORMAT=native``): ClickHouse's own column layout, built by the compiled
   encoder that clickhouse-connect ships (``clickhouse-connect-core``). ClickHouse copies the
-  columns in instead of parsing text (0.27 against 1.7 CPU-s per 100k spans into a Null
-  table), and the encoder takes less of a worker's CPU than orjson does;
+  columns in instead of parsing text (0.3 against 1.4 CPU-s per 100k spans into a Null
+  table), but the encoder costs a worker about four times what orjson does, so end to end on
+  two shared cores it saves nothing and JSON stays the default (docs/benchmarks.md);
 - ``arrows`` (Arrow IPC stream, ClickHouse ``ArrowStream``) for the span table
   (``TRACEHOUSE_INSERT_FORMAT=arrow``): ClickHouse reads it about as cheaply as Native, but
   pyarrow's columns cost the workers more than they save (docs/benchmarks.md).
